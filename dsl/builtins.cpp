@@ -1,0 +1,118 @@
+#include "dsl/builtins.hpp"
+
+#include <array>
+
+namespace braid::dsl {
+namespace {
+
+const std::array<OpInfo, 14>& table() {
+  static const std::array<OpInfo, 14> t = {{
+      {BuiltinOp::Zip, "zip", {}, false, true, 1, "zip(name: list<A>, ...) -> list<{name: A, ...}>"},
+      {BuiltinOp::Len, "len", {"xs"}, false, false, 1, "len(xs: list<T>) -> int"},
+      {BuiltinOp::Concat, "concat", {}, true, false, 2, "concat(a: list<T>, b: list<T>, ...) -> list<T>"},
+      {BuiltinOp::Join, "join", {"xs", "sep"}, false, false, 2, "join(xs: list<str>, sep: str) -> str"},
+      {BuiltinOp::Softmax, "softmax", {"x"}, false, false, 1, "softmax(x: tensor | list<float>) -> same type"},
+      {BuiltinOp::Argmax, "argmax", {"x"}, false, false, 1, "argmax(x: tensor | list<float>) -> int"},
+      {BuiltinOp::Topk, "topk", {"scores", "labels", "k"}, false, false, 3,
+       "topk(scores: tensor | list<float>, labels: list<str>, k: int) -> list<{label: str, score: float}>"},
+      {BuiltinOp::Mean, "mean", {"xs"}, false, false, 1, "mean(xs: list<float>) -> float"},
+      {BuiltinOp::Sum, "sum", {"xs"}, false, false, 1, "sum(xs: list<float>) -> float"},
+      {BuiltinOp::Max, "max", {"xs"}, false, false, 1, "max(xs: list<float>) -> float"},
+      {BuiltinOp::Min, "min", {"xs"}, false, false, 1, "min(xs: list<float>) -> float"},
+      {BuiltinOp::ToTensor, "to_tensor", {"xs"}, false, false, 1, "to_tensor(xs: list<float>) -> tensor<f32, [?]>"},
+      {BuiltinOp::ToList, "to_list", {"x"}, false, false, 1, "to_list(x: tensor) -> list<float>"},
+      {BuiltinOp::Identity, "id", {"x"}, false, false, 1, "id(x: T) -> T"},
+  }};
+  return t;
+}
+
+bool is_numeric_list(const TypeRef& t) {
+  return t->kind == TypeKind::List &&
+         (t->elem->kind == TypeKind::Float || t->elem->kind == TypeKind::Int || t->elem->is_error());
+}
+bool is_scores(const TypeRef& t) { return t->kind == TypeKind::Tensor || is_numeric_list(t); }
+
+}  // namespace
+
+const OpInfo* find_op(std::string_view name) {
+  for (const auto& o : table()) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+const OpInfo& op_info(BuiltinOp op) { return table()[static_cast<std::size_t>(op)]; }
+
+std::vector<std::string_view> op_names() {
+  std::vector<std::string_view> out;
+  for (const auto& o : table()) out.push_back(o.name);
+  return out;
+}
+
+TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<const std::string> names,
+                       std::size_t& bad_arg, std::string& expected) {
+  auto fail = [&](std::size_t i, std::string what) -> TypeRef {
+    bad_arg = i;
+    expected = std::move(what);
+    return nullptr;
+  };
+  // An argument already in error poisons the result without a second message.
+  for (const auto& a : args) {
+    if (a->is_error()) return Type::error();
+  }
+  switch (op) {
+    case BuiltinOp::Zip: {
+      std::vector<Field> fields;
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i]->kind != TypeKind::List) return fail(i, "a list");
+        fields.push_back({names[i], args[i]->elem});
+      }
+      return Type::list(Type::record(std::move(fields)));
+    }
+    case BuiltinOp::Len:
+      if (args[0]->kind != TypeKind::List) return fail(0, "a list");
+      return Type::integer();
+    case BuiltinOp::Concat: {
+      if (args[0]->kind != TypeKind::List) return fail(0, "a list");
+      TypeRef t = args[0];
+      for (std::size_t i = 1; i < args.size(); ++i) {
+        if (args[i]->kind != TypeKind::List) return fail(i, "a list");
+        TypeRef u = unify(t, args[i]);
+        if (!u) return fail(i, "`" + t->to_string() + "`");
+        t = u;
+      }
+      return t;
+    }
+    case BuiltinOp::Join:
+      if (!assignable(args[0], Type::list(Type::str()))) return fail(0, "`list<str>`");
+      if (args[1]->kind != TypeKind::Str) return fail(1, "`str`");
+      return Type::str();
+    case BuiltinOp::Softmax:
+      if (!is_scores(args[0])) return fail(0, "a tensor or `list<float>`");
+      return args[0]->kind == TypeKind::Tensor ? args[0] : Type::list(Type::floating());
+    case BuiltinOp::Argmax:
+      if (!is_scores(args[0])) return fail(0, "a tensor or `list<float>`");
+      return Type::integer();
+    case BuiltinOp::Topk:
+      if (!is_scores(args[0])) return fail(0, "a tensor or `list<float>`");
+      if (!assignable(args[1], Type::list(Type::str()))) return fail(1, "`list<str>`");
+      if (args[2]->kind != TypeKind::Int) return fail(2, "`int`");
+      return Type::list(Type::record({{"label", Type::str()}, {"score", Type::floating()}}));
+    case BuiltinOp::Mean:
+    case BuiltinOp::Sum:
+    case BuiltinOp::Max:
+    case BuiltinOp::Min:
+      if (!is_numeric_list(args[0])) return fail(0, "`list<float>`");
+      return Type::floating();
+    case BuiltinOp::ToTensor:
+      if (!is_numeric_list(args[0])) return fail(0, "`list<float>`");
+      return Type::tensor(DType::F32, std::vector<std::int64_t>{-1});
+    case BuiltinOp::ToList:
+      if (args[0]->kind != TypeKind::Tensor) return fail(0, "a tensor");
+      return Type::list(Type::floating());
+    case BuiltinOp::Identity: return args[0];
+  }
+  return Type::error();
+}
+
+}  // namespace braid::dsl

@@ -1,0 +1,54 @@
+#pragma once
+// Built-in ops callable from a .graph like functions: `zip(generated: g, score: s)`,
+// `topk(scores, labels, k: 2)`, `len(xs)`. The DSL knows their names, parameters and typing
+// rules; the engine implements them (one function per op, same enum).
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dsl/types.hpp"
+
+namespace braid::dsl {
+
+enum class BuiltinOp : std::uint16_t {
+  Zip,       // zip(a: list<A>, b: list<B>, ...) -> list<{a: A, b: B, ...}>
+  Len,       // len(xs: list<T>) -> int
+  Concat,    // concat(a: list<T>, b: list<T>, ...) -> list<T>
+  Join,      // join(xs: list<str>, sep: str) -> str
+  Softmax,   // softmax(x: tensor | list<float>) -> same
+  Argmax,    // argmax(x: tensor | list<float>) -> int
+  Topk,      // topk(scores: tensor | list<float>, labels: list<str>, k: int) -> list<{label: str, score: float}>
+  Mean,      // mean(xs: list<float>) -> float
+  Sum,       // sum(xs: list<float>) -> float
+  Max,       // max(xs: list<float>) -> float
+  Min,       // min(xs: list<float>) -> float
+  ToTensor,  // to_tensor(xs: list<float>) -> tensor<f32, [?]>
+  ToList,    // to_list(x: tensor) -> list<float>
+  Identity,  // id(x: T) -> T
+};
+
+struct OpInfo {
+  BuiltinOp op;
+  std::string_view name;
+  std::vector<std::string_view> params;  // empty with `named_only` or `variadic`
+  bool variadic = false;                 // positional, at least `min_args`
+  bool named_only = false;               // every argument named (zip)
+  std::size_t min_args = 0;
+  std::string_view signature;            // for docs and messages
+};
+
+const OpInfo* find_op(std::string_view name);
+const OpInfo& op_info(BuiltinOp op);
+std::vector<std::string_view> op_names();
+
+// The result type of an op given its arguments' types (in parameter order; for named-only ops,
+// in the order written, with `names`). On a mismatch returns null and sets `bad_arg` and
+// `expected` (e.g. "a list", "`list<str>`").
+TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<const std::string> names,
+                       std::size_t& bad_arg, std::string& expected);
+
+}  // namespace braid::dsl

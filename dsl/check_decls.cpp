@@ -1,0 +1,361 @@
+// Declarations, options and blocks. Expressions are in check_expr.cpp.
+#include <array>
+
+#include "dsl/check_internal.hpp"
+
+namespace braid::dsl {
+namespace detail {
+namespace {
+
+constexpr std::array kModelOptions = {
+    OptSpec{"instances", OptKind::Int, 1},       OptSpec{"threads", OptKind::Int, 1},
+    OptSpec{"max_batch", OptKind::Int, 1},       OptSpec{"batch_window", OptKind::Duration, 0},
+    OptSpec{"timeout", OptKind::Duration, 1},    OptSpec{"retries", OptKind::Int, 0},
+    OptSpec{"max_memory", OptKind::Size, 1},     OptSpec{"warmup", OptKind::Int, 0},
+};
+constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1}};
+
+constexpr std::array<std::string_view, 1> kBackends = {"torch"};
+
+// Names a let refers to, with where; names bound inside nested blocks are not free.
+struct RefCollector {
+  std::vector<std::pair<std::string_view, Span>>& out;
+  std::vector<std::string_view> bound;
+
+  bool is_bound(std::string_view n) const {
+    for (auto b : bound) {
+      if (b == n) return true;
+    }
+    return false;
+  }
+
+  void block(const Block& b) {
+    std::size_t mark = bound.size();
+    for (const auto& l : b.lets) bound.push_back(l.name.name);
+    for (const auto& l : b.lets) expr(l.value.get());
+    expr(b.result.get());
+    bound.resize(mark);
+  }
+
+  void expr(const Expr* e) {
+    if (!e) return;
+    std::visit(
+        [&](const auto& n) {
+          using T = std::decay_t<decltype(n)>;
+          if constexpr (std::is_same_v<T, NameExpr>) {
+            if (!is_bound(n.name.name)) out.emplace_back(n.name.name, n.name.span);
+          } else if constexpr (std::is_same_v<T, FieldExpr>) {
+            expr(n.base.get());
+          } else if constexpr (std::is_same_v<T, IndexExpr>) {
+            expr(n.base.get());
+            expr(n.index.get());
+          } else if constexpr (std::is_same_v<T, CallExpr>) {
+            expr(n.callee.get());
+            for (const auto& a : n.args) expr(a.value.get());
+          } else if constexpr (std::is_same_v<T, ListExpr>) {
+            for (const auto& i : n.items) expr(i.get());
+          } else if constexpr (std::is_same_v<T, RecordExpr>) {
+            for (const auto& f : n.fields) expr(f.second.get());
+          } else if constexpr (std::is_same_v<T, GroupExpr>) {
+            for (const auto& a : n.branches) expr(a.value.get());
+          } else if constexpr (std::is_same_v<T, EachExpr>) {
+            expr(n.list.get());
+            bound.push_back(n.var.name);
+            if (n.body) block(*n.body);
+            bound.pop_back();
+          } else if constexpr (std::is_same_v<T, SwitchExpr>) {
+            expr(n.subject.get());
+            for (const auto& a : n.arms) expr(a.value.get());
+          }
+        },
+        e->node);
+    for (const auto& o : e->with) expr(o.value.get());
+  }
+};
+
+std::string_view opt_kind_text(OptKind k) {
+  switch (k) {
+    case OptKind::Int: return "an integer";
+    case OptKind::Duration: return "a duration (e.g. `20s`)";
+    case OptKind::Size: return "a size (e.g. `4GiB`)";
+    case OptKind::Expr: return "an expression";
+  }
+  return "a value";
+}
+
+}  // namespace
+
+void Checker::run() {
+  collect_models();
+  for (const auto& mod : prog_.modules) {
+    for (const auto& m : mod->models) check_model(*m);
+  }
+  // Endpoints of the root file; imported files' endpoints are checked when those files are.
+  std::unordered_map<std::string_view, const EndpointDecl*> seen;
+  for (auto& ep : prog_.modules[0]->endpoints) {
+    auto [it, fresh] = seen.emplace(ep->name.name, ep.get());
+    if (!fresh) {
+      diags_.report(Diag::duplicate_endpoint, ep->name.span, ep->name.name)
+          .note(it->second->name.span, "previously declared here");
+    }
+    check_endpoint(*ep);
+  }
+}
+
+void Checker::collect_models() {
+  for (const auto& mod : prog_.modules) {
+    for (const auto& m : mod->models) {
+      auto [it, fresh] = models_.emplace(m->name.name, m.get());
+      if (!fresh) {
+        diags_.report(Diag::duplicate_model, m->name.span, m->name.name)
+            .note(it->second->name.span, "previously declared here");
+        continue;
+      }
+      prog_.models.push_back(m.get());
+      model_names_.push_back(m->name.name);
+    }
+  }
+}
+
+void Checker::check_model(const ModelDecl& m) {
+  bool known = false;
+  for (auto b : kBackends) known = known || b == m.backend.name;
+  if (!known) {
+    std::vector<std::string_view> names(kBackends.begin(), kBackends.end());
+    diags_.report(Diag::unknown_backend, m.backend.span, m.backend.name).suggest(m.backend.name, names);
+  }
+  auto& opts = const_cast<std::vector<OptionItem>&>(m.options);
+  check_options(opts, kModelOptions, "a model", nullptr, nullptr);
+  std::unordered_map<std::string_view, const MethodSig*> methods;
+  for (const auto& sig : m.methods) {
+    auto [it, fresh] = methods.emplace(sig.name.name, &sig);
+    if (!fresh) {
+      diags_.report(Diag::duplicate_method, sig.name.span, sig.name.name, m.name.name)
+          .note(it->second->name.span, "previously declared here");
+    }
+    std::unordered_map<std::string_view, Span> params;
+    for (const auto& p : sig.params) {
+      auto [pit, pfresh] = params.emplace(p.name.name, p.name.span);
+      if (!pfresh) {
+        diags_.report(Diag::duplicate_parameter, p.name.span, p.name.name).note(pit->second, "previously declared here");
+      }
+    }
+  }
+}
+
+bool Checker::define(Scope& scope, Binding* b) {
+  if (Binding* prev = scope.find(b->name)) {
+    diags_.report(Diag::duplicate_definition, b->span, b->name).note(prev->span, "previously defined here");
+    return false;
+  }
+  if (const ModelDecl* m = find_model(b->name)) {
+    diags_.report(Diag::duplicate_definition, b->span, b->name).note(m->name.span, "a model of that name is declared here");
+    return false;
+  }
+  scope.names.emplace(b->name, b);
+  return true;
+}
+
+void Checker::check_endpoint(EndpointDecl& ep) {
+  Scope scope;
+  std::vector<Binding*> inputs;
+  for (std::uint32_t i = 0; i < ep.params.size(); ++i) {
+    Param& p = ep.params[i];
+    Binding& b = prog_.bindings.emplace_back();
+    b.kind = Binding::Kind::Input;
+    b.name = p.name.name;
+    b.span = p.name.span;
+    b.type = p.type ? p.type : Type::error();
+    b.index = i;
+    if (scope.find(b.name)) {
+      diags_.report(Diag::duplicate_parameter, p.name.span, p.name.name).note(scope.find(b.name)->span, "previously declared here");
+    } else if (define(scope, &b)) {
+      inputs.push_back(&b);
+    }
+    if (p.default_value) {
+      if (!is_constant(*p.default_value)) {
+        diags_.report(Diag::default_not_constant, p.default_value->span, p.name.name);
+      } else {
+        Scope empty;
+        TypeRef t = check_expr(p.default_value.get(), empty);
+        if (!assignable(t, b.type)) {
+          diags_.report(Diag::default_type, p.default_value->span, p.name.name, t->to_string(), b.type->to_string());
+        }
+      }
+    }
+  }
+  check_options(ep.options, kEndpointOptions, "an endpoint", nullptr, nullptr);
+  TypeRef result = check_block(ep.body, scope, "endpoint `" + ep.name.name + "`");
+  if (ep.body.result && result && ep.result && !assignable(result, ep.result)) {
+    diags_.report(Diag::result_type, ep.body.result->span, ep.name.name, ep.result->to_string(), result->to_string())
+        .note(ep.result_span, "the result type is declared here");
+  }
+  for (Binding* b : inputs) {
+    if (b->uses == 0 && !b->name.starts_with("_")) diags_.report(Diag::unused_input, b->span, b->name);
+  }
+}
+
+void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptSpec> specs, std::string_view owner,
+                            Scope* scope, const TypeRef& node_type) {
+  std::unordered_map<std::string_view, Span> seen;
+  for (auto& item : items) {
+    const OptSpec* spec = nullptr;
+    for (const auto& s : specs) {
+      if (s.name == item.name.name) spec = &s;
+    }
+    if (!spec) {
+      std::vector<std::string_view> names;
+      for (const auto& s : specs) names.push_back(s.name);
+      diags_.report(Diag::unknown_option, item.name.span, item.name.name, owner).suggest(item.name.name, names);
+      continue;
+    }
+    auto [it, fresh] = seen.emplace(spec->name, item.name.span);
+    if (!fresh) {
+      diags_.report(Diag::duplicate_option, item.name.span, item.name.name).note(it->second, "previously set here");
+      continue;
+    }
+    if (!item.value) continue;
+    if (spec->kind == OptKind::Expr) {
+      Scope empty;
+      TypeRef t = check_expr(item.value.get(), scope ? *scope : empty);
+      if (node_type && !assignable(t, node_type)) {
+        diags_.report(Diag::fallback_type, item.value->span, t->to_string(), node_type->to_string());
+      }
+      continue;
+    }
+    const auto* lit = std::get_if<Literal>(&item.value->node);
+    if (!lit) {
+      diags_.report(Diag::option_not_constant, item.value->span, item.name.name);
+      continue;
+    }
+    item.value->type = Type::error();  // options are not values of the graph
+    bool kind_ok = (spec->kind == OptKind::Int && lit->kind == Literal::Kind::Int) ||
+                   (spec->kind == OptKind::Duration && lit->kind == Literal::Kind::Duration) ||
+                   (spec->kind == OptKind::Size && lit->kind == Literal::Kind::Size);
+    if (!kind_ok) {
+      diags_.report(Diag::option_kind, item.value->span, item.name.name, opt_kind_text(spec->kind), describe_literal(*lit));
+      continue;
+    }
+    if (lit->i < spec->min) {
+      std::string bound = spec->min == 1 && spec->kind != OptKind::Int ? "positive" : fmt::format("at least {}", spec->min);
+      diags_.report(Diag::option_range, item.value->span, item.name.name, bound,
+                    quote_text(prog_.sm->file(item.value->span.file).text().substr(
+                        item.value->span.begin, item.value->span.end - item.value->span.begin)));
+    }
+  }
+}
+
+void Checker::order_lets(Block& b) {
+  const std::size_t n = b.lets.size();
+  std::unordered_map<std::string_view, std::uint32_t> index;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (b.lets[i].binding) index.emplace(b.lets[i].name.name, i);
+  }
+  // deps[i]: the lets of this block that let i reads, with where it reads them.
+  std::vector<std::vector<std::pair<std::uint32_t, Span>>> deps(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    std::vector<std::pair<std::string_view, Span>> refs;
+    RefCollector rc{refs, {}};
+    rc.expr(b.lets[i].value.get());
+    for (const auto& [name, span] : refs) {
+      auto it = index.find(name);
+      if (it != index.end()) deps[i].emplace_back(it->second, span);
+    }
+  }
+  // Iterative depth-first search: post-order is a dependency order; a grey node reached again
+  // closes a cycle, whose path is the stack from that node.
+  std::vector<std::uint8_t> state(n, 0);  // 0 white, 1 grey, 2 black
+  std::vector<bool> in_cycle(n, false);
+  std::vector<std::pair<std::uint32_t, std::size_t>> stack;
+  b.order.clear();
+  for (std::uint32_t root = 0; root < n; ++root) {
+    if (state[root] != 0) continue;
+    state[root] = 1;
+    stack.emplace_back(root, 0);
+    while (!stack.empty()) {
+      auto& [v, k] = stack.back();
+      if (k < deps[v].size()) {
+        auto [w, span] = deps[v][k++];
+        if (state[w] == 0) {
+          state[w] = 1;
+          stack.emplace_back(w, 0);
+        } else if (state[w] == 1) {
+          std::size_t from = stack.size();
+          while (from > 0 && stack[from - 1].first != w) --from;
+          --from;
+          bool fresh = true;
+          for (std::size_t j = from; j < stack.size(); ++j) fresh = fresh && !in_cycle[stack[j].first];
+          if (!fresh) continue;
+          std::string path;
+          for (std::size_t j = from; j < stack.size(); ++j) {
+            path += fmt::format("`{}` -> ", b.lets[stack[j].first].name.name);
+            in_cycle[stack[j].first] = true;
+          }
+          path += fmt::format("`{}`", b.lets[w].name.name);
+          auto builder = diags_.report(Diag::cycle, b.lets[w].name.span, path);
+          for (std::size_t j = from; j < stack.size(); ++j) {
+            std::uint32_t a = stack[j].first;
+            std::uint32_t next = j + 1 < stack.size() ? stack[j + 1].first : w;
+            for (const auto& [dep, where] : deps[a]) {
+              if (dep == next) {
+                builder.note(where, fmt::format("`{}` uses `{}` here", b.lets[a].name.name, b.lets[next].name.name));
+                break;
+              }
+            }
+          }
+        }
+      } else {
+        state[v] = 2;
+        b.order.push_back(v);
+        stack.pop_back();
+      }
+    }
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (in_cycle[i] && b.lets[i].binding) b.lets[i].binding->type = Type::error();
+  }
+}
+
+TypeRef Checker::check_block(Block& b, Scope& parent, std::string_view owner) {
+  Scope scope;
+  scope.parent = &parent;
+  std::vector<Binding*> lets;
+  for (auto& let : b.lets) {
+    Binding& bd = prog_.bindings.emplace_back();
+    bd.kind = Binding::Kind::Let;
+    bd.name = let.name.name;
+    bd.span = let.name.span;
+    bd.let = &let;
+    if (define(scope, &bd)) {
+      let.binding = &bd;
+      lets.push_back(&bd);
+    }
+  }
+  order_lets(b);
+  for (std::uint32_t i : b.order) {
+    Let& let = b.lets[i];
+    TypeRef t = check_expr(let.value.get(), scope);
+    if (let.binding && !let.binding->type) let.binding->type = t;
+  }
+  TypeRef result;
+  if (!b.result) {
+    // A syntax error already explains a missing result inside a broken block.
+    if (b.complete) diags_.report(Diag::missing_return, b.span, owner);
+    result = Type::error();
+  } else {
+    result = check_expr(b.result.get(), scope);
+  }
+  for (Binding* bd : lets) {
+    if (bd->uses == 0 && !bd->name.starts_with("_")) diags_.report(Diag::unused_node, bd->span, bd->name);
+  }
+  return result;
+}
+
+}  // namespace detail
+
+void check_program(Program& prog, Diagnostics& diags) {
+  if (prog.modules.empty()) return;
+  detail::Checker(prog, diags).run();
+}
+
+}  // namespace braid::dsl

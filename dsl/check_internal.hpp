@@ -1,0 +1,79 @@
+#pragma once
+// Private to the checker's translation units (check_decls.cpp, check_expr.cpp).
+
+#include <string_view>
+#include <unordered_map>
+
+#include "dsl/builtins.hpp"
+#include "dsl/checker.hpp"
+
+namespace braid::dsl::detail {
+
+struct Scope {
+  Scope* parent = nullptr;
+  std::unordered_map<std::string_view, Binding*> names;
+
+  Binding* find(std::string_view n) const {
+    for (const Scope* s = this; s; s = s->parent) {
+      auto it = s->names.find(n);
+      if (it != s->names.end()) return it->second;
+    }
+    return nullptr;
+  }
+};
+
+// What an option accepts.
+enum class OptKind : std::uint8_t { Int, Duration, Size, Expr };
+
+struct OptSpec {
+  std::string_view name;
+  OptKind kind;
+  std::int64_t min = 0;
+};
+
+class Checker {
+ public:
+  Checker(Program& prog, Diagnostics& diags) : prog_(prog), diags_(diags) {}
+  void run();
+
+ private:
+  // check_decls.cpp
+  void collect_models();
+  void check_model(const ModelDecl& m);
+  void check_endpoint(EndpointDecl& ep);
+  void check_options(std::vector<OptionItem>& items, std::span<const OptSpec> specs, std::string_view owner,
+                     Scope* scope, const TypeRef& node_type);
+  TypeRef check_block(Block& b, Scope& scope, std::string_view owner);
+  void order_lets(Block& b);
+  bool define(Scope& scope, Binding* b);
+
+  // check_expr.cpp
+  TypeRef check_expr(Expr* e, Scope& scope);
+  TypeRef check_expr_inner(Expr& e, Scope& scope);
+  TypeRef check_name(Expr& e, NameExpr& n, Scope& scope);
+  TypeRef check_call(Expr& e, CallExpr& c, Scope& scope);
+  TypeRef check_group(Expr& e, GroupExpr& g, Scope& scope);
+  TypeRef check_each(Expr& e, EachExpr& x, Scope& scope);
+  TypeRef check_switch(Expr& e, SwitchExpr& s, Scope& scope);
+  // Matches arguments to parameter names; null entries where arguments are missing. Returns false
+  // (after reporting) when the call is malformed.
+  bool bind_args(std::string_view callee, std::span<const std::string_view> params, std::vector<Arg>& args,
+                 Span call_span, std::vector<Arg*>& out);
+  std::vector<std::string_view> visible_names(const Scope& scope) const;
+
+  const ModelDecl* find_model(std::string_view name) const {
+    auto it = models_.find(name);
+    return it == models_.end() ? nullptr : it->second;
+  }
+
+  Program& prog_;
+  Diagnostics& diags_;
+  std::unordered_map<std::string_view, const ModelDecl*> models_;
+  std::vector<std::string_view> model_names_;
+};
+
+TypeRef literal_type(const Literal& lit);
+std::string describe_literal(const Literal& lit);
+bool is_constant(const Expr& e);
+
+}  // namespace braid::dsl::detail

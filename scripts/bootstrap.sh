@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages braid builds with, when some are missing. Idempotent: prints
+# nothing and touches nothing when everything is already there. Runs apt-get as root, or
+# through sudo when not root.
+set -euo pipefail
+
+pkgs=(
+  build-essential pkg-config meson ninja-build ccache
+  libboost1.81-dev libboost-json1.81-dev
+  libtorch-dev libtomlplusplus-dev libfmt-dev doctest-dev libcli11-dev
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "bootstrap: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+echo "bootstrap: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q >/dev/null
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
