@@ -187,7 +187,10 @@ TypeRef Checker::check_name(Expr& e, NameExpr& n, Scope& scope) {
     diags_.report(Diag::model_as_value, e.span, n.name.name);
     return Type::error();
   }
-  diags_.report(Diag::unknown_name, n.name.span, n.name.name).suggest(n.name.name, visible_names(scope));
+  auto names = visible_names(scope);
+  diags_.report(Diag::unknown_name, n.name.span, n.name.name).suggest(n.name.name, names);
+  // The name it was probably meant to be counts as used: no second warning about it.
+  if (auto best = closest_name(n.name.name, names); !best.empty()) ++scope.find(best)->uses;
   return Type::error();
 }
 

@@ -317,6 +317,7 @@ bool Parser::parse_block(Block& b) {
   if (!expect(Tok::l_brace, "`{` to start the body")) return false;
   b.span = open;
   bool result_seen = false;
+  bool late_reported = false;
   std::size_t errors_before = diags_.errors_in(file_);
   while (!at(Tok::r_brace) && !at(Tok::eof) && !stop()) {
     std::size_t start = pos_;
@@ -326,15 +327,17 @@ bool Parser::parse_block(Block& b) {
       let.name = {std::string(t.text), t.span};
       advance();
       let.value = parse_expr();
-      if (result_seen && !panic_) {
+      if (result_seen && !panic_ && !late_reported) {
         diags_.report(Diag::return_not_last, b.result_span);
+        late_reported = true;
       }
       if (let.value) b.lets.push_back(std::move(let));
     } else {
       Span rs = cur().span;
       bool is_return = accept(Tok::kw_return);
-      if (result_seen && !panic_) {
+      if (result_seen && !panic_ && !late_reported) {
         diags_.report(Diag::return_not_last, b.result_span);
+        late_reported = true;
       }
       auto e = parse_expr();
       if (!result_seen) {

@@ -8,6 +8,7 @@ pkgs=(
   build-essential pkg-config meson ninja-build ccache
   libboost1.81-dev libboost-json1.81-dev
   libtorch-dev libtomlplusplus-dev libfmt-dev doctest-dev libcli11-dev
+  python3 graphviz
 )
 
 missing=()

@@ -1,0 +1,213 @@
+// Checker and compiler: inferred types, resolved names, and the plan's structural invariants.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <set>
+
+#include "tests/dsl/support.hpp"
+
+namespace braid::test {
+namespace {
+
+const char* kModels = R"(
+model gen = torch "gen.pt" on cpu { def generate(prompt: str) -> str }
+model cls = torch "cls.pt" on cuda { def classify(text: str) -> float
+                                     def embed(text: str) -> tensor<f32, [768]> }
+)";
+
+std::unique_ptr<Compiled> compile(const std::string& body) { return compile_text(std::string(kModels) + body); }
+
+std::string messages(const Compiled& c) {
+  std::string out;
+  for (const auto& d : c.diags.all()) out += d.message + "\n";
+  return out;
+}
+
+// The plan's invariants: every region lists nodes after their producers; every node input is
+// produced by a node that runs earlier or is visible from an enclosing region; consumers mirror
+// inputs.
+void check_plan_invariants(const plan::Plan& p) {
+  for (const auto& ep : p.endpoints) {
+    std::set<std::uint32_t> done;  // values available so far, walking regions depth first
+    std::function<void(plan::RegionId)> walk = [&](plan::RegionId r) {
+      const auto& reg = ep.region(r);
+      for (auto v : reg.params) done.insert(plan::index(v));
+      for (auto c : reg.captures) CHECK(done.count(plan::index(c)));
+      for (auto nid : reg.nodes) {
+        const auto& n = ep.node(nid);
+        CHECK(n.region == r);
+        for (auto in : n.inputs) {
+          CHECK_MESSAGE(done.count(plan::index(in)), "node " << n.name << " reads %" << plan::index(in) << " before it exists");
+          const auto& cons = ep.value(in).consumers;
+          CHECK(std::find(cons.begin(), cons.end(), nid) != cons.end());
+        }
+        std::vector<plan::RegionId> subs;
+        if (auto* g = std::get_if<plan::GroupNode>(&n.kind)) subs = g->branches;
+        if (auto* m = std::get_if<plan::MapNode>(&n.kind)) subs.push_back(m->body);
+        if (auto* s = std::get_if<plan::SwitchNode>(&n.kind)) {
+          subs = s->arms;
+          if (s->otherwise) subs.push_back(*s->otherwise);
+        }
+        if (n.options.fallback) subs.push_back(*n.options.fallback);
+        for (auto sr : subs) {
+          CHECK(ep.region(sr).owner == nid);
+          auto saved = done;
+          walk(sr);
+          CHECK(done.count(plan::index(ep.region(sr).result)));
+          done = saved;
+        }
+        done.insert(plan::index(n.output));
+        CHECK(ep.value(n.output).producer == nid);
+      }
+      CHECK(done.count(plan::index(reg.result)));
+    };
+    walk(ep.body);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("checker") {
+  TEST_CASE("group result types: unnamed list, named record, first one value, quorum optional fields") {
+    auto c = compile(R"(
+      endpoint e(p: str) -> {l: list<str>, r: {a: str, b: float}, f: str, q: {a: str?, b: str?}} {
+        l = all { gen.generate(p), gen.generate(p) }
+        r = all { a: gen.generate(p), b: cls.classify(p) }
+        f = first { gen.generate(p), gen.generate(p) }
+        q = quorum(1) { a: gen.generate(p), b: gen.generate(p) }
+        return {l: l, r: r, f: f, q: q}
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+  }
+
+  TEST_CASE("int widens to float; a record matches its type whatever the field order") {
+    auto c = compile(R"(
+      endpoint e(n: int) -> {b: float, a: list<float>} {
+        return {a: [n, 1.5], b: n}
+      })");
+    INFO(c->rendered);
+    CHECK(c->plan);
+  }
+
+  TEST_CASE("bindings are order independent and ordered by data flow") {
+    auto c = compile(R"(
+      endpoint e(p: str) -> float {
+        return score
+        score = cls.classify(text)
+        text = gen.generate(p)
+      })");
+    INFO(c->rendered);
+    // `return` must be last: the parser reports it, but the rest still checks.
+    CHECK(messages(*c) == "`return` must be the last item of a block\n");
+    auto ok = compile(R"(
+      endpoint e(p: str) -> float {
+        score = cls.classify(text)
+        text = gen.generate(p)
+        return score
+      })");
+    REQUIRE(ok->plan);
+    check_plan_invariants(*ok->plan);
+    const auto& ep = ok->plan->endpoints[0];
+    const auto& body = ep.region(ep.body);
+    REQUIRE(body.nodes.size() == 3);
+    CHECK(ep.node(body.nodes[1]).name == "text");
+    CHECK(ep.node(body.nodes[2]).name == "score");
+  }
+
+  TEST_CASE("a cycle names its path") {
+    auto c = compile(R"(
+      endpoint e(p: str) -> str {
+        a = gen.generate(c)
+        b = gen.generate(a)
+        c = gen.generate(b)
+        return gen.generate(p)
+      })");
+    CHECK(messages(*c) == "cycle in data flow: `a` -> `c` -> `b` -> `a`\n");  // and no unused warnings
+    REQUIRE(c->diags.all().size() == 1);
+    CHECK(c->diags.all()[0].notes.size() == 3);
+    CHECK(!c->plan);
+  }
+
+  TEST_CASE("did you mean") {
+    CHECK(messages(*compile("endpoint e(p: str) -> str { return gne.generate(p) }")) ==
+          "unknown model `gne`; did you mean `gen`?\n");
+    CHECK(messages(*compile("endpoint e(p: str) -> str { return gen.generrate(p) }")) ==
+          "model `gen` has no method `generrate`; did you mean `generate`?\n");
+    CHECK(messages(*compile("endpoint e(prompt: str) -> str { return gen.generate(promt) }")) ==
+          "unknown name `promt`; did you mean `prompt`?\n");
+    CHECK(messages(*compile("endpoint e(p: str) -> str { return gen.generate(prompt: p, extra: p) }")) ==
+          "`gen.generate` has no parameter `extra`\n");
+  }
+
+  TEST_CASE("types flow through calls, fields, maps and switches") {
+    auto c = compile(R"(
+      endpoint e(ps: list<str>, mode: str) -> list<{text: str, score: float}> {
+        texts = each p in ps { gen.generate(p) }
+        scores = each t in texts sequential { cls.classify(t) }
+        picked = switch mode { "all" => zip(text: texts, score: scores), else => [] }
+        return picked
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+    const auto& ep = c->plan->endpoints[0];
+    for (const auto& n : ep.nodes) {
+      if (n.name == "texts") CHECK(std::get<plan::MapNode>(n.kind).concurrency == 0);
+      if (n.name == "scores") CHECK(std::get<plan::MapNode>(n.kind).concurrency == 1);
+    }
+  }
+
+  TEST_CASE("argument types are checked against declared signatures") {
+    auto c = compile("endpoint e(xs: list<str>) -> float { return cls.classify(xs) }");
+    CHECK(messages(*c) == "argument `text` of `cls.classify` expects `str`, found `list<str>`\n");
+    auto t = compile("endpoint e(x: str) -> tensor<f32, [512]> { return cls.embed(x) }");
+    CHECK(messages(*t) == "endpoint `e` returns `tensor<f32, [512]>`, but its result has type `tensor<f32, [768]>`\n");
+  }
+
+  TEST_CASE("captures: a structured node waits for every outer value its regions read") {
+    auto c = compile(R"(
+      endpoint e(p: str, q: str) -> list<str> {
+        x = gen.generate(q)
+        return all { gen.generate(p), x }
+      })");
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+    const auto& ep = c->plan->endpoints[0];
+    const auto& group = ep.node(ep.region(ep.body).nodes.back());
+    REQUIRE(std::holds_alternative<plan::GroupNode>(group.kind));
+    CHECK(group.inputs.size() == 2);  // p (branch 0) and x (branch 1)
+  }
+
+  TEST_CASE("placement and options reach the plan") {
+    auto c = compile_text(R"(
+      model m = torch "m.pt" on cuda:1 { instances = 2, threads = 4, max_batch = 16, batch_window = 3ms,
+                                         timeout = 2s, retries = 3, max_memory = 4GiB
+                                         def f(x: int) -> int }
+      endpoint e(x: int) -> int with { timeout = 10s } {
+        return m.f(x) with { timeout = 50ms, retries = 2, backoff = 5ms, fallback = 0 }
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    const auto& m = c->plan->models[0];
+    CHECK(m.placement.to_string() == "cuda:1");
+    CHECK(m.options.instances == 2);
+    CHECK(m.options.threads == 4);
+    CHECK(m.options.max_batch == 16);
+    CHECK(m.options.batch_window_ns == 3'000'000);
+    CHECK(m.options.timeout_ns == 2'000'000'000);
+    CHECK(m.options.retries == 3);
+    CHECK(m.options.max_memory == 4ull << 30);
+    const auto& ep = c->plan->endpoints[0];
+    CHECK(ep.deadline_ns == 10'000'000'000);
+    const auto& call = ep.node(ep.region(ep.body).nodes.back());
+    CHECK(call.options.timeout_ns == 50'000'000);
+    CHECK(call.options.retries == 2);
+    CHECK(call.options.backoff_ns == 5'000'000);
+    REQUIRE(call.options.fallback);
+    check_plan_invariants(*c->plan);
+  }
+}
+
+}  // namespace braid::test

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every example graph checks clean through the real CLI, and its plan renders as text, as JSON
+# that parses, and as DOT that Graphviz renders (when `dot` is installed).
+set -euo pipefail
+braid=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+status=0
+for g in graphs/*.graph; do
+  if ! "$braid" check "$g" 2>"$tmp/check.err"; then
+    echo "FAIL: braid check $g"; cat "$tmp/check.err"; status=1; continue
+  fi
+  if grep -q 'warning:' "$tmp/check.err"; then
+    echo "FAIL: $g has warnings"; cat "$tmp/check.err"; status=1
+  fi
+  "$braid" plan "$g" >"$tmp/plan.txt"
+  grep -q '^endpoint ' "$tmp/plan.txt" || { echo "FAIL: text plan of $g has no endpoint"; status=1; }
+  "$braid" plan "$g" --json >"$tmp/plan.json"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["endpoints"], "no endpoints"' "$tmp/plan.json" \
+    || { echo "FAIL: JSON plan of $g"; status=1; }
+  "$braid" plan "$g" --dot >"$tmp/plan.dot"
+  if command -v dot >/dev/null; then
+    dot -Tsvg "$tmp/plan.dot" -o "$tmp/plan.svg" || { echo "FAIL: dot cannot render the plan of $g"; status=1; }
+  fi
+done
+# A graph with errors: exit 1 and a diagnostic in compiler format.
+printf 'endpoint e(x: str) -> str {\n  return gtp2.generate(x)\n}\n' >"$tmp/bad.graph"
+if "$braid" check "$tmp/bad.graph" 2>"$tmp/bad.err"; then
+  echo "FAIL: braid check accepted a bad graph"; status=1
+fi
+grep -q "bad.graph:2:10: error: unknown model" "$tmp/bad.err" || { echo "FAIL: unexpected diagnostic:"; cat "$tmp/bad.err"; status=1; }
+# A file that does not exist.
+if "$braid" check "$tmp/missing.graph" 2>"$tmp/missing.err"; then echo "FAIL: missing file accepted"; status=1; fi
+grep -q "cannot read" "$tmp/missing.err" || { echo "FAIL: no message for a missing file"; status=1; }
+exit $status

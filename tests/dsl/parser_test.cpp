@@ -1,0 +1,118 @@
+#include <doctest/doctest.h>
+
+#include "dsl/parser.hpp"
+
+namespace braid::test {
+namespace {
+
+struct Parsed {
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  dsl::Module module;
+};
+
+std::unique_ptr<Parsed> parse(const std::string& text) {
+  auto p = std::make_unique<Parsed>();
+  dsl::FileId f = p->sm.add("t.graph", text);
+  p->module = dsl::parse_file(p->sm, f, p->diags);
+  return p;
+}
+
+std::string first_message(const Parsed& p) { return p.diags.all().empty() ? "" : p.diags.all()[0].message; }
+
+}  // namespace
+
+TEST_SUITE("parser") {
+  TEST_CASE("a model with placement, options and signatures") {
+    auto p = parse(R"(model m = torch "m.pt" on cuda:2 { max_batch = 8, batch_window = 2ms
+                        def f(a: str, b: list<{x: int, y: tensor<f32, [?, 768]>}>) -> float? })");
+    REQUIRE(p->diags.all().empty());
+    REQUIRE(p->module.models.size() == 1);
+    const auto& m = *p->module.models[0];
+    CHECK(m.name.name == "m");
+    CHECK(m.backend.name == "torch");
+    CHECK(m.path == "m.pt");
+    CHECK(m.placement.kind == dsl::PlacementKind::Cuda);
+    CHECK(m.placement.device == 2);
+    CHECK(m.options.size() == 2);
+    REQUIRE(m.methods.size() == 1);
+    CHECK(m.methods[0].params[1].type->to_string() == "list<{x: int, y: tensor<f32, [?, 768]>}>");
+    CHECK(m.methods[0].result->to_string() == "float?");
+  }
+
+  TEST_CASE("an endpoint with defaults, options, bindings and every expression form") {
+    auto p = parse(R"(
+      endpoint e(a: str = "x", n: int = 3) -> list<str> with { timeout = 2s } {
+        g = all { k1: m.f(a), k2: m.f(a) }
+        q = quorum(2) { m.f(a), m.f(a), m.f(a) } with { timeout = 1s }
+        f = first { m.f(a), m.g(a) }
+        e = each x in [a, "b"] concurrent(4) { y = m.f(x) y }
+        s = switch n { 1 => "one", 2 => "two" else => "many" }
+        r = {a: g.k1, b: q[0], c: -1.5, d: none, e: true}
+        return e
+      })");
+    INFO(first_message(*p));
+    REQUIRE(p->diags.all().empty());
+    REQUIRE(p->module.endpoints.size() == 1);
+    const auto& ep = *p->module.endpoints[0];
+    CHECK(ep.params.size() == 2);
+    CHECK(ep.options.size() == 1);
+    CHECK(ep.body.lets.size() == 6);
+    REQUIRE(ep.body.result);
+    const auto& g = std::get<dsl::GroupExpr>(ep.body.lets[0].value->node);
+    CHECK(g.branches.size() == 2);
+    CHECK(g.branches[0].name->name == "k1");
+    const auto& q = std::get<dsl::GroupExpr>(ep.body.lets[1].value->node);
+    CHECK(q.policy == dsl::JoinPolicy::Quorum);
+    CHECK(q.k == 2);
+    CHECK(ep.body.lets[1].value->with.size() == 1);
+    const auto& each = std::get<dsl::EachExpr>(ep.body.lets[3].value->node);
+    CHECK(each.concurrency == 4);
+    CHECK(each.body->lets.size() == 1);
+    const auto& sw = std::get<dsl::SwitchExpr>(ep.body.lets[4].value->node);
+    CHECK(sw.arms.size() == 3);
+    CHECK(!sw.arms[2].pattern);
+  }
+
+  TEST_CASE("expected X, found Y") {
+    CHECK(first_message(*parse("endpoint e(x: str) str { return x }")) == "expected `->` and the result type, found identifier `str`");
+    CHECK(first_message(*parse("endpoint e(x: str) -> str { return x")) == "expected `}`, found end of file");
+    CHECK(first_message(*parse("model = torch \"a\"")) == "expected a model name, found `=`");
+    CHECK(first_message(*parse("hello")) == "expected `model`, `endpoint` or `import`, found identifier `hello`");
+    CHECK(first_message(*parse("endpoint e() -> str { return all { }")) == "expected `}`, found end of file");
+  }
+
+  TEST_CASE("the parser recovers and reports every syntax error of a file") {
+    auto p = parse(R"(
+      model a = torch "a.pt" { def f(x: str) -> }
+      endpoint e1(x: str) -> str { y = a.f(x,, ) return y }
+      endpoint e2(x: str) -> str { return x }
+      endpoint e3(x str) -> str { return x }
+    )");
+    CHECK(p->diags.error_count() == 3);
+    // The clean endpoint in between still parses.
+    bool found = false;
+    for (const auto& e : p->module.endpoints) found = found || e->name.name == "e2";
+    CHECK(found);
+  }
+
+  TEST_CASE("deep nesting is an error, not a stack overflow") {
+    std::string deep(100000, '(');
+    auto p = parse("endpoint e() -> int { return " + deep + " }");
+    REQUIRE(!p->diags.all().empty());
+    CHECK(p->diags.all()[0].kind == dsl::Diag::nesting_too_deep);
+    std::string chain = "endpoint e(x: {a: int}) -> int { return x";
+    for (int i = 0; i < 100000; ++i) chain += ".a";
+    auto c = parse(chain + " }");
+    CHECK(c->diags.all()[0].kind == dsl::Diag::nesting_too_deep);
+  }
+
+  TEST_CASE("errors stop at a limit") {
+    std::string junk;
+    for (int i = 0; i < 5000; ++i) junk += "model ; ";
+    auto p = parse(junk);
+    CHECK(p->diags.error_count() <= 101);
+  }
+}
+
+}  // namespace braid::test
