@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <tuple>
 
 namespace braid::dsl {
 namespace {
@@ -235,7 +237,14 @@ class Lowerer {
       for (std::uint32_t i = 0; i < bt->fields.size(); ++i) {
         if (bt->fields[i].name == f->field.name) idx = i;
       }
-      return add_node(FieldNode{base, idx, f->field.name}, type, name, e.span, {base});
+      // `r.a` read twice is one node: fields are pure, so reuse the first read in this region.
+      auto key = std::make_tuple(index(cur_), index(base), idx);
+      if (name.empty()) {
+        if (auto it = fields_.find(key); it != fields_.end()) return it->second;
+      }
+      ValueId v = add_node(FieldNode{base, idx, f->field.name}, type, name, e.span, {base});
+      fields_.emplace(key, v);
+      return v;
     }
     if (const auto* x = std::get_if<IndexExpr>(&e.node)) {
       ValueId base = lower_expr(*x->base, {});
@@ -318,6 +327,7 @@ class Lowerer {
   const std::unordered_map<const ModelDecl*, ModelId>& models_;
   const std::unordered_map<FileId, std::uint32_t>& files_;
   std::unordered_map<const Binding*, ValueId> bindings_;
+  std::map<std::tuple<std::uint32_t, std::uint32_t, std::uint32_t>, ValueId> fields_;
   std::vector<ValueId> by_name_input_;
   RegionId cur_{};
 };
