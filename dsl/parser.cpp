@@ -219,9 +219,12 @@ void Parser::parse_model(Module& m) {
             }
           }
         }
-      } else if (at(Tok::ident)) {
+      } else if (at(Tok::ident) && peek().kind == Tok::equal) {
         parse_options(decl->options, Tok::r_brace);
         if (!panic_) continue;
+      } else if (at(Tok::ident)) {
+        advance();
+        error_expected("`=` after the option name");
       } else {
         error_expected("`def` or an option name");
       }
