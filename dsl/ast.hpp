@@ -142,6 +142,7 @@ struct MethodSig {
   std::vector<Param> params;
   TypeRef result;
   Span result_span;
+  bool valid = true;  // false when the checker found its parameters malformed
 };
 
 enum class PlacementKind : std::uint8_t { Cpu, Cuda };
@@ -161,6 +162,7 @@ struct ModelDecl {
   std::vector<OptionItem> options;
   std::vector<MethodSig> methods;
   FileId file = kNoFile;
+  bool complete = true;  // false when a syntax error cut the declaration short
 };
 
 struct EndpointDecl {

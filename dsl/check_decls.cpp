@@ -103,7 +103,15 @@ void Checker::run() {
 }
 
 void Checker::collect_models() {
-  for (const auto& mod : prog_.modules) {
+  // Imported declarations come before the importing file's own (post-order), so that a
+  // duplicate is reported where the second declaration is written.
+  std::vector<std::size_t> order = prog_.decl_order;
+  if (order.size() != prog_.modules.size()) {
+    order.clear();
+    for (std::size_t i = prog_.modules.size(); i-- > 0;) order.push_back(i);
+  }
+  for (std::size_t mi : order) {
+    const auto& mod = prog_.modules[mi];
     for (const auto& m : mod->models) {
       auto [it, fresh] = models_.emplace(m->name.name, m.get());
       if (!fresh) {
@@ -118,7 +126,7 @@ void Checker::collect_models() {
 }
 
 void Checker::check_model(const ModelDecl& m) {
-  bool known = false;
+  bool known = m.backend.name.empty();  // a syntax error already said so
   for (auto b : kBackends) known = known || b == m.backend.name;
   if (!known) {
     std::vector<std::string_view> names(kBackends.begin(), kBackends.end());
@@ -138,9 +146,18 @@ void Checker::check_model(const ModelDecl& m) {
       auto [pit, pfresh] = params.emplace(p.name.name, p.name.span);
       if (!pfresh) {
         diags_.report(Diag::duplicate_parameter, p.name.span, p.name.name).note(pit->second, "previously declared here");
+        const_cast<MethodSig&>(sig).valid = false;
       }
     }
   }
+}
+
+void Checker::count_uses(Expr* e, Scope& scope) {
+  Diagnostics quiet;  // the expression is already rejected: only its uses matter now
+  Diagnostics* saved = diags_ptr_;
+  diags_ptr_ = &quiet;
+  check_expr(e, scope);
+  diags_ptr_ = saved;
 }
 
 bool Checker::define(Scope& scope, Binding* b) {
@@ -167,21 +184,24 @@ void Checker::check_endpoint(EndpointDecl& ep) {
     b.span = p.name.span;
     b.type = p.type ? p.type : Type::error();
     b.index = i;
-    if (scope.find(b.name)) {
-      diags_.report(Diag::duplicate_parameter, p.name.span, p.name.name).note(scope.find(b.name)->span, "previously declared here");
+    if (Binding* prev = scope.find(b.name)) {
+      diags_.report(Diag::duplicate_parameter, p.name.span, p.name.name).note(prev->span, "previously declared here");
     } else if (define(scope, &b)) {
       inputs.push_back(&b);
     }
-    if (p.default_value) {
-      if (!is_constant(*p.default_value)) {
-        diags_.report(Diag::default_not_constant, p.default_value->span, p.name.name);
-      } else {
-        Scope empty;
-        TypeRef t = check_expr(p.default_value.get(), empty);
-        if (!assignable(t, b.type)) {
-          diags_.report(Diag::default_type, p.default_value->span, p.name.name, t->to_string(), b.type->to_string());
-        }
-      }
+  }
+  for (Param& p : ep.params) {
+    if (!p.default_value) continue;
+    if (!is_constant(*p.default_value)) {
+      diags_.report(Diag::default_not_constant, p.default_value->span, p.name.name);
+      count_uses(p.default_value.get(), scope);
+      continue;
+    }
+    Scope empty;
+    TypeRef t = check_expr(p.default_value.get(), empty);
+    TypeRef want = p.type ? p.type : Type::error();
+    if (!assignable(t, want)) {
+      diags_.report(Diag::default_type, p.default_value->span, p.name.name, t->to_string(), want->to_string());
     }
   }
   check_options(ep.options, kEndpointOptions, "an endpoint", nullptr, nullptr);
@@ -190,6 +210,7 @@ void Checker::check_endpoint(EndpointDecl& ep) {
     diags_.report(Diag::result_type, ep.body.result->span, ep.name.name, ep.result->to_string(), result->to_string())
         .note(ep.result_span, "the result type is declared here");
   }
+  if (!ep.body.complete) return;  // a syntax error hid some uses
   for (Binding* b : inputs) {
     if (b->uses == 0 && !b->name.starts_with("_")) diags_.report(Diag::unused_input, b->span, b->name);
   }
@@ -226,6 +247,7 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
     const auto* lit = std::get_if<Literal>(&item.value->node);
     if (!lit) {
       diags_.report(Diag::option_not_constant, item.value->span, item.name.name);
+      if (scope) count_uses(item.value.get(), *scope);
       continue;
     }
     item.value->type = Type::error();  // options are not values of the graph
@@ -345,8 +367,10 @@ TypeRef Checker::check_block(Block& b, Scope& parent, std::string_view owner) {
   } else {
     result = check_expr(b.result.get(), scope);
   }
-  for (Binding* bd : lets) {
-    if (bd->uses == 0 && !bd->name.starts_with("_")) diags_.report(Diag::unused_node, bd->span, bd->name);
+  if (b.complete) {  // after a syntax error some uses are missing
+    for (Binding* bd : lets) {
+      if (bd->uses == 0 && !bd->name.starts_with("_")) diags_.report(Diag::unused_node, bd->span, bd->name);
+    }
   }
   return result;
 }

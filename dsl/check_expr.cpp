@@ -269,6 +269,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
         break;
       }
     }
+    if (!sig && !model->complete) return Type::error();  // its declaration is broken; already reported
     if (!sig) {
       std::vector<std::string_view> names;
       for (const auto& m : model->methods) names.push_back(m.name.name);
@@ -280,6 +281,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
     }
     c.model = model;
     c.method = index;
+    if (!sig->valid) return sig->result;  // malformed parameters, already reported
     std::vector<std::string_view> params;
     for (const auto& p : sig->params) params.push_back(p.name.name);
     std::string callee = mname + "." + f->field.name;

@@ -33,7 +33,7 @@ struct OptSpec {
 
 class Checker {
  public:
-  Checker(Program& prog, Diagnostics& diags) : prog_(prog), diags_(diags) {}
+  Checker(Program& prog, Diagnostics& diags) : prog_(prog), diags_ptr_(&diags) {}
   void run();
 
  private:
@@ -46,6 +46,8 @@ class Checker {
   TypeRef check_block(Block& b, Scope& scope, std::string_view owner);
   void order_lets(Block& b);
   bool define(Scope& scope, Binding* b);
+  // Type-checks a rejected expression silently, so that the names it reads count as used.
+  void count_uses(Expr* e, Scope& scope);
 
   // check_expr.cpp
   TypeRef check_expr(Expr* e, Scope& scope);
@@ -67,7 +69,15 @@ class Checker {
   }
 
   Program& prog_;
-  Diagnostics& diags_;
+  Diagnostics* diags_ptr_;
+  // Where diagnostics go; swapped for a scratch sink when only uses are being counted.
+  struct DiagsRef {
+    Diagnostics*& p;
+    template <typename... A>
+    auto report(A&&... a) { return p->report(std::forward<A>(a)...); }
+    bool has_errors() const { return p->has_errors(); }
+    std::size_t errors_in(FileId f) const { return p->errors_in(f); }
+  } diags_{diags_ptr_};
   std::unordered_map<std::string_view, const ModelDecl*> models_;
   std::vector<std::string_view> model_names_;
 };

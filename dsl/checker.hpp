@@ -31,6 +31,7 @@ struct Binding {
 struct Program {
   const SourceManager* sm = nullptr;
   std::vector<std::unique_ptr<Module>> modules;  // modules[0] is the file being compiled
+  std::vector<std::size_t> decl_order;           // modules in post-order: imports before importers
   std::vector<const ModelDecl*> models;          // every model visible to the root, set by the checker
   std::deque<Binding> bindings;                  // stable storage for Binding pointers in the AST
 };

@@ -67,6 +67,7 @@ class Loader {
     stack_.push_back(key);
     auto module = std::make_unique<Module>(parse_file(sm_, id, diags_));
     Module* m = module.get();
+    std::size_t index = prog_.modules.size();
     prog_.modules.push_back(std::move(module));
     fs::path dir = fs::path(f.path()).parent_path();
     for (const auto& imp : m->imports) {
@@ -75,8 +76,8 @@ class Loader {
       auto on_stack = std::find(stack_.begin(), stack_.end(), ikey);
       if (on_stack != stack_.end()) {
         std::string cycle;
-        for (auto it = on_stack; it != stack_.end(); ++it) cycle += fmt::format("`{}` -> ", fs::path(*it).filename().string());
-        cycle += fmt::format("`{}`", fs::path(ikey).filename().string());
+        for (auto it = on_stack; it != stack_.end(); ++it) cycle += fmt::format("`{}` -> ", quote_text(fs::path(*it).filename().string()));
+        cycle += fmt::format("`{}`", quote_text(fs::path(ikey).filename().string()));
         diags_.report(Diag::import_cycle, imp.span, cycle);
         continue;
       }
@@ -84,12 +85,13 @@ class Loader {
       std::string why;
       auto text = read_file(path, why);
       if (!text) {
-        diags_.report(Diag::import_not_found, imp.span, imp.path, why);
+        diags_.report(Diag::import_not_found, imp.span, quote_text(imp.path, 200), why);
         continue;
       }
       parse_and_follow(sm_.add(path, std::move(*text)), ikey);
     }
     stack_.pop_back();
+    prog_.decl_order.push_back(index);
   }
 
   Program& prog_;
@@ -123,10 +125,10 @@ std::unordered_map<const ModelDecl*, std::string> resolve_models(const Program& 
       }
     }
     if (found.empty() && opts.require_model_files) {
-      auto b = diags.report(Diag::model_file_not_found, m->path_span, m->path);
+      auto b = diags.report(Diag::model_file_not_found, m->path_span, quote_text(m->path, 200));
       std::string where;
       for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t.string();
-      b.note(Span{}, "looked in " + where);
+      b.note(Span{}, "looked in " + quote_text(where, 400));
     }
     out.emplace(m, found);
   }
@@ -152,7 +154,7 @@ std::shared_ptr<const plan::Plan> compile_file(const std::string& path, const Fr
   std::string why;
   auto text = read_file(path, why);
   if (!text) {
-    diags.report(Diag::cannot_read_file, Span{}, path, why);
+    diags.report(Diag::cannot_read_file, Span{}, quote_text(path, 200), why);
     return nullptr;
   }
   return compile_source(path, std::move(*text), options, sm, diags);

@@ -7,8 +7,8 @@ namespace {
 
 class Parser {
  public:
-  Parser(std::vector<Token> toks, FileId file, Diagnostics& diags)
-      : toks_(std::move(toks)), file_(file), diags_(diags) {}
+  Parser(std::vector<Token> toks, std::string_view text, FileId file, Diagnostics& diags)
+      : toks_(std::move(toks)), text_(text), file_(file), diags_(diags) {}
 
   Module run();
 
@@ -21,8 +21,17 @@ class Parser {
   bool at(Tok k) const { return cur().kind == k; }
   const Token& advance() {
     const Token& t = toks_[pos_];
+    if (t.kind == Tok::error) ++broken_;
+    if (t.kind == Tok::l_brace) ++brace_depth_;
+    if (t.kind == Tok::r_brace && brace_depth_ > 0) --brace_depth_;
     if (pos_ + 1 < toks_.size()) ++pos_;
     return t;
+  }
+  // Errors so far in this file, lexical ones included: a construct whose count changed while
+  // it was parsed is incomplete, and the checker stays quiet about what it might lack.
+  std::size_t broken() const { return broken_ + diags_.errors_in(file_); }
+  bool newline_between(std::uint32_t a, std::uint32_t b) const {
+    return a < b && b <= text_.size() && text_.substr(a, b - a).find('\n') != std::string_view::npos;
   }
   bool accept(Tok k) {
     if (!at(k)) return false;
@@ -33,6 +42,7 @@ class Parser {
 
   // Reports "expected X, found Y" unless already recovering from an error.
   void error_expected(std::string_view what) {
+    if (!panic_) error_pos_ = cur().span.begin;
     if (cur().kind == Tok::error) {  // the lexer already said what is wrong
       panic_ = true;
       return;
@@ -56,19 +66,22 @@ class Parser {
     return std::nullopt;
   }
 
-  // Skips to a token the caller can resume on: a top-level keyword, or (inside a block, at the
-  // nesting depth where the error happened) `name =`, `return` or `}`.
-  void sync_item(bool in_block) {
-    int depth = 0;
+  // Skips to a token the caller can resume on: a top-level keyword, or inside a block (at the
+  // block's own brace depth) its `}`, or a `return` or `name =` that starts a new line after the
+  // error (statements are one per line in practice; an `x =` on the error's own line is more
+  // likely part of the broken statement than the start of the next).
+  void sync_item(bool in_block, int block_depth = 0) {
     while (!at(Tok::eof)) {
       Tok k = cur().kind;
       if (k == Tok::kw_model || k == Tok::kw_endpoint || k == Tok::kw_import) break;
-      if (in_block && depth == 0 &&
-          (k == Tok::kw_return || k == Tok::r_brace || (k == Tok::ident && peek().kind == Tok::equal))) {
-        break;
+      if (in_block && brace_depth_ == block_depth) {
+        if (k == Tok::r_brace) break;
+        if ((k == Tok::kw_return || (k == Tok::ident && peek().kind == Tok::equal)) &&
+            newline_between(error_pos_, cur().span.begin)) {
+          break;
+        }
       }
-      if (k == Tok::l_brace || k == Tok::l_paren || k == Tok::l_bracket) ++depth;
-      if ((k == Tok::r_brace || k == Tok::r_paren || k == Tok::r_bracket) && depth > 0) --depth;
+      if (in_block && brace_depth_ < block_depth) break;
       advance();
     }
     panic_ = false;
@@ -76,6 +89,7 @@ class Parser {
 
   void parse_import(Module& m);
   void parse_model(Module& m);
+  void parse_model_rest(ModelDecl& decl);
   void parse_endpoint(Module& m);
   std::vector<Param> parse_params(bool allow_defaults);
   void parse_options(std::vector<OptionItem>& out, Tok close = Tok::r_brace);
@@ -115,7 +129,11 @@ class Parser {
   }
 
   std::vector<Token> toks_;
+  std::string_view text_;
   std::size_t pos_ = 0;
+  std::size_t broken_ = 0;
+  int brace_depth_ = 0;
+  std::uint32_t error_pos_ = 0;
   FileId file_;
   Diagnostics& diags_;
   bool panic_ = false;
@@ -158,9 +176,18 @@ void Parser::parse_model(Module& m) {
   advance();
   auto decl = std::make_unique<ModelDecl>();
   decl->file = file_;
+  std::size_t broken_before = broken();
   auto name = ident("a model name");
   if (!name) return;
   decl->name = *name;
+  // A model whose declaration is broken is still declared: uses of it are not errors too.
+  parse_model_rest(*decl);
+  decl->complete = broken() == broken_before;
+  m.models.push_back(std::move(decl));
+}
+
+void Parser::parse_model_rest(ModelDecl& d) {
+  ModelDecl* decl = &d;
   if (!expect(Tok::equal)) return;
   auto backend = ident("a backend name (e.g. `torch`)");
   if (!backend) return;
@@ -177,6 +204,7 @@ void Parser::parse_model(Module& m) {
     Span span = place->span;
     std::string text = place->name;
     bool has_index = false;
+    bool lexer_error = false;
     std::int64_t index = -1;
     if (accept(Tok::colon)) {
       has_index = true;
@@ -185,6 +213,7 @@ void Parser::parse_model(Module& m) {
         span = Span::cover(span, advance().span);
         text += ":" + std::to_string(index);
       } else {
+        lexer_error = at(Tok::error);
         span = Span::cover(span, cur().span);
         text += ":" + std::string(cur().text);
         if (!at(Tok::eof)) advance();
@@ -195,7 +224,7 @@ void Parser::parse_model(Module& m) {
       decl->placement = {PlacementKind::Cpu, -1};
     } else if (place->name == "cuda" && (!has_index || (index >= 0 && index < 1024))) {
       decl->placement = {PlacementKind::Cuda, static_cast<std::int32_t>(index)};
-    } else {
+    } else if (!lexer_error) {
       diags_.report(Diag::invalid_placement, span, quote_text(text));
     }
   } else {
@@ -241,12 +270,8 @@ void Parser::parse_model(Module& m) {
       while (accept(Tok::comma) || accept(Tok::semicolon)) {
       }
     }
-    if (!expect(Tok::r_brace, "`}` to close the model")) {
-      m.models.push_back(std::move(decl));
-      return;
-    }
+    expect(Tok::r_brace, "`}` to close the model");
   }
-  m.models.push_back(std::move(decl));
 }
 
 // name = value items up to (not including) `close`.
@@ -317,11 +342,15 @@ void Parser::parse_endpoint(Module& m) {
 // '{' (name '=' expr | 'return' expr | expr)* '}'
 bool Parser::parse_block(Block& b) {
   Span open = cur().span;
-  if (!expect(Tok::l_brace, "`{` to start the body")) return false;
+  std::size_t broken_before = broken();
+  if (!expect(Tok::l_brace, "`{` to start the body")) {
+    b.complete = false;
+    return false;
+  }
+  const int depth = brace_depth_;
   b.span = open;
   bool result_seen = false;
   bool late_reported = false;
-  std::size_t errors_before = diags_.errors_in(file_);
   while (!at(Tok::r_brace) && !at(Tok::eof) && !stop()) {
     std::size_t start = pos_;
     if (at(Tok::ident) && peek().kind == Tok::equal) {
@@ -353,7 +382,7 @@ bool Parser::parse_block(Block& b) {
     }
     if (panic_ || pos_ == start) {
       if (pos_ == start) advance();
-      sync_item(true);
+      sync_item(true, depth);
       if (at(Tok::kw_model) || at(Tok::kw_endpoint) || at(Tok::kw_import)) {
         b.span = Span::cover(open, prev_span());
         b.complete = false;
@@ -370,7 +399,7 @@ bool Parser::parse_block(Block& b) {
     return false;
   }
   b.span = Span::cover(open, advance().span);
-  if (diags_.errors_in(file_) != errors_before) b.complete = false;
+  if (broken() != broken_before) b.complete = false;
   return true;
 }
 
@@ -712,7 +741,7 @@ ExprPtr Parser::parse_switch() {
 
 Module parse_file(const SourceManager& sm, FileId file, Diagnostics& diags) {
   Lexer lex(sm, file, diags);
-  Parser p(lex.run(), file, diags);
+  Parser p(lex.run(), sm.file(file).text(), file, diags);
   return p.run();
 }
 

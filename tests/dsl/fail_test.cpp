@@ -115,7 +115,8 @@ TEST_SUITE("fail") {
       CHECK_MESSAGE(wf.empty(), wf);
     }
     // The folder covers the registry broadly: count distinct diagnostic kinds exercised.
-    MESSAGE(fmt::format("{} files, {} distinct diagnostic kinds", files.size(), kinds_seen.size()).c_str());
+    std::string summary = fmt::format("{} files, {} distinct diagnostic kinds", files.size(), kinds_seen.size());
+    MESSAGE(summary);
     CHECK(kinds_seen.size() >= 40);
   }
 }
