@@ -7,13 +7,14 @@ namespace braid::dsl {
 namespace detail {
 namespace {
 
+constexpr std::int64_t kHour = 3'600'000'000'000;
 constexpr std::array kModelOptions = {
-    OptSpec{"instances", OptKind::Int, 1},       OptSpec{"threads", OptKind::Int, 1},
-    OptSpec{"max_batch", OptKind::Int, 1},       OptSpec{"batch_window", OptKind::Duration, 0},
-    OptSpec{"timeout", OptKind::Duration, 1},    OptSpec{"retries", OptKind::Int, 0},
-    OptSpec{"max_memory", OptKind::Size, 1},     OptSpec{"warmup", OptKind::Int, 0},
+    OptSpec{"instances", OptKind::Int, 1, 1024},          OptSpec{"threads", OptKind::Int, 1, 1024},
+    OptSpec{"max_batch", OptKind::Int, 1, 1 << 20},       OptSpec{"batch_window", OptKind::Duration, 0, kHour},
+    OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}, OptSpec{"retries", OptKind::Int, 0, 100},
+    OptSpec{"max_memory", OptKind::Size, 1},              OptSpec{"warmup", OptKind::Int, 0, 10'000},
 };
-constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1}};
+constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
 
 constexpr std::array<std::string_view, 1> kBackends = {"torch"};
 
@@ -258,8 +259,15 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
       diags_.report(Diag::option_kind, item.value->span, item.name.name, opt_kind_text(spec->kind), describe_literal(*lit));
       continue;
     }
-    if (lit->i < spec->min) {
-      std::string bound = spec->min == 1 && spec->kind != OptKind::Int ? "positive" : fmt::format("at least {}", spec->min);
+    if (lit->i < spec->min || lit->i > spec->max) {
+      auto human = [&](std::int64_t v) {
+        if (spec->kind != OptKind::Duration) return std::to_string(v);
+        return v % kHour == 0 ? fmt::format("{}h", v / kHour) : fmt::format("{}ns", v);
+      };
+      std::string low = spec->min == 1 && spec->kind != OptKind::Int ? "positive" : fmt::format("at least {}", spec->min);
+      std::string bound = spec->max == INT64_MAX        ? low
+                          : spec->kind == OptKind::Int ? fmt::format("between {} and {}", spec->min, spec->max)
+                                                       : fmt::format("{} and at most {}", low, human(spec->max));
       diags_.report(Diag::option_range, item.value->span, item.name.name, bound,
                     quote_text(prog_.sm->file(item.value->span.file).text().substr(
                         item.value->span.begin, item.value->span.end - item.value->span.begin)));

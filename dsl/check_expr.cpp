@@ -1,15 +1,17 @@
 // Expressions: names, calls, groups, maps, switches, literals, records and lists.
 #include <algorithm>
+#include <unordered_set>
 
 #include "dsl/check_internal.hpp"
 
 namespace braid::dsl::detail {
 namespace {
 
+constexpr std::int64_t kHour = 3'600'000'000'000;
 constexpr std::array kNodeOptions = {
-    OptSpec{"timeout", OptKind::Duration, 1},
-    OptSpec{"retries", OptKind::Int, 0},
-    OptSpec{"backoff", OptKind::Duration, 0},
+    OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour},
+    OptSpec{"retries", OptKind::Int, 0, 100},
+    OptSpec{"backoff", OptKind::Duration, 0, kHour},
     OptSpec{"fallback", OptKind::Expr, 0},
 };
 
@@ -156,10 +158,10 @@ TypeRef Checker::check_expr_inner(Expr& e, Scope& scope) {
           return Type::list(elem ? elem : Type::error());
         } else if constexpr (std::is_same_v<T, RecordExpr>) {
           std::vector<Field> fields;
+          std::unordered_set<std::string_view> seen;
           for (auto& [name, value] : n.fields) {
             TypeRef t = check_expr(value.get(), scope);
-            bool dup = std::any_of(fields.begin(), fields.end(), [&](const Field& f) { return f.name == name.name; });
-            if (dup) {
+            if (!seen.insert(name.name).second) {
               diags_.report(Diag::duplicate_field, name.span, name.name);
             } else {
               fields.push_back({name.name, t});
@@ -325,6 +327,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   c.op = op->op;
   std::vector<TypeRef> types;
   std::vector<std::string> names;
+  std::unordered_set<std::string_view> seen_names;
   if (op->named_only) {
     if (c.args.empty()) {
       diags_.report(Diag::op_needs_names, e.span, fname, "zip(a: xs, b: ys)");
@@ -335,7 +338,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
         diags_.report(Diag::op_needs_names, a.value ? a.value->span : e.span, fname, "zip(a: xs, b: ys)");
         return Type::error();
       }
-      if (std::find(names.begin(), names.end(), a.name->name) != names.end()) {
+      if (!seen_names.insert(a.name->name).second) {
         diags_.report(Diag::duplicate_argument, a.name->span, a.name->name);
         return Type::error();
       }
@@ -397,9 +400,9 @@ TypeRef Checker::check_group(Expr& e, GroupExpr& g, Scope& scope) {
       return Type::error();
     }
     std::vector<Field> fields;
+    std::unordered_set<std::string_view> seen;
     for (auto& b : g.branches) {
-      bool dup = std::any_of(fields.begin(), fields.end(), [&](const Field& f) { return f.name == b.name->name; });
-      if (dup) {
+      if (!seen.insert(b.name->name).second) {
         diags_.report(Diag::duplicate_field, b.name->span, b.name->name);
         continue;
       }
@@ -461,7 +464,7 @@ TypeRef Checker::check_switch(Expr& e, SwitchExpr& s, Scope& scope) {
     return Type::error();
   }
   bool has_else = false, has_true = false, has_false = false;
-  std::vector<const SwitchArm*> seen;
+  std::unordered_map<std::string, const SwitchArm*> seen;
   TypeRef t;
   for (auto& arm : s.arms) {
     if (has_else) diags_.report(Diag::unreachable_arm, arm.pattern_span);
@@ -472,18 +475,19 @@ TypeRef Checker::check_switch(Expr& e, SwitchExpr& s, Scope& scope) {
       const Literal& p = *arm.pattern;
       TypeRef pt = literal_type(p);
       bool match = st->is_error() || !subject_ok || (pt->kind == st->kind);
-      if (!match) diags_.report(Diag::case_type, arm.pattern_span, pt->to_string(), st->to_string());
-      for (const SwitchArm* o : seen) {
-        const Literal& q = *o->pattern;
-        if (q.kind == p.kind && q.i == p.i && q.s == p.s && q.f == p.f) {
-          diags_.report(Diag::duplicate_case, arm.pattern_span,
-                        quote_text(prog_.sm->file(arm.pattern_span.file).text().substr(
-                            arm.pattern_span.begin, arm.pattern_span.end - arm.pattern_span.begin)))
-              .note(o->pattern_span, "first appears here");
-          break;
-        }
+      if (p.kind == Literal::Kind::Duration || p.kind == Literal::Kind::Size) {
+        diags_.report(Diag::unit_literal_value, arm.pattern_span, p.kind == Literal::Kind::Duration ? "duration" : "size");
+      } else if (!match) {
+        diags_.report(Diag::case_type, arm.pattern_span, pt->to_string(), st->to_string());
       }
-      seen.push_back(&arm);
+      std::string key = fmt::format("{}:{}:{}:{}", static_cast<int>(p.kind), p.i, p.f, p.s);
+      auto [it, fresh] = seen.emplace(std::move(key), &arm);
+      if (!fresh) {
+        diags_.report(Diag::duplicate_case, arm.pattern_span,
+                      quote_text(prog_.sm->file(arm.pattern_span.file).text().substr(
+                          arm.pattern_span.begin, arm.pattern_span.end - arm.pattern_span.begin)))
+            .note(it->second->pattern_span, "first appears here");
+      }
       if (p.kind == Literal::Kind::Bool) (p.i ? has_true : has_false) = true;
     }
     TypeRef at = check_expr(arm.value.get(), scope);

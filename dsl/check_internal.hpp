@@ -1,6 +1,7 @@
 #pragma once
 // Private to the checker's translation units (check_decls.cpp, check_expr.cpp).
 
+#include <cstdint>
 #include <string_view>
 #include <unordered_map>
 
@@ -29,6 +30,7 @@ struct OptSpec {
   std::string_view name;
   OptKind kind;
   std::int64_t min = 0;
+  std::int64_t max = INT64_MAX;
 };
 
 class Checker {

@@ -75,18 +75,33 @@ void render_location(std::string& out, const SourceManager& sm, Span span, Sever
                      severity_word(sev), reset, bold, message, reset);
   if (!snippet) return;
   std::string_view line = f.line_text(lc.line);
-  out += "  ";
-  out += printable_line(line);
-  out += "\n  ";
-  // Caret line: reproduce tabs so the caret lines up; skip UTF-8 continuation bytes.
   std::uint32_t col0 = lc.col - 1;
+  std::uint32_t len = span.end > span.begin ? span.end - span.begin : 1;
+  // A very long line is shown as a window around the caret, marked with "...".
+  constexpr std::uint32_t kWindow = 160;
+  std::string_view prefix, suffix;
+  if (line.size() > kWindow) {
+    std::uint32_t start = col0 > kWindow / 3 ? col0 - kWindow / 3 : 0;
+    while (start > 0 && start < line.size() && (static_cast<unsigned char>(line[start]) & 0xC0) == 0x80) --start;
+    std::uint32_t end = std::min<std::uint32_t>(static_cast<std::uint32_t>(line.size()), start + kWindow);
+    if (start > 0) prefix = "...";
+    if (end < line.size()) suffix = "...";
+    line = line.substr(start, end - start);
+    col0 -= start;
+  }
+  out += "  ";
+  out += prefix;
+  out += printable_line(line);
+  out += suffix;
+  out += "\n  ";
+  out.append(prefix.size(), ' ');
+  // Caret line: reproduce tabs so the caret lines up; skip UTF-8 continuation bytes.
   for (std::uint32_t i = 0; i < col0 && i < line.size(); ++i) {
     auto c = static_cast<unsigned char>(line[i]);
     if ((c & 0xC0) == 0x80) continue;
     out.push_back(c == '\t' ? '\t' : ' ');
   }
   out += color ? "\x1b[1;32m^" : "^";
-  std::uint32_t len = span.end > span.begin ? span.end - span.begin : 1;
   std::uint32_t avail = col0 < line.size() ? static_cast<std::uint32_t>(line.size()) - col0 : 1;
   len = std::min(len, avail);
   for (std::uint32_t i = 1; i < len; ++i) {
@@ -107,9 +122,12 @@ std::string_view diag_format(Diag d) { return kDiags[static_cast<std::size_t>(d)
 std::string_view closest_name(std::string_view name, const std::vector<std::string_view>& candidates) {
   std::string_view best;
   std::size_t best_d = ~std::size_t{0};
+  // Suggestions are for names a person typed; the distance is quadratic in their length.
+  constexpr std::size_t kMaxLen = 64;
+  if (name.size() > kMaxLen) return best;
   std::size_t limit = std::max<std::size_t>(1, (name.size() + 2) / 3);
   for (auto c : candidates) {
-    if (c == name || c.empty()) continue;
+    if (c == name || c.empty() || c.size() > kMaxLen) continue;
     // Cheap reject before the quadratic distance.
     std::size_t diff = c.size() > name.size() ? c.size() - name.size() : name.size() - c.size();
     if (diff > limit) continue;

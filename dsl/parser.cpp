@@ -1,5 +1,7 @@
 #include "dsl/parser.hpp"
 
+#include <unordered_set>
+
 #include "dsl/lexer.hpp"
 
 namespace braid::dsl {
@@ -42,7 +44,7 @@ class Parser {
 
   // Reports "expected X, found Y" unless already recovering from an error.
   void error_expected(std::string_view what) {
-    if (!panic_) error_pos_ = cur().span.begin;
+    if (!panic_) error_pos_ = pos_ > 0 ? toks_[pos_ - 1].span.end : cur().span.begin;
     if (cur().kind == Tok::error) {  // the lexer already said what is wrong
       panic_ = true;
       return;
@@ -353,6 +355,10 @@ bool Parser::parse_block(Block& b) {
   bool late_reported = false;
   while (!at(Tok::r_brace) && !at(Tok::eof) && !stop()) {
     std::size_t start = pos_;
+    if (at(Tok::error)) {  // the lexer reported it; the block is broken but goes on
+      advance();
+      continue;
+    }
     if (at(Tok::ident) && peek().kind == Tok::equal) {
       Let let;
       const Token& t = advance();
@@ -416,15 +422,14 @@ TypeRef Parser::parse_type_inner() {
   if (at(Tok::l_brace)) {
     advance();
     std::vector<Field> fields;
+    std::unordered_set<std::string> seen;
     while (!at(Tok::r_brace) && !at(Tok::eof)) {
       auto name = ident("a field name");
       if (!name) return nullptr;
       if (!expect(Tok::colon)) return nullptr;
       TypeRef ft = parse_type();
       if (!ft) return nullptr;
-      bool dup = false;
-      for (const auto& f : fields) dup = dup || f.name == name->name;
-      if (dup) {
+      if (!seen.insert(name->name).second) {
         diags_.report(Diag::duplicate_field, name->span, name->name);
       } else {
         fields.push_back({name->name, ft});

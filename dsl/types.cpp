@@ -106,7 +106,7 @@ const Field* Type::field(std::string_view name) const {
 
 std::string Type::to_string() const {
   switch (kind) {
-    case TypeKind::Error: return "<error>";
+    case TypeKind::Error: return "?";  // unknown: an empty list's elements, or after an error
     case TypeKind::None: return "none";
     case TypeKind::Bool: return "bool";
     case TypeKind::Int: return "int";
@@ -146,13 +146,16 @@ bool same_type(const Type& a, const Type& b) {
     case TypeKind::Tensor: return a.dtype == b.dtype && a.shape == b.shape;
     case TypeKind::List:
     case TypeKind::Optional: return same_type(*a.elem, *b.elem);
-    case TypeKind::Record:
+    case TypeKind::Record: {
       if (a.fields.size() != b.fields.size()) return false;
-      for (const auto& f : a.fields) {
-        const Field* g = b.field(f.name);
-        if (!g || !same_type(*f.type, *g->type)) return false;
+      bool in_order = true;
+      for (std::size_t i = 0; in_order && i < a.fields.size(); ++i) in_order = a.fields[i].name == b.fields[i].name;
+      for (std::size_t i = 0; i < a.fields.size(); ++i) {
+        const Field* g = in_order ? &b.fields[i] : b.field(a.fields[i].name);
+        if (!g || !same_type(*a.fields[i].type, *g->type)) return false;
       }
       return true;
+    }
     default: return true;
   }
 }
@@ -184,13 +187,16 @@ bool assignable(const TypeRef& from, const TypeRef& to) {
       return (to->dtype == DType::Any || from->dtype == DType::Any || to->dtype == from->dtype) &&
              shape_fits(from->shape, to->shape);
     case TypeKind::List: return assignable(from->elem, to->elem);
-    case TypeKind::Record:
+    case TypeKind::Record: {
       if (from->fields.size() != to->fields.size()) return false;
-      for (const auto& f : to->fields) {
-        const Field* g = from->field(f.name);
-        if (!g || !assignable(g->type, f.type)) return false;
+      bool in_order = true;
+      for (std::size_t i = 0; in_order && i < to->fields.size(); ++i) in_order = to->fields[i].name == from->fields[i].name;
+      for (std::size_t i = 0; i < to->fields.size(); ++i) {
+        const Field* g = in_order ? &from->fields[i] : from->field(to->fields[i].name);
+        if (!g || !assignable(g->type, to->fields[i].type)) return false;
       }
       return true;
+    }
     default: return true;
   }
 }
