@@ -384,6 +384,7 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
       meth.name = sig.name.name;
       for (const auto& p : sig.params) meth.params.push_back({p.name.name, p.type});
       meth.result = sig.result;
+      meth.loc = loc(sig.name.span);
       m.methods.push_back(std::move(meth));
     }
     m.loc = loc(decl->name.span);

@@ -700,7 +700,10 @@ ExprPtr Parser::parse_each() {
       }
       e.mode_span = Span::cover(e.mode_span, cur().span);
       e.concurrency = advance().int_value;
-      if (e.concurrency == 0) diags_.report(Diag::each_limit, e.mode_span, 0);
+      if (e.concurrency == 0 || e.concurrency > (1 << 20)) {
+        diags_.report(Diag::each_limit, e.mode_span, e.concurrency);
+        e.concurrency = 1;
+      }
       if (!expect(Tok::r_paren)) return nullptr;
     }
   }

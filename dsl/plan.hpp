@@ -85,6 +85,7 @@ struct Method {
   std::string name;
   std::vector<Param> params;
   TypeRef result;
+  SourceLoc loc;  // of its `def`
 };
 
 struct Model {

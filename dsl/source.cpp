@@ -28,6 +28,13 @@ std::string_view SourceFile::line_text(std::uint32_t line) const {
   return s;
 }
 
+std::uint32_t SourceFile::offset(std::uint32_t line, std::uint32_t col) const {
+  if (line == 0) line = 1;
+  if (line > line_starts_.size()) return static_cast<std::uint32_t>(text_.size());
+  std::uint64_t off = std::uint64_t{line_starts_[line - 1]} + (col ? col - 1 : 0);
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(off, text_.size()));
+}
+
 FileId SourceManager::add(std::string path, std::string text) {
   files_.push_back(std::make_unique<SourceFile>(std::move(path), std::move(text)));
   return static_cast<FileId>(files_.size() - 1);

@@ -48,6 +48,8 @@ class SourceFile {
   // The text of a 1-based line, without its line break.
   std::string_view line_text(std::uint32_t line) const;
   std::uint32_t line_count() const { return static_cast<std::uint32_t>(line_starts_.size()); }
+  // The byte offset of a 1-based line and column (clamped to the file).
+  std::uint32_t offset(std::uint32_t line, std::uint32_t col) const;
 
  private:
   std::string path_;

@@ -1,0 +1,92 @@
+#pragma once
+// Backends: what runs a model. One small interface per role, as in Triton's backend API.
+//
+//   Backend        loads a model (a plan::Model: file, placement, options) and returns an instance.
+//   ModelInstance  runs one method of a loaded model on one set of arguments.
+//
+// A backend catches every exception of the library it wraps and returns an Error; nothing
+// thrown crosses this interface.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dsl/plan.hpp"
+#include "engine/status.hpp"
+#include "engine/value.hpp"
+
+namespace braid::engine {
+
+// Passed to every call: lets long-running work notice that nobody wants its result any more
+// (the request was cancelled, a `first` join was won by another branch, a timeout passed).
+// Contexts chain: cancelling one cancels every context below it (a request, a branch of a group,
+// one attempt of a call), without any registry of who is below.
+class CallContext {
+ public:
+  explicit CallContext(const CallContext* parent = nullptr) : parent_(parent) {}
+  CallContext(const CallContext&) = delete;
+  CallContext& operator=(const CallContext&) = delete;
+
+  bool cancelled() const {
+    for (const CallContext* c = this; c; c = c->parent_) {
+      if (c->cancelled_.load(std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
+  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+
+ private:
+  const CallContext* parent_;  // outlives this context
+  std::atomic<bool> cancelled_{false};
+};
+
+class ModelInstance {
+ public:
+  virtual ~ModelInstance() = default;
+
+  // Runs method `method` (an index into the plan::Model's methods) on `args`, which match the
+  // method's declared parameter types. Called on a CPU pool thread, possibly from several
+  // threads at once: an instance must be safe to call concurrently. Blocks until done and
+  // returns the result, or an Error (code ModelError) whose message says what failed; the
+  // engine adds the node's name. `ctx` may be polled to stop early once cancelled.
+  virtual Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) = 0;
+};
+
+// The signature of a method as the model file declares it (TorchScript schema).
+struct MethodSchema {
+  std::string name;
+  std::vector<plan::Param> params;
+  dsl::TypeRef result;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // Loads `model` (model.resolved_path) for its placement and resolves its methods by name.
+  // Called once per model while the engine starts, from the starting thread, never
+  // concurrently with calls on the returned instance. On failure returns an Error (LoadError)
+  // naming the file and what went wrong.
+  virtual Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model) = 0;
+
+  // Reads the method signatures of a model file without running it, for `braid check`.
+  virtual Result<std::vector<MethodSchema>> inspect(const std::string& path) = 0;
+};
+
+class BackendRegistry {
+ public:
+  void add(std::shared_ptr<Backend> b) { backends_[std::string(b->name())] = std::move(b); }
+  Backend* find(std::string_view name) const {
+    auto it = backends_.find(std::string(name));
+    return it == backends_.end() ? nullptr : it->second.get();
+  }
+
+ private:
+  std::map<std::string, std::shared_ptr<Backend>> backends_;
+};
+
+}  // namespace braid::engine

@@ -1,0 +1,199 @@
+// braid-make-models OUTDIR: writes the TorchScript models that braid's example graphs, tests and
+// benchmarks use. Every model is real TorchScript (methods defined from source with
+// torch::jit::Module::define) with deterministic weights computed from a formula, so that the
+// same files come out on every machine and every LibTorch version, and tests can expect exact
+// outputs. Nothing is downloaded.
+#include <torch/script.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kDim = 32;
+
+// A deterministic weight matrix: rows x cols values in [-1, 1] from a seeded formula.
+torch::Tensor weights(int64_t rows, int64_t cols, double seed) {
+  auto t = torch::empty({rows, cols}, torch::kFloat32);
+  auto a = t.accessor<float, 2>();
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      a[i][j] = static_cast<float>(std::sin(seed * 12.9898 + static_cast<double>(i) * 78.233 + static_cast<double>(j) * 37.719));
+    }
+  }
+  return t;
+}
+
+// Text features shared by every text model: a normalised bag of hashed characters.
+const char* kFeatures = R"(
+def features(self, text: str) -> Tensor:
+    x = torch.zeros(self.dim)
+    n = len(text)
+    for i in range(n):
+        c = ord(text[i])
+        x[(c * 31 + (i % 7)) % self.dim] += 1.0
+    return x / float(n + 1)
+)";
+
+torch::jit::Module text_module(const std::string& name, double seed) {
+  torch::jit::Module m(name);
+  m.register_attribute("dim", c10::IntType::get(), kDim);
+  m.register_parameter("w_in", weights(kDim, kDim, seed), false);
+  m.define(kFeatures);
+  return m;
+}
+
+void save(torch::jit::Module& m, const std::filesystem::path& dir, const std::string& file) {
+  m.eval();
+  m.save((dir / file).string());
+  std::printf("wrote %s\n", (dir / file).string().c_str());
+}
+
+// A text generator: generate(prompt) appends `steps` words picked by a recurrent network.
+void generator(const std::filesystem::path& dir, const std::string& file, const std::string& method, double seed,
+               int64_t steps, const std::vector<std::string>& vocab) {
+  auto m = text_module("Generator", seed);
+  m.register_parameter("w_out", weights(static_cast<int64_t>(vocab.size()), kDim, seed + 1), false);
+  m.register_attribute("steps", c10::IntType::get(), steps);
+  c10::List<std::string> words;
+  for (const auto& w : vocab) words.push_back(w);
+  m.register_attribute("vocab", c10::ListType::ofStrings(), words);
+  m.define("def " + method + R"((self, prompt: str) -> str:
+    h = torch.tanh(torch.mv(self.w_in, self.features(prompt)) * 4.0)
+    out = prompt
+    for step in range(self.steps):
+        idx = int(torch.argmax(torch.mv(self.w_out, h)).item())
+        out = out + " " + self.vocab[idx]
+        h = torch.tanh(torch.mv(self.w_in, self.features(self.vocab[idx])) * 4.0 + torch.roll(h, step + 1) * 2.0)
+    return out
+)");
+  save(m, dir, file);
+}
+
+// A scorer: a logistic regression over the text features, returning a float in (0, 1).
+void scorer(const std::filesystem::path& dir, const std::string& file, const std::string& method, double seed) {
+  auto m = text_module("Scorer", seed);
+  m.register_parameter("w_score", weights(1, kDim, seed + 2).reshape({kDim}), false);
+  m.define("def " + method + R"((self, text: str) -> float:
+    h = torch.tanh(torch.mv(self.w_in, self.features(text)) * 4.0)
+    return float(torch.sigmoid(torch.dot(self.w_score, h)).item())
+)");
+  save(m, dir, file);
+}
+
+// Zero-shot classification: softmax over the cosine similarity of the text's and each label's
+// embedding.
+void zero_shot(const std::filesystem::path& dir) {
+  auto m = text_module("ZeroShot", 7.0);
+  m.define(R"(
+def embed(self, text: str) -> Tensor:
+    e = torch.tanh(torch.mv(self.w_in, self.features(text)) * 4.0)
+    return e / (torch.norm(e) + 1e-6)
+
+def classify(self, text: str, labels: List[str]) -> Tensor:
+    t = self.embed(text)
+    scores = torch.zeros(len(labels))
+    for i in range(len(labels)):
+        scores[i] = torch.dot(t, self.embed(labels[i])) * 5.0
+    return torch.softmax(scores, 0)
+)");
+  save(m, dir, "zero_shot.pt");
+}
+
+void preprocessor(const std::filesystem::path& dir) {
+  torch::jit::Module m("Preprocessor");
+  m.define(R"(
+def preprocess(self, text: str) -> str:
+    return " ".join(text.lower().split())
+)");
+  save(m, dir, "preprocessor.pt");
+}
+
+void language_id(const std::filesystem::path& dir) {
+  torch::jit::Module m("LanguageId");
+  c10::List<std::string> markers;
+  for (const char* w : {"der", "die", "das", "und", "ist", "nicht", "ich", "ein", "eine"}) markers.push_back(w);
+  m.register_attribute("markers", c10::ListType::ofStrings(), markers);
+  m.define(R"(
+def detect(self, text: str) -> str:
+    hits = 0
+    words = text.lower().split()
+    for w in words:
+        if w in self.markers:
+            hits += 1
+    if hits * 4 >= len(words) and hits > 0:
+        return "de"
+    return "en"
+)");
+  save(m, dir, "language_id.pt");
+}
+
+// Tensors in, tensors out: softmax(x @ W).
+void tensor_model(const std::filesystem::path& dir) {
+  torch::jit::Module m("TensorModel");
+  m.register_parameter("w", weights(16, 4, 11.0), false);
+  m.define(R"(
+def forward(self, x: Tensor) -> Tensor:
+    return torch.softmax(torch.mm(x, self.w), -1)
+)");
+  save(m, dir, "tensor.pt");
+}
+
+// A model whose compute cost is a parameter: `rounds` 128x128 matmuls.
+void busy(const std::filesystem::path& dir) {
+  torch::jit::Module m("Busy");
+  m.register_parameter("w", weights(128, 128, 13.0) * 0.05, false);
+  m.define(R"(
+def run(self, text: str, rounds: int) -> str:
+    x = torch.ones(1, 128)
+    for r in range(rounds):
+        x = torch.tanh(torch.mm(x, self.w))
+    return text
+)");
+  save(m, dir, "busy.pt");
+}
+
+// The identity on strings: for measuring what braid adds around a model call.
+void echo(const std::filesystem::path& dir) {
+  torch::jit::Module m("Echo");
+  m.define(R"(
+def echo(self, text: str) -> str:
+    return text
+)");
+  save(m, dir, "echo.pt");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    std::filesystem::path dir(argv[1]);
+    std::filesystem::create_directories(dir);
+    const std::vector<std::string> vocab = {"the",  "model", "graph", "runs", "fast", "and",   "then",  "every",
+                                            "node", "joins", "a",     "new",  "idea", "today", "braid", "works"};
+    generator(dir, "gpt2.pt", "generate", 1.0, 6, vocab);
+    generator(dir, "distilgpt2.pt", "generate", 2.0, 4, vocab);
+    generator(dir, "summarizer.pt", "generate", 3.0, 3, vocab);
+    scorer(dir, "bert.pt", "classify", 4.0);
+    scorer(dir, "bert_large.pt", "classify", 5.0);
+    scorer(dir, "sentiment_a.pt", "predict", 8.0);
+    scorer(dir, "sentiment_b.pt", "predict", 9.0);
+    zero_shot(dir);
+    preprocessor(dir);
+    language_id(dir);
+    tensor_model(dir);
+    busy(dir);
+    echo(dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "braid-make-models: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,312 @@
+// TorchScript models through LibTorch. Every LibTorch exception is caught here and becomes an
+// Error; values convert to and from IValue guided by the types the graph declares.
+#include "engine/backends/torch/torch_backend.hpp"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <fmt/format.h>
+
+namespace braid::engine {
+namespace {
+
+using dsl::TypeKind;
+using dsl::TypeRef;
+
+// The first line of a LibTorch message (the rest is a C++ backtrace).
+std::string first_line(const std::string& what) {
+  auto nl = what.find('\n');
+  std::string s = what.substr(0, nl);
+  return s.empty() ? "unknown LibTorch error" : s;
+}
+
+// Keeps a LibTorch tensor alive behind braid's Tensor (zero copy).
+class TorchStorage final : public TensorStorage {
+ public:
+  explicit TorchStorage(at::Tensor t) : t_(std::move(t)) {}
+  const void* host_data() const override { return t_.device().is_cpu() ? t_.data_ptr() : nullptr; }
+  std::size_t bytes() const override { return t_.nbytes(); }
+  int device() const override { return t_.device().is_cpu() ? -1 : t_.device().index(); }
+  const at::Tensor& tensor() const { return t_; }
+
+ private:
+  at::Tensor t_;
+};
+
+std::optional<at::ScalarType> to_scalar(DType d) {
+  switch (d) {
+    case DType::F16: return at::kHalf;
+    case DType::BF16: return at::kBFloat16;
+    case DType::F32: return at::kFloat;
+    case DType::F64: return at::kDouble;
+    case DType::I8: return at::kChar;
+    case DType::I16: return at::kShort;
+    case DType::I32: return at::kInt;
+    case DType::I64: return at::kLong;
+    case DType::U8: return at::kByte;
+    case DType::Bool: return at::kBool;
+    case DType::Any: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<DType> from_scalar(at::ScalarType s) {
+  switch (s) {
+    case at::kFloat: return DType::F32;
+    case at::kDouble: return DType::F64;
+    case at::kChar: return DType::I8;
+    case at::kShort: return DType::I16;
+    case at::kInt: return DType::I32;
+    case at::kLong: return DType::I64;
+    case at::kByte: return DType::U8;
+    case at::kBool: return DType::Bool;
+    default: return std::nullopt;
+  }
+}
+
+at::Tensor to_torch(const Tensor& t) {
+  if (auto* ts = dynamic_cast<const TorchStorage*>(t.storage.get())) return ts->tensor();
+  auto st = to_scalar(t.dtype).value_or(at::kFloat);
+  auto keep = t.storage;
+  return torch::from_blob(const_cast<void*>(t.storage->host_data()), t.shape, [keep](void*) {},
+                          torch::TensorOptions().dtype(st));
+}
+
+Result<Value> tensor_value(at::Tensor t) {
+  auto dt = from_scalar(t.scalar_type());
+  if (!dt) {
+    t = t.to(at::kFloat);  // half precision and others come back as f32
+    dt = DType::F32;
+  }
+  if (!t.is_contiguous()) t = t.contiguous();
+  Tensor out;
+  out.dtype = *dt;
+  out.shape.assign(t.sizes().begin(), t.sizes().end());
+  out.storage = std::make_shared<TorchStorage>(std::move(t));
+  return Value(std::move(out));
+}
+
+Result<c10::IValue> to_ivalue(const Value& v, const TypeRef& type) {
+  switch (v.kind()) {
+    case Value::Kind::None: return c10::IValue();
+    case Value::Kind::Bool: return c10::IValue(v.as_bool());
+    case Value::Kind::Int:
+      if (type->kind == TypeKind::Float) return c10::IValue(v.as_float());
+      return c10::IValue(v.as_int());
+    case Value::Kind::Float: return c10::IValue(v.as_float());
+    case Value::Kind::Str: return c10::IValue(v.as_str());
+    case Value::Kind::Tensor: return c10::IValue(to_torch(v.as_tensor()));
+    case Value::Kind::List: {
+      const TypeRef elem = type->kind == TypeKind::List ? type->elem : dsl::Type::error();
+      switch (elem->kind) {
+        case TypeKind::Str: {
+          c10::List<std::string> l;
+          for (const auto& e : v.as_list()) l.push_back(e.as_str());
+          return c10::IValue(l);
+        }
+        case TypeKind::Float: {
+          c10::List<double> l;
+          for (const auto& e : v.as_list()) l.push_back(e.as_float());
+          return c10::IValue(l);
+        }
+        case TypeKind::Int: {
+          c10::List<int64_t> l;
+          for (const auto& e : v.as_list()) l.push_back(e.as_int());
+          return c10::IValue(l);
+        }
+        case TypeKind::Bool: {
+          c10::List<bool> l;
+          for (const auto& e : v.as_list()) l.push_back(e.as_bool());
+          return c10::IValue(l);
+        }
+        case TypeKind::Tensor: {
+          c10::List<at::Tensor> l;
+          for (const auto& e : v.as_list()) l.push_back(to_torch(e.as_tensor()));
+          return c10::IValue(l);
+        }
+        default: return make_error(ErrorCode::ModelError, fmt::format("the torch backend cannot pass a `{}`", type->to_string()));
+      }
+    }
+    case Value::Kind::Record:
+      return make_error(ErrorCode::ModelError, "the torch backend cannot pass a record to a TorchScript method");
+  }
+  return make_error(ErrorCode::Internal, "unknown value kind");
+}
+
+Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want) {
+  if (iv.isNone()) return Value();
+  if (iv.isBool()) return Value(iv.toBool());
+  if (iv.isInt()) {
+    if (want->kind == TypeKind::Float) return Value(static_cast<double>(iv.toInt()));
+    return Value(static_cast<std::int64_t>(iv.toInt()));
+  }
+  if (iv.isDouble()) return Value(iv.toDouble());
+  if (iv.isString()) return Value(iv.toStringRef());
+  if (iv.isTensor()) {
+    at::Tensor t = iv.toTensor();
+    // A one-element tensor where the graph declares a number: take the number.
+    if (want->kind == TypeKind::Float && t.numel() == 1) return Value(t.item<double>());
+    if (want->kind == TypeKind::Int && t.numel() == 1) return Value(static_cast<std::int64_t>(t.item<int64_t>()));
+    return tensor_value(std::move(t));
+  }
+  if (iv.isList() || iv.isTuple()) {
+    std::vector<c10::IValue> elems;
+    if (iv.isList()) {
+      for (const auto& e : iv.toListRef()) elems.push_back(e);
+    } else {
+      for (const auto& e : iv.toTupleRef().elements()) elems.push_back(e);
+    }
+    TypeRef elem = want->kind == TypeKind::List ? want->elem : dsl::Type::error();
+    std::vector<Value> out;
+    out.reserve(elems.size());
+    for (const auto& e : elems) {
+      auto v = from_ivalue(e, elem);
+      if (!v) return v;
+      out.push_back(std::move(*v));
+    }
+    return Value::list(std::move(out));
+  }
+  if (iv.isGenericDict()) {
+    std::vector<std::string> names;
+    std::vector<Value> values;
+    for (const auto& kv : iv.toGenericDict()) {
+      if (!kv.key().isString()) return make_error(ErrorCode::ModelError, "a dict with non-string keys cannot be a record");
+      const dsl::Field* f = want->kind == TypeKind::Record ? want->field(kv.key().toStringRef()) : nullptr;
+      auto v = from_ivalue(kv.value(), f ? f->type : dsl::Type::error());
+      if (!v) return v;
+      names.push_back(kv.key().toStringRef());
+      values.push_back(std::move(*v));
+    }
+    return Value::record(std::move(names), std::move(values));
+  }
+  return make_error(ErrorCode::ModelError, fmt::format("cannot convert a TorchScript `{}` result", iv.tagKind()));
+}
+
+// The DSL type of a TorchScript type, or null when it has none.
+TypeRef dsl_type(const c10::TypePtr& t) {
+  using dsl::Type;
+  switch (t->kind()) {
+    case c10::TypeKind::StringType: return Type::str();
+    case c10::TypeKind::IntType: return Type::integer();
+    case c10::TypeKind::FloatType: return Type::floating();
+    case c10::TypeKind::BoolType: return Type::boolean();
+    case c10::TypeKind::NoneType: return Type::none();
+    case c10::TypeKind::TensorType: return Type::tensor();
+    case c10::TypeKind::ListType: {
+      TypeRef e = dsl_type(t->expectRef<c10::ListType>().getElementType());
+      return e ? Type::list(e) : nullptr;
+    }
+    case c10::TypeKind::OptionalType: {
+      TypeRef e = dsl_type(t->expectRef<c10::OptionalType>().getElementType());
+      return e ? Type::optional(e) : nullptr;
+    }
+    default: return nullptr;
+  }
+}
+
+class TorchInstance final : public ModelInstance {
+ public:
+  TorchInstance(torch::jit::Module m, const plan::Model& spec) : module_(std::move(m)), spec_(spec) {
+    for (const auto& meth : spec.methods) methods_.push_back(module_.get_method(meth.name));
+  }
+
+  Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext&) override {
+    const plan::Method& sig = spec_.methods[method];
+    try {
+      c10::InferenceMode guard;
+      std::vector<c10::IValue> stack;
+      stack.reserve(args.size());
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        auto iv = to_ivalue(args[i], i < sig.params.size() ? sig.params[i].type : dsl::Type::error());
+        if (!iv) return iv.error();
+        stack.push_back(std::move(*iv));
+      }
+      c10::IValue out = methods_[method](std::move(stack));
+      return from_ivalue(out, sig.result);
+    } catch (const c10::Error& e) {
+      return make_error(ErrorCode::ModelError, first_line(e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      return make_error(ErrorCode::ModelError, first_line(e.what()));
+    }
+  }
+
+ private:
+  torch::jit::Module module_;
+  const plan::Model& spec_;
+  std::vector<torch::jit::Method> methods_;
+};
+
+class TorchBackend final : public Backend {
+ public:
+  TorchBackend() {
+    // braid runs branches and requests in parallel itself; one intra-op thread per call avoids
+    // oversubscribing the cores.
+    at::set_num_threads(1);
+  }
+
+  std::string_view name() const override { return "torch"; }
+
+  Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model) override {
+    if (model.resolved_path.empty()) {
+      return make_error(ErrorCode::LoadError, fmt::format("model file `{}` not found", model.path));
+    }
+    try {
+      torch::Device device(torch::kCPU);
+      if (model.placement.kind == dsl::PlacementKind::Cuda) {
+        if (!torch::cuda::is_available()) {
+          return make_error(ErrorCode::LoadError,
+                            fmt::format("placement `{}` needs a CUDA device, and none is available", model.placement.to_string()));
+        }
+        device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(std::max(0, model.placement.device)));
+      }
+      torch::jit::Module m = torch::jit::load(model.resolved_path, device);
+      m.eval();
+      for (const auto& meth : model.methods) {
+        if (!m.find_method(meth.name)) {
+          return make_error(ErrorCode::LoadError,
+                            fmt::format("model file `{}` has no method `{}`", model.path, meth.name));
+        }
+      }
+      return std::shared_ptr<ModelInstance>(std::make_shared<TorchInstance>(std::move(m), model));
+    } catch (const c10::Error& e) {
+      return make_error(ErrorCode::LoadError, fmt::format("cannot load `{}`: {}", model.path, first_line(e.what_without_backtrace())));
+    } catch (const std::exception& e) {
+      return make_error(ErrorCode::LoadError, fmt::format("cannot load `{}`: {}", model.path, first_line(e.what())));
+    }
+  }
+
+  Result<std::vector<MethodSchema>> inspect(const std::string& path) override {
+    try {
+      torch::jit::Module m = torch::jit::load(path, torch::kCPU);
+      std::vector<MethodSchema> out;
+      for (const auto& meth : m.get_methods()) {
+        const auto& schema = meth.function().getSchema();
+        MethodSchema s;
+        s.name = meth.name();
+        bool ok = true;
+        for (std::size_t i = 1; i < schema.arguments().size(); ++i) {  // [0] is self
+          const auto& a = schema.arguments()[i];
+          TypeRef t = dsl_type(a.type());
+          ok = ok && t;
+          s.params.push_back({a.name(), t ? t : dsl::Type::error()});
+        }
+        TypeRef r = schema.returns().size() == 1 ? dsl_type(schema.returns()[0].type()) : nullptr;
+        s.result = r ? r : dsl::Type::error();
+        (void)ok;
+        out.push_back(std::move(s));
+      }
+      return out;
+    } catch (const c10::Error& e) {
+      return make_error(ErrorCode::LoadError, first_line(e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      return make_error(ErrorCode::LoadError, first_line(e.what()));
+    }
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> make_torch_backend() { return std::make_shared<TorchBackend>(); }
+
+}  // namespace braid::engine

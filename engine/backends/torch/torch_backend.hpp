@@ -1,0 +1,14 @@
+#pragma once
+// The `torch` backend: TorchScript modules through LibTorch. This header is LibTorch-free; the
+// LibTorch headers are confined to torch_backend.cpp (each translation unit that includes them
+// costs ~35 s to compile).
+
+#include <memory>
+
+#include "engine/backend.hpp"
+
+namespace braid::engine {
+
+std::shared_ptr<Backend> make_torch_backend();
+
+}  // namespace braid::engine

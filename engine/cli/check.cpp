@@ -1,0 +1,151 @@
+// braid check and braid plan: the front end, plus a check of every declared method signature
+// against the model file's own, when the file is present and its backend is built in.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "engine/cli/commands.hpp"
+#include "engine/engine.hpp"
+
+namespace braid::cli {
+namespace {
+
+std::string plural(std::size_t n, std::string_view word) { return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s"); }
+
+std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    s += fmt::format("{}{}: {}", i ? ", " : "", params[i].name, params[i].type->to_string());
+  }
+  return s + ") -> " + result->to_string();
+}
+
+dsl::Span span_at(const dsl::SourceManager& sm, const plan::SourceLoc& loc, std::size_t len) {
+  if (loc.file >= sm.size()) return {};
+  auto off = sm.file(loc.file).offset(loc.line, loc.col);
+  return {loc.file, off, static_cast<std::uint32_t>(off + len)};
+}
+
+// Compares each declared method with what the model file says (TorchScript schemas).
+void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::Diagnostics& diags) {
+  engine::BackendRegistry backends = engine::default_backends();
+  for (const auto& m : p.models) {
+    if (m.resolved_path.empty()) continue;  // checked without its file
+    engine::Backend* b = backends.find(m.backend);
+    if (!b) continue;
+    auto schemas = b->inspect(m.resolved_path);
+    if (!schemas) {
+      diags.report(dsl::Diag::model_file_unreadable, span_at(sm, m.loc, m.name.size()), m.path, schemas.error().message);
+      continue;
+    }
+    for (const auto& meth : m.methods) {
+      const engine::MethodSchema* s = nullptr;
+      for (const auto& x : *schemas) {
+        if (x.name == meth.name) s = &x;
+      }
+      auto where = span_at(sm, meth.loc, meth.name.size());
+      if (!s) {
+        std::string have;
+        for (const auto& x : *schemas) have += fmt::format("{}`{}`", have.empty() ? "; it has " : ", ", x.name);
+        diags.report(dsl::Diag::model_file_method_missing, where, m.path, meth.name, have);
+        continue;
+      }
+      bool fits = s->params.size() == meth.params.size() && dsl::assignable(s->result, meth.result);
+      for (std::size_t i = 0; fits && i < meth.params.size(); ++i) {
+        fits = dsl::assignable(meth.params[i].type, s->params[i].type);
+      }
+      if (!fits) {
+        diags.report(dsl::Diag::model_file_signature, where, m.name, meth.name, signature_text(meth.params, meth.result),
+                     signature_text(s->params, s->result));
+        continue;
+      }
+      for (std::size_t i = 0; i < meth.params.size(); ++i) {
+        if (meth.params[i].name != s->params[i].name) {
+          diags.report(dsl::Diag::model_file_param_name, where, i + 1, m.name, meth.name, meth.params[i].name,
+                       s->params[i].name);
+        }
+      }
+    }
+  }
+  diags.sort_by_location();
+}
+
+}  // namespace
+
+bool use_color(const CommonOptions& o) {
+  if (o.color == "always") return true;
+  if (o.color == "never") return false;
+  return isatty(fileno(stderr)) != 0 && std::getenv("NO_COLOR") == nullptr;
+}
+
+dsl::FrontendOptions frontend_options(const CommonOptions& o) {
+  dsl::FrontendOptions f;
+  f.model_paths = o.model_paths;
+  if (const char* env = std::getenv("BRAID_MODEL_PATH")) {
+    std::stringstream ss(env);
+    std::string dir;
+    while (std::getline(ss, dir, ':')) {
+      if (!dir.empty()) f.model_paths.push_back(dir);
+    }
+  }
+#ifdef BRAID_DEFAULT_MODEL_PATH
+  f.model_paths.push_back(BRAID_DEFAULT_MODEL_PATH);  // the models this build generated
+#endif
+  f.require_model_files = o.require_models;
+  return f;
+}
+
+std::shared_ptr<const plan::Plan> compile(const std::string& file, const CommonOptions& o, bool summary) {
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  auto p = dsl::compile_file(file, frontend_options(o), sm, diags);
+  if (p) {
+    verify_model_files(*p, sm, diags);
+    if (diags.has_errors()) p = nullptr;
+  }
+  std::fputs(dsl::render_all(diags, sm, use_color(o)).c_str(), stderr);
+  if (summary) {
+    if (p) {
+      std::size_t nodes = 0;
+      for (const auto& ep : p->endpoints) nodes += ep.nodes.size();
+      std::size_t with_files = 0;
+      for (const auto& m : p->models) with_files += !m.resolved_path.empty();
+      std::fprintf(stderr, "%s: ok: %s, %s (%zu with model files checked), %s%s\n", file.c_str(),
+                   plural(p->endpoints.size(), "endpoint").c_str(), plural(p->models.size(), "model").c_str(), with_files,
+                   plural(nodes, "node").c_str(),
+                   diags.warning_count() ? fmt::format(", {}", plural(diags.warning_count(), "warning")).c_str() : "");
+    } else {
+      std::fprintf(stderr, "%s: %s, %s\n", file.c_str(), plural(diags.error_count(), "error").c_str(),
+                   plural(diags.warning_count(), "warning").c_str());
+    }
+  }
+  return p;
+}
+
+int check(const CheckOptions& o) {
+  bool ok = true;
+  for (const auto& f : o.files) ok = compile(f, o.common, true) != nullptr && ok;
+  return ok ? 0 : 1;
+}
+
+int plan(const PlanOptions& o) {
+  auto p = compile(o.file, o.common, false);
+  if (!p) return 1;
+  std::string text = o.dot ? plan::to_dot(*p) : o.json ? plan::to_json(*p) : plan::to_text(*p);
+  if (o.output.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  std::FILE* f = std::fopen(o.output.c_str(), "wb");
+  if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0) {
+    std::fprintf(stderr, "braid: cannot write `%s`\n", o.output.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace braid::cli

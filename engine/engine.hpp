@@ -1,0 +1,103 @@
+#pragma once
+// The engine's public API: load compiled plans, run their endpoints.
+//
+//   BackendRegistry backends = default_backends();          // torch, where built
+//   auto engine = Engine::create({plan}, backends, {});      // loads every model
+//   auto ep = engine.value()->find("inference_graph", "generate_score");
+//   auto inputs = engine.value()->decode_inputs(*ep, json_object);
+//   Result<Value> r = engine.value()->run(*ep, *inputs).get();   // blocking facade
+//   co_await engine->async_run(*ep, inputs, {}, asio::use_awaitable);   // from a coroutine
+//
+// Every request runs concurrently with every other; a failure in one never disturbs another.
+// Model calls run on CPU thread pools (one shared pool sized by EngineOptions::cpu_threads, or
+// the model's own pool when its graph sets `threads`); small ops run inline on the thread that
+// readied them. The HTTP layer uses this header only.
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/json/object.hpp>
+
+#include "dsl/plan.hpp"
+#include "engine/backend.hpp"
+#include "engine/status.hpp"
+#include "engine/trace.hpp"
+#include "engine/value.hpp"
+
+namespace braid::engine {
+
+struct EngineOptions {
+  unsigned cpu_threads = 0;  // 0: the number of hardware threads
+};
+
+struct RunOptions {
+  std::int64_t deadline_ns = 0;  // 0: the endpoint's own `timeout`, if any
+  Trace* trace = nullptr;        // when set, every node execution is recorded here
+  const CallContext* cancel = nullptr;  // when set, cancelling it cancels the run
+};
+
+struct EndpointRef {
+  const plan::Plan* plan = nullptr;
+  const plan::Endpoint* endpoint = nullptr;
+  std::uint32_t id = 0;          // engine-wide index
+  std::uint32_t plan_index = 0;  // index of `plan` in the engine
+};
+
+class Engine {
+ public:
+  // Loads every model of every plan through the backend registered for it. Fails (LoadError)
+  // naming the model when one cannot be loaded.
+  static Result<std::shared_ptr<Engine>> create(std::vector<std::shared_ptr<const plan::Plan>> plans,
+                                                const BackendRegistry& backends, EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  std::optional<EndpointRef> find(std::string_view graph, std::string_view endpoint) const;
+  std::vector<EndpointRef> endpoints() const;
+  const std::vector<std::shared_ptr<const plan::Plan>>& plans() const;
+
+  // Named JSON inputs to values, in parameter order: defaults applied; missing, unknown and
+  // mistyped inputs are InvalidInput errors that say which input and why.
+  Result<std::vector<Value>> decode_inputs(const EndpointRef& ep, const boost::json::object& inputs) const;
+
+  // Starts a run; `done` is called exactly once, on an engine thread.
+  void start(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options,
+             std::function<void(Result<Value>)> done);
+
+  // Blocking facade, for tests, the CLI and the bench tool.
+  std::future<Result<Value>> run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options = {});
+
+  // Asio form: completes with Result<Value> on the token's associated executor.
+  template <typename Token>
+  auto async_run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options, Token&& token) {
+    return boost::asio::async_initiate<Token, void(Result<Value>)>(
+        [this](auto handler, const EndpointRef& e, std::vector<Value> in, RunOptions opts) {
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          start(e, std::move(in), opts, [shared](Result<Value> r) mutable {
+            auto ex = boost::asio::get_associated_executor(*shared);
+            boost::asio::dispatch(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+          });
+        },
+        token, ep, std::move(inputs), options);
+  }
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The backends built into this binary (torch when LibTorch was found).
+BackendRegistry default_backends();
+
+}  // namespace braid::engine

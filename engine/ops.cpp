@@ -1,0 +1,150 @@
+#include "engine/ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+namespace braid::engine {
+namespace {
+
+using dsl::BuiltinOp;
+
+Error op_error(std::string_view op, std::string message) {
+  return make_error(ErrorCode::ModelError, fmt::format("op `{}`: {}", op, message));
+}
+
+// Scores from a float list or a host tensor.
+Result<std::vector<double>> scores_of(std::string_view op, const Value& v) {
+  if (v.kind() == Value::Kind::Tensor) {
+    if (!v.as_tensor().on_host()) return op_error(op, "tensor is not in host memory");
+    return v.as_tensor().to_doubles();
+  }
+  if (v.kind() != Value::Kind::List) return op_error(op, fmt::format("expected a list, found {}", v.kind_name()));
+  std::vector<double> out;
+  out.reserve(v.as_list().size());
+  for (const auto& e : v.as_list()) {
+    if (e.kind() != Value::Kind::Float && e.kind() != Value::Kind::Int) return op_error(op, "list element is not a number");
+    out.push_back(e.as_float());
+  }
+  return out;
+}
+
+std::vector<double> softmax(const std::vector<double>& x) {
+  std::vector<double> out(x.size());
+  if (x.empty()) return out;
+  double m = *std::max_element(x.begin(), x.end());
+  double sum = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) sum += out[i] = std::exp(x[i] - m);
+  for (auto& o : out) o /= sum;
+  return out;
+}
+
+Value float_list(const std::vector<double>& xs) {
+  std::vector<Value> items;
+  items.reserve(xs.size());
+  for (double x : xs) items.emplace_back(x);
+  return Value::list(std::move(items));
+}
+
+}  // namespace
+
+Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const std::string> names) {
+  std::string_view name = dsl::op_info(op).name;
+  switch (op) {
+    case BuiltinOp::Identity: return args[0];
+    case BuiltinOp::Len: return Value(static_cast<std::int64_t>(args[0].as_list().size()));
+    case BuiltinOp::Zip: {
+      std::size_t n = args.empty() ? 0 : args[0].as_list().size();
+      for (const auto& a : args) {
+        if (a.as_list().size() != n) {
+          return op_error(name, fmt::format("lists have different lengths ({} and {})", n, a.as_list().size()));
+        }
+      }
+      std::vector<std::string> fields(names.begin(), names.end());
+      std::vector<Value> rows;
+      rows.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        std::vector<Value> vals;
+        vals.reserve(args.size());
+        for (const auto& a : args) vals.push_back(a.as_list()[i]);
+        rows.push_back(Value::record(fields, std::move(vals)));
+      }
+      return Value::list(std::move(rows));
+    }
+    case BuiltinOp::Concat: {
+      std::vector<Value> out;
+      for (const auto& a : args) out.insert(out.end(), a.as_list().begin(), a.as_list().end());
+      return Value::list(std::move(out));
+    }
+    case BuiltinOp::Join: {
+      std::string out;
+      const auto& xs = args[0].as_list();
+      for (std::size_t i = 0; i < xs.size(); ++i) {
+        if (i) out += args[1].as_str();
+        out += xs[i].as_str();
+      }
+      return Value(std::move(out));
+    }
+    case BuiltinOp::Softmax: {
+      auto s = scores_of(name, args[0]);
+      if (!s) return s.error();
+      auto p = softmax(*s);
+      if (args[0].kind() == Value::Kind::Tensor) return Value(Tensor::from_doubles(p, args[0].as_tensor().shape, DType::F32));
+      return float_list(p);
+    }
+    case BuiltinOp::Argmax: {
+      auto s = scores_of(name, args[0]);
+      if (!s) return s.error();
+      if (s->empty()) return op_error(name, "empty input");
+      return Value(static_cast<std::int64_t>(std::max_element(s->begin(), s->end()) - s->begin()));
+    }
+    case BuiltinOp::Topk: {
+      auto s = scores_of(name, args[0]);
+      if (!s) return s.error();
+      const auto& labels = args[1].as_list();
+      if (labels.size() != s->size()) {
+        return op_error(name, fmt::format("{} scores but {} labels", s->size(), labels.size()));
+      }
+      std::int64_t k = args[2].as_int();
+      if (k < 0) return op_error(name, fmt::format("k must not be negative, found {}", k));
+      std::vector<std::size_t> idx(s->size());
+      std::iota(idx.begin(), idx.end(), 0);
+      // Highest score first; ties keep label order.
+      std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return (*s)[a] > (*s)[b]; });
+      idx.resize(std::min<std::size_t>(idx.size(), static_cast<std::size_t>(k)));
+      std::vector<Value> rows;
+      for (std::size_t i : idx) rows.push_back(Value::record({"label", "score"}, {labels[i], Value((*s)[i])}));
+      return Value::list(std::move(rows));
+    }
+    case BuiltinOp::Mean:
+    case BuiltinOp::Sum:
+    case BuiltinOp::Max:
+    case BuiltinOp::Min: {
+      auto s = scores_of(name, args[0]);
+      if (!s) return s.error();
+      if (s->empty()) {
+        if (op == BuiltinOp::Sum) return Value(0.0);
+        return op_error(name, "empty list");
+      }
+      if (op == BuiltinOp::Max) return Value(*std::max_element(s->begin(), s->end()));
+      if (op == BuiltinOp::Min) return Value(*std::min_element(s->begin(), s->end()));
+      double sum = std::accumulate(s->begin(), s->end(), 0.0);
+      return Value(op == BuiltinOp::Sum ? sum : sum / static_cast<double>(s->size()));
+    }
+    case BuiltinOp::ToTensor: {
+      auto s = scores_of(name, args[0]);
+      if (!s) return s.error();
+      return Value(Tensor::from_doubles(*s, {static_cast<std::int64_t>(s->size())}, DType::F32));
+    }
+    case BuiltinOp::ToList: {
+      const Tensor& t = args[0].as_tensor();
+      if (!t.on_host()) return op_error(name, "tensor is not in host memory");
+      return float_list(t.to_doubles());
+    }
+  }
+  return op_error(name, "not implemented");
+}
+
+}  // namespace braid::engine

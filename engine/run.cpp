@@ -1,0 +1,363 @@
+// The scheduler core: frames, the per-thread ready queue, simple nodes and model calls, retries,
+// timeouts. Structured nodes (groups, maps, switches, fallbacks) are in run_structured.cpp.
+#include "engine/run.hpp"
+
+#include <fmt/format.h>
+
+#include "engine/ops.hpp"
+
+namespace braid::engine::detail {
+namespace {
+
+using namespace std::chrono;
+
+// The ready queue of the current thread. Ready nodes are pushed here and drained by the
+// outermost schedule() on the stack, so that readying a consumer never recurses.
+struct Ready {
+  std::shared_ptr<Frame> frame;
+  std::uint32_t local;
+};
+thread_local std::vector<Ready>* tl_ready = nullptr;
+
+void schedule(std::shared_ptr<Frame> f, std::uint32_t local) {
+  if (tl_ready) {
+    tl_ready->push_back({std::move(f), local});
+    return;
+  }
+  std::vector<Ready> queue;
+  queue.reserve(16);
+  tl_ready = &queue;
+  queue.push_back({std::move(f), local});
+  while (!queue.empty()) {
+    Ready r = std::move(queue.back());
+    queue.pop_back();
+    exec_node(r.frame, r.local, 0);
+  }
+  tl_ready = nullptr;
+}
+
+bool nothing_else_ready() { return !tl_ready || tl_ready->empty(); }
+
+// Runs `fn` on `pool`, draining the ready queue there.
+template <typename Fn>
+void post_to(boost::asio::thread_pool& pool, Fn&& fn) {
+  boost::asio::post(pool, std::forward<Fn>(fn));
+}
+
+Error named(Error e, const Frame& f, const plan::Node& n) {
+  if (e.node.empty()) e.node = n.name;
+  if (const auto* c = std::get_if<plan::CallNode>(&n.kind); c && e.model.empty()) {
+    e.model = f.run->model(c->model).model->name;
+  }
+  return e;
+}
+
+std::uint32_t retries_of(const Frame& f, const plan::Node& n) {
+  if (n.options.retries) return n.options.retries;
+  if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return f.run->model(c->model).model->options.retries;
+  return 0;
+}
+
+std::int64_t timeout_of(const Frame& f, const plan::Node& n) {
+  if (n.options.timeout_ns) return n.options.timeout_ns;
+  if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return f.run->model(c->model).model->options.timeout_ns;
+  return 0;
+}
+
+std::string duration_text(std::int64_t ns) {
+  if (ns % 1'000'000'000 == 0) return fmt::format("{}s", ns / 1'000'000'000);
+  if (ns % 1'000'000 == 0) return fmt::format("{}ms", ns / 1'000'000);
+  return fmt::format("{}us", ns / 1000);
+}
+
+// One attempt of a call with a timeout: whichever of the call and the timer ends first wins.
+struct TimedAttempt {
+  std::atomic<bool> claimed{false};
+  CallContext ctx;
+  boost::asio::steady_timer timer;
+  TimedAttempt(const CallContext* parent, boost::asio::thread_pool& pool) : ctx(parent), timer(pool.get_executor()) {}
+  bool claim() { return !claimed.exchange(true); }
+};
+
+void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+               const plan::CallNode& c) {
+  LoadedModel& m = f->run->model(c.model);
+  std::vector<Value> args;
+  args.reserve(c.args.size());
+  for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
+  ModelInstance* inst = m.instances.size() == 1 ? m.instances[0].get()
+                                                : m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
+  std::int64_t timeout = timeout_of(*f, n);
+  Trace* trace = f->run->trace;
+
+  if (timeout == 0) {
+    auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n]() {
+      if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
+      std::int64_t t0 = trace ? trace->now_us() : 0;
+      Result<Value> r = inst->call(method, args, f->ctx);
+      if (trace) trace->add({n.name, "call", t0, trace->now_us() - t0, Trace::thread_number()});
+      node_result(f, local, attempt, std::move(r));
+    };
+    // Keep a chain on this thread: run inline when this thread belongs to the model's pool and
+    // there is nothing else ready to run here; else hand the call to the pool.
+    if (m.pool->get_executor().running_in_this_thread() && nothing_else_ready()) {
+      body();
+    } else {
+      post_to(*m.pool, std::move(body));
+    }
+    return;
+  }
+
+  auto timed = std::make_shared<TimedAttempt>(&f->ctx, *m.pool);
+  timed->timer.expires_after(nanoseconds(timeout));
+  timed->timer.async_wait([f, local, attempt, timed, timeout](boost::system::error_code ec) {
+    if (ec || !timed->claim()) return;
+    timed->ctx.cancel();
+    node_result(f, local, attempt,
+                make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", duration_text(timeout))));
+  });
+  post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n]() {
+    if (f->cancelled() || timed->ctx.cancelled()) return;
+    std::int64_t t0 = trace ? trace->now_us() : 0;
+    Result<Value> r = inst->call(method, args, timed->ctx);
+    if (trace) trace->add({n.name, "call", t0, trace->now_us() - t0, Trace::thread_number()});
+    if (!timed->claim()) return;  // the timer won; this result is discarded
+    timed->timer.cancel();
+    node_result(f, local, attempt, std::move(r));
+  });
+}
+
+Result<Value> exec_simple(const Frame& f, const plan::Node& n) {
+  return std::visit(
+      [&](const auto& k) -> Result<Value> {
+        using T = std::decay_t<decltype(k)>;
+        if constexpr (std::is_same_v<T, plan::InputNode>) {
+          return f.run->inputs[k.index];
+        } else if constexpr (std::is_same_v<T, plan::ConstNode>) {
+          return constant_value(k.value);
+        } else if constexpr (std::is_same_v<T, plan::OpNode>) {
+          std::vector<Value> args;
+          args.reserve(k.args.size());
+          for (plan::ValueId a : k.args) args.push_back(f.lookup(a));
+          return run_op(k.op, args, k.names);
+        } else if constexpr (std::is_same_v<T, plan::ListNode>) {
+          std::vector<Value> items;
+          items.reserve(k.items.size());
+          for (plan::ValueId a : k.items) items.push_back(f.lookup(a));
+          return Value::list(std::move(items));
+        } else if constexpr (std::is_same_v<T, plan::RecordNode>) {
+          std::vector<Value> values;
+          values.reserve(k.values.size());
+          for (plan::ValueId a : k.values) values.push_back(f.lookup(a));
+          return Value::record(k.names, std::move(values));
+        } else if constexpr (std::is_same_v<T, plan::FieldNode>) {
+          const Value& base = f.lookup(k.base);
+          if (base.kind() != Value::Kind::Record || k.field >= base.as_record().values.size()) {
+            return make_error(ErrorCode::Internal, fmt::format("field `{}` of a {}", k.name, base.kind_name()));
+          }
+          return base.as_record().values[k.field];
+        } else if constexpr (std::is_same_v<T, plan::IndexNode>) {
+          const auto& list = f.lookup(k.base).as_list();
+          std::int64_t i = f.lookup(k.index).as_int();
+          if (i < 0 || static_cast<std::size_t>(i) >= list.size()) {
+            return make_error(ErrorCode::ModelError, fmt::format("index {} out of range for a list of {}", i, list.size()));
+          }
+          return list[static_cast<std::size_t>(i)];
+        } else {
+          return make_error(ErrorCode::Internal, "not a simple node");
+        }
+      },
+      n.kind);
+}
+
+}  // namespace
+
+Value constant_value(const plan::Constant& c) {
+  switch (c.kind) {
+    case plan::Constant::Kind::None: return Value();
+    case plan::Constant::Kind::Bool: return Value(c.b);
+    case plan::Constant::Kind::Int: return Value(c.i);
+    case plan::Constant::Kind::Float: return Value(c.f);
+    case plan::Constant::Kind::Str: return Value(c.s);
+    case plan::Constant::Kind::List: {
+      std::vector<Value> items;
+      for (const auto& i : c.items) items.push_back(constant_value(i));
+      return Value::list(std::move(items));
+    }
+    case plan::Constant::Kind::Record: {
+      std::vector<Value> values;
+      for (const auto& i : c.items) values.push_back(constant_value(i));
+      return Value::record(c.names, std::move(values));
+    }
+  }
+  return Value();
+}
+
+void RunState::finish(Result<Value> r) {
+  if (finished.exchange(true)) return;
+  {
+    std::lock_guard lock(deadline_mu);
+    if (deadline) deadline->cancel();
+  }
+  ctx.cancel();  // whatever still runs for this request is no longer wanted
+  auto d = std::move(done);
+  d(std::move(r));
+}
+
+Frame::Frame(std::shared_ptr<RunState> r, std::shared_ptr<Frame> p, std::uint32_t reg)
+    : run(std::move(r)), parent(std::move(p)), region(reg), ctx(parent ? &parent->ctx : &run->ctx) {}
+
+const Value& Frame::lookup(plan::ValueId v) const {
+  const ExecValue& ev = run->ex->values[plan::index(v)];
+  const Frame* f = this;
+  while (f->region != ev.region) f = f->parent.get();
+  return f->slots[ev.slot];
+}
+
+void Frame::set(plan::ValueId v, Value value) { slots[run->ex->values[plan::index(v)].slot] = std::move(value); }
+
+void Frame::finish(Result<Value> r) {
+  if (finished.exchange(true)) return;
+  auto d = std::move(on_done);
+  d(std::move(r));
+}
+
+void Frame::fail(Error e) {
+  ctx.cancel();
+  finish(std::move(e));
+}
+
+const plan::Node& node_of(const Frame& f, std::uint32_t local) {
+  return f.run->ep().nodes[plan::index(f.run->ex->regions[f.region].nodes[local])];
+}
+
+std::shared_ptr<Frame> make_frame(const std::shared_ptr<RunState>& run, const std::shared_ptr<Frame>& parent,
+                                  plan::RegionId r, FrameDone on_done) {
+  auto f = std::make_shared<Frame>(run, parent, plan::index(r));
+  const ExecRegion& reg = run->ex->regions[plan::index(r)];
+  f->slots = std::make_unique<Value[]>(reg.slots);
+  f->waiting = std::make_unique<std::atomic<std::uint32_t>[]>(reg.nodes.size());
+  for (std::size_t i = 0; i < reg.nodes.size(); ++i) {
+    f->waiting[i].store(run->ex->nodes[plan::index(reg.nodes[i])].local_inputs, std::memory_order_relaxed);
+  }
+  f->pending.store(static_cast<std::uint32_t>(reg.nodes.size()), std::memory_order_relaxed);
+  f->on_done = std::move(on_done);
+  return f;
+}
+
+void start_frame(const std::shared_ptr<Frame>& f) {
+  const ExecRegion& reg = f->run->ex->regions[f->region];
+  if (reg.nodes.empty()) {
+    const plan::Region& pr = f->run->ep().regions[f->region];
+    f->finish(f->lookup(pr.result));
+    return;
+  }
+  for (std::uint32_t local : reg.initially_ready) schedule(f, local);
+}
+
+void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
+  const plan::Node& n = node_of(*f, local);
+  if (f->cancelled()) return;  // nobody wants this frame's result any more
+  switch (n.kind.index()) {
+    case 2: return exec_call(f, local, attempt, n, std::get<plan::CallNode>(n.kind));
+    case 8: return exec_group(f, local, attempt);
+    case 9: return exec_map(f, local, attempt);
+    case 10: return exec_switch(f, local, attempt);
+    default: break;
+  }
+  Trace* trace = f->run->trace;
+  std::int64_t t0 = trace ? trace->now_us() : 0;
+  Result<Value> r = exec_simple(*f, n);
+  if (trace && n.kind.index() == 3) trace->add({n.name, "op", t0, trace->now_us() - t0, Trace::thread_number()});
+  node_result(f, local, attempt, std::move(r));
+}
+
+void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r) {
+  const plan::Node& n = node_of(*f, local);
+  if (!r) {
+    if (f->cancelled() || r.error().code == ErrorCode::Cancelled) return;
+    if (attempt != kFallbackAttempt && attempt < retries_of(*f, n)) {
+      std::int64_t backoff = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
+      if (backoff <= 0) return schedule_retry(f, local, attempt + 1);
+      auto timer = std::make_shared<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(backoff));
+      timer->async_wait([f, local, attempt, timer](boost::system::error_code) { schedule_retry(f, local, attempt + 1); });
+      return;
+    }
+    if (n.options.fallback && attempt != kFallbackAttempt) return run_fallback(f, local, named(std::move(r.error()), *f, n));
+    return f->fail(named(std::move(r.error()), *f, n));
+  }
+  f->set(n.output, std::move(r.value()));
+  const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
+  for (std::uint32_t c : en.consumers) {
+    if (f->waiting[c].fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(f, c);
+  }
+  if (f->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    f->finish(f->lookup(f->run->ep().regions[f->region].result));
+  }
+}
+
+void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
+  if (f->cancelled()) return;
+  if (tl_ready) return exec_node(f, local, attempt);
+  std::vector<Ready> queue;
+  tl_ready = &queue;
+  exec_node(f, local, attempt);
+  while (!queue.empty()) {
+    Ready r = std::move(queue.back());
+    queue.pop_back();
+    exec_node(r.frame, r.local, 0);
+  }
+  tl_ready = nullptr;
+}
+
+void start_child(const std::shared_ptr<Frame>& child) {
+  if (tl_ready) return start_frame(child);
+  std::vector<Ready> queue;
+  tl_ready = &queue;
+  start_frame(child);
+  while (!queue.empty()) {
+    Ready r = std::move(queue.back());
+    queue.pop_back();
+    exec_node(r.frame, r.local, 0);
+  }
+  tl_ready = nullptr;
+}
+
+std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
+                                      std::uint32_t id) {
+  auto ex = std::make_unique<ExecEndpoint>();
+  const plan::Endpoint& ep = p.endpoints[endpoint_index];
+  ex->ref = {&p, &ep, id, plan_index};
+  ex->graph = p.name;
+  ex->nodes.resize(ep.nodes.size());
+  ex->values.resize(ep.values.size());
+  ex->regions.resize(ep.regions.size());
+  for (const auto& r : ep.regions) {
+    ExecRegion& er = ex->regions[plan::index(r.id)];
+    er.nodes = r.nodes;
+    for (std::uint32_t i = 0; i < r.nodes.size(); ++i) ex->nodes[plan::index(r.nodes[i])].local = i;
+  }
+  for (const auto& v : ep.values) {
+    ExecValue& ev = ex->values[plan::index(v.id)];
+    ev.region = plan::index(v.region);
+    ev.slot = ex->regions[ev.region].slots++;
+  }
+  for (const auto& n : ep.nodes) {
+    ExecNode& en = ex->nodes[plan::index(n.id)];
+    for (plan::ValueId in : n.inputs) {
+      const plan::Value& v = ep.value(in);
+      if (v.region == n.region && v.producer) ++en.local_inputs;
+    }
+    for (plan::NodeId c : ep.value(n.output).consumers) {
+      if (ep.node(c).region == n.region) en.consumers.push_back(ex->nodes[plan::index(c)].local);
+    }
+  }
+  for (auto& er : ex->regions) {
+    for (std::uint32_t i = 0; i < er.nodes.size(); ++i) {
+      if (ex->nodes[plan::index(er.nodes[i])].local_inputs == 0) er.initially_ready.push_back(i);
+    }
+  }
+  return ex;
+}
+
+}  // namespace braid::engine::detail

@@ -1,0 +1,150 @@
+#pragma once
+// The scheduler's internals (not part of the public API): per-endpoint tables precomputed from
+// the plan, and the per-request state a run walks.
+//
+// How a run executes. A Frame is one execution of a Region (the endpoint body, one branch of a
+// group, one item of a map, a switch arm, a fallback). It holds a slot per value of the region
+// and, per node, how many of the node's inputs produced in this region are still missing. A
+// node whose count reaches zero is ready: it is pushed on the current thread's ready queue and
+// run there (ops, records, fields) or, for a model call, run inline when the model's pool is
+// the current thread's pool and nothing else is ready, else posted to the model's pool. The
+// thread that finishes a node readies its consumers and keeps going: a chain of nodes never
+// parks and wakes a thread per node. Structured nodes start child frames and complete when
+// their join policy is met. Frames are reference counted; work that outlives its frame's
+// usefulness (the losers of a `first`, a call past its timeout) finishes against a frame that
+// is cancelled and is discarded.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "engine/engine.hpp"
+
+namespace braid::engine::detail {
+
+struct ExecNode {
+  std::uint32_t local = 0;                   // index in its region
+  std::uint32_t local_inputs = 0;            // inputs produced by nodes of the same region
+  std::vector<std::uint32_t> consumers;      // local indices of same-region consumers
+};
+
+struct ExecValue {
+  std::uint32_t region = 0;
+  std::uint32_t slot = 0;
+};
+
+struct ExecRegion {
+  std::vector<plan::NodeId> nodes;
+  std::uint32_t slots = 0;
+  std::vector<std::uint32_t> initially_ready;  // local indices
+};
+
+struct ExecEndpoint {
+  EndpointRef ref;
+  std::string graph;
+  std::vector<ExecNode> nodes;
+  std::vector<ExecValue> values;
+  std::vector<ExecRegion> regions;
+};
+
+struct LoadedModel {
+  const plan::Model* model = nullptr;
+  std::vector<std::shared_ptr<ModelInstance>> instances;
+  std::atomic<std::uint32_t> next{0};  // round robin over instances
+  boost::asio::thread_pool* pool = nullptr;
+};
+
+struct RunState;
+struct Frame;
+
+}  // namespace braid::engine::detail
+
+namespace braid::engine {
+
+struct Engine::Impl {
+  std::vector<std::shared_ptr<const plan::Plan>> plans;
+  std::unique_ptr<boost::asio::thread_pool> pool;                       // the shared CPU pool
+  std::vector<std::unique_ptr<boost::asio::thread_pool>> model_pools;   // models with `threads`
+  std::vector<std::vector<std::unique_ptr<detail::LoadedModel>>> models;  // [plan][model]
+  std::vector<std::unique_ptr<detail::ExecEndpoint>> endpoints;
+};
+
+}  // namespace braid::engine
+
+namespace braid::engine::detail {
+
+struct RunState {
+  Engine::Impl* engine = nullptr;
+  const ExecEndpoint* ex = nullptr;
+  std::vector<Value> inputs;
+  std::function<void(Result<Value>)> done;
+  std::atomic<bool> finished{false};
+  Trace* trace = nullptr;
+  CallContext ctx;
+  std::unique_ptr<boost::asio::steady_timer> deadline;
+  std::mutex deadline_mu;
+
+  explicit RunState(const CallContext* parent) : ctx(parent) {}
+  void finish(Result<Value> r);
+  const plan::Endpoint& ep() const { return *ex->ref.endpoint; }
+  LoadedModel& model(plan::ModelId id) const { return *engine->models[ex->ref.plan_index][plan::index(id)]; }
+};
+
+using FrameDone = std::function<void(Result<Value>)>;
+
+struct Frame : std::enable_shared_from_this<Frame> {
+  std::shared_ptr<RunState> run;
+  std::shared_ptr<Frame> parent;
+  std::uint32_t region = 0;
+  std::unique_ptr<Value[]> slots;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> waiting;
+  std::atomic<std::uint32_t> pending{0};
+  std::atomic<bool> finished{false};
+  CallContext ctx;
+  FrameDone on_done;
+
+  Frame(std::shared_ptr<RunState> r, std::shared_ptr<Frame> p, std::uint32_t reg);
+
+  const Value& lookup(plan::ValueId v) const;
+  void set(plan::ValueId v, Value value);
+  bool cancelled() const { return ctx.cancelled(); }
+  // Reports the frame's outcome to its owner, once.
+  void finish(Result<Value> r);
+  // Fails the frame: stops starting nodes and reports the error.
+  void fail(Error e);
+};
+
+// Creates a child frame of `parent` for region `r` (or the root frame when parent is null).
+std::shared_ptr<Frame> make_frame(const std::shared_ptr<RunState>& run, const std::shared_ptr<Frame>& parent,
+                                  plan::RegionId r, FrameDone on_done);
+// Starts a frame: readies its initially ready nodes, or finishes at once when it has none.
+void start_frame(const std::shared_ptr<Frame>& f);
+// Runs node `local` of frame `f` (attempt `attempt` of it).
+void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
+// A node's attempt ended: success readies its consumers; failure retries, falls back or fails
+// the frame.
+void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r);
+// Structured nodes (run_structured.cpp).
+void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
+void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
+void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
+void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error cause);
+
+const plan::Node& node_of(const Frame& f, std::uint32_t local);
+// Starts a child frame from any thread (drains the ready queue when none is being drained).
+void start_child(const std::shared_ptr<Frame>& child);
+// Runs attempt `attempt` of a node again (after a failure and its backoff).
+void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
+// The attempt number of a fallback's result: no retries, no second fallback.
+inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};
+Value constant_value(const plan::Constant& c);
+// Builds the per-endpoint tables.
+std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
+                                      std::uint32_t id);
+
+}  // namespace braid::engine::detail

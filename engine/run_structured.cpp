@@ -1,0 +1,246 @@
+// Structured nodes: concurrent groups and their join policies, maps, switches and fallbacks.
+// Each starts child frames and completes its node when its policy is met; children it no
+// longer needs are cancelled (they stop starting work; calls already running finish and are
+// discarded).
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "engine/run.hpp"
+
+namespace braid::engine::detail {
+namespace {
+
+struct Join {
+  std::mutex mu;
+  std::shared_ptr<Frame> frame;
+  std::uint32_t local = 0;
+  std::uint32_t attempt = 0;
+  const plan::GroupNode* group = nullptr;
+  std::vector<std::shared_ptr<Frame>> children;
+  std::vector<std::optional<Value>> results;
+  std::uint32_t ok = 0;
+  std::uint32_t failed = 0;
+  bool done = false;
+  std::optional<Error> first_error;
+  std::int64_t t0 = 0;
+};
+
+Value join_value(const Join& j) {
+  if (!j.group->names.empty()) {
+    std::vector<Value> values;
+    for (const auto& r : j.results) values.push_back(r ? *r : Value());
+    return Value::record(j.group->names, std::move(values));
+  }
+  std::vector<Value> items;
+  for (const auto& r : j.results) {
+    if (r) items.push_back(*r);
+  }
+  return Value::list(std::move(items));
+}
+
+void finish_structured(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, std::int64_t t0,
+                       std::string_view category, Result<Value> r) {
+  if (Trace* trace = f->run->trace) {
+    trace->add({node_of(*f, local).name, std::string(category), t0, trace->now_us() - t0, Trace::thread_number()});
+  }
+  node_result(f, local, attempt, std::move(r));
+}
+
+void on_branch(const std::shared_ptr<Join>& j, std::size_t i, Result<Value> r) {
+  std::optional<Result<Value>> out;
+  {
+    std::lock_guard lock(j->mu);
+    if (j->done) return;
+    const std::uint32_t n = static_cast<std::uint32_t>(j->results.size());
+    if (r) {
+      j->results[i] = std::move(r.value());
+      ++j->ok;
+    } else {
+      ++j->failed;
+      if (!j->first_error) j->first_error = r.error();
+    }
+    switch (j->group->policy) {
+      case plan::JoinPolicy::All:
+        if (!r) out = *j->first_error;
+        else if (j->ok == n) out = join_value(*j);
+        break;
+      case plan::JoinPolicy::First:
+        if (r) out = *j->results[i];
+        else if (j->failed == n) out = *j->first_error;
+        break;
+      case plan::JoinPolicy::Quorum:
+        if (j->ok == j->group->k) {
+          out = join_value(*j);
+        } else if (j->failed > n - j->group->k) {
+          Error e = *j->first_error;
+          e.message = fmt::format("quorum({}) cannot be met: {} of {} branches failed; first: {}", j->group->k,
+                                  j->failed, n, e.describe());
+          e.node.clear();
+          e.model.clear();
+          out = std::move(e);
+        }
+        break;
+    }
+    if (out) j->done = true;
+  }
+  if (!out) return;
+  for (const auto& c : j->children) c->ctx.cancel();  // the rest are not needed any more
+  finish_structured(j->frame, j->local, j->attempt, j->t0, "group", std::move(*out));
+}
+
+struct MapRun {
+  std::mutex mu;
+  std::shared_ptr<Frame> frame;
+  std::uint32_t local = 0;
+  std::uint32_t attempt = 0;
+  const plan::MapNode* map = nullptr;
+  Value list;
+  std::vector<Value> results;
+  std::vector<std::shared_ptr<Frame>> children;
+  std::size_t next = 0;
+  std::size_t completed = 0;
+  bool done = false;
+  std::int64_t t0 = 0;
+};
+
+void on_item(const std::shared_ptr<MapRun>& m, std::size_t i, Result<Value> r);
+
+std::shared_ptr<Frame> make_item(const std::shared_ptr<MapRun>& m, std::size_t i) {
+  auto child = make_frame(m->frame->run, m->frame, m->map->body,
+                          [m, i](Result<Value> r) { on_item(m, i, std::move(r)); });
+  const plan::Region& body = m->frame->run->ep().region(m->map->body);
+  child->set(body.params[0], m->list.as_list()[i]);
+  return child;
+}
+
+void on_item(const std::shared_ptr<MapRun>& m, std::size_t i, Result<Value> r) {
+  std::optional<Result<Value>> out;
+  std::shared_ptr<Frame> next;
+  {
+    std::lock_guard lock(m->mu);
+    if (m->done) return;
+    if (!r) {
+      m->done = true;
+      out = std::move(r.error());
+    } else {
+      m->results[i] = std::move(r.value());
+      ++m->completed;
+      if (m->next < m->results.size()) {
+        next = make_item(m, m->next);
+        m->children[m->next++] = next;
+      }
+      if (m->completed == m->results.size()) {
+        m->done = true;
+        out = Value::list(std::move(m->results));
+      }
+    }
+  }
+  if (next) start_child(next);
+  if (!out) return;
+  if (!*out) {
+    std::lock_guard lock(m->mu);
+    for (const auto& c : m->children) {
+      if (c) c->ctx.cancel();
+    }
+  }
+  finish_structured(m->frame, m->local, m->attempt, m->t0, "map", std::move(*out));
+}
+
+bool case_matches(const plan::Constant& c, const Value& v) {
+  switch (c.kind) {
+    case plan::Constant::Kind::Str: return v.kind() == Value::Kind::Str && v.as_str() == c.s;
+    case plan::Constant::Kind::Int: return v.kind() == Value::Kind::Int && v.as_int() == c.i;
+    case plan::Constant::Kind::Bool: return v.kind() == Value::Kind::Bool && v.as_bool() == c.b;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
+  const plan::Node& n = node_of(*f, local);
+  const auto& g = std::get<plan::GroupNode>(n.kind);
+  auto j = std::make_shared<Join>();
+  j->frame = f;
+  j->local = local;
+  j->attempt = attempt;
+  j->group = &g;
+  j->results.resize(g.branches.size());
+  j->t0 = f->run->trace ? f->run->trace->now_us() : 0;
+  j->children.reserve(g.branches.size());
+  for (std::size_t i = 0; i < g.branches.size(); ++i) {
+    j->children.push_back(make_frame(f->run, f, g.branches[i], [j, i](Result<Value> r) { on_branch(j, i, std::move(r)); }));
+  }
+  // All children exist before any starts, so that the first to finish can cancel the others.
+  for (const auto& c : j->children) start_child(c);
+}
+
+void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
+  const plan::Node& n = node_of(*f, local);
+  const auto& mp = std::get<plan::MapNode>(n.kind);
+  auto m = std::make_shared<MapRun>();
+  m->frame = f;
+  m->local = local;
+  m->attempt = attempt;
+  m->map = &mp;
+  m->list = f->lookup(mp.list);
+  m->t0 = f->run->trace ? f->run->trace->now_us() : 0;
+  const std::size_t count = m->list.as_list().size();
+  const plan::Region& body = f->run->ep().region(mp.body);
+  if (count == 0 || body.nodes.empty()) {
+    // Nothing to run per item: the body yields the item itself or a value from outside.
+    std::vector<Value> out;
+    out.reserve(count);
+    bool is_item = body.result == body.params[0];
+    for (std::size_t i = 0; i < count; ++i) out.push_back(is_item ? m->list.as_list()[i] : f->lookup(body.result));
+    return finish_structured(f, local, attempt, m->t0, "map", Value::list(std::move(out)));
+  }
+  m->results.resize(count);
+  m->children.resize(count);
+  std::size_t first = mp.concurrency == 0 ? count : std::min<std::size_t>(mp.concurrency, count);
+  std::vector<std::shared_ptr<Frame>> starting;
+  {
+    std::lock_guard lock(m->mu);
+    for (std::size_t i = 0; i < first; ++i) {
+      m->children[i] = make_item(m, i);
+      starting.push_back(m->children[i]);
+    }
+    m->next = first;
+  }
+  for (const auto& c : starting) start_child(c);
+}
+
+void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
+  const plan::Node& n = node_of(*f, local);
+  const auto& s = std::get<plan::SwitchNode>(n.kind);
+  const Value& subject = f->lookup(s.subject);
+  std::optional<plan::RegionId> arm = s.otherwise;
+  for (std::size_t i = 0; i < s.cases.size(); ++i) {
+    if (case_matches(s.cases[i], subject)) {
+      arm = s.arms[i];
+      break;
+    }
+  }
+  if (!arm) {
+    return node_result(f, local, attempt, make_error(ErrorCode::Internal, "no arm of the switch matches"));
+  }
+  std::int64_t t0 = f->run->trace ? f->run->trace->now_us() : 0;
+  auto child = make_frame(f->run, f, *arm, [f, local, attempt, t0](Result<Value> r) {
+    finish_structured(f, local, attempt, t0, "switch", std::move(r));
+  });
+  start_child(child);
+}
+
+void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error cause) {
+  const plan::Node& n = node_of(*f, local);
+  auto child = make_frame(f->run, f, *n.options.fallback, [f, local, cause](Result<Value> r) {
+    if (r) return node_result(f, local, kFallbackAttempt, std::move(r));
+    Error e = cause;
+    e.message += fmt::format("; its fallback failed too: {}", r.error().describe());
+    f->fail(std::move(e));
+  });
+  start_child(child);
+}
+
+}  // namespace braid::engine::detail

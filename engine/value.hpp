@@ -1,0 +1,91 @@
+#pragma once
+// Values that flow along a plan's edges: none, bool, int, float, str, tensor, list, record.
+// Copying a Value is cheap: lists, records and tensor storage are shared and immutable.
+//
+//   Value v = Value::record({"generated", "score"}, {Value("hi"), Value(0.5)});
+//   v.field("score")->as_float();   // 0.5
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "dsl/types.hpp"
+
+namespace braid::engine {
+
+using dsl::DType;
+
+std::size_t dtype_size(DType d);
+
+// Where a tensor's bytes live. Host storage is plain memory; a backend may keep its own tensor
+// alive behind this interface (zero copy), including device memory that only it can read.
+class TensorStorage {
+ public:
+  virtual ~TensorStorage() = default;
+  // Host-readable bytes, or null when the data is on a device.
+  virtual const void* host_data() const = 0;
+  virtual std::size_t bytes() const = 0;
+  // -1 for host memory, else the CUDA device index.
+  virtual int device() const { return -1; }
+};
+
+struct Tensor {
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+  std::shared_ptr<const TensorStorage> storage;
+
+  std::int64_t numel() const;
+  bool on_host() const { return storage && storage->host_data() != nullptr; }
+  // The elements as doubles (host tensors only; any dtype).
+  std::vector<double> to_doubles() const;
+  // A host tensor of the given dtype holding `values` (converted), with `shape`.
+  static Tensor from_doubles(std::span<const double> values, std::vector<std::int64_t> shape, DType dtype = DType::F32);
+};
+
+class Value {
+ public:
+  enum class Kind : std::uint8_t { None, Bool, Int, Float, Str, Tensor, List, Record };
+  struct RecordData {
+    std::vector<std::string> names;
+    std::vector<Value> values;
+  };
+  using ListPtr = std::shared_ptr<const std::vector<Value>>;
+  using RecordPtr = std::shared_ptr<const RecordData>;
+
+  Value() = default;
+  explicit Value(bool b) : v_(b) {}
+  explicit Value(std::int64_t i) : v_(i) {}
+  explicit Value(int i) : v_(static_cast<std::int64_t>(i)) {}
+  explicit Value(double f) : v_(f) {}
+  explicit Value(std::string s) : v_(std::move(s)) {}
+  explicit Value(const char* s) : v_(std::string(s)) {}
+  explicit Value(Tensor t) : v_(std::move(t)) {}
+  static Value list(std::vector<Value> items);
+  static Value record(std::vector<std::string> names, std::vector<Value> values);
+
+  Kind kind() const { return static_cast<Kind>(v_.index()); }
+  bool is_none() const { return kind() == Kind::None; }
+  bool as_bool() const { return std::get<bool>(v_); }
+  std::int64_t as_int() const { return std::get<std::int64_t>(v_); }
+  // Float, or an int widened to float.
+  double as_float() const { return kind() == Kind::Int ? static_cast<double>(as_int()) : std::get<double>(v_); }
+  const std::string& as_str() const { return std::get<std::string>(v_); }
+  const Tensor& as_tensor() const { return std::get<Tensor>(v_); }
+  const std::vector<Value>& as_list() const { return *std::get<ListPtr>(v_); }
+  const RecordData& as_record() const { return *std::get<RecordPtr>(v_); }
+  const Value* field(std::string_view name) const;
+
+  // Deep equality; tensors compare by dtype, shape and contents.
+  bool operator==(const Value& o) const;
+  std::string_view kind_name() const;
+
+ private:
+  std::variant<std::monostate, bool, std::int64_t, double, std::string, Tensor, ListPtr, RecordPtr> v_;
+};
+
+}  // namespace braid::engine

@@ -1,0 +1,245 @@
+#include "engine/value_json.hpp"
+
+#include <cmath>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+namespace braid::engine {
+namespace json = boost::json;
+namespace {
+
+using dsl::TypeKind;
+
+json::value tensor_json(const std::vector<double>& data, const std::vector<std::int64_t>& shape, std::size_t dim,
+                        std::size_t& pos, bool integral) {
+  if (dim == shape.size()) {
+    double d = data[pos++];
+    if (integral) return static_cast<std::int64_t>(d);
+    return std::isfinite(d) ? json::value(d) : json::value(nullptr);
+  }
+  json::array a;
+  a.reserve(static_cast<std::size_t>(shape[dim]));
+  for (std::int64_t i = 0; i < shape[dim]; ++i) a.push_back(tensor_json(data, shape, dim + 1, pos, integral));
+  return a;
+}
+
+Error mismatch(const std::string& where, const dsl::TypeRef& type, const json::value& j) {
+  return make_error(ErrorCode::InvalidInput,
+                    fmt::format("{}: expected `{}`, found {}", where, type->to_string(), json_kind(j)));
+}
+
+// Walks nested arrays, collecting numbers and the shape; false when ragged or not numeric.
+bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int64_t>& shape, std::vector<double>& out,
+                    std::string& why) {
+  if (j.is_array()) {
+    const auto& a = j.as_array();
+    if (dim == shape.size()) {
+      if (!out.empty()) {
+        why = "ragged nesting";
+        return false;
+      }
+      shape.push_back(static_cast<std::int64_t>(a.size()));
+    } else if (shape[dim] != static_cast<std::int64_t>(a.size())) {
+      why = fmt::format("ragged: dimension {} has lengths {} and {}", dim, shape[dim], a.size());
+      return false;
+    }
+    for (const auto& e : a) {
+      if (!collect_tensor(e, dim + 1, shape, out, why)) return false;
+    }
+    return true;
+  }
+  if (dim != shape.size()) {
+    why = "ragged nesting";
+    return false;
+  }
+  if (j.is_double()) {
+    out.push_back(j.as_double());
+  } else if (j.is_int64()) {
+    out.push_back(static_cast<double>(j.as_int64()));
+  } else if (j.is_uint64()) {
+    out.push_back(static_cast<double>(j.as_uint64()));
+  } else if (j.is_bool()) {
+    out.push_back(j.as_bool() ? 1.0 : 0.0);
+  } else {
+    why = fmt::format("an element is {}", json_kind(j));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view json_kind(const json::value& j) {
+  switch (j.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64: return "an integer";
+    case json::kind::double_: return "a number";
+    case json::kind::string: return "a string";
+    case json::kind::array: return "an array";
+    case json::kind::object: return "an object";
+  }
+  return "a value";
+}
+
+json::value to_json(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::None: return nullptr;
+    case Value::Kind::Bool: return v.as_bool();
+    case Value::Kind::Int: return v.as_int();
+    case Value::Kind::Float: {
+      double d = v.as_float();
+      return std::isfinite(d) ? json::value(d) : json::value(nullptr);
+    }
+    case Value::Kind::Str: return json::string(v.as_str());
+    case Value::Kind::Tensor: {
+      const Tensor& t = v.as_tensor();
+      if (!t.on_host()) return json::string("<tensor on device>");
+      std::vector<double> data = t.to_doubles();
+      std::size_t pos = 0;
+      bool integral = t.dtype == DType::I64 || t.dtype == DType::I32 || t.dtype == DType::I16 || t.dtype == DType::I8 ||
+                      t.dtype == DType::U8;
+      if (t.dtype == DType::Bool) {
+        json::value j = tensor_json(data, t.shape, 0, pos, true);
+        return j;
+      }
+      return tensor_json(data, t.shape, 0, pos, integral);
+    }
+    case Value::Kind::List: {
+      json::array a;
+      a.reserve(v.as_list().size());
+      for (const auto& e : v.as_list()) a.push_back(to_json(e));
+      return a;
+    }
+    case Value::Kind::Record: {
+      json::object o;
+      const auto& r = v.as_record();
+      o.reserve(r.names.size());
+      for (std::size_t i = 0; i < r.names.size(); ++i) o[r.names[i]] = to_json(r.values[i]);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const std::string& where) {
+  switch (type->kind) {
+    case TypeKind::Error: {
+      // No declared type: convert by shape.
+      if (j.is_null()) return Value();
+      if (j.is_bool()) return Value(j.as_bool());
+      if (j.is_int64()) return Value(j.as_int64());
+      if (j.is_double()) return Value(j.as_double());
+      if (j.is_string()) return Value(std::string(j.as_string()));
+      if (j.is_array()) {
+        std::vector<Value> items;
+        for (std::size_t i = 0; i < j.as_array().size(); ++i) {
+          auto e = from_json(j.as_array()[i], type, fmt::format("{}[{}]", where, i));
+          if (!e) return e.error();
+          items.push_back(std::move(*e));
+        }
+        return Value::list(std::move(items));
+      }
+      if (j.is_object()) {
+        std::vector<std::string> names;
+        std::vector<Value> values;
+        for (const auto& kv : j.as_object()) {
+          auto e = from_json(kv.value(), type, fmt::format("{}.{}", where, std::string_view(kv.key())));
+          if (!e) return e.error();
+          names.emplace_back(kv.key());
+          values.push_back(std::move(*e));
+        }
+        return Value::record(std::move(names), std::move(values));
+      }
+      return mismatch(where, type, j);
+    }
+    case TypeKind::Optional:
+      if (j.is_null()) return Value();
+      return from_json(j, type->elem, where);
+    case TypeKind::None:
+      if (j.is_null()) return Value();
+      return mismatch(where, type, j);
+    case TypeKind::Bool:
+      if (j.is_bool()) return Value(j.as_bool());
+      return mismatch(where, type, j);
+    case TypeKind::Int:
+      if (j.is_int64()) return Value(j.as_int64());
+      if (j.is_uint64() && j.as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) return Value(static_cast<std::int64_t>(j.as_uint64()));
+      if (j.is_double() && std::trunc(j.as_double()) == j.as_double() && std::abs(j.as_double()) < 9e15) {
+        return Value(static_cast<std::int64_t>(j.as_double()));
+      }
+      return mismatch(where, type, j);
+    case TypeKind::Float:
+      if (j.is_double()) return Value(j.as_double());
+      if (j.is_int64()) return Value(static_cast<double>(j.as_int64()));
+      if (j.is_uint64()) return Value(static_cast<double>(j.as_uint64()));
+      return mismatch(where, type, j);
+    case TypeKind::Str:
+      if (j.is_string()) return Value(std::string(j.as_string()));
+      return mismatch(where, type, j);
+    case TypeKind::Tensor: {
+      std::vector<std::int64_t> shape;
+      std::vector<double> data;
+      std::string why;
+      if (!j.is_array() && !j.is_number()) return mismatch(where, type, j);
+      if (!collect_tensor(j, 0, shape, data, why)) {
+        return make_error(ErrorCode::InvalidInput, fmt::format("{}: not a tensor ({})", where, why));
+      }
+      if (type->shape) {
+        bool fits = type->shape->size() == shape.size();
+        for (std::size_t i = 0; fits && i < shape.size(); ++i) fits = (*type->shape)[i] < 0 || (*type->shape)[i] == shape[i];
+        if (!fits) {
+          std::string got;
+          for (std::size_t i = 0; i < shape.size(); ++i) got += fmt::format("{}{}", i ? ", " : "", shape[i]);
+          return make_error(ErrorCode::InvalidInput,
+                            fmt::format("{}: expected `{}`, found shape [{}]", where, type->to_string(), got));
+        }
+      }
+      return Value(Tensor::from_doubles(data, std::move(shape), type->dtype));
+    }
+    case TypeKind::List: {
+      if (!j.is_array()) return mismatch(where, type, j);
+      std::vector<Value> items;
+      items.reserve(j.as_array().size());
+      for (std::size_t i = 0; i < j.as_array().size(); ++i) {
+        auto e = from_json(j.as_array()[i], type->elem, fmt::format("{}[{}]", where, i));
+        if (!e) return e.error();
+        items.push_back(std::move(*e));
+      }
+      return Value::list(std::move(items));
+    }
+    case TypeKind::Record: {
+      if (!j.is_object()) return mismatch(where, type, j);
+      const auto& o = j.as_object();
+      for (const auto& kv : o) {
+        if (!type->field(kv.key())) {
+          return make_error(ErrorCode::InvalidInput, fmt::format("{}: unknown field `{}` for `{}`", where,
+                                                                 std::string_view(kv.key()), type->to_string()));
+        }
+      }
+      std::vector<std::string> names;
+      std::vector<Value> values;
+      for (const auto& f : type->fields) {
+        auto it = o.find(f.name);
+        if (it == o.end()) {
+          if (f.type->kind == TypeKind::Optional) {
+            names.push_back(f.name);
+            values.emplace_back();
+            continue;
+          }
+          return make_error(ErrorCode::InvalidInput, fmt::format("{}: missing field `{}`", where, f.name));
+        }
+        auto e = from_json(it->value(), f.type, fmt::format("{}.{}", where, f.name));
+        if (!e) return e.error();
+        names.push_back(f.name);
+        values.push_back(std::move(*e));
+      }
+      return Value::record(std::move(names), std::move(values));
+    }
+  }
+  return mismatch(where, type, j);
+}
+
+}  // namespace braid::engine

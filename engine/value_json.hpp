@@ -1,0 +1,20 @@
+#pragma once
+// Values to and from JSON (Boost.JSON). Decoding is checked against the DSL type the value must
+// have, and errors say where: "`labels`[1]: expected `str`, found number".
+
+#include <boost/json/value.hpp>
+
+#include "engine/status.hpp"
+#include "engine/value.hpp"
+
+namespace braid::engine {
+
+boost::json::value to_json(const Value& v);
+
+// `where` names the value in errors (e.g. "`labels`").
+Result<Value> from_json(const boost::json::value& j, const dsl::TypeRef& type, const std::string& where);
+
+// A short description of a JSON value's kind: "number", "string", "array", ...
+std::string_view json_kind(const boost::json::value& j);
+
+}  // namespace braid::engine
