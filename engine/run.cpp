@@ -170,6 +170,13 @@ Result<Value> exec_simple(const Frame& f, const plan::Node& n) {
       n.kind);
 }
 
+// A frame found cancelled. When the whole request was cancelled by its caller, answer it now.
+void stop_cancelled(const Frame& f) {
+  if (f.run->ctx.cancelled() && !f.run->finished.load(std::memory_order_relaxed)) {
+    f.run->finish(make_error(ErrorCode::Cancelled, "the request was cancelled"));
+  }
+}
+
 }  // namespace
 
 Value constant_value(const plan::Constant& c) {
@@ -257,7 +264,7 @@ void start_frame(const std::shared_ptr<Frame>& f) {
 
 void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
   const plan::Node& n = node_of(*f, local);
-  if (f->cancelled()) return;  // nobody wants this frame's result any more
+  if (f->cancelled()) return stop_cancelled(*f);  // nobody wants this frame's result any more
   switch (n.kind.index()) {
     case 2: return exec_call(f, local, attempt, n, std::get<plan::CallNode>(n.kind));
     case 8: return exec_group(f, local, attempt);
@@ -275,7 +282,7 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
 void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r) {
   const plan::Node& n = node_of(*f, local);
   if (!r) {
-    if (f->cancelled() || r.error().code == ErrorCode::Cancelled) return;
+    if (f->cancelled() || r.error().code == ErrorCode::Cancelled) return stop_cancelled(*f);
     if (attempt != kFallbackAttempt && attempt < retries_of(*f, n)) {
       std::int64_t backoff = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
       if (backoff <= 0) return schedule_retry(f, local, attempt + 1);

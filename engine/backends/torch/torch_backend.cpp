@@ -14,8 +14,24 @@ namespace {
 using dsl::TypeKind;
 using dsl::TypeRef;
 
-// The first line of a LibTorch message (the rest is a C++ backtrace).
+// The useful line of a LibTorch message: the interpreter's own error ("RuntimeError: mat1 and
+// mat2 shapes cannot be multiplied ...") when it reports one after a TorchScript traceback, else
+// the first line (the rest is a C++ backtrace).
 std::string first_line(const std::string& what) {
+  std::string best;
+  std::size_t start = 0;
+  while (start <= what.size()) {
+    std::size_t nl = what.find('\n', start);
+    std::string line = what.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    auto e = line.find("Error: ");
+    // "RuntimeError: ...": one word (the exception's class) before "Error: ".
+    if (e != std::string::npos && line.find(' ') > e) {
+      best = line.substr(e + 7);
+    }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  if (!best.empty()) return best;
   auto nl = what.find('\n');
   std::string s = what.substr(0, nl);
   return s.empty() ? "unknown LibTorch error" : s;

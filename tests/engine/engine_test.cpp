@@ -1,0 +1,321 @@
+// The scheduler with the fake backend: data flow, join policies, maps, switches, timeouts,
+// retries, fallbacks, deadlines, cancellation and isolation between requests.
+#include <doctest/doctest.h>
+
+#include <future>
+#include <set>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "engine/engine.hpp"
+#include "tests/engine/fake_backend.hpp"
+
+namespace braid::test {
+namespace {
+
+using engine::ErrorCode;
+using engine::Value;
+
+std::string fake_model(const std::string& name, const std::string& options = "") {
+  return fmt::format(R"(
+model {} = torch "{}.pt" {{
+  {}
+  def echo(x: str) -> str
+  def upper(x: str) -> str
+  def sleep(x: str, ms: int) -> str
+  def meet(x: str, key: str, n: int) -> str
+  def fail(x: str) -> str
+  def flaky(x: str) -> str
+  def count(x: str) -> int
+  def add(a: float, b: float) -> float
+}}
+)",
+                     name, name, options);
+}
+
+struct Harness {
+  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
+  std::shared_ptr<engine::Engine> engine;
+
+  explicit Harness(const std::string& graph, unsigned threads = 4) {
+    engine::BackendRegistry r;
+    r.add(fake);
+    auto e = engine::Engine::create({compile_graph(graph)}, r, {threads});
+    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
+    engine = std::move(e.value());
+  }
+
+  engine::Result<Value> run(const std::string& endpoint, std::vector<Value> inputs, engine::RunOptions o = {}) {
+    auto ep = engine->find("test", endpoint);
+    REQUIRE(ep);
+    return engine->run(*ep, std::move(inputs), o).get();
+  }
+};
+
+std::string describe(const engine::Result<Value>& r) { return r ? "ok" : r.error().describe(); }
+
+}  // namespace
+
+TEST_SUITE("engine") {
+  TEST_CASE("a sequence of calls and ops flows data from node to node") {
+    Harness h(fake_model("m") + R"(
+      endpoint e(x: str) -> {up: str, n: int, both: list<str>} {
+        up = m.upper(m.echo(x))
+        return {up: up, n: m.count(up), both: [x, up]}
+      })");
+    auto r = h.run("e", {Value("abc")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::record({"up", "n", "both"}, {Value("ABC"), Value(3), Value::list({Value("abc"), Value("ABC")})}));
+  }
+
+  TEST_CASE("branches of a group run at the same time") {
+    // Each branch waits inside the model until the other has started: run one after the
+    // other, they could never meet.
+    Harness h(fake_model("a") + fake_model("b") + R"(
+      endpoint e(x: str) -> list<str> {
+        return all { a.meet(x, "k", 2), b.meet(x, "k", 2) }
+      })");
+    auto r = h.run("e", {Value("v")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list({Value("v"), Value("v")}));
+  }
+
+  TEST_CASE("named branches make a record") {
+    Harness h(fake_model("m") + R"(
+      endpoint e(x: str) -> {a: str, b: int} { return all { a: m.upper(x), b: m.count(x) } })");
+    auto r = h.run("e", {Value("hey")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::record({"a", "b"}, {Value("HEY"), Value(3)}));
+  }
+
+  TEST_CASE("all fails when a branch fails, naming the node and model") {
+    Harness h(fake_model("m") + fake_model("bad") + R"(
+      endpoint e(x: str) -> list<str> { return all { m.echo(x), bad.fail(x) } })");
+    auto r = h.run("e", {Value("x")});
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::ModelError);
+    CHECK(r.error().model == "bad");
+    CHECK(r.error().node == "bad.fail#2");
+    CHECK(r.error().describe() == "node `bad.fail#2` (model `bad`): this model always fails");
+  }
+
+  TEST_CASE("first answers with the first success and cancels the rest") {
+    Harness h(fake_model("fast") + fake_model("slow") + R"(
+      endpoint e(x: str) -> str { return first { slow.sleep(x, 60000), fast.upper(x) } })");
+    auto r = h.run("e", {Value("go")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("GO"));
+    // The slow branch is cancelled: it either never starts, or notices and stops instead of
+    // sleeping a minute.
+    CHECK(h.fake->wait_for("slow", [](const auto& s) { return s.running == 0 && s.calls == s.cancelled; }));
+  }
+
+  TEST_CASE("first skips failures; fails only when every branch fails") {
+    Harness h(fake_model("m") + fake_model("bad") + R"(
+      endpoint ok(x: str) -> str { return first { bad.fail(x), m.sleep(x, 1) } }
+      endpoint ko(x: str) -> str { return first { bad.fail(x), bad.fail(x) } })");
+    auto r = h.run("ok", {Value("y")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("y"));
+    CHECK(!h.run("ko", {Value("y")}));
+  }
+
+  TEST_CASE("quorum(k) yields k results in branch order and cancels the others") {
+    Harness h(fake_model("m") + fake_model("bad") + fake_model("slow") + R"(
+      endpoint q(x: str) -> list<str> {
+        return quorum(2) { m.upper(x), bad.fail(x), slow.sleep(x, 60000), m.echo(x) }
+      }
+      endpoint impossible(x: str) -> list<str> { return quorum(2) { m.echo(x), bad.fail(x), bad.fail(x) } })");
+    auto r = h.run("q", {Value("a")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list({Value("A"), Value("a")}));
+    CHECK(h.fake->wait_for("slow", [](const auto& s) { return s.running == 0 && s.calls == s.cancelled; }));
+    auto bad = h.run("impossible", {Value("a")});
+    REQUIRE(!bad);
+    CHECK(bad.error().message.find("quorum(2) cannot be met: 2 of 3 branches failed") == 0);
+  }
+
+  TEST_CASE("each maps concurrently, sequentially or with a limit") {
+    Harness h(fake_model("c") + fake_model("s") + fake_model("l") + R"(
+      endpoint conc(xs: list<str>) -> list<str> { return each x in xs { c.meet(x, "all", 4) } }
+      endpoint seq(xs: list<str>) -> list<str> { return each x in xs sequential { s.sleep(x, 2) } }
+      endpoint lim(xs: list<str>) -> list<str> { return each x in xs concurrent(2) { l.meet(x, x, 1) } }
+      endpoint empty(xs: list<str>) -> list<int> { return each x in xs { l.count(x) } })");
+    std::vector<Value> four = {Value("a"), Value("b"), Value("c"), Value("d")};
+    auto r = h.run("conc", {Value::list(four)});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list(four));  // results keep the list's order
+    CHECK(h.fake->stats("c").max_running == 4);
+    r = h.run("seq", {Value::list(four)});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list(four));
+    CHECK(h.fake->stats("s").max_running == 1);
+    r = h.run("lim", {Value::list(four)});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(h.fake->stats("l").max_running <= 2);
+    r = h.run("empty", {Value::list({})});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list({}));
+  }
+
+  TEST_CASE("switch runs exactly the matching arm") {
+    Harness h(fake_model("en") + fake_model("de") + fake_model("other") + R"(
+      endpoint route(lang: str, x: str) -> str {
+        return switch lang { "en" => en.upper(x), "de" => de.echo(x), else => "unsupported" }
+      })");
+    auto r = h.run("route", {Value("en"), Value("hi")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("HI"));
+    CHECK(h.fake->stats("de").calls == 0);
+    r = h.run("route", {Value("fr"), Value("hi")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("unsupported"));
+    CHECK(h.fake->stats("en").calls == 1);
+    CHECK(h.fake->stats("de").calls == 0);
+  }
+
+  TEST_CASE("a node timeout fails the node, names it, and cancels the call") {
+    Harness h(fake_model("slow") + R"(
+      endpoint e(x: str) -> str { return slow.sleep(x, 60000) with { timeout = 50ms } })");
+    auto r = h.run("e", {Value("x")});
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+    CHECK(r.error().describe() == "node `slow.sleep#2` (model `slow`): timed out after 50ms");
+    CHECK(h.fake->wait_for("slow", [](const auto& s) { return s.cancelled == 1; }));
+  }
+
+  TEST_CASE("retries: a flaky node succeeds within its retries, and fails beyond them") {
+    Harness h(fake_model("flk") + R"(
+      endpoint twice(x: str) -> str { return flk.flaky(x) with { retries = 2, backoff = 1ms } }
+      endpoint once(x: str) -> str { return flk.flaky(x) with { retries = 1 } })");
+    h.fake->flaky_failures = 2;
+    auto r = h.run("twice", {Value("ok")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("ok"));
+    CHECK(h.fake->stats("flk").calls == 3);
+    h.fake->flaky_failures = 100;
+    auto f = h.run("once", {Value("ok")});
+    REQUIRE(!f);
+    CHECK(f.error().message == "flaky failure");
+    CHECK(h.fake->stats("flk").calls == 5);  // 3 before, then 2 attempts
+  }
+
+  TEST_CASE("fallback: a failing node yields its fallback's value") {
+    Harness h(fake_model("bad") + fake_model("m") + R"(
+      endpoint lit(x: str) -> str { return bad.fail(x) with { fallback = "default" } }
+      endpoint call(x: str) -> str { return bad.fail(x) with { retries = 1, fallback = m.upper(x) } }
+      endpoint both(x: str) -> str { return bad.fail(x) with { fallback = bad.fail(x) } })");
+    auto r = h.run("lit", {Value("x")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("default"));
+    r = h.run("call", {Value("x")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("X"));
+    CHECK(h.fake->stats("bad").calls == 3);  // one for `lit`, then an attempt and its retry
+    auto f = h.run("both", {Value("x")});
+    REQUIRE(!f);
+    CHECK(f.error().message.find("its fallback failed too") != std::string::npos);
+  }
+
+  TEST_CASE("the endpoint deadline cancels whatever still runs") {
+    Harness h(fake_model("slow") + R"(
+      endpoint e(x: str) -> list<str> with { timeout = 50ms } {
+        return all { slow.sleep(x, 60000), slow.sleep(x, 60000) }
+      })");
+    auto r = h.run("e", {Value("x")});
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+    CHECK(h.fake->wait_for("slow", [](const auto& s) { return s.running == 0 && s.calls == s.cancelled; }));
+    // A per-request deadline overrides the endpoint's.
+    engine::RunOptions o;
+    o.deadline_ns = 20'000'000;
+    auto r2 = h.run("e", {Value("x")}, o);
+    REQUIRE(!r2);
+    CHECK(r2.error().message == "deadline of 20 ms passed");
+  }
+
+  TEST_CASE("a caller's cancellation stops the run") {
+    Harness h(fake_model("slow") + R"(endpoint e(x: str) -> str { return slow.sleep(x, 60000) })");
+    engine::CallContext cancel;
+    engine::RunOptions o;
+    o.cancel = &cancel;
+    auto ep = h.engine->find("test", "e");
+    std::promise<engine::Result<Value>> done;
+    h.engine->start(*ep, {Value("x")}, o, [&](engine::Result<Value> r) { done.set_value(std::move(r)); });
+    REQUIRE(h.fake->wait_for("slow", [](const auto& s) { return s.running == 1; }));
+    cancel.cancel();
+    CHECK(h.fake->wait_for("slow", [](const auto& s) { return s.cancelled == 1; }));
+    auto fut = done.get_future();
+    REQUIRE(fut.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    auto r = fut.get();
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::Cancelled);
+  }
+
+  TEST_CASE("a failing request does not disturb the others") {
+    Harness h(fake_model("m") + fake_model("bad") + R"(
+      endpoint good(x: str) -> str { return m.upper(m.sleep(x, 1)) }
+      endpoint failing(x: str) -> str { return bad.fail(x) })", 4);
+    auto good = h.engine->find("test", "good");
+    auto failing = h.engine->find("test", "failing");
+    std::vector<std::future<engine::Result<Value>>> results;
+    for (int i = 0; i < 200; ++i) {
+      bool odd = i % 2;
+      results.push_back(h.engine->run(odd ? *failing : *good, {Value(fmt::format("r{}", i))}));
+    }
+    for (int i = 0; i < 200; ++i) {
+      auto r = results[static_cast<std::size_t>(i)].get();
+      if (i % 2) {
+        CHECK(!r);
+      } else {
+        REQUIRE_MESSAGE(r, describe(r));
+        CHECK(*r == Value(fmt::format("R{}", i)));
+      }
+    }
+  }
+
+  TEST_CASE("inputs: defaults, missing, unknown and mistyped") {
+    Harness h(fake_model("m") + R"(
+      endpoint e(x: str, n: int = 3, labels: list<str> = ["a", "b"]) -> {x: str, n: int, labels: list<str>} {
+        return {x: m.echo(x), n: n, labels: labels}
+      })");
+    auto ep = h.engine->find("test", "e");
+    auto parse = [&](const char* text) { return h.engine->decode_inputs(*ep, boost::json::parse(text).as_object()); };
+    auto in = parse(R"({"x": "hi"})");
+    REQUIRE(in);
+    auto r = h.engine->run(*ep, *in).get();
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::record({"x", "n", "labels"}, {Value("hi"), Value(3), Value::list({Value("a"), Value("b")})}));
+    CHECK(parse("{}").error().message == "missing input `x` of type `str`");
+    CHECK(parse(R"({"x": "a", "y": 1})").error().message == "unknown input `y`; `e` takes `x`, `n`, `labels`");
+    CHECK(parse(R"({"x": 5})").error().message == "input `x`: expected `str`, found an integer");
+    CHECK(parse(R"({"x": "a", "labels": ["a", 2]})").error().message == "input `labels`[1]: expected `str`, found an integer");
+    CHECK(parse(R"({"x": "a", "n": 2.5})").error().message == "input `n`: expected `int`, found a number");
+  }
+
+  TEST_CASE("a trace records every node execution with its thread") {
+    Harness h(fake_model("a") + fake_model("b") + R"(
+      endpoint e(x: str) -> list<str> { return all { a.meet(x, "t", 2), b.meet(x, "t", 2) } })");
+    engine::Trace trace;
+    engine::RunOptions o;
+    o.trace = &trace;
+    auto r = h.run("e", {Value("x")}, o);
+    REQUIRE_MESSAGE(r, describe(r));
+    auto events = trace.events();
+    int calls = 0;
+    std::set<std::uint32_t> threads;
+    for (const auto& ev : events) {
+      if (ev.category == "call") {
+        ++calls;
+        threads.insert(ev.thread);
+      }
+    }
+    CHECK(calls == 2);
+    CHECK(threads.size() == 2);  // they met, so they ran on two threads at once
+    auto j = boost::json::parse(trace.to_json());
+    CHECK(j.at("traceEvents").as_array().size() == events.size());
+  }
+}
+
+}  // namespace braid::test

@@ -1,0 +1,63 @@
+#pragma once
+// A backend without LibTorch, for testing the scheduler. It registers under the name `torch`
+// (what graphs declare), and its models behave by method name:
+//
+//   echo(x)            returns x
+//   upper(x: str)      x in upper case
+//   sleep(x, ms: int)  waits `ms` milliseconds (stops early when cancelled), returns x
+//   meet(x, key: str, n: int)
+//                      waits until n calls with the same key are running at once, returns x;
+//                      fails after 10 s: proves that calls run concurrently without timing them
+//   fail(x)            always fails
+//   flaky(x)           fails the first `flaky_failures` calls of that model, then returns x
+//   add(a: float, b: float), count(x: str) -> int
+//
+// It records per model: calls, the most calls running at once, and calls that saw their
+// cancellation.
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "engine/backend.hpp"
+
+namespace braid::test {
+
+class FakeBackend final : public engine::Backend {
+ public:
+  struct Stats {
+    int calls = 0;
+    int running = 0;
+    int max_running = 0;
+    int cancelled = 0;
+    int finished = 0;
+  };
+
+  std::string_view name() const override { return "torch"; }
+  engine::Result<std::shared_ptr<engine::ModelInstance>> load(const plan::Model& model) override;
+  engine::Result<std::vector<engine::MethodSchema>> inspect(const std::string&) override {
+    return engine::make_error(engine::ErrorCode::LoadError, "fake models have no files");
+  }
+
+  Stats stats(const std::string& model);
+  int flaky_failures = 0;
+  // Waits (up to `seconds`) until `pred(stats(model))` holds; false on timeout.
+  template <typename Pred>
+  bool wait_for(const std::string& model, Pred pred, double seconds = 10) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return pred(stats_[model]); });
+  }
+
+ private:
+  friend class FakeInstance;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Stats> stats_;
+  std::map<std::string, int> meeting_;  // key -> calls arrived
+};
+
+// A plan compiled from source text for engine tests (no model files needed).
+std::shared_ptr<const plan::Plan> compile_graph(const std::string& text, const std::string& name = "test");
+
+}  // namespace braid::test

@@ -1,0 +1,149 @@
+// The example graphs end to end on real TorchScript models written by braid-make-models.
+// Outputs are exact (the models' weights are deterministic); floats are compared to 1e-5 so
+// that another LibTorch build (e.g. on the GPU machine) agrees too.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "dsl/frontend.hpp"
+#include "engine/engine.hpp"
+#include "engine/json_text.hpp"
+#include "engine/value_json.hpp"
+
+namespace braid::test {
+namespace {
+
+std::shared_ptr<engine::Engine> load(const std::string& graph) {
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  dsl::FrontendOptions fo;
+  fo.require_model_files = true;
+  if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
+  auto plan = dsl::compile_file(graph, fo, sm, diags);
+  INFO(dsl::render_all(diags, sm));
+  REQUIRE(plan);
+  auto e = engine::Engine::create({plan}, engine::default_backends(), {2});
+  REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
+  return e.value();
+}
+
+// Compares JSON values: numbers within 1e-5, everything else exactly.
+bool close(const boost::json::value& a, const boost::json::value& b) {
+  if (a.is_number() && b.is_number()) return std::abs(a.to_number<double>() - b.to_number<double>()) < 1e-5;
+  if (a.kind() != b.kind()) return false;
+  if (a.is_array()) {
+    if (a.as_array().size() != b.as_array().size()) return false;
+    for (std::size_t i = 0; i < a.as_array().size(); ++i) {
+      if (!close(a.as_array()[i], b.as_array()[i])) return false;
+    }
+    return true;
+  }
+  if (a.is_object()) {
+    if (a.as_object().size() != b.as_object().size()) return false;
+    for (const auto& kv : a.as_object()) {
+      auto it = b.as_object().find(kv.key());
+      if (it == b.as_object().end() || !close(kv.value(), it->value())) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
+void expect(engine::Engine& e, const std::string& graph, const std::string& endpoint, const char* input,
+            const char* expected) {
+  CAPTURE(endpoint);
+  auto ep = e.find(graph, endpoint);
+  REQUIRE(ep);
+  auto in = e.decode_inputs(*ep, boost::json::parse(input).as_object());
+  REQUIRE_MESSAGE(in, (in ? "" : in.error().describe()));
+  auto r = e.run(*ep, std::move(*in)).get();
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+  std::string got = engine::json_text(engine::to_json(*r));
+  CHECK_MESSAGE(close(boost::json::parse(got), boost::json::parse(expected)), got);
+}
+
+}  // namespace
+
+TEST_SUITE("torch") {
+  TEST_CASE("multi_model: model A alone, model B alone, both") {
+    auto e = load("graphs/multi_model.graph");
+    expect(*e, "multi_model", "process_a", R"({"input_data": "braid composes models"})",
+           R"("braid composes models new new new")");
+    expect(*e, "multi_model", "process_b", R"({"input_data": "I love this"})",
+           R"([{"label":"neutral","score":0.34417253732681274},{"label":"positive","score":0.328023761510849},{"label":"negative","score":0.32780373096466064}])");
+    expect(*e, "multi_model", "combined_process", R"({"input_data": "I love this"})",
+           R"({"summary":"I love this new new new","classification":[{"label":"neutral","score":0.34417253732681274},{"label":"positive","score":0.328023761510849},{"label":"negative","score":0.32780373096466064}]})");
+  }
+
+  TEST_CASE("sequential: the preprocessor's output feeds the classifier") {
+    auto e = load("graphs/sequential.graph");
+    // "  I LOVE   this  " is normalised to "i love this" first, so it scores like it.
+    expect(*e, "sequential", "predict", R"({"input_data": "  I LOVE   this  "})",
+           R"([{"label":"neutral","score":0.34417253732681274}])");
+    expect(*e, "sequential", "predict", R"({"input_data": "i love this", "labels": ["good", "bad"]})",
+           R"([{"label":"bad","score":0.52054762840271}])");
+  }
+
+  TEST_CASE("ensemble: two models on the same input, joined") {
+    auto e = load("graphs/ensemble.graph");
+    expect(*e, "ensemble", "ensemble_predict", R"({"input_data": "what a great day"})",
+           R"({"result_a":0.6935319304466248,"result_b":0.7066907286643982,"combined":0.7001113295555115})");
+  }
+
+  TEST_CASE("inference graph: two generators concurrently, each text scored") {
+    auto e = load("graphs/inference_graph.graph");
+    expect(*e, "inference_graph", "generate_score", "{}",
+           R"([{"generated":"I have an idea! joins every joins every joins joins","score":0.5797136425971985},{"generated":"I have an idea! the the new the","score":0.5787129998207092}])");
+  }
+
+  TEST_CASE("routing and map on real models") {
+    auto r = load("graphs/routing.graph");
+    expect(*r, "routing", "route", R"({"text": "das ist nicht gut"})",
+           R"({"language":"de","reply":"das ist nicht gut the the new the"})");
+    expect(*r, "routing", "route", R"({"text": "this is good"})",
+           R"({"language":"en","reply":"this is good joins every joins every joins joins"})");
+    auto m = load("graphs/map.graph");
+    expect(*m, "map", "score_all", R"({"texts": ["a", "bb"]})",
+           R"([{"text":"a","score":0.5581451654434204},{"text":"bb","score":0.5615180730819702}])");
+    expect(*m, "map", "best_of", R"({"prompts": ["one", "two", "three"]})",
+           R"({"best":"two joins every joins every joins joins","score":0.5801610350608826})");
+  }
+
+  TEST_CASE("a LibTorch error becomes an error naming the node and the model") {
+    dsl::SourceManager sm;
+    dsl::Diagnostics diags;
+    dsl::FrontendOptions fo;
+    if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
+    auto plan = dsl::compile_source("graphs/tensors.graph", R"(
+      model t = torch "models/tensor.pt" { def forward(x: tensor<f32>) -> tensor<f32> }
+      endpoint probs(x: tensor<f32>) -> tensor<f32> { return t.forward(x) })", fo, sm, diags);
+    REQUIRE(plan);
+    auto e = engine::Engine::create({plan}, engine::default_backends(), {2});
+    REQUIRE(e);
+    auto ep = (*e)->find("tensors", "probs");
+    auto ok = (*e)->decode_inputs(*ep, boost::json::parse(R"({"x": [[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]})").as_object());
+    REQUIRE(ok);
+    auto r = (*e)->run(*ep, *ok).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->as_tensor().shape == std::vector<std::int64_t>{1, 4});
+    double sum = 0;
+    for (double p : r->as_tensor().to_doubles()) sum += p;
+    CHECK(sum == doctest::Approx(1.0));
+    // A [1, 3] input cannot be multiplied by the model's [16, 4] weights.
+    auto bad = (*e)->decode_inputs(*ep, boost::json::parse(R"({"x": [[1, 2, 3]]})").as_object());
+    auto err = (*e)->run(*ep, *bad).get();
+    REQUIRE(!err);
+    CHECK(err.error().code == engine::ErrorCode::ModelError);
+    CHECK(err.error().node == "t.forward#1");
+    CHECK(err.error().model == "t");
+    CHECK_MESSAGE(err.error().message.find("mat1 and mat2 shapes cannot be multiplied") != std::string::npos, err.error().message);
+    // And the engine goes on serving.
+    auto again = (*e)->run(*ep, *ok).get();
+    CHECK(again);
+  }
+}
+
+}  // namespace braid::test
