@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `braid run` and `braid check` against real model files, through the real CLI: results, bad
+# input (clear message, exit 1), the trace file, and signatures checked against model files.
+set -uo pipefail
+braid=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+
+# expect_error EXPECTED-MESSAGE ARGS...: exit 1 and the message on stderr.
+expect_error() {
+  local want=$1; shift
+  if "$braid" "$@" >"$tmp/out" 2>"$tmp/err"; then fail "accepted: braid $*"; return; fi
+  grep -qF -- "$want" "$tmp/err" || { fail "braid $*: wanted '$want', got:"; cat "$tmp/err"; }
+}
+
+out=$("$braid" run graphs/ensemble.graph ensemble_predict -i '{"input_data": "what a great day"}') || fail "run ensemble"
+[[ $out == '{"result_a":0.6935319'* ]] || fail "ensemble result: $out"
+echo '{"input_data": "what a great day"}' >"$tmp/in.json"
+out2=$("$braid" run graphs/ensemble.graph ensemble_predict -i @"$tmp/in.json") || fail "run with @file"
+[[ $out == "$out2" ]] || fail "@file gives another result: $out2"
+
+expect_error "--input is not valid JSON" run graphs/ensemble.graph ensemble_predict -i '{bad'
+expect_error "--input must be a JSON object of named inputs, found an array" run graphs/ensemble.graph ensemble_predict -i '[1]'
+expect_error "no endpoint \`nope\` in \`graphs/ensemble.graph\`; it has \`ensemble_predict\`" run graphs/ensemble.graph nope
+expect_error "missing input \`input_data\` of type \`str\`" run graphs/ensemble.graph ensemble_predict
+expect_error "input \`input_data\`: expected \`str\`, found an integer" run graphs/ensemble.graph ensemble_predict -i '{"input_data": 3}'
+expect_error "cannot read input file" run graphs/ensemble.graph ensemble_predict -i @"$tmp/none.json"
+expect_error "placement \`cuda:0\` needs a CUDA device" run graphs/joins.graph vote -i '{"text": "x"}'
+
+# The trace: one event per node execution; the two generators on two threads.
+"$braid" run graphs/inference_graph.graph generate_score --trace "$tmp/trace.json" >/dev/null || fail "run with --trace"
+python3 - "$tmp/trace.json" <<'PY' || fail "trace file"
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+calls = {e["name"]: e for e in events if e["cat"] == "call"}
+assert "gpt2.generate#1" in calls and "distilgpt2.generate#2" in calls, calls.keys()
+assert calls["gpt2.generate#1"]["tid"] != calls["distilgpt2.generate#2"]["tid"], "generators on one thread"
+assert all(e["ph"] == "X" and e["dur"] >= 0 for e in events)
+PY
+
+# Declared signatures are checked against the model files.
+cat >"$tmp/sig.graph" <<G
+model bert = torch "models/bert.pt" { def classify(text: int) -> float }
+model gen = torch "models/gpt2.pt" { def generate(prompt: str) -> str
+                                     def summarize(text: str) -> str }
+endpoint e(x: int) -> float { return bert.classify(x) }
+endpoint f(x: str) -> str { return gen.summarize(x) }
+G
+expect_error "sig.graph:1:43: error: \`bert.classify\` is declared \`(text: int) -> float\`, but the model file has \`(text: str) -> float\`" check "$tmp/sig.graph"
+expect_error "model file \`models/gpt2.pt\` has no method \`summarize\`; it has" check "$tmp/sig.graph"
+exit $status
