@@ -3,7 +3,7 @@
 # tests/dsl/fail/. Run after adding cases:  scripts/diagnostics-gallery.sh [build-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-braid=${1:-build}/engine/braid
+braid=${1:-build}/engine/cli/braid
 out=docs/diagnostics.md
 {
   cat <<'HEAD'
