@@ -200,6 +200,9 @@ struct Plan {
   const Model& model(ModelId id) const { return models[index(id)]; }
 };
 
+// A duration in the .graph literal form: "20s", "2ms", "500us", "7ns".
+std::string duration_text(std::int64_t ns);
+
 // Dumps: plain text (stable, for golden tests and `braid plan`), Graphviz DOT, and JSON.
 std::string to_text(const Plan& plan);
 std::string to_dot(const Plan& plan);

@@ -8,13 +8,6 @@
 namespace braid::plan {
 namespace {
 
-std::string duration_text(std::int64_t ns) {
-  if (ns % 1'000'000'000 == 0) return fmt::format("{}s", ns / 1'000'000'000);
-  if (ns % 1'000'000 == 0) return fmt::format("{}ms", ns / 1'000'000);
-  if (ns % 1'000 == 0) return fmt::format("{}us", ns / 1'000);
-  return fmt::format("{}ns", ns);
-}
-
 std::string escape(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -131,6 +124,13 @@ class TextDumper {
 };
 
 }  // namespace
+
+std::string duration_text(std::int64_t ns) {
+  if (ns % 1'000'000'000 == 0) return fmt::format("{}s", ns / 1'000'000'000);
+  if (ns % 1'000'000 == 0) return fmt::format("{}ms", ns / 1'000'000);
+  if (ns % 1'000 == 0) return fmt::format("{}us", ns / 1'000);
+  return fmt::format("{}ns", ns);
+}
 
 std::string Constant::to_string() const {
   switch (kind) {

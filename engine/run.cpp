@@ -19,21 +19,28 @@ struct Ready {
 };
 thread_local std::vector<Ready>* tl_ready = nullptr;
 
-void schedule(std::shared_ptr<Frame> f, std::uint32_t local) {
+// Runs `fn` with a ready queue on this thread, then drains the queue. Nested calls (from inside
+// a drain) just run `fn`: the outer drain picks up what it readies.
+template <typename Fn>
+void with_ready_queue(Fn&& fn) {
   if (tl_ready) {
-    tl_ready->push_back({std::move(f), local});
+    fn();
     return;
   }
   std::vector<Ready> queue;
   queue.reserve(16);
   tl_ready = &queue;
-  queue.push_back({std::move(f), local});
+  fn();
   while (!queue.empty()) {
     Ready r = std::move(queue.back());
     queue.pop_back();
     exec_node(r.frame, r.local, 0);
   }
   tl_ready = nullptr;
+}
+
+void schedule(std::shared_ptr<Frame> f, std::uint32_t local) {
+  with_ready_queue([&] { tl_ready->push_back({std::move(f), local}); });
 }
 
 bool nothing_else_ready() { return !tl_ready || tl_ready->empty(); }
@@ -62,12 +69,6 @@ std::int64_t timeout_of(const Frame& f, const plan::Node& n) {
   if (n.options.timeout_ns) return n.options.timeout_ns;
   if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return f.run->model(c->model).model->options.timeout_ns;
   return 0;
-}
-
-std::string duration_text(std::int64_t ns) {
-  if (ns % 1'000'000'000 == 0) return fmt::format("{}s", ns / 1'000'000'000);
-  if (ns % 1'000'000 == 0) return fmt::format("{}ms", ns / 1'000'000);
-  return fmt::format("{}us", ns / 1000);
 }
 
 // One attempt of a call with a timeout: whichever of the call and the timer ends first wins.
@@ -114,7 +115,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     if (ec || !timed->claim()) return;
     timed->ctx.cancel();
     node_result(f, local, attempt,
-                make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", duration_text(timeout))));
+                make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
   });
   post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n]() {
     if (f->cancelled() || timed->ctx.cancelled()) return;
@@ -304,30 +305,12 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
 }
 
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
-  if (f->cancelled()) return;
-  if (tl_ready) return exec_node(f, local, attempt);
-  std::vector<Ready> queue;
-  tl_ready = &queue;
-  exec_node(f, local, attempt);
-  while (!queue.empty()) {
-    Ready r = std::move(queue.back());
-    queue.pop_back();
-    exec_node(r.frame, r.local, 0);
-  }
-  tl_ready = nullptr;
+  if (f->cancelled()) return stop_cancelled(*f);
+  with_ready_queue([&] { exec_node(f, local, attempt); });
 }
 
 void start_child(const std::shared_ptr<Frame>& child) {
-  if (tl_ready) return start_frame(child);
-  std::vector<Ready> queue;
-  tl_ready = &queue;
-  start_frame(child);
-  while (!queue.empty()) {
-    Ready r = std::move(queue.back());
-    queue.pop_back();
-    exec_node(r.frame, r.local, 0);
-  }
-  tl_ready = nullptr;
+  with_ready_queue([&] { start_frame(child); });
 }
 
 std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
