@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "engine/metrics.hpp"
 #include "engine/run.hpp"
 #include "engine/value_json.hpp"
 
@@ -128,7 +129,7 @@ Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const b
     auto it = in.find(i.name);
     if (it == in.end()) {
       if (i.default_value) {
-        out.push_back(detail::constant_value(*i.default_value));
+        out.push_back(constant_value(*i.default_value));
         continue;
       }
       return make_error(ErrorCode::InvalidInput,
@@ -149,6 +150,7 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
                                                          ref.endpoint->inputs.size(), inputs.size())));
     return;
   }
+  ex->metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
   auto run = std::make_shared<detail::RunState>(options.cancel);
   run->engine = impl_.get();
   run->ex = ex;
@@ -168,6 +170,128 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
   auto root = detail::make_frame(run, nullptr, ref.endpoint->body, [run](Result<Value> r) { run->finish(std::move(r)); });
   // Requests start on the CPU pool, never on the caller's (I/O) thread.
   boost::asio::post(*impl_->pool, [root] { detail::start_child(root); });
+}
+
+namespace {
+
+// A value of the declared type for warming a model up.
+Value synthetic(const dsl::TypeRef& t) {
+  switch (t->kind) {
+    case dsl::TypeKind::Bool: return Value(false);
+    case dsl::TypeKind::Int: return Value(1);
+    case dsl::TypeKind::Float: return Value(0.0);
+    case dsl::TypeKind::Str: return Value("warm-up");
+    case dsl::TypeKind::List: return Value::list({synthetic(t->elem)});
+    case dsl::TypeKind::Tensor: {
+      std::vector<std::int64_t> shape = t->shape.value_or(std::vector<std::int64_t>{1});
+      for (auto& d : shape) d = d < 0 ? 1 : d;
+      std::int64_t n = 1;
+      for (auto d : shape) n *= d;
+      std::vector<double> zeros(static_cast<std::size_t>(n), 0.0);
+      return Value(Tensor::from_doubles(zeros, std::move(shape), t->dtype));
+    }
+    case dsl::TypeKind::Record: {
+      std::vector<std::string> names;
+      std::vector<Value> values;
+      for (const auto& f : t->fields) {
+        names.push_back(f.name);
+        values.push_back(synthetic(f.type));
+      }
+      return Value::record(std::move(names), std::move(values));
+    }
+    default: return Value();
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> Engine::warm_up() {
+  std::vector<std::string> warnings;
+  for (const auto& models : impl_->models) {
+    for (const auto& lm : models) {
+      const plan::Model& m = *lm->model;
+      for (std::uint32_t mi = 0; mi < m.methods.size(); ++mi) {
+        std::vector<Value> args;
+        for (const auto& p : m.methods[mi].params) args.push_back(synthetic(p.type));
+        for (const auto& inst : lm->instances) {
+          CallContext ctx;
+          for (std::uint32_t i = 0; i < m.options.warmup; ++i) {
+            auto r = inst->call(mi, args, ctx);
+            if (!r) {
+              warnings.push_back(fmt::format("warm-up of `{}.{}` failed: {}", m.name, m.methods[mi].name, r.error().message));
+              break;
+            }
+          }
+        }
+      }
+    }
+  }
+  impl_->ready.store(true);
+  return warnings;
+}
+
+bool Engine::ready() const { return impl_->ready.load(); }
+
+std::string Engine::metrics_text() const {
+  std::string out;
+  auto header = [&](const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  auto ep_labels = [](const detail::ExecEndpoint& ex) {
+    return fmt::format("graph=\"{}\",endpoint=\"{}\"", prometheus_label(ex.graph), prometheus_label(ex.ref.endpoint->name));
+  };
+  header("braid_requests_total", "counter", "Requests completed, per endpoint.");
+  for (const auto& ex : impl_->endpoints) {
+    out += fmt::format("braid_requests_total{{{}}} {}\n", ep_labels(*ex), ex->metrics->requests.load());
+  }
+  header("braid_request_errors_total", "counter", "Requests that ended in an error, per endpoint.");
+  for (const auto& ex : impl_->endpoints) {
+    out += fmt::format("braid_request_errors_total{{{}}} {}\n", ep_labels(*ex), ex->metrics->errors.load());
+  }
+  header("braid_requests_in_flight", "gauge", "Requests running now, per endpoint.");
+  for (const auto& ex : impl_->endpoints) {
+    out += fmt::format("braid_requests_in_flight{{{}}} {}\n", ep_labels(*ex), ex->metrics->in_flight.load());
+  }
+  header("braid_request_duration_seconds", "histogram", "Request latency inside the engine, per endpoint.");
+  for (const auto& ex : impl_->endpoints) ex->metrics->latency.render(out, "braid_request_duration_seconds", ep_labels(*ex));
+  header("braid_node_runs_total", "counter", "Node executions that succeeded, per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      out += fmt::format("braid_node_runs_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
+                         ex->metrics->nodes[plan::index(n.id)].runs.load());
+    }
+  }
+  header("braid_node_errors_total", "counter", "Node attempts that failed (before retries and fallbacks), per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      out += fmt::format("braid_node_errors_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
+                         ex->metrics->nodes[plan::index(n.id)].errors.load());
+    }
+  }
+  header("braid_node_duration_seconds", "histogram", "Latency of model calls, groups, maps and switches, per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      auto k = n.kind.index();
+      if (k != 2 && k != 8 && k != 9 && k != 10) continue;
+      ex->metrics->nodes[plan::index(n.id)].latency.render(
+          out, "braid_node_duration_seconds", fmt::format("{},node=\"{}\"", ep_labels(*ex), prometheus_label(n.name)));
+    }
+  }
+  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool.");
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      out += fmt::format("braid_model_queue_depth{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
+                         prometheus_label(lm->model->name), lm->metrics.queued.load());
+    }
+  }
+  header("braid_model_calls_running", "gauge", "Calls running now, per model.");
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      out += fmt::format("braid_model_calls_running{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
+                         prometheus_label(lm->model->name), lm->metrics.running.load());
+    }
+  }
+  return out;
 }
 
 std::future<Result<Value>> Engine::run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options) {

@@ -73,6 +73,17 @@ class Engine {
   void start(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options,
              std::function<void(Result<Value>)> done);
 
+  // Calls every method of every model `warmup` times (a model option, default 1) with inputs
+  // made from its declared parameter types (empty strings, zeros, empty lists), so that the
+  // first requests do not pay for lazy initialisation; then marks the engine ready. Failures on
+  // these synthetic inputs are returned as warnings, not errors: the model loaded.
+  std::vector<std::string> warm_up();
+  bool ready() const;
+
+  // Requests, errors and latency per endpoint and per node, in flight, queue depths per model,
+  // in the Prometheus text exposition format.
+  std::string metrics_text() const;
+
   // Blocking facade, for tests, the CLI and the bench tool.
   std::future<Result<Value>> run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options = {});
 
@@ -96,6 +107,9 @@ class Engine {
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The value of a plan constant (an input's default, a literal).
+Value constant_value(const plan::Constant& c);
 
 // The backends built into this binary (torch when LibTorch was found).
 BackendRegistry default_backends();

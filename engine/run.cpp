@@ -80,6 +80,19 @@ struct TimedAttempt {
   bool claim() { return !claimed.exchange(true); }
 };
 
+// One model call, measured: per-node latency, the model's running count, the trace.
+Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
+                         const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
+  m.metrics.running.fetch_add(1, std::memory_order_relaxed);
+  auto t0 = std::chrono::steady_clock::now();
+  std::int64_t trace_t0 = trace ? trace->now_us() : 0;
+  Result<Value> r = inst.call(method, args, ctx);
+  nm.latency.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
+  if (trace) trace->add({n.name, "call", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+  return r;
+}
+
 void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
                const plan::CallNode& c) {
   LoadedModel& m = f->run->model(c.model);
@@ -91,12 +104,11 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   std::int64_t timeout = timeout_of(*f, n);
   Trace* trace = f->run->trace;
 
+  NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   if (timeout == 0) {
-    auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n]() {
+    auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n, &m, &nm]() {
       if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
-      std::int64_t t0 = trace ? trace->now_us() : 0;
-      Result<Value> r = inst->call(method, args, f->ctx);
-      if (trace) trace->add({n.name, "call", t0, trace->now_us() - t0, Trace::thread_number()});
+      Result<Value> r = timed_call(*inst, method, args, f->ctx, n, m, nm, trace);
       node_result(f, local, attempt, std::move(r));
     };
     // Keep a chain on this thread: run inline when this thread belongs to the model's pool and
@@ -104,7 +116,11 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     if (m.pool->get_executor().running_in_this_thread() && nothing_else_ready()) {
       body();
     } else {
-      post_to(*m.pool, std::move(body));
+      m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+      post_to(*m.pool, [body = std::move(body), &m]() mutable {
+        m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+        body();
+      });
     }
     return;
   }
@@ -117,11 +133,11 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     node_result(f, local, attempt,
                 make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
   });
-  post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n]() {
+  m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+  post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm]() {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     if (f->cancelled() || timed->ctx.cancelled()) return;
-    std::int64_t t0 = trace ? trace->now_us() : 0;
-    Result<Value> r = inst->call(method, args, timed->ctx);
-    if (trace) trace->add({n.name, "call", t0, trace->now_us() - t0, Trace::thread_number()});
+    Result<Value> r = timed_call(*inst, method, args, timed->ctx, n, m, nm, trace);
     if (!timed->claim()) return;  // the timer won; this result is discarded
     timed->timer.cancel();
     node_result(f, local, attempt, std::move(r));
@@ -180,6 +196,10 @@ void stop_cancelled(const Frame& f) {
 
 }  // namespace
 
+}  // namespace braid::engine::detail
+
+namespace braid::engine {
+
 Value constant_value(const plan::Constant& c) {
   switch (c.kind) {
     case plan::Constant::Kind::None: return Value();
@@ -201,8 +221,17 @@ Value constant_value(const plan::Constant& c) {
   return Value();
 }
 
+}  // namespace braid::engine
+
+namespace braid::engine::detail {
+
 void RunState::finish(Result<Value> r) {
   if (finished.exchange(true)) return;
+  EndpointMetrics& em = *ex->metrics;
+  em.requests.fetch_add(1, std::memory_order_relaxed);
+  if (!r) em.errors.fetch_add(1, std::memory_order_relaxed);
+  em.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  em.latency.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
   {
     std::lock_guard lock(deadline_mu);
     if (deadline) deadline->cancel();
@@ -291,9 +320,11 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
       timer->async_wait([f, local, attempt, timer](boost::system::error_code) { schedule_retry(f, local, attempt + 1); });
       return;
     }
+    f->run->ex->metrics->nodes[plan::index(n.id)].errors.fetch_add(1, std::memory_order_relaxed);
     if (n.options.fallback && attempt != kFallbackAttempt) return run_fallback(f, local, named(std::move(r.error()), *f, n));
     return f->fail(named(std::move(r.error()), *f, n));
   }
+  f->run->ex->metrics->nodes[plan::index(n.id)].runs.fetch_add(1, std::memory_order_relaxed);
   f->set(n.output, std::move(r.value()));
   const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
   for (std::uint32_t c : en.consumers) {
@@ -318,6 +349,7 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
   auto ex = std::make_unique<ExecEndpoint>();
   const plan::Endpoint& ep = p.endpoints[endpoint_index];
   ex->ref = {&p, &ep, id, plan_index};
+  ex->metrics = std::make_unique<EndpointMetrics>(ep.nodes.size());
   ex->graph = p.name;
   ex->nodes.resize(ep.nodes.size());
   ex->values.resize(ep.values.size());

@@ -24,6 +24,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "engine/engine.hpp"
+#include "engine/metrics.hpp"
 
 namespace braid::engine::detail {
 
@@ -50,6 +51,7 @@ struct ExecEndpoint {
   std::vector<ExecNode> nodes;
   std::vector<ExecValue> values;
   std::vector<ExecRegion> regions;
+  std::unique_ptr<EndpointMetrics> metrics;
 };
 
 struct LoadedModel {
@@ -57,6 +59,7 @@ struct LoadedModel {
   std::vector<std::shared_ptr<ModelInstance>> instances;
   std::atomic<std::uint32_t> next{0};  // round robin over instances
   boost::asio::thread_pool* pool = nullptr;
+  ModelMetrics metrics;
 };
 
 struct RunState;
@@ -72,6 +75,7 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<boost::asio::thread_pool>> model_pools;   // models with `threads`
   std::vector<std::vector<std::unique_ptr<detail::LoadedModel>>> models;  // [plan][model]
   std::vector<std::unique_ptr<detail::ExecEndpoint>> endpoints;
+  std::atomic<bool> ready{false};
 };
 
 }  // namespace braid::engine
@@ -80,6 +84,7 @@ namespace braid::engine::detail {
 
 struct RunState {
   Engine::Impl* engine = nullptr;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   const ExecEndpoint* ex = nullptr;
   std::vector<Value> inputs;
   std::function<void(Result<Value>)> done;
@@ -142,7 +147,6 @@ void start_child(const std::shared_ptr<Frame>& child);
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 // The attempt number of a fallback's result: no retries, no second fallback.
 inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};
-Value constant_value(const plan::Constant& c);
 // Builds the per-endpoint tables.
 std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
                                       std::uint32_t id);

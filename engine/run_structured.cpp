@@ -39,10 +39,19 @@ Value join_value(const Join& j) {
   return Value::list(std::move(items));
 }
 
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// `t0` is now_ns() at the node's start.
 void finish_structured(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, std::int64_t t0,
                        std::string_view category, Result<Value> r) {
+  const plan::Node& n = node_of(*f, local);
+  std::int64_t dur = now_ns() - t0;
+  f->run->ex->metrics->nodes[plan::index(n.id)].latency.observe(dur);
   if (Trace* trace = f->run->trace) {
-    trace->add({node_of(*f, local).name, std::string(category), t0, trace->now_us() - t0, Trace::thread_number()});
+    std::int64_t end = trace->now_us();
+    trace->add({n.name, std::string(category), end - dur / 1000, dur / 1000, Trace::thread_number()});
   }
   node_result(f, local, attempt, std::move(r));
 }
@@ -167,7 +176,7 @@ void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
   j->attempt = attempt;
   j->group = &g;
   j->results.resize(g.branches.size());
-  j->t0 = f->run->trace ? f->run->trace->now_us() : 0;
+  j->t0 = now_ns();
   j->children.reserve(g.branches.size());
   for (std::size_t i = 0; i < g.branches.size(); ++i) {
     j->children.push_back(make_frame(f->run, f, g.branches[i], [j, i](Result<Value> r) { on_branch(j, i, std::move(r)); }));
@@ -185,7 +194,7 @@ void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_
   m->attempt = attempt;
   m->map = &mp;
   m->list = f->lookup(mp.list);
-  m->t0 = f->run->trace ? f->run->trace->now_us() : 0;
+  m->t0 = now_ns();
   const std::size_t count = m->list.as_list().size();
   const plan::Region& body = f->run->ep().region(mp.body);
   if (count == 0 || body.nodes.empty()) {
@@ -225,7 +234,7 @@ void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   if (!arm) {
     return node_result(f, local, attempt, make_error(ErrorCode::Internal, "no arm of the switch matches"));
   }
-  std::int64_t t0 = f->run->trace ? f->run->trace->now_us() : 0;
+  std::int64_t t0 = now_ns();
   auto child = make_frame(f->run, f, *arm, [f, local, attempt, t0](Result<Value> r) {
     finish_structured(f, local, attempt, t0, "switch", std::move(r));
   });

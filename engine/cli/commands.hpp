@@ -2,7 +2,9 @@
 // The subcommands of the braid CLI. main.cpp parses the command line (CLI11) into these option
 // structs and calls one of them; each returns the process exit status.
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,7 +41,20 @@ struct RunOptions {
   bool pretty = false;
 };
 
+struct ServeOptions {
+  CommonOptions common;
+  std::vector<std::string> files;
+  std::string config;  // TOML file
+  // Flags override the config file only when given.
+  std::optional<std::string> host;
+  std::optional<std::uint16_t> port;
+  std::optional<unsigned> threads;
+  std::optional<unsigned> io_threads;
+  std::optional<std::size_t> max_in_flight;
+};
+
 int check(const CheckOptions& o);
+int serve(const ServeOptions& o);
 int plan(const PlanOptions& o);
 int run(const RunOptions& o);
 

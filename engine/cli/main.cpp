@@ -2,6 +2,7 @@
 //   braid check FILE...                      check graphs; exit 0 when clean, 1 with errors
 //   braid plan FILE [--dot|--json]           print the compiled plan
 //   braid run FILE ENDPOINT --input JSON     answer one request and print the JSON result
+//   braid serve FILE... [--port P]           serve every endpoint over HTTP
 #include <CLI/CLI.hpp>
 
 #include "engine/cli/commands.hpp"
@@ -46,10 +47,22 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--pretty", run.pretty, "Indent the JSON result");
   add_common(run_cmd, run.common);
 
+  braid::cli::ServeOptions serve;
+  auto* serve_cmd = app.add_subcommand("serve", "Serve every endpoint of the graphs over HTTP (SIGINT/SIGTERM: drain, exit 0)");
+  serve_cmd->add_option("files", serve.files, "Graph files")->required();
+  serve_cmd->add_option("--config", serve.config, "Settings file (TOML; see docs/http.md)");
+  serve_cmd->add_option("--host", serve.host, "Address to listen on (default 127.0.0.1)");
+  serve_cmd->add_option("--port", serve.port, "Port to listen on (default 8000; 0 picks a free one)");
+  serve_cmd->add_option("--threads", serve.threads, "CPU threads of the shared pool (default: all hardware threads)");
+  serve_cmd->add_option("--io-threads", serve.io_threads, "HTTP I/O threads (default 1)");
+  serve_cmd->add_option("--max-in-flight", serve.max_in_flight, "Requests in flight before 429 (default 1024)");
+  add_common(serve_cmd, serve.common);
+
   CLI11_PARSE(app, argc, argv);
 
   if (*check_cmd) return braid::cli::check(check);
   if (*plan_cmd) return braid::cli::plan(plan);
   if (*run_cmd) return braid::cli::run(run);
+  if (*serve_cmd) return braid::cli::serve(serve);
   return 0;
 }

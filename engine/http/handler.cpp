@@ -1,0 +1,248 @@
+#include "engine/http/handler.hpp"
+
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "engine/http/kserve.hpp"
+#include "engine/json_text.hpp"
+#include "engine/value_json.hpp"
+
+namespace braid::http {
+namespace {
+
+namespace json = boost::json;
+namespace bhttp = boost::beast::http;
+using engine::ErrorCode;
+
+constexpr std::string_view kVersion = "0.1.0";
+
+std::vector<std::string> split_path(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  while (i < target.size()) {
+    while (i < target.size() && target[i] == '/') ++i;
+    std::size_t j = target.find('/', i);
+    if (j == std::string_view::npos) j = target.size();
+    if (j > i) parts.emplace_back(target.substr(i, j - i));
+    i = j;
+  }
+  return parts;
+}
+
+json::object endpoint_json(const engine::EndpointRef& ep) {
+  json::array inputs;
+  for (const auto& in : ep.endpoint->inputs) {
+    json::object i{{"name", in.name}, {"type", in.type->to_string()}};
+    if (in.default_value) i["default"] = engine::to_json(engine::constant_value(*in.default_value));
+    inputs.push_back(std::move(i));
+  }
+  return {{"name", ep.endpoint->name},
+          {"inputs", std::move(inputs)},
+          {"result", ep.endpoint->result_type->to_string()},
+          {"route", fmt::format("/{}/{}", ep.plan->name, ep.endpoint->name)},
+          {"kserve", fmt::format("/v2/models/{}.{}", ep.plan->name, ep.endpoint->name)}};
+}
+
+// Parses a JSON request body into an object; the message says what is wrong.
+engine::Result<json::object> body_object(const Request& req) {
+  if (req.body().empty()) return engine::make_error(ErrorCode::InvalidInput, "the request body is empty; send a JSON object");
+  boost::system::error_code ec;
+  json::value v = json::parse(req.body(), ec);
+  if (ec) return engine::make_error(ErrorCode::InvalidInput, fmt::format("the request body is not valid JSON: {}", ec.message()));
+  if (!v.is_object()) {
+    return engine::make_error(ErrorCode::InvalidInput,
+                              fmt::format("the request body must be a JSON object of named inputs, found {}", engine::json_kind(v)));
+  }
+  return std::move(v.as_object());
+}
+
+}  // namespace
+
+unsigned status_for(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::InvalidInput: return 400;
+    case ErrorCode::NotFound: return 404;
+    case ErrorCode::Overloaded: return 429;
+    case ErrorCode::DeadlineExceeded: return 504;
+    case ErrorCode::Cancelled: return 503;
+    case ErrorCode::ModelError:
+    case ErrorCode::LoadError:
+    case ErrorCode::Internal: return 500;
+  }
+  return 500;
+}
+
+Handler::Handler(std::shared_ptr<engine::Engine> engine, HandlerOptions options)
+    : engine_(std::move(engine)), options_(options) {}
+
+Response Handler::respond(const Request& req, unsigned status, const json::value& body) {
+  Response res{static_cast<bhttp::status>(status), req.version()};
+  res.set(bhttp::field::server, "braid");
+  res.set(bhttp::field::content_type, "application/json");
+  res.keep_alive(req.keep_alive());
+  res.body() = engine::json_text(body);
+  res.body().push_back('\n');
+  res.prepare_payload();
+  {
+    std::lock_guard lock(mu_);
+    ++responses_[status];
+  }
+  return res;
+}
+
+Response Handler::error(const Request& req, unsigned status, std::string message, std::string_view code) {
+  return respond(req, status, json::object{{"error", std::move(message)}, {"code", code}});
+}
+
+Response Handler::engine_error(const Request& req, const engine::Error& e) {
+  json::object body{{"error", e.describe()}, {"code", engine::error_code_name(e.code)}};
+  if (!e.node.empty()) body["node"] = e.node;
+  if (!e.model.empty()) body["model"] = e.model;
+  return respond(req, status_for(e.code), body);
+}
+
+boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, const engine::EndpointRef& ep,
+                                                       json::object named, bool kserve) {
+  auto inputs = engine_->decode_inputs(ep, named);
+  if (!inputs) co_return engine_error(req, inputs.error());
+  // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
+  if (in_flight_.fetch_add(1) >= static_cast<std::int64_t>(options_.max_in_flight)) {
+    in_flight_.fetch_sub(1);
+    Response res = error(req, 429, fmt::format("too many requests in flight (the limit is {}); retry later", options_.max_in_flight),
+                         "overloaded");
+    res.set(bhttp::field::retry_after, "1");
+    co_return res;
+  }
+  engine::Result<engine::Value> r =
+      co_await engine_->async_run(ep, std::move(*inputs), {}, boost::asio::use_awaitable);
+  in_flight_.fetch_sub(1);
+  if (!r) co_return engine_error(req, r.error());
+  if (!kserve) co_return respond(req, 200, engine::to_json(*r));
+  json::object request;
+  boost::system::error_code ec;
+  auto parsed = json::parse(req.body(), ec);
+  if (!ec && parsed.is_object()) request = std::move(parsed.as_object());
+  std::vector<std::string> wanted;
+  if (auto outs = request.if_contains("outputs"); outs && outs->is_array()) {
+    for (const auto& o : outs->as_array()) {
+      if (o.is_object()) {
+        if (auto n = o.as_object().if_contains("name"); n && n->is_string()) wanted.emplace_back(n->as_string());
+      }
+    }
+  }
+  co_return respond(req, 200, kserve_response(ep, *r, request.if_contains("id"), wanted));
+}
+
+boost::asio::awaitable<Response> Handler::handle(Request req) {
+  const auto parts = split_path(req.target());
+  const auto method = req.method();
+  const bool get = method == bhttp::verb::get;
+  const bool post = method == bhttp::verb::post;
+  auto wrong_method = [&](std::string_view allowed) {
+    Response res = error(req, 405, fmt::format("{} is not allowed on {}; use {}", std::string(req.method_string()),
+                                               std::string(req.target()), allowed),
+                         "method_not_allowed");
+    res.set(bhttp::field::allow, allowed);
+    return res;
+  };
+
+  // KServe v2 / Open Inference Protocol.
+  if (!parts.empty() && parts[0] == "v2") {
+    if (parts.size() == 1) {
+      if (!get) co_return wrong_method("GET");
+      co_return respond(req, 200, json::object{{"name", "braid"}, {"version", kVersion}, {"extensions", json::array{}}});
+    }
+    if (parts.size() == 3 && parts[1] == "health" && (parts[2] == "live" || parts[2] == "ready")) {
+      if (!get) co_return wrong_method("GET");
+      if (parts[2] == "live") co_return respond(req, 200, json::object{{"live", true}});
+      bool ready = engine_->ready();
+      co_return respond(req, ready ? 200 : 503, json::object{{"ready", ready}});
+    }
+    if (parts.size() >= 3 && parts[1] == "models") {
+      const std::string& name = parts[2];
+      auto dot = name.find('.');
+      std::optional<engine::EndpointRef> ep;
+      if (dot != std::string::npos) ep = engine_->find(name.substr(0, dot), name.substr(dot + 1));
+      if (!ep) {
+        co_return error(req, 404, fmt::format("no model `{}`; models are named `graph.endpoint` (see GET /graphs)", name),
+                        "not_found");
+      }
+      if (parts.size() == 3) {
+        if (!get) co_return wrong_method("GET");
+        co_return respond(req, 200, kserve_metadata(*ep));
+      }
+      if (parts.size() == 4 && parts[3] == "ready") {
+        if (!get) co_return wrong_method("GET");
+        bool ready = engine_->ready();
+        co_return respond(req, ready ? 200 : 503, json::object{{"name", name}, {"ready", ready}});
+      }
+      if (parts.size() == 4 && parts[3] == "infer") {
+        if (!post) co_return wrong_method("POST");
+        auto body = body_object(req);
+        if (!body) co_return engine_error(req, body.error());
+        auto named = kserve_inputs(*ep, *body);
+        if (!named) co_return engine_error(req, named.error());
+        co_return co_await run_endpoint(req, *ep, std::move(*named), true);
+      }
+    }
+    co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
+                    "not_found");
+  }
+
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    if (!get) co_return wrong_method("GET");
+    Response res{bhttp::status::ok, req.version()};
+    res.set(bhttp::field::server, "braid");
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+    res.keep_alive(req.keep_alive());
+    res.body() = metrics_text();
+    res.prepare_payload();
+    co_return res;
+  }
+
+  if (parts.size() == 1 && parts[0] == "graphs") {
+    if (!get) co_return wrong_method("GET");
+    json::array graphs;
+    for (const auto& p : engine_->plans()) {
+      json::array eps;
+      for (const auto& ep : engine_->endpoints()) {
+        if (ep.plan == p.get()) eps.push_back(endpoint_json(ep));
+      }
+      graphs.push_back({{"name", p->name}, {"file", p->files.empty() ? "" : p->files[0]}, {"endpoints", std::move(eps)}});
+    }
+    co_return respond(req, 200, json::object{{"graphs", std::move(graphs)}});
+  }
+
+  // BentoML style: POST /{graph}/{endpoint} with a JSON object of named inputs.
+  if (parts.size() == 2) {
+    auto ep = engine_->find(parts[0], parts[1]);
+    if (!ep) {
+      co_return error(req, 404, fmt::format("no endpoint `{}` in graph `{}` (see GET /graphs)", parts[1], parts[0]),
+                      "not_found");
+    }
+    if (!post) co_return wrong_method("POST");
+    auto body = body_object(req);
+    if (!body) co_return engine_error(req, body.error());
+    co_return co_await run_endpoint(req, *ep, std::move(*body), false);
+  }
+  co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
+                  "not_found");
+}
+
+std::string Handler::metrics_text() const {
+  std::string out = engine_->metrics_text();
+  out += "# HELP braid_http_responses_total HTTP responses, per status code.\n# TYPE braid_http_responses_total counter\n";
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [code, n] : responses_) out += fmt::format("braid_http_responses_total{{code=\"{}\"}} {}\n", code, n);
+  }
+  out += "# HELP braid_http_requests_in_flight Requests admitted and not answered yet.\n"
+         "# TYPE braid_http_requests_in_flight gauge\n";
+  out += fmt::format("braid_http_requests_in_flight {}\n", in_flight_.load());
+  return out;
+}
+
+}  // namespace braid::http

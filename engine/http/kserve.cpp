@@ -1,0 +1,246 @@
+#include "engine/http/kserve.hpp"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "engine/json_text.hpp"
+#include "engine/value_json.hpp"
+
+namespace braid::http {
+namespace {
+
+namespace json = boost::json;
+using dsl::TypeKind;
+using dsl::TypeRef;
+using engine::ErrorCode;
+using engine::make_error;
+
+struct Spec {
+  std::string datatype;
+  std::vector<std::int64_t> shape;
+  bool json_text = false;  // BYTES whose elements are JSON documents
+};
+
+std::string tensor_datatype(dsl::DType d) {
+  switch (d) {
+    case dsl::DType::F16: return "FP16";
+    case dsl::DType::BF16: return "BF16";
+    case dsl::DType::F64: return "FP64";
+    case dsl::DType::I8: return "INT8";
+    case dsl::DType::I16: return "INT16";
+    case dsl::DType::I32: return "INT32";
+    case dsl::DType::I64: return "INT64";
+    case dsl::DType::U8: return "UINT8";
+    case dsl::DType::Bool: return "BOOL";
+    default: return "FP32";
+  }
+}
+
+Spec scalar_spec(const TypeRef& t) {
+  switch (t->kind) {
+    case TypeKind::Str: return {"BYTES", {}, false};
+    case TypeKind::Int: return {"INT64", {}, false};
+    case TypeKind::Float: return {"FP64", {}, false};
+    case TypeKind::Bool: return {"BOOL", {}, false};
+    default: return {"", {}, false};
+  }
+}
+
+Spec spec_for(const TypeRef& type) {
+  TypeRef t = type->kind == TypeKind::Optional ? type->elem : type;
+  Spec s = scalar_spec(t);
+  if (!s.datatype.empty()) {
+    s.shape = {1};
+    return s;
+  }
+  if (t->kind == TypeKind::List) {
+    Spec e = scalar_spec(t->elem);
+    if (!e.datatype.empty()) return {e.datatype, {-1}, false};
+    return {"BYTES", {-1}, true};
+  }
+  if (t->kind == TypeKind::Tensor) return {tensor_datatype(t->dtype), t->shape.value_or(std::vector<std::int64_t>{-1}), false};
+  return {"BYTES", {1}, true};
+}
+
+json::object tensor_meta(const std::string& name, const Spec& s) {
+  json::array shape;
+  for (auto d : s.shape) shape.push_back(d);
+  return {{"name", name}, {"datatype", s.datatype}, {"shape", std::move(shape)}};
+}
+
+bool compatible(const std::string& want, const std::string& got) {
+  if (want == got) return true;
+  auto is_float = [](const std::string& d) { return d == "FP16" || d == "BF16" || d == "FP32" || d == "FP64"; };
+  auto is_int = [](const std::string& d) { return d.rfind("INT", 0) == 0 || d.rfind("UINT", 0) == 0; };
+  if (is_float(want)) return is_float(got) || is_int(got);
+  if (is_int(want)) return is_int(got);
+  return false;
+}
+
+void flatten(const json::value& v, std::vector<json::value>& out) {
+  if (v.is_array()) {
+    for (const auto& e : v.as_array()) flatten(e, out);
+  } else {
+    out.push_back(v);
+  }
+}
+
+// Nested arrays of `shape` from flat data.
+json::value nest(const std::vector<json::value>& flat, const std::vector<std::int64_t>& shape, std::size_t dim,
+                 std::size_t& pos) {
+  if (dim == shape.size()) return flat[pos++];
+  json::array a;
+  for (std::int64_t i = 0; i < shape[dim]; ++i) a.push_back(nest(flat, shape, dim + 1, pos));
+  return a;
+}
+
+json::object output_tensor(const std::string& name, const engine::Value& v, const TypeRef& type) {
+  using engine::Value;
+  Spec spec = spec_for(type);
+  json::array data;
+  std::vector<std::int64_t> shape;
+  std::string datatype = spec.datatype;
+  if (v.kind() == Value::Kind::Tensor && v.as_tensor().on_host()) {
+    const auto& t = v.as_tensor();
+    shape = t.shape;
+    datatype = tensor_datatype(t.dtype);
+    bool integral = datatype.find("INT") != std::string::npos;
+    for (double d : t.to_doubles()) {
+      if (datatype == "BOOL") data.push_back(d != 0);
+      else if (integral) data.push_back(static_cast<std::int64_t>(d));
+      else data.push_back(d);
+    }
+  } else if (v.kind() == Value::Kind::List) {
+    shape = {static_cast<std::int64_t>(v.as_list().size())};
+    for (const auto& e : v.as_list()) {
+      data.push_back(spec.json_text ? json::value(engine::json_text(engine::to_json(e))) : engine::to_json(e));
+    }
+  } else if (v.is_none()) {
+    shape = {0};
+  } else {
+    shape = {1};
+    data.push_back(spec.json_text ? json::value(engine::json_text(engine::to_json(v))) : engine::to_json(v));
+  }
+  json::array js;
+  for (auto d : shape) js.push_back(d);
+  return {{"name", name}, {"datatype", datatype}, {"shape", std::move(js)}, {"data", std::move(data)}};
+}
+
+}  // namespace
+
+json::object kserve_metadata(const engine::EndpointRef& ep) {
+  json::array inputs;
+  for (const auto& in : ep.endpoint->inputs) {
+    json::object m = tensor_meta(in.name, spec_for(in.type));
+    m["optional"] = in.default_value.has_value() || in.type->kind == TypeKind::Optional;
+    inputs.push_back(std::move(m));
+  }
+  json::array outputs;
+  const TypeRef& r = ep.endpoint->result_type;
+  if (r->kind == TypeKind::Record) {
+    for (const auto& f : r->fields) outputs.push_back(tensor_meta(f.name, spec_for(f.type)));
+  } else {
+    outputs.push_back(tensor_meta("output", spec_for(r)));
+  }
+  return {{"name", fmt::format("{}.{}", ep.plan->name, ep.endpoint->name)},
+          {"versions", json::array{"1"}},
+          {"platform", "braid"},
+          {"inputs", std::move(inputs)},
+          {"outputs", std::move(outputs)}};
+}
+
+engine::Result<json::object> kserve_inputs(const engine::EndpointRef& ep, const json::object& request) {
+  json::object out;
+  auto it = request.find("inputs");
+  if (it == request.end() || !it->value().is_array()) {
+    return make_error(ErrorCode::InvalidInput, "an infer request needs an `inputs` array");
+  }
+  for (const auto& item : it->value().as_array()) {
+    if (!item.is_object()) return make_error(ErrorCode::InvalidInput, "each of `inputs` must be an object");
+    const auto& t = item.as_object();
+    auto name = t.if_contains("name");
+    auto datatype = t.if_contains("datatype");
+    auto data = t.if_contains("data");
+    if (!name || !name->is_string()) return make_error(ErrorCode::InvalidInput, "an input has no `name`");
+    std::string n(name->as_string());
+    if (!datatype || !datatype->is_string()) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` has no `datatype`", n));
+    if (!data) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` has no `data`", n));
+    const plan::Input* decl = nullptr;
+    for (const auto& in : ep.endpoint->inputs) {
+      if (in.name == n) decl = &in;
+    }
+    if (!decl) {
+      out[n] = *data;  // the engine reports unknown inputs with the list of known ones
+      continue;
+    }
+    Spec spec = spec_for(decl->type);
+    std::string dt(datatype->as_string());
+    if (!compatible(spec.datatype, dt)) {
+      return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: expected datatype {}, found {}", n, spec.datatype, dt));
+    }
+    std::vector<json::value> flat;
+    flatten(*data, flat);
+    std::vector<std::int64_t> shape;
+    if (auto s = t.if_contains("shape"); s && s->is_array()) {
+      std::int64_t count = 1;
+      for (const auto& d : s->as_array()) {
+        if (!d.is_int64() || d.as_int64() < 0) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: bad shape", n));
+        shape.push_back(d.as_int64());
+        count *= d.as_int64();
+      }
+      if (count != static_cast<std::int64_t>(flat.size())) {
+        return make_error(ErrorCode::InvalidInput,
+                          fmt::format("input `{}`: shape holds {} elements but `data` has {}", n, count, flat.size()));
+      }
+    } else {
+      shape = {static_cast<std::int64_t>(flat.size())};
+    }
+    if (spec.json_text) {
+      std::vector<json::value> parsed;
+      for (const auto& e : flat) {
+        if (!e.is_string()) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: BYTES elements must be strings", n));
+        boost::system::error_code ec;
+        auto v = json::parse(e.as_string(), ec);
+        if (ec) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: an element is not JSON: {}", n, ec.message()));
+        parsed.push_back(std::move(v));
+      }
+      flat = std::move(parsed);
+    }
+    TypeRef type = decl->type->kind == TypeKind::Optional ? decl->type->elem : decl->type;
+    if (type->kind == TypeKind::List) {
+      out[n] = json::array(flat.begin(), flat.end());
+    } else if (type->kind == TypeKind::Tensor) {
+      std::size_t pos = 0;
+      out[n] = nest(flat, shape, 0, pos);
+    } else {
+      if (flat.size() != 1) {
+        return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: expected 1 element, found {}", n, flat.size()));
+      }
+      out[n] = flat[0];
+    }
+  }
+  return out;
+}
+
+json::object kserve_response(const engine::EndpointRef& ep, const engine::Value& result, const json::value* id,
+                             const std::vector<std::string>& wanted) {
+  json::array outputs;
+  const TypeRef& r = ep.endpoint->result_type;
+  auto want = [&](const std::string& n) { return wanted.empty() || std::find(wanted.begin(), wanted.end(), n) != wanted.end(); };
+  if (r->kind == TypeKind::Record && result.kind() == engine::Value::Kind::Record) {
+    for (const auto& f : r->fields) {
+      if (!want(f.name)) continue;
+      const engine::Value* v = result.field(f.name);
+      outputs.push_back(output_tensor(f.name, v ? *v : engine::Value(), f.type));
+    }
+  } else if (want("output")) {
+    outputs.push_back(output_tensor("output", result, r));
+  }
+  json::object o{{"model_name", fmt::format("{}.{}", ep.plan->name, ep.endpoint->name)},
+                 {"model_version", "1"},
+                 {"outputs", std::move(outputs)}};
+  if (id) o["id"] = *id;
+  return o;
+}
+
+}  // namespace braid::http

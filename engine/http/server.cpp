@@ -1,0 +1,191 @@
+#include "engine/http/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "engine/json_text.hpp"
+
+namespace braid::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using asio::ip::tcp;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// An error response written by the session itself (the request never reached the handler).
+Response plain_error(unsigned status, std::string message, std::string_view code) {
+  Response res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::server, "braid");
+  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::connection, "close");
+  res.keep_alive(false);
+  res.body() = engine::json_text(boost::json::object{{"error", std::move(message)}, {"code", code}}) + "\n";
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+// One connection. Lives on its own strand; `busy` says whether a request is being handled (so
+// that a graceful stop closes only idle connections).
+struct Server::Session {
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  beast::tcp_stream stream;
+  bool busy = false;
+  bool closing = false;
+};
+
+Server::Server(std::shared_ptr<engine::Engine> engine, ServerConfig config)
+    : engine_(engine), config_(std::move(config)), handler_(std::move(engine), {config_.max_in_flight}), acceptor_(ioc_) {}
+
+Server::~Server() = default;
+
+engine::Result<std::uint16_t> Server::start() {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(config_.host, ec);
+  if (ec) return engine::make_error(engine::ErrorCode::InvalidInput, fmt::format("`{}` is not an IP address", config_.host));
+  tcp::endpoint ep(address, config_.port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return engine::make_error(engine::ErrorCode::InvalidInput,
+                              fmt::format("cannot listen on {}:{}: {}", config_.host, config_.port, ec.message()));
+  }
+  port_ = acceptor_.local_endpoint().port();
+  asio::co_spawn(ioc_, listen(), asio::detached);
+  return port_;
+}
+
+void Server::run() {
+  std::vector<std::thread> extra;
+  for (unsigned i = 1; i < config_.io_threads; ++i) extra.emplace_back([this] { ioc_.run(); });
+  ioc_.run();
+  for (auto& t : extra) t.join();
+}
+
+void Server::stop() {
+  asio::post(ioc_, [this] {
+    if (stopping_.exchange(true)) return;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    asio::co_spawn(ioc_, drain(), asio::detached);
+  });
+}
+
+asio::awaitable<void> Server::listen() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(ioc_), tuple_awaitable);
+    if (stopping_) co_return;
+    if (ec) {
+      // Out of file descriptors and the like: wait a little rather than spin.
+      asio::steady_timer t(ioc_, std::chrono::milliseconds(50));
+      co_await t.async_wait(tuple_awaitable);
+      continue;
+    }
+    auto session = std::make_shared<Session>(std::move(socket));
+    {
+      std::lock_guard lock(mu_);
+      std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
+      sessions_.push_back(session);
+    }
+    auto executor = session->stream.get_executor();
+    asio::co_spawn(executor, serve(std::move(session)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
+  beast::flat_buffer buffer;
+  bool first = true;
+  while (!stopping_ || s->busy) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(config_.max_body);
+    parser.header_limit(static_cast<std::uint32_t>(config_.max_header));
+    // Waiting for a request on a kept-alive connection may take the idle timeout; once it has
+    // started arriving it must be complete within the read timeout (slow clients are cut off).
+    s->stream.expires_after(first ? config_.read_timeout : config_.idle_timeout);
+    first = false;
+    auto [ec, n] = co_await bhttp::async_read_header(s->stream, buffer, parser, tuple_awaitable);
+    if (!ec) {
+      s->stream.expires_after(config_.read_timeout);
+      std::tie(ec, n) = co_await bhttp::async_read(s->stream, buffer, parser, tuple_awaitable);
+    }
+    if (ec) {
+      Response res;
+      if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted || ec == beast::error::timeout ||
+          ec == asio::error::connection_reset || ec == asio::error::eof || s->closing) {
+        break;  // the client left, went quiet, or we are stopping
+      }
+      if (ec == bhttp::error::body_limit) {
+        res = plain_error(413, fmt::format("the request body is larger than {} bytes", config_.max_body), "payload_too_large");
+      } else if (ec == bhttp::error::header_limit) {
+        res = plain_error(431, fmt::format("the request headers are larger than {} bytes", config_.max_header),
+                          "headers_too_large");
+      } else {
+        res = plain_error(400, fmt::format("malformed HTTP request: {}", ec.message()), "bad_request");
+      }
+      s->stream.expires_after(config_.write_timeout);
+      co_await bhttp::async_write(s->stream, res, tuple_awaitable);
+      break;
+    }
+    s->busy = true;
+    Request req = parser.release();
+    bool keep = req.keep_alive();
+    Response res = co_await handler_.handle(std::move(req));
+    if (stopping_) keep = false;
+    res.keep_alive(keep);
+    s->stream.expires_after(config_.write_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(s->stream, res, tuple_awaitable);
+    s->busy = false;
+    if (wec || !keep) break;
+  }
+  boost::system::error_code ignored;
+  s->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  s->stream.close();
+}
+
+asio::awaitable<void> Server::drain() {
+  // Close idle connections now (on their own strands); busy ones close after their response.
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& w : sessions_) {
+      if (auto s = w.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) {
+    asio::post(s->stream.get_executor(), [s] {
+      s->closing = true;
+      if (!s->busy) s->stream.cancel();
+    });
+  }
+  live.clear();
+  auto deadline = std::chrono::steady_clock::now() + config_.drain_timeout;
+  asio::steady_timer timer(ioc_);
+  for (;;) {
+    bool any = false;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& w : sessions_) any = any || !w.expired();
+    }
+    if (!any || std::chrono::steady_clock::now() >= deadline) break;
+    timer.expires_after(std::chrono::milliseconds(5));
+    co_await timer.async_wait(tuple_awaitable);
+  }
+  ioc_.stop();
+}
+
+}  // namespace braid::http

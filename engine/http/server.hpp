@@ -1,0 +1,58 @@
+#pragma once
+// The HTTP server: a listener that accepts connections and a session loop per connection
+// (read with a timeout and a body limit, handle, write, keep alive), over the Handler. Stops
+// gracefully: stop() closes the listener and idle connections, lets requests in flight finish
+// (up to the drain timeout), then returns from run().
+//
+//   Server s(engine, config);
+//   if (auto r = s.start(); !r) ...;          // binds; s.port() is the bound port
+//   std::thread t([&] { s.run(); });           // serves until stop()
+//   s.stop(); t.join();
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "engine/engine.hpp"
+#include "engine/http/config.hpp"
+#include "engine/http/handler.hpp"
+
+namespace braid::http {
+
+class Server {
+ public:
+  Server(std::shared_ptr<engine::Engine> engine, ServerConfig config);
+  ~Server();
+
+  // Binds and listens. Fails (InvalidInput) with a message when the address cannot be used.
+  engine::Result<std::uint16_t> start();
+  std::uint16_t port() const { return port_; }
+  // Serves on config.io_threads threads (this one included) until stopped and drained.
+  void run();
+  // Starts the graceful stop; safe from any thread and from a signal handler's completion.
+  void stop();
+  Handler& handler() { return handler_; }
+
+  struct Session;
+
+ private:
+  boost::asio::awaitable<void> listen();
+  boost::asio::awaitable<void> serve(std::shared_ptr<Session> s);
+  boost::asio::awaitable<void> drain();
+
+  std::shared_ptr<engine::Engine> engine_;
+  ServerConfig config_;
+  Handler handler_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::vector<std::weak_ptr<Session>> sessions_;
+};
+
+}  // namespace braid::http

@@ -1,0 +1,41 @@
+#include "engine/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace braid::engine {
+
+void Histogram::observe(std::int64_t ns) {
+  double s = static_cast<double>(ns) / 1e9;
+  std::size_t i = 0;
+  while (i < kBounds.size() && s > kBounds[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<std::uint64_t>(ns > 0 ? ns : 0), std::memory_order_relaxed);
+}
+
+void Histogram::render(std::string& out, const std::string& name, const std::string& labels) const {
+  std::uint64_t cumulative = 0;
+  std::string sep = labels.empty() ? "" : ",";
+  for (std::size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, kBounds[i], cumulative);
+  }
+  cumulative += counts_[kBounds.size()].load(std::memory_order_relaxed);
+  out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, cumulative);
+  out += fmt::format("{}_sum{{{}}} {}\n", name, labels, static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9);
+  out += fmt::format("{}_count{{{}}} {}\n", name, labels, cumulative);
+}
+
+std::string prometheus_label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace braid::engine

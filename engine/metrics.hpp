@@ -1,0 +1,50 @@
+#pragma once
+// Counters and latency histograms the engine keeps per endpoint, per node and per model,
+// updated with relaxed atomics on the request path, rendered in the Prometheus text format.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace braid::engine {
+
+class Histogram {
+ public:
+  // Upper bounds of the buckets, in seconds (then +Inf).
+  static constexpr std::array<double, 16> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                     0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+  void observe(std::int64_t ns);
+  // `name{labels,le="..."} count` lines, cumulative, plus _sum and _count.
+  void render(std::string& out, const std::string& name, const std::string& labels) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> counts_{};
+  std::atomic<std::uint64_t> sum_ns_{0};
+};
+
+struct NodeMetrics {
+  std::atomic<std::uint64_t> runs{0};
+  std::atomic<std::uint64_t> errors{0};
+  Histogram latency;  // model calls and structured nodes
+};
+
+struct EndpointMetrics {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::int64_t> in_flight{0};
+  Histogram latency;
+  std::vector<NodeMetrics> nodes;  // by NodeId
+  explicit EndpointMetrics(std::size_t n) : nodes(n) {}
+};
+
+struct ModelMetrics {
+  std::atomic<std::int64_t> queued{0};   // calls posted to the pool, not started
+  std::atomic<std::int64_t> running{0};
+};
+
+// "a\"b" for a label value.
+std::string prometheus_label(std::string_view v);
+
+}  // namespace braid::engine
