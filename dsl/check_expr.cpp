@@ -89,6 +89,12 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
       diags_.report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
     } else {
       check_options(e->with, kNodeOptions, "a node", &scope, t);
+      const auto* call = std::get_if<CallExpr>(&e->node);
+      if (!call || !call->model) {
+        for (const auto& o : e->with) {
+          if (o.name.name == "timeout") diags_.report(Diag::timeout_not_on_call, o.name.span);
+        }
+      }
     }
   }
   return t;

@@ -49,10 +49,21 @@ Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() {
   // Stops every pool: work still queued is dropped (its runs never complete), work running
   // finishes first. Callers drain their requests before destroying the engine.
-  for (auto& p : impl_->model_pools) p->stop();
-  if (impl_->pool) impl_->pool->stop();
-  for (auto& p : impl_->model_pools) p->join();
-  if (impl_->pool) impl_->pool->join();
+  auto teardown = [](std::unique_ptr<Impl> impl) {
+    for (auto& p : impl->model_pools) p->stop();
+    if (impl->pool) impl->pool->stop();
+    for (auto& p : impl->model_pools) p->join();
+    if (impl->pool) impl->pool->join();
+  };
+  // The last reference may be dropped by a callback running on one of the engine's own
+  // threads: a pool cannot join itself, so tear down from another thread then.
+  bool on_own_thread = impl_->pool && impl_->pool->get_executor().running_in_this_thread();
+  for (auto& p : impl_->model_pools) on_own_thread = on_own_thread || p->get_executor().running_in_this_thread();
+  if (on_own_thread) {
+    std::thread(teardown, std::move(impl_)).detach();
+  } else {
+    teardown(std::move(impl_));
+  }
 }
 
 Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const plan::Plan>> plans,
@@ -146,8 +157,9 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
                    std::function<void(Result<Value>)> done) {
   const detail::ExecEndpoint* ex = impl_->endpoints[ref.id].get();
   if (inputs.size() != ref.endpoint->inputs.size()) {
-    done(make_error(ErrorCode::InvalidInput, fmt::format("`{}` takes {} inputs, got {}", ref.endpoint->name,
-                                                         ref.endpoint->inputs.size(), inputs.size())));
+    Error e = make_error(ErrorCode::InvalidInput, fmt::format("`{}` takes {} inputs, got {}", ref.endpoint->name,
+                                                              ref.endpoint->inputs.size(), inputs.size()));
+    boost::asio::post(*impl_->pool, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
     return;
   }
   ex->metrics->in_flight.fetch_add(1, std::memory_order_relaxed);

@@ -24,6 +24,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/json/object.hpp>
 
 #include "dsl/plan.hpp"
@@ -40,8 +41,10 @@ struct EngineOptions {
 
 struct RunOptions {
   std::int64_t deadline_ns = 0;  // 0: the endpoint's own `timeout`, if any
-  Trace* trace = nullptr;        // when set, every node execution is recorded here
-  const CallContext* cancel = nullptr;  // when set, cancelling it cancels the run
+  std::shared_ptr<Trace> trace;  // when set, every node execution is recorded here (work that
+                                 // outlives the result, such as a `first` loser, may still add)
+  const CallContext* cancel = nullptr;  // when set, cancelling it cancels the run; it must outlive
+                                        // the engine's work for this run, not just its result
 };
 
 struct EndpointRef {
@@ -92,10 +95,13 @@ class Engine {
   auto async_run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options, Token&& token) {
     return boost::asio::async_initiate<Token, void(Result<Value>)>(
         [this](auto handler, const EndpointRef& e, std::vector<Value> in, RunOptions opts) {
+          // The handler's executor has outstanding work until the run completes.
+          auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
           auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          start(e, std::move(in), opts, [shared](Result<Value> r) mutable {
-            auto ex = boost::asio::get_associated_executor(*shared);
+          start(e, std::move(in), opts, [shared, work](Result<Value> r) mutable {
+            auto ex = work.get_executor();
             boost::asio::dispatch(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+            work.reset();
           });
         },
         token, ep, std::move(inputs), options);

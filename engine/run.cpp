@@ -30,13 +30,15 @@ void with_ready_queue(Fn&& fn) {
   std::vector<Ready> queue;
   queue.reserve(16);
   tl_ready = &queue;
+  struct Reset {
+    ~Reset() { tl_ready = nullptr; }
+  } reset;
   fn();
   while (!queue.empty()) {
     Ready r = std::move(queue.back());
     queue.pop_back();
     exec_node(r.frame, r.local, 0);
   }
-  tl_ready = nullptr;
 }
 
 void schedule(std::shared_ptr<Frame> f, std::uint32_t local) {
@@ -45,10 +47,10 @@ void schedule(std::shared_ptr<Frame> f, std::uint32_t local) {
 
 bool nothing_else_ready() { return !tl_ready || tl_ready->empty(); }
 
-// Runs `fn` on `pool`, draining the ready queue there.
+// Runs `fn` on `pool`, draining the ready queue there (so that what `fn` readies can fan out).
 template <typename Fn>
 void post_to(boost::asio::thread_pool& pool, Fn&& fn) {
-  boost::asio::post(pool, std::forward<Fn>(fn));
+  boost::asio::post(pool, [fn = std::forward<Fn>(fn)]() mutable { with_ready_queue(fn); });
 }
 
 Error named(Error e, const Frame& f, const plan::Node& n) {
@@ -86,7 +88,12 @@ Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<co
   m.metrics.running.fetch_add(1, std::memory_order_relaxed);
   auto t0 = std::chrono::steady_clock::now();
   std::int64_t trace_t0 = trace ? trace->now_us() : 0;
-  Result<Value> r = inst.call(method, args, ctx);
+  Result<Value> r = make_error(ErrorCode::Internal, "not run");
+  try {
+    r = inst.call(method, args, ctx);
+  } catch (const std::exception& e) {  // backends must not throw; if one does, it is this node's error
+    r = make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
+  }
   nm.latency.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
   m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
   if (trace) trace->add({n.name, "call", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
@@ -102,7 +109,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   ModelInstance* inst = m.instances.size() == 1 ? m.instances[0].get()
                                                 : m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
   std::int64_t timeout = timeout_of(*f, n);
-  Trace* trace = f->run->trace;
+  Trace* trace = f->run->trace.get();
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   if (timeout == 0) {
@@ -130,13 +137,19 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   timed->timer.async_wait([f, local, attempt, timed, timeout](boost::system::error_code ec) {
     if (ec || !timed->claim()) return;
     timed->ctx.cancel();
-    node_result(f, local, attempt,
-                make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
+    with_ready_queue([&] {
+      node_result(f, local, attempt,
+                  make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
+    });
   });
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm]() {
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
-    if (f->cancelled() || timed->ctx.cancelled()) return;
+    if (f->cancelled() || timed->ctx.cancelled()) {
+      if (!timed->claim()) return;  // the timer already reported
+      timed->timer.cancel();
+      return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
+    }
     Result<Value> r = timed_call(*inst, method, args, timed->ctx, n, m, nm, trace);
     if (!timed->claim()) return;  // the timer won; this result is discarded
     timed->timer.cancel();
@@ -169,10 +182,13 @@ Result<Value> exec_simple(const Frame& f, const plan::Node& n) {
           return Value::record(k.names, std::move(values));
         } else if constexpr (std::is_same_v<T, plan::FieldNode>) {
           const Value& base = f.lookup(k.base);
-          if (base.kind() != Value::Kind::Record || k.field >= base.as_record().values.size()) {
-            return make_error(ErrorCode::Internal, fmt::format("field `{}` of a {}", k.name, base.kind_name()));
+          if (base.kind() == Value::Kind::Record) {
+            const auto& rec = base.as_record();
+            // Records of one type may hold their fields in another order (a switch arm, a model).
+            if (k.field < rec.names.size() && rec.names[k.field] == k.name) return rec.values[k.field];
+            if (const Value* v = base.field(k.name)) return *v;
           }
-          return base.as_record().values[k.field];
+          return make_error(ErrorCode::ModelError, fmt::format("no field `{}` in a {}", k.name, base.kind_name()));
         } else if constexpr (std::is_same_v<T, plan::IndexNode>) {
           const auto& list = f.lookup(k.base).as_list();
           std::int64_t i = f.lookup(k.index).as_int();
@@ -302,9 +318,16 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     case 10: return exec_switch(f, local, attempt);
     default: break;
   }
-  Trace* trace = f->run->trace;
+  Trace* trace = f->run->trace.get();
   std::int64_t t0 = trace ? trace->now_us() : 0;
-  Result<Value> r = exec_simple(*f, n);
+  Result<Value> r = make_error(ErrorCode::Internal, "not run");
+  try {
+    r = exec_simple(*f, n);
+  } catch (const std::exception& e) {
+    // A value without its declared type (a backend returned something else): an error of this
+    // node, not a crash of the process.
+    r = make_error(ErrorCode::ModelError, fmt::format("a value does not have its declared type ({})", e.what()));
+  }
   if (trace && n.kind.index() == 3) trace->add({n.name, "op", t0, trace->now_us() - t0, Trace::thread_number()});
   node_result(f, local, attempt, std::move(r));
 }
@@ -312,7 +335,7 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
 void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r) {
   const plan::Node& n = node_of(*f, local);
   if (!r) {
-    if (f->cancelled() || r.error().code == ErrorCode::Cancelled) return stop_cancelled(*f);
+    if (f->cancelled()) return stop_cancelled(*f);
     if (attempt != kFallbackAttempt && attempt < retries_of(*f, n)) {
       std::int64_t backoff = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
       if (backoff <= 0) return schedule_retry(f, local, attempt + 1);

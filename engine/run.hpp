@@ -89,7 +89,7 @@ struct RunState {
   std::vector<Value> inputs;
   std::function<void(Result<Value>)> done;
   std::atomic<bool> finished{false};
-  Trace* trace = nullptr;
+  std::shared_ptr<Trace> trace;
   CallContext ctx;
   std::unique_ptr<boost::asio::steady_timer> deadline;
   std::mutex deadline_mu;

@@ -17,7 +17,7 @@ struct Join {
   std::uint32_t local = 0;
   std::uint32_t attempt = 0;
   const plan::GroupNode* group = nullptr;
-  std::vector<std::shared_ptr<Frame>> children;
+  std::vector<std::weak_ptr<Frame>> children;  // weak: each child owns the join through its on_done
   std::vector<std::optional<Value>> results;
   std::uint32_t ok = 0;
   std::uint32_t failed = 0;
@@ -49,7 +49,7 @@ void finish_structured(const std::shared_ptr<Frame>& f, std::uint32_t local, std
   const plan::Node& n = node_of(*f, local);
   std::int64_t dur = now_ns() - t0;
   f->run->ex->metrics->nodes[plan::index(n.id)].latency.observe(dur);
-  if (Trace* trace = f->run->trace) {
+  if (Trace* trace = f->run->trace.get()) {
     std::int64_t end = trace->now_us();
     trace->add({n.name, std::string(category), end - dur / 1000, dur / 1000, Trace::thread_number()});
   }
@@ -94,7 +94,9 @@ void on_branch(const std::shared_ptr<Join>& j, std::size_t i, Result<Value> r) {
     if (out) j->done = true;
   }
   if (!out) return;
-  for (const auto& c : j->children) c->ctx.cancel();  // the rest are not needed any more
+  for (const auto& w : j->children) {
+    if (auto c = w.lock()) c->ctx.cancel();  // the rest are not needed any more
+  }
   finish_structured(j->frame, j->local, j->attempt, j->t0, "group", std::move(*out));
 }
 
@@ -106,7 +108,7 @@ struct MapRun {
   const plan::MapNode* map = nullptr;
   Value list;
   std::vector<Value> results;
-  std::vector<std::shared_ptr<Frame>> children;
+  std::vector<std::weak_ptr<Frame>> children;  // weak: each item owns the map through its on_done
   std::size_t next = 0;
   std::size_t completed = 0;
   bool done = false;
@@ -149,8 +151,8 @@ void on_item(const std::shared_ptr<MapRun>& m, std::size_t i, Result<Value> r) {
   if (!out) return;
   if (!*out) {
     std::lock_guard lock(m->mu);
-    for (const auto& c : m->children) {
-      if (c) c->ctx.cancel();
+    for (const auto& w : m->children) {
+      if (auto c = w.lock()) c->ctx.cancel();
     }
   }
   finish_structured(m->frame, m->local, m->attempt, m->t0, "map", std::move(*out));
@@ -178,11 +180,13 @@ void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
   j->results.resize(g.branches.size());
   j->t0 = now_ns();
   j->children.reserve(g.branches.size());
+  std::vector<std::shared_ptr<Frame>> starting;
   for (std::size_t i = 0; i < g.branches.size(); ++i) {
-    j->children.push_back(make_frame(f->run, f, g.branches[i], [j, i](Result<Value> r) { on_branch(j, i, std::move(r)); }));
+    starting.push_back(make_frame(f->run, f, g.branches[i], [j, i](Result<Value> r) { on_branch(j, i, std::move(r)); }));
+    j->children.push_back(starting.back());
   }
   // All children exist before any starts, so that the first to finish can cancel the others.
-  for (const auto& c : j->children) start_child(c);
+  for (const auto& c : starting) start_child(c);
 }
 
 void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
@@ -212,8 +216,8 @@ void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_
   {
     std::lock_guard lock(m->mu);
     for (std::size_t i = 0; i < first; ++i) {
-      m->children[i] = make_item(m, i);
-      starting.push_back(m->children[i]);
+      starting.push_back(make_item(m, i));
+      m->children[i] = starting.back();
     }
     m->next = first;
   }

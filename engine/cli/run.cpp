@@ -55,13 +55,13 @@ int run(const RunOptions& o) {
   auto inputs = (*eng)->decode_inputs(*ep, input.as_object());
   if (!inputs) return fail(inputs.error().describe());
 
-  engine::Trace trace;
+  auto trace = std::make_shared<engine::Trace>();
   engine::RunOptions ro;
-  if (!o.trace.empty()) ro.trace = &trace;
+  if (!o.trace.empty()) ro.trace = trace;
   auto result = (*eng)->run(*ep, std::move(*inputs), ro).get();
   if (!o.trace.empty()) {
     std::ofstream out(o.trace, std::ios::binary);
-    out << trace.to_json();
+    out << trace->to_json();
     if (!out) return fail(fmt::format("cannot write trace file `{}`", o.trace));
   }
   if (!result) return fail(result.error().describe());

@@ -29,6 +29,8 @@ model {} = torch "{}.pt" {{
   def flaky(x: str) -> str
   def count(x: str) -> int
   def add(a: float, b: float) -> float
+  def refuse(x: str) -> str
+  def lie(x: str) -> list<str>
 }}
 )",
                      name, name, options);
@@ -275,6 +277,43 @@ TEST_SUITE("engine") {
     }
   }
 
+  TEST_CASE("consumers of a call that ran on a pool still run in parallel") {
+    // After a timed call (posted to the pool), both branches must be started together.
+    Harness h(fake_model("m") + fake_model("a") + fake_model("b") + R"(
+      endpoint e(x: str) -> list<str> {
+        y = m.echo(x) with { timeout = 5s }
+        return all { a.meet(y, "p", 2), b.meet(y, "p", 2) }
+      })");
+    auto r = h.run("e", {Value("v")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list({Value("v"), Value("v")}));
+  }
+
+  TEST_CASE("a backend's own `cancelled` error is an ordinary failure of the node") {
+    Harness h(fake_model("m") + R"(endpoint e(x: str) -> str { return m.refuse(x) })");
+    auto r = h.run("e", {Value("v")});
+    REQUIRE(!r);
+    CHECK(r.error().describe() == "node `m.refuse#1` (model `m`): the model gave up");
+  }
+
+  TEST_CASE("a value without its declared type is an error of the node, not a crash") {
+    Harness h(fake_model("m") + R"(endpoint e(x: str) -> str { return m.lie(x)[0] })");
+    auto r = h.run("e", {Value("v")});
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::ModelError);
+    CHECK(r.error().node == "index#3");
+  }
+
+  TEST_CASE("fields are read by name when records of one type order them differently") {
+    Harness h(fake_model("m") + R"(
+      endpoint e(s: str) -> int {
+        r = switch s { "x" => {a: 1, b: 2}, else => {b: 3, a: 4} }
+        return r.a
+      })");
+    CHECK(*h.run("e", {Value("x")}) == Value(1));
+    CHECK(*h.run("e", {Value("y")}) == Value(4));
+  }
+
   TEST_CASE("inputs: defaults, missing, unknown and mistyped") {
     Harness h(fake_model("m") + R"(
       endpoint e(x: str, n: int = 3, labels: list<str> = ["a", "b"]) -> {x: str, n: int, labels: list<str>} {
@@ -297,12 +336,12 @@ TEST_SUITE("engine") {
   TEST_CASE("a trace records every node execution with its thread") {
     Harness h(fake_model("a") + fake_model("b") + R"(
       endpoint e(x: str) -> list<str> { return all { a.meet(x, "t", 2), b.meet(x, "t", 2) } })");
-    engine::Trace trace;
+    auto trace = std::make_shared<engine::Trace>();
     engine::RunOptions o;
-    o.trace = &trace;
+    o.trace = trace;
     auto r = h.run("e", {Value("x")}, o);
     REQUIRE_MESSAGE(r, describe(r));
-    auto events = trace.events();
+    auto events = trace->events();
     int calls = 0;
     std::set<std::uint32_t> threads;
     for (const auto& ev : events) {
@@ -313,7 +352,7 @@ TEST_SUITE("engine") {
     }
     CHECK(calls == 2);
     CHECK(threads.size() == 2);  // they met, so they ran on two threads at once
-    auto j = boost::json::parse(trace.to_json());
+    auto j = boost::json::parse(trace->to_json());
     CHECK(j.at("traceEvents").as_array().size() == events.size());
   }
 }

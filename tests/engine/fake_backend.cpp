@@ -53,6 +53,8 @@ class FakeInstance final : public engine::ModelInstance {
     if (name == "count") return Value(static_cast<std::int64_t>(args[0].as_str().size()));
     if (name == "add") return Value(args[0].as_float() + args[1].as_float());
     if (name == "fail") return make_error(ErrorCode::ModelError, "this model always fails");
+    if (name == "refuse") return make_error(ErrorCode::Cancelled, "the model gave up");
+    if (name == "lie") return Value("not a list");  // declared to return a list
     if (name == "flaky") {
       std::lock_guard lock(b_.mu_);
       if (b_.stats_[m_.name].calls <= b_.flaky_failures) return make_error(ErrorCode::ModelError, "flaky failure");
@@ -64,6 +66,13 @@ class FakeInstance final : public engine::ModelInstance {
         if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
+      return args[0];
+    }
+    if (name == "hold") {
+      std::string key = args[1].as_str();
+      std::unique_lock lock(b_.mu_);
+      while (!b_.open_[key] && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
+      if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
       return args[0];
     }
     if (name == "meet") {
@@ -85,6 +94,14 @@ class FakeInstance final : public engine::ModelInstance {
 
 Result<std::shared_ptr<engine::ModelInstance>> FakeBackend::load(const plan::Model& model) {
   return std::shared_ptr<engine::ModelInstance>(std::make_shared<FakeInstance>(*this, model));
+}
+
+void FakeBackend::open(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    open_[key] = true;
+  }
+  cv_.notify_all();
 }
 
 FakeBackend::Stats FakeBackend::stats(const std::string& model) {

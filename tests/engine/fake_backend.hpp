@@ -9,7 +9,10 @@
 //                      waits until n calls with the same key are running at once, returns x;
 //                      fails after 10 s: proves that calls run concurrently without timing them
 //   fail(x)            always fails
+//   refuse(x)          fails with the code Cancelled (a backend's own cancellation)
+//   lie(x)             returns a str whatever its declaration says
 //   flaky(x)           fails the first `flaky_failures` calls of that model, then returns x
+//   hold(x, key: str)  waits until open(key) is called (or the call is cancelled), returns x
 //   add(a: float, b: float), count(x: str) -> int
 //
 // It records per model: calls, the most calls running at once, and calls that saw their
@@ -41,6 +44,8 @@ class FakeBackend final : public engine::Backend {
   }
 
   Stats stats(const std::string& model);
+  // Lets every `hold` call with this key (present and future) return.
+  void open(const std::string& key);
   int flaky_failures = 0;
   // Waits (up to `seconds`) until `pred(stats(model))` holds; false on timeout.
   template <typename Pred>
@@ -55,6 +60,7 @@ class FakeBackend final : public engine::Backend {
   std::condition_variable cv_;
   std::map<std::string, Stats> stats_;
   std::map<std::string, int> meeting_;  // key -> calls arrived
+  std::map<std::string, bool> open_;    // hold keys released
 };
 
 // A plan compiled from source text for engine tests (no model files needed).

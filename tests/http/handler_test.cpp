@@ -1,0 +1,214 @@
+// The request handler without a network: routes, status codes, JSON errors, KServe v2 mapping,
+// admission control. Requests are built in memory and handled in an io_context.
+#include <doctest/doctest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "engine/http/handler.hpp"
+#include "tests/engine/fake_backend.hpp"
+
+namespace braid::test {
+namespace {
+
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+const char* kGraph = R"(
+model m = torch "m.pt" {
+  def upper(x: str) -> str
+  def hold(x: str, key: str) -> str
+  def fail(x: str) -> str
+  def sleep(x: str, ms: int) -> str
+  def count(x: str) -> int
+}
+endpoint shout(text: str, times: int = 1) -> {text: str, n: int} { return {text: m.upper(text), n: times} }
+endpoint wait(key: str) -> str { return m.hold(key, key) }
+endpoint broken(x: str) -> str { return m.fail(x) }
+endpoint slow(x: str) -> str with { timeout = 20ms } { return m.sleep(x, 60000) }
+endpoint lengths(words: list<str>) -> list<int> { return each w in words { m.count(w) } }
+)";
+
+struct Fixture {
+  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
+  std::shared_ptr<engine::Engine> engine;
+  std::unique_ptr<http::Handler> handler;
+
+  explicit Fixture(std::size_t max_in_flight = 16) {
+    engine::BackendRegistry r;
+    r.add(fake);
+    engine = engine::Engine::create({compile_graph(kGraph, "g")}, r, {2}).value();
+    handler = std::make_unique<http::Handler>(engine, http::HandlerOptions{max_in_flight});
+  }
+
+  http::Response call(bhttp::verb method, const std::string& target, const std::string& body = "") {
+    http::Request req{method, target, 11};
+    req.body() = body;
+    req.prepare_payload();
+    boost::asio::io_context ioc;
+    std::optional<http::Response> out;
+    boost::asio::co_spawn(
+        ioc, [&]() -> boost::asio::awaitable<void> { out = co_await handler->handle(std::move(req)); },
+        boost::asio::detached);
+    ioc.run();
+    REQUIRE(out);
+    return std::move(*out);
+  }
+
+  json::value body_of(const http::Response& r) { return json::parse(r.body()); }
+};
+
+}  // namespace
+
+TEST_SUITE("http") {
+  TEST_CASE("POST /{graph}/{endpoint}: named JSON inputs in, JSON result out, defaults applied") {
+    Fixture f;
+    auto r = f.call(bhttp::verb::post, "/g/shout", R"({"text": "hi"})");
+    CHECK(r.result_int() == 200);
+    CHECK(r[bhttp::field::content_type] == "application/json");
+    CHECK(f.body_of(r) == json::parse(R"({"text": "HI", "n": 1})"));
+  }
+
+  TEST_CASE("bad requests are 4xx with a JSON message saying what was wrong") {
+    Fixture f;
+    struct Case {
+      bhttp::verb method;
+      const char* target;
+      const char* body;
+      unsigned status;
+      const char* message;
+    };
+    const Case cases[] = {
+        {bhttp::verb::post, "/g/shout", "{\"text\": ", 400, "the request body is not valid JSON"},
+        {bhttp::verb::post, "/g/shout", "", 400, "the request body is empty; send a JSON object"},
+        {bhttp::verb::post, "/g/shout", "[1, 2]", 400, "the request body must be a JSON object of named inputs, found an array"},
+        {bhttp::verb::post, "/g/shout", "{}", 400, "missing input `text` of type `str`"},
+        {bhttp::verb::post, "/g/shout", R"({"text": 3})", 400, "input `text`: expected `str`, found an integer"},
+        {bhttp::verb::post, "/g/shout", R"({"text": "a", "loud": true})", 400, "unknown input `loud`; `shout` takes `text`, `times`"},
+        {bhttp::verb::post, "/g/nope", "{}", 404, "no endpoint `nope` in graph `g`"},
+        {bhttp::verb::post, "/nope/shout", "{}", 404, "no endpoint `shout` in graph `nope`"},
+        {bhttp::verb::get, "/a/b/c", "", 404, "no route for GET /a/b/c"},
+        {bhttp::verb::get, "/g/shout", "", 405, "GET is not allowed on /g/shout; use POST"},
+        {bhttp::verb::post, "/v2/health/live", "", 405, "use GET"},
+        {bhttp::verb::get, "/v2/models/g.nope", "", 404, "no model `g.nope`"},
+        {bhttp::verb::get, "/v2/models/nodot", "", 404, "no model `nodot`"},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.target);
+      CAPTURE(c.body);
+      auto r = f.call(c.method, c.target, c.body);
+      CHECK(r.result_int() == c.status);
+      auto body = f.body_of(r);
+      REQUIRE(body.is_object());
+      std::string msg(body.at("error").as_string());
+      CHECK_MESSAGE(msg.find(c.message) != std::string::npos, msg);
+    }
+    CHECK(f.call(bhttp::verb::get, "/g/shout")[bhttp::field::allow] == "POST");
+  }
+
+  TEST_CASE("a model error is a 500 naming the node; a passed deadline is a 504") {
+    Fixture f;
+    auto r = f.call(bhttp::verb::post, "/g/broken", R"({"x": "a"})");
+    CHECK(r.result_int() == 500);
+    CHECK(f.body_of(r) == json::parse(
+                              R"({"error": "node `m.fail#1` (model `m`): this model always fails", "code": "model_error", "node": "m.fail#1", "model": "m"})"));
+    auto d = f.call(bhttp::verb::post, "/g/slow", R"({"x": "a"})");
+    CHECK(d.result_int() == 504);
+    CHECK(f.body_of(d).at("code") == "deadline_exceeded");
+    // Neither disturbed the handler.
+    CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "ok"})").result_int() == 200);
+  }
+
+  TEST_CASE("beyond max_in_flight: 429 with Retry-After, and service resumes") {
+    Fixture f(1);
+    // One request held inside the model occupies the only slot.
+    boost::asio::io_context ioc;
+    std::optional<http::Response> held;
+    http::Request hreq{bhttp::verb::post, "/g/wait", 11};
+    hreq.body() = R"({"key": "gate"})";
+    hreq.prepare_payload();
+    boost::asio::co_spawn(
+        ioc, [&]() -> boost::asio::awaitable<void> { held = co_await f.handler->handle(std::move(hreq)); },
+        boost::asio::detached);
+    std::thread t([&] { ioc.run(); });
+    REQUIRE(f.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+    auto r = f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})");
+    CHECK(r.result_int() == 429);
+    CHECK(r[bhttp::field::retry_after] == "1");
+    CHECK(f.body_of(r).at("code") == "overloaded");
+    f.fake->open("gate");
+    t.join();
+    REQUIRE(held);
+    CHECK(held->result_int() == 200);
+    CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
+  }
+
+  TEST_CASE("health, server metadata, /graphs") {
+    Fixture f;
+    CHECK(f.call(bhttp::verb::get, "/v2/health/live").result_int() == 200);
+    CHECK(f.call(bhttp::verb::get, "/v2/health/ready").result_int() == 503);  // not warmed up yet
+    f.fake->open("warm-up");  // what warm-up passes for a `str`: let `hold` return
+    f.engine->warm_up();
+    CHECK(f.call(bhttp::verb::get, "/v2/health/ready").result_int() == 200);
+    CHECK(f.call(bhttp::verb::get, "/v2/models/g.shout/ready").result_int() == 200);
+    CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("name") == "braid");
+    auto g = f.body_of(f.call(bhttp::verb::get, "/graphs"));
+    const auto& eps = g.at("graphs").as_array()[0].at("endpoints").as_array();
+    CHECK(eps.size() == 5);
+    CHECK(eps[0].at("route") == "/g/shout");
+    CHECK(eps[0].at("inputs").as_array()[1] == json::parse(R"({"name": "times", "type": "int", "default": 1})"));
+  }
+
+  TEST_CASE("KServe v2: metadata and infer with BYTES, INT64 and outputs per record field") {
+    Fixture f;
+    auto meta = f.body_of(f.call(bhttp::verb::get, "/v2/models/g.shout"));
+    CHECK(meta == json::parse(R"({"name": "g.shout", "versions": ["1"], "platform": "braid",
+      "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "optional": false},
+                 {"name": "times", "datatype": "INT64", "shape": [1], "optional": true}],
+      "outputs": [{"name": "text", "datatype": "BYTES", "shape": [1]}, {"name": "n", "datatype": "INT64", "shape": [1]}]})"));
+    auto r = f.call(bhttp::verb::post, "/v2/models/g.shout/infer",
+                    R"({"id": "7", "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hey"]},
+                                             {"name": "times", "shape": [1], "datatype": "INT64", "data": [3]}]})");
+    CHECK(r.result_int() == 200);
+    CHECK(f.body_of(r) == json::parse(R"({"model_name": "g.shout", "model_version": "1", "id": "7",
+      "outputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["HEY"]},
+                  {"name": "n", "datatype": "INT64", "shape": [1], "data": [3]}]})"));
+    // A list input is a 1-D tensor; a list output too.
+    auto l = f.call(bhttp::verb::post, "/v2/models/g.lengths/infer",
+                    R"({"inputs": [{"name": "words", "shape": [3], "datatype": "BYTES", "data": ["a", "bb", "ccc"]}],
+                        "outputs": [{"name": "output"}]})");
+    CHECK(f.body_of(l) == json::parse(R"({"model_name": "g.lengths", "model_version": "1",
+      "outputs": [{"name": "output", "datatype": "INT64", "shape": [3], "data": [1, 2, 3]}]})"));
+    // Errors say which input and why.
+    auto bad = f.call(bhttp::verb::post, "/v2/models/g.shout/infer",
+                      R"({"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]})");
+    CHECK(bad.result_int() == 400);
+    CHECK(f.body_of(bad).at("error") == "input `text`: expected datatype BYTES, found FP32");
+    auto shape = f.call(bhttp::verb::post, "/v2/models/g.lengths/infer",
+                        R"({"inputs": [{"name": "words", "shape": [2], "datatype": "BYTES", "data": ["a"]}]})");
+    CHECK(f.body_of(shape).at("error") == "input `words`: shape holds 2 elements but `data` has 1");
+    CHECK(f.call(bhttp::verb::post, "/v2/models/g.shout/infer", "{}").result_int() == 400);
+  }
+
+  TEST_CASE("/metrics: Prometheus text with per-endpoint and per-node series") {
+    Fixture f;
+    f.call(bhttp::verb::post, "/g/shout", R"({"text": "hi"})");
+    f.call(bhttp::verb::post, "/g/broken", R"({"x": "a"})");
+    auto r = f.call(bhttp::verb::get, "/metrics");
+    CHECK(r.result_int() == 200);
+    const std::string& m = r.body();
+    CHECK(m.find("braid_requests_total{graph=\"g\",endpoint=\"shout\"} 1\n") != std::string::npos);
+    CHECK(m.find("braid_request_errors_total{graph=\"g\",endpoint=\"broken\"} 1\n") != std::string::npos);
+    CHECK(m.find("braid_node_runs_total{graph=\"g\",endpoint=\"shout\",node=\"m.upper#2\"} 1\n") != std::string::npos);
+    CHECK(m.find("braid_node_duration_seconds_count{graph=\"g\",endpoint=\"shout\",node=\"m.upper#2\"} 1\n") != std::string::npos);
+    CHECK(m.find("braid_http_responses_total{code=\"500\"} 1\n") != std::string::npos);
+    CHECK(m.find("braid_model_queue_depth{graph=\"g\",model=\"m\"} 0\n") != std::string::npos);
+    CHECK(m.find("# TYPE braid_request_duration_seconds histogram\n") != std::string::npos);
+  }
+}
+
+}  // namespace braid::test
