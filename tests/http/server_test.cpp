@@ -1,1 +1,241 @@
+// The real server on a loopback port, driven by a real HTTP client (Beast): routes, keep-alive,
+// limits, slow and vanishing clients, hundreds of concurrent connections, graceful stop.
 #include <doctest/doctest.h>
+
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include "engine/http/server.hpp"
+#include "tests/engine/fake_backend.hpp"
+
+namespace braid::test {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+const char* kGraph = R"(
+model m = torch "m.pt" {
+  def upper(x: str) -> str
+  def hold(x: str, key: str) -> str
+}
+endpoint shout(text: str) -> str { return m.upper(text) }
+endpoint wait(key: str) -> str { return m.hold(key, key) }
+)";
+
+struct Live {
+  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
+  std::shared_ptr<engine::Engine> engine;
+  std::unique_ptr<http::Server> server;
+  std::thread thread;
+  std::uint16_t port = 0;
+
+  explicit Live(http::ServerConfig cfg = {}) {
+    engine::BackendRegistry r;
+    r.add(fake);
+    engine = engine::Engine::create({compile_graph(kGraph, "g")}, r, {4}).value();
+    cfg.port = 0;
+    cfg.io_threads = 2;
+    server = std::make_unique<http::Server>(engine, cfg);
+    auto p = server->start();
+    REQUIRE(p);
+    port = *p;
+    thread = std::thread([this] { server->run(); });
+  }
+  ~Live() {
+    fake->open("release");
+    server->stop();
+    thread.join();
+  }
+};
+
+// A blocking client connection.
+struct Client {
+  asio::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+
+  explicit Client(std::uint16_t port) {
+    stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    stream.expires_after(std::chrono::seconds(30));
+  }
+
+  bhttp::response<bhttp::string_body> request(bhttp::verb method, const std::string& target, const std::string& body = "",
+                                              bool keep_alive = true) {
+    bhttp::request<bhttp::string_body> req{method, target, 11};
+    req.set(bhttp::field::host, "localhost");
+    req.set(bhttp::field::content_type, "application/json");
+    req.keep_alive(keep_alive);
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::write(stream, req);
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(stream, buffer, res);
+    return res;
+  }
+
+  // Reads until the server closes the connection; true when it did.
+  bool closed_by_server() {
+    char c;
+    boost::system::error_code ec;
+    stream.socket().read_some(asio::buffer(&c, 1), ec);
+    return ec == asio::error::eof || ec == asio::error::connection_reset;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("http") {
+  TEST_CASE("every route answers over a real connection, which stays alive between requests") {
+    Live live;
+    live.fake->open("warm-up");  // warm-up calls `hold` with the key "warm-up"
+    live.engine->warm_up();
+    Client c(live.port);
+    auto r = c.request(bhttp::verb::post, "/g/shout", R"({"text": "hi"})");
+    CHECK(r.result_int() == 200);
+    CHECK(r.body() == "\"HI\"\n");
+    CHECK(c.request(bhttp::verb::get, "/v2/health/live").result_int() == 200);
+    CHECK(c.request(bhttp::verb::get, "/v2/health/ready").result_int() == 200);
+    CHECK(c.request(bhttp::verb::get, "/v2").result_int() == 200);
+    CHECK(c.request(bhttp::verb::get, "/v2/models/g.shout").result_int() == 200);
+    auto infer = c.request(bhttp::verb::post, "/v2/models/g.shout/infer",
+                           R"({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]})");
+    CHECK(infer.result_int() == 200);
+    CHECK(boost::json::parse(infer.body()).at("outputs").as_array()[0].at("data").as_array()[0] == "A");
+    CHECK(c.request(bhttp::verb::get, "/graphs").result_int() == 200);
+    auto m = c.request(bhttp::verb::get, "/metrics");
+    CHECK(m.result_int() == 200);
+    CHECK(m.body().find("braid_requests_total{graph=\"g\",endpoint=\"shout\"} 2") != std::string::npos);
+    CHECK(c.request(bhttp::verb::get, "/nope").result_int() == 404);
+    CHECK(c.request(bhttp::verb::delete_, "/g/shout").result_int() == 405);
+    // Eleven requests, one connection: keep-alive held throughout.
+    auto last = c.request(bhttp::verb::post, "/g/shout", R"({"text": "bye"})", false);
+    CHECK(last.body() == "\"BYE\"\n");
+    CHECK(c.closed_by_server());
+  }
+
+  TEST_CASE("oversized bodies, oversized headers and malformed requests: 4xx, then the connection closes") {
+    http::ServerConfig cfg;
+    cfg.max_body = 1024;
+    cfg.max_header = 512;
+    Live live(cfg);
+    {
+      Client c(live.port);
+      auto r = c.request(bhttp::verb::post, "/g/shout", std::string(4096, 'x'));
+      CHECK(r.result_int() == 413);
+      CHECK(boost::json::parse(r.body()).at("code") == "payload_too_large");
+      CHECK(c.closed_by_server());
+    }
+    {
+      Client c(live.port);
+      bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/v2/health/live", 11};
+      for (int i = 0; i < 40; ++i) req.set("x-filler-" + std::to_string(i), std::string(40, 'y'));
+      bhttp::write(c.stream, req);
+      bhttp::response<bhttp::string_body> res;
+      bhttp::read(c.stream, c.buffer, res);
+      CHECK(res.result_int() == 431);
+      CHECK(c.closed_by_server());
+    }
+    {
+      Client c(live.port);
+      asio::write(c.stream, asio::buffer(std::string("NOT AN HTTP REQUEST\r\n\r\n")));
+      bhttp::response<bhttp::string_body> res;
+      bhttp::read(c.stream, c.buffer, res);
+      CHECK(res.result_int() == 400);
+      CHECK(c.closed_by_server());
+    }
+    // None of it disturbed the server.
+    Client ok(live.port);
+    CHECK(ok.request(bhttp::verb::post, "/g/shout", R"({"text": "still here"})").result_int() == 200);
+  }
+
+  TEST_CASE("a slow client is cut off after the read timeout; a vanishing one leaves no trace") {
+    http::ServerConfig cfg;
+    cfg.read_timeout = std::chrono::milliseconds(200);
+    Live live(cfg);
+    {
+      Client slow(live.port);
+      asio::write(slow.stream, asio::buffer(std::string("POST /g/shout HTTP/1.1\r\nHost: x\r\nContent-Len")));
+      CHECK(slow.closed_by_server());  // the server hangs up; the client never finished
+    }
+    {
+      Client gone(live.port);
+      asio::write(gone.stream,
+                  asio::buffer(std::string("POST /g/shout HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"text\"")));
+      gone.stream.close();  // mid-body
+    }
+    Client ok(live.port);
+    CHECK(ok.request(bhttp::verb::post, "/g/shout", R"({"text": "fine"})").body() == "\"FINE\"\n");
+  }
+
+  TEST_CASE("256 concurrent connections, 4 requests each, zero errors") {
+    Live live;
+    asio::io_context ioc;
+    int ok = 0, failed = 0;
+    auto one = [&](int id) -> asio::awaitable<void> {
+      try {
+        beast::tcp_stream s(ioc);
+        co_await s.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), live.port), asio::use_awaitable);
+        beast::flat_buffer buf;
+        for (int k = 0; k < 4; ++k) {
+          bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/g/shout", 11};
+          req.set(bhttp::field::host, "x");
+          req.body() = "{\"text\": \"c" + std::to_string(id) + "\"}";
+          req.prepare_payload();
+          co_await bhttp::async_write(s, req, asio::use_awaitable);
+          bhttp::response<bhttp::string_body> res;
+          co_await bhttp::async_read(s, buf, res, asio::use_awaitable);
+          if (res.result_int() == 200 && res.body() == "\"C" + std::to_string(id) + "\"\n") ++ok;
+          else ++failed;
+        }
+      } catch (const std::exception&) {
+        ++failed;
+      }
+    };
+    for (int i = 0; i < 256; ++i) asio::co_spawn(ioc, one(i), asio::detached);
+    ioc.run();
+    CHECK(ok == 1024);
+    CHECK(failed == 0);
+  }
+
+  TEST_CASE("graceful stop: the request in flight completes, then the server stops") {
+    auto live = std::make_unique<Live>();
+    std::optional<bhttp::response<bhttp::string_body>> held;
+    std::thread client([&] {
+      Client c(live->port);
+      held = c.request(bhttp::verb::post, "/g/wait", R"({"key": "gate"})");
+    });
+    REQUIRE(live->fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+    live->server->stop();
+    // Stopped: no new connections are served...
+    bool refused = false;
+    for (int i = 0; i < 200 && !refused; ++i) {
+      try {
+        Client late(live->port);
+        refused = late.closed_by_server();
+      } catch (const std::exception&) {
+        refused = true;
+      }
+    }
+    CHECK(refused);
+    // ...but the one in flight completes when its model does.
+    live->fake->open("gate");
+    client.join();
+    REQUIRE(held);
+    CHECK(held->result_int() == 200);
+    CHECK(held->body() == "\"gate\"\n");
+    live.reset();  // run() has returned: the destructor's join does not block
+  }
+}
+
+}  // namespace braid::test
