@@ -1,0 +1,79 @@
+// Server settings from TOML: values, units, and errors that name the key.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "engine/http/config.hpp"
+
+namespace braid::test {
+namespace {
+
+std::string write_temp(const std::string& text) {
+  char name[] = "/tmp/braid-config-XXXXXX";
+  int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream(name) << text;
+  return name;
+}
+
+}  // namespace
+
+TEST_SUITE("http") {
+  TEST_CASE("a TOML file over the defaults, with units") {
+    auto path = write_temp(R"(
+[server]
+host = "0.0.0.0"
+port = 9000
+max_body = "2MiB"
+read_timeout = "250ms"
+idle_timeout = 30
+max_in_flight = 64
+[engine]
+cpu_threads = 3
+[models]
+paths = ["/a", "/b"]
+)");
+    auto c = http::load_config(path, {});
+    std::remove(path.c_str());
+    REQUIRE_MESSAGE(c, (c ? "" : c.error().message));
+    CHECK(c->host == "0.0.0.0");
+    CHECK(c->port == 9000);
+    CHECK(c->max_body == 2u << 20);
+    CHECK(c->read_timeout == std::chrono::milliseconds(250));
+    CHECK(c->idle_timeout == std::chrono::seconds(30));
+    CHECK(c->max_in_flight == 64);
+    CHECK(c->cpu_threads == 3);
+    CHECK(c->model_paths == std::vector<std::string>{"/a", "/b"});
+    CHECK(c->write_timeout == std::chrono::seconds(10));  // untouched default
+  }
+
+  TEST_CASE("mistakes name the file and the key") {
+    struct Case {
+      const char* text;
+      const char* message;
+    };
+    const Case cases[] = {
+        {"[server]\nprot = 1\n", "`server.prot`: unknown setting"},
+        {"[server]\nport = 70000\n", "`server.port`: must be between 0 and 65535"},
+        {"[server]\nread_timeout = \"10 seconds\"\n", "`server.read_timeout`: `10 seconds` is not a duration"},
+        {"[server]\nmax_body = \"lots\"\n", "`server.max_body`: `lots` is not a size"},
+        {"[server]\nhost = 5\n", "`server.host`: expected a string"},
+        {"[server\n", ":1:"},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.text);
+      auto path = write_temp(c.text);
+      auto r = http::load_config(path, {});
+      std::remove(path.c_str());
+      REQUIRE(!r);
+      CHECK_MESSAGE(r.error().message.find(c.message) != std::string::npos, r.error().message);
+      CHECK(r.error().message.find(path) == 0);
+    }
+  }
+}
+
+}  // namespace braid::test
