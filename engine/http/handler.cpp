@@ -1,5 +1,7 @@
 #include "engine/http/handler.hpp"
 
+#include <charconv>
+
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
@@ -105,7 +107,7 @@ Response Handler::engine_error(const Request& req, const engine::Error& e) {
 }
 
 boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, const engine::EndpointRef& ep,
-                                                       json::object named, bool kserve) {
+                                                       json::object named, std::optional<json::object> kserve) {
   auto inputs = engine_->decode_inputs(ep, named);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
@@ -121,10 +123,7 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, const
   in_flight_.fetch_sub(1);
   if (!r) co_return engine_error(req, r.error());
   if (!kserve) co_return respond(req, 200, engine::to_json(*r));
-  json::object request;
-  boost::system::error_code ec;
-  auto parsed = json::parse(req.body(), ec);
-  if (!ec && parsed.is_object()) request = std::move(parsed.as_object());
+  const json::object& request = *kserve;
   std::vector<std::string> wanted;
   if (auto outs = request.if_contains("outputs"); outs && outs->is_array()) {
     for (const auto& o : outs->as_array()) {
@@ -181,11 +180,21 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
       }
       if (parts.size() == 4 && parts[3] == "infer") {
         if (!post) co_return wrong_method("POST");
-        auto body = body_object(req);
+        std::optional<std::size_t> json_size;
+        if (auto h = req.find("Inference-Header-Content-Length"); h != req.end()) {
+          std::size_t n = 0;
+          auto text = h->value();
+          auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+          if (ec != std::errc() || p != text.data() + text.size()) {
+            co_return error(req, 400, "Inference-Header-Content-Length is not a number", "invalid_input");
+          }
+          json_size = n;
+        }
+        auto body = kserve_request(req.body(), json_size);
         if (!body) co_return engine_error(req, body.error());
         auto named = kserve_inputs(*ep, *body);
         if (!named) co_return engine_error(req, named.error());
-        co_return co_await run_endpoint(req, *ep, std::move(*named), true);
+        co_return co_await run_endpoint(req, *ep, std::move(*named), std::move(*body));
       }
     }
     co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
@@ -226,7 +235,7 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
     if (!post) co_return wrong_method("POST");
     auto body = body_object(req);
     if (!body) co_return engine_error(req, body.error());
-    co_return co_await run_endpoint(req, *ep, std::move(*body), false);
+    co_return co_await run_endpoint(req, *ep, std::move(*body), std::nullopt);
   }
   co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
                   "not_found");

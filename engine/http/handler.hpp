@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -42,8 +43,10 @@ class Handler {
   std::int64_t in_flight() const { return in_flight_.load(); }
 
  private:
+  // `kserve`: the infer request, when the request came through KServe v2 (the answer is then an
+  // infer response).
   boost::asio::awaitable<Response> run_endpoint(const Request& req, const engine::EndpointRef& ep,
-                                                boost::json::object inputs, bool kserve);
+                                                boost::json::object inputs, std::optional<boost::json::object> kserve);
   Response respond(const Request& req, unsigned status, const boost::json::value& body);
   Response error(const Request& req, unsigned status, std::string message, std::string_view code);
   Response engine_error(const Request& req, const engine::Error& e);

@@ -1,5 +1,7 @@
 #include "engine/http/kserve.hpp"
 
+#include <cstring>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -126,7 +128,84 @@ json::object output_tensor(const std::string& name, const engine::Value& v, cons
   return {{"name", name}, {"datatype", datatype}, {"shape", std::move(js)}, {"data", std::move(data)}};
 }
 
+template <typename T>
+T read_le(const unsigned char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);  // x86-64 and aarch64 are little-endian, as the protocol is
+  return v;
+}
+
+// Raw tensor bytes to a JSON array of elements.
+engine::Result<json::array> decode_binary(const std::string& name, const std::string& datatype, const unsigned char* p,
+                                          std::size_t n) {
+  json::array out;
+  auto fixed = [&](std::size_t width, auto convert) -> engine::Result<json::array> {
+    if (n % width != 0) {
+      return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: {} bytes of {} data", name, n, datatype));
+    }
+    for (std::size_t i = 0; i < n; i += width) out.push_back(convert(p + i));
+    return std::move(out);
+  };
+  if (datatype == "BYTES") {
+    std::size_t i = 0;
+    while (i < n) {
+      if (n - i < 4) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: truncated BYTES element", name));
+      auto len = read_le<std::uint32_t>(p + i);
+      i += 4;
+      if (n - i < len) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: truncated BYTES element", name));
+      out.push_back(json::string(std::string_view(reinterpret_cast<const char*>(p + i), len)));
+      i += len;
+    }
+    return out;
+  }
+  if (datatype == "FP32") return fixed(4, [](const unsigned char* q) { return json::value(static_cast<double>(read_le<float>(q))); });
+  if (datatype == "FP64") return fixed(8, [](const unsigned char* q) { return json::value(read_le<double>(q)); });
+  if (datatype == "INT64") return fixed(8, [](const unsigned char* q) { return json::value(read_le<std::int64_t>(q)); });
+  if (datatype == "INT32") return fixed(4, [](const unsigned char* q) { return json::value(read_le<std::int32_t>(q)); });
+  if (datatype == "INT16") return fixed(2, [](const unsigned char* q) { return json::value(read_le<std::int16_t>(q)); });
+  if (datatype == "INT8") return fixed(1, [](const unsigned char* q) { return json::value(read_le<std::int8_t>(q)); });
+  if (datatype == "UINT8") return fixed(1, [](const unsigned char* q) { return json::value(read_le<std::uint8_t>(q)); });
+  if (datatype == "BOOL") return fixed(1, [](const unsigned char* q) { return json::value(*q != 0); });
+  return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: binary {} data is not supported", name, datatype));
+}
+
 }  // namespace
+
+engine::Result<json::object> kserve_request(const std::string& body, std::optional<std::size_t> json_size) {
+  std::size_t head = json_size.value_or(body.size());
+  if (head > body.size()) {
+    return make_error(ErrorCode::InvalidInput,
+                      fmt::format("Inference-Header-Content-Length is {} but the body has {} bytes", head, body.size()));
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(std::string_view(body).substr(0, head), ec);
+  if (ec) return make_error(ErrorCode::InvalidInput, fmt::format("the request body is not valid JSON: {}", ec.message()));
+  if (!v.is_object()) return make_error(ErrorCode::InvalidInput, "an infer request must be a JSON object");
+  json::object request = std::move(v.as_object());
+  if (!json_size) return request;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(body.data());
+  std::size_t pos = head;
+  if (auto* inputs = request.if_contains("inputs"); inputs && inputs->is_array()) {
+    for (auto& in : inputs->as_array()) {
+      if (!in.is_object()) continue;
+      auto& o = in.as_object();
+      const json::value* params = o.if_contains("parameters");
+      const json::value* size = params && params->is_object() ? params->as_object().if_contains("binary_data_size") : nullptr;
+      if (!size) continue;
+      std::string name = o.if_contains("name") && o.at("name").is_string() ? std::string(o.at("name").as_string()) : "?";
+      if (!size->is_int64() || size->as_int64() < 0 || static_cast<std::size_t>(size->as_int64()) > body.size() - pos) {
+        return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: binary_data_size runs past the body", name));
+      }
+      std::string datatype = o.if_contains("datatype") && o.at("datatype").is_string() ? std::string(o.at("datatype").as_string()) : "";
+      auto n = static_cast<std::size_t>(size->as_int64());
+      auto data = decode_binary(name, datatype, bytes + pos, n);
+      if (!data) return data.error();
+      o["data"] = std::move(*data);
+      pos += n;
+    }
+  }
+  return request;
+}
 
 json::object kserve_metadata(const engine::EndpointRef& ep) {
   json::array inputs;

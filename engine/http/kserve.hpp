@@ -7,11 +7,19 @@
 //   tensor<dtype, shape> → FP32/FP16/BF16/FP64/INT8/INT16/INT32/INT64/UINT8/BOOL with its shape
 //   anything else (records, lists of records) → BYTES [n], each element its JSON text
 
+#include <optional>
+
 #include <boost/json/value.hpp>
 
 #include "engine/engine.hpp"
 
 namespace braid::http {
+
+// The JSON of an infer request. With the binary tensor data extension (the
+// `Inference-Header-Content-Length` header, as Triton's clients send by default), the body is that
+// many bytes of JSON followed by the inputs' raw data, whose sizes the inputs give in
+// `parameters.binary_data_size`; those inputs come back with their `data` decoded into JSON.
+engine::Result<boost::json::object> kserve_request(const std::string& body, std::optional<std::size_t> json_size);
 
 // GET /v2/models/{name}: name, versions, platform, inputs and outputs with datatypes and shapes.
 boost::json::object kserve_metadata(const engine::EndpointRef& ep);

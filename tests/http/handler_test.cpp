@@ -194,6 +194,31 @@ TEST_SUITE("http") {
     CHECK(f.call(bhttp::verb::post, "/v2/models/g.shout/infer", "{}").result_int() == 400);
   }
 
+  TEST_CASE("KServe v2 binary tensor data, as Triton's clients send by default") {
+    Fixture f;
+    // JSON header, then the raw data of each input: BYTES elements are a 4-byte little-endian
+    // length and the bytes; INT64 is 8 little-endian bytes.
+    std::string header = R"({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 7}},
+                                         {"name": "times", "shape": [1], "datatype": "INT64", "parameters": {"binary_data_size": 8}}]})";
+    std::string body = header;
+    body += std::string("\x03\x00\x00\x00hey", 7);
+    body += std::string("\x02\x00\x00\x00\x00\x00\x00\x00", 8);
+    http::Request req{bhttp::verb::post, "/v2/models/g.shout/infer", 11};
+    req.set("Inference-Header-Content-Length", std::to_string(header.size()));
+    req.body() = body;
+    req.prepare_payload();
+    boost::asio::io_context ioc;
+    std::optional<http::Response> out;
+    boost::asio::co_spawn(ioc, [&]() -> boost::asio::awaitable<void> { out = co_await f.handler->handle(std::move(req)); },
+                          boost::asio::detached);
+    ioc.run();
+    REQUIRE(out);
+    CHECK(out->result_int() == 200);
+    CHECK(f.body_of(*out) == json::parse(R"({"model_name": "g.shout", "model_version": "1",
+      "outputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["HEY"]},
+                  {"name": "n", "datatype": "INT64", "shape": [1], "data": [2]}]})"));
+  }
+
   TEST_CASE("/metrics: Prometheus text with per-endpoint and per-node series") {
     Fixture f;
     f.call(bhttp::verb::post, "/g/shout", R"({"text": "hi"})");
