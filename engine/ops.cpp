@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "kernels/topk.hpp"
+
 namespace braid::engine {
 namespace {
 
@@ -109,13 +111,18 @@ Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const 
       }
       std::int64_t k = args[2].as_int();
       if (k < 0) return op_error(name, fmt::format("k must not be negative, found {}", k));
-      std::vector<std::size_t> idx(s->size());
-      std::iota(idx.begin(), idx.end(), 0);
-      // Highest score first; ties keep label order.
-      std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return (*s)[a] > (*s)[b]; });
-      idx.resize(std::min<std::size_t>(idx.size(), static_cast<std::size_t>(k)));
+      // The kernel's CPU reference: highest first, ties by lower index (the CUDA version is the
+      // same op on the GPU).
+      const int n = static_cast<int>(s->size());
+      const int kk = static_cast<int>(std::min<std::int64_t>(k, n));
+      std::vector<float> scores(s->begin(), s->end());
+      std::vector<std::int32_t> idx(static_cast<std::size_t>(kk));
+      std::vector<float> top(static_cast<std::size_t>(kk));
+      if (kk > 0) kernels::topk_cpu(scores.data(), 1, n, kk, idx.data(), top.data());
       std::vector<Value> rows;
-      for (std::size_t i : idx) rows.push_back(Value::record({"label", "score"}, {labels[i], Value((*s)[i])}));
+      for (std::int32_t i : idx) {
+        rows.push_back(Value::record({"label", "score"}, {labels[static_cast<std::size_t>(i)], Value((*s)[static_cast<std::size_t>(i)])}));
+      }
       return Value::list(std::move(rows));
     }
     case BuiltinOp::Mean:
