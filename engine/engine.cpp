@@ -71,6 +71,7 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
   auto impl = std::make_unique<Impl>();
   unsigned threads = options.cpu_threads ? options.cpu_threads : std::max(1u, std::thread::hardware_concurrency());
   impl->pool = std::make_unique<boost::asio::thread_pool>(threads);
+  impl->sequential = options.sequential;
   impl->plans = std::move(plans);
   std::uint32_t id = 0;
   for (std::uint32_t pi = 0; pi < impl->plans.size(); ++pi) {
@@ -302,6 +303,18 @@ std::string Engine::metrics_text() const {
       out += fmt::format("braid_model_calls_running{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
                          prometheus_label(lm->model->name), lm->metrics.running.load());
     }
+  }
+  return out;
+}
+
+std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
+  const auto& ex = *impl_->endpoints[ep.id];
+  std::vector<NodeStats> out;
+  for (const auto& n : ep.endpoint->nodes) {
+    const auto& m = ex.metrics->nodes[plan::index(n.id)];
+    static constexpr std::string_view kinds[] = {"input", "const", "call", "op", "list", "record",
+                                                 "field", "index", "group", "map", "switch"};
+    out.push_back({n.name, kinds[n.kind.index()], m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load()});
   }
   return out;
 }

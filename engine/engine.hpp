@@ -37,6 +37,19 @@ namespace braid::engine {
 
 struct EngineOptions {
   unsigned cpu_threads = 0;  // 0: the number of hardware threads
+  // Run every concurrent group's branches and every map's items one after another, as if the
+  // graph had no concurrency (for measuring what concurrency gains: braid-bench --sequential).
+  bool sequential = false;
+};
+
+// Cumulative figures of one node since the engine started.
+struct NodeStats {
+  std::string name;
+  std::string_view kind;       // "call", "op", "group", ...
+  std::uint64_t runs = 0;      // successful executions
+  std::uint64_t errors = 0;    // failed attempts
+  std::uint64_t run_ns = 0;    // time running (model calls and structured nodes)
+  std::uint64_t queue_ns = 0;  // time model calls waited for a pool thread
 };
 
 struct RunOptions {
@@ -86,6 +99,7 @@ class Engine {
   // Requests, errors and latency per endpoint and per node, in flight, queue depths per model,
   // in the Prometheus text exposition format.
   std::string metrics_text() const;
+  std::vector<NodeStats> node_stats(const EndpointRef& ep) const;
 
   // Blocking facade, for tests, the CLI and the bench tool.
   std::future<Result<Value>> run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options = {});

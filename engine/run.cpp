@@ -82,6 +82,10 @@ struct TimedAttempt {
   bool claim() { return !claimed.exchange(true); }
 };
 
+std::int64_t since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
 // One model call, measured: per-node latency, the model's running count, the trace.
 Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                          const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
@@ -94,7 +98,9 @@ Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<co
   } catch (const std::exception& e) {  // backends must not throw; if one does, it is this node's error
     r = make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
   }
-  nm.latency.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  const std::int64_t ran = since(t0);
+  nm.latency.observe(ran);
+  nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
   m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
   if (trace) trace->add({n.name, "call", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
   return r;
@@ -124,8 +130,9 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
       body();
     } else {
       m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-      post_to(*m.pool, [body = std::move(body), &m]() mutable {
+      post_to(*m.pool, [body = std::move(body), &m, &nm, queued_at = std::chrono::steady_clock::now()]() mutable {
         m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+        nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
         body();
       });
     }
@@ -143,8 +150,10 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     });
   });
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-  post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm]() {
+  post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm,
+                    queued_at = std::chrono::steady_clock::now()]() {
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
     if (f->cancelled() || timed->ctx.cancelled()) {
       if (!timed->claim()) return;  // the timer already reported
       timed->timer.cancel();

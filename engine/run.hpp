@@ -76,6 +76,7 @@ struct Engine::Impl {
   std::vector<std::vector<std::unique_ptr<detail::LoadedModel>>> models;  // [plan][model]
   std::vector<std::unique_ptr<detail::ExecEndpoint>> endpoints;
   std::atomic<bool> ready{false};
+  bool sequential = false;  // EngineOptions::sequential
 };
 
 }  // namespace braid::engine

@@ -24,7 +24,15 @@ struct Join {
   bool done = false;
   std::optional<Error> first_error;
   std::int64_t t0 = 0;
+  std::size_t next_branch = 0;  // sequential mode: the next branch to start (branches.size(): none)
 };
+
+void on_branch(const std::shared_ptr<Join>& j, std::size_t i, Result<Value> r);
+
+std::shared_ptr<Frame> make_branch(const std::shared_ptr<Join>& j, std::size_t i) {
+  return make_frame(j->frame->run, j->frame, j->group->branches[i],
+                    [j, i](Result<Value> r) { on_branch(j, i, std::move(r)); });
+}
 
 Value join_value(const Join& j) {
   if (!j.group->names.empty()) {
@@ -48,7 +56,9 @@ void finish_structured(const std::shared_ptr<Frame>& f, std::uint32_t local, std
                        std::string_view category, Result<Value> r) {
   const plan::Node& n = node_of(*f, local);
   std::int64_t dur = now_ns() - t0;
-  f->run->ex->metrics->nodes[plan::index(n.id)].latency.observe(dur);
+  auto& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
+  nm.latency.observe(dur);
+  nm.run_ns.fetch_add(static_cast<std::uint64_t>(dur > 0 ? dur : 0), std::memory_order_relaxed);
   if (Trace* trace = f->run->trace.get()) {
     std::int64_t end = trace->now_us();
     trace->add({n.name, std::string(category), end - dur / 1000, dur / 1000, Trace::thread_number()});
@@ -58,6 +68,7 @@ void finish_structured(const std::shared_ptr<Frame>& f, std::uint32_t local, std
 
 void on_branch(const std::shared_ptr<Join>& j, std::size_t i, Result<Value> r) {
   std::optional<Result<Value>> out;
+  std::shared_ptr<Frame> next;
   {
     std::lock_guard lock(j->mu);
     if (j->done) return;
@@ -92,7 +103,12 @@ void on_branch(const std::shared_ptr<Join>& j, std::size_t i, Result<Value> r) {
         break;
     }
     if (out) j->done = true;
+    if (!out && j->next_branch < j->results.size()) {
+      next = make_branch(j, j->next_branch++);
+      j->children.push_back(next);
+    }
   }
+  if (next) start_child(next);
   if (!out) return;
   for (const auto& w : j->children) {
     if (auto c = w.lock()) c->ctx.cancel();  // the rest are not needed any more
@@ -180,9 +196,22 @@ void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
   j->results.resize(g.branches.size());
   j->t0 = now_ns();
   j->children.reserve(g.branches.size());
+  if (f->run->engine->sequential) {
+    // One branch at a time: each finished branch starts the next (see on_branch).
+    std::shared_ptr<Frame> first;
+    {
+      std::lock_guard lock(j->mu);
+      first = make_branch(j, 0);
+      j->children.push_back(first);
+      j->next_branch = 1;
+    }
+    start_child(first);
+    return;
+  }
+  j->next_branch = g.branches.size();
   std::vector<std::shared_ptr<Frame>> starting;
   for (std::size_t i = 0; i < g.branches.size(); ++i) {
-    starting.push_back(make_frame(f->run, f, g.branches[i], [j, i](Result<Value> r) { on_branch(j, i, std::move(r)); }));
+    starting.push_back(make_branch(j, i));
     j->children.push_back(starting.back());
   }
   // All children exist before any starts, so that the first to finish can cancel the others.
@@ -211,7 +240,8 @@ void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_
   }
   m->results.resize(count);
   m->children.resize(count);
-  std::size_t first = mp.concurrency == 0 ? count : std::min<std::size_t>(mp.concurrency, count);
+  std::size_t limit = f->run->engine->sequential ? 1 : mp.concurrency;
+  std::size_t first = limit == 0 ? count : std::min<std::size_t>(limit, count);
   std::vector<std::shared_ptr<Frame>> starting;
   {
     std::lock_guard lock(m->mu);

@@ -40,10 +40,10 @@ struct Harness {
   std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
   std::shared_ptr<engine::Engine> engine;
 
-  explicit Harness(const std::string& graph, unsigned threads = 4) {
+  explicit Harness(const std::string& graph, unsigned threads = 4, bool sequential = false) {
     engine::BackendRegistry r;
     r.add(fake);
-    auto e = engine::Engine::create({compile_graph(graph)}, r, {threads});
+    auto e = engine::Engine::create({compile_graph(graph)}, r, {threads, sequential});
     REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
     engine = std::move(e.value());
   }
@@ -312,6 +312,29 @@ TEST_SUITE("engine") {
       })");
     CHECK(*h.run("e", {Value("x")}) == Value(1));
     CHECK(*h.run("e", {Value("y")}) == Value(4));
+  }
+
+  TEST_CASE("sequential mode runs branches and items one at a time, with the same results") {
+    const std::string graph = fake_model("s") + fake_model("fast") + fake_model("slow") + R"(
+      endpoint both(x: str) -> list<str> { return all { s.sleep(x, 5), s.upper(x), s.sleep(x, 5) } }
+      endpoint items(xs: list<str>) -> list<str> { return each x in xs { s.sleep(x, 2) } }
+      endpoint race(x: str) -> str { return first { fast.upper(x), slow.sleep(x, 60000) } })";
+    Harness h(graph, 4, true);
+    auto r = h.run("both", {Value("a")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list({Value("a"), Value("A"), Value("a")}));
+    r = h.run("items", {Value::list({Value("p"), Value("q"), Value("r")})});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(h.fake->stats("s").max_running == 1);
+    r = h.run("race", {Value("go")});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value("GO"));
+    CHECK(h.fake->stats("slow").calls == 0);  // the first branch won before the second started
+    // Per-node statistics count what ran.
+    auto stats = h.engine->node_stats(*h.engine->find("test", "both"));
+    std::uint64_t calls = 0;
+    for (const auto& n : stats) calls += n.kind == "call" ? n.runs : 0;
+    CHECK(calls == 3);
   }
 
   TEST_CASE("inputs: defaults, missing, unknown and mistyped") {
