@@ -1,0 +1,433 @@
+// braid-bench: drive one endpoint of a graph in process (default) or over HTTP (--http URL),
+// closed loop (--concurrency N clients, each sending its next request when the last answers) or
+// open loop (--rate R requests a second at fixed intended times, latency measured from the
+// intended time so that queueing is not hidden), and report throughput, latency percentiles,
+// errors by kind and, in process, where the time went node by node.
+//
+//   braid-bench graphs/inference_graph.graph generate_score --concurrency 8 --duration 10s
+//   braid-bench graphs/ensemble.graph ensemble_predict --input '{"input_data": "hi"}' --compare
+//   braid-bench G E --http http://127.0.0.1:8000 --rate 200/s -o json
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "bench/stats.hpp"
+#include "bench/version.h"
+#include "dsl/frontend.hpp"
+#include "engine/engine.hpp"
+#include "engine/http/config.hpp"
+
+namespace {
+
+using namespace braid;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using Clock = std::chrono::steady_clock;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+struct Options {
+  std::string file, endpoint, input = "{}", http, output = "md", plot, duration = "10s", warmup = "1s", rate;
+  unsigned concurrency = 1, threads = 0;
+  std::size_t requests = 0;
+  bool sequential = false, compare = false;
+  std::vector<std::string> model_paths;
+};
+
+struct Outcome {
+  bool ok = true;
+  std::string error;
+};
+
+// One request. In process: the engine's asynchronous run. Over HTTP: a POST on this worker's
+// own kept-alive connection (reconnecting when the server closes it).
+class Client {
+ public:
+  virtual ~Client() = default;
+  virtual asio::awaitable<Outcome> call() = 0;
+};
+
+class EngineClient final : public Client {
+ public:
+  EngineClient(engine::Engine& e, engine::EndpointRef ep, std::vector<engine::Value> in) : e_(e), ep_(ep), in_(std::move(in)) {}
+  asio::awaitable<Outcome> call() override {
+    auto r = co_await e_.async_run(ep_, in_, {}, asio::use_awaitable);
+    if (r) co_return Outcome{};
+    co_return Outcome{false, std::string(engine::error_code_name(r.error().code))};
+  }
+
+ private:
+  engine::Engine& e_;
+  engine::EndpointRef ep_;
+  std::vector<engine::Value> in_;
+};
+
+class HttpClient final : public Client {
+ public:
+  HttpClient(asio::io_context& ioc, asio::ip::tcp::endpoint at, std::string host, std::string target, std::string body)
+      : ioc_(ioc), at_(at), host_(std::move(host)), target_(std::move(target)), body_(std::move(body)) {}
+  asio::awaitable<Outcome> call() override {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (!stream_) {
+        stream_.emplace(ioc_);
+        auto [ec] = co_await stream_->async_connect(at_, tuple_awaitable);
+        if (ec) {
+          stream_.reset();
+          co_return Outcome{false, "connect: " + ec.message()};
+        }
+      }
+      bhttp::request<bhttp::string_body> req{bhttp::verb::post, target_, 11};
+      req.set(bhttp::field::host, host_);
+      req.set(bhttp::field::content_type, "application/json");
+      req.body() = body_;
+      req.prepare_payload();
+      auto [wec, wn] = co_await bhttp::async_write(*stream_, req, tuple_awaitable);
+      bhttp::response<bhttp::string_body> res;
+      boost::system::error_code rec;
+      if (!wec) std::tie(rec, wn) = co_await bhttp::async_read(*stream_, buffer_, res, tuple_awaitable);
+      if (wec || rec) {  // a closed kept-alive connection: reconnect once
+        stream_.reset();
+        buffer_.clear();
+        if (attempt == 0) continue;
+        co_return Outcome{false, "io: " + (wec ? wec : rec).message()};
+      }
+      if (!res.keep_alive()) stream_.reset();
+      if (res.result_int() == 200) co_return Outcome{};
+      co_return Outcome{false, fmt::format("HTTP {}", res.result_int())};
+    }
+    co_return Outcome{false, "io"};
+  }
+
+ private:
+  asio::io_context& ioc_;
+  asio::ip::tcp::endpoint at_;
+  std::string host_, target_, body_;
+  std::optional<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+};
+
+struct RunResult {
+  std::vector<bench::Sample> samples;
+  double duration_s = 0;
+};
+
+// Drives the clients for one phase (the warm-up, unrecorded, or the measurement): closed loop,
+// or open loop at `rate` per second.
+RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& clients, double rate, double duration_s,
+                std::size_t max_requests, bool record, bool progress) {
+  RunResult out;
+  std::mutex mu;
+  std::atomic<std::size_t> issued{0};
+  std::atomic<std::uint64_t> ticket{0};
+  auto phase_start = std::make_shared<Clock::time_point>();
+  bool measuring = false;
+  auto body = [&](Client& c, double limit_s, bool record) -> asio::awaitable<void> {
+    const Clock::time_point start = *phase_start;
+    for (;;) {
+      Clock::time_point intended = Clock::now();
+      if (rate > 0) {
+        std::uint64_t k = ticket.fetch_add(1);
+        intended = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(k) / rate));
+        if (intended >= start + std::chrono::duration<double>(limit_s)) break;
+        asio::steady_timer t(ioc, intended);
+        co_await t.async_wait(tuple_awaitable);
+      }
+      if (std::chrono::duration<double>(Clock::now() - start).count() >= limit_s) break;
+      if (record && max_requests && issued.fetch_add(1) >= max_requests) break;
+      Outcome o = co_await c.call();
+      auto done = Clock::now();
+      if (record) {
+        std::lock_guard lock(mu);
+        out.samples.push_back({std::chrono::duration<double>(intended - start).count(),
+                               std::chrono::duration<double, std::micro>(done - intended).count(), o.ok, o.error});
+      }
+    }
+  };
+  auto phase = [&](double limit_s, bool record) {
+    *phase_start = Clock::now();
+    ticket = 0;
+    measuring = record;
+    for (auto& c : clients) asio::co_spawn(ioc, body(*c, limit_s, record), asio::detached);
+    std::atomic<bool> finished{false};
+    std::thread ticker;
+    if (record && progress) {
+      ticker = std::thread([&] {
+        while (!finished) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a display refresh, not a synchronisation
+          std::size_t n;
+          {
+            std::lock_guard lock(mu);
+            n = out.samples.size();
+          }
+          double el = std::chrono::duration<double>(Clock::now() - *phase_start).count();
+          std::fprintf(stderr, "\r  %5.1f s  %zu requests  %.0f req/s   ", el, n, el > 0 ? static_cast<double>(n) / el : 0.0);
+        }
+        std::fprintf(stderr, "\r%60s\r", "");
+      });
+    }
+    ioc.restart();
+    ioc.run();
+    finished = true;
+    if (ticker.joinable()) ticker.join();
+    return std::chrono::duration<double>(Clock::now() - *phase_start).count();
+  };
+  double limit = record && max_requests ? 1e9 : duration_s;
+  out.duration_s = phase(limit, record);
+  (void)measuring;
+  return out;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown CPU";
+}
+
+struct Measured {
+  std::string mode;
+  bench::Summary summary;
+  RunResult run;
+  std::vector<engine::NodeStats> nodes;  // in process: deltas over the measurement
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"braid-bench: load one endpoint of a graph and report latency, throughput and where the time went"};
+  app.add_option("file", o.file, "Graph file")->required();
+  app.add_option("endpoint", o.endpoint, "Endpoint")->required();
+  app.add_option("-i,--input", o.input, "Inputs as a JSON object, or @FILE");
+  auto* conc = app.add_option("-c,--concurrency", o.concurrency, "Closed loop: clients, each waiting for its answer (default 1); open loop: at most this many outstanding");
+  app.add_option("-r,--rate", o.rate, "Open loop: requests a second at fixed intended times, e.g. 200 or 200/s");
+  auto* dur = app.add_option("-d,--duration", o.duration, "How long to measure (default 10s)");
+  app.add_option("-n,--requests", o.requests, "Measure this many requests instead of a duration")->excludes(dur);
+  app.add_option("-w,--warmup", o.warmup, "Unmeasured load first (default 1s)");
+  app.add_option("--http", o.http, "Load a running server at this URL (e.g. http://127.0.0.1:8000) instead of in process");
+  app.add_option("-o,--output", o.output, "md, json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
+  app.add_option("--plot", o.plot, "Write an SVG of latency over time and its distribution");
+  app.add_option("--threads", o.threads, "In process: CPU pool threads (default: hardware threads)");
+  app.add_option("--model-path", o.model_paths, "Folders searched for model files");
+  app.add_flag("--sequential", o.sequential, "In process: run every concurrent group and map one branch at a time");
+  app.add_flag("--compare", o.compare, "In process: run concurrent and sequential, side by side, with their ratio");
+  CLI11_PARSE(app, argc, argv);
+  (void)conc;
+
+  auto fail = [](const std::string& m) {
+    std::fprintf(stderr, "braid-bench: error: %s\n", m.c_str());
+    return 1;
+  };
+  double rate = 0;
+  if (!o.rate.empty()) {
+    std::string r = o.rate;
+    if (r.size() > 2 && r.substr(r.size() - 2) == "/s") r.resize(r.size() - 2);
+    try {
+      rate = std::stod(r);
+    } catch (...) {
+      return fail(fmt::format("--rate `{}` is not a number of requests a second", o.rate));
+    }
+    if (rate <= 0) return fail("--rate must be positive");
+    if (!app.get_option("--concurrency")->count()) o.concurrency = 256;
+  }
+  auto duration = http::parse_duration(o.duration);
+  auto warmup = http::parse_duration(o.warmup);
+  if (!duration) return fail(duration.error().message);
+  if (!warmup) return fail(warmup.error().message);
+  if (!o.http.empty() && (o.sequential || o.compare)) return fail("--sequential and --compare run in process, not with --http");
+  if (o.concurrency == 0) return fail("--concurrency must be at least 1");
+
+  std::string input = o.input;
+  if (!input.empty() && input[0] == '@') {
+    std::ifstream in(input.substr(1));
+    if (!in) return fail(fmt::format("cannot read `{}`", input.substr(1)));
+    input.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  boost::system::error_code jec;
+  auto json_in = boost::json::parse(input, jec);
+  if (jec || !json_in.is_object()) return fail("--input must be a JSON object of named inputs");
+
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  dsl::FrontendOptions fo;
+  fo.model_paths = o.model_paths;
+#ifdef BRAID_DEFAULT_MODEL_PATH
+  fo.model_paths.push_back(BRAID_DEFAULT_MODEL_PATH);
+#endif
+  fo.require_model_files = o.http.empty();
+  auto plan = dsl::compile_file(o.file, fo, sm, diags);
+  std::fputs(dsl::render_all(diags, sm).c_str(), stderr);
+  if (!plan) return 1;
+  if (!plan->find_endpoint(o.endpoint)) return fail(fmt::format("no endpoint `{}` in `{}`", o.endpoint, o.file));
+
+  const bool tty = isatty(fileno(stderr)) && duration->count() > 3000;
+  std::vector<Measured> results;
+  auto measure_in_process = [&](bool sequential) -> std::optional<std::string> {
+    engine::EngineOptions eo;
+    eo.cpu_threads = o.threads;
+    eo.sequential = sequential;
+    auto e = engine::Engine::create({plan}, engine::default_backends(), eo);
+    if (!e) return e.error().describe();
+    (*e)->warm_up();
+    auto ep = *(*e)->find(plan->name, o.endpoint);
+    auto in = (*e)->decode_inputs(ep, json_in.as_object());
+    if (!in) return in.error().describe();
+    asio::io_context ioc;
+    std::vector<std::unique_ptr<Client>> clients;
+    for (unsigned i = 0; i < o.concurrency; ++i) clients.push_back(std::make_unique<EngineClient>(**e, ep, *in));
+    // Warm-up, then the node statistics baseline, then the measurement.
+    Measured m;
+    m.mode = sequential ? "sequential" : "concurrent";
+    if (warmup->count() > 0) drive(ioc, clients, rate, static_cast<double>(warmup->count()) / 1000, 0, false, false);
+    auto before = (*e)->node_stats(ep);
+    RunResult r = drive(ioc, clients, rate, static_cast<double>(duration->count()) / 1000, o.requests, true, tty);
+    auto after = (*e)->node_stats(ep);
+    m.nodes = after;
+    for (std::size_t i = 0; i < after.size(); ++i) {
+      m.nodes[i].runs -= before[i].runs;
+      m.nodes[i].errors -= before[i].errors;
+      m.nodes[i].run_ns -= before[i].run_ns;
+      m.nodes[i].queue_ns -= before[i].queue_ns;
+    }
+    m.summary = bench::summarize(r.samples, r.duration_s);
+    m.run = std::move(r);
+    results.push_back(std::move(m));
+    return std::nullopt;
+  };
+
+  if (!o.http.empty()) {
+    std::string url = o.http;
+    if (url.rfind("http://", 0) == 0) url = url.substr(7);
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    auto colon = url.rfind(':');
+    std::string host = colon == std::string::npos ? url : url.substr(0, colon);
+    unsigned short port = colon == std::string::npos ? 80 : static_cast<unsigned short>(std::stoi(url.substr(colon + 1)));
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    boost::system::error_code rec;
+    auto found = resolver.resolve(host, std::to_string(port), rec);
+    if (rec || found.empty()) return fail(fmt::format("cannot resolve `{}`: {}", host, rec.message()));
+    std::vector<std::unique_ptr<Client>> clients;
+    std::string target = fmt::format("/{}/{}", plan->name, o.endpoint);
+    for (unsigned i = 0; i < o.concurrency; ++i) {
+      clients.push_back(std::make_unique<HttpClient>(ioc, found.begin()->endpoint(), host, target, boost::json::serialize(json_in)));
+    }
+    Measured m;
+    m.mode = "http";
+    if (warmup->count() > 0) drive(ioc, clients, rate, static_cast<double>(warmup->count()) / 1000, 0, false, false);
+    m.run = drive(ioc, clients, rate, static_cast<double>(duration->count()) / 1000, o.requests, true, tty);
+    m.summary = bench::summarize(m.run.samples, m.run.duration_s);
+    results.push_back(std::move(m));
+  } else {
+    if (!o.sequential || o.compare) {
+      if (auto err = measure_in_process(false)) return fail(*err);
+    }
+    if (o.sequential || o.compare) {
+      if (auto err = measure_in_process(true)) return fail(*err);
+    }
+  }
+
+  const std::string loop = rate > 0 ? fmt::format("open loop {} req/s (at most {} outstanding)", rate, o.concurrency)
+                                    : fmt::format("closed loop, {} client{}", o.concurrency, o.concurrency == 1 ? "" : "s");
+  const std::string where = o.http.empty() ? "in process" : "over HTTP at " + o.http;
+  const std::string length = o.requests ? fmt::format("{} requests", o.requests) : o.duration;
+  const std::string machine = fmt::format("{} ({} CPUs)", cpu_model(), std::thread::hardware_concurrency());
+
+  if (!o.plot.empty()) {
+    std::ofstream(o.plot) << bench::svg_plot(results[0].run.samples,
+                                              fmt::format("{} {}: {}, {}", plan->name, o.endpoint, where, loop));
+  }
+  if (o.output == "json") {
+    boost::json::array runs;
+    for (const auto& m : results) {
+      const auto& s = m.summary;
+      boost::json::object errors;
+      for (const auto& [k, n] : s.errors_by_kind) errors[k] = n;
+      boost::json::array nodes;
+      for (const auto& n : m.nodes) {
+        nodes.push_back({{"node", n.name}, {"kind", n.kind}, {"runs", n.runs}, {"errors", n.errors},
+                         {"run_ms_total", static_cast<double>(n.run_ns) / 1e6}, {"queue_ms_total", static_cast<double>(n.queue_ns) / 1e6}});
+      }
+      runs.push_back({{"mode", m.mode}, {"requests", s.requests}, {"ok", s.ok}, {"errors", s.errors},
+                      {"errors_by_kind", std::move(errors)}, {"duration_s", s.duration_s}, {"throughput", s.throughput},
+                      {"latency_ms", {{"mean", s.mean_us / 1e3}, {"p50", s.p50_us / 1e3}, {"p90", s.p90_us / 1e3},
+                                      {"p99", s.p99_us / 1e3}, {"p99.9", s.p999_us / 1e3}, {"max", s.max_us / 1e3}}},
+                      {"nodes", std::move(nodes)}});
+    }
+    boost::json::object root{{"graph", o.file}, {"endpoint", o.endpoint}, {"input", json_in}, {"where", where},
+                             {"concurrency", o.concurrency}, {"rate", rate}, {"duration", o.duration}, {"requests", o.requests},
+                             {"warmup", o.warmup}, {"threads", o.threads}, {"commit", BRAID_COMMIT}, {"machine", machine},
+                             {"runs", std::move(runs)}};
+    std::printf("%s\n", boost::json::serialize(root).c_str());
+    return 0;
+  }
+  if (o.output == "csv") {
+    std::printf("graph,endpoint,where,loop,concurrency,rate,duration,requests_limit,commit,machine,mode,requests,ok,errors,"
+                "throughput,mean_ms,p50_ms,p90_ms,p99_ms,p999_ms,max_ms\n");
+    for (const auto& m : results) {
+      const auto& s = m.summary;
+      std::printf("%s,%s,\"%s\",\"%s\",%u,%g,%s,%zu,%s,\"%s\",%s,%zu,%zu,%zu,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+                  o.file.c_str(), o.endpoint.c_str(), where.c_str(), loop.c_str(), o.concurrency, rate, o.duration.c_str(),
+                  o.requests, BRAID_COMMIT, machine.c_str(), m.mode.c_str(), s.requests, s.ok, s.errors, s.throughput,
+                  s.mean_us / 1e3, s.p50_us / 1e3, s.p90_us / 1e3, s.p99_us / 1e3, s.p999_us / 1e3, s.max_us / 1e3);
+    }
+    return 0;
+  }
+  std::printf("braid-bench: %s %s, %s, %s, %s (+%s warm-up), input %s, commit %s, %s\n\n", o.file.c_str(), o.endpoint.c_str(),
+              where.c_str(), loop.c_str(), length.c_str(), o.warmup.c_str(), boost::json::serialize(json_in).c_str(), BRAID_COMMIT,
+              machine.c_str());
+  std::printf("| mode | requests | errors | req/s | mean (ms) | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | max (ms) |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& m : results) {
+    const auto& s = m.summary;
+    std::printf("| %s | %zu | %zu | %.1f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", m.mode.c_str(), s.requests, s.errors,
+                s.throughput, s.mean_us / 1e3, s.p50_us / 1e3, s.p90_us / 1e3, s.p99_us / 1e3, s.p999_us / 1e3, s.max_us / 1e3);
+  }
+  if (results.size() == 2) {
+    const auto& c = results[0].summary;
+    const auto& q = results[1].summary;
+    std::printf("| concurrent / sequential | | | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", c.throughput / q.throughput,
+                c.mean_us / q.mean_us, c.p50_us / q.p50_us, c.p90_us / q.p90_us, c.p99_us / q.p99_us, c.p999_us / q.p999_us,
+                c.max_us / q.max_us);
+  }
+  for (const auto& m : results) {
+    if (!m.summary.errors_by_kind.empty()) {
+      std::string e;
+      for (const auto& [k, n] : m.summary.errors_by_kind) e += fmt::format("{}{}: {}", e.empty() ? "" : ", ", k, n);
+      std::printf("\nerrors (%s): %s\n", m.mode.c_str(), e.c_str());
+    }
+  }
+  for (const auto& m : results) {
+    if (m.nodes.empty()) continue;
+    std::printf("\nwhere the time went (%s; per request, over %zu requests):\n\n", m.mode.c_str(), m.summary.requests);
+    std::printf("| node | kind | runs/request | errors | run (ms) | queue wait (ms) |\n|---|---|---:|---:|---:|---:|\n");
+    double reqs = std::max<double>(1, static_cast<double>(m.summary.requests));
+    for (const auto& n : m.nodes) {
+      if (n.kind != "call" && n.kind != "group" && n.kind != "map" && n.kind != "switch") continue;
+      std::printf("| `%s` | %.*s | %.2f | %llu | %.3f | %.3f |\n", n.name.c_str(), static_cast<int>(n.kind.size()), n.kind.data(),
+                  static_cast<double>(n.runs) / reqs, static_cast<unsigned long long>(n.errors),
+                  static_cast<double>(n.run_ns) / 1e6 / reqs, static_cast<double>(n.queue_ns) / 1e6 / reqs);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# braid-bench end to end: in process (closed loop, open loop, --compare, JSON, CSV, plot) and
+# over HTTP against a real `braid serve`.
+set -uo pipefail
+bench=$1
+braid=$2
+tmp=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+
+"$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": "hi"}' -n 200 -w 0s -c 2 -o json >"$tmp/a.json" || fail "json run"
+python3 - "$tmp/a.json" <<'PY' || fail "json content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["runs"][0]
+assert r["requests"] == 200 and r["errors"] == 0, r
+assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
+calls = {n["node"]: n["runs"] for n in r["nodes"] if n["kind"] == "call"}
+assert calls == {"model_a.predict#1": 200, "model_b.predict#2": 200}, calls
+for key in ("commit", "machine", "concurrency", "rate", "duration", "input"):
+    assert key in d, key
+PY
+"$bench" graphs/inference_graph.graph generate_score -n 100 -w 0s --compare --plot "$tmp/p.svg" >"$tmp/cmp.md" || fail "compare run"
+grep -q '^| concurrent / sequential |' "$tmp/cmp.md" || { fail "no ratio row"; cat "$tmp/cmp.md"; }
+grep -q '^| `gpt2.generate#1` | call | 1.00 |' "$tmp/cmp.md" || { fail "no per-node table"; cat "$tmp/cmp.md"; }
+grep -q '</svg>' "$tmp/p.svg" || fail "no plot"
+"$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": "hi"}' -d 1s -w 0s -r 100/s -o csv >"$tmp/o.csv" || fail "open loop"
+python3 - "$tmp/o.csv" <<'PY' || fail "open loop count"
+import csv, sys
+row = list(csv.DictReader(open(sys.argv[1])))[0]
+assert 95 <= int(row["requests"]) <= 100, row["requests"]   # 100/s for 1 s, intended times
+PY
+# Over HTTP against the real server.
+"$braid" serve graphs/ensemble.graph --port 0 >"$tmp/serve.out" 2>/dev/null & pids+=($!)
+for _ in $(seq 200); do [ -s "$tmp/serve.out" ] && break; sleep 0.05; done
+url=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/serve.out" | head -1)
+[ -n "$url" ] || fail "server did not start"
+"$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": "hi"}' --http "$url" -n 300 -w 0s -c 8 -o json >"$tmp/h.json" || fail "http run"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['mode']=='http' and r['requests']==300 and r['errors']==0, r" "$tmp/h.json" || fail "http content"
+"$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": 5}' --http "$url" -n 20 -w 0s -o json >"$tmp/e.json" || fail "http error run"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['errors']==20 and r['errors_by_kind']=={'HTTP 400': 20}, r" "$tmp/e.json" || fail "errors by kind"
+exit $status
