@@ -45,7 +45,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 struct Options {
-  std::string file, endpoint, input = "{}", http, output = "md", plot, duration = "10s", warmup = "1s", rate;
+  std::string file, endpoint, input = "{}", http, http_path, output = "md", plot, duration = "10s", warmup = "1s", rate;
   unsigned concurrency = 1, threads = 0;
   std::size_t requests = 0;
   bool sequential = false, compare = false;
@@ -225,6 +225,7 @@ int main(int argc, char** argv) {
   app.add_option("-n,--requests", o.requests, "Measure this many requests instead of a duration")->excludes(dur);
   app.add_option("-w,--warmup", o.warmup, "Unmeasured load first (default 1s)");
   app.add_option("--http", o.http, "Load a running server at this URL (e.g. http://127.0.0.1:8000) instead of in process");
+  app.add_option("--http-path", o.http_path, "With --http: the path to POST to (default /{graph}/{endpoint}; e.g. /generate_score for a BentoML service)");
   app.add_option("-o,--output", o.output, "md, json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
   app.add_option("--plot", o.plot, "Write an SVG of latency over time and its distribution");
   app.add_option("--threads", o.threads, "In process: CPU pool threads (default: hardware threads)");
@@ -328,7 +329,7 @@ int main(int argc, char** argv) {
     auto found = resolver.resolve(host, std::to_string(port), rec);
     if (rec || found.empty()) return fail(fmt::format("cannot resolve `{}`: {}", host, rec.message()));
     std::vector<std::unique_ptr<Client>> clients;
-    std::string target = fmt::format("/{}/{}", plan->name, o.endpoint);
+    std::string target = o.http_path.empty() ? fmt::format("/{}/{}", plan->name, o.endpoint) : o.http_path;
     for (unsigned i = 0; i < o.concurrency; ++i) {
       clients.push_back(std::make_unique<HttpClient>(ioc, found.begin()->endpoint(), host, target, boost::json::serialize(json_in)));
     }
@@ -375,6 +376,7 @@ int main(int argc, char** argv) {
                       {"nodes", std::move(nodes)}});
     }
     boost::json::object root{{"graph", o.file}, {"endpoint", o.endpoint}, {"input", json_in}, {"where", where},
+                             {"http_path", o.http_path},
                              {"concurrency", o.concurrency}, {"rate", rate}, {"duration", o.duration}, {"requests", o.requests},
                              {"warmup", o.warmup}, {"threads", o.threads}, {"commit", BRAID_COMMIT}, {"machine", machine},
                              {"runs", std::move(runs)}};
