@@ -195,15 +195,6 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
   return out;
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
-}
-
 struct Measured {
   std::string mode;
   bench::Summary summary;
@@ -352,7 +343,7 @@ int main(int argc, char** argv) {
                                     : fmt::format("closed loop, {} client{}", o.concurrency, o.concurrency == 1 ? "" : "s");
   const std::string where = o.http.empty() ? "in process" : "over HTTP at " + o.http;
   const std::string length = o.requests ? fmt::format("{} requests", o.requests) : o.duration;
-  const std::string machine = fmt::format("{} ({} CPUs)", cpu_model(), std::thread::hardware_concurrency());
+  const std::string machine = fmt::format("{} ({} CPUs)", bench::cpu_model(), std::thread::hardware_concurrency());
 
   if (!o.plot.empty()) {
     std::ofstream(o.plot) << bench::svg_plot(results[0].run.samples,

@@ -32,6 +32,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "bench/stats.hpp"
 #include "dsl/checker.hpp"
 #include "dsl/compile.hpp"
 #include "dsl/frontend.hpp"
@@ -283,21 +284,6 @@ struct Row {
 
 // --- the machine ------------------------------------------------------------------------------
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      auto colon = line.find(':');
-      if (colon != std::string::npos) {
-        std::string m = line.substr(colon + 1);
-        m.erase(0, m.find_first_not_of(" \t"));
-        return m;
-      }
-    }
-  }
-  return "unknown";
-}
 
 int nproc() {
   cpu_set_t set;
@@ -359,7 +345,7 @@ int main(int argc, char** argv) {
     }
 
     const std::string machine =
-        fmt::format("cpu: {}, nproc: {}, build: {} ({}), reps: {}, warmup: {}, single thread", cpu_model(), nproc(),
+        fmt::format("cpu: {}, nproc: {}, build: {} ({}), reps: {}, warmup: {}, single thread", bench::cpu_model(), nproc(),
                     BRAID_BUILD_TYPE, compiler(), reps, warmup);
     if (output == "md") {
       fmt::print("braid-dsl-bench: {}\n\n", machine);
@@ -384,7 +370,7 @@ int main(int argc, char** argv) {
 
     if (output == "json") {
       boost::json::object doc;
-      doc["cpu"] = cpu_model();
+      doc["cpu"] = bench::cpu_model();
       doc["nproc"] = nproc();
       doc["build"] = BRAID_BUILD_TYPE;
       doc["compiler"] = compiler();

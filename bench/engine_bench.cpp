@@ -18,6 +18,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "bench/stats.hpp"
 #include "dsl/frontend.hpp"
 #include "engine/engine.hpp"
 
@@ -96,14 +97,6 @@ Stats measure(engine::Engine& e, const engine::EndpointRef& ep, const std::vecto
   return {us[us.size() / 2], us[us.size() * 9 / 10]};
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
-}
 
 }  // namespace
 
@@ -189,7 +182,7 @@ endpoint in_turn(x: str, r: int) -> str { return b.run(a.run(x, r), r) }
   unsigned hw = std::thread::hardware_concurrency();
   if (output == "json") {
     boost::json::object o{
-        {"cpu", cpu_model()},       {"hardware_threads", hw},       {"pool_threads", threads ? threads : hw},
+        {"cpu", bench::cpu_model()},       {"hardware_threads", hw},       {"pool_threads", threads ? threads : hw},
         {"nodes", nodes},           {"iterations", iterations},     {"chain_ops_p50_us", ops.p50},
         {"per_op_node_us", per_op}, {"chain_calls_p50_us", calls.p50}, {"per_call_node_us", per_call},
         {"fanout_p50_us", fan.p50}, {"per_branch_us", per_branch},
@@ -204,7 +197,7 @@ endpoint in_turn(x: str, r: int) -> str { return b.run(a.run(x, r), r) }
     return 0;
   }
   std::printf("braid-engine-bench: %s, %u hardware threads, pool %u, nodes %d, iterations %d (median of each)\n\n",
-              cpu_model().c_str(), hw, threads ? threads : hw, nodes, iterations);
+              bench::cpu_model().c_str(), hw, threads ? threads : hw, nodes, iterations);
   std::printf("| benchmark | nodes | request p50 (us) | request p90 (us) | per node, upper bound (us) |\n");
   std::printf("|---|---:|---:|---:|---:|\n");
   std::printf("| chain of `id` ops | %d | %.1f | %.1f | %.3f |\n", nodes, ops.p50, ops.p90, per_op);

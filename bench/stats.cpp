@@ -2,10 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include <fmt/format.h>
 
 namespace braid::bench {
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    auto colon = line.find(':');
+    if (colon == std::string::npos) break;
+    std::string m = line.substr(colon + 1);
+    m.erase(0, m.find_first_not_of(" \t"));
+    return m;
+  }
+  return "unknown";
+}
 
 double percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;

@@ -31,6 +31,9 @@ double percentile(const std::vector<double>& sorted, double p);
 
 Summary summarize(const std::vector<Sample>& samples, double duration_s);
 
+// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere), for the benchmarks' reports.
+std::string cpu_model();
+
 // An SVG with two panels: latency over time (one dot per request, errors in red) and the
 // latency distribution (cumulative, log-scaled latency axis).
 std::string svg_plot(const std::vector<Sample>& samples, const std::string& title);

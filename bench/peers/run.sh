@@ -59,7 +59,9 @@ measure() {
     rows+=("$(python3 - "$g" "$ep" "$c" "$b" "$bm" <<'P'
 import json, sys
 g, ep, c, b, m = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])["runs"][0], json.loads(sys.argv[5])["runs"][0]
-def cell(r): return f"{r['throughput']:.0f} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} | {r['errors']}"
+def cell(r):
+    kinds = ", ".join(f"{k}: {n}" for k, n in sorted(r["errors_by_kind"].items()))
+    return f"{r['throughput']:.0f} | {r['latency_ms']['p50']:.2f} | {r['latency_ms']['p99']:.2f} | {r['errors']}" + (f" ({kinds})" if kinds else "")
 print(f"| {g}.{ep} | {c} | {cell(b)} | {cell(m)} | {b['throughput'] / max(m['throughput'], 1e-9):.1f}x |")
 P
 )")
@@ -72,6 +74,25 @@ measure sequential predict '{"input_data": "  I LOVE   this  "}'
 measure ensemble ensemble_predict '{"input_data": "what a great day"}'
 measure inference_graph generate_score '{}'
 
+# wrk as an independent check of the load generator: the ensemble at 64 connections, both servers.
+cat >"$tmp/post.lua" <<'L'
+wrk.method = "POST"
+wrk.body = '{"input_data": "what a great day"}'
+wrk.headers["Content-Type"] = "application/json"
+L
+wrk_rows=()
+if command -v wrk >/dev/null; then
+  for target in "braid http://127.0.0.1:$braid_port/ensemble/ensemble_predict" "BentoML http://127.0.0.1:${peer_port[ensemble]}/ensemble_predict"; do
+    set -- $target
+    out=$(wrk -t1 -c64 -d"$duration" --latency -s "$tmp/post.lua" "$2")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+    wrk_rows+=("| $1 | $rps | $p50 | $p99 | ${non2xx:-0} |")
+  done
+fi
+
 {
   echo "peers: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs; braid commit $(git rev-parse --short HEAD);" \
        "BentoML $("$venv/bin/python" -c 'import bentoml; print(bentoml.__version__)'), torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)');" \
@@ -80,4 +101,12 @@ measure inference_graph generate_score '{}'
   echo "| endpoint | clients | braid req/s | p50 (ms) | p99 (ms) | errors | BentoML req/s | p50 (ms) | p99 (ms) | errors | braid / BentoML |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
+  if [ ${#wrk_rows[@]} -gt 0 ]; then
+    echo
+    echo "wrk -t1 -c64 -d$duration, ensemble.ensemble_predict (independent of braid-bench):"
+    echo
+    echo "| server | req/s | p50 | p99 | non-2xx |"
+    echo "|---|---:|---:|---:|---:|"
+    printf '%s\n' "${wrk_rows[@]}"
+  fi
 } | tee bench/peers/results.md
