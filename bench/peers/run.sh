@@ -51,11 +51,14 @@ rows=()
 measure() {
   local g=$1 ep=$2 input=$3
   for c in 1 64; do
-    local b bm
+    local b bm plots=()
+    # The inference graph at 64 clients is plotted for docs/benchmarks.md.
+    [ "$g.$c" = "inference_graph.64" ] && plots=(--plot docs/img/peers-braid.svg)
     b=$(build-bench/bench/braid-bench "graphs/$g.graph" "$ep" -i "$input" --http "http://127.0.0.1:$braid_port" -c $c \
-          -d "$duration" -w 2s -o json)
+          -d "$duration" -w 2s -o json "${plots[@]}")
+    [ "$g.$c" = "inference_graph.64" ] && plots=(--plot docs/img/peers-bentoml.svg)
     bm=$(build-bench/bench/braid-bench "graphs/$g.graph" "$ep" -i "$input" --http "http://127.0.0.1:${peer_port[$g]}" \
-          --http-path "/$ep" -c $c -d "$duration" -w 2s -o json)
+          --http-path "/$ep" -c $c -d "$duration" -w 2s -o json "${plots[@]}")
     rows+=("$(python3 - "$g" "$ep" "$c" "$b" "$bm" <<'P'
 import json, sys
 g, ep, c, b, m = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])["runs"][0], json.loads(sys.argv[5])["runs"][0]
