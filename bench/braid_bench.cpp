@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -150,7 +151,9 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
         asio::steady_timer t(ioc, intended);
         co_await t.async_wait(tuple_awaitable);
       }
-      if (std::chrono::duration<double>(Clock::now() - start).count() >= limit_s) break;
+      // Closed loop: stop at the end of the window. Open loop: every ticket whose intended time
+      // fell inside the window is sent, however late (dropping late ones would hide queueing).
+      if (rate <= 0 && std::chrono::duration<double>(Clock::now() - start).count() >= limit_s) break;
       if (record && max_requests && issued.fetch_add(1) >= max_requests) break;
       Outcome o = co_await c.call();
       auto done = Clock::now();
@@ -185,9 +188,10 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
     }
     ioc.restart();
     ioc.run();
+    const auto end = Clock::now();
     finished = true;
     if (ticker.joinable()) ticker.join();
-    return std::chrono::duration<double>(Clock::now() - *phase_start).count();
+    return std::chrono::duration<double>(end - *phase_start).count();
   };
   double limit = record && max_requests ? 1e9 : duration_s;
   out.duration_s = phase(limit, record);
@@ -313,7 +317,15 @@ int main(int argc, char** argv) {
     while (!url.empty() && url.back() == '/') url.pop_back();
     auto colon = url.rfind(':');
     std::string host = colon == std::string::npos ? url : url.substr(0, colon);
-    unsigned short port = colon == std::string::npos ? 80 : static_cast<unsigned short>(std::stoi(url.substr(colon + 1)));
+    unsigned port = 80;
+    if (colon != std::string::npos) {
+      std::string p = url.substr(colon + 1);
+      auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+      if (ec != std::errc() || end != p.data() + p.size() || port == 0 || port > 65535) {
+        return fail(fmt::format("--http `{}`: expected http://HOST:PORT", o.http));
+      }
+    }
+    if (host.empty() || o.http.rfind("https://", 0) == 0) return fail(fmt::format("--http `{}`: expected http://HOST:PORT", o.http));
     asio::io_context ioc;
     asio::ip::tcp::resolver resolver(ioc);
     boost::system::error_code rec;

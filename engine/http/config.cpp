@@ -25,7 +25,7 @@ engine::Result<double> parse_with_units(const std::string& text, std::initialize
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
   double value = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + i, value);
-  if (i == 0 || ec != std::errc() || p != text.data() + i) {
+  if (i == 0 || ec != std::errc() || p != text.data() + i || !(value < 1e15)) {
     return make_error(ErrorCode::InvalidInput, fmt::format("`{}` is not a {}", text, what));
   }
   std::string_view suffix(text.data() + i, text.size() - i);
@@ -84,7 +84,7 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
       auto d = parse_duration(*s);
       if (!d) return fail(key, d.error().message);
       out = *d;
-    } else if (auto n = node.value<double>()) {
+    } else if (auto n = node.value<double>(); n && *n >= 0 && *n < 1e9) {
       out = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));  // a bare number is seconds
     } else {
       fail(key, "expected a duration such as \"10s\"");
@@ -127,6 +127,7 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   get_int("server.io_threads", c.io_threads, 1, 256);
   get_size("server.max_body", c.max_body);
   get_size("server.max_header", c.max_header);
+  if (c.max_header > (64u << 20)) fail("server.max_header", "must be at most 64MiB");
   get_duration("server.read_timeout", c.read_timeout);
   get_duration("server.idle_timeout", c.idle_timeout);
   get_duration("server.write_timeout", c.write_timeout);

@@ -118,8 +118,10 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, const
     res.set(bhttp::field::retry_after, "1");
     co_return res;
   }
+  engine::RunOptions opts;
+  opts.cancel = &cancel_;  // lives as long as the handler, which outlives its requests
   engine::Result<engine::Value> r =
-      co_await engine_->async_run(ep, std::move(*inputs), {}, boost::asio::use_awaitable);
+      co_await engine_->async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
   in_flight_.fetch_sub(1);
   if (!r) co_return engine_error(req, r.error());
   if (!kserve) co_return respond(req, 200, engine::to_json(*r));

@@ -41,6 +41,8 @@ class Handler {
   // The engine's metrics and the HTTP layer's own, in Prometheus text format.
   std::string metrics_text() const;
   std::int64_t in_flight() const { return in_flight_.load(); }
+  // Cancels every request in flight (they answer 503 as soon as their current node ends).
+  void cancel_all() { cancel_.cancel(); }
 
  private:
   // `kserve`: the infer request, when the request came through KServe v2 (the answer is then an
@@ -54,6 +56,7 @@ class Handler {
   std::shared_ptr<engine::Engine> engine_;
   HandlerOptions options_;
   std::atomic<std::int64_t> in_flight_{0};
+  engine::CallContext cancel_;  // parent of every request's context
   mutable std::mutex mu_;
   std::map<unsigned, std::uint64_t> responses_;  // by status code
 };

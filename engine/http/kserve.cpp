@@ -109,7 +109,8 @@ json::object output_tensor(const std::string& name, const engine::Value& v, cons
     bool integral = datatype.find("INT") != std::string::npos;
     for (double d : t.to_doubles()) {
       if (datatype == "BOOL") data.push_back(d != 0);
-      else if (integral) data.push_back(static_cast<std::int64_t>(d));
+      else if (integral) data.push_back(d >= 9.2233720368547758e18 ? INT64_MAX : d <= -9.2233720368547758e18 ? INT64_MIN
+                                                                                              : static_cast<std::int64_t>(d));
       else data.push_back(d);
     }
   } else if (v.kind() == Value::Kind::List) {
@@ -261,16 +262,23 @@ engine::Result<json::object> kserve_inputs(const engine::EndpointRef& ep, const 
     flatten(*data, flat);
     std::vector<std::int64_t> shape;
     if (auto s = t.if_contains("shape"); s && s->is_array()) {
+      constexpr std::size_t kMaxRank = 32;
+      if (s->as_array().size() > kMaxRank) {
+        return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: shape has more than {} dimensions", n, kMaxRank));
+      }
       std::int64_t count = 1;
       for (const auto& d : s->as_array()) {
         if (!d.is_int64() || d.as_int64() < 0) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: bad shape", n));
         shape.push_back(d.as_int64());
-        count *= d.as_int64();
+        if (__builtin_mul_overflow(count, d.as_int64(), &count)) {
+          return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: the shape's size overflows", n));
+        }
       }
       if (count != static_cast<std::int64_t>(flat.size())) {
         return make_error(ErrorCode::InvalidInput,
                           fmt::format("input `{}`: shape holds {} elements but `data` has {}", n, count, flat.size()));
       }
+      if (count == 0) shape = {0};  // an empty tensor: no nesting to build (a [huge, 0] shape is not work)
     } else {
       shape = {static_cast<std::int64_t>(flat.size())};
     }

@@ -48,7 +48,11 @@ struct Server::Session {
 };
 
 Server::Server(std::shared_ptr<engine::Engine> engine, ServerConfig config)
-    : engine_(engine), config_(std::move(config)), handler_(std::move(engine), {config_.max_in_flight}), acceptor_(ioc_) {}
+    : engine_(engine),
+      config_(std::move(config)),
+      handler_(std::move(engine), {config_.max_in_flight}),
+      accept_strand_(asio::make_strand(ioc_)),
+      acceptor_(accept_strand_) {}
 
 Server::~Server() = default;
 
@@ -66,7 +70,7 @@ engine::Result<std::uint16_t> Server::start() {
                               fmt::format("cannot listen on {}:{}: {}", config_.host, config_.port, ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
-  asio::co_spawn(ioc_, listen(), asio::detached);
+  asio::co_spawn(accept_strand_, listen(), asio::detached);
   return port_;
 }
 
@@ -78,7 +82,7 @@ void Server::run() {
 }
 
 void Server::stop() {
-  asio::post(ioc_, [this] {
+  asio::post(accept_strand_, [this] {
     if (stopping_.exchange(true)) return;
     boost::system::error_code ec;
     acceptor_.close(ec);
@@ -120,6 +124,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
     first = false;
     auto [ec, n] = co_await bhttp::async_read_header(s->stream, buffer, parser, tuple_awaitable);
     if (!ec) {
+      s->busy = true;  // a request has begun: a graceful stop lets it finish
       s->stream.expires_after(config_.read_timeout);
       std::tie(ec, n) = co_await bhttp::async_read(s->stream, buffer, parser, tuple_awaitable);
     }
@@ -141,10 +146,15 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       co_await bhttp::async_write(s->stream, res, tuple_awaitable);
       break;
     }
-    s->busy = true;
     Request req = parser.release();
     bool keep = req.keep_alive();
-    Response res = co_await handler_.handle(std::move(req));
+    Response res;
+    try {
+      res = co_await handler_.handle(std::move(req));
+    } catch (const std::exception& e) {  // a bug or resource exhaustion: answer, do not vanish
+      res = plain_error(500, fmt::format("internal error: {}", e.what()), "internal");
+      keep = false;
+    }
     if (stopping_) keep = false;
     res.keep_alive(keep);
     s->stream.expires_after(config_.write_timeout);
@@ -174,6 +184,7 @@ asio::awaitable<void> Server::drain() {
   }
   live.clear();
   auto deadline = std::chrono::steady_clock::now() + config_.drain_timeout;
+  bool cancelled = false;
   asio::steady_timer timer(ioc_);
   for (;;) {
     bool any = false;
@@ -181,7 +192,14 @@ asio::awaitable<void> Server::drain() {
       std::lock_guard lock(mu_);
       for (auto& w : sessions_) any = any || !w.expired();
     }
-    if (!any || std::chrono::steady_clock::now() >= deadline) break;
+    if (!any) break;
+    if (std::chrono::steady_clock::now() >= deadline && !cancelled) {
+      // Past the drain timeout: cancel what is still running. Requests answer 503 when their
+      // current node ends; a model call in progress is waited for (its completion comes back
+      // to this io_context, which must outlive it).
+      handler_.cancel_all();
+      cancelled = true;
+    }
     timer.expires_after(std::chrono::milliseconds(5));
     co_await timer.async_wait(tuple_awaitable);
   }

@@ -16,6 +16,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "engine/engine.hpp"
 #include "engine/http/config.hpp"
@@ -48,6 +49,7 @@ class Server {
   ServerConfig config_;
   Handler handler_;
   boost::asio::io_context ioc_;
+  boost::asio::strand<boost::asio::io_context::executor_type> accept_strand_;  // the acceptor's owner
   boost::asio::ip::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -192,6 +192,18 @@ TEST_SUITE("http") {
                         R"({"inputs": [{"name": "words", "shape": [2], "datatype": "BYTES", "data": ["a"]}]})");
     CHECK(f.body_of(shape).at("error") == "input `words`: shape holds 2 elements but `data` has 1");
     CHECK(f.call(bhttp::verb::post, "/v2/models/g.shout/infer", "{}").result_int() == 400);
+    // Shapes a client could use to make the server loop or allocate without end.
+    auto overflow = f.call(bhttp::verb::post, "/v2/models/g.lengths/infer",
+                           R"({"inputs": [{"name": "words", "shape": [4294967296, 4294967296], "datatype": "BYTES", "data": []}]})");
+    CHECK(f.body_of(overflow).at("error") == "input `words`: the shape's size overflows");
+    std::string deep = R"({"inputs": [{"name": "words", "datatype": "BYTES", "data": ["a"], "shape": [1)";
+    for (int i = 0; i < 1000; ++i) deep += ",1";
+    auto rank = f.call(bhttp::verb::post, "/v2/models/g.lengths/infer", deep + "]}]}");
+    CHECK(f.body_of(rank).at("error") == "input `words`: shape has more than 32 dimensions");
+    auto empty = f.call(bhttp::verb::post, "/v2/models/g.lengths/infer",
+                        R"({"inputs": [{"name": "words", "shape": [1000000000000000, 0], "datatype": "BYTES", "data": []}]})");
+    CHECK(empty.result_int() == 200);
+    CHECK(f.body_of(empty).at("outputs").as_array()[0].at("shape") == json::parse("[0]"));
   }
 
   TEST_CASE("KServe v2 binary tensor data, as Triton's clients send by default") {

@@ -236,6 +236,24 @@ TEST_SUITE("http") {
     CHECK(held->body() == "\"gate\"\n");
     live.reset();  // run() has returned: the destructor's join does not block
   }
+
+  TEST_CASE("past the drain timeout, requests still running are cancelled and answered 503") {
+    http::ServerConfig cfg;
+    cfg.drain_timeout = std::chrono::milliseconds(100);
+    auto live = std::make_unique<Live>(cfg);
+    std::optional<bhttp::response<bhttp::string_body>> held;
+    std::thread client([&] {
+      Client c(live->port);
+      held = c.request(bhttp::verb::post, "/g/wait", R"({"key": "never"})");
+    });
+    REQUIRE(live->fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+    live->server->stop();
+    client.join();  // the model call notices the cancellation; the request is answered
+    REQUIRE(held);
+    CHECK(held->result_int() == 503);
+    CHECK(boost::json::parse(held->body()).at("code") == "cancelled");
+    live.reset();
+  }
 }
 
 }  // namespace braid::test
