@@ -1,0 +1,343 @@
+// Expressions and types of the .graph grammar (docs/dsl.md has the EBNF).
+#include "dsl/parser_internal.hpp"
+
+namespace braid::dsl::detail {
+
+TypeRef Parser::parse_type() {
+  DepthGuard guard(*this);
+  if (!guard.ok) return nullptr;
+  TypeRef t = parse_type_inner();
+  if (!t) return nullptr;
+  while (accept(Tok::question)) t = Type::optional(t);
+  return t;
+}
+
+TypeRef Parser::parse_type_inner() {
+  if (at(Tok::l_brace)) {
+    advance();
+    std::vector<Field> fields;
+    std::unordered_set<std::string> seen;
+    while (!at(Tok::r_brace) && !at(Tok::eof)) {
+      auto name = ident("a field name");
+      if (!name) return nullptr;
+      if (!expect(Tok::colon)) return nullptr;
+      TypeRef ft = parse_type();
+      if (!ft) return nullptr;
+      if (!seen.insert(name->name).second) {
+        diags_.report(Diag::duplicate_field, name->span, name->name);
+      } else {
+        fields.push_back({name->name, ft});
+      }
+      if (!accept(Tok::comma)) break;
+    }
+    if (!expect(Tok::r_brace, "`}` or `,`")) return nullptr;
+    return Type::record(std::move(fields));
+  }
+  if (at(Tok::kw_none)) {
+    advance();
+    return Type::none();
+  }
+  if (!at(Tok::ident)) {
+    error_expected("a type");
+    return nullptr;
+  }
+  const Token& t = advance();
+  std::string_view n = t.text;
+  if (n == "str") return Type::str();
+  if (n == "int") return Type::integer();
+  if (n == "float") return Type::floating();
+  if (n == "bool") return Type::boolean();
+  if (n == "list") {
+    if (!expect(Tok::l_angle, "`<` after `list`")) return nullptr;
+    TypeRef e = parse_type();
+    if (!e) return nullptr;
+    if (!expect(Tok::r_angle)) return nullptr;
+    return Type::list(e);
+  }
+  if (n == "tensor") {
+    if (!accept(Tok::l_angle)) return Type::tensor();
+    DType dtype = DType::Any;
+    if (at(Tok::ident)) {
+      const Token& d = advance();
+      if (d.text != "any") {
+        auto parsed = parse_dtype(d.text);
+        if (!parsed) {
+          diags_.report(Diag::unknown_dtype, d.span, quote_text(d.text)).suggest(d.text, dtype_names());
+        } else {
+          dtype = *parsed;
+        }
+      }
+    } else {
+      error_expected("a dtype (e.g. `f32`)");
+      return nullptr;
+    }
+    std::optional<std::vector<std::int64_t>> shape;
+    if (accept(Tok::comma)) {
+      if (!expect(Tok::l_bracket, "`[` and a shape")) return nullptr;
+      shape.emplace();
+      while (!at(Tok::r_bracket) && !at(Tok::eof)) {
+        if (at(Tok::integer)) {
+          shape->push_back(advance().int_value);
+        } else if (accept(Tok::question)) {
+          shape->push_back(-1);
+        } else {
+          error_expected("a dimension (an integer or `?`)");
+          return nullptr;
+        }
+        if (!accept(Tok::comma)) break;
+      }
+      if (!expect(Tok::r_bracket, "`]` or `,`")) return nullptr;
+    }
+    if (!expect(Tok::r_angle)) return nullptr;
+    return Type::tensor(dtype, std::move(shape));
+  }
+  static const std::vector<std::string_view> kTypeNames = {"str", "int", "float", "bool", "none", "list", "tensor"};
+  diags_.report(Diag::unknown_type, t.span, quote_text(t.text)).suggest(t.text, kTypeNames);
+  return Type::error();
+}
+
+ExprPtr Parser::parse_expr() {
+  DepthGuard guard(*this);
+  if (!guard.ok) return nullptr;
+  ExprPtr e = parse_postfix();
+  if (!e) return nullptr;
+  if (at(Tok::kw_with)) {
+    e->with_span = advance().span;
+    if (!expect(Tok::l_brace, "`{` after `with`")) return nullptr;
+    parse_options(e->with);
+    if (panic_) return nullptr;
+    if (!expect(Tok::r_brace, "`}` or an option `name = value`")) return nullptr;
+  }
+  return e;
+}
+
+ExprPtr Parser::parse_postfix() {
+  ExprPtr e = parse_primary();
+  int chain = 0;
+  while (e) {
+    // A long chain of `.f`, `(...)` or `[i]` nests as deeply as parentheses do.
+    if (++chain > kMaxDepth) {
+      report_too_deep();
+      return nullptr;
+    }
+    if (accept(Tok::dot)) {
+      auto f = ident("a field or method name after `.`");
+      if (!f) return nullptr;
+      Span span = Span::cover(e->span, f->span);
+      e = make(span, FieldExpr{std::move(e), *f});
+    } else if (at(Tok::l_paren)) {
+      advance();
+      CallExpr call;
+      call.args = parse_args(Tok::r_paren, "an argument or `)`");
+      if (panic_) return nullptr;
+      Span close = cur().span;
+      if (!expect(Tok::r_paren, "`,` or `)`")) return nullptr;
+      Span span = Span::cover(e->span, close);
+      call.callee = std::move(e);
+      e = make(span, std::move(call));
+    } else if (at(Tok::l_bracket)) {
+      advance();
+      ExprPtr index = parse_expr();
+      if (!index) return nullptr;
+      Span close = cur().span;
+      if (!expect(Tok::r_bracket)) return nullptr;
+      Span span = Span::cover(e->span, close);
+      e = make(span, IndexExpr{std::move(e), std::move(index)});
+    } else {
+      break;
+    }
+  }
+  return e;
+}
+
+std::vector<Arg> Parser::parse_args(Tok close, std::string_view what) {
+  std::vector<Arg> args;
+  while (!at(close) && !at(Tok::eof)) {
+    Arg a;
+    if (at(Tok::ident) && peek().kind == Tok::colon) {
+      const Token& t = advance();
+      a.name = Ident{std::string(t.text), t.span};
+      advance();
+    }
+    a.value = parse_expr();
+    if (!a.value) {
+      if (!panic_) error_expected(what);
+      return args;
+    }
+    args.push_back(std::move(a));
+    if (!accept(Tok::comma)) break;
+  }
+  return args;
+}
+
+std::optional<Literal> Parser::parse_literal(Span& span) {
+  Literal lit;
+  span = cur().span;
+  bool negative = false;
+  if (at(Tok::minus) && (peek().kind == Tok::integer || peek().kind == Tok::floating || peek().kind == Tok::duration)) {
+    negative = true;
+    advance();
+    span = Span::cover(span, cur().span);
+  }
+  const Token& t = cur();
+  switch (t.kind) {
+    case Tok::integer: lit.kind = Literal::Kind::Int; lit.i = negative ? -t.int_value : t.int_value; lit.f = static_cast<double>(lit.i); break;
+    case Tok::floating: lit.kind = Literal::Kind::Float; lit.f = negative ? -t.float_value : t.float_value; break;
+    case Tok::duration: lit.kind = Literal::Kind::Duration; lit.i = negative ? -t.int_value : t.int_value; break;
+    case Tok::size: lit.kind = Literal::Kind::Size; lit.i = t.int_value; break;
+    case Tok::string: lit.kind = Literal::Kind::Str; lit.s = t.str_value; break;
+    case Tok::kw_true: lit.kind = Literal::Kind::Bool; lit.i = 1; break;
+    case Tok::kw_false: lit.kind = Literal::Kind::Bool; lit.i = 0; break;
+    case Tok::kw_none: lit.kind = Literal::Kind::None; break;
+    default: return std::nullopt;
+  }
+  advance();
+  return lit;
+}
+
+ExprPtr Parser::parse_primary() {
+  Span span;
+  if (auto lit = parse_literal(span)) return make(span, std::move(*lit));
+  switch (cur().kind) {
+    case Tok::ident: {
+      const Token& t = advance();
+      return make(t.span, NameExpr{Ident{std::string(t.text), t.span}, nullptr});
+    }
+    case Tok::l_paren: {
+      advance();
+      ExprPtr e = parse_expr();
+      if (!e) return nullptr;
+      if (!expect(Tok::r_paren)) return nullptr;
+      return e;
+    }
+    case Tok::l_bracket: {
+      Span open = advance().span;
+      ListExpr list;
+      while (!at(Tok::r_bracket) && !at(Tok::eof)) {
+        ExprPtr item = parse_expr();
+        if (!item) return nullptr;
+        list.items.push_back(std::move(item));
+        if (!accept(Tok::comma)) break;
+      }
+      Span close = cur().span;
+      if (!expect(Tok::r_bracket, "`,` or `]`")) return nullptr;
+      return make(Span::cover(open, close), std::move(list));
+    }
+    case Tok::l_brace: {
+      Span open = advance().span;
+      RecordExpr rec;
+      while (!at(Tok::r_brace) && !at(Tok::eof)) {
+        auto name = ident("a field name");
+        if (!name) return nullptr;
+        if (!expect(Tok::colon, "`:` after the field name")) return nullptr;
+        ExprPtr v = parse_expr();
+        if (!v) return nullptr;
+        rec.fields.emplace_back(*name, std::move(v));
+        if (!accept(Tok::comma)) break;
+      }
+      Span close = cur().span;
+      if (!expect(Tok::r_brace, "`,` or `}`")) return nullptr;
+      return make(Span::cover(open, close), std::move(rec));
+    }
+    case Tok::kw_all:
+    case Tok::kw_first:
+    case Tok::kw_quorum: return parse_group();
+    case Tok::kw_each: return parse_each();
+    case Tok::kw_switch: return parse_switch();
+    default:
+      error_expected("an expression");
+      return nullptr;
+  }
+}
+
+ExprPtr Parser::parse_group() {
+  GroupExpr g;
+  Span start = cur().span;
+  Tok kind = advance().kind;
+  g.policy = kind == Tok::kw_all ? JoinPolicy::All : kind == Tok::kw_first ? JoinPolicy::First : JoinPolicy::Quorum;
+  if (g.policy == JoinPolicy::Quorum) {
+    if (!expect(Tok::l_paren, "`(` and a count after `quorum`")) return nullptr;
+    if (!at(Tok::integer)) {
+      error_expected("an integer");
+      return nullptr;
+    }
+    g.k_span = cur().span;
+    g.k = advance().int_value;
+    if (!expect(Tok::r_paren)) return nullptr;
+  }
+  if (!expect(Tok::l_brace, "`{` and the branches of the group")) return nullptr;
+  g.branches = parse_args(Tok::r_brace, "a branch or `}`");
+  if (panic_) return nullptr;
+  Span close = cur().span;
+  if (!expect(Tok::r_brace, "`,` or `}`")) return nullptr;
+  return make(Span::cover(start, close), std::move(g));
+}
+
+ExprPtr Parser::parse_each() {
+  Span start = advance().span;
+  EachExpr e;
+  auto var = ident("a loop variable name");
+  if (!var) return nullptr;
+  e.var = *var;
+  if (!expect(Tok::kw_in)) return nullptr;
+  e.list = parse_postfix();
+  if (!e.list) return nullptr;
+  if (at(Tok::kw_sequential)) {
+    e.mode_span = advance().span;
+    e.concurrency = 1;
+  } else if (at(Tok::kw_concurrent)) {
+    e.mode_span = advance().span;
+    if (accept(Tok::l_paren)) {
+      if (!at(Tok::integer)) {
+        error_expected("an integer");
+        return nullptr;
+      }
+      e.mode_span = Span::cover(e.mode_span, cur().span);
+      e.concurrency = advance().int_value;
+      if (e.concurrency == 0 || e.concurrency > (1 << 20)) {
+        diags_.report(Diag::each_limit, e.mode_span, e.concurrency);
+        e.concurrency = 1;
+      }
+      if (!expect(Tok::r_paren)) return nullptr;
+    }
+  }
+  e.body = std::make_unique<Block>();
+  if (!parse_block(*e.body)) return nullptr;
+  Span span = Span::cover(start, e.body->span);
+  return make(span, std::move(e));
+}
+
+ExprPtr Parser::parse_switch() {
+  Span start = advance().span;
+  SwitchExpr s;
+  s.subject = parse_postfix();
+  if (!s.subject) return nullptr;
+  if (!expect(Tok::l_brace, "`{` and the arms of the switch")) return nullptr;
+  while (!at(Tok::r_brace) && !at(Tok::eof)) {
+    SwitchArm arm;
+    if (at(Tok::kw_else)) {
+      arm.pattern_span = advance().span;
+    } else {
+      Span ps;
+      auto lit = parse_literal(ps);
+      if (!lit) {
+        error_expected("a case value or `else`");
+        return nullptr;
+      }
+      arm.pattern = std::move(*lit);
+      arm.pattern_span = ps;
+    }
+    if (!expect(Tok::fat_arrow)) return nullptr;
+    arm.value = parse_expr();
+    if (!arm.value) return nullptr;
+    s.arms.push_back(std::move(arm));
+    while (accept(Tok::comma) || accept(Tok::semicolon)) {
+    }
+  }
+  Span close = cur().span;
+  if (!expect(Tok::r_brace, "`}` or another arm")) return nullptr;
+  return make(Span::cover(start, close), std::move(s));
+}
+
+
+}  // namespace braid::dsl::detail

@@ -1,0 +1,150 @@
+#pragma once
+// Private to the parser's translation units: parser.cpp (declarations, blocks, recovery) and
+// parse_expr.cpp (expressions and types).
+
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "dsl/lexer.hpp"
+#include "dsl/parser.hpp"
+
+namespace braid::dsl::detail {
+
+class Parser {
+ public:
+  Parser(std::vector<Token> toks, std::string_view text, FileId file, Diagnostics& diags)
+      : toks_(std::move(toks)), text_(text), file_(file), diags_(diags) {}
+
+  Module run();
+
+ private:
+  // --- token access ---
+  const Token& cur() const { return toks_[pos_]; }
+  const Token& peek(std::size_t n = 1) const {
+    return pos_ + n < toks_.size() ? toks_[pos_ + n] : toks_.back();
+  }
+  bool at(Tok k) const { return cur().kind == k; }
+  const Token& advance() {
+    const Token& t = toks_[pos_];
+    if (t.kind == Tok::error) ++broken_;
+    if (t.kind == Tok::l_brace) ++brace_depth_;
+    if (t.kind == Tok::r_brace && brace_depth_ > 0) --brace_depth_;
+    if (pos_ + 1 < toks_.size()) ++pos_;
+    return t;
+  }
+  // Errors so far in this file, lexical ones included: a construct whose count changed while
+  // it was parsed is incomplete, and the checker stays quiet about what it might lack.
+  std::size_t broken() const { return broken_ + diags_.errors_in(file_); }
+  bool newline_between(std::uint32_t a, std::uint32_t b) const {
+    return a < b && b <= text_.size() && text_.substr(a, b - a).find('\n') != std::string_view::npos;
+  }
+  bool accept(Tok k) {
+    if (!at(k)) return false;
+    advance();
+    return true;
+  }
+  Span prev_span() const { return pos_ > 0 ? toks_[pos_ - 1].span : cur().span; }
+
+  // Reports "expected X, found Y" unless already recovering from an error.
+  void error_expected(std::string_view what) {
+    if (!panic_) error_pos_ = pos_ > 0 ? toks_[pos_ - 1].span.end : cur().span.begin;
+    if (cur().kind == Tok::error) {  // the lexer already said what is wrong
+      panic_ = true;
+      return;
+    }
+    if (!panic_) diags_.report(Diag::expected, cur().span, what, describe(cur()));
+    panic_ = true;
+  }
+  bool expect(Tok k, std::string_view what = {}) {
+    if (accept(k)) return true;
+    error_expected(what.empty() ? tok_name(k) : what);
+    return false;
+  }
+  bool stop() const { return diags_.errors_in(file_) >= 100 || diags_.at_limit(); }
+
+  std::optional<Ident> ident(std::string_view what) {
+    if (at(Tok::ident)) {
+      const Token& t = advance();
+      return Ident{std::string(t.text), t.span};
+    }
+    error_expected(what);
+    return std::nullopt;
+  }
+
+  // Skips to a token the caller can resume on: a top-level keyword, or inside a block (at the
+  // block's own brace depth) its `}`, or a `return` or `name =` that starts a new line after the
+  // error (statements are one per line in practice; an `x =` on the error's own line is more
+  // likely part of the broken statement than the start of the next).
+  void sync_item(bool in_block, int block_depth = 0) {
+    while (!at(Tok::eof)) {
+      Tok k = cur().kind;
+      if (k == Tok::kw_model || k == Tok::kw_endpoint || k == Tok::kw_import) break;
+      if (in_block && brace_depth_ == block_depth) {
+        if (k == Tok::r_brace) break;
+        if ((k == Tok::kw_return || (k == Tok::ident && peek().kind == Tok::equal)) &&
+            newline_between(error_pos_, cur().span.begin)) {
+          break;
+        }
+      }
+      if (in_block && brace_depth_ < block_depth) break;
+      advance();
+    }
+    panic_ = false;
+  }
+
+  void parse_import(Module& m);
+  void parse_model(Module& m);
+  void parse_model_rest(ModelDecl& decl);
+  void parse_endpoint(Module& m);
+  std::vector<Param> parse_params(bool allow_defaults);
+  void parse_options(std::vector<OptionItem>& out, Tok close = Tok::r_brace);
+  bool parse_block(Block& b);
+
+  TypeRef parse_type();
+  TypeRef parse_type_inner();
+  ExprPtr parse_expr();
+  ExprPtr parse_postfix();
+  ExprPtr parse_primary();
+  ExprPtr parse_group();
+  ExprPtr parse_each();
+  ExprPtr parse_switch();
+  std::optional<Literal> parse_literal(Span& span);
+  std::vector<Arg> parse_args(Tok close, std::string_view what);
+
+  void report_too_deep() {
+    if (!depth_reported_) diags_.report(Diag::nesting_too_deep, cur().span, kMaxDepth);
+    depth_reported_ = true;
+    panic_ = true;
+  }
+
+  struct DepthGuard {
+    Parser& p;
+    bool ok;
+    explicit DepthGuard(Parser& parser) : p(parser), ok(++p.depth_ <= kMaxDepth) {
+      if (!ok) p.report_too_deep();
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
+
+  ExprPtr make(Span span, auto node) {
+    auto e = std::make_unique<Expr>();
+    e->span = span;
+    e->node = std::move(node);
+    return e;
+  }
+
+  std::vector<Token> toks_;
+  std::string_view text_;
+  std::size_t pos_ = 0;
+  std::size_t broken_ = 0;
+  int brace_depth_ = 0;
+  std::uint32_t error_pos_ = 0;
+  FileId file_;
+  Diagnostics& diags_;
+  bool panic_ = false;
+  int depth_ = 0;
+  bool depth_reported_ = false;
+};
+
+}  // namespace braid::dsl::detail
