@@ -140,7 +140,7 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
   std::atomic<std::uint64_t> ticket{0};
   auto phase_start = std::make_shared<Clock::time_point>();
   bool measuring = false;
-  auto body = [&](Client& c, double limit_s, bool record) -> asio::awaitable<void> {
+  auto body = [&](Client& c, double limit_s, bool keep) -> asio::awaitable<void> {
     const Clock::time_point start = *phase_start;
     for (;;) {
       Clock::time_point intended = Clock::now();
@@ -154,24 +154,24 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
       // Closed loop: stop at the end of the window. Open loop: every ticket whose intended time
       // fell inside the window is sent, however late (dropping late ones would hide queueing).
       if (rate <= 0 && std::chrono::duration<double>(Clock::now() - start).count() >= limit_s) break;
-      if (record && max_requests && issued.fetch_add(1) >= max_requests) break;
+      if (keep && max_requests && issued.fetch_add(1) >= max_requests) break;
       Outcome o = co_await c.call();
       auto done = Clock::now();
-      if (record) {
+      if (keep) {
         std::lock_guard lock(mu);
         out.samples.push_back({std::chrono::duration<double>(intended - start).count(),
                                std::chrono::duration<double, std::micro>(done - intended).count(), o.ok, o.error});
       }
     }
   };
-  auto phase = [&](double limit_s, bool record) {
+  auto phase = [&](double limit_s, bool recording) {
     *phase_start = Clock::now();
     ticket = 0;
-    measuring = record;
-    for (auto& c : clients) asio::co_spawn(ioc, body(*c, limit_s, record), asio::detached);
+    measuring = recording;
+    for (auto& c : clients) asio::co_spawn(ioc, body(*c, limit_s, recording), asio::detached);
     std::atomic<bool> finished{false};
     std::thread ticker;
-    if (record && progress) {
+    if (recording && progress) {
       ticker = std::thread([&] {
         while (!finished) {
           std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a display refresh, not a synchronisation
