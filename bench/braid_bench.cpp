@@ -139,7 +139,6 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
   std::atomic<std::size_t> issued{0};
   std::atomic<std::uint64_t> ticket{0};
   auto phase_start = std::make_shared<Clock::time_point>();
-  bool measuring = false;
   auto body = [&](Client& c, double limit_s, bool keep) -> asio::awaitable<void> {
     const Clock::time_point start = *phase_start;
     for (;;) {
@@ -167,7 +166,6 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
   auto phase = [&](double limit_s, bool recording) {
     *phase_start = Clock::now();
     ticket = 0;
-    measuring = recording;
     for (auto& c : clients) asio::co_spawn(ioc, body(*c, limit_s, recording), asio::detached);
     std::atomic<bool> finished{false};
     std::thread ticker;
@@ -195,7 +193,6 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
   };
   double limit = record && max_requests ? 1e9 : duration_s;
   out.duration_s = phase(limit, record);
-  (void)measuring;
   return out;
 }
 

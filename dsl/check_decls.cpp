@@ -96,7 +96,7 @@ void Checker::run() {
   for (auto& ep : prog_.modules[0]->endpoints) {
     auto [it, fresh] = seen.emplace(ep->name.name, ep.get());
     if (!fresh) {
-      diags_.report(Diag::duplicate_endpoint, ep->name.span, ep->name.name)
+      diags_->report(Diag::duplicate_endpoint, ep->name.span, ep->name.name)
           .note(it->second->name.span, "previously declared here");
     }
     check_endpoint(*ep);
@@ -116,7 +116,7 @@ void Checker::collect_models() {
     for (const auto& m : mod->models) {
       auto [it, fresh] = models_.emplace(m->name.name, m.get());
       if (!fresh) {
-        diags_.report(Diag::duplicate_model, m->name.span, m->name.name)
+        diags_->report(Diag::duplicate_model, m->name.span, m->name.name)
             .note(it->second->name.span, "previously declared here");
         continue;
       }
@@ -131,7 +131,7 @@ void Checker::check_model(const ModelDecl& m) {
   for (auto b : kBackends) known = known || b == m.backend.name;
   if (!known) {
     std::vector<std::string_view> names(kBackends.begin(), kBackends.end());
-    diags_.report(Diag::unknown_backend, m.backend.span, m.backend.name).suggest(m.backend.name, names);
+    diags_->report(Diag::unknown_backend, m.backend.span, m.backend.name).suggest(m.backend.name, names);
   }
   auto& opts = const_cast<std::vector<OptionItem>&>(m.options);
   check_options(opts, kModelOptions, "a model", nullptr, nullptr);
@@ -139,14 +139,14 @@ void Checker::check_model(const ModelDecl& m) {
   for (const auto& sig : m.methods) {
     auto [it, fresh] = methods.emplace(sig.name.name, &sig);
     if (!fresh) {
-      diags_.report(Diag::duplicate_method, sig.name.span, sig.name.name, m.name.name)
+      diags_->report(Diag::duplicate_method, sig.name.span, sig.name.name, m.name.name)
           .note(it->second->name.span, "previously declared here");
     }
     std::unordered_map<std::string_view, Span> params;
     for (const auto& p : sig.params) {
       auto [pit, pfresh] = params.emplace(p.name.name, p.name.span);
       if (!pfresh) {
-        diags_.report(Diag::duplicate_parameter, p.name.span, p.name.name).note(pit->second, "previously declared here");
+        diags_->report(Diag::duplicate_parameter, p.name.span, p.name.name).note(pit->second, "previously declared here");
         const_cast<MethodSig&>(sig).valid = false;
       }
     }
@@ -155,19 +155,19 @@ void Checker::check_model(const ModelDecl& m) {
 
 void Checker::count_uses(Expr* e, Scope& scope) {
   Diagnostics quiet;  // the expression is already rejected: only its uses matter now
-  Diagnostics* saved = diags_ptr_;
-  diags_ptr_ = &quiet;
+  Diagnostics* saved = diags_;
+  diags_ = &quiet;
   check_expr(e, scope);
-  diags_ptr_ = saved;
+  diags_ = saved;
 }
 
 bool Checker::define(Scope& scope, Binding* b) {
   if (Binding* prev = scope.find(b->name)) {
-    diags_.report(Diag::duplicate_definition, b->span, b->name).note(prev->span, "previously defined here");
+    diags_->report(Diag::duplicate_definition, b->span, b->name).note(prev->span, "previously defined here");
     return false;
   }
   if (const ModelDecl* m = find_model(b->name)) {
-    diags_.report(Diag::duplicate_definition, b->span, b->name).note(m->name.span, "a model of that name is declared here");
+    diags_->report(Diag::duplicate_definition, b->span, b->name).note(m->name.span, "a model of that name is declared here");
     return false;
   }
   scope.names.emplace(b->name, b);
@@ -186,7 +186,7 @@ void Checker::check_endpoint(EndpointDecl& ep) {
     b.type = p.type ? p.type : Type::error();
     b.index = i;
     if (Binding* prev = scope.find(b.name)) {
-      diags_.report(Diag::duplicate_parameter, p.name.span, p.name.name).note(prev->span, "previously declared here");
+      diags_->report(Diag::duplicate_parameter, p.name.span, p.name.name).note(prev->span, "previously declared here");
     } else if (define(scope, &b)) {
       inputs.push_back(&b);
     }
@@ -194,7 +194,7 @@ void Checker::check_endpoint(EndpointDecl& ep) {
   for (Param& p : ep.params) {
     if (!p.default_value) continue;
     if (!is_constant(*p.default_value)) {
-      diags_.report(Diag::default_not_constant, p.default_value->span, p.name.name);
+      diags_->report(Diag::default_not_constant, p.default_value->span, p.name.name);
       count_uses(p.default_value.get(), scope);
       continue;
     }
@@ -202,18 +202,18 @@ void Checker::check_endpoint(EndpointDecl& ep) {
     TypeRef t = check_expr(p.default_value.get(), empty);
     TypeRef want = p.type ? p.type : Type::error();
     if (!assignable(t, want)) {
-      diags_.report(Diag::default_type, p.default_value->span, p.name.name, t->to_string(), want->to_string());
+      diags_->report(Diag::default_type, p.default_value->span, p.name.name, t->to_string(), want->to_string());
     }
   }
   check_options(ep.options, kEndpointOptions, "an endpoint", nullptr, nullptr);
   TypeRef result = check_block(ep.body, scope, "endpoint `" + ep.name.name + "`");
   if (ep.body.result && result && ep.result && !assignable(result, ep.result)) {
-    diags_.report(Diag::result_type, ep.body.result->span, ep.name.name, ep.result->to_string(), result->to_string())
+    diags_->report(Diag::result_type, ep.body.result->span, ep.name.name, ep.result->to_string(), result->to_string())
         .note(ep.result_span, "the result type is declared here");
   }
   if (!ep.body.complete) return;  // a syntax error hid some uses
   for (Binding* b : inputs) {
-    if (b->uses == 0 && !b->name.starts_with("_")) diags_.report(Diag::unused_input, b->span, b->name);
+    if (b->uses == 0 && !b->name.starts_with("_")) diags_->report(Diag::unused_input, b->span, b->name);
   }
 }
 
@@ -228,12 +228,12 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
     if (!spec) {
       std::vector<std::string_view> names;
       for (const auto& s : specs) names.push_back(s.name);
-      diags_.report(Diag::unknown_option, item.name.span, item.name.name, owner).suggest(item.name.name, names);
+      diags_->report(Diag::unknown_option, item.name.span, item.name.name, owner).suggest(item.name.name, names);
       continue;
     }
     auto [it, fresh] = seen.emplace(spec->name, item.name.span);
     if (!fresh) {
-      diags_.report(Diag::duplicate_option, item.name.span, item.name.name).note(it->second, "previously set here");
+      diags_->report(Diag::duplicate_option, item.name.span, item.name.name).note(it->second, "previously set here");
       continue;
     }
     if (!item.value) continue;
@@ -241,13 +241,13 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
       Scope empty;
       TypeRef t = check_expr(item.value.get(), scope ? *scope : empty);
       if (node_type && !assignable(t, node_type)) {
-        diags_.report(Diag::fallback_type, item.value->span, t->to_string(), node_type->to_string());
+        diags_->report(Diag::fallback_type, item.value->span, t->to_string(), node_type->to_string());
       }
       continue;
     }
     const auto* lit = std::get_if<Literal>(&item.value->node);
     if (!lit) {
-      diags_.report(Diag::option_not_constant, item.value->span, item.name.name);
+      diags_->report(Diag::option_not_constant, item.value->span, item.name.name);
       if (scope) count_uses(item.value.get(), *scope);
       continue;
     }
@@ -256,7 +256,7 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
                    (spec->kind == OptKind::Duration && lit->kind == Literal::Kind::Duration) ||
                    (spec->kind == OptKind::Size && lit->kind == Literal::Kind::Size);
     if (!kind_ok) {
-      diags_.report(Diag::option_kind, item.value->span, item.name.name, opt_kind_text(spec->kind), describe_literal(*lit));
+      diags_->report(Diag::option_kind, item.value->span, item.name.name, opt_kind_text(spec->kind), describe_literal(*lit));
       continue;
     }
     if (lit->i < spec->min || lit->i > spec->max) {
@@ -268,7 +268,7 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
       std::string bound = spec->max == INT64_MAX        ? low
                           : spec->kind == OptKind::Int ? fmt::format("between {} and {}", spec->min, spec->max)
                                                        : fmt::format("{} and at most {}", low, human(spec->max));
-      diags_.report(Diag::option_range, item.value->span, item.name.name, bound,
+      diags_->report(Diag::option_range, item.value->span, item.name.name, bound,
                     quote_text(prog_.sm->file(item.value->span.file).text().substr(
                         item.value->span.begin, item.value->span.end - item.value->span.begin)));
     }
@@ -322,7 +322,7 @@ void Checker::order_lets(Block& b) {
             in_cycle[stack[j].first] = true;
           }
           path += fmt::format("`{}`", b.lets[w].name.name);
-          auto builder = diags_.report(Diag::cycle, b.lets[w].name.span, path);
+          auto builder = diags_->report(Diag::cycle, b.lets[w].name.span, path);
           for (std::size_t j = from; j < stack.size(); ++j) {
             std::uint32_t a = stack[j].first;
             std::uint32_t next = j + 1 < stack.size() ? stack[j + 1].first : w;
@@ -370,14 +370,14 @@ TypeRef Checker::check_block(Block& b, Scope& parent, std::string_view owner) {
   TypeRef result;
   if (!b.result) {
     // A syntax error already explains a missing result inside a broken block.
-    if (b.complete) diags_.report(Diag::missing_return, b.span, owner);
+    if (b.complete) diags_->report(Diag::missing_return, b.span, owner);
     result = Type::error();
   } else {
     result = check_expr(b.result.get(), scope);
   }
   if (b.complete) {  // after a syntax error some uses are missing
     for (Binding* bd : lets) {
-      if (bd->uses == 0 && !bd->name.starts_with("_")) diags_.report(Diag::unused_node, bd->span, bd->name);
+      if (bd->uses == 0 && !bd->name.starts_with("_")) diags_->report(Diag::unused_node, bd->span, bd->name);
     }
   }
   return result;

@@ -58,18 +58,6 @@ std::string describe_literal(const Literal& lit) {
   return "a literal";
 }
 
-bool is_constant(const Expr& e) {
-  if (const auto* lit = std::get_if<Literal>(&e.node)) {
-    return lit->kind != Literal::Kind::Duration && lit->kind != Literal::Kind::Size;
-  }
-  if (const auto* l = std::get_if<ListExpr>(&e.node)) {
-    return std::all_of(l->items.begin(), l->items.end(), [](const ExprPtr& i) { return i && is_constant(*i); });
-  }
-  if (const auto* r = std::get_if<RecordExpr>(&e.node)) {
-    return std::all_of(r->fields.begin(), r->fields.end(), [](const auto& f) { return f.second && is_constant(*f.second); });
-  }
-  return false;
-}
 
 std::vector<std::string_view> Checker::visible_names(const Scope& scope) const {
   std::vector<std::string_view> out;
@@ -86,13 +74,13 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
   e->type = t;
   if (!e->with.empty()) {
     if (!is_node(*e)) {
-      diags_.report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
+      diags_->report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
     } else {
       check_options(e->with, kNodeOptions, "a node", &scope, t);
       const auto* call = std::get_if<CallExpr>(&e->node);
       if (!call || !call->model) {
         for (const auto& o : e->with) {
-          if (o.name.name == "timeout") diags_.report(Diag::timeout_not_on_call, o.name.span);
+          if (o.name.name == "timeout") diags_->report(Diag::timeout_not_on_call, o.name.span);
         }
       }
     }
@@ -106,7 +94,7 @@ TypeRef Checker::check_expr_inner(Expr& e, Scope& scope) {
         using T = std::decay_t<decltype(n)>;
         if constexpr (std::is_same_v<T, Literal>) {
           if (n.kind == Literal::Kind::Duration || n.kind == Literal::Kind::Size) {
-            diags_.report(Diag::unit_literal_value, e.span, n.kind == Literal::Kind::Duration ? "duration" : "size");
+            diags_->report(Diag::unit_literal_value, e.span, n.kind == Literal::Kind::Duration ? "duration" : "size");
           }
           return literal_type(n);
         } else if constexpr (std::is_same_v<T, NameExpr>) {
@@ -115,7 +103,7 @@ TypeRef Checker::check_expr_inner(Expr& e, Scope& scope) {
           if (auto* base = std::get_if<NameExpr>(&n.base->node)) {
             if (!scope.find(base->name.name)) {
               if (find_model(base->name.name)) {
-                diags_.report(Diag::method_not_called, e.span, base->name.name, n.field.name, base->name.name, n.field.name);
+                diags_->report(Diag::method_not_called, e.span, base->name.name, n.field.name, base->name.name, n.field.name);
                 return Type::error();
               }
             }
@@ -123,24 +111,24 @@ TypeRef Checker::check_expr_inner(Expr& e, Scope& scope) {
           TypeRef bt = check_expr(n.base.get(), scope);
           if (bt->is_error()) return bt;
           if (bt->kind != TypeKind::Record) {
-            diags_.report(Diag::not_a_record, n.field.span, bt->to_string());
+            diags_->report(Diag::not_a_record, n.field.span, bt->to_string());
             return Type::error();
           }
           const Field* f = bt->field(n.field.name);
           if (!f) {
             std::vector<std::string_view> names;
             for (const auto& x : bt->fields) names.push_back(x.name);
-            diags_.report(Diag::unknown_field, n.field.span, bt->to_string(), n.field.name).suggest(n.field.name, names);
+            diags_->report(Diag::unknown_field, n.field.span, bt->to_string(), n.field.name).suggest(n.field.name, names);
             return Type::error();
           }
           return f->type;
         } else if constexpr (std::is_same_v<T, IndexExpr>) {
           TypeRef bt = check_expr(n.base.get(), scope);
           TypeRef it = check_expr(n.index.get(), scope);
-          if (!it->is_error() && it->kind != TypeKind::Int) diags_.report(Diag::index_type, n.index->span, it->to_string());
+          if (!it->is_error() && it->kind != TypeKind::Int) diags_->report(Diag::index_type, n.index->span, it->to_string());
           if (bt->is_error()) return bt;
           if (bt->kind != TypeKind::List) {
-            diags_.report(Diag::not_a_list, n.base->span, "indexing", bt->to_string());
+            diags_->report(Diag::not_a_list, n.base->span, "indexing", bt->to_string());
             return Type::error();
           }
           return bt->elem;
@@ -156,7 +144,7 @@ TypeRef Checker::check_expr_inner(Expr& e, Scope& scope) {
             }
             TypeRef u = unify(elem, t);
             if (!u) {
-              diags_.report(Diag::element_types, item->span, t->to_string(), elem->to_string());
+              diags_->report(Diag::element_types, item->span, t->to_string(), elem->to_string());
               return Type::error();
             }
             elem = u;
@@ -168,7 +156,7 @@ TypeRef Checker::check_expr_inner(Expr& e, Scope& scope) {
           for (auto& [name, value] : n.fields) {
             TypeRef t = check_expr(value.get(), scope);
             if (!seen.insert(name.name).second) {
-              diags_.report(Diag::duplicate_field, name.span, name.name);
+              diags_->report(Diag::duplicate_field, name.span, name.name);
             } else {
               fields.push_back({name.name, t});
             }
@@ -192,11 +180,11 @@ TypeRef Checker::check_name(Expr& e, NameExpr& n, Scope& scope) {
     return b->type ? b->type : Type::error();
   }
   if (find_model(n.name.name)) {
-    diags_.report(Diag::model_as_value, e.span, n.name.name);
+    diags_->report(Diag::model_as_value, e.span, n.name.name);
     return Type::error();
   }
   auto names = visible_names(scope);
-  diags_.report(Diag::unknown_name, n.name.span, n.name.name).suggest(n.name.name, names);
+  diags_->report(Diag::unknown_name, n.name.span, n.name.name).suggest(n.name.name, names);
   // The name it was probably meant to be counts as used: no second warning about it.
   if (auto best = closest_name(n.name.name, names); !best.empty()) ++scope.find(best)->uses;
   return Type::error();
@@ -211,11 +199,11 @@ bool Checker::bind_args(std::string_view callee, std::span<const std::string_vie
   for (auto& a : args) {
     if (!a.name) {
       if (named_seen) {
-        diags_.report(Diag::positional_after_named, a.value ? a.value->span : call_span);
+        diags_->report(Diag::positional_after_named, a.value ? a.value->span : call_span);
         return false;
       }
       if (positional >= params.size()) {
-        diags_.report(Diag::argument_count, a.value ? a.value->span : call_span, callee, params.size(), args.size());
+        diags_->report(Diag::argument_count, a.value ? a.value->span : call_span, callee, params.size(), args.size());
         return false;
       }
       out[positional++] = &a;
@@ -225,13 +213,13 @@ bool Checker::bind_args(std::string_view callee, std::span<const std::string_vie
     auto it = std::find(params.begin(), params.end(), a.name->name);
     if (it == params.end()) {
       std::vector<std::string_view> names(params.begin(), params.end());
-      diags_.report(Diag::unknown_parameter, a.name->span, callee, a.name->name).suggest(a.name->name, names);
+      diags_->report(Diag::unknown_parameter, a.name->span, callee, a.name->name).suggest(a.name->name, names);
       ok = false;
       continue;
     }
     auto idx = static_cast<std::size_t>(it - params.begin());
     if (out[idx]) {
-      diags_.report(Diag::duplicate_argument, a.name->span, a.name->name);
+      diags_->report(Diag::duplicate_argument, a.name->span, a.name->name);
       ok = false;
       continue;
     }
@@ -240,7 +228,7 @@ bool Checker::bind_args(std::string_view callee, std::span<const std::string_vie
   if (!ok) return false;
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (!out[i]) {
-      diags_.report(Diag::missing_argument, call_span, params[i], callee);
+      diags_->report(Diag::missing_argument, call_span, params[i], callee);
       ok = false;
     }
   }
@@ -254,18 +242,18 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   if (auto* f = std::get_if<FieldExpr>(&c.callee->node)) {
     auto* base = std::get_if<NameExpr>(&f->base->node);
     if (!base) {
-      diags_.report(Diag::not_callable, c.callee->span);
+      diags_->report(Diag::not_callable, c.callee->span);
       return Type::error();
     }
     const std::string& mname = base->name.name;
     if (Binding* b = scope.find(mname)) {
       ++b->uses;
-      diags_.report(Diag::value_not_callable, base->name.span, mname);
+      diags_->report(Diag::value_not_callable, base->name.span, mname);
       return Type::error();
     }
     const ModelDecl* model = find_model(mname);
     if (!model) {
-      diags_.report(Diag::unknown_model, base->name.span, mname).suggest(mname, model_names_);
+      diags_->report(Diag::unknown_model, base->name.span, mname).suggest(mname, model_names_);
       return Type::error();
     }
     const MethodSig* sig = nullptr;
@@ -281,7 +269,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
     if (!sig) {
       std::vector<std::string_view> names;
       for (const auto& m : model->methods) names.push_back(m.name.name);
-      auto b = diags_.report(Diag::unknown_method, f->field.span, mname, f->field.name);
+      auto b = diags_->report(Diag::unknown_method, f->field.span, mname, f->field.name);
       b.suggest(f->field.name, names);
       b.note(model->name.span, model->methods.empty() ? fmt::format("model `{}` declares no methods", mname)
                                                       : fmt::format("model `{}` is declared here", mname));
@@ -299,7 +287,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
       const TypeRef& want = sig->params[i].type;
       TypeRef got = bound[i]->value && bound[i]->value->type ? bound[i]->value->type : Type::error();
       if (!assignable(got, want)) {
-        diags_.report(Diag::argument_type, bound[i]->value->span, params[i], callee, want->to_string(), got->to_string())
+        diags_->report(Diag::argument_type, bound[i]->value->span, params[i], callee, want->to_string(), got->to_string())
             .note(sig->params[i].type_span, "the parameter is declared here");
       }
       c.ordered_args.push_back(bound[i]->value.get());
@@ -309,25 +297,25 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
 
   auto* name = std::get_if<NameExpr>(&c.callee->node);
   if (!name) {
-    diags_.report(Diag::not_callable, c.callee->span);
+    diags_->report(Diag::not_callable, c.callee->span);
     return Type::error();
   }
   const std::string& fname = name->name.name;
   if (Binding* b = scope.find(fname)) {
     ++b->uses;
-    diags_.report(Diag::value_not_callable, name->name.span, fname);
+    diags_->report(Diag::value_not_callable, name->name.span, fname);
     return Type::error();
   }
   if (const ModelDecl* m = find_model(fname)) {
     std::string_view method = m->methods.empty() ? std::string_view("method") : m->methods[0].name.name;
-    diags_.report(Diag::model_called_directly, name->name.span, fname, fname, method);
+    diags_->report(Diag::model_called_directly, name->name.span, fname, fname, method);
     return Type::error();
   }
   const OpInfo* op = find_op(fname);
   if (!op) {
     std::vector<std::string_view> names = op_names();
     names.insert(names.end(), model_names_.begin(), model_names_.end());
-    diags_.report(Diag::unknown_callee, name->name.span, fname).suggest(fname, names);
+    diags_->report(Diag::unknown_callee, name->name.span, fname).suggest(fname, names);
     return Type::error();
   }
   c.op = op->op;
@@ -336,16 +324,16 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   std::unordered_set<std::string_view> seen_names;
   if (op->named_only) {
     if (c.args.empty()) {
-      diags_.report(Diag::op_needs_names, e.span, fname, "zip(a: xs, b: ys)");
+      diags_->report(Diag::op_needs_names, e.span, fname, "zip(a: xs, b: ys)");
       return Type::error();
     }
     for (auto& a : c.args) {
       if (!a.name) {
-        diags_.report(Diag::op_needs_names, a.value ? a.value->span : e.span, fname, "zip(a: xs, b: ys)");
+        diags_->report(Diag::op_needs_names, a.value ? a.value->span : e.span, fname, "zip(a: xs, b: ys)");
         return Type::error();
       }
       if (!seen_names.insert(a.name->name).second) {
-        diags_.report(Diag::duplicate_argument, a.name->span, a.name->name);
+        diags_->report(Diag::duplicate_argument, a.name->span, a.name->name);
         return Type::error();
       }
       names.push_back(a.name->name);
@@ -354,13 +342,13 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   } else if (op->variadic) {
     for (auto& a : c.args) {
       if (a.name) {
-        diags_.report(Diag::unknown_parameter, a.name->span, fname, a.name->name);
+        diags_->report(Diag::unknown_parameter, a.name->span, fname, a.name->name);
         return Type::error();
       }
       c.ordered_args.push_back(a.value.get());
     }
     if (c.args.size() < op->min_args) {
-      diags_.report(Diag::argument_count, e.span, fname, fmt::format("at least {}", op->min_args), c.args.size());
+      diags_->report(Diag::argument_count, e.span, fname, fmt::format("at least {}", op->min_args), c.args.size());
       return Type::error();
     }
   } else {
@@ -374,7 +362,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   std::string expected;
   TypeRef t = op_result_type(op->op, types, names, bad, expected);
   if (!t) {
-    diags_.report(Diag::op_argument, c.ordered_args[bad]->span, fname, expected, types[bad]->to_string());
+    diags_->report(Diag::op_argument, c.ordered_args[bad]->span, fname, expected, types[bad]->to_string());
     return Type::error();
   }
   return t;
@@ -384,32 +372,32 @@ TypeRef Checker::check_group(Expr& e, GroupExpr& g, Scope& scope) {
   std::string_view policy = g.policy == JoinPolicy::All ? "all" : g.policy == JoinPolicy::First ? "first" : "quorum";
   for (auto& b : g.branches) check_expr(b.value.get(), scope);
   if (g.branches.empty()) {
-    diags_.report(Diag::empty_group, e.span, policy);
+    diags_->report(Diag::empty_group, e.span, policy);
     return Type::error();
   }
   std::size_t named = 0;
   for (const auto& b : g.branches) named += b.name ? 1 : 0;
   if (named != 0 && named != g.branches.size()) {
-    diags_.report(Diag::mixed_branch_names, e.span);
+    diags_->report(Diag::mixed_branch_names, e.span);
     return Type::error();
   }
   if (g.policy == JoinPolicy::Quorum) {
     if (g.k < 1) {
-      diags_.report(Diag::quorum_zero, g.k_span, g.k);
+      diags_->report(Diag::quorum_zero, g.k_span, g.k);
     } else if (static_cast<std::size_t>(g.k) > g.branches.size()) {
-      diags_.report(Diag::quorum_impossible, g.k_span, g.k, g.branches.size());
+      diags_->report(Diag::quorum_impossible, g.k_span, g.k, g.branches.size());
     }
   }
   if (named) {
     if (g.policy == JoinPolicy::First) {
-      diags_.report(Diag::first_named, g.branches[0].name->span);
+      diags_->report(Diag::first_named, g.branches[0].name->span);
       return Type::error();
     }
     std::vector<Field> fields;
     std::unordered_set<std::string_view> seen;
     for (auto& b : g.branches) {
       if (!seen.insert(b.name->name).second) {
-        diags_.report(Diag::duplicate_field, b.name->span, b.name->name);
+        diags_->report(Diag::duplicate_field, b.name->span, b.name->name);
         continue;
       }
       fields.push_back({b.name->name, b.value && b.value->type ? b.value->type : Type::error()});
@@ -429,7 +417,7 @@ TypeRef Checker::check_group(Expr& e, GroupExpr& g, Scope& scope) {
     }
     TypeRef u = unify(t, bt);
     if (!u) {
-      diags_.report(Diag::branch_types, b.value->span, bt->to_string(), t->to_string());
+      diags_->report(Diag::branch_types, b.value->span, bt->to_string(), t->to_string());
       return Type::error();
     }
     t = u;
@@ -442,7 +430,7 @@ TypeRef Checker::check_each(Expr&, EachExpr& x, Scope& scope) {
   TypeRef elem = Type::error();
   if (!lt->is_error()) {
     if (lt->kind != TypeKind::List) {
-      diags_.report(Diag::not_a_list, x.list->span, "`each`", lt->to_string());
+      diags_->report(Diag::not_a_list, x.list->span, "`each`", lt->to_string());
     } else {
       elem = lt->elem;
     }
@@ -464,32 +452,32 @@ TypeRef Checker::check_each(Expr&, EachExpr& x, Scope& scope) {
 TypeRef Checker::check_switch(Expr& e, SwitchExpr& s, Scope& scope) {
   TypeRef st = check_expr(s.subject.get(), scope);
   bool subject_ok = st->is_error() || st->kind == TypeKind::Str || st->kind == TypeKind::Int || st->kind == TypeKind::Bool;
-  if (!subject_ok) diags_.report(Diag::switch_subject_type, s.subject->span, st->to_string());
+  if (!subject_ok) diags_->report(Diag::switch_subject_type, s.subject->span, st->to_string());
   if (s.arms.empty()) {
-    diags_.report(Diag::empty_switch, e.span);
+    diags_->report(Diag::empty_switch, e.span);
     return Type::error();
   }
   bool has_else = false, has_true = false, has_false = false;
   std::unordered_map<std::string, const SwitchArm*> seen;
   TypeRef t;
   for (auto& arm : s.arms) {
-    if (has_else) diags_.report(Diag::unreachable_arm, arm.pattern_span);
+    if (has_else) diags_->report(Diag::unreachable_arm, arm.pattern_span);
     if (!arm.pattern) {
-      if (has_else) diags_.report(Diag::duplicate_case, arm.pattern_span, "else");
+      if (has_else) diags_->report(Diag::duplicate_case, arm.pattern_span, "else");
       has_else = true;
     } else {
       const Literal& p = *arm.pattern;
       TypeRef pt = literal_type(p);
       bool match = st->is_error() || !subject_ok || (pt->kind == st->kind);
       if (p.kind == Literal::Kind::Duration || p.kind == Literal::Kind::Size) {
-        diags_.report(Diag::unit_literal_value, arm.pattern_span, p.kind == Literal::Kind::Duration ? "duration" : "size");
+        diags_->report(Diag::unit_literal_value, arm.pattern_span, p.kind == Literal::Kind::Duration ? "duration" : "size");
       } else if (!match) {
-        diags_.report(Diag::case_type, arm.pattern_span, pt->to_string(), st->to_string());
+        diags_->report(Diag::case_type, arm.pattern_span, pt->to_string(), st->to_string());
       }
       std::string key = fmt::format("{}:{}:{}:{}", static_cast<int>(p.kind), p.i, p.f, p.s);
       auto [it, fresh] = seen.emplace(std::move(key), &arm);
       if (!fresh) {
-        diags_.report(Diag::duplicate_case, arm.pattern_span,
+        diags_->report(Diag::duplicate_case, arm.pattern_span,
                       quote_text(prog_.sm->file(arm.pattern_span.file).text().substr(
                           arm.pattern_span.begin, arm.pattern_span.end - arm.pattern_span.begin)))
             .note(it->second->pattern_span, "first appears here");
@@ -502,14 +490,31 @@ TypeRef Checker::check_switch(Expr& e, SwitchExpr& s, Scope& scope) {
     } else if (TypeRef u = unify(t, at)) {
       t = u;
     } else {
-      diags_.report(Diag::arm_types, arm.value->span, at->to_string(), t->to_string());
+      diags_->report(Diag::arm_types, arm.value->span, at->to_string(), t->to_string());
     }
   }
   bool exhaustive = has_else || (st->kind == TypeKind::Bool && has_true && has_false);
   if (!exhaustive && !st->is_error() && subject_ok) {
-    diags_.report(Diag::switch_needs_else, e.span, st->to_string());
+    diags_->report(Diag::switch_needs_else, e.span, st->to_string());
   }
   return t ? t : Type::error();
 }
 
 }  // namespace braid::dsl::detail
+
+namespace braid::dsl {
+
+bool is_constant(const Expr& e) {
+  if (const auto* lit = std::get_if<Literal>(&e.node)) {
+    return lit->kind != Literal::Kind::Duration && lit->kind != Literal::Kind::Size;
+  }
+  if (const auto* l = std::get_if<ListExpr>(&e.node)) {
+    return std::all_of(l->items.begin(), l->items.end(), [](const ExprPtr& i) { return i && is_constant(*i); });
+  }
+  if (const auto* r = std::get_if<RecordExpr>(&e.node)) {
+    return std::all_of(r->fields.begin(), r->fields.end(), [](const auto& f) { return f.second && is_constant(*f.second); });
+  }
+  return false;
+}
+
+}  // namespace braid::dsl

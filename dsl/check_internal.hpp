@@ -35,7 +35,7 @@ struct OptSpec {
 
 class Checker {
  public:
-  Checker(Program& prog, Diagnostics& diags) : prog_(prog), diags_ptr_(&diags) {}
+  Checker(Program& prog, Diagnostics& diags) : prog_(prog), diags_(&diags) {}
   void run();
 
  private:
@@ -71,21 +71,12 @@ class Checker {
   }
 
   Program& prog_;
-  Diagnostics* diags_ptr_;
-  // Where diagnostics go; swapped for a scratch sink when only uses are being counted.
-  struct DiagsRef {
-    Diagnostics*& p;
-    template <typename... A>
-    auto report(A&&... a) { return p->report(std::forward<A>(a)...); }
-    bool has_errors() const { return p->has_errors(); }
-    std::size_t errors_in(FileId f) const { return p->errors_in(f); }
-  } diags_{diags_ptr_};
+  Diagnostics* diags_;  // swapped for a scratch sink while count_uses runs
   std::unordered_map<std::string_view, const ModelDecl*> models_;
   std::vector<std::string_view> model_names_;
 };
 
 TypeRef literal_type(const Literal& lit);
 std::string describe_literal(const Literal& lit);
-bool is_constant(const Expr& e);
 
 }  // namespace braid::dsl::detail

@@ -38,4 +38,8 @@ struct Program {
 
 void check_program(Program& prog, Diagnostics& diags);
 
+// Whether an expression is a constant: a literal (not a duration or size), or a list or record
+// of constants. Input defaults must be; the lowering turns them into one constant node.
+bool is_constant(const Expr& e);
+
 }  // namespace braid::dsl

@@ -223,7 +223,7 @@ class Lowerer {
     const TypeRef& type = e.type;
     if (std::holds_alternative<Literal>(e.node) || std::holds_alternative<ListExpr>(e.node) ||
         std::holds_alternative<RecordExpr>(e.node)) {
-      if (detail_is_constant(e)) return add_node(ConstNode{to_constant(e)}, type, name, e.span, {});
+      if (is_constant(e)) return add_node(ConstNode{to_constant(e)}, type, name, e.span, {});
     }
     if (const auto* n = std::get_if<NameExpr>(&e.node)) {
       const Binding* b = n->target;
@@ -319,8 +319,6 @@ class Lowerer {
     return out;
   }
 
-  static bool detail_is_constant(const Expr& e);
-
   const Program& prog_;
   Plan& plan_;
   Endpoint& ep_;
@@ -331,19 +329,6 @@ class Lowerer {
   std::vector<ValueId> by_name_input_;
   RegionId cur_{};
 };
-
-bool Lowerer::detail_is_constant(const Expr& e) {
-  if (const auto* lit = std::get_if<Literal>(&e.node)) {
-    return lit->kind != Literal::Kind::Duration && lit->kind != Literal::Kind::Size;
-  }
-  if (const auto* l = std::get_if<ListExpr>(&e.node)) {
-    return std::all_of(l->items.begin(), l->items.end(), [](const ExprPtr& i) { return detail_is_constant(*i); });
-  }
-  if (const auto* r = std::get_if<RecordExpr>(&e.node)) {
-    return std::all_of(r->fields.begin(), r->fields.end(), [](const auto& f) { return detail_is_constant(*f.second); });
-  }
-  return false;
-}
 
 }  // namespace
 

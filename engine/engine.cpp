@@ -312,9 +312,7 @@ std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
   std::vector<NodeStats> out;
   for (const auto& n : ep.endpoint->nodes) {
     const auto& m = ex.metrics->nodes[plan::index(n.id)];
-    static constexpr std::string_view kinds[] = {"input", "const", "call", "op", "list", "record",
-                                                 "field", "index", "group", "map", "switch"};
-    out.push_back({n.name, kinds[n.kind.index()], m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load()});
+    out.push_back({n.name, n.kind_name(), m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load()});
   }
   return out;
 }
