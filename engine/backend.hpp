@@ -27,6 +27,7 @@ namespace braid::engine {
 class CallContext {
  public:
   explicit CallContext(const CallContext* parent = nullptr) : parent_(parent) {}
+  CallContext(const CallContext* parent, Stream stream) : parent_(parent), stream_(stream) {}
   CallContext(const CallContext&) = delete;
   CallContext& operator=(const CallContext&) = delete;
 
@@ -37,9 +38,12 @@ class CallContext {
     return false;
   }
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  // For a call of a model placed on a device: the stream to enqueue its work on. Empty on CPU.
+  const Stream& stream() const { return stream_; }
 
  private:
   const CallContext* parent_;  // outlives this context
+  Stream stream_;
   std::atomic<bool> cancelled_{false};
 };
 
@@ -52,6 +56,13 @@ class ModelInstance {
   // threads at once: an instance must be safe to call concurrently. Blocks until done and
   // returns the result, or an Error (code ModelError) whose message says what failed; the
   // engine adds the node's name. `ctx` may be polled to stop early once cancelled.
+  //
+  // For a model placed on a device, ctx.stream() names a stream of that device. The instance
+  // enqueues its work there and returns without waiting for it: tensors it returns may be
+  // device tensors (TensorStorage::device_data) whose contents exist once that work has run;
+  // the engine records a fence behind them and never blocks a thread on the device. Device
+  // tensors among `args` were produced on this stream or on one the engine has already made
+  // this stream wait for; host tensors are copied to the device by the instance.
   virtual Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) = 0;
 };
 

@@ -50,6 +50,19 @@ Engine::~Engine() {
   // Stops every pool: work still queued is dropped (its runs never complete), work running
   // finishes first. Callers drain their requests before destroying the engine.
   auto teardown = [](std::unique_ptr<Impl> impl) {
+    // Let every device's queued work and pending notifications finish first: a notification
+    // posts to the pools below.
+    if (impl->device) {
+      for (std::size_t d = 0; d < impl->device_pools.size(); ++d) {
+        for (std::uint32_t i = 0; i < impl->device->streams_per_device(); ++i) {
+          std::promise<void> drained;
+          impl->device->notify(impl->device->stream(static_cast<int>(d), i), [&](std::optional<Error>) { drained.set_value(); });
+          drained.get_future().wait();
+        }
+      }
+    }
+    for (auto& p : impl->device_pools) p->stop();
+    for (auto& p : impl->device_pools) p->join();
     for (auto& p : impl->model_pools) p->stop();
     if (impl->pool) impl->pool->stop();
     for (auto& p : impl->model_pools) p->join();
@@ -59,12 +72,51 @@ Engine::~Engine() {
   // threads: a pool cannot join itself, so tear down from another thread then.
   bool on_own_thread = impl_->pool && impl_->pool->get_executor().running_in_this_thread();
   for (auto& p : impl_->model_pools) on_own_thread = on_own_thread || p->get_executor().running_in_this_thread();
+  for (auto& p : impl_->device_pools) on_own_thread = on_own_thread || p->get_executor().running_in_this_thread();
   if (on_own_thread) {
     std::thread(teardown, std::move(impl_)).detach();
   } else {
     teardown(std::move(impl_));
   }
 }
+
+namespace {
+
+// Opens the devices when some model is placed on one: the runtime (CUDA unless the options give
+// one), and per device a pool of threads that enqueue work. Checks every placement first.
+std::optional<Error> open_devices(Engine::Impl& impl, const EngineOptions& options) {
+  int needed = -1;
+  const plan::Model* first = nullptr;
+  for (const auto& p : impl.plans) {
+    for (const auto& m : p->models) {
+      if (m.placement.kind != dsl::PlacementKind::Cuda) continue;
+      if (std::max(0, m.placement.device) > needed) {
+        needed = std::max(0, m.placement.device);
+        first = &m;
+      }
+    }
+  }
+  if (needed < 0) return std::nullopt;
+  auto fail = [&](std::string message) {
+    Error e = make_error(ErrorCode::LoadError, std::move(message));
+    e.model = first->name;
+    return e;
+  };
+  std::string why;
+  impl.device = options.devices ? options.devices : make_cuda_runtime(std::max(1u, options.cuda_streams), &why);
+  if (!impl.device) return fail(fmt::format("placement `{}` needs a CUDA device: {}", first->placement.to_string(), why));
+  if (needed >= impl.device->device_count()) {
+    return fail(fmt::format("placement `{}` names device {}, and this machine has {} CUDA device{}",
+                            first->placement.to_string(), needed, impl.device->device_count(),
+                            impl.device->device_count() == 1 ? "" : "s"));
+  }
+  const unsigned threads = options.cuda_threads ? options.cuda_threads : impl.device->streams_per_device();
+  for (int d = 0; d <= needed; ++d) impl.device_pools.push_back(std::make_unique<boost::asio::thread_pool>(threads));
+  impl.next_stream = std::make_unique<std::atomic<std::uint32_t>[]>(static_cast<std::size_t>(needed) + 1);
+  return std::nullopt;
+}
+
+}  // namespace
 
 Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const plan::Plan>> plans,
                                               const BackendRegistry& backends, EngineOptions options) {
@@ -73,6 +125,7 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
   impl->pool = std::make_unique<boost::asio::thread_pool>(threads);
   impl->sequential = options.sequential;
   impl->plans = std::move(plans);
+  if (auto err = open_devices(*impl, options)) return std::move(*err);
   std::uint32_t id = 0;
   for (std::uint32_t pi = 0; pi < impl->plans.size(); ++pi) {
     const plan::Plan& p = *impl->plans[pi];
@@ -95,9 +148,12 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
         }
         lm->instances.push_back(std::move(inst.value()));
       }
+      if (m.placement.kind == dsl::PlacementKind::Cuda) lm->device = std::max(0, m.placement.device);
       if (m.options.threads) {
         impl->model_pools.push_back(std::make_unique<boost::asio::thread_pool>(m.options.threads));
         lm->pool = impl->model_pools.back().get();
+      } else if (lm->device >= 0) {
+        lm->pool = impl->device_pools[static_cast<std::size_t>(lm->device)].get();
       } else {
         lm->pool = impl->pool.get();
       }
@@ -218,6 +274,27 @@ Value synthetic(const dsl::TypeRef& t) {
 
 }  // namespace
 
+// Warms one method of one instance up; on a device, on every stream of it (libraries keep
+// per-stream state), waiting for the device at the end. The error's message, if any.
+std::optional<std::string> Engine::warm(ModelInstance& inst, std::uint32_t method, const std::vector<Value>& args,
+                                        int device, std::uint32_t times) {
+  CallContext ctx;
+  const std::uint32_t streams = device >= 0 ? impl_->device->streams_per_device() : 1;
+  for (std::uint32_t si = 0; si < streams; ++si) {
+    Stream s = device >= 0 ? impl_->device->stream(device, si) : Stream{};
+    CallContext on(&ctx, s);
+    for (std::uint32_t i = 0; i < times; ++i) {
+      auto r = inst.call(method, args, on);
+      if (!r) return r.error().message;
+    }
+    if (!s) continue;
+    std::promise<std::optional<Error>> done;
+    impl_->device->notify(s, [&](std::optional<Error> e) { done.set_value(std::move(e)); });
+    if (auto e = done.get_future().get()) return e->message;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::string> Engine::warm_up() {
   std::vector<std::string> warnings;
   for (const auto& models : impl_->models) {
@@ -227,13 +304,8 @@ std::vector<std::string> Engine::warm_up() {
         std::vector<Value> args;
         for (const auto& p : m.methods[mi].params) args.push_back(synthetic(p.type));
         for (const auto& inst : lm->instances) {
-          CallContext ctx;
-          for (std::uint32_t i = 0; i < m.options.warmup; ++i) {
-            auto r = inst->call(mi, args, ctx);
-            if (!r) {
-              warnings.push_back(fmt::format("warm-up of `{}.{}` failed: {}", m.name, m.methods[mi].name, r.error().message));
-              break;
-            }
+          if (auto w = warm(*inst, mi, args, lm->device, m.options.warmup)) {
+            warnings.push_back(fmt::format("warm-up of `{}.{}` failed: {}", m.name, m.methods[mi].name, *w));
           }
         }
       }
@@ -303,6 +375,14 @@ std::string Engine::metrics_text() const {
       out += fmt::format("braid_model_calls_running{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
                          prometheus_label(lm->model->name), lm->metrics.running.load());
     }
+  }
+  if (impl_->device) {
+    header("braid_device_host_copies_total", "counter", "Device tensors copied to host memory for a host consumer.");
+    out += fmt::format("braid_device_host_copies_total {}\n", impl_->host_copies.load());
+    header("braid_device_host_copy_bytes_total", "counter", "Bytes copied from devices to host memory.");
+    out += fmt::format("braid_device_host_copy_bytes_total {}\n", impl_->host_copy_bytes.load());
+    header("braid_device_stream_waits_total", "counter", "Waits of one stream for another's fence (on the device).");
+    out += fmt::format("braid_device_stream_waits_total {}\n", impl_->stream_waits.load());
   }
   return out;
 }

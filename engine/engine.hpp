@@ -29,6 +29,7 @@
 
 #include "dsl/plan.hpp"
 #include "engine/backend.hpp"
+#include "engine/device.hpp"
 #include "engine/status.hpp"
 #include "engine/trace.hpp"
 #include "engine/value.hpp"
@@ -40,6 +41,11 @@ struct EngineOptions {
   // Run every concurrent group's branches and every map's items one after another, as if the
   // graph had no concurrency (for measuring what concurrency gains: braid-bench --sequential).
   bool sequential = false;
+  // Devices, for models placed `on cuda`: streams per device and the threads per device that
+  // enqueue work on them (0: one per stream). `devices` replaces the CUDA runtime (tests).
+  std::uint32_t cuda_streams = 4;
+  unsigned cuda_threads = 0;
+  std::shared_ptr<DeviceRuntime> devices;
 };
 
 // Cumulative figures of one node since the engine started.
@@ -124,6 +130,8 @@ class Engine {
   struct Impl;
 
  private:
+  std::optional<std::string> warm(ModelInstance& inst, std::uint32_t method, const std::vector<Value>& args, int device,
+                                  std::uint32_t times);
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -86,7 +86,8 @@ std::int64_t since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
 }
 
-// One model call, measured: per-node latency, the model's running count, the trace.
+}  // namespace
+
 Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                          const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
   m.metrics.running.fetch_add(1, std::memory_order_relaxed);
@@ -106,6 +107,10 @@ Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<co
   return r;
 }
 
+void run_with_ready_queue(const std::function<void()>& fn) { with_ready_queue(fn); }
+
+namespace {
+
 void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
                const plan::CallNode& c) {
   LoadedModel& m = f->run->model(c.model);
@@ -119,8 +124,12 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   if (timeout == 0) {
-    auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n, &m, &nm]() {
+    auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n, &m, &nm]() mutable {
       if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
+      if (m.device >= 0) {
+        return device_call(f, n, m, *inst, method, std::move(args), f->ctx, nm,
+                           [f, local, attempt](Result<Value> r) { node_result(f, local, attempt, std::move(r)); });
+      }
       Result<Value> r = timed_call(*inst, method, args, f->ctx, n, m, nm, trace);
       node_result(f, local, attempt, std::move(r));
     };
@@ -151,13 +160,21 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   });
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm,
-                    queued_at = std::chrono::steady_clock::now()]() {
+                    queued_at = std::chrono::steady_clock::now()]() mutable {
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
     if (f->cancelled() || timed->ctx.cancelled()) {
       if (!timed->claim()) return;  // the timer already reported
       timed->timer.cancel();
       return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
+    }
+    if (m.device >= 0) {
+      // The timeout bounds the call and, when the result goes to the host, the copy too.
+      return device_call(f, n, m, *inst, method, std::move(args), timed->ctx, nm, [f, local, attempt, timed](Result<Value> r) {
+        if (!timed->claim()) return;
+        timed->timer.cancel();
+        node_result(f, local, attempt, std::move(r));
+      });
     }
     Result<Value> r = timed_call(*inst, method, args, timed->ctx, n, m, nm, trace);
     if (!timed->claim()) return;  // the timer won; this result is discarded
@@ -405,6 +422,22 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
     for (plan::NodeId c : ep.value(n.output).consumers) {
       if (ep.node(c).region == n.region) en.consumers.push_back(ex->nodes[plan::index(c)].local);
     }
+  }
+  // Which device calls' results must come to the host (see ExecNode::host_out).
+  auto device_of = [&](const plan::Node& n) -> int {
+    const auto* c = std::get_if<plan::CallNode>(&n.kind);
+    if (!c) return -1;
+    const plan::Placement& pl = p.models[plan::index(c->model)].placement;
+    return pl.kind == dsl::PlacementKind::Cuda ? std::max(0, pl.device) : -1;
+  };
+  std::vector<bool> region_result(ep.values.size(), false);
+  for (const auto& r : ep.regions) region_result[plan::index(r.result)] = true;
+  for (const auto& n : ep.nodes) {
+    int dev = device_of(n);
+    if (dev < 0) continue;
+    bool host = region_result[plan::index(n.output)];
+    for (plan::NodeId c : ep.value(n.output).consumers) host = host || device_of(ep.node(c)) != dev;
+    ex->nodes[plan::index(n.id)].host_out = host;
   }
   for (auto& er : ex->regions) {
     for (std::uint32_t i = 0; i < er.nodes.size(); ++i) {

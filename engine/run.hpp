@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "engine/device.hpp"
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
 
@@ -32,6 +33,10 @@ struct ExecNode {
   std::uint32_t local = 0;                   // index in its region
   std::uint32_t local_inputs = 0;            // inputs produced by nodes of the same region
   std::vector<std::uint32_t> consumers;      // local indices of same-region consumers
+  // A call of a model on a device whose result some consumer needs in host memory (a CPU
+  // node, an op, a structured node, the region's result): its device tensors are copied to
+  // the host before the node completes. Consumers that are calls on the same device need not.
+  bool host_out = true;
 };
 
 struct ExecValue {
@@ -59,6 +64,7 @@ struct LoadedModel {
   std::vector<std::shared_ptr<ModelInstance>> instances;
   std::atomic<std::uint32_t> next{0};  // round robin over instances
   boost::asio::thread_pool* pool = nullptr;
+  int device = -1;  // the device of a model placed `on cuda`, else -1
   ModelMetrics metrics;
 };
 
@@ -77,6 +83,12 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<detail::ExecEndpoint>> endpoints;
   std::atomic<bool> ready{false};
   bool sequential = false;  // EngineOptions::sequential
+  // Devices: the runtime (null when no model is placed on one), per device the pool of
+  // threads that enqueue work and the next stream to hand out.
+  std::shared_ptr<DeviceRuntime> device;
+  std::vector<std::unique_ptr<boost::asio::thread_pool>> device_pools;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> next_stream;
+  std::atomic<std::uint64_t> host_copies{0}, host_copy_bytes{0}, stream_waits{0};
 };
 
 }  // namespace braid::engine
@@ -135,6 +147,17 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
 // A node's attempt ended: success readies its consumers; failure retries, falls back or fails
 // the frame.
 void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r);
+// A call of a model placed on a device (run_device.cpp): picks a stream, orders it after the
+// inputs' fences, enqueues the call, fences its result and, when `host_out`, copies it to the
+// host. `deliver` gets the result on an engine thread (now, or after the copy has landed).
+void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
+                 std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
+                 std::function<void(Result<Value>)> deliver);
+// One model call, measured: per-node latency, the model's running count, the trace.
+Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
+                         const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace);
+// Runs `fn` with this thread's ready queue, then drains it (from threads outside the engine's).
+void run_with_ready_queue(const std::function<void()>& fn);
 // Structured nodes (run_structured.cpp).
 void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);

@@ -57,7 +57,7 @@ std::int64_t Tensor::numel() const {
 std::vector<double> Tensor::to_doubles() const {
   std::vector<double> out;
   if (!on_host()) return out;
-  const void* p = storage->host_data();
+  const void* p = host_data();
   std::int64_t n = numel();
   out.reserve(static_cast<std::size_t>(n));
   switch (dtype) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dsl/types.hpp"
+#include "engine/device.hpp"
 
 namespace braid::engine {
 
@@ -32,15 +33,28 @@ class TensorStorage {
   virtual std::size_t bytes() const = 0;
   // -1 for host memory, else the CUDA device index.
   virtual int device() const { return -1; }
+  // Device-readable bytes (contiguous), or null when the data is in host memory.
+  virtual const void* device_data() const { return nullptr; }
 };
 
 struct Tensor {
   DType dtype = DType::F32;
   std::vector<std::int64_t> shape;
   std::shared_ptr<const TensorStorage> storage;
+  // A tensor on a device: the fence after the work that produces it (null when nothing is
+  // pending), and the one copy of it in host memory, once a host consumer has needed it.
+  std::shared_ptr<const Fence> ready;
+  std::shared_ptr<const TensorStorage> host;
 
   std::int64_t numel() const;
-  bool on_host() const { return storage && storage->host_data() != nullptr; }
+  // Host-readable bytes: the storage's own, or the host copy of a device tensor; else null.
+  const void* host_data() const {
+    if (const void* p = storage ? storage->host_data() : nullptr) return p;
+    return host ? host->host_data() : nullptr;
+  }
+  bool on_host() const { return host_data() != nullptr; }
+  // The CUDA device holding the data, or -1 for host memory.
+  int device() const { return storage ? storage->device() : -1; }
   // The elements as doubles (host tensors only; any dtype).
   std::vector<double> to_doubles() const;
   // A host tensor of the given dtype holding `values` (converted), with `shape`.

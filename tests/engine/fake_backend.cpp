@@ -85,7 +85,70 @@ class FakeInstance final : public engine::ModelInstance {
       if (!met) return make_error(ErrorCode::ModelError, fmt::format("only {} of {} calls met", b_.meeting_[key], n));
       return args[0];
     }
+    if (name == "scale" || name == "sum" || name == "gate" || name == "fault" || name == "total") return tensor_method(name, args, ctx);
     return make_error(ErrorCode::ModelError, fmt::format("fake models have no method `{}`", name));
+  }
+
+  // A tensor argument as the device will read it: device memory, or a snapshot of host memory
+  // taken at call time (what a host-to-device copy does).
+  struct Source {
+    std::shared_ptr<const FakeDeviceStorage> dev;
+    std::vector<float> host;
+    const float* get(FakeDevice& d) const { return dev ? d.read(*dev) : host.data(); }
+  };
+  static Result<Source> source(const engine::Tensor& t) {
+    Source s;
+    s.dev = std::dynamic_pointer_cast<const FakeDeviceStorage>(t.storage);
+    if (s.dev) return s;
+    if (!t.on_host()) return make_error(ErrorCode::ModelError, "a device tensor without a host copy reached the CPU");
+    for (double v : t.to_doubles()) s.host.push_back(static_cast<float>(v));
+    return s;
+  }
+
+  Result<Value> tensor_method(const std::string& name, std::span<const Value> args, const engine::CallContext& ctx) {
+    const engine::Tensor& x = args[0].as_tensor();
+    const auto n = static_cast<std::size_t>(x.numel());
+    if (name == "total") {
+      if (ctx.stream()) return make_error(ErrorCode::ModelError, "total runs on the CPU");
+      if (!x.on_host()) return make_error(ErrorCode::ModelError, "total: the tensor is not in host memory");
+      double sum = 0;
+      for (double v : x.to_doubles()) sum += v;
+      return Value(sum);
+    }
+    auto a = source(x);
+    if (!a) return a.error();
+    Result<Source> b = Source{};
+    if (name == "sum") b = source(args[1].as_tensor());
+    if (!b) return b.error();
+    const float k = name == "scale" ? static_cast<float>(args[1].as_float()) : 1.0f;
+    const bool add = name == "sum";
+    const std::string key = name == "gate" ? args[1].as_str() : "";
+    if (!ctx.stream()) {  // on the CPU: compute now
+      if (!key.empty()) {
+        std::unique_lock lock(b_.mu_);
+        b_.cv_.wait(lock, [&] { return b_.open_[key]; });
+      }
+      std::vector<double> out(n);
+      for (std::size_t i = 0; i < n; ++i) out[i] = a->host[i] * k + (add ? b->host[i] : 0.0f);
+      return Value(engine::Tensor::from_doubles(out, x.shape));
+    }
+    FakeDevice& d = *b_.device;
+    auto out = std::make_shared<FakeDeviceStorage>(ctx.stream().device, n);
+    if (name == "fault") d.fail_next(ctx.stream());
+    d.enqueue(ctx.stream(), [this, &d, out, a = std::move(*a), b = std::move(*b), k, add, key, n] {
+      if (!key.empty()) {  // a long kernel: the stream goes on once the test opens the key
+        std::unique_lock lock(b_.mu_);
+        b_.cv_.wait(lock, [&] { return b_.open_[key]; });
+      }
+      const float* pa = a.get(d);
+      const float* pb = add ? b.get(d) : nullptr;
+      for (std::size_t i = 0; i < n; ++i) out->data()[i] = pa[i] * k + (pb ? pb[i] : 0.0f);
+      out->written.store(true);
+    });
+    engine::Tensor t;
+    t.shape = x.shape;
+    t.storage = out;
+    return Value(std::move(t));
   }
 
   FakeBackend& b_;

@@ -15,6 +15,15 @@
 //   hold(x, key: str)  waits until open(key) is called (or the call is cancelled), returns x
 //   add(a: float, b: float), count(x: str) -> int
 //
+// Tensor methods (f32), for the device path: on a model placed `on cuda` they enqueue their
+// work on the call's stream of `device` (a FakeDevice) and return device tensors at once; on
+// the CPU they compute directly.
+//   scale(x: tensor, k: float)   x * k
+//   sum(a: tensor, b: tensor)    a + b
+//   gate(x: tensor, key: str)    x, once open(key) is called (on a device: the stream waits)
+//   fault(x: tensor)             x, and the device reports an error for that work
+//   total(x: tensor) -> float    the sum of x's elements (reads host memory)
+//
 // It records per model: calls, the most calls running at once, and calls that saw their
 // cancellation.
 
@@ -24,6 +33,7 @@
 #include <string>
 
 #include "engine/backend.hpp"
+#include "tests/engine/fake_device.hpp"
 
 namespace braid::test {
 
@@ -47,6 +57,7 @@ class FakeBackend final : public engine::Backend {
   // Lets every `hold` call with this key (present and future) return.
   void open(const std::string& key);
   int flaky_failures = 0;
+  FakeDevice* device = nullptr;  // for models placed `on cuda`
   // Waits (up to `seconds`) until `pred(stats(model))` holds; false on timeout.
   template <typename Pred>
   bool wait_for(const std::string& model, Pred pred, double seconds = 10) {

@@ -5,6 +5,10 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
+#ifdef BRAID_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <fmt/format.h>
 
@@ -42,6 +46,7 @@ class TorchStorage final : public TensorStorage {
  public:
   explicit TorchStorage(at::Tensor t) : t_(std::move(t)) {}
   const void* host_data() const override { return t_.device().is_cpu() ? t_.data_ptr() : nullptr; }
+  const void* device_data() const override { return t_.device().is_cpu() ? nullptr : t_.data_ptr(); }
   std::size_t bytes() const override { return t_.nbytes(); }
   int device() const override { return t_.device().is_cpu() ? -1 : t_.device().index(); }
   const at::Tensor& tensor() const { return t_; }
@@ -81,12 +86,42 @@ std::optional<DType> from_scalar(at::ScalarType s) {
   }
 }
 
-at::Tensor to_torch(const Tensor& t) {
-  if (auto* ts = dynamic_cast<const TorchStorage*>(t.storage.get())) return ts->tensor();
+// A host tensor over the host bytes of `t` (its own, or the host copy of a device tensor).
+at::Tensor host_view(const Tensor& t) {
+  const bool own = t.storage && t.storage->host_data();
+  std::shared_ptr<const TensorStorage> keep = own ? t.storage : t.host;
+  if (!keep) throw std::runtime_error("a device tensor reached a CPU call without its host copy");
+  if (auto* ts = dynamic_cast<const TorchStorage*>(keep.get())) return ts->tensor();
   auto st = to_scalar(t.dtype).value_or(at::kFloat);
-  auto keep = t.storage;
-  return torch::from_blob(const_cast<void*>(t.storage->host_data()), t.shape, [keep](void*) {},
-                          torch::TensorOptions().dtype(st));
+  return torch::from_blob(const_cast<void*>(keep->host_data()), t.shape, [keep](void*) {}, torch::TensorOptions().dtype(st));
+}
+
+// The tensor a call placed on `device` (-1: the CPU) passes to TorchScript. On a device, under
+// the call's stream guard: a tensor of that device is used in place (and recorded as used on
+// this stream, so that the caching allocator does not hand its memory to the producer's stream
+// while this stream still reads it); one of another device is copied peer to peer; a host
+// tensor goes through pinned memory, asynchronously.
+at::Tensor to_torch(const Tensor& t, int device) {
+  if (device < 0) return host_view(t);
+#ifdef BRAID_TORCH_CUDA
+  const auto* ts = dynamic_cast<const TorchStorage*>(t.storage.get());
+  const c10::Device dev(c10::kCUDA, static_cast<c10::DeviceIndex>(device));
+  if (ts && ts->tensor().is_cuda()) {
+    at::Tensor x = ts->tensor();
+    if (x.device() == dev) {
+      x.record_stream(c10::cuda::getCurrentCUDAStream(dev.index()).unwrap());
+      return x;
+    }
+    x.record_stream(c10::cuda::getCurrentCUDAStream(x.device().index()).unwrap());
+    return x.to(dev, /*non_blocking=*/true);
+  }
+  at::Tensor host = host_view(t);
+  at::Tensor pinned = at::empty(host.sizes(), host.options().pinned_memory(true));
+  pinned.copy_(host);
+  return pinned.to(dev, /*non_blocking=*/true);  // the host allocator keeps `pinned` until copied
+#else
+  return host_view(t);
+#endif
 }
 
 Result<Value> tensor_value(at::Tensor t) {
@@ -103,7 +138,7 @@ Result<Value> tensor_value(at::Tensor t) {
   return Value(std::move(out));
 }
 
-Result<c10::IValue> to_ivalue(const Value& v, const TypeRef& type) {
+Result<c10::IValue> to_ivalue(const Value& v, const TypeRef& type, int device) {
   switch (v.kind()) {
     case Value::Kind::None: return c10::IValue();
     case Value::Kind::Bool: return c10::IValue(v.as_bool());
@@ -112,7 +147,7 @@ Result<c10::IValue> to_ivalue(const Value& v, const TypeRef& type) {
       return c10::IValue(v.as_int());
     case Value::Kind::Float: return c10::IValue(v.as_float());
     case Value::Kind::Str: return c10::IValue(v.as_str());
-    case Value::Kind::Tensor: return c10::IValue(to_torch(v.as_tensor()));
+    case Value::Kind::Tensor: return c10::IValue(to_torch(v.as_tensor(), device));
     case Value::Kind::List: {
       const TypeRef elem = type->kind == TypeKind::List ? type->elem : dsl::Type::error();
       switch (elem->kind) {
@@ -138,7 +173,7 @@ Result<c10::IValue> to_ivalue(const Value& v, const TypeRef& type) {
         }
         case TypeKind::Tensor: {
           c10::List<at::Tensor> l;
-          for (const auto& e : v.as_list()) l.push_back(to_torch(e.as_tensor()));
+          for (const auto& e : v.as_list()) l.push_back(to_torch(e.as_tensor(), device));
           return c10::IValue(l);
         }
         default: return make_error(ErrorCode::ModelError, fmt::format("the torch backend cannot pass a `{}`", type->to_string()));
@@ -223,18 +258,34 @@ TypeRef dsl_type(const c10::TypePtr& t) {
 
 class TorchInstance final : public ModelInstance {
  public:
-  TorchInstance(torch::jit::Module m, const plan::Model& spec) : module_(std::move(m)), spec_(spec) {
+  TorchInstance(torch::jit::Module m, const plan::Model& spec, int device)
+      : module_(std::move(m)), spec_(spec), device_(device) {
     for (const auto& meth : spec.methods) methods_.push_back(module_.get_method(meth.name));
   }
 
-  Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext&) override {
+  Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
     const plan::Method& sig = spec_.methods[method];
     try {
+#ifdef BRAID_TORCH_CUDA
+      // On a device: everything below (input copies, the method, output conversions) is
+      // enqueued on the engine's stream. Nothing here waits for the device, except a
+      // one-element tensor the graph declares as a number (its value is needed on the host).
+      std::optional<c10::cuda::CUDAStreamGuard> on_stream;
+      std::optional<c10::cuda::CUDAGuard> on_device;
+      if (device_ >= 0 && ctx.stream()) {
+        on_stream.emplace(c10::cuda::getStreamFromExternal(static_cast<cudaStream_t>(ctx.stream().handle),
+                                                           static_cast<c10::DeviceIndex>(device_)));
+      } else if (device_ >= 0) {
+        on_device.emplace(static_cast<c10::DeviceIndex>(device_));
+      }
+#else
+      (void)ctx;
+#endif
       c10::InferenceMode guard;
       std::vector<c10::IValue> stack;
       stack.reserve(args.size());
       for (std::size_t i = 0; i < args.size(); ++i) {
-        auto iv = to_ivalue(args[i], i < sig.params.size() ? sig.params[i].type : dsl::Type::error());
+        auto iv = to_ivalue(args[i], i < sig.params.size() ? sig.params[i].type : dsl::Type::error(), device_);
         if (!iv) return iv.error();
         stack.push_back(std::move(*iv));
       }
@@ -250,6 +301,7 @@ class TorchInstance final : public ModelInstance {
  private:
   torch::jit::Module module_;
   const plan::Model& spec_;
+  int device_;  // -1: the CPU
   std::vector<torch::jit::Method> methods_;
 };
 
@@ -269,12 +321,18 @@ class TorchBackend final : public Backend {
     }
     try {
       torch::Device device(torch::kCPU);
+      int index = -1;
       if (model.placement.kind == dsl::PlacementKind::Cuda) {
+#ifndef BRAID_TORCH_CUDA
+        return make_error(ErrorCode::LoadError, fmt::format("placement `{}`: this braid's LibTorch was built without CUDA",
+                                                            model.placement.to_string()));
+#endif
         if (!torch::cuda::is_available()) {
           return make_error(ErrorCode::LoadError,
-                            fmt::format("placement `{}` needs a CUDA device, and none is available", model.placement.to_string()));
+                            fmt::format("placement `{}` needs a CUDA device, and LibTorch sees none", model.placement.to_string()));
         }
-        device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(std::max(0, model.placement.device)));
+        index = std::max(0, model.placement.device);
+        device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
       }
       torch::jit::Module m = torch::jit::load(model.resolved_path, device);
       m.eval();
@@ -284,7 +342,7 @@ class TorchBackend final : public Backend {
                             fmt::format("model file `{}` has no method `{}`", model.path, meth.name));
         }
       }
-      return std::shared_ptr<ModelInstance>(std::make_shared<TorchInstance>(std::move(m), model));
+      return std::shared_ptr<ModelInstance>(std::make_shared<TorchInstance>(std::move(m), model, index));
     } catch (const c10::Error& e) {
       return make_error(ErrorCode::LoadError, fmt::format("cannot load `{}`: {}", model.path, first_line(e.what_without_backtrace())));
     } catch (const std::exception& e) {

@@ -1,0 +1,238 @@
+// The DeviceRuntime over the CUDA runtime API: per device a pool of non-blocking streams, pooled
+// events as fences, pooled pinned host buffers for device-to-host copies, and stream callbacks
+// for host notification. No LibTorch here: the torch backend wraps these streams with its own
+// stream guard (c10::cuda::getStreamFromExternal).
+#include <cuda_runtime_api.h>
+
+#include <bit>
+#include <mutex>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "engine/device.hpp"
+#include "engine/value.hpp"
+
+namespace braid::engine {
+namespace {
+
+Error cuda_error(cudaError_t e, std::string_view what) {
+  return make_error(ErrorCode::ModelError, fmt::format("CUDA: {} failed: {} ({})", what, cudaGetErrorString(e),
+                                                       cudaGetErrorName(e)));
+}
+
+// Events handed out as fences and returned when the last value holding one is gone. Reusing an
+// event is safe then: every wait on it was enqueued while a value still held it.
+class EventPool {
+ public:
+  explicit EventPool(int device) : device_(device) {}
+  ~EventPool() {
+    for (cudaEvent_t e : free_) cudaEventDestroy(e);
+  }
+  Result<cudaEvent_t> get() {
+    {
+      std::lock_guard lock(mu_);
+      if (!free_.empty()) {
+        cudaEvent_t e = free_.back();
+        free_.pop_back();
+        return e;
+      }
+    }
+    cudaEvent_t e = nullptr;
+    if (auto err = cudaSetDevice(device_); err != cudaSuccess) return cuda_error(err, "cudaSetDevice");
+    if (auto err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming); err != cudaSuccess) {
+      return cuda_error(err, "cudaEventCreateWithFlags");
+    }
+    return e;
+  }
+  void put(cudaEvent_t e) {
+    std::lock_guard lock(mu_);
+    free_.push_back(e);
+  }
+
+ private:
+  int device_;
+  std::mutex mu_;
+  std::vector<cudaEvent_t> free_;
+};
+
+class CudaFence final : public Fence {
+ public:
+  CudaFence(Stream s, cudaEvent_t e, std::shared_ptr<EventPool> pool) : Fence(s), event_(e), pool_(std::move(pool)) {}
+  ~CudaFence() override { pool_->put(event_); }
+  cudaEvent_t event() const { return event_; }
+
+ private:
+  cudaEvent_t event_;
+  std::shared_ptr<EventPool> pool_;
+};
+
+// Pinned host buffers by power-of-two size class, kept for reuse (cudaFreeHost may synchronise
+// the device, so buffers are freed only past a cap).
+class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
+ public:
+  static constexpr std::size_t kMinClass = 8;              // 256 bytes
+  static constexpr std::size_t kMaxCached = 256ull << 20;  // bytes kept for reuse
+
+  ~PinnedPool() {
+    for (auto& c : free_) {
+      for (void* p : c) cudaFreeHost(p);
+    }
+  }
+  Result<std::pair<void*, std::size_t>> get(std::size_t bytes) {
+    std::size_t cls = std::max<std::size_t>(kMinClass, std::bit_width(std::max<std::size_t>(bytes, 1) - 1));
+    {
+      std::lock_guard lock(mu_);
+      if (cls < free_.size() && !free_[cls].empty()) {
+        void* p = free_[cls].back();
+        free_[cls].pop_back();
+        cached_ -= std::size_t{1} << cls;
+        return std::pair{p, cls};
+      }
+    }
+    void* p = nullptr;
+    if (auto err = cudaHostAlloc(&p, std::size_t{1} << cls, cudaHostAllocPortable); err != cudaSuccess) {
+      return cuda_error(err, fmt::format("cudaHostAlloc of {} bytes", std::size_t{1} << cls));
+    }
+    return std::pair{p, cls};
+  }
+  void put(void* p, std::size_t cls) {
+    {
+      std::lock_guard lock(mu_);
+      if (cached_ + (std::size_t{1} << cls) <= kMaxCached) {
+        if (free_.size() <= cls) free_.resize(cls + 1);
+        free_[cls].push_back(p);
+        cached_ += std::size_t{1} << cls;
+        return;
+      }
+    }
+    cudaFreeHost(p);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::vector<void*>> free_;
+  std::size_t cached_ = 0;
+};
+
+class PinnedStorage final : public TensorStorage {
+ public:
+  PinnedStorage(void* p, std::size_t cls, std::size_t bytes, std::shared_ptr<PinnedPool> pool)
+      : p_(p), cls_(cls), bytes_(bytes), pool_(std::move(pool)) {}
+  ~PinnedStorage() override { pool_->put(p_, cls_); }
+  const void* host_data() const override { return p_; }
+  std::size_t bytes() const override { return bytes_; }
+
+ private:
+  void* p_;
+  std::size_t cls_;
+  std::size_t bytes_;
+  std::shared_ptr<PinnedPool> pool_;
+};
+
+class CudaRuntime final : public DeviceRuntime {
+ public:
+  CudaRuntime(int devices, std::uint32_t streams) : streams_per_device_(streams), pinned_(std::make_shared<PinnedPool>()) {
+    for (int d = 0; d < devices; ++d) events_.push_back(std::make_shared<EventPool>(d));
+  }
+  ~CudaRuntime() override {
+    for (std::size_t i = 0; i < streams_.size(); ++i) {
+      cudaSetDevice(static_cast<int>(i / streams_per_device_));
+      cudaStreamDestroy(streams_[i]);
+    }
+  }
+
+  std::optional<Error> open() {
+    for (std::size_t d = 0; d < events_.size(); ++d) {
+      if (auto err = cudaSetDevice(static_cast<int>(d)); err != cudaSuccess) return cuda_error(err, "cudaSetDevice");
+      for (std::uint32_t i = 0; i < streams_per_device_; ++i) {
+        cudaStream_t s = nullptr;
+        if (auto err = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking); err != cudaSuccess) {
+          return cuda_error(err, "cudaStreamCreateWithFlags");
+        }
+        streams_.push_back(s);
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::string_view name() const override { return "cuda"; }
+  int device_count() const override { return static_cast<int>(events_.size()); }
+  std::uint32_t streams_per_device() const override { return streams_per_device_; }
+  Stream stream(int device, std::uint32_t index) override {
+    return Stream{device, index, streams_[static_cast<std::size_t>(device) * streams_per_device_ + index]};
+  }
+
+  Result<std::shared_ptr<const Fence>> record(const Stream& s) override {
+    auto pool = events_[static_cast<std::size_t>(s.device)];
+    auto e = pool->get();
+    if (!e) return e.error();
+    if (auto err = cudaEventRecord(*e, raw(s)); err != cudaSuccess) {
+      pool->put(*e);
+      return cuda_error(err, "cudaEventRecord");
+    }
+    return std::shared_ptr<const Fence>(std::make_shared<CudaFence>(s, *e, std::move(pool)));
+  }
+
+  std::optional<Error> wait(const Stream& s, const Fence& f) override {
+    const auto& cf = static_cast<const CudaFence&>(f);
+    if (auto err = cudaStreamWaitEvent(raw(s), cf.event(), 0); err != cudaSuccess) return cuda_error(err, "cudaStreamWaitEvent");
+    return std::nullopt;
+  }
+
+  Result<std::shared_ptr<const TensorStorage>> copy_to_host(const Stream& s, const void* src, std::size_t bytes) override {
+    auto buf = pinned_->get(bytes);
+    if (!buf) return buf.error();
+    auto storage = std::make_shared<PinnedStorage>(buf->first, buf->second, bytes, pinned_);
+    if (bytes) {
+      if (auto err = cudaMemcpyAsync(buf->first, src, bytes, cudaMemcpyDeviceToHost, raw(s)); err != cudaSuccess) {
+        return cuda_error(err, "cudaMemcpyAsync (device to host)");
+      }
+    }
+    return std::shared_ptr<const TensorStorage>(std::move(storage));
+  }
+
+  void notify(const Stream& s, std::function<void(std::optional<Error>)> fn) override {
+    // cudaStreamAddCallback, not cudaLaunchHostFunc: a host function is never called once the
+    // context has failed, and a request must hear about that failure rather than hang.
+    auto* heap = new std::function<void(std::optional<Error>)>(std::move(fn));
+    auto cb = [](cudaStream_t, cudaError_t status, void* data) {
+      std::unique_ptr<std::function<void(std::optional<Error>)>> f(static_cast<std::function<void(std::optional<Error>)>*>(data));
+      if (status == cudaSuccess) {
+        (*f)(std::nullopt);
+      } else {
+        (*f)(cuda_error(status, "work on the stream"));
+      }
+    };
+    if (auto err = cudaStreamAddCallback(raw(s), cb, heap, 0); err != cudaSuccess) {
+      std::unique_ptr<std::function<void(std::optional<Error>)>> f(heap);
+      (*f)(cuda_error(err, "cudaStreamAddCallback"));
+    }
+  }
+
+ private:
+  static cudaStream_t raw(const Stream& s) { return static_cast<cudaStream_t>(s.handle); }
+
+  std::uint32_t streams_per_device_;
+  std::vector<cudaStream_t> streams_;
+  std::vector<std::shared_ptr<EventPool>> events_;
+  std::shared_ptr<PinnedPool> pinned_;
+};
+
+}  // namespace
+
+std::shared_ptr<DeviceRuntime> make_cuda_runtime(std::uint32_t streams_per_device, std::string* why) {
+  int n = 0;
+  if (auto err = cudaGetDeviceCount(&n); err != cudaSuccess || n == 0) {
+    if (why) *why = err != cudaSuccess ? fmt::format("no CUDA device is visible ({})", cudaGetErrorString(err)) : "no CUDA device is visible";
+    return nullptr;
+  }
+  auto rt = std::make_shared<CudaRuntime>(n, std::max(1u, streams_per_device));
+  if (auto e = rt->open()) {
+    if (why) *why = e->message;
+    return nullptr;
+  }
+  return rt;
+}
+
+}  // namespace braid::engine

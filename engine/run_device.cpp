@@ -1,0 +1,145 @@
+// Calls of models placed on a device: streams, fences, waits between streams, one copy to the
+// host when a host consumer needs the data. The steps are described in engine/device.hpp.
+#include <fmt/format.h>
+
+#include "engine/run.hpp"
+
+namespace braid::engine::detail {
+namespace {
+
+// Calls `fn` on every tensor of `v` (inside lists and records too).
+template <typename Fn>
+void each_tensor(const Value& v, Fn&& fn) {
+  switch (v.kind()) {
+    case Value::Kind::Tensor: fn(v.as_tensor()); break;
+    case Value::Kind::List:
+      for (const auto& e : v.as_list()) each_tensor(e, fn);
+      break;
+    case Value::Kind::Record:
+      for (const auto& e : v.as_record().values) each_tensor(e, fn);
+      break;
+    default: break;
+  }
+}
+
+bool has_device_tensor(const Value& v) {
+  bool found = false;
+  each_tensor(v, [&](const Tensor& t) { found = found || t.device() >= 0; });
+  return found;
+}
+
+// `v` with `fn` applied to each device tensor (values are immutable: lists and records that
+// hold one are rebuilt).
+template <typename Fn>
+Result<Value> map_device_tensors(const Value& v, Fn& fn) {
+  switch (v.kind()) {
+    case Value::Kind::Tensor: {
+      if (v.as_tensor().device() < 0) return v;
+      Tensor t = v.as_tensor();
+      if (auto e = fn(t)) return std::move(*e);
+      return Value(std::move(t));
+    }
+    case Value::Kind::List: {
+      if (!has_device_tensor(v)) return v;
+      std::vector<Value> items;
+      items.reserve(v.as_list().size());
+      for (const auto& e : v.as_list()) {
+        auto r = map_device_tensors(e, fn);
+        if (!r) return r;
+        items.push_back(std::move(*r));
+      }
+      return Value::list(std::move(items));
+    }
+    case Value::Kind::Record: {
+      if (!has_device_tensor(v)) return v;
+      const auto& rec = v.as_record();
+      std::vector<Value> values;
+      values.reserve(rec.values.size());
+      for (const auto& e : rec.values) {
+        auto r = map_device_tensors(e, fn);
+        if (!r) return r;
+        values.push_back(std::move(*r));
+      }
+      return Value::record(rec.names, std::move(values));
+    }
+    default: return v;
+  }
+}
+
+// The stream for a call on `device`: the stream of the first input fence on this device that
+// no other consumer has claimed (a chain stays on its stream, with nothing to wait for), else
+// the next stream of the device's pool (the branches of a group spread over the streams).
+Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args) {
+  std::optional<Stream> inherited;
+  for (const auto& a : args) {
+    each_tensor(a, [&](const Tensor& t) {
+      if (!inherited && t.ready && t.ready->stream().device == device && t.ready->claim()) inherited = t.ready->stream();
+    });
+    if (inherited) return *inherited;
+  }
+  std::uint32_t i = e.next_stream[device].fetch_add(1, std::memory_order_relaxed) % e.device->streams_per_device();
+  return e.device->stream(device, i);
+}
+
+Error device_error(Error e) {
+  if (e.code == ErrorCode::Internal) e.code = ErrorCode::ModelError;
+  return e;
+}
+
+}  // namespace
+
+void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
+                 std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
+                 std::function<void(Result<Value>)> deliver) {
+  Engine::Impl& e = *f->run->engine;
+  DeviceRuntime& rt = *e.device;
+  const Stream s = pick_stream(e, m.device, args);
+
+  // Order the stream after every input produced on another stream: on the device.
+  std::optional<Error> failed;
+  for (const auto& a : args) {
+    each_tensor(a, [&](const Tensor& t) {
+      if (failed || !t.ready || t.ready->stream() == s) return;
+      failed = rt.wait(s, *t.ready);
+      e.stream_waits.fetch_add(1, std::memory_order_relaxed);
+    });
+  }
+  if (failed) return deliver(device_error(std::move(*failed)));
+
+  CallContext ctx(&parent, s);
+  Result<Value> r = timed_call(inst, method, args, ctx, n, m, nm, f->run->trace.get());
+  if (!r || !has_device_tensor(*r)) return deliver(std::move(r));
+
+  auto fence = rt.record(s);
+  if (!fence) return deliver(device_error(std::move(fence.error())));
+  const bool host_out = f->run->ex->nodes[plan::index(n.id)].host_out;
+  auto attach = [&](Tensor& t) -> std::optional<Error> {
+    if (!t.ready) t.ready = *fence;
+    if (host_out && !t.host) {
+      // Stream order puts the copy after the work that produces `t` (its fence is this one,
+      // or one this stream already waited for).
+      auto h = rt.copy_to_host(s, t.storage->device_data(), t.storage->bytes());
+      if (!h) return device_error(std::move(h.error()));
+      t.host = std::move(*h);
+      e.host_copies.fetch_add(1, std::memory_order_relaxed);
+      e.host_copy_bytes.fetch_add(t.storage->bytes(), std::memory_order_relaxed);
+    }
+    return std::nullopt;
+  };
+  Result<Value> out = map_device_tensors(*r, attach);
+  if (!out || !host_out) return deliver(std::move(out));
+
+  // The consumers read host memory: continue once the copies have landed. The callback holds
+  // the value (and so the device memory and the pinned buffers) until then.
+  boost::asio::thread_pool& pool = *e.pool;
+  rt.notify(s, [&pool, deliver = std::move(deliver), v = std::move(*out)](std::optional<Error> err) mutable {
+    boost::asio::post(pool, [deliver = std::move(deliver), v = std::move(v), err = std::move(err)]() mutable {
+      run_with_ready_queue([&] {
+        if (err) return deliver(device_error(std::move(*err)));
+        deliver(std::move(v));
+      });
+    });
+  });
+}
+
+}  // namespace braid::engine::detail

@@ -1,0 +1,203 @@
+// The scheduler's device path on a fake device (tests/engine/fake_device.hpp): the host enqueues
+// a chain of device calls without waiting for the device, streams wait for each other on the
+// device, a result is copied to the host once for all its host consumers, device errors fail
+// the request naming the node, and placements are checked when the engine starts. The same
+// path on a real GPU is the `gpu` suite's (tests/gpu/).
+#include <doctest/doctest.h>
+
+#include <future>
+
+#include <fmt/format.h>
+
+#include "engine/engine.hpp"
+#include "tests/engine/fake_backend.hpp"
+
+namespace braid::test {
+namespace {
+
+using engine::Tensor;
+using engine::Value;
+
+const char* kModels = R"(
+model g = torch "g.pt" on cuda {
+  def scale(x: tensor, k: float) -> tensor
+  def sum(a: tensor, b: tensor) -> tensor
+  def gate(x: tensor, key: str) -> tensor
+  def fault(x: tensor) -> tensor
+}
+model c = torch "c.pt" on cpu {
+  def total(x: tensor) -> float
+}
+)";
+
+struct DeviceHarness {
+  std::shared_ptr<FakeDevice> device;
+  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
+  std::shared_ptr<engine::Engine> engine;
+
+  explicit DeviceHarness(const std::string& graph, std::uint32_t streams = 4)
+      : device(std::make_shared<FakeDevice>(1, streams)) {
+    fake->device = device.get();
+    engine::BackendRegistry r;
+    r.add(fake);
+    engine::EngineOptions o;
+    o.cpu_threads = 4;
+    o.devices = device;
+    auto e = engine::Engine::create({compile_graph(graph)}, r, o);
+    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
+    engine = std::move(e.value());
+  }
+
+  // A failed check must not leave the device held: the engine's teardown waits for it.
+  ~DeviceHarness() {
+    for (const char* key : {"go", "a"}) fake->open(key);
+  }
+
+  std::future<engine::Result<Value>> start(const std::string& endpoint, std::vector<Value> inputs) {
+    auto ep = engine->find("test", endpoint);
+    REQUIRE(ep);
+    return engine->run(*ep, std::move(inputs));
+  }
+};
+
+Value tensor(std::vector<double> xs) {
+  std::vector<std::int64_t> shape{static_cast<std::int64_t>(xs.size())};
+  return Value(Tensor::from_doubles(xs, shape));
+}
+
+std::vector<double> contents(const engine::Result<Value>& r) {
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+  REQUIRE(r->kind() == Value::Kind::Tensor);
+  REQUIRE(r->as_tensor().on_host());
+  return r->as_tensor().to_doubles();
+}
+
+bool finished(std::future<engine::Result<Value>>& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+
+}  // namespace
+
+TEST_SUITE("engine") {
+  TEST_CASE("device: a chain of calls is enqueued on one stream without waiting for the device") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> tensor {
+        y = g.gate(x, "go")
+        return g.scale(g.scale(y, 2.0), 3.0)
+      })");
+    auto result = h.start("e", {tensor({1, 2, 3})});
+    // The stream is held inside the first call's work, yet the host makes all three calls and
+    // enqueues the copy of the result: no node waited for the device.
+    REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& s) { return s.finished == 3; }));
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notifies == 1; }));
+    CHECK_FALSE(finished(result));  // the copy cannot have landed: the device is held
+    h.fake->open("go");
+    CHECK(contents(result.get()) == std::vector<double>{6, 12, 18});
+    auto st = h.device->stats();
+    CHECK(st.waits == 0);   // one stream: stream order is enough
+    CHECK(st.copies == 1);  // only the endpoint's result comes to the host
+    CHECK(st.early_reads == 0);
+  }
+
+  TEST_CASE("device: a call on one stream waits for another stream's input on the device") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> tensor {
+        a = g.gate(x, "a")
+        b = g.scale(x, 2.0)
+        return g.sum(b, a)
+      })");
+    auto result = h.start("e", {tensor({1, 2, 3})});
+    // `a` and `b` start on two streams; `sum` follows `b` on its stream and waits there for
+    // `a`'s fence. The host made the call: the device blocks, not a thread of the engine.
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.blocked == 1; }));
+    CHECK(h.fake->stats("g").finished == 3);
+    CHECK_FALSE(finished(result));
+    h.fake->open("a");
+    CHECK(contents(result.get()) == std::vector<double>{3, 6, 9});
+    auto st = h.device->stats();
+    CHECK(st.waits == 1);
+    CHECK(st.copies == 1);
+    CHECK(st.early_reads == 0);
+  }
+
+  TEST_CASE("device: a result is copied to the host once for all its host consumers") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> {a: float, b: float, y: tensor} {
+        y = g.scale(x, 2.0)
+        return {a: c.total(y), b: c.total(g.scale(y, 1.0)), y: y}
+      })");
+    auto r = h.start("e", {tensor({1, 2, 3})}).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->field("a")->as_float() == 12);
+    CHECK(r->field("b")->as_float() == 12);
+    CHECK(r->field("y")->as_tensor().to_doubles() == std::vector<double>{2, 4, 6});
+    // `y` once (for `total` and the result), `scale(y, 1.0)` once (for the other `total`).
+    CHECK(h.device->stats().copies == 2);
+    CHECK(h.device->stats().early_reads == 0);
+    CHECK(h.engine->metrics_text().find("braid_device_host_copies_total 2\n") != std::string::npos);
+  }
+
+  TEST_CASE("device: many requests at once keep their values apart") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> tensor {
+        a = g.scale(x, 2.0)
+        b = g.scale(x, 3.0)
+        return g.sum(g.scale(a, 10.0), b)
+      })", 3);
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (int i = 0; i < 200; ++i) runs.push_back(h.start("e", {tensor({double(i), double(i) + 1})}));
+    for (int i = 0; i < 200; ++i) CHECK(contents(runs[i].get()) == std::vector<double>{23.0 * i, 23.0 * (i + 1)});
+    CHECK(h.device->stats().early_reads == 0);
+    CHECK(h.device->stats().copies == 200);
+  }
+
+  TEST_CASE("device: an error on the device fails the request naming the node; others carry on") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint bad(x: tensor) -> tensor {
+        broken = g.fault(x)
+        return broken
+      }
+      endpoint good(x: tensor) -> tensor { return g.scale(x, 2.0) })");
+    auto r = h.start("bad", {tensor({1})}).get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().node == "broken");
+    CHECK(r.error().model == "g");
+    CHECK(r.error().message.find("fake device") != std::string::npos);
+    CHECK(contents(h.start("good", {tensor({1, 2})}).get()) == std::vector<double>{2, 4});
+  }
+
+  TEST_CASE("device: warm-up calls every method on every stream and waits for the device") {
+    DeviceHarness h(R"(
+      model g = torch "g.pt" on cuda {
+        def scale(x: tensor, k: float) -> tensor
+        def sum(a: tensor, b: tensor) -> tensor
+      }
+      endpoint e(x: tensor) -> tensor { return g.scale(x, 2.0) })", 3);
+    CHECK_FALSE(h.engine->ready());
+    CHECK(h.engine->warm_up().empty());
+    CHECK(h.engine->ready());
+    CHECK(h.fake->stats("g").calls == 2 * 3);
+    CHECK(h.device->stats().notifies >= 3);
+  }
+
+  TEST_CASE("device: placements are checked when the engine starts") {
+    auto fake = std::make_shared<FakeBackend>();
+    engine::BackendRegistry r;
+    r.add(fake);
+    const std::string graph = R"(
+      model big = torch "big.pt" on cuda:2 { def scale(x: tensor, k: float) -> tensor }
+      endpoint e(x: tensor) -> tensor { return big.scale(x, 2.0) })";
+    engine::EngineOptions o;
+    o.devices = std::make_shared<FakeDevice>(1, 1);
+    auto e = engine::Engine::create({compile_graph(graph)}, r, o);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().model == "big");
+    CHECK(e.error().message == "placement `cuda:2` names device 2, and this machine has 1 CUDA device");
+    // Without a device at all (this machine, or a build without CUDA), the model does not load
+    // and the message says why.
+    auto none = engine::Engine::create({compile_graph(graph)}, r, {});
+    REQUIRE_FALSE(none);  // no machine of ours has three CUDA devices
+    const std::string& m = none.error().message;
+    CHECK_MESSAGE((m.find("placement `cuda:2` needs a CUDA device: ") == 0 || m.find("names device 2") != std::string::npos), m);
+  }
+}
+
+}  // namespace braid::test

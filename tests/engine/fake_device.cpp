@@ -1,0 +1,203 @@
+#include "tests/engine/fake_device.hpp"
+
+#include <cstring>
+
+namespace braid::test {
+
+using engine::Error;
+using engine::ErrorCode;
+using engine::make_error;
+
+namespace {
+
+// A fence passes when its stream's thread reaches the point where it was recorded.
+class FakeFence final : public engine::Fence, public std::enable_shared_from_this<FakeFence> {
+ public:
+  using Fence::Fence;
+  void pass() const {
+    {
+      std::lock_guard lock(mu_);
+      passed_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool passed() const {
+    std::lock_guard lock(mu_);
+    return passed_;
+  }
+  void await() const {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return passed_; });
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable bool passed_ = false;
+};
+
+class PinnedBuffer final : public engine::TensorStorage {
+ public:
+  explicit PinnedBuffer(std::size_t n) : data_(std::max<std::size_t>(n, 1)), bytes_(n) {}
+  const void* host_data() const override { return data_.data(); }
+  std::size_t bytes() const override { return bytes_; }
+  unsigned char* data() { return data_.data(); }
+
+ private:
+  std::vector<unsigned char> data_;
+  std::size_t bytes_;
+};
+
+}  // namespace
+
+struct FakeDevice::Queue {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> ops;
+  bool stop = false;
+  bool fail_next = false;
+  std::thread worker;
+
+  void run() {
+    for (;;) {
+      std::function<void()> op;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return stop || !ops.empty(); });
+        if (ops.empty()) return;
+        op = std::move(ops.front());
+        ops.pop_front();
+      }
+      op();
+    }
+  }
+};
+
+FakeDevice::FakeDevice(int devices, std::uint32_t streams) : devices_(devices), streams_per_device_(streams) {
+  for (int i = 0; i < devices * static_cast<int>(streams); ++i) {
+    auto q = std::make_unique<Queue>();
+    q->worker = std::thread([p = q.get()] { p->run(); });
+    queues_.push_back(std::move(q));
+  }
+}
+
+FakeDevice::~FakeDevice() {
+  for (auto& q : queues_) {
+    {
+      std::lock_guard lock(q->mu);
+      q->stop = true;
+    }
+    q->cv.notify_all();
+    q->worker.join();
+  }
+}
+
+engine::Stream FakeDevice::stream(int device, std::uint32_t index) {
+  auto i = static_cast<std::size_t>(device) * streams_per_device_ + index;
+  return engine::Stream{device, index, queues_[i].get()};
+}
+
+FakeDevice::Queue& FakeDevice::queue(const engine::Stream& s) { return *static_cast<Queue*>(s.handle); }
+
+void FakeDevice::changed() { cv_.notify_all(); }
+
+void FakeDevice::enqueue(const engine::Stream& s, std::function<void()> op) {
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.ops;
+  }
+  changed();
+  Queue& q = queue(s);
+  {
+    std::lock_guard lock(q.mu);
+    q.ops.push_back(std::move(op));
+  }
+  q.cv.notify_all();
+}
+
+engine::Result<std::shared_ptr<const engine::Fence>> FakeDevice::record(const engine::Stream& s) {
+  auto f = std::make_shared<FakeFence>(s);
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.records;
+  }
+  enqueue(s, [f] { f->pass(); });
+  return std::shared_ptr<const engine::Fence>(f);
+}
+
+std::optional<Error> FakeDevice::wait(const engine::Stream& s, const engine::Fence& f) {
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.waits;
+  }
+  // The wait holds the fence itself: a value may drop it before the device gets this far.
+  auto fence = static_cast<const FakeFence&>(f).shared_from_this();
+  enqueue(s, [this, fence] {
+    if (!fence->passed()) {
+      {
+        std::lock_guard lock(mu_);
+        ++stats_.blocked;
+      }
+      changed();
+      fence->await();
+    }
+  });
+  return std::nullopt;
+}
+
+engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::copy_to_host(const engine::Stream& s,
+                                                                                      const void* src, std::size_t bytes) {
+  auto buf = std::make_shared<PinnedBuffer>(bytes);
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.copies;
+  }
+  enqueue(s, [buf, src, bytes] { std::memcpy(buf->data(), src, bytes); });
+  return std::shared_ptr<const engine::TensorStorage>(buf);
+}
+
+void FakeDevice::notify(const engine::Stream& s, std::function<void(std::optional<Error>)> fn) {
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.notifies;
+  }
+  Queue& q = queue(s);
+  enqueue(s, [&q, fn = std::move(fn)] {
+    bool failed = false;
+    {
+      std::lock_guard lock(q.mu);
+      failed = std::exchange(q.fail_next, false);
+    }
+    if (failed) return fn(make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed"));
+    fn(std::nullopt);
+  });
+}
+
+void FakeDevice::fail_next(const engine::Stream& s) {
+  Queue& q = queue(s);
+  std::lock_guard lock(q.mu);
+  q.fail_next = true;
+}
+
+const float* FakeDevice::read(const FakeDeviceStorage& d) {
+  if (!d.written.load()) {
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.early_reads;
+    }
+    changed();
+  }
+  return static_cast<const float*>(d.device_data());
+}
+
+FakeDevice::Stats FakeDevice::stats() {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+bool FakeDevice::wait_for(const std::function<bool(const Stats&)>& pred, double seconds) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return pred(stats_); });
+}
+
+}  // namespace braid::test

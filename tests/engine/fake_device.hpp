@@ -1,0 +1,91 @@
+#pragma once
+// A device for testing the scheduler's device path without a GPU. Each stream is a thread that
+// runs the operations enqueued on it in order, as a CUDA stream runs kernels; fences, waits
+// between streams, copies to host memory and notifications behave as in CUDA, so that a missing
+// wait or a host round trip shows up as a wrong value or a blocked stream. Device memory is
+// host memory the test code never reads directly (TensorStorage::host_data is null).
+//
+//   FakeDevice dev(1, 2);                 // one device, two streams
+//   dev.enqueue(stream, [] { ... });      // a "kernel"
+//   dev.stats().copies                    // device-to-host copies so far
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/device.hpp"
+#include "engine/value.hpp"
+
+namespace braid::test {
+
+// Device memory of the fake: floats, written by an operation on a stream.
+class FakeDeviceStorage final : public engine::TensorStorage {
+ public:
+  FakeDeviceStorage(int device, std::size_t n) : device_(device), data_(n) {}
+  const void* host_data() const override { return nullptr; }
+  const void* device_data() const override { return data_.data(); }
+  std::size_t bytes() const override { return data_.size() * sizeof(float); }
+  int device() const override { return device_; }
+  float* data() { return data_.data(); }
+  // Set by the operation that writes the data; an operation that reads it earlier is an
+  // ordering bug of the scheduler, counted in FakeDevice::Stats::early_reads.
+  std::atomic<bool> written{false};
+
+ private:
+  int device_;
+  std::vector<float> data_;
+};
+
+class FakeDevice final : public engine::DeviceRuntime {
+ public:
+  struct Stats {
+    int records = 0;
+    int waits = 0;          // waits enqueued
+    int blocked = 0;        // waits that found their fence not yet passed
+    int copies = 0;         // device-to-host copies
+    int notifies = 0;
+    int early_reads = 0;    // reads of device memory before it was written
+    int ops = 0;            // operations enqueued, of every kind
+  };
+
+  FakeDevice(int devices, std::uint32_t streams);
+  ~FakeDevice() override;
+
+  std::string_view name() const override { return "fake"; }
+  int device_count() const override { return devices_; }
+  std::uint32_t streams_per_device() const override { return streams_per_device_; }
+  engine::Stream stream(int device, std::uint32_t index) override;
+  engine::Result<std::shared_ptr<const engine::Fence>> record(const engine::Stream& s) override;
+  std::optional<engine::Error> wait(const engine::Stream& s, const engine::Fence& f) override;
+  engine::Result<std::shared_ptr<const engine::TensorStorage>> copy_to_host(const engine::Stream& s, const void* src,
+                                                                            std::size_t bytes) override;
+  void notify(const engine::Stream& s, std::function<void(std::optional<engine::Error>)> fn) override;
+
+  // Runs `op` on stream `s` after everything enqueued there before it.
+  void enqueue(const engine::Stream& s, std::function<void()> op);
+  // The next notification on `s` reports a device error (as a failed kernel would).
+  void fail_next(const engine::Stream& s);
+  // Reads device memory from an operation, counting early reads.
+  const float* read(const FakeDeviceStorage& d);
+
+  Stats stats();
+  // Waits (up to `seconds`) until `pred(stats())` holds; false on timeout.
+  bool wait_for(const std::function<bool(const Stats&)>& pred, double seconds = 10);
+
+ private:
+  struct Queue;
+  Queue& queue(const engine::Stream& s);
+  void changed();
+
+  int devices_;
+  std::uint32_t streams_per_device_;
+  std::vector<std::unique_ptr<Queue>> queues_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Stats stats_;
+};
+
+}  // namespace braid::test
