@@ -38,6 +38,7 @@ struct RunOptions {
   std::string input = "{}";  // JSON, or @path to a JSON file
   std::string trace;         // Chrome trace output path
   unsigned threads = 0;
+  unsigned cuda_streams = 4;
   bool pretty = false;
 };
 
@@ -50,6 +51,7 @@ struct ServeOptions {
   std::optional<std::uint16_t> port;
   std::optional<unsigned> threads;
   std::optional<unsigned> io_threads;
+  std::optional<unsigned> cuda_streams;
   std::optional<std::size_t> max_in_flight;
 };
 

@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-i,--input", run.input, "Inputs as a JSON object, or @FILE to read them from a file");
   run_cmd->add_option("--trace", run.trace, "Write a Chrome trace-event file of the run (opens in Perfetto)");
   run_cmd->add_option("--threads", run.threads, "CPU threads of the shared pool (default: all hardware threads)");
+  run_cmd->add_option("--cuda-streams", run.cuda_streams, "Streams per CUDA device, for models placed on cuda (default 4)")
+      ->check(CLI::Range(1, 64));
   run_cmd->add_flag("--pretty", run.pretty, "Indent the JSON result");
   add_common(run_cmd, run.common);
 
@@ -55,6 +57,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--port", serve.port, "Port to listen on (default 8000; 0 picks a free one)");
   serve_cmd->add_option("--threads", serve.threads, "CPU threads of the shared pool (default: all hardware threads)");
   serve_cmd->add_option("--io-threads", serve.io_threads, "HTTP I/O threads (default 1)");
+  serve_cmd->add_option("--cuda-streams", serve.cuda_streams, "Streams per CUDA device, for models placed on cuda (default 4)")
+      ->check(CLI::Range(1, 64));
   serve_cmd->add_option("--max-in-flight", serve.max_in_flight, "Requests in flight before 429 (default 1024)");
   add_common(serve_cmd, serve.common);
 

@@ -58,6 +58,7 @@ int serve(const ServeOptions& o) {
   if (o.port) cfg.port = *o.port;
   if (o.threads) cfg.cpu_threads = *o.threads;
   if (o.io_threads) cfg.io_threads = *o.io_threads;
+  if (o.cuda_streams) cfg.cuda_streams = *o.cuda_streams;
   if (o.max_in_flight) cfg.max_in_flight = *o.max_in_flight;
 
   CommonOptions common = o.common;
@@ -75,6 +76,8 @@ int serve(const ServeOptions& o) {
   }
   engine::EngineOptions eo;
   eo.cpu_threads = cfg.cpu_threads;
+  eo.cuda_streams = cfg.cuda_streams;
+  eo.cuda_threads = cfg.cuda_threads;
   auto eng = engine::Engine::create(plans, engine::default_backends(), eo);
   if (!eng) return fail(eng.error().describe());
 

@@ -9,6 +9,7 @@
 //   max_in_flight = 1024    drain_timeout = "10s"
 //   [engine]
 //   cpu_threads = 0         # 0: all hardware threads
+//   cuda_streams = 4        cuda_threads = 0   # per device; 0: one thread per stream
 //   [models]
 //   paths = ["/srv/models"]
 
@@ -33,6 +34,8 @@ struct ServerConfig {
   std::size_t max_in_flight = 1024;
   std::chrono::milliseconds drain_timeout{10'000};
   unsigned cpu_threads = 0;
+  unsigned cuda_streams = 4;  // streams per CUDA device (models placed `on cuda`)
+  unsigned cuda_threads = 0;  // threads per device enqueuing work; 0: one per stream
   std::vector<std::string> model_paths;
 };
 

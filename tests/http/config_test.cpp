@@ -34,6 +34,7 @@ idle_timeout = 30
 max_in_flight = 64
 [engine]
 cpu_threads = 3
+cuda_streams = 8
 [models]
 paths = ["/a", "/b"]
 )");
@@ -47,6 +48,7 @@ paths = ["/a", "/b"]
     CHECK(c->idle_timeout == std::chrono::seconds(30));
     CHECK(c->max_in_flight == 64);
     CHECK(c->cpu_threads == 3);
+    CHECK(c->cuda_streams == 8);
     CHECK(c->model_paths == std::vector<std::string>{"/a", "/b"});
     CHECK(c->write_timeout == std::chrono::seconds(10));  // untouched default
   }

@@ -156,6 +156,36 @@ def run(self, text: str, rounds: int) -> str:
   save(m, dir, "busy.pt");
 }
 
+// Models for the device path (they run anywhere; they are written for `on cuda`).
+// One small step, tanh(x @ W) with W 256x256: a chain of these is launch-bound, so a chain
+// measures what braid adds per GPU node. add(a, b) joins two branches on the device.
+void gpu_step(const std::filesystem::path& dir) {
+  torch::jit::Module m("GpuStep");
+  m.register_parameter("w", weights(256, 256, 17.0) * 0.0625, false);
+  m.define(R"(
+def forward(self, x: Tensor) -> Tensor:
+    return torch.tanh(torch.mm(x, self.w))
+
+def add(self, a: Tensor, b: Tensor) -> Tensor:
+    return a + b
+)");
+  save(m, dir, "gpu_step.pt");
+}
+
+// `rounds` dependent small matmuls: work that occupies a stream for a while without filling
+// the device, so that two branches on two streams can overlap.
+void gpu_busy(const std::filesystem::path& dir) {
+  torch::jit::Module m("GpuBusy");
+  m.register_parameter("w", weights(512, 512, 19.0) * 0.04, false);
+  m.define(R"(
+def run(self, x: Tensor, rounds: int) -> Tensor:
+    for r in range(rounds):
+        x = torch.tanh(torch.mm(x, self.w))
+    return x
+)");
+  save(m, dir, "gpu_busy.pt");
+}
+
 // The identity on strings: for measuring what braid adds around a model call.
 void echo(const std::filesystem::path& dir) {
   torch::jit::Module m("Echo");
@@ -191,6 +221,8 @@ int main(int argc, char** argv) {
     tensor_model(dir);
     busy(dir);
     echo(dir);
+    gpu_step(dir);
+    gpu_busy(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "braid-make-models: %s\n", e.what());
     return 1;

@@ -1,0 +1,217 @@
+// braid-gpu-bench: the engine's device path on a real GPU (CUDA LibTorch builds only).
+//
+//   two-branch  two models placed `on cuda`, each `rounds` small matmuls on a [64, 512] input:
+//               the concurrent group (`all`, joined on the host) and the dataflow form (joined on
+//               the device by `add`), against each branch alone. Ratio = concurrent latency / sum
+//               of the branches alone; real overlap approaches max/sum (0.5 for equal branches).
+//   chain       N `gpu_step` nodes (tanh(x @ W), W 256x256, x [8, 256]) through braid, against
+//               the same N forward() calls made back to back in one thread with LibTorch (plus
+//               the copies in and out that braid makes too). Per-node overhead = difference / N.
+//
+// LibTorch appears here for the back-to-back baseline only; the engine is used through its
+// public API. Prints one configuration line and markdown tables (or -o json).
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "bench/stats.hpp"
+#include "dsl/frontend.hpp"
+#include "engine/engine.hpp"
+
+namespace {
+
+using namespace braid;
+using Clock = std::chrono::steady_clock;
+
+struct Stats {
+  double p50 = 0;
+  double p90 = 0;
+};
+
+Stats summarize(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  return {bench::percentile(us, 50), bench::percentile(us, 90)};
+}
+
+Stats measure(engine::Engine& e, const std::string& endpoint, const std::vector<engine::Value>& inputs, int warmup,
+              int iterations) {
+  auto ep = e.find("gpu", endpoint);
+  if (!ep) {
+    std::fprintf(stderr, "no endpoint %s\n", endpoint.c_str());
+    std::exit(1);
+  }
+  std::vector<double> us;
+  for (int i = 0; i < warmup + iterations; ++i) {
+    auto t0 = Clock::now();
+    auto r = e.run(*ep, inputs).get();
+    double t = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    if (!r) {
+      std::fprintf(stderr, "%s: %s\n", endpoint.c_str(), r.error().describe().c_str());
+      std::exit(1);
+    }
+    if (i >= warmup) us.push_back(t);
+  }
+  return summarize(std::move(us));
+}
+
+engine::Value input(std::int64_t rows, std::int64_t cols) {
+  std::vector<double> xs(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37 * static_cast<double>(i));
+  return engine::Value(engine::Tensor::from_doubles(xs, {rows, cols}));
+}
+
+// The same chain with LibTorch alone: host tensor in (pinned, like braid's), N forward() calls
+// back to back on one stream from one thread, result copied out (which waits for the device).
+Stats libtorch_chain(const std::string& path, int n, int warmup, int iterations) {
+  c10::InferenceMode guard;
+  torch::jit::Module m = torch::jit::load(path, torch::Device(torch::kCUDA, 0));
+  m.eval();
+  auto forward = m.get_method("forward");
+  at::Tensor host = torch::randn({8, 256}).pin_memory();
+  c10::cuda::CUDAStreamGuard on(c10::cuda::getStreamFromPool(false, 0));
+  std::vector<double> us;
+  for (int i = 0; i < warmup + iterations; ++i) {
+    auto t0 = Clock::now();
+    at::Tensor x = host.to(torch::Device(torch::kCUDA, 0), /*non_blocking=*/true);
+    for (int k = 0; k < n; ++k) x = forward({x}).toTensor();
+    at::Tensor out = x.to(torch::kCPU);
+    double t = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    if (i >= warmup) us.push_back(t);
+  }
+  return summarize(std::move(us));
+}
+
+std::string chain_endpoint(int n) {
+  std::string body = "x";
+  for (int i = 0; i < n; ++i) body = "step.forward(" + body + ")";
+  return "endpoint chain(x: tensor) -> tensor { return " + body + " }\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"braid-gpu-bench: the device path on a real GPU"};
+  int iterations = 500;
+  int warmup = 50;
+  int rounds = 32;
+  int nodes = 16;
+  std::uint32_t streams = 4;
+  std::string output = "md";
+  std::vector<std::string> model_paths;
+#ifdef BRAID_DEFAULT_MODEL_PATH
+  model_paths.push_back(BRAID_DEFAULT_MODEL_PATH);
+#endif
+  app.add_option("-i,--iterations", iterations, "Measured requests per benchmark");
+  app.add_option("-w,--warmup", warmup, "Unmeasured requests first");
+  app.add_option("-r,--rounds", rounds, "Matmuls per branch in the two-branch benchmark");
+  app.add_option("-n,--nodes", nodes, "Nodes in the chain");
+  app.add_option("--streams", streams, "CUDA streams per device");
+  app.add_option("--model-path", model_paths, "Where models/gpu_step.pt and models/gpu_busy.pt are");
+  app.add_option("-o,--output", output, "md or json")->check(CLI::IsMember({"md", "json"}));
+  CLI11_PARSE(app, argc, argv);
+
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "braid-gpu-bench: no CUDA device\n");
+    return 1;
+  }
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+
+  std::string src = R"(
+model step = torch "models/gpu_step.pt" on cuda {
+  def forward(x: tensor) -> tensor
+  def add(a: tensor, b: tensor) -> tensor
+}
+model busy_a = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
+model busy_b = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
+endpoint alone_a(x: tensor, r: int) -> tensor { return busy_a.run(x, r) }
+endpoint alone_b(x: tensor, r: int) -> tensor { return busy_b.run(x, r) }
+endpoint group(x: tensor, r: int) -> list<tensor> { return all { busy_a.run(x, r), busy_b.run(x, r) } }
+endpoint dataflow(x: tensor, r: int) -> tensor {
+  a = busy_a.run(x, r)
+  b = busy_b.run(x, r)
+  return step.add(a, b)
+}
+endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, r), r) }
+)" + chain_endpoint(nodes);
+
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  dsl::FrontendOptions fo;
+  fo.model_paths = model_paths;
+  fo.require_model_files = true;
+  auto plan = dsl::compile_source("gpu.graph", src, fo, sm, diags);
+  if (!plan) {
+    std::fprintf(stderr, "%s", dsl::render_all(diags, sm).c_str());
+    return 1;
+  }
+  engine::EngineOptions eo;
+  eo.cuda_streams = streams;
+  auto e = engine::Engine::create({plan}, engine::default_backends(), eo);
+  if (!e) {
+    std::fprintf(stderr, "%s\n", e.error().describe().c_str());
+    return 1;
+  }
+  for (const auto& w : (*e)->warm_up()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+
+  std::vector<engine::Value> busy_in = {input(64, 512), engine::Value(static_cast<std::int64_t>(rounds))};
+  Stats a = measure(**e, "alone_a", busy_in, warmup, iterations);
+  Stats b = measure(**e, "alone_b", busy_in, warmup, iterations);
+  Stats group = measure(**e, "group", busy_in, warmup, iterations);
+  Stats flow = measure(**e, "dataflow", busy_in, warmup, iterations);
+  Stats turn = measure(**e, "in_turn", busy_in, warmup, iterations);
+  Stats chain = measure(**e, "chain", {input(8, 256)}, warmup, iterations);
+  Stats one = libtorch_chain(plan->models[0].resolved_path, nodes, warmup, iterations);
+
+  const double sum = a.p50 + b.p50;
+  const double ideal = std::max(a.p50, b.p50) / sum;
+  const double per_node = (chain.p50 - one.p50) / nodes;
+  if (output == "json") {
+    boost::json::object o{{"device", prop.name},
+                          {"cpu", bench::cpu_model()},
+                          {"streams", streams},
+                          {"rounds", rounds},
+                          {"nodes", nodes},
+                          {"iterations", iterations},
+                          {"alone_a_us", a.p50},
+                          {"alone_b_us", b.p50},
+                          {"group_us", group.p50},
+                          {"dataflow_us", flow.p50},
+                          {"in_turn_us", turn.p50},
+                          {"group_ratio", group.p50 / sum},
+                          {"dataflow_ratio", flow.p50 / sum},
+                          {"ideal_ratio", ideal},
+                          {"chain_braid_us", chain.p50},
+                          {"chain_libtorch_us", one.p50},
+                          {"per_node_overhead_us", per_node}};
+    std::printf("%s\n", boost::json::serialize(o).c_str());
+    return 0;
+  }
+  std::printf("braid-gpu-bench: %s, host %s, %u streams, %d iterations (median; p90 in brackets)\n\n", prop.name,
+              bench::cpu_model().c_str(), streams, iterations);
+  std::printf("| two branches on cuda, %d matmuls [64,512]x[512,512] each | p50 (us) | / sum alone |\n|---|---:|---:|\n",
+              rounds);
+  std::printf("| branch a alone | %.1f [%.1f] | |\n", a.p50, a.p90);
+  std::printf("| branch b alone | %.1f [%.1f] | |\n", b.p50, b.p90);
+  std::printf("| `all { a, b }` (joined on the host) | %.1f [%.1f] | %.2f |\n", group.p50, group.p90, group.p50 / sum);
+  std::printf("| `a`, `b`, `add(a, b)` (joined on the device) | %.1f [%.1f] | %.2f |\n", flow.p50, flow.p90, flow.p50 / sum);
+  std::printf("| `b(a(x))` (one after the other) | %.1f [%.1f] | %.2f |\n", turn.p50, turn.p90, turn.p50 / sum);
+  std::printf("| ideal (max / sum) | | %.2f |\n", ideal);
+  std::printf("\n| chain of %d `gpu_step` nodes | p50 (us) | per node (us) |\n|---|---:|---:|\n", nodes);
+  std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f |\n", chain.p50, chain.p90, chain.p50 / nodes);
+  std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f |\n", one.p50, one.p90, one.p50 / nodes);
+  std::printf("| braid's overhead per node | | %.2f |\n", per_node);
+  return 0;
+}

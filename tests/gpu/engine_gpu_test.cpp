@@ -1,0 +1,187 @@
+// The `gpu` suite, engine part: real TorchScript models placed `on cuda`, run through the
+// scheduler's device path (streams, fences, waits, pinned copies), compared with the same models
+// on the CPU. Where there is no CUDA device it reports itself skipped (exit status 77), never
+// passed. Run by scripts/gpu-check.sh on a lent GPU machine.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "dsl/frontend.hpp"
+#include "engine/engine.hpp"
+
+namespace braid::test {
+namespace {
+
+using engine::Tensor;
+using engine::Value;
+
+const char* kGraph = R"(
+model step_cpu = torch "models/gpu_step.pt" on cpu {
+  def forward(x: tensor) -> tensor
+  def add(a: tensor, b: tensor) -> tensor
+}
+model step = torch "models/gpu_step.pt" on cuda {
+  def forward(x: tensor) -> tensor
+  def add(a: tensor, b: tensor) -> tensor
+}
+model busy_cpu = torch "models/gpu_busy.pt" on cpu { def run(x: tensor, rounds: int) -> tensor }
+model busy_a = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
+model busy_b = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
+
+endpoint chain_cpu(x: tensor) -> tensor { return step_cpu.forward(step_cpu.forward(step_cpu.forward(x))) }
+endpoint chain(x: tensor) -> tensor { return step.forward(step.forward(step.forward(x))) }
+endpoint chain2_cpu(x: tensor) -> tensor { return step_cpu.forward(step_cpu.forward(x)) }
+endpoint to_cpu(x: tensor) -> tensor { return step_cpu.forward(step.forward(x)) }
+endpoint pair(x: tensor, r: int) -> list<tensor> { return all { busy_a.run(x, r), busy_b.run(x, r) } }
+endpoint joined_cpu(x: tensor, r: int) -> tensor { return step_cpu.add(busy_cpu.run(x, r), busy_cpu.run(x, r)) }
+endpoint joined(x: tensor, r: int) -> tensor {
+  a = busy_a.run(x, r)
+  b = busy_b.run(x, r)
+  return step.add(a, b)
+}
+)";
+
+std::shared_ptr<engine::Engine> load() {
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  dsl::FrontendOptions fo;
+  fo.require_model_files = true;
+  if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
+  auto plan = dsl::compile_source("gpu.graph", kGraph, fo, sm, diags);
+  INFO(dsl::render_all(diags, sm));
+  REQUIRE(plan);
+  engine::EngineOptions o;
+  o.cpu_threads = 4;
+  o.cuda_streams = 4;
+  auto e = engine::Engine::create({plan}, engine::default_backends(), o);
+  REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
+  return e.value();
+}
+
+Value input(std::int64_t rows, std::int64_t cols) {
+  std::vector<double> xs(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37 * static_cast<double>(i));
+  return Value(Tensor::from_doubles(xs, {rows, cols}));
+}
+
+engine::Result<Value> run(engine::Engine& e, const std::string& endpoint, std::vector<Value> in) {
+  auto ep = e.find("gpu", endpoint);
+  REQUIRE(ep);
+  return e.run(*ep, std::move(in)).get();
+}
+
+// Tensors (or lists of them) equal within `tol`, in host memory.
+void expect_close(const engine::Result<Value>& got, const engine::Result<Value>& want, double tol = 1e-3) {
+  REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+  REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+  std::vector<Tensor> g, w;
+  auto flat = [](const Value& v, std::vector<Tensor>& out) {
+    if (v.kind() == Value::Kind::Tensor) out.push_back(v.as_tensor());
+    if (v.kind() == Value::Kind::List) {
+      for (const auto& e : v.as_list()) out.push_back(e.as_tensor());
+    }
+  };
+  flat(*got, g);
+  flat(*want, w);
+  REQUIRE(g.size() == w.size());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    REQUIRE(g[i].on_host());
+    CHECK(g[i].shape == w[i].shape);
+    auto a = g[i].to_doubles();
+    auto b = w[i].to_doubles();
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (std::size_t j = 0; j < a.size(); ++j) worst = std::max(worst, std::abs(a[j] - b[j]));
+    CHECK_MESSAGE(worst <= tol, fmt::format("tensor {}: max |cuda - cpu| = {}", i, worst));
+  }
+}
+
+// A counter of the engine's Prometheus text.
+double counter(engine::Engine& e, const std::string& name) {
+  std::string text = e.metrics_text();
+  auto at = text.find("\n" + name + " ");
+  REQUIRE(at != std::string::npos);
+  return std::stod(text.substr(at + name.size() + 2));
+}
+
+}  // namespace
+
+TEST_SUITE("gpu") {
+  TEST_CASE("engine on cuda: models warm up on every stream") {
+    auto e = load();
+    auto warnings = e->warm_up();
+    for (const auto& w : warnings) MESSAGE(w);
+    CHECK(warnings.empty());
+    CHECK(e->ready());
+  }
+
+  TEST_CASE("engine on cuda: a chain stays on the device and comes back once, equal to the CPU") {
+    auto e = load();
+    expect_close(run(*e, "chain", {input(8, 256)}), run(*e, "chain_cpu", {input(8, 256)}));
+    CHECK(counter(*e, "braid_device_host_copies_total") == 1);
+    CHECK(counter(*e, "braid_device_stream_waits_total") == 0);
+  }
+
+  TEST_CASE("engine on cuda: a CPU model reads a device result through its host copy") {
+    auto e = load();
+    expect_close(run(*e, "to_cpu", {input(8, 256)}), run(*e, "chain2_cpu", {input(8, 256)}));
+    CHECK(counter(*e, "braid_device_host_copies_total") == 1);
+  }
+
+  TEST_CASE("engine on cuda: two branches on two streams, joined on the host and on the device") {
+    auto e = load();
+    const std::int64_t rounds = 8;
+    auto cpu = run(*e, "joined_cpu", {input(64, 512), Value(rounds)});
+    expect_close(run(*e, "joined", {input(64, 512), Value(rounds)}), cpu);
+    CHECK(counter(*e, "braid_device_stream_waits_total") == 1);  // `add` waits for the other branch
+    auto pair = run(*e, "pair", {input(64, 512), Value(rounds)});
+    REQUIRE_MESSAGE(pair, (pair ? "" : pair.error().describe()));
+    REQUIRE(pair->as_list().size() == 2);
+    CHECK(pair->as_list()[0] == pair->as_list()[1]);  // one model file, one input: equal bits
+  }
+
+  TEST_CASE("engine on cuda: many requests at once keep their values apart") {
+    auto e = load();
+    std::vector<std::future<engine::Result<Value>>> runs;
+    std::vector<engine::Result<Value>> want;
+    for (int i = 0; i < 64; ++i) {
+      Value x = input(8, 256);
+      std::vector<double> xs = x.as_tensor().to_doubles();
+      for (auto& v : xs) v *= 1.0 + i * 0.01;
+      Value xi(Tensor::from_doubles(xs, {8, 256}));
+      want.push_back(run(*e, "chain_cpu", {xi}));
+      auto ep = e->find("gpu", "chain");
+      runs.push_back(e->run(*ep, {xi}));
+    }
+    for (int i = 0; i < 64; ++i) expect_close(runs[i].get(), want[i]);
+  }
+
+  TEST_CASE("engine on cuda: a failing call names its node, and the next request succeeds") {
+    auto e = load();
+    auto r = run(*e, "chain", {input(8, 100)});  // 8x100 @ 256x256 cannot be multiplied
+    REQUIRE_FALSE(r);
+    CHECK(r.error().model == "step");
+    CHECK_FALSE(r.error().node.empty());
+    expect_close(run(*e, "chain", {input(8, 256)}), run(*e, "chain_cpu", {input(8, 256)}));
+  }
+}
+
+}  // namespace braid::test
+
+int main(int argc, char** argv) {
+  int devices = 0;
+  cudaError_t err = cudaGetDeviceCount(&devices);
+  if (err != cudaSuccess || devices == 0) {
+    std::printf("gpu suite (engine) skipped: no CUDA device (%s)\n", err != cudaSuccess ? cudaGetErrorString(err) : "0 devices");
+    return 77;
+  }
+  doctest::Context ctx(argc, argv);
+  return ctx.run();
+}
