@@ -2,7 +2,8 @@
 # On a machine with a CUDA GPU, a pip-installed PyTorch, nvcc, meson and ninja, in one call:
 # builds braid against that PyTorch's LibTorch (CUDA) with the header-only dependencies that
 # scripts/gpu-deps.sh fetched (DIR, carried here), runs the unit tests and the `gpu` suite, then
-# the GPU benchmarks. Prints everything; writes the benchmark output to $OUT (or ./gpu-out).
+# the GPU benchmarks (kernels against LibTorch; the engine's device path: braid-gpu-bench).
+# Prints everything; writes the suite and benchmark output to $OUT (or ./gpu-out).
 #
 #   scripts/gpu-check.sh [DIR]        DIR: the .deb files (default .gpu-deps)
 set -euo pipefail
@@ -30,10 +31,16 @@ ninja -C "$build" -j "$(nproc)"
 
 export LD_LIBRARY_PATH="$torch/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 status=0
-meson test -C "$build" --print-errorlogs --no-rebuild || status=1
-"$build/tests/gpu_tests" --no-version | tee "$out/gpu-tests.txt" || status=1
+# The CPU suites (against this LibTorch too), then the gpu suite verbosely: the kernels
+# against their CPU references, the engine's device path against the same models on the CPU.
+meson test -C "$build" --print-errorlogs --no-rebuild --no-suite gpu || status=1
+meson test -C "$build" --suite gpu --verbose --no-rebuild 2>&1 | tee "$out/gpu-suite.txt" || status=1
 if [ -x "$build/bench/braid-kernels-bench" ]; then
   "$build/bench/braid-kernels-bench" | tee "$out/kernels-bench.md" || status=1
+fi
+if [ -x "$build/bench/braid-gpu-bench" ]; then
+  "$build/bench/braid-gpu-bench" | tee "$out/gpu-bench.md" || status=1
+  "$build/bench/braid-gpu-bench" --streams 1 | tee "$out/gpu-bench-1-stream.md" || status=1
 fi
 "$build/bench/braid-engine-bench" | tee "$out/engine-bench.md" || status=1
 exit $status

@@ -164,6 +164,7 @@ class CudaRuntime final : public DeviceRuntime {
   }
 
   Result<std::shared_ptr<const Fence>> record(const Stream& s) override {
+    cudaSetDevice(s.device);
     auto pool = events_[static_cast<std::size_t>(s.device)];
     auto e = pool->get();
     if (!e) return e.error();
@@ -176,6 +177,7 @@ class CudaRuntime final : public DeviceRuntime {
 
   std::optional<Error> wait(const Stream& s, const Fence& f) override {
     const auto& cf = static_cast<const CudaFence&>(f);
+    cudaSetDevice(s.device);
     if (auto err = cudaStreamWaitEvent(raw(s), cf.event(), 0); err != cudaSuccess) return cuda_error(err, "cudaStreamWaitEvent");
     return std::nullopt;
   }
@@ -184,6 +186,7 @@ class CudaRuntime final : public DeviceRuntime {
     auto buf = pinned_->get(bytes);
     if (!buf) return buf.error();
     auto storage = std::make_shared<PinnedStorage>(buf->first, buf->second, bytes, pinned_);
+    cudaSetDevice(s.device);
     if (bytes) {
       if (auto err = cudaMemcpyAsync(buf->first, src, bytes, cudaMemcpyDeviceToHost, raw(s)); err != cudaSuccess) {
         return cuda_error(err, "cudaMemcpyAsync (device to host)");
