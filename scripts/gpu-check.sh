@@ -22,7 +22,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 
 build=build-gpu
 if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" --buildtype=release -Dtorch_dir="$torch" -Dtorch_cuda=true -Dcuda=enabled \
+  meson setup "$build" --buildtype=release -Dtorch_dir="$torch" -Dtorch_cuda=enabled -Dcuda=enabled \
     -Ddeps_prefix="$prefix" -Dcxx11_abi="$abi" -Dgpu_archs=90
 else
   meson configure "$build" -Ddeps_prefix="$prefix" >/dev/null

@@ -255,25 +255,30 @@ TEST_SUITE("fuzz") {
     };
     bool all_linear = true;
     for (const auto& shape : shapes) {
-      double t[2] = {};
+      double t[2] = {1e300, 1e300};
       std::size_t rendered[2] = {};
       std::size_t bytes[2] = {};
-      for (int k = 0; k < 2; ++k) {
-        std::string text = shape.make(shape.n << (2 * k));
-        bytes[k] = text.size();
-        t[k] = 1e300;
-        for (int rep = 0; rep < 3; ++rep) {
-          auto t0 = std::chrono::steady_clock::now();
-          auto c = compile_text(text, "graphs/fuzz.graph");
-          t[k] = std::min(t[k], std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-          rendered[k] = c->rendered.size();
-          if (t[k] > 500) break;  // already slow: one run is enough
+      const std::string text[2] = {shape.make(shape.n), shape.make(shape.n << 2)};
+      double time_ratio = 0;
+      bool time_ok = false;
+      // Linear is 4; quadratic 16. Allow for fixed costs, and for a machine busy with something
+      // else: the times are the best of every run so far, and a ratio that looks superlinear is
+      // measured again (a quadratic cost stays quadratic; a busy moment passes).
+      for (int round = 0; round < 3 && !time_ok; ++round) {
+        for (int k = 0; k < 2; ++k) {
+          bytes[k] = text[k].size();
+          for (int rep = 0; rep < 3; ++rep) {
+            auto t0 = std::chrono::steady_clock::now();
+            auto c = compile_text(text[k], "graphs/fuzz.graph");
+            t[k] = std::min(t[k], std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            rendered[k] = c->rendered.size();
+            if (t[k] > 500) break;  // already slow: one run is enough
+          }
         }
+        time_ratio = t[1] / std::max(t[0], 0.05);
+        time_ok = time_ratio < 9 || t[1] < 20;
       }
-      double time_ratio = t[1] / std::max(t[0], 0.05);
       double out_ratio = static_cast<double>(rendered[1] + 1000) / static_cast<double>(rendered[0] + 1000);
-      // Linear is 4; quadratic 16. Allow for noise and for fixed costs.
-      bool time_ok = time_ratio < 9 || t[1] < 20;
       bool out_ok = out_ratio < 6;
       fmt::print("[fuzz] scaling {:<32} n={:>5}: {:>8} -> {:>8} bytes, {:>8.1f} -> {:>8.1f} ms (x{:.1f}), rendered {:>9} -> "
                  "{:>10} bytes (x{:.1f}){}\n",
