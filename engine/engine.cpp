@@ -1,5 +1,6 @@
 #include "engine/engine.hpp"
 
+#include <latch>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -50,8 +51,14 @@ Engine::~Engine() {
   // Stops every pool: work still queued is dropped (its runs never complete), work running
   // finishes first. Callers drain their requests before destroying the engine.
   auto teardown = [](std::unique_ptr<Impl> impl) {
-    // Let every device's queued work and pending notifications finish first: a notification
-    // posts to the pools below.
+    // 1. The threads that call models stop: no new device work and no new notification (only
+    //    they enqueue either; what is posted to them from now on is dropped).
+    for (auto& p : impl->device_pools) p->stop();
+    for (auto& p : impl->model_pools) p->stop();
+    for (auto& p : impl->device_pools) p->join();
+    for (auto& p : impl->model_pools) p->join();
+    // 2. Every notification still pending fires: one more on each stream, waited for here,
+    //    comes after them. They post to the CPU pool, which is still alive.
     if (impl->device) {
       for (std::size_t d = 0; d < impl->device_pools.size(); ++d) {
         for (std::uint32_t i = 0; i < impl->device->streams_per_device(); ++i) {
@@ -61,12 +68,14 @@ Engine::~Engine() {
         }
       }
     }
-    for (auto& p : impl->device_pools) p->stop();
-    for (auto& p : impl->device_pools) p->join();
-    for (auto& p : impl->model_pools) p->stop();
+    // 3. The CPU pool stops. Then the pools go (with the work they dropped, which may hold
+    //    device tensors) and the models, all before the device runtime.
     if (impl->pool) impl->pool->stop();
-    for (auto& p : impl->model_pools) p->join();
     if (impl->pool) impl->pool->join();
+    impl->device_pools.clear();
+    impl->model_pools.clear();
+    impl->pool.reset();
+    impl->models.clear();
   };
   // The last reference may be dropped by a callback running on one of the engine's own
   // threads: a pool cannot join itself, so tear down from another thread then.
@@ -111,6 +120,7 @@ std::optional<Error> open_devices(Engine::Impl& impl, const EngineOptions& optio
                             impl.device->device_count() == 1 ? "" : "s"));
   }
   const unsigned threads = options.cuda_threads ? options.cuda_threads : impl.device->streams_per_device();
+  impl.device_threads = threads;
   for (int d = 0; d <= needed; ++d) impl.device_pools.push_back(std::make_unique<boost::asio::thread_pool>(threads));
   impl.next_stream = std::make_unique<std::atomic<std::uint32_t>[]>(static_cast<std::size_t>(needed) + 1);
   return std::nullopt;
@@ -152,10 +162,13 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
       if (m.options.threads) {
         impl->model_pools.push_back(std::make_unique<boost::asio::thread_pool>(m.options.threads));
         lm->pool = impl->model_pools.back().get();
+        lm->pool_threads = m.options.threads;
       } else if (lm->device >= 0) {
         lm->pool = impl->device_pools[static_cast<std::size_t>(lm->device)].get();
+        lm->pool_threads = impl->device_threads;
       } else {
         lm->pool = impl->pool.get();
+        lm->pool_threads = threads;
       }
       models.push_back(std::move(lm));
     }
@@ -272,28 +285,53 @@ Value synthetic(const dsl::TypeRef& t) {
   }
 }
 
-}  // namespace
-
-// Warms one method of one instance up; on a device, on every stream of it (libraries keep
-// per-stream state), waiting for the device at the end. The error's message, if any.
-std::optional<std::string> Engine::warm(ModelInstance& inst, std::uint32_t method, const std::vector<Value>& args,
-                                        int device, std::uint32_t times) {
-  CallContext ctx;
-  const std::uint32_t streams = device >= 0 ? impl_->device->streams_per_device() : 1;
-  for (std::uint32_t si = 0; si < streams; ++si) {
-    Stream s = device >= 0 ? impl_->device->stream(device, si) : Stream{};
-    CallContext on(&ctx, s);
+// Warms one method of one instance up; the error's message, if any. On a device, on every
+// thread of the model's pool (LibTorch keeps cuBLAS and cuDNN handles per thread) and, from
+// each, on every stream (and workspaces per stream), then waits for the device.
+std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, ModelInstance& inst, std::uint32_t method,
+                                const std::vector<Value>& args, std::uint32_t times) {
+  if (lm.device < 0) {
+    CallContext ctx;
     for (std::uint32_t i = 0; i < times; ++i) {
-      auto r = inst.call(method, args, on);
+      auto r = inst.call(method, args, ctx);
       if (!r) return r.error().message;
     }
-    if (!s) continue;
+    return std::nullopt;
+  }
+  DeviceRuntime& rt = *impl.device;
+  const auto threads = static_cast<std::ptrdiff_t>(std::max(1u, lm.pool_threads));
+  std::latch started(threads), finished(threads);
+  std::mutex mu;
+  std::optional<std::string> failed;
+  for (std::ptrdiff_t t = 0; t < threads; ++t) {
+    boost::asio::post(*lm.pool, [&] {
+      started.arrive_and_wait();  // every task holds its own thread of the pool
+      for (std::uint32_t si = 0; si < rt.streams_per_device(); ++si) {
+        CallContext ctx;
+        CallContext on(&ctx, rt.stream(lm.device, si));
+        for (std::uint32_t i = 0; i < times; ++i) {
+          auto r = inst.call(method, args, on);
+          if (!r) {
+            std::lock_guard lock(mu);
+            if (!failed) failed = r.error().message;
+            break;
+          }
+        }
+      }
+      finished.count_down();
+    });
+  }
+  finished.wait();
+  if (failed) return failed;
+  for (std::uint32_t si = 0; si < rt.streams_per_device(); ++si) {
     std::promise<std::optional<Error>> done;
-    impl_->device->notify(s, [&](std::optional<Error> e) { done.set_value(std::move(e)); });
+    rt.notify(rt.stream(lm.device, si), [&](std::optional<Error> e) { done.set_value(std::move(e)); });
     if (auto e = done.get_future().get()) return e->message;
   }
   return std::nullopt;
 }
+
+}  // namespace
 
 std::vector<std::string> Engine::warm_up() {
   std::vector<std::string> warnings;
@@ -304,7 +342,7 @@ std::vector<std::string> Engine::warm_up() {
         std::vector<Value> args;
         for (const auto& p : m.methods[mi].params) args.push_back(synthetic(p.type));
         for (const auto& inst : lm->instances) {
-          if (auto w = warm(*inst, mi, args, lm->device, m.options.warmup)) {
+          if (auto w = warm(*impl_, *lm, *inst, mi, args, m.options.warmup)) {
             warnings.push_back(fmt::format("warm-up of `{}.{}` failed: {}", m.name, m.methods[mi].name, *w));
           }
         }

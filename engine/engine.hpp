@@ -130,8 +130,6 @@ class Engine {
   struct Impl;
 
  private:
-  std::optional<std::string> warm(ModelInstance& inst, std::uint32_t method, const std::vector<Value>& args, int device,
-                                  std::uint32_t times);
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

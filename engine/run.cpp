@@ -436,7 +436,8 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
     int dev = device_of(n);
     if (dev < 0) continue;
     bool host = region_result[plan::index(n.output)];
-    for (plan::NodeId c : ep.value(n.output).consumers) host = host || device_of(ep.node(c)) != dev;
+    // A call on another device reads the tensor there too (the backend copies it peer to peer).
+    for (plan::NodeId c : ep.value(n.output).consumers) host = host || device_of(ep.node(c)) < 0;
     ex->nodes[plan::index(n.id)].host_out = host;
   }
   for (auto& er : ex->regions) {

@@ -35,7 +35,7 @@ struct ExecNode {
   std::vector<std::uint32_t> consumers;      // local indices of same-region consumers
   // A call of a model on a device whose result some consumer needs in host memory (a CPU
   // node, an op, a structured node, the region's result): its device tensors are copied to
-  // the host before the node completes. Consumers that are calls on the same device need not.
+  // the host before the node completes. Consumers that are calls on a device need not.
   bool host_out = true;
 };
 
@@ -65,6 +65,7 @@ struct LoadedModel {
   std::atomic<std::uint32_t> next{0};  // round robin over instances
   boost::asio::thread_pool* pool = nullptr;
   int device = -1;  // the device of a model placed `on cuda`, else -1
+  unsigned pool_threads = 0;  // threads of `pool`
   ModelMetrics metrics;
 };
 
@@ -76,6 +77,9 @@ struct Frame;
 namespace braid::engine {
 
 struct Engine::Impl {
+  // Devices: the runtime (null when no model is placed on one; declared first, so destroyed
+  // last), per device the pool of threads that enqueue work and the next stream to hand out.
+  std::shared_ptr<DeviceRuntime> device;
   std::vector<std::shared_ptr<const plan::Plan>> plans;
   std::unique_ptr<boost::asio::thread_pool> pool;                       // the shared CPU pool
   std::vector<std::unique_ptr<boost::asio::thread_pool>> model_pools;   // models with `threads`
@@ -83,10 +87,8 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<detail::ExecEndpoint>> endpoints;
   std::atomic<bool> ready{false};
   bool sequential = false;  // EngineOptions::sequential
-  // Devices: the runtime (null when no model is placed on one), per device the pool of
-  // threads that enqueue work and the next stream to hand out.
-  std::shared_ptr<DeviceRuntime> device;
   std::vector<std::unique_ptr<boost::asio::thread_pool>> device_pools;
+  unsigned device_threads = 0;  // threads of each device pool
   std::unique_ptr<std::atomic<std::uint32_t>[]> next_stream;
   std::atomic<std::uint64_t> host_copies{0}, host_copy_bytes{0}, stream_waits{0};
 };

@@ -113,30 +113,37 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
   auto fence = rt.record(s);
   if (!fence) return deliver(device_error(std::move(fence.error())));
   const bool host_out = f->run->ex->nodes[plan::index(n.id)].host_out;
+  std::vector<std::shared_ptr<const TensorStorage>> enqueued;  // copies in flight, on failure
   auto attach = [&](Tensor& t) -> std::optional<Error> {
-    if (!t.ready) t.ready = *fence;
+    // This call's fence, even on a tensor that came in with one: a backend may have written to
+    // it in place, and the fence is later than the one it had (this stream waited for that).
+    t.ready = *fence;
     if (host_out && !t.host) {
       // Stream order puts the copy after the work that produces `t` (its fence is this one,
       // or one this stream already waited for).
       auto h = rt.copy_to_host(s, t.storage->device_data(), t.storage->bytes());
       if (!h) return device_error(std::move(h.error()));
       t.host = std::move(*h);
+      enqueued.push_back(t.host);
       e.host_copies.fetch_add(1, std::memory_order_relaxed);
       e.host_copy_bytes.fetch_add(t.storage->bytes(), std::memory_order_relaxed);
     }
     return std::nullopt;
   };
   Result<Value> out = map_device_tensors(*r, attach);
-  if (!out || !host_out) return deliver(std::move(out));
+  if (!host_out) return deliver(std::move(out));
 
   // The consumers read host memory: continue once the copies have landed. The callback holds
-  // the value (and so the device memory and the pinned buffers) until then.
+  // the result (and so the device memory it was copied from, and the pinned buffers) until
+  // then; after a failed copy, the buffers of the copies already enqueued, and the error.
   boost::asio::thread_pool& pool = *e.pool;
-  rt.notify(s, [&pool, deliver = std::move(deliver), v = std::move(*out)](std::optional<Error> err) mutable {
-    boost::asio::post(pool, [deliver = std::move(deliver), v = std::move(v), err = std::move(err)]() mutable {
+  rt.notify(s, [&pool, deliver = std::move(deliver), out = std::move(out), r = std::move(r),
+                enqueued = std::move(enqueued)](std::optional<Error> err) mutable {
+    boost::asio::post(pool, [deliver = std::move(deliver), out = std::move(out), r = std::move(r),
+                             enqueued = std::move(enqueued), err = std::move(err)]() mutable {
       run_with_ready_queue([&] {
         if (err) return deliver(device_error(std::move(*err)));
-        deliver(std::move(v));
+        deliver(std::move(out));
       });
     });
   });

@@ -5,7 +5,9 @@
 #include <cuda_runtime_api.h>
 
 #include <bit>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -67,14 +69,22 @@ class CudaFence final : public Fence {
   std::shared_ptr<EventPool> pool_;
 };
 
-// Pinned host buffers by power-of-two size class, kept for reuse (cudaFreeHost may synchronise
-// the device, so buffers are freed only past a cap).
+// Pinned host buffers by power-of-two size class, kept for reuse. cudaFreeHost waits for the
+// device, so a buffer returned past the cap is freed by a thread of the pool's own, never by the
+// engine thread that dropped the last value holding it.
 class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
  public:
   static constexpr std::size_t kMinClass = 8;              // 256 bytes
   static constexpr std::size_t kMaxCached = 256ull << 20;  // bytes kept for reuse
 
+  PinnedPool() : reaper_([this] { reap(); }) {}
   ~PinnedPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    reaper_.join();
     for (auto& c : free_) {
       for (void* p : c) cudaFreeHost(p);
     }
@@ -105,14 +115,32 @@ class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
         cached_ += std::size_t{1} << cls;
         return;
       }
+      doomed_.push_back(p);
     }
-    cudaFreeHost(p);
+    cv_.notify_all();
   }
 
  private:
+  void reap() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !doomed_.empty(); });
+      std::vector<void*> now;
+      now.swap(doomed_);
+      lock.unlock();
+      for (void* p : now) cudaFreeHost(p);
+      lock.lock();
+      if (stop_ && doomed_.empty()) return;
+    }
+  }
+
   std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::vector<void*>> free_;
+  std::vector<void*> doomed_;
   std::size_t cached_ = 0;
+  bool stop_ = false;
+  std::thread reaper_;  // last: started once the rest exists
 };
 
 class PinnedStorage final : public TensorStorage {
@@ -135,12 +163,10 @@ class CudaRuntime final : public DeviceRuntime {
   CudaRuntime(int devices, std::uint32_t streams) : streams_per_device_(streams), pinned_(std::make_shared<PinnedPool>()) {
     for (int d = 0; d < devices; ++d) events_.push_back(std::make_shared<EventPool>(d));
   }
-  ~CudaRuntime() override {
-    for (std::size_t i = 0; i < streams_.size(); ++i) {
-      cudaSetDevice(static_cast<int>(i / streams_per_device_));
-      cudaStreamDestroy(streams_[i]);
-    }
-  }
+  // The streams are never destroyed: a tensor that outlives the engine (a result kept by its
+  // caller) may still be recorded as used by one, and LibTorch's caching allocator records an
+  // event on that stream when it frees the tensor. They go with the process.
+  ~CudaRuntime() override = default;
 
   std::optional<Error> open() {
     for (std::size_t d = 0; d < events_.size(); ++d) {
@@ -208,6 +234,9 @@ class CudaRuntime final : public DeviceRuntime {
       }
     };
     if (auto err = cudaStreamAddCallback(raw(s), cb, heap, 0); err != cudaSuccess) {
+      // No callback will come. The only way left to know that the stream's work (copies into
+      // buffers `fn` holds, say) is over is to wait for it: a failure path, off the fast one.
+      cudaStreamSynchronize(raw(s));
       std::unique_ptr<std::function<void(std::optional<Error>)>> f(heap);
       (*f)(cuda_error(err, "cudaStreamAddCallback"));
     }

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <future>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -24,6 +25,8 @@ model g = torch "g.pt" on cuda {
   def sum(a: tensor, b: tensor) -> tensor
   def gate(x: tensor, key: str) -> tensor
   def fault(x: tensor) -> tensor
+  def pair(x: tensor) -> list<tensor>
+  def slow(x: tensor, key: str) -> tensor
 }
 model c = torch "c.pt" on cpu {
   def total(x: tensor) -> float
@@ -35,8 +38,8 @@ struct DeviceHarness {
   std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
   std::shared_ptr<engine::Engine> engine;
 
-  explicit DeviceHarness(const std::string& graph, std::uint32_t streams = 4)
-      : device(std::make_shared<FakeDevice>(1, streams)) {
+  explicit DeviceHarness(const std::string& graph, std::uint32_t streams = 4, int devices = 1)
+      : device(std::make_shared<FakeDevice>(devices, streams)) {
     fake->device = device.get();
     engine::BackendRegistry r;
     r.add(fake);
@@ -50,7 +53,7 @@ struct DeviceHarness {
 
   // A failed check must not leave the device held: the engine's teardown waits for it.
   ~DeviceHarness() {
-    for (const char* key : {"go", "a"}) fake->open(key);
+    for (const char* key : {"go", "a", "k"}) fake->open(key);
   }
 
   std::future<engine::Result<Value>> start(const std::string& endpoint, std::vector<Value> inputs) {
@@ -108,7 +111,7 @@ TEST_SUITE("engine") {
     // `a` and `b` start on two streams; `sum` follows `b` on its stream and waits there for
     // `a`'s fence. The host made the call: the device blocks, not a thread of the engine.
     REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.blocked == 1; }));
-    CHECK(h.fake->stats("g").finished == 3);
+    REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& s) { return s.finished == 3; }));
     CHECK_FALSE(finished(result));
     h.fake->open("a");
     CHECK(contents(result.get()) == std::vector<double>{3, 6, 9});
@@ -164,6 +167,68 @@ TEST_SUITE("engine") {
     CHECK(contents(h.start("good", {tensor({1, 2})}).get()) == std::vector<double>{2, 4});
   }
 
+  TEST_CASE("device: a list of device tensors comes to the host with one copy each") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> list<tensor> { return g.pair(x) })");
+    auto r = h.start("e", {tensor({1, 2})}).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    REQUIRE(r->as_list().size() == 2);
+    CHECK(r->as_list()[0].as_tensor().to_doubles() == std::vector<double>{1, 2});
+    CHECK(r->as_list()[1].as_tensor().to_doubles() == std::vector<double>{2, 4});
+    CHECK(h.device->stats().copies == 2);
+  }
+
+  TEST_CASE("device: a call on another device waits on the device and copies nothing to the host") {
+    DeviceHarness h(std::string(kModels) + R"(
+      model g1 = torch "g.pt" on cuda:1 { def scale(x: tensor, k: float) -> tensor }
+      endpoint e(x: tensor) -> tensor { return g1.scale(g.scale(x, 2.0), 3.0) })", 2, 2);
+    CHECK(contents(h.start("e", {tensor({1, 2})}).get()) == std::vector<double>{6, 12});
+    auto st = h.device->stats();
+    CHECK(st.waits == 1);   // cuda:1's stream after cuda:0's fence
+    CHECK(st.copies == 1);  // the result only
+    CHECK(st.early_reads == 0);
+  }
+
+  TEST_CASE("device: a timeout bounds a call whose device work does not finish") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> tensor { return g.gate(x, "go") with { timeout = 50ms } }
+      endpoint ok(x: tensor) -> tensor { return g.scale(x, 2.0) })");
+    auto r = h.start("e", {tensor({1})}).get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == engine::ErrorCode::DeadlineExceeded);
+    h.fake->open("go");  // the device finishes its work; the late copy is dropped
+    CHECK(contents(h.start("ok", {tensor({1, 2})}).get()) == std::vector<double>{2, 4});
+  }
+
+  TEST_CASE("device: the engine goes away while calls and copies are still pending") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint held(x: tensor) -> tensor { return g.scale(g.gate(x, "go"), 2.0) }
+      endpoint enqueuing(x: tensor) -> tensor { return g.slow(x, "k") })");
+    auto held = h.start("held", {tensor({1})});
+    auto enqueuing = h.start("enqueuing", {tensor({1})});
+    // `held`: its copy and notification wait behind a held stream. `enqueuing`: a device thread
+    // is inside the call and will enqueue work and a notification after teardown has begun.
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notifies >= 1; }));
+    REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    std::thread teardown([&] { h.engine.reset(); });
+    h.fake->open("k");
+    h.fake->open("go");
+    teardown.join();
+    // Nothing crashed, and nothing was left to run: every pending notification fired before
+    // the pools went. The requests themselves were dropped with the engine (or had finished).
+    for (auto* f : {&held, &enqueuing}) {
+      if (f->wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        try {
+          (void)f->get();
+        } catch (const std::future_error&) {
+        }
+      }
+    }
+    auto st = h.device->stats();
+    CHECK(st.notified == st.notifies);
+    CHECK(st.early_reads == 0);
+  }
+
   TEST_CASE("device: warm-up calls every method on every stream and waits for the device") {
     DeviceHarness h(R"(
       model g = torch "g.pt" on cuda {
@@ -174,7 +239,7 @@ TEST_SUITE("engine") {
     CHECK_FALSE(h.engine->ready());
     CHECK(h.engine->warm_up().empty());
     CHECK(h.engine->ready());
-    CHECK(h.fake->stats("g").calls == 2 * 3);
+    CHECK(h.fake->stats("g").calls == 2 * 3 * 3);  // methods x threads of the device x streams
     CHECK(h.device->stats().notifies >= 3);
   }
 

@@ -86,6 +86,25 @@ class FakeInstance final : public engine::ModelInstance {
       return args[0];
     }
     if (name == "scale" || name == "sum" || name == "gate" || name == "fault" || name == "total") return tensor_method(name, args, ctx);
+    if (name == "slow") {  // waits on the host until open(key), then enqueues like scale(x, 1)
+      std::string key = args[1].as_str();
+      {
+        std::unique_lock lock(b_.mu_);
+        b_.cv_.wait(lock, [&] { return b_.open_[key]; });
+      }
+      std::vector<Value> a{args[0], Value(1.0)};
+      return tensor_method("scale", a, ctx);
+    }
+    if (name == "pair") {  // [x * 1, x * 2], each made like scale
+      std::vector<Value> halves;
+      for (double k : {1.0, 2.0}) {
+        std::vector<Value> a{args[0], Value(k)};
+        auto r = tensor_method("scale", a, ctx);
+        if (!r) return r;
+        halves.push_back(std::move(*r));
+      }
+      return Value::list(std::move(halves));
+    }
     return make_error(ErrorCode::ModelError, fmt::format("fake models have no method `{}`", name));
   }
 
@@ -135,10 +154,13 @@ class FakeInstance final : public engine::ModelInstance {
     FakeDevice& d = *b_.device;
     auto out = std::make_shared<FakeDeviceStorage>(ctx.stream().device, n);
     if (name == "fault") d.fail_next(ctx.stream());
-    d.enqueue(ctx.stream(), [this, &d, out, a = std::move(*a), b = std::move(*b), k, add, key, n] {
+    // The operation may run after the engine (and this instance) is gone: it holds the backend,
+    // which tests keep alive longer than the engine.
+    FakeBackend& backend = b_;
+    d.enqueue(ctx.stream(), [&backend, &d, out, a = std::move(*a), b = std::move(*b), k, add, key, n] {
       if (!key.empty()) {  // a long kernel: the stream goes on once the test opens the key
-        std::unique_lock lock(b_.mu_);
-        b_.cv_.wait(lock, [&] { return b_.open_[key]; });
+        std::unique_lock lock(backend.mu_);
+        backend.cv_.wait(lock, [&] { return backend.open_[key]; });
       }
       const float* pa = a.get(d);
       const float* pb = add ? b.get(d) : nullptr;

@@ -23,6 +23,8 @@
 //   gate(x: tensor, key: str)    x, once open(key) is called (on a device: the stream waits)
 //   fault(x: tensor)             x, and the device reports an error for that work
 //   total(x: tensor) -> float    the sum of x's elements (reads host memory)
+//   pair(x: tensor) -> list<tensor>   [x, x * 2]
+//   slow(x: tensor, key: str)    waits on the host until open(key), then returns x
 //
 // It records per model: calls, the most calls running at once, and calls that saw their
 // cancellation.

@@ -162,14 +162,22 @@ void FakeDevice::notify(const engine::Stream& s, std::function<void(std::optiona
     ++stats_.notifies;
   }
   Queue& q = queue(s);
-  enqueue(s, [&q, fn = std::move(fn)] {
+  enqueue(s, [this, &q, fn = std::move(fn)] {
     bool failed = false;
     {
       std::lock_guard lock(q.mu);
       failed = std::exchange(q.fail_next, false);
     }
-    if (failed) return fn(make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed"));
-    fn(std::nullopt);
+    if (failed) {
+      fn(make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed"));
+    } else {
+      fn(std::nullopt);
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.notified;
+    }
+    changed();
   });
 }
 

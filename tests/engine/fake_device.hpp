@@ -47,6 +47,7 @@ class FakeDevice final : public engine::DeviceRuntime {
     int blocked = 0;        // waits that found their fence not yet passed
     int copies = 0;         // device-to-host copies
     int notifies = 0;
+    int notified = 0;       // notifications that have fired
     int early_reads = 0;    // reads of device memory before it was written
     int ops = 0;            // operations enqueued, of every kind
   };

@@ -281,6 +281,12 @@ class TorchInstance final : public ModelInstance {
 #else
       (void)ctx;
 #endif
+      // One intra-op thread on every thread that calls LibTorch, not only the one that made the
+      // backend: BLAS libraries (MKL in pip wheels) keep that setting per thread, and a pool
+      // thread left at the default runs every matmul on a team of threads that fights braid's
+      // own parallelism (measured: two chained 2,000-matmul calls 10x slower than one).
+      thread_local const bool single_threaded = (at::set_num_threads(1), true);
+      (void)single_threaded;
       c10::InferenceMode guard;
       std::vector<c10::IValue> stack;
       stack.reserve(args.size());
