@@ -4,6 +4,11 @@
 //               the concurrent group (`all`, joined on the host) and the dataflow form (joined on
 //               the device by `add`), against each branch alone. Ratio = concurrent latency / sum
 //               of the branches alone; real overlap approaches max/sum (0.5 for equal branches).
+//   ensemble    the example graphs/ensemble.graph (BentoML's concurrent ensemble: two text
+//               scorers on one input) with its models placed `on cuda`: the group against each
+//               scorer alone. Its models read characters one by one and return a number, so the
+//               host drives many tiny kernels and reads the result back: overlap comes from the
+//               two device threads as much as from the two streams.
 //   chain       N `gpu_step` nodes (tanh(x @ W), W 256x256, x [8, 256]) through braid, against
 //               the same N forward() calls made back to back in one thread with LibTorch (plus
 //               the copies in and out that braid makes too). Per-node overhead = difference / N.
@@ -20,6 +25,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -45,8 +52,8 @@ Stats summarize(std::vector<double> us) {
 }
 
 Stats measure(engine::Engine& e, const std::string& endpoint, const std::vector<engine::Value>& inputs, int warmup,
-              int iterations) {
-  auto ep = e.find("gpu", endpoint);
+              int iterations, const std::string& graph = "gpu") {
+  auto ep = e.find(graph, endpoint);
   if (!ep) {
     std::fprintf(stderr, "no endpoint %s\n", endpoint.c_str());
     std::exit(1);
@@ -92,6 +99,50 @@ Stats libtorch_chain(const std::string& path, int n, int warmup, int iterations)
   return summarize(std::move(us));
 }
 
+std::shared_ptr<const plan::Plan> compile(const std::string& name, const std::string& src,
+                                          const std::vector<std::string>& model_paths) {
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  dsl::FrontendOptions fo;
+  fo.model_paths = model_paths;
+  fo.require_model_files = true;
+  auto plan = dsl::compile_source(name + ".graph", src, fo, sm, diags);
+  if (!plan) {
+    std::fprintf(stderr, "%s", dsl::render_all(diags, sm).c_str());
+    std::exit(1);
+  }
+  return plan;
+}
+
+std::shared_ptr<engine::Engine> start(std::shared_ptr<const plan::Plan> plan, std::uint32_t streams) {
+  engine::EngineOptions eo;
+  eo.cuda_streams = streams;
+  auto e = engine::Engine::create({std::move(plan)}, engine::default_backends(), eo);
+  if (!e) {
+    std::fprintf(stderr, "%s\n", e.error().describe().c_str());
+    std::exit(1);
+  }
+  for (const auto& w : (*e)->warm_up()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  return *e;
+}
+
+// graphs/ensemble.graph with every model placed on the GPU, plus each branch alone.
+std::string ensemble_on_cuda(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::fprintf(stderr, "cannot read %s (run from the source root, or pass --ensemble)\n", path.c_str());
+    std::exit(1);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string src = ss.str();
+  for (std::size_t at; (at = src.find(" on cpu")) != std::string::npos;) src.replace(at, 7, " on cuda");
+  return src + R"(
+endpoint alone_a(input_data: str) -> float { return model_a.predict(input_data) }
+endpoint alone_b(input_data: str) -> float { return model_b.predict(input_data) }
+)";
+}
+
 std::string chain_endpoint(int n) {
   std::string body = "x";
   for (int i = 0; i < n; ++i) body = "step.forward(" + body + ")";
@@ -108,6 +159,7 @@ int main(int argc, char** argv) {
   int nodes = 16;
   std::uint32_t streams = 4;
   std::string output = "md";
+  std::string ensemble_path = "graphs/ensemble.graph";
   std::vector<std::string> model_paths;
 #ifdef BRAID_DEFAULT_MODEL_PATH
   model_paths.push_back(BRAID_DEFAULT_MODEL_PATH);
@@ -117,6 +169,7 @@ int main(int argc, char** argv) {
   app.add_option("-r,--rounds", rounds, "Matmuls per branch in the two-branch benchmark");
   app.add_option("-n,--nodes", nodes, "Nodes in the chain");
   app.add_option("--streams", streams, "CUDA streams per device");
+  app.add_option("--ensemble", ensemble_path, "The ensemble example graph");
   app.add_option("--model-path", model_paths, "Where models/gpu_step.pt and models/gpu_busy.pt are");
   app.add_option("-o,--output", output, "md or json")->check(CLI::IsMember({"md", "json"}));
   CLI11_PARSE(app, argc, argv);
@@ -147,33 +200,23 @@ endpoint dataflow(x: tensor, r: int) -> tensor {
 endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, r), r) }
 )" + chain_endpoint(nodes);
 
-  dsl::SourceManager sm;
-  dsl::Diagnostics diags;
-  dsl::FrontendOptions fo;
-  fo.model_paths = model_paths;
-  fo.require_model_files = true;
-  auto plan = dsl::compile_source("gpu.graph", src, fo, sm, diags);
-  if (!plan) {
-    std::fprintf(stderr, "%s", dsl::render_all(diags, sm).c_str());
-    return 1;
-  }
-  engine::EngineOptions eo;
-  eo.cuda_streams = streams;
-  auto e = engine::Engine::create({plan}, engine::default_backends(), eo);
-  if (!e) {
-    std::fprintf(stderr, "%s\n", e.error().describe().c_str());
-    return 1;
-  }
-  for (const auto& w : (*e)->warm_up()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  auto plan = compile("gpu", src, model_paths);
+  auto e = start(plan, streams);
+  auto ens = start(compile("ensemble", ensemble_on_cuda(ensemble_path), model_paths), streams);
 
   std::vector<engine::Value> busy_in = {input(64, 512), engine::Value(static_cast<std::int64_t>(rounds))};
-  Stats a = measure(**e, "alone_a", busy_in, warmup, iterations);
-  Stats b = measure(**e, "alone_b", busy_in, warmup, iterations);
-  Stats group = measure(**e, "group", busy_in, warmup, iterations);
-  Stats flow = measure(**e, "dataflow", busy_in, warmup, iterations);
-  Stats turn = measure(**e, "in_turn", busy_in, warmup, iterations);
-  Stats chain = measure(**e, "chain", {input(8, 256)}, warmup, iterations);
+  Stats a = measure(*e, "alone_a", busy_in, warmup, iterations);
+  Stats b = measure(*e, "alone_b", busy_in, warmup, iterations);
+  Stats group = measure(*e, "group", busy_in, warmup, iterations);
+  Stats flow = measure(*e, "dataflow", busy_in, warmup, iterations);
+  Stats turn = measure(*e, "in_turn", busy_in, warmup, iterations);
+  Stats chain = measure(*e, "chain", {input(8, 256)}, warmup, iterations);
   Stats one = libtorch_chain(plan->models[0].resolved_path, nodes, warmup, iterations);
+  std::vector<engine::Value> text = {engine::Value("I have an idea!")};
+  Stats ens_a = measure(*ens, "alone_a", text, warmup, iterations, "ensemble");
+  Stats ens_b = measure(*ens, "alone_b", text, warmup, iterations, "ensemble");
+  Stats ens_group = measure(*ens, "ensemble_predict", text, warmup, iterations, "ensemble");
+  const double ens_sum = ens_a.p50 + ens_b.p50;
 
   const double sum = a.p50 + b.p50;
   const double ideal = std::max(a.p50, b.p50) / sum;
@@ -195,7 +238,12 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
                           {"ideal_ratio", ideal},
                           {"chain_braid_us", chain.p50},
                           {"chain_libtorch_us", one.p50},
-                          {"per_node_overhead_us", per_node}};
+                          {"per_node_overhead_us", per_node},
+                          {"ensemble_alone_a_us", ens_a.p50},
+                          {"ensemble_alone_b_us", ens_b.p50},
+                          {"ensemble_group_us", ens_group.p50},
+                          {"ensemble_ratio", ens_group.p50 / ens_sum},
+                          {"ensemble_ideal_ratio", std::max(ens_a.p50, ens_b.p50) / ens_sum}};
     std::printf("%s\n", boost::json::serialize(o).c_str());
     return 0;
   }
@@ -209,6 +257,12 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
   std::printf("| `a`, `b`, `add(a, b)` (joined on the device) | %.1f [%.1f] | %.2f |\n", flow.p50, flow.p90, flow.p50 / sum);
   std::printf("| `b(a(x))` (one after the other) | %.1f [%.1f] | %.2f |\n", turn.p50, turn.p90, turn.p50 / sum);
   std::printf("| ideal (max / sum) | | %.2f |\n", ideal);
+  std::printf("\n| graphs/ensemble.graph on cuda | p50 (us) | / sum alone |\n|---|---:|---:|\n");
+  std::printf("| `model_a.predict` alone | %.1f [%.1f] | |\n", ens_a.p50, ens_a.p90);
+  std::printf("| `model_b.predict` alone | %.1f [%.1f] | |\n", ens_b.p50, ens_b.p90);
+  std::printf("| `ensemble_predict` (`all { a, b }`, then `mean`) | %.1f [%.1f] | %.2f |\n", ens_group.p50, ens_group.p90,
+              ens_group.p50 / ens_sum);
+  std::printf("| ideal (max / sum) | | %.2f |\n", std::max(ens_a.p50, ens_b.p50) / ens_sum);
   std::printf("\n| chain of %d `gpu_step` nodes | p50 (us) | per node (us) |\n|---|---:|---:|\n", nodes);
   std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f |\n", chain.p50, chain.p90, chain.p50 / nodes);
   std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f |\n", one.p50, one.p90, one.p50 / nodes);

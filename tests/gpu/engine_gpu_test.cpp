@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -49,13 +51,13 @@ endpoint joined(x: tensor, r: int) -> tensor {
 }
 )";
 
-std::shared_ptr<engine::Engine> load() {
+std::shared_ptr<engine::Engine> load(const std::string& name = "gpu", const std::string& text = kGraph) {
   dsl::SourceManager sm;
   dsl::Diagnostics diags;
   dsl::FrontendOptions fo;
   fo.require_model_files = true;
   if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
-  auto plan = dsl::compile_source("gpu.graph", kGraph, fo, sm, diags);
+  auto plan = dsl::compile_source(name + ".graph", text, fo, sm, diags);
   INFO(dsl::render_all(diags, sm));
   REQUIRE(plan);
   engine::EngineOptions o;
@@ -150,6 +152,30 @@ TEST_SUITE("gpu") {
     REQUIRE_MESSAGE(cpu_branch, (cpu_branch ? "" : cpu_branch.error().describe()));
     expect_close(Value::list({pair->as_list()[0]}), Value::list({*cpu_branch}));
     expect_close(Value::list({pair->as_list()[1]}), Value::list({*cpu_branch}));
+  }
+
+  TEST_CASE("engine on cuda: the example ensemble placed on cuda answers as on the CPU") {
+    std::ifstream in("graphs/ensemble.graph");
+    REQUIRE(in);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string cpu_text = ss.str(), cuda_text = cpu_text;
+    for (std::size_t at; (at = cuda_text.find(" on cpu")) != std::string::npos;) cuda_text.replace(at, 7, " on cuda");
+    auto on_cpu = load("ensemble", cpu_text);
+    auto on_cuda = load("ensemble", cuda_text);
+    CHECK(on_cuda->warm_up().empty());
+    auto ep_cpu = on_cpu->find("ensemble", "ensemble_predict");
+    auto ep_cuda = on_cuda->find("ensemble", "ensemble_predict");
+    REQUIRE(ep_cpu);
+    REQUIRE(ep_cuda);
+    auto want = on_cpu->run(*ep_cpu, {Value("I have an idea!")}).get();
+    auto got = on_cuda->run(*ep_cuda, {Value("I have an idea!")}).get();
+    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+    REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+    for (const char* field : {"result_a", "result_b", "combined"}) {
+      CAPTURE(field);
+      CHECK(std::abs(got->field(field)->as_float() - want->field(field)->as_float()) < 1e-4);
+    }
   }
 
   TEST_CASE("engine on cuda: many requests at once keep their values apart") {

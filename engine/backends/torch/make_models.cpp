@@ -27,10 +27,12 @@ torch::Tensor weights(int64_t rows, int64_t cols, double seed) {
   return t;
 }
 
-// Text features shared by every text model: a normalised bag of hashed characters.
+// Text features shared by every text model: a normalised bag of hashed characters. Every tensor a
+// method makes is made on the device of the model's weights, so that each model also runs when
+// a graph places it `on cuda`.
 const char* kFeatures = R"(
 def features(self, text: str) -> Tensor:
-    x = torch.zeros(self.dim)
+    x = torch.zeros(self.dim, device=self.w_in.device)
     n = len(text)
     for i in range(n):
         c = ord(text[i])
@@ -95,7 +97,7 @@ def embed(self, text: str) -> Tensor:
 
 def classify(self, text: str, labels: List[str]) -> Tensor:
     t = self.embed(text)
-    scores = torch.zeros(len(labels))
+    scores = torch.zeros(len(labels), device=t.device)
     for i in range(len(labels)):
         scores[i] = torch.dot(t, self.embed(labels[i])) * 5.0
     return torch.softmax(scores, 0)
@@ -148,7 +150,7 @@ void busy(const std::filesystem::path& dir) {
   m.register_parameter("w", weights(128, 128, 13.0) * 0.05, false);
   m.define(R"(
 def run(self, text: str, rounds: int) -> str:
-    x = torch.ones(1, 128)
+    x = torch.ones(1, 128, device=self.w.device)
     for r in range(rounds):
         x = torch.tanh(torch.mm(x, self.w))
     return text
