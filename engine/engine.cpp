@@ -299,6 +299,9 @@ std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, Mod
     return std::nullopt;
   }
   DeviceRuntime& rt = *impl.device;
+  // Every task below holds a thread of the pool until all have started: from a thread of that
+  // pool, one would never start.
+  if (lm.pool->get_executor().running_in_this_thread()) return "warm_up was called from a thread of the model's pool";
   const auto threads = static_cast<std::ptrdiff_t>(std::max(1u, lm.pool_threads));
   std::latch started(threads), finished(threads);
   std::mutex mu;
@@ -334,6 +337,9 @@ std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, Mod
 }  // namespace
 
 std::vector<std::string> Engine::warm_up() {
+  // One warm-up at a time: two interleaving their tasks on a device pool could each hold some
+  // of its threads and wait for the rest forever.
+  std::lock_guard lock(impl_->warm_mu);
   std::vector<std::string> warnings;
   for (const auto& models : impl_->models) {
     for (const auto& lm : models) {

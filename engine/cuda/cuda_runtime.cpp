@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -254,16 +255,24 @@ class CudaRuntime final : public DeviceRuntime {
 }  // namespace
 
 std::shared_ptr<DeviceRuntime> make_cuda_runtime(std::uint32_t streams_per_device, std::string* why) {
+  // One runtime per stream count for the whole process: its streams are never destroyed (see
+  // ~CudaRuntime), so engines created one after another (tests, reloads) share them.
+  static std::mutex mu;
+  static std::map<std::uint32_t, std::shared_ptr<DeviceRuntime>> made;
+  std::lock_guard lock(mu);
+  streams_per_device = std::max(1u, streams_per_device);
+  if (auto it = made.find(streams_per_device); it != made.end()) return it->second;
   int n = 0;
   if (auto err = cudaGetDeviceCount(&n); err != cudaSuccess || n == 0) {
     if (why) *why = err != cudaSuccess ? fmt::format("no CUDA device is visible ({})", cudaGetErrorString(err)) : "no CUDA device is visible";
     return nullptr;
   }
-  auto rt = std::make_shared<CudaRuntime>(n, std::max(1u, streams_per_device));
+  auto rt = std::make_shared<CudaRuntime>(n, streams_per_device);
   if (auto e = rt->open()) {
     if (why) *why = e->message;
     return nullptr;
   }
+  made[streams_per_device] = rt;
   return rt;
 }
 

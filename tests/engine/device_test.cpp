@@ -53,7 +53,7 @@ struct DeviceHarness {
 
   // A failed check must not leave the device held: the engine's teardown waits for it.
   ~DeviceHarness() {
-    for (const char* key : {"go", "a", "k"}) fake->open(key);
+    for (const char* key : {"go", "a", "k", "k2"}) fake->open(key);
   }
 
   std::future<engine::Result<Value>> start(const std::string& endpoint, std::vector<Value> inputs) {
@@ -203,16 +203,19 @@ TEST_SUITE("engine") {
   TEST_CASE("device: the engine goes away while calls and copies are still pending") {
     DeviceHarness h(std::string(kModels) + R"(
       endpoint held(x: tensor) -> tensor { return g.scale(g.gate(x, "go"), 2.0) }
-      endpoint enqueuing(x: tensor) -> tensor { return g.slow(x, "k") })");
+      endpoint enqueuing(x: tensor) -> tensor { return g.gate(g.slow(x, "k"), "k2") })");
     auto held = h.start("held", {tensor({1})});
     auto enqueuing = h.start("enqueuing", {tensor({1})});
     // `held`: its copy and notification wait behind a held stream. `enqueuing`: a device thread
-    // is inside the call and will enqueue work and a notification after teardown has begun.
+    // is inside a call and may enqueue work and a notification (held too) after teardown has
+    // begun. No hook orders the two: this is a stress test for the sanitizer builds, where the
+    // old teardown order (drain, then stop the model threads) showed as a use-after-free.
     REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notifies >= 1; }));
     REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& s) { return s.running == 1; }));
     std::thread teardown([&] { h.engine.reset(); });
     h.fake->open("k");
     h.fake->open("go");
+    h.fake->open("k2");
     teardown.join();
     // Nothing crashed, and nothing was left to run: every pending notification fired before
     // the pools went. The requests themselves were dropped with the engine (or had finished).
