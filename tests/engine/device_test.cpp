@@ -243,6 +243,7 @@ TEST_SUITE("engine") {
     CHECK(h.engine->warm_up().empty());
     CHECK(h.engine->ready());
     CHECK(h.fake->stats("g").calls == 2 * 3 * 3);  // methods x threads of the device x streams
+    CHECK(h.fake->stats("g").threads.size() == 3);  // each thread of the device's pool
     CHECK(h.device->stats().notifies >= 3);
   }
 

@@ -27,6 +27,7 @@ class FakeInstance final : public engine::ModelInstance {
       auto& s = b_.stats_[m_.name];
       ++s.calls;
       ++s.running;
+      s.threads.insert(std::this_thread::get_id());
       s.max_running = std::max(s.max_running, s.running);
     }
     b_.cv_.notify_all();

@@ -32,6 +32,8 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
+#include <thread>
 #include <string>
 
 #include "engine/backend.hpp"
@@ -47,6 +49,7 @@ class FakeBackend final : public engine::Backend {
     int max_running = 0;
     int cancelled = 0;
     int finished = 0;
+    std::set<std::thread::id> threads;  // every thread that made a call
   };
 
   std::string_view name() const override { return "torch"; }
