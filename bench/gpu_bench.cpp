@@ -13,12 +13,8 @@
 //               the same N forward() calls made back to back in one thread with LibTorch (plus
 //               the copies in and out that braid makes too). Per-node overhead = difference / N.
 //
-// LibTorch appears here for the back-to-back baseline only; the engine is used through its
-// public API. Prints one configuration line and markdown tables (or -o json).
-#include <torch/cuda.h>
-#include <torch/script.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
+// The back-to-back baseline is LibTorch code, in engine/backends/torch/baseline.cpp; the engine is
+// used through its public API. Prints one configuration line and markdown tables (or -o json).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -34,6 +30,7 @@
 
 #include "bench/stats.hpp"
 #include "dsl/frontend.hpp"
+#include "engine/backends/torch/baseline.hpp"
 #include "engine/engine.hpp"
 
 namespace {
@@ -76,27 +73,6 @@ engine::Value input(std::int64_t rows, std::int64_t cols) {
   std::vector<double> xs(static_cast<std::size_t>(rows * cols));
   for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37 * static_cast<double>(i));
   return engine::Value(engine::Tensor::from_doubles(xs, {rows, cols}));
-}
-
-// The same chain with LibTorch alone: host tensor in (pinned, like braid's), N forward() calls
-// back to back on one stream from one thread, result copied out (which waits for the device).
-Stats libtorch_chain(const std::string& path, int n, int warmup, int iterations) {
-  c10::InferenceMode guard;
-  torch::jit::Module m = torch::jit::load(path, torch::Device(torch::kCUDA, 0));
-  m.eval();
-  auto forward = m.get_method("forward");
-  at::Tensor host = torch::randn({8, 256}).pin_memory();
-  c10::cuda::CUDAStreamGuard on(c10::cuda::getStreamFromPool(false, 0));
-  std::vector<double> us;
-  for (int i = 0; i < warmup + iterations; ++i) {
-    auto t0 = Clock::now();
-    at::Tensor x = host.to(torch::Device(torch::kCUDA, 0), /*non_blocking=*/true);
-    for (int k = 0; k < n; ++k) x = forward({x}).toTensor();
-    at::Tensor out = x.to(torch::kCPU);
-    double t = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-    if (i >= warmup) us.push_back(t);
-  }
-  return summarize(std::move(us));
 }
 
 std::shared_ptr<const plan::Plan> compile(const std::string& name, const std::string& src,
@@ -211,7 +187,14 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
   Stats flow = measure(*e, "dataflow", busy_in, warmup, iterations);
   Stats turn = measure(*e, "in_turn", busy_in, warmup, iterations);
   Stats chain = measure(*e, "chain", {input(8, 256)}, warmup, iterations);
-  Stats one = libtorch_chain(plan->models[0].resolved_path, nodes, warmup, iterations);
+  // The same chain with LibTorch alone (pinned copy in, back to back on one stream, copy out).
+  auto baseline = engine::torch_chain_baseline_us(plan->models[0].resolved_path, "forward", {8, 256}, nodes, warmup,
+                                                  iterations);
+  if (!baseline) {
+    std::fprintf(stderr, "LibTorch baseline: %s\n", baseline.error().message.c_str());
+    return 1;
+  }
+  Stats one = summarize(std::move(*baseline));
   std::vector<engine::Value> text = {engine::Value("I have an idea!")};
   Stats ens_a = measure(*ens, "alone_a", text, warmup, iterations, "ensemble");
   Stats ens_b = measure(*ens, "alone_b", text, warmup, iterations, "ensemble");

@@ -81,11 +81,6 @@ Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args) {
   return e.device->stream(device, i);
 }
 
-Error device_error(Error e) {
-  if (e.code == ErrorCode::Internal) e.code = ErrorCode::ModelError;
-  return e;
-}
-
 }  // namespace
 
 void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
@@ -104,14 +99,14 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
       e.stream_waits.fetch_add(1, std::memory_order_relaxed);
     });
   }
-  if (failed) return deliver(device_error(std::move(*failed)));
+  if (failed) return deliver(std::move(*failed));
 
   CallContext ctx(&parent, s);
   Result<Value> r = timed_call(inst, method, args, ctx, n, m, nm, f->run->trace.get());
   if (!r || !has_device_tensor(*r)) return deliver(std::move(r));
 
   auto fence = rt.record(s);
-  if (!fence) return deliver(device_error(std::move(fence.error())));
+  if (!fence) return deliver(std::move(fence.error()));
   const bool host_out = f->run->ex->nodes[plan::index(n.id)].host_out;
   std::vector<std::shared_ptr<const TensorStorage>> enqueued;  // copies in flight, on failure
   auto attach = [&](Tensor& t) -> std::optional<Error> {
@@ -122,7 +117,7 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
       // Stream order puts the copy after the work that produces `t` (its fence is this one,
       // or one this stream already waited for).
       auto h = rt.copy_to_host(s, t.storage->device_data(), t.storage->bytes());
-      if (!h) return device_error(std::move(h.error()));
+      if (!h) return std::move(h.error());
       t.host = std::move(*h);
       enqueued.push_back(t.host);
       e.host_copies.fetch_add(1, std::memory_order_relaxed);
@@ -142,7 +137,7 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
     boost::asio::post(pool, [deliver = std::move(deliver), out = std::move(out), r = std::move(r),
                              enqueued = std::move(enqueued), err = std::move(err)]() mutable {
       run_with_ready_queue([&] {
-        if (err) return deliver(device_error(std::move(*err)));
+        if (err) return deliver(std::move(*err));
         deliver(std::move(out));
       });
     });
