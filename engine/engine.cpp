@@ -172,7 +172,7 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
       }
       models.push_back(std::move(lm));
     }
-    for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) impl->endpoints.push_back(detail::prepare(p, pi, ei, id++));
+    for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) impl->endpoints.push_back(detail::prepare(p, pi, ei, id++, impl->sequential));
   }
   return std::shared_ptr<Engine>(new Engine(std::move(impl)));
 }

@@ -2,6 +2,8 @@
 // timeouts. Structured nodes (groups, maps, switches, fallbacks) are in run_structured.cpp.
 #include "engine/run.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "engine/ops.hpp"
@@ -396,7 +398,7 @@ void start_child(const std::shared_ptr<Frame>& child) {
 }
 
 std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
-                                      std::uint32_t id) {
+                                      std::uint32_t id, bool sequential) {
   auto ex = std::make_unique<ExecEndpoint>();
   const plan::Endpoint& ep = p.endpoints[endpoint_index];
   ex->ref = {&p, &ep, id, plan_index};
@@ -426,21 +428,11 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
     }
   }
   // Which device calls' results must come to the host (see ExecNode::host_out).
-  auto device_of = [&](const plan::Node& n) -> int {
-    const auto* c = std::get_if<plan::CallNode>(&n.kind);
-    if (!c) return -1;
-    const plan::Placement& pl = p.models[plan::index(c->model)].placement;
-    return pl.kind == dsl::PlacementKind::Cuda ? std::max(0, pl.device) : -1;
-  };
-  std::vector<bool> region_result(ep.values.size(), false);
-  for (const auto& r : ep.regions) region_result[plan::index(r.result)] = true;
-  for (const auto& n : ep.nodes) {
-    int dev = device_of(n);
-    if (dev < 0) continue;
-    bool host = region_result[plan::index(n.output)];
-    // A call on another device reads the tensor there too (the backend copies it peer to peer).
-    for (plan::NodeId c : ep.value(n.output).consumers) host = host || device_of(ep.node(c)) < 0;
-    ex->nodes[plan::index(n.id)].host_out = host;
+  const bool on_devices = std::any_of(p.models.begin(), p.models.end(),
+                                      [](const plan::Model& m) { return m.placement.kind == dsl::PlacementKind::Cuda; });
+  if (on_devices) {
+    const std::vector<bool> host = host_values(p, ep, sequential);
+    for (const auto& n : ep.nodes) ex->nodes[plan::index(n.id)].host_out = host[plan::index(n.output)];
   }
   for (auto& er : ex->regions) {
     for (std::uint32_t i = 0; i < er.nodes.size(); ++i) {

@@ -33,9 +33,10 @@ struct ExecNode {
   std::uint32_t local = 0;                   // index in its region
   std::uint32_t local_inputs = 0;            // inputs produced by nodes of the same region
   std::vector<std::uint32_t> consumers;      // local indices of same-region consumers
-  // A call of a model on a device whose result some consumer needs in host memory (a CPU
-  // node, an op, a structured node, the region's result): its device tensors are copied to
-  // the host before the node completes. Consumers that are calls on a device need not.
+  // A call of a model on a device whose result something reads in host memory (a CPU call, an
+  // op, a switch's subject, the client), directly or through nodes that pass values on (lists,
+  // records, fields, `all` groups, unbounded maps, switch arms, fallbacks): its device tensors
+  // are copied to the host before the node completes. See host_values (residency.cpp).
   bool host_out = true;
 };
 
@@ -174,8 +175,12 @@ void start_child(const std::shared_ptr<Frame>& child);
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 // The attempt number of a fallback's result: no retries, no second fallback.
 inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};
+// Per value of `ep`, whether it must be readable in host memory (residency.cpp). In
+// `sequential` mode (EngineOptions::sequential) groups and maps run one child at a time, and
+// keep nothing on the device between them.
+std::vector<bool> host_values(const plan::Plan& p, const plan::Endpoint& ep, bool sequential);
 // Builds the per-endpoint tables.
 std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
-                                      std::uint32_t id);
+                                      std::uint32_t id, bool sequential);
 
 }  // namespace braid::engine::detail

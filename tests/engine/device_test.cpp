@@ -38,13 +38,14 @@ struct DeviceHarness {
   std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
   std::shared_ptr<engine::Engine> engine;
 
-  explicit DeviceHarness(const std::string& graph, std::uint32_t streams = 4, int devices = 1)
+  explicit DeviceHarness(const std::string& graph, std::uint32_t streams = 4, int devices = 1, bool sequential = false)
       : device(std::make_shared<FakeDevice>(devices, streams)) {
     fake->device = device.get();
     engine::BackendRegistry r;
     r.add(fake);
     engine::EngineOptions o;
     o.cpu_threads = 4;
+    o.sequential = sequential;
     o.devices = device;
     auto e = engine::Engine::create({compile_graph(graph)}, r, o);
     REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
@@ -150,6 +151,102 @@ TEST_SUITE("engine") {
     for (int i = 0; i < 200; ++i) CHECK(contents(runs[i].get()) == std::vector<double>{23.0 * i, 23.0 * (i + 1)});
     CHECK(h.device->stats().early_reads == 0);
     CHECK(h.device->stats().copies == 200);
+  }
+
+  TEST_CASE("device: the branches of an `all` group stay on the device and are joined there") {
+    const std::string graph = std::string(kModels) + R"(
+      endpoint e(x: tensor) -> tensor {
+        r = all { a: g.gate(x, "a"), b: g.scale(x, 2.0) }
+        return g.sum(r.b, r.a)
+      })";
+    DeviceHarness h(graph);
+    auto result = h.start("e", {tensor({1, 2, 3})});
+    // The branch held on the device does not hold the join: the host enqueues `sum` behind
+    // both branches while the device still waits for "a".
+    REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& s) { return s.finished == 3; }));
+    CHECK_FALSE(finished(result));
+    h.fake->open("a");
+    CHECK(contents(result.get()) == std::vector<double>{3, 6, 9});
+    auto st = h.device->stats();
+    CHECK(st.copies == 1);  // the answer only: no branch came to the host
+    CHECK(st.waits == 1);   // `sum` on one branch's stream, after the other's fence
+    CHECK(st.early_reads == 0);
+
+    // Sequential mode runs one branch after the other for real: each comes to the host first.
+    DeviceHarness seq(graph, 4, 1, /*sequential=*/true);
+    seq.fake->open("a");
+    CHECK(contents(seq.start("e", {tensor({1, 2, 3})}).get()) == std::vector<double>{3, 6, 9});
+    CHECK(seq.device->stats().copies == 3);
+  }
+
+  TEST_CASE("device: a `first` group is decided by device work that has finished, not enqueued") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> tensor {
+        w = first { g.gate(x, "a"), g.slow(x, "k") }
+        return g.scale(w, 10.0)
+      })");
+    auto result = h.start("e", {tensor({1, 2, 3})});
+    // `gate` is enqueued (its work held on the device) while `slow` still holds its host
+    // thread. Were a branch done at enqueue time, `gate` would win here, and the answer would
+    // wait for "a". The winner is `slow`, whose work is the one to finish.
+    REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& s) { return s.finished == 1 && s.running == 1; }));
+    h.fake->open("k");
+    REQUIRE(result.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(contents(result.get()) == std::vector<double>{10, 20, 30});
+    h.fake->open("a");
+  }
+
+  TEST_CASE("device: items of an unbounded map stay on the device; a bounded map's come to the host") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint free(x: tensor) -> tensor {
+        ys = each t in g.pair(x) { g.scale(t, 10.0) }
+        return g.sum(ys[0], ys[1])
+      }
+      endpoint bounded(x: tensor) -> tensor {
+        ys = each t in g.pair(x) sequential { g.scale(t, 10.0) }
+        return g.sum(ys[0], ys[1])
+      })");
+    CHECK(contents(h.start("free", {tensor({1, 2})}).get()) == std::vector<double>{30, 60});
+    CHECK(h.device->stats().copies == 1);  // the answer
+    // `sequential` holds one item in flight: an item counts as done when its work has landed.
+    CHECK(contents(h.start("bounded", {tensor({1, 2})}).get()) == std::vector<double>{30, 60});
+    CHECK(h.device->stats().copies == 1 + 3);  // two items, the answer
+    CHECK(h.device->stats().early_reads == 0);
+  }
+
+  TEST_CASE("device: a switch arm's result stays on the device") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor, mode: str) -> tensor {
+        y = switch mode { "double" => g.scale(x, 2.0), else => g.scale(x, 3.0) }
+        return g.scale(y, 10.0)
+      })");
+    CHECK(contents(h.start("e", {tensor({1, 2}), Value("double")}).get()) == std::vector<double>{20, 40});
+    CHECK(contents(h.start("e", {tensor({1, 2}), Value("other")}).get()) == std::vector<double>{30, 60});
+    CHECK(h.device->stats().copies == 2);  // the answers
+    CHECK(h.device->stats().early_reads == 0);
+  }
+
+  TEST_CASE("device: a node with a fallback, retries or a timeout is done when its device work is") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint fallback(x: tensor) -> tensor {
+        z = g.fault(x) with { fallback = g.scale(x, 2.0) }
+        return g.scale(z, 10.0)
+      }
+      endpoint timed(x: tensor) -> tensor {
+        w = g.gate(x, "a") with { timeout = 50ms }
+        return g.scale(w, 10.0)
+      })");
+    // The device reports `fault`'s error after the call has returned: the fallback still
+    // catches it, because the node completes only when its work has landed.
+    CHECK(contents(h.start("fallback", {tensor({1, 2})}).get()) == std::vector<double>{20, 40});
+    // The timeout bounds the call's device work, not just its enqueueing.
+    auto timed = h.start("timed", {tensor({1, 2})});
+    REQUIRE(timed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    auto r = timed.get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == engine::ErrorCode::DeadlineExceeded);
+    h.fake->open("a");
+    CHECK(h.device->stats().early_reads == 0);
   }
 
   TEST_CASE("device: an error on the device fails the request naming the node; others carry on") {
