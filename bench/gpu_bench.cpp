@@ -173,6 +173,10 @@ endpoint dataflow(x: tensor, r: int) -> tensor {
   b = busy_b.run(x, r)
   return step.add(a, b)
 }
+endpoint grouped(x: tensor, r: int) -> tensor {
+  both = all { busy_a.run(x, r), busy_b.run(x, r) }
+  return step.add(both[0], both[1])
+}
 endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, r), r) }
 )" + chain_endpoint(nodes);
 
@@ -185,6 +189,7 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
   Stats b = measure(*e, "alone_b", busy_in, warmup, iterations);
   Stats group = measure(*e, "group", busy_in, warmup, iterations);
   Stats flow = measure(*e, "dataflow", busy_in, warmup, iterations);
+  Stats grouped = measure(*e, "grouped", busy_in, warmup, iterations);
   Stats turn = measure(*e, "in_turn", busy_in, warmup, iterations);
   Stats chain = measure(*e, "chain", {input(8, 256)}, warmup, iterations);
   // The same chain with LibTorch alone (pinned copy in, back to back on one stream, copy out).
@@ -215,9 +220,11 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
                           {"alone_b_us", b.p50},
                           {"group_us", group.p50},
                           {"dataflow_us", flow.p50},
+                          {"grouped_us", grouped.p50},
                           {"in_turn_us", turn.p50},
                           {"group_ratio", group.p50 / sum},
                           {"dataflow_ratio", flow.p50 / sum},
+                          {"grouped_ratio", grouped.p50 / sum},
                           {"ideal_ratio", ideal},
                           {"chain_braid_us", chain.p50},
                           {"chain_libtorch_us", one.p50},
@@ -236,7 +243,9 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
               rounds);
   std::printf("| branch a alone | %.1f [%.1f] | |\n", a.p50, a.p90);
   std::printf("| branch b alone | %.1f [%.1f] | |\n", b.p50, b.p90);
-  std::printf("| `all { a, b }` (joined on the host) | %.1f [%.1f] | %.2f |\n", group.p50, group.p90, group.p50 / sum);
+  std::printf("| `all { a, b }` (both to the host) | %.1f [%.1f] | %.2f |\n", group.p50, group.p90, group.p50 / sum);
+  std::printf("| `add(all { a, b })` (joined on the device) | %.1f [%.1f] | %.2f |\n", grouped.p50, grouped.p90,
+              grouped.p50 / sum);
   std::printf("| `a`, `b`, `add(a, b)` (joined on the device) | %.1f [%.1f] | %.2f |\n", flow.p50, flow.p90, flow.p50 / sum);
   std::printf("| `b(a(x))` (one after the other) | %.1f [%.1f] | %.2f |\n", turn.p50, turn.p90, turn.p50 / sum);
   std::printf("| ideal (max / sum) | | %.2f |\n", ideal);

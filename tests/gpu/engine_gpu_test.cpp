@@ -49,6 +49,10 @@ endpoint joined(x: tensor, r: int) -> tensor {
   b = busy_b.run(x, r)
   return step.add(a, b)
 }
+endpoint grouped(x: tensor, r: int) -> tensor {
+  both = all { busy_a.run(x, r), busy_b.run(x, r) }
+  return step.add(both[0], both[1])
+}
 )";
 
 std::shared_ptr<engine::Engine> load(const std::string& name = "gpu", const std::string& text = kGraph) {
@@ -144,6 +148,11 @@ TEST_SUITE("gpu") {
     auto cpu = run(*e, "joined_cpu", {input(64, 512), Value(rounds)});
     expect_close(run(*e, "joined", {input(64, 512), Value(rounds)}), cpu);
     CHECK(counter(*e, "braid_device_stream_waits_total") == 1);  // `add` waits for the other branch
+    // The same join through an `all` group: its branches stay on the device too.
+    const double copies = counter(*e, "braid_device_host_copies_total");
+    expect_close(run(*e, "grouped", {input(64, 512), Value(rounds)}), cpu);
+    CHECK(counter(*e, "braid_device_stream_waits_total") == 2);
+    CHECK(counter(*e, "braid_device_host_copies_total") == copies + 1);  // the answer only
     // Each branch of the group is one model file on one input: both equal the CPU's result.
     auto pair = run(*e, "pair", {input(64, 512), Value(rounds)});
     REQUIRE_MESSAGE(pair, (pair ? "" : pair.error().describe()));
