@@ -9,12 +9,16 @@
 //               scorer alone. Its models read characters one by one and return a number, so the
 //               host drives many tiny kernels and reads the result back: overlap comes from the
 //               two device threads as much as from the two streams.
+//   one node    a single `gpu_step` node: mostly the cost of hearing that the device is done,
+//               by stream callback or by polling an event (--completion).
 //   chain       N `gpu_step` nodes (tanh(x @ W), W 256x256, x [8, 256]) through braid, against
 //               the same N forward() calls made back to back in one thread with LibTorch (plus
 //               the copies in and out that braid makes too). Per-node overhead = difference / N.
 //
 // The back-to-back baseline is LibTorch code, in engine/backends/torch/baseline.cpp; the engine is
 // used through its public API. Prints one configuration line and markdown tables (or -o json).
+// CPU time is the process's (user + system, every thread: the driver's callback thread and
+// the poller too) per request, over the measured requests.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -23,6 +27,8 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -41,7 +47,15 @@ using Clock = std::chrono::steady_clock;
 struct Stats {
   double p50 = 0;
   double p90 = 0;
+  double cpu_us = 0;  // process CPU time per request
 };
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
 
 Stats summarize(std::vector<double> us) {
   std::sort(us.begin(), us.end());
@@ -56,7 +70,9 @@ Stats measure(engine::Engine& e, const std::string& endpoint, const std::vector<
     std::exit(1);
   }
   std::vector<double> us;
+  double cpu0 = 0;
   for (int i = 0; i < warmup + iterations; ++i) {
+    if (i == warmup) cpu0 = cpu_seconds();
     auto t0 = Clock::now();
     auto r = e.run(*ep, inputs).get();
     double t = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
@@ -66,7 +82,9 @@ Stats measure(engine::Engine& e, const std::string& endpoint, const std::vector<
     }
     if (i >= warmup) us.push_back(t);
   }
-  return summarize(std::move(us));
+  Stats s = summarize(std::move(us));
+  s.cpu_us = (cpu_seconds() - cpu0) * 1e6 / std::max(1, iterations);
+  return s;
 }
 
 engine::Value input(std::int64_t rows, std::int64_t cols) {
@@ -90,9 +108,11 @@ std::shared_ptr<const plan::Plan> compile(const std::string& name, const std::st
   return plan;
 }
 
-std::shared_ptr<engine::Engine> start(std::shared_ptr<const plan::Plan> plan, std::uint32_t streams) {
+std::shared_ptr<engine::Engine> start(std::shared_ptr<const plan::Plan> plan, std::uint32_t streams,
+                                      engine::CudaCompletion completion) {
   engine::EngineOptions eo;
   eo.cuda_streams = streams;
+  eo.cuda_completion = completion;
   auto e = engine::Engine::create({std::move(plan)}, engine::default_backends(), eo);
   if (!e) {
     std::fprintf(stderr, "%s\n", e.error().describe().c_str());
@@ -134,6 +154,7 @@ int main(int argc, char** argv) {
   int rounds = 32;
   int nodes = 16;
   std::uint32_t streams = 4;
+  std::string completion_name = "callback";
   std::string output = "md";
   std::string ensemble_path = "graphs/ensemble.graph";
   std::vector<std::string> model_paths;
@@ -145,6 +166,8 @@ int main(int argc, char** argv) {
   app.add_option("-r,--rounds", rounds, "Matmuls per branch in the two-branch benchmark");
   app.add_option("-n,--nodes", nodes, "Nodes in the chain");
   app.add_option("--streams", streams, "CUDA streams per device");
+  app.add_option("--completion", completion_name, "How the host hears of the device: callback or poll")
+      ->check(CLI::IsMember({"callback", "poll"}));
   app.add_option("--ensemble", ensemble_path, "The ensemble example graph");
   app.add_option("--model-path", model_paths, "Where models/gpu_step.pt and models/gpu_busy.pt are");
   app.add_option("-o,--output", output, "md or json")->check(CLI::IsMember({"md", "json"}));
@@ -178,11 +201,13 @@ endpoint grouped(x: tensor, r: int) -> tensor {
   return step.add(both[0], both[1])
 }
 endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, r), r) }
+endpoint one(x: tensor) -> tensor { return step.forward(x) }
 )" + chain_endpoint(nodes);
 
   auto plan = compile("gpu", src, model_paths);
-  auto e = start(plan, streams);
-  auto ens = start(compile("ensemble", ensemble_on_cuda(ensemble_path), model_paths), streams);
+  const auto completion = *engine::cuda_completion_named(completion_name);
+  auto e = start(plan, streams, completion);
+  auto ens = start(compile("ensemble", ensemble_on_cuda(ensemble_path), model_paths), streams, completion);
 
   std::vector<engine::Value> busy_in = {input(64, 512), engine::Value(static_cast<std::int64_t>(rounds))};
   Stats a = measure(*e, "alone_a", busy_in, warmup, iterations);
@@ -192,6 +217,7 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
   Stats grouped = measure(*e, "grouped", busy_in, warmup, iterations);
   Stats turn = measure(*e, "in_turn", busy_in, warmup, iterations);
   Stats chain = measure(*e, "chain", {input(8, 256)}, warmup, iterations);
+  Stats single = measure(*e, "one", {input(8, 256)}, warmup, iterations);
   // The same chain with LibTorch alone (pinned copy in, back to back on one stream, copy out).
   auto baseline = engine::torch_chain_baseline_us(plan->models[0].resolved_path, "forward", {8, 256}, nodes, warmup,
                                                   iterations);
@@ -200,6 +226,13 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
     return 1;
   }
   Stats one = summarize(std::move(*baseline));
+  auto baseline1 = engine::torch_chain_baseline_us(plan->models[0].resolved_path, "forward", {8, 256}, 1, warmup,
+                                                   iterations);
+  if (!baseline1) {
+    std::fprintf(stderr, "LibTorch baseline: %s\n", baseline1.error().message.c_str());
+    return 1;
+  }
+  Stats one1 = summarize(std::move(*baseline1));
   std::vector<engine::Value> text = {engine::Value("I have an idea!")};
   Stats ens_a = measure(*ens, "alone_a", text, warmup, iterations, "ensemble");
   Stats ens_b = measure(*ens, "alone_b", text, warmup, iterations, "ensemble");
@@ -213,6 +246,7 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
     boost::json::object o{{"device", prop.name},
                           {"cpu", bench::cpu_model()},
                           {"streams", streams},
+                          {"completion", completion_name},
                           {"rounds", rounds},
                           {"nodes", nodes},
                           {"iterations", iterations},
@@ -226,7 +260,11 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
                           {"dataflow_ratio", flow.p50 / sum},
                           {"grouped_ratio", grouped.p50 / sum},
                           {"ideal_ratio", ideal},
+                          {"one_node_braid_us", single.p50},
+                          {"one_node_libtorch_us", one1.p50},
+                          {"one_node_cpu_us", single.cpu_us},
                           {"chain_braid_us", chain.p50},
+                          {"chain_cpu_us", chain.cpu_us},
                           {"chain_libtorch_us", one.p50},
                           {"per_node_overhead_us", per_node},
                           {"ensemble_alone_a_us", ens_a.p50},
@@ -237,8 +275,8 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
     std::printf("%s\n", boost::json::serialize(o).c_str());
     return 0;
   }
-  std::printf("braid-gpu-bench: %s, host %s, %u streams, %d iterations (median; p90 in brackets)\n\n", prop.name,
-              bench::cpu_model().c_str(), streams, iterations);
+  std::printf("braid-gpu-bench: %s, host %s, %u streams, completion by %s, %d iterations (median; p90 in brackets)\n\n",
+              prop.name, bench::cpu_model().c_str(), streams, completion_name.c_str(), iterations);
   std::printf("| two branches on cuda, %d matmuls [64,512]x[512,512] each | p50 (us) | / sum alone |\n|---|---:|---:|\n",
               rounds);
   std::printf("| branch a alone | %.1f [%.1f] | |\n", a.p50, a.p90);
@@ -255,9 +293,14 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
   std::printf("| `ensemble_predict` (`all { a, b }`, then `mean`) | %.1f [%.1f] | %.2f |\n", ens_group.p50, ens_group.p90,
               ens_group.p50 / ens_sum);
   std::printf("| ideal (max / sum) | | %.2f |\n", std::max(ens_a.p50, ens_b.p50) / ens_sum);
-  std::printf("\n| chain of %d `gpu_step` nodes | p50 (us) | per node (us) |\n|---|---:|---:|\n", nodes);
-  std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f |\n", chain.p50, chain.p90, chain.p50 / nodes);
-  std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f |\n", one.p50, one.p90, one.p50 / nodes);
-  std::printf("| braid's overhead per node | | %.2f |\n", per_node);
+  std::printf("\n| one `gpu_step` node, copy in and out | p50 (us) | CPU per request (us) |\n|---|---:|---:|\n");
+  std::printf("| braid (`on cuda`, completion by %s) | %.1f [%.1f] | %.1f |\n", completion_name.c_str(), single.p50,
+              single.p90, single.cpu_us);
+  std::printf("| LibTorch, one thread | %.1f [%.1f] | |\n", one1.p50, one1.p90);
+  std::printf("\n| chain of %d `gpu_step` nodes | p50 (us) | per node (us) | CPU per request (us) |\n|---|---:|---:|---:|\n",
+              nodes);
+  std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f | %.1f |\n", chain.p50, chain.p90, chain.p50 / nodes, chain.cpu_us);
+  std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f | |\n", one.p50, one.p90, one.p50 / nodes);
+  std::printf("| braid's overhead per node | | %.2f | |\n", per_node);
   return 0;
 }

@@ -3,7 +3,7 @@
 
 namespace braid::engine {
 
-std::shared_ptr<DeviceRuntime> make_cuda_runtime(std::uint32_t, std::string* why) {
+std::shared_ptr<DeviceRuntime> make_cuda_runtime(std::uint32_t, CudaCompletion, std::string* why) {
   if (why) *why = "this braid was built without CUDA (meson option `cuda`, which needs nvcc)";
   return nullptr;
 }

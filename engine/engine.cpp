@@ -112,7 +112,7 @@ std::optional<Error> open_devices(Engine::Impl& impl, const EngineOptions& optio
     return e;
   };
   std::string why;
-  impl.device = options.devices ? options.devices : make_cuda_runtime(std::max(1u, options.cuda_streams), &why);
+  impl.device = options.devices ? options.devices : make_cuda_runtime(std::max(1u, options.cuda_streams), options.cuda_completion, &why);
   if (!impl.device) return fail(fmt::format("placement `{}` needs a CUDA device: {}", first->placement.to_string(), why));
   if (needed >= impl.device->device_count()) {
     return fail(fmt::format("placement `{}` names device {}, and this machine has {} CUDA device{}",

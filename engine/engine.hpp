@@ -45,6 +45,8 @@ struct EngineOptions {
   // enqueue work on them (0: one per stream). `devices` replaces the CUDA runtime (tests).
   std::uint32_t cuda_streams = 4;
   unsigned cuda_threads = 0;
+  // How the host hears of finished device work (see CudaCompletion).
+  CudaCompletion cuda_completion = CudaCompletion::Callback;
   std::shared_ptr<DeviceRuntime> devices;
 };
 

@@ -39,6 +39,7 @@ struct RunOptions {
   std::string trace;         // Chrome trace output path
   unsigned threads = 0;
   unsigned cuda_streams = 4;
+  std::string cuda_completion = "callback";
   bool pretty = false;
 };
 
@@ -52,6 +53,7 @@ struct ServeOptions {
   std::optional<unsigned> threads;
   std::optional<unsigned> io_threads;
   std::optional<unsigned> cuda_streams;
+  std::optional<std::string> cuda_completion;
   std::optional<std::size_t> max_in_flight;
 };
 

@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--threads", run.threads, "CPU threads of the shared pool (default: all hardware threads)");
   run_cmd->add_option("--cuda-streams", run.cuda_streams, "Streams per CUDA device, for models placed on cuda (default 4)")
       ->check(CLI::Range(1, 64));
+  run_cmd->add_option("--cuda-completion", run.cuda_completion,
+                      "How the host hears of finished GPU work: callback (default) or poll")
+      ->check(CLI::IsMember({"callback", "poll"}));
   run_cmd->add_flag("--pretty", run.pretty, "Indent the JSON result");
   add_common(run_cmd, run.common);
 
@@ -59,6 +62,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--io-threads", serve.io_threads, "HTTP I/O threads (default 1)");
   serve_cmd->add_option("--cuda-streams", serve.cuda_streams, "Streams per CUDA device, for models placed on cuda (default 4)")
       ->check(CLI::Range(1, 64));
+  serve_cmd->add_option("--cuda-completion", serve.cuda_completion,
+                        "How the host hears of finished GPU work: callback (default) or poll")
+      ->check(CLI::IsMember({"callback", "poll"}));
   serve_cmd->add_option("--max-in-flight", serve.max_in_flight, "Requests in flight before 429 (default 1024)");
   add_common(serve_cmd, serve.common);
 

@@ -45,6 +45,7 @@ int run(const RunOptions& o) {
   engine::EngineOptions eo;
   eo.cpu_threads = o.threads;
   eo.cuda_streams = o.cuda_streams;
+  eo.cuda_completion = engine::cuda_completion_named(o.cuda_completion).value_or(engine::CudaCompletion::Callback);
   auto eng = engine::Engine::create({p}, engine::default_backends(), eo);
   if (!eng) return fail(eng.error().describe());
   auto ep = (*eng)->find(p->name, o.endpoint);

@@ -59,6 +59,7 @@ int serve(const ServeOptions& o) {
   if (o.threads) cfg.cpu_threads = *o.threads;
   if (o.io_threads) cfg.io_threads = *o.io_threads;
   if (o.cuda_streams) cfg.cuda_streams = *o.cuda_streams;
+  if (o.cuda_completion) cfg.cuda_completion = engine::cuda_completion_named(*o.cuda_completion).value_or(cfg.cuda_completion);
   if (o.max_in_flight) cfg.max_in_flight = *o.max_in_flight;
 
   CommonOptions common = o.common;
@@ -78,6 +79,7 @@ int serve(const ServeOptions& o) {
   eo.cpu_threads = cfg.cpu_threads;
   eo.cuda_streams = cfg.cuda_streams;
   eo.cuda_threads = cfg.cuda_threads;
+  eo.cuda_completion = cfg.cuda_completion;
   auto eng = engine::Engine::create(plans, engine::default_backends(), eo);
   if (!eng) return fail(eng.error().describe());
 

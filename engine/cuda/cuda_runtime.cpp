@@ -1,6 +1,6 @@
 // The DeviceRuntime over the CUDA runtime API: per device a pool of non-blocking streams, pooled
 // events as fences, pooled pinned host buffers for device-to-host copies, and stream callbacks
-// for host notification. No LibTorch here: the torch backend wraps these streams with its own
+// or polled events for host notification (CudaCompletion). No LibTorch here: the torch backend wraps these streams with its own
 // stream guard (c10::cuda::getStreamFromExternal).
 #include <cuda_runtime_api.h>
 
@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/completion_poller.hpp"
 #include "engine/device.hpp"
 #include "engine/value.hpp"
 
@@ -159,10 +160,14 @@ class PinnedStorage final : public TensorStorage {
   std::shared_ptr<PinnedPool> pool_;
 };
 
+using Notification = std::function<void(std::optional<Error>)>;
+
 class CudaRuntime final : public DeviceRuntime {
  public:
-  CudaRuntime(int devices, std::uint32_t streams) : streams_per_device_(streams), pinned_(std::make_shared<PinnedPool>()) {
+  CudaRuntime(int devices, std::uint32_t streams, CudaCompletion completion)
+      : streams_per_device_(streams), pinned_(std::make_shared<PinnedPool>()) {
     for (int d = 0; d < devices; ++d) events_.push_back(std::make_shared<EventPool>(d));
+    if (completion == CudaCompletion::Poll) poller_ = std::make_unique<CompletionPoller>();
   }
   // The streams are never destroyed: a tensor that outlives the engine (a result kept by its
   // caller) may still be recorded as used by one, and LibTorch's caching allocator records an
@@ -222,12 +227,13 @@ class CudaRuntime final : public DeviceRuntime {
     return std::shared_ptr<const TensorStorage>(std::move(storage));
   }
 
-  void notify(const Stream& s, std::function<void(std::optional<Error>)> fn) override {
+  void notify(const Stream& s, Notification fn) override {
+    if (poller_) return notify_by_event(s, std::move(fn));
     // cudaStreamAddCallback, not cudaLaunchHostFunc: a host function is never called once the
     // context has failed, and a request must hear about that failure rather than hang.
-    auto* heap = new std::function<void(std::optional<Error>)>(std::move(fn));
+    auto* heap = new Notification(std::move(fn));
     auto cb = [](cudaStream_t, cudaError_t status, void* data) {
-      std::unique_ptr<std::function<void(std::optional<Error>)>> f(static_cast<std::function<void(std::optional<Error>)>*>(data));
+      std::unique_ptr<Notification> f(static_cast<Notification*>(data));
       if (status == cudaSuccess) {
         (*f)(std::nullopt);
       } else {
@@ -238,7 +244,7 @@ class CudaRuntime final : public DeviceRuntime {
       // No callback will come. The only way left to know that the stream's work (copies into
       // buffers `fn` holds, say) is over is to wait for it: a failure path, off the fast one.
       cudaStreamSynchronize(raw(s));
-      std::unique_ptr<std::function<void(std::optional<Error>)>> f(heap);
+      std::unique_ptr<Notification> f(heap);
       (*f)(cuda_error(err, "cudaStreamAddCallback"));
     }
   }
@@ -246,33 +252,60 @@ class CudaRuntime final : public DeviceRuntime {
  private:
   static cudaStream_t raw(const Stream& s) { return static_cast<cudaStream_t>(s.handle); }
 
+  // An event after the stream's work so far, for the poller. A failed context fails the event's
+  // query, so the notification hears of it as from a callback.
+  void notify_by_event(const Stream& s, Notification fn) {
+    cudaSetDevice(s.device);
+    auto pool = events_[static_cast<std::size_t>(s.device)];
+    auto e = pool->get();
+    cudaError_t err = e ? cudaEventRecord(*e, raw(s)) : cudaSuccess;
+    if (e && err == cudaSuccess) {
+      auto query = [event = *e, pool = std::move(pool)](std::optional<Error>& error) {
+        const cudaError_t st = cudaEventQuery(event);
+        if (st == cudaErrorNotReady) return CompletionPoller::State::Pending;
+        pool->put(event);
+        if (st != cudaSuccess) error = cuda_error(st, "work on the stream");
+        return CompletionPoller::State::Done;
+      };
+      return poller_->add(std::move(query), std::move(fn));
+    }
+    // As in notify: with no event to poll, the stream's end is waited for here (a failure path).
+    cudaStreamSynchronize(raw(s));
+    if (!e) return fn(e.error());
+    pool->put(*e);
+    fn(cuda_error(err, "cudaEventRecord"));
+  }
+
   std::uint32_t streams_per_device_;
   std::vector<cudaStream_t> streams_;
   std::vector<std::shared_ptr<EventPool>> events_;
   std::shared_ptr<PinnedPool> pinned_;
+  std::unique_ptr<CompletionPoller> poller_;  // CudaCompletion::Poll; stopped first
 };
 
 }  // namespace
 
-std::shared_ptr<DeviceRuntime> make_cuda_runtime(std::uint32_t streams_per_device, std::string* why) {
-  // One runtime per stream count for the whole process: its streams are never destroyed (see
-  // ~CudaRuntime), so engines created one after another (tests, reloads) share them.
+std::shared_ptr<DeviceRuntime> make_cuda_runtime(std::uint32_t streams_per_device, CudaCompletion completion,
+                                                 std::string* why) {
+  // One runtime per stream count and completion for the whole process: its streams are never
+  // destroyed (see ~CudaRuntime), so engines created one after another (tests, reloads) share them.
   static std::mutex mu;
-  static std::map<std::uint32_t, std::shared_ptr<DeviceRuntime>> made;
+  static std::map<std::pair<std::uint32_t, CudaCompletion>, std::shared_ptr<DeviceRuntime>> made;
   std::lock_guard lock(mu);
   streams_per_device = std::max(1u, streams_per_device);
-  if (auto it = made.find(streams_per_device); it != made.end()) return it->second;
+  const auto key = std::pair{streams_per_device, completion};
+  if (auto it = made.find(key); it != made.end()) return it->second;
   int n = 0;
   if (auto err = cudaGetDeviceCount(&n); err != cudaSuccess || n == 0) {
     if (why) *why = err != cudaSuccess ? fmt::format("no CUDA device is visible ({})", cudaGetErrorString(err)) : "no CUDA device is visible";
     return nullptr;
   }
-  auto rt = std::make_shared<CudaRuntime>(n, streams_per_device);
+  auto rt = std::make_shared<CudaRuntime>(n, streams_per_device, completion);
   if (auto e = rt->open()) {
     if (why) *why = e->message;
     return nullptr;
   }
-  made[streams_per_device] = rt;
+  made[key] = rt;
   return rt;
 }
 

@@ -108,7 +108,7 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
       "server.host",          "server.port",        "server.io_threads",   "server.max_body",
       "server.max_header",    "server.read_timeout", "server.idle_timeout", "server.write_timeout",
       "server.max_in_flight", "server.drain_timeout", "engine.cpu_threads", "engine.cuda_streams",
-      "engine.cuda_threads",  "models.paths"};
+      "engine.cuda_threads",  "engine.cuda_completion", "models.paths"};
   for (const auto& [section, node] : t) {
     const auto* tab = node.as_table();
     if (!tab) {
@@ -137,6 +137,12 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   get_int("engine.cpu_threads", c.cpu_threads, 0, 1024);
   get_int("engine.cuda_streams", c.cuda_streams, 1, 64);
   get_int("engine.cuda_threads", c.cuda_threads, 0, 256);
+  if (auto n = t.at_path("engine.cuda_completion")) {
+    auto s = n.value<std::string>();
+    auto mode = s ? engine::cuda_completion_named(*s) : std::nullopt;
+    if (mode) c.cuda_completion = *mode;
+    else fail("engine.cuda_completion", "expected \"callback\" or \"poll\"");
+  }
   if (auto p = t.at_path("models.paths")) {
     if (const auto* arr = p.as_array()) {
       for (const auto& e : *arr) {

@@ -10,6 +10,7 @@
 //   [engine]
 //   cpu_threads = 0         # 0: all hardware threads
 //   cuda_streams = 4        cuda_threads = 0   # per device; 0: one thread per stream
+//   cuda_completion = "callback"               # or "poll" (engine::CudaCompletion)
 //   [models]
 //   paths = ["/srv/models"]
 
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/device.hpp"
 #include "engine/status.hpp"
 
 namespace braid::http {
@@ -36,6 +38,7 @@ struct ServerConfig {
   unsigned cpu_threads = 0;
   unsigned cuda_streams = 4;  // streams per CUDA device (models placed `on cuda`)
   unsigned cuda_threads = 0;  // threads per device enqueuing work; 0: one per stream
+  engine::CudaCompletion cuda_completion = engine::CudaCompletion::Callback;
   std::vector<std::string> model_paths;
 };
 

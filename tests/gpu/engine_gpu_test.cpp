@@ -55,7 +55,8 @@ endpoint grouped(x: tensor, r: int) -> tensor {
 }
 )";
 
-std::shared_ptr<engine::Engine> load(const std::string& name = "gpu", const std::string& text = kGraph) {
+std::shared_ptr<engine::Engine> load(const std::string& name = "gpu", const std::string& text = kGraph,
+                                     engine::CudaCompletion completion = engine::CudaCompletion::Callback) {
   dsl::SourceManager sm;
   dsl::Diagnostics diags;
   dsl::FrontendOptions fo;
@@ -67,6 +68,7 @@ std::shared_ptr<engine::Engine> load(const std::string& name = "gpu", const std:
   engine::EngineOptions o;
   o.cpu_threads = 4;
   o.cuda_streams = 4;
+  o.cuda_completion = completion;
   auto e = engine::Engine::create({plan}, engine::default_backends(), o);
   REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
   return e.value();
@@ -210,6 +212,22 @@ TEST_SUITE("gpu") {
     CHECK(r.error().model == "step");
     CHECK_FALSE(r.error().node.empty());
     expect_close(run(*e, "chain", {input(8, 256)}), run(*e, "chain_cpu", {input(8, 256)}));
+  }
+
+  TEST_CASE("engine on cuda: completion by polling events gives the same answers") {
+    auto e = load("gpu", kGraph, engine::CudaCompletion::Poll);
+    CHECK(e->warm_up().empty());
+    expect_close(run(*e, "chain", {input(8, 256)}), run(*e, "chain_cpu", {input(8, 256)}));
+    expect_close(run(*e, "to_cpu", {input(8, 256)}), run(*e, "chain2_cpu", {input(8, 256)}));
+    expect_close(run(*e, "grouped", {input(64, 512), Value(std::int64_t{8})}),
+                 run(*e, "joined_cpu", {input(64, 512), Value(std::int64_t{8})}));
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (int i = 0; i < 64; ++i) runs.push_back(e->run(*e->find("gpu", "chain"), {input(8, 256)}));
+    auto want = run(*e, "chain_cpu", {input(8, 256)});
+    for (auto& r : runs) expect_close(r.get(), want);
+    auto bad = run(*e, "chain", {input(8, 100)});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().model == "step");
   }
 }
 

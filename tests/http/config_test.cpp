@@ -35,6 +35,7 @@ max_in_flight = 64
 [engine]
 cpu_threads = 3
 cuda_streams = 8
+cuda_completion = "poll"
 [models]
 paths = ["/a", "/b"]
 )");
@@ -49,6 +50,7 @@ paths = ["/a", "/b"]
     CHECK(c->max_in_flight == 64);
     CHECK(c->cpu_threads == 3);
     CHECK(c->cuda_streams == 8);
+    CHECK(c->cuda_completion == engine::CudaCompletion::Poll);
     CHECK(c->model_paths == std::vector<std::string>{"/a", "/b"});
     CHECK(c->write_timeout == std::chrono::seconds(10));  // untouched default
   }
@@ -64,6 +66,7 @@ paths = ["/a", "/b"]
         {"[server]\nread_timeout = \"10 seconds\"\n", "`server.read_timeout`: `10 seconds` is not a duration"},
         {"[server]\nmax_body = \"lots\"\n", "`server.max_body`: `lots` is not a size"},
         {"[server]\nhost = 5\n", "`server.host`: expected a string"},
+        {"[engine]\ncuda_completion = \"spin\"\n", "`engine.cuda_completion`: expected \"callback\" or \"poll\""},
         {"[server\n", ":1:"},
     };
     for (const auto& c : cases) {
