@@ -2,7 +2,8 @@
 # On a machine with a CUDA GPU, a pip-installed PyTorch, nvcc, meson and ninja, in one call:
 # builds braid against that PyTorch's LibTorch (CUDA) with the header-only dependencies that
 # scripts/gpu-deps.sh fetched (DIR, carried here), runs the unit tests and the `gpu` suite, then
-# the GPU benchmarks (kernels against LibTorch; the engine's device path: braid-gpu-bench).
+# the GPU benchmarks (kernels against LibTorch; the engine's device path: braid-gpu-bench, with
+# completion by stream callback and by polling events, and on one stream).
 # Prints everything; writes the suite and benchmark output to $OUT (or ./gpu-out).
 #
 #   scripts/gpu-check.sh [DIR]        DIR: the .deb files (default .gpu-deps)
@@ -40,6 +41,7 @@ if [ -x "$build/bench/braid-kernels-bench" ]; then
 fi
 if [ -x "$build/bench/braid-gpu-bench" ]; then
   "$build/bench/braid-gpu-bench" | tee "$out/gpu-bench.md" || status=1
+  "$build/bench/braid-gpu-bench" --completion poll | tee "$out/gpu-bench-poll.md" || status=1
   "$build/bench/braid-gpu-bench" --streams 1 | tee "$out/gpu-bench-1-stream.md" || status=1
 fi
 "$build/bench/braid-engine-bench" | tee "$out/engine-bench.md" || status=1
