@@ -1,6 +1,8 @@
 // See completion_poller.hpp.
 #include "engine/completion_poller.hpp"
 
+#include <algorithm>
+
 namespace braid::engine {
 
 CompletionPoller::CompletionPoller() : thread_([this] { run(); }) {}
@@ -14,35 +16,42 @@ CompletionPoller::~CompletionPoller() {
   thread_.join();
 }
 
-void CompletionPoller::add(Query query, Notification fn) {
+void CompletionPoller::add(const void* key, Query query, Notification fn) {
   {
     std::lock_guard lock(mu_);
-    incoming_.push_back({std::move(query), std::move(fn)});
+    incoming_.push_back({key, std::move(query), std::move(fn)});
   }
   cv_.notify_one();
 }
 
 void CompletionPoller::run() {
-  std::vector<Item> pending;
+  // Per key, the items not yet called, oldest first. Keys are few (the streams), and a key
+  // stays once seen, so that nothing is allocated per round.
+  std::vector<std::pair<const void*, std::deque<Item>>> queues;
+  std::size_t pending = 0;
   std::unique_lock lock(mu_);
   for (;;) {
-    if (pending.empty()) cv_.wait(lock, [&] { return stop_ || !incoming_.empty(); });
+    if (pending == 0) cv_.wait(lock, [&] { return stop_ || !incoming_.empty(); });
     if (stop_) return;
-    for (auto& item : incoming_) pending.push_back(std::move(item));
+    for (auto& item : incoming_) {
+      auto q = std::find_if(queues.begin(), queues.end(), [&](const auto& e) { return e.first == item.key; });
+      if (q == queues.end()) q = queues.insert(queues.end(), {item.key, {}});
+      q->second.push_back(std::move(item));
+      ++pending;
+    }
     incoming_.clear();
     lock.unlock();
-    for (std::size_t i = 0; i < pending.size();) {
-      std::optional<Error> error;
-      if (pending[i].query(error) == State::Pending) {
-        ++i;
-        continue;
+    for (auto& [key, q] : queues) {
+      while (!q.empty()) {
+        std::optional<Error> error;
+        if (q.front().query(error) == State::Pending) break;
+        Item done = std::move(q.front());
+        q.pop_front();
+        --pending;
+        done.fn(std::move(error));
       }
-      Item done = std::move(pending[i]);
-      if (i + 1 != pending.size()) pending[i] = std::move(pending.back());
-      pending.pop_back();
-      done.fn(std::move(error));
     }
-    if (!pending.empty()) std::this_thread::yield();
+    if (pending != 0) std::this_thread::yield();
     lock.lock();
   }
 }

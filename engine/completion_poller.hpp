@@ -1,15 +1,18 @@
 #pragma once
-// One thread that polls for the completion of device work (CudaCompletion::Poll): each pending
-// item is queried in turn, yielding between rounds while any is pending; the thread sleeps on a
-// condition variable while none is. An item's notification is called once, from that thread,
-// when its query says the work is over. No CUDA here: the CUDA runtime's queries wrap
-// cudaEventQuery (engine/cuda/cuda_runtime.cpp), tests use their own.
+// One thread that polls for the completion of device work (CudaCompletion::Poll). Items are
+// queued per key (a stream): only the oldest item of each key is queried, so a key's
+// notifications are called in the order they were added, as a stream's callbacks are (the
+// engine's teardown relies on it: one last notification per stream comes after all the
+// others). The thread yields between rounds while any item is pending and sleeps on a
+// condition variable while none is. A notification is called once, from that thread. No CUDA
+// here: the CUDA runtime's queries wrap cudaEventQuery (engine/cuda/cuda_runtime.cpp).
 //
 //   CompletionPoller poller;
-//   poller.add([e](std::optional<Error>& err) { ... return CompletionPoller::State::Done; },
+//   poller.add(stream, [e](std::optional<Error>& err) { ... return CompletionPoller::State::Done; },
 //              [](std::optional<Error> err) { /* post the continuation */ });
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -35,10 +38,13 @@ class CompletionPoller {
   CompletionPoller(const CompletionPoller&) = delete;
   CompletionPoller& operator=(const CompletionPoller&) = delete;
 
-  void add(Query query, Notification fn);
+  // Queues `fn` behind the items already added under `key`; it is called once `query` says
+  // Done (queried only after those before it have been called).
+  void add(const void* key, Query query, Notification fn);
 
  private:
   struct Item {
+    const void* key;
     Query query;
     Notification fn;
   };

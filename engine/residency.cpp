@@ -1,8 +1,9 @@
 // Which values of an endpoint must be readable in host memory: the analysis behind
 // ExecNode::host_out. A device call's result is copied to the host only when some path from it
 // reaches a reader on the host; nodes that only move values around (lists, records, fields,
-// indexing, the branches of an `all` group, unbounded maps, switch arms, fallbacks) pass the
-// question on to their own consumers, so a tensor travels through them and stays on the device.
+// indexing, the branches of an `all` group, unbounded maps, switch arms) pass the question on
+// to their own consumers, so a tensor travels through them and stays on the device. A node
+// with a timeout, retries or a fallback keeps its value (and so its fallback's) on the host.
 #include "engine/run.hpp"
 
 namespace braid::engine::detail {
@@ -23,7 +24,8 @@ int device_of(const plan::Plan& p, const plan::Node& n) {
 //   result stayed on the device would free its place before its work has run. So does the
 //   engine's sequential mode, for groups and maps alike.
 bool passes_through(const plan::Node& s, plan::RegionId r, bool sequential) {
-  if (s.options.fallback == r) return true;  // the fallback's value is the node's value
+  // The fallback's value is the node's value (which comes to the host anyway: see observed).
+  if (s.options.fallback == r) return true;
   if (const auto* g = std::get_if<plan::GroupNode>(&s.kind)) return !sequential && g->policy == plan::JoinPolicy::All;
   if (const auto* m = std::get_if<plan::MapNode>(&s.kind)) return !sequential && m->concurrency == 0;
   return std::holds_alternative<plan::SwitchNode>(s.kind);
@@ -88,8 +90,8 @@ std::vector<bool> host_values(const plan::Plan& p, const plan::Endpoint& ep, boo
   };
   // The answer for a value depends on values made after it in the plan (its consumers, the
   // owners of the regions it ends), except for the result of a fallback, lowered after its
-  // node. So values are visited last to first until nothing changes: two passes, or one more
-  // per level of nested fallbacks. Answers only turn true, so this ends, at the least
+  // node. So values are visited last to first, again until a pass changes nothing: usually
+  // one pass decides and a second confirms. Answers only turn true, so this ends, at the least
   // solution: a value is read on the host only along a real path to a host reader.
   for (bool changed = true; changed;) {
     changed = false;

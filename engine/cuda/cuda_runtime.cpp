@@ -255,7 +255,6 @@ class CudaRuntime final : public DeviceRuntime {
   // An event after the stream's work so far, for the poller. A failed context fails the event's
   // query, so the notification hears of it as from a callback.
   void notify_by_event(const Stream& s, Notification fn) {
-    cudaSetDevice(s.device);
     auto pool = events_[static_cast<std::size_t>(s.device)];
     auto e = pool->get();
     cudaError_t err = e ? cudaEventRecord(*e, raw(s)) : cudaSuccess;
@@ -267,7 +266,7 @@ class CudaRuntime final : public DeviceRuntime {
         if (st != cudaSuccess) error = cuda_error(st, "work on the stream");
         return CompletionPoller::State::Done;
       };
-      return poller_->add(std::move(query), std::move(fn));
+      return poller_->add(s.handle, std::move(query), std::move(fn));
     }
     // As in notify: with no event to poll, the stream's end is waited for here (a failure path).
     cudaStreamSynchronize(raw(s));

@@ -5,7 +5,9 @@
 // path on a real GPU is the `gpu` suite's (tests/gpu/).
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <future>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -33,13 +35,20 @@ model c = torch "c.pt" on cpu {
 }
 )";
 
+// BRAID_TEST_POLL=1 (the `engine-poll` test): the fake device completes through a
+// CompletionPoller, as CudaCompletion::Poll does, instead of from its streams' threads.
+bool polling() {
+  const char* v = std::getenv("BRAID_TEST_POLL");
+  return v && std::string_view(v) == "1";
+}
+
 struct DeviceHarness {
   std::shared_ptr<FakeDevice> device;
   std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
   std::shared_ptr<engine::Engine> engine;
 
   explicit DeviceHarness(const std::string& graph, std::uint32_t streams = 4, int devices = 1, bool sequential = false)
-      : device(std::make_shared<FakeDevice>(devices, streams)) {
+      : device(std::make_shared<FakeDevice>(devices, streams, polling())) {
     fake->device = device.get();
     engine::BackendRegistry r;
     r.add(fake);
@@ -246,6 +255,55 @@ TEST_SUITE("engine") {
     REQUIRE_FALSE(r);
     CHECK(r.error().code == engine::ErrorCode::DeadlineExceeded);
     h.fake->open("a");
+    CHECK(h.device->stats().early_reads == 0);
+  }
+
+  TEST_CASE("device: retries, and a model's own timeout, see the device's work too") {
+    DeviceHarness h(std::string(kModels) + R"(
+      model slowpoke = torch "g.pt" on cuda {
+        timeout = 50ms
+        def gate(x: tensor, key: str) -> tensor
+      }
+      endpoint retried(x: tensor) -> tensor {
+        broken = g.fault(x) with { retries = 1 }
+        return g.scale(broken, 2.0)
+      }
+      endpoint model_timeout(x: tensor) -> tensor { return g.scale(slowpoke.gate(x, "a"), 2.0) })");
+    // The device fails `fault` after the call returned: the failure is still `broken`'s, and
+    // it is retried (two calls), rather than surfacing later in `scale`'s copy.
+    auto r = h.start("retried", {tensor({1, 2})}).get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().node == "broken");
+    CHECK(h.fake->stats("g").calls == 2);  // fault twice; scale never ran
+    auto timed = h.start("model_timeout", {tensor({1, 2})});
+    REQUIRE(timed.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    auto t = timed.get();
+    REQUIRE_FALSE(t);
+    CHECK(t.error().code == engine::ErrorCode::DeadlineExceeded);
+    h.fake->open("a");
+  }
+
+  TEST_CASE("device: quorum branches come to the host; a map without a body passes device values on") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint vote(x: tensor) -> tensor {
+        two = quorum(2) { g.scale(x, 1.0), g.scale(x, 2.0), g.gate(x, "a") }
+        return g.sum(two[0], two[1])
+      }
+      endpoint repeat(x: tensor, n: list<int>) -> tensor {
+        y = g.scale(x, 3.0)
+        ys = each i in n { y }
+        return g.sum(ys[0], ys[1])
+      })");
+    // Two of three suffice, and the third is held on the device: the quorum is decided by the
+    // two whose work has landed.
+    auto v = h.start("vote", {tensor({1, 2})});
+    REQUIRE(v.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(contents(v.get()) == std::vector<double>{3, 6});
+    h.fake->open("a");
+    const int before = h.device->stats().copies;
+    CHECK(contents(h.start("repeat", {tensor({1, 2}), Value::list({Value(1), Value(2)})}).get()) ==
+          std::vector<double>{6, 12});
+    CHECK(h.device->stats().copies == before + 1);  // the answer only: `y` stayed on the device
     CHECK(h.device->stats().early_reads == 0);
   }
 

@@ -73,7 +73,8 @@ struct FakeDevice::Queue {
   }
 };
 
-FakeDevice::FakeDevice(int devices, std::uint32_t streams) : devices_(devices), streams_per_device_(streams) {
+FakeDevice::FakeDevice(int devices, std::uint32_t streams, bool poll) : devices_(devices), streams_per_device_(streams) {
+  if (poll) poller_ = std::make_unique<engine::CompletionPoller>();
   for (int i = 0; i < devices * static_cast<int>(streams); ++i) {
     auto q = std::make_unique<Queue>();
     q->worker = std::thread([p = q.get()] { p->run(); });
@@ -162,6 +163,35 @@ void FakeDevice::notify(const engine::Stream& s, std::function<void(std::optiona
     ++stats_.notifies;
   }
   Queue& q = queue(s);
+  if (poller_) {
+    // The stream marks the point it has reached (and whether its work failed); the poller asks.
+    struct Marker {
+      std::atomic<bool> reached{false};
+      bool failed = false;  // written before `reached`
+    };
+    auto m = std::make_shared<Marker>();
+    enqueue(s, [m, &q] {
+      {
+        std::lock_guard lock(q.mu);
+        m->failed = std::exchange(q.fail_next, false);
+      }
+      m->reached.store(true, std::memory_order_release);
+    });
+    auto query = [m](std::optional<Error>& error) {
+      if (!m->reached.load(std::memory_order_acquire)) return engine::CompletionPoller::State::Pending;
+      if (m->failed) error = make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed");
+      return engine::CompletionPoller::State::Done;
+    };
+    poller_->add(s.handle, std::move(query), [this, fn = std::move(fn)](std::optional<Error> err) {
+      fn(std::move(err));
+      {
+        std::lock_guard lock(mu_);
+        ++stats_.notified;
+      }
+      changed();
+    });
+    return;
+  }
   enqueue(s, [this, &q, fn = std::move(fn)] {
     bool failed = false;
     {

@@ -8,6 +8,10 @@
 //   FakeDevice dev(1, 2);                 // one device, two streams
 //   dev.enqueue(stream, [] { ... });      // a "kernel"
 //   dev.stats().copies                    // device-to-host copies so far
+//
+// Notifications come from the stream's thread when it reaches them, as a CUDA stream callback
+// does; or, with `poll`, from an engine::CompletionPoller that queries a marker the stream sets,
+// as CudaCompletion::Poll queries an event.
 
 #include <condition_variable>
 #include <deque>
@@ -16,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/completion_poller.hpp"
 #include "engine/device.hpp"
 #include "engine/value.hpp"
 
@@ -52,7 +57,7 @@ class FakeDevice final : public engine::DeviceRuntime {
     int ops = 0;            // operations enqueued, of every kind
   };
 
-  FakeDevice(int devices, std::uint32_t streams);
+  FakeDevice(int devices, std::uint32_t streams, bool poll = false);
   ~FakeDevice() override;
 
   std::string_view name() const override { return "fake"; }
@@ -87,6 +92,7 @@ class FakeDevice final : public engine::DeviceRuntime {
   std::mutex mu_;
   std::condition_variable cv_;
   Stats stats_;
+  std::unique_ptr<engine::CompletionPoller> poller_;  // with `poll`
 };
 
 }  // namespace braid::test
