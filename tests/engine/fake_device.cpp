@@ -102,6 +102,16 @@ FakeDevice::Queue& FakeDevice::queue(const engine::Stream& s) { return *static_c
 
 void FakeDevice::changed() { cv_.notify_all(); }
 
+// Counted before the notification runs: once it has run, its owner may be gone (a teardown
+// that waited for it), and a test may read the count at once.
+void FakeDevice::fired() {
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.notified;
+  }
+  changed();
+}
+
 void FakeDevice::enqueue(const engine::Stream& s, std::function<void()> op) {
   {
     std::lock_guard lock(mu_);
@@ -183,12 +193,8 @@ void FakeDevice::notify(const engine::Stream& s, std::function<void(std::optiona
       return engine::CompletionPoller::State::Done;
     };
     poller_->add(s.handle, std::move(query), [this, fn = std::move(fn)](std::optional<Error> err) {
+      fired();
       fn(std::move(err));
-      {
-        std::lock_guard lock(mu_);
-        ++stats_.notified;
-      }
-      changed();
     });
     return;
   }
@@ -198,16 +204,12 @@ void FakeDevice::notify(const engine::Stream& s, std::function<void(std::optiona
       std::lock_guard lock(q.mu);
       failed = std::exchange(q.fail_next, false);
     }
+    fired();
     if (failed) {
       fn(make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed"));
     } else {
       fn(std::nullopt);
     }
-    {
-      std::lock_guard lock(mu_);
-      ++stats_.notified;
-    }
-    changed();
   });
 }
 

@@ -52,7 +52,7 @@ class FakeDevice final : public engine::DeviceRuntime {
     int blocked = 0;        // waits that found their fence not yet passed
     int copies = 0;         // device-to-host copies
     int notifies = 0;
-    int notified = 0;       // notifications that have fired
+    int notified = 0;       // notifications that have fired (counted as they start)
     int early_reads = 0;    // reads of device memory before it was written
     int ops = 0;            // operations enqueued, of every kind
   };
@@ -85,6 +85,7 @@ class FakeDevice final : public engine::DeviceRuntime {
   struct Queue;
   Queue& queue(const engine::Stream& s);
   void changed();
+  void fired();
 
   int devices_;
   std::uint32_t streams_per_device_;
