@@ -35,8 +35,9 @@ struct ExecNode {
   std::vector<std::uint32_t> consumers;      // local indices of same-region consumers
   // A call of a model on a device whose result something reads in host memory (a CPU call, an
   // op, a switch's subject, the client), directly or through nodes that pass values on (lists,
-  // records, fields, `all` groups, unbounded maps, switch arms, fallbacks): its device tensors
-  // are copied to the host before the node completes. See host_values (residency.cpp).
+  // records, fields, `all` groups, unbounded maps, switch arms), or that has a timeout, retries
+  // or a fallback: its device tensors are copied to the host before the node completes. See
+  // host_values (residency.cpp).
   bool host_out = true;
 };
 

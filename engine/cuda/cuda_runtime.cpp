@@ -1,7 +1,7 @@
 // The DeviceRuntime over the CUDA runtime API: per device a pool of non-blocking streams, pooled
 // events as fences, pooled pinned host buffers for device-to-host copies, and stream callbacks
-// or polled events for host notification (CudaCompletion). No LibTorch here: the torch backend wraps these streams with its own
-// stream guard (c10::cuda::getStreamFromExternal).
+// or polled events for host notification (CudaCompletion). No LibTorch here: the torch backend
+// wraps these streams with its own stream guard (c10::cuda::getStreamFromExternal).
 #include <cuda_runtime_api.h>
 
 #include <bit>
@@ -160,7 +160,7 @@ class PinnedStorage final : public TensorStorage {
   std::shared_ptr<PinnedPool> pool_;
 };
 
-using Notification = std::function<void(std::optional<Error>)>;
+using Notification = CompletionPoller::Notification;
 
 class CudaRuntime final : public DeviceRuntime {
  public:
