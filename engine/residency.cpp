@@ -6,6 +6,8 @@
 // with a timeout, retries or a fallback keeps its value (and so its fallback's) on the host.
 #include "engine/run.hpp"
 
+#include <algorithm>
+
 namespace braid::engine::detail {
 namespace {
 
@@ -56,14 +58,29 @@ bool reads_on_host(const plan::Plan& p, const plan::Endpoint& ep, const plan::No
       c.kind);
 }
 
+bool declares_number(const dsl::Type& t) {
+  switch (t.kind) {
+    case dsl::TypeKind::Float:
+    case dsl::TypeKind::Int: return true;
+    case dsl::TypeKind::List: return declares_number(*t.elem);
+    case dsl::TypeKind::Record:
+      return std::any_of(t.fields.begin(), t.fields.end(), [](const dsl::Field& f) { return declares_number(*f.type); });
+    default: return false;
+  }
+}
+
 // A node with a timeout, retries or a fallback (its own, or its model's) is done when its
 // work is: its timeout bounds the device's work, and a failure the device reports late is
-// still its failure to retry or fall back from. So its value comes to the host.
+// still its failure to retry or fall back from. A call that declares a number is read on the
+// host (a backend may leave it on the device as a one-element tensor: ModelInstance::call).
+// So their values come to the host.
 bool observed(const plan::Plan& p, const plan::Node& n) {
   const plan::NodeOptions& o = n.options;
   if (o.timeout_ns || o.retries || o.fallback) return true;
   const auto* c = std::get_if<plan::CallNode>(&n.kind);
-  return c && (p.models[plan::index(c->model)].options.timeout_ns || p.models[plan::index(c->model)].options.retries);
+  if (!c) return false;
+  const plan::Model& m = p.models[plan::index(c->model)];
+  return m.options.timeout_ns || m.options.retries || declares_number(*m.methods[c->method].result);
 }
 
 }  // namespace

@@ -66,6 +66,42 @@ Result<Value> map_device_tensors(const Value& v, Fn& fn) {
   }
 }
 
+// `v` with the numbers that `want` declares read from the one-element tensors a backend left
+// on the device in their place (ModelInstance::call), once their host copies have landed.
+Value read_numbers(const Value& v, const dsl::TypeRef& want) {
+  switch (want->kind) {
+    case dsl::TypeKind::Float:
+    case dsl::TypeKind::Int: {
+      if (v.kind() != Value::Kind::Tensor || v.as_tensor().numel() != 1 || !v.as_tensor().on_host()) return v;
+      const Tensor& t = v.as_tensor();
+      if (want->kind == dsl::TypeKind::Int && t.dtype == DType::I64) {
+        return Value(*static_cast<const std::int64_t*>(t.host_data()));  // exact past 2^53
+      }
+      const double x = t.to_doubles()[0];
+      return want->kind == dsl::TypeKind::Float ? Value(x) : Value(static_cast<std::int64_t>(x));
+    }
+    case dsl::TypeKind::List: {
+      if (v.kind() != Value::Kind::List || !has_device_tensor(v)) return v;
+      std::vector<Value> items;
+      items.reserve(v.as_list().size());
+      for (const auto& e : v.as_list()) items.push_back(read_numbers(e, want->elem));
+      return Value::list(std::move(items));
+    }
+    case dsl::TypeKind::Record: {
+      if (v.kind() != Value::Kind::Record || !has_device_tensor(v)) return v;
+      const auto& rec = v.as_record();
+      std::vector<Value> values;
+      values.reserve(rec.values.size());
+      for (std::size_t i = 0; i < rec.values.size(); ++i) {
+        const dsl::Field* f = want->field(rec.names[i]);
+        values.push_back(f ? read_numbers(rec.values[i], f->type) : rec.values[i]);
+      }
+      return Value::record(rec.names, std::move(values));
+    }
+    default: return v;
+  }
+}
+
 // The stream for a call on `device`: the stream of the first input fence on this device that
 // no other consumer has claimed (a chain stays on its stream, with nothing to wait for), else
 // the next stream of the device's pool (the branches of a group spread over the streams).
@@ -132,13 +168,14 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
   // the result (and so the device memory it was copied from, and the pinned buffers) until
   // then; after a failed copy, the buffers of the copies already enqueued, and the error.
   boost::asio::thread_pool& pool = *e.pool;
-  rt.notify(s, [&pool, deliver = std::move(deliver), out = std::move(out), r = std::move(r),
+  rt.notify(s, [&pool, want = m.model->methods[method].result, deliver = std::move(deliver), out = std::move(out), r = std::move(r),
                 enqueued = std::move(enqueued)](std::optional<Error> err) mutable {
-    boost::asio::post(pool, [deliver = std::move(deliver), out = std::move(out), r = std::move(r),
+    boost::asio::post(pool, [want = std::move(want), deliver = std::move(deliver), out = std::move(out), r = std::move(r),
                              enqueued = std::move(enqueued), err = std::move(err)]() mutable {
       run_with_ready_queue([&] {
         if (err) return deliver(std::move(*err));
-        deliver(std::move(out));
+        if (!out) return deliver(std::move(out));
+        deliver(read_numbers(*out, want));
       });
     });
   });

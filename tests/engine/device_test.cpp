@@ -29,6 +29,7 @@ model g = torch "g.pt" on cuda {
   def fault(x: tensor) -> tensor
   def pair(x: tensor) -> list<tensor>
   def slow(x: tensor, key: str) -> tensor
+  def mean(x: tensor) -> float
 }
 model c = torch "c.pt" on cpu {
   def total(x: tensor) -> float
@@ -116,6 +117,30 @@ TEST_SUITE("engine") {
     CHECK(st.waits == 0);   // one stream: stream order is enough
     CHECK(st.copies == 1);  // only the endpoint's result comes to the host
     CHECK(st.early_reads == 0);
+  }
+
+  TEST_CASE("device: a number the graph declares is read once its copy has landed, by no waiting thread") {
+    DeviceHarness h(std::string(kModels) + R"(
+      endpoint e(x: tensor) -> {m: float, twice: float} {
+        m = g.mean(g.gate(x, "go"))
+        return {m: m, twice: sum([m, m])}
+      }
+      endpoint scaled(x: tensor) -> tensor { return g.scale(x, g.mean(x)) })");
+    auto result = h.start("e", {tensor({1, 2, 6})});
+    // Both calls are made and the copy of the mean is enqueued behind the held stream: the
+    // host did not wait for the number.
+    REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& s) { return s.finished == 2; }));
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notifies == 1; }));
+    CHECK_FALSE(finished(result));
+    h.fake->open("go");
+    auto r = result.get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->field("m")->as_float() == 3.0);
+    CHECK(r->field("twice")->as_float() == 6.0);
+    CHECK(h.device->stats().copies == 1);
+    // A device call that takes the number as a number: it comes to the host first.
+    CHECK(contents(h.start("scaled", {tensor({1, 2, 6})}).get()) == std::vector<double>{3, 6, 18});
+    CHECK(h.device->stats().early_reads == 0);
   }
 
   TEST_CASE("device: a call on one stream waits for another stream's input on the device") {

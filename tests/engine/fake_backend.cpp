@@ -87,6 +87,7 @@ class FakeInstance final : public engine::ModelInstance {
       return args[0];
     }
     if (name == "scale" || name == "sum" || name == "gate" || name == "fault" || name == "total") return tensor_method(name, args, ctx);
+    if (name == "mean") return mean(args[0].as_tensor(), ctx);
     if (name == "slow") {  // waits on the host until open(key), then enqueues like scale(x, 1)
       std::string key = args[1].as_str();
       {
@@ -123,6 +124,31 @@ class FakeInstance final : public engine::ModelInstance {
     if (!t.on_host()) return make_error(ErrorCode::ModelError, "a device tensor without a host copy reached the CPU");
     for (double v : t.to_doubles()) s.host.push_back(static_cast<float>(v));
     return s;
+  }
+
+  // The mean of x: a number on the CPU; on a device, a one-element device tensor holding it
+  // (what a backend may return where the graph declares `float`: ModelInstance::call).
+  Result<Value> mean(const engine::Tensor& x, const engine::CallContext& ctx) {
+    auto a = source(x);
+    if (!a) return a.error();
+    const auto n = static_cast<std::size_t>(x.numel());
+    if (!ctx.stream()) {
+      double sum = 0;
+      for (float v : a->host) sum += v;
+      return Value(n ? sum / static_cast<double>(n) : 0.0);
+    }
+    FakeDevice& d = *b_.device;
+    auto out = std::make_shared<FakeDeviceStorage>(ctx.stream().device, 1);
+    d.enqueue(ctx.stream(), [&d, out, a = std::move(*a), n] {
+      const float* p = a.get(d);
+      double sum = 0;
+      for (std::size_t i = 0; i < n; ++i) sum += p[i];
+      out->data()[0] = static_cast<float>(n ? sum / static_cast<double>(n) : 0.0);
+      out->written.store(true);
+    });
+    engine::Tensor t;  // shape {}: one element
+    t.storage = out;
+    return Value(std::move(t));
   }
 
   Result<Value> tensor_method(const std::string& name, std::span<const Value> args, const engine::CallContext& ctx) {

@@ -24,6 +24,8 @@
 //   fault(x: tensor)             x, and the device reports an error for that work
 //   total(x: tensor) -> float    the sum of x's elements (reads host memory)
 //   pair(x: tensor) -> list<tensor>   [x, x * 2]
+//   mean(x: tensor) -> float     the mean of x; on a device, a one-element device tensor
+//                                (the engine reads the number once it is on the host)
 //   slow(x: tensor, key: str)    waits on the host until open(key), then returns x
 //
 // It records per model: calls, the most calls running at once, and calls that saw their

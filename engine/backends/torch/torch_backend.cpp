@@ -196,9 +196,13 @@ Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want) {
   if (iv.isString()) return Value(iv.toStringRef());
   if (iv.isTensor()) {
     at::Tensor t = iv.toTensor();
-    // A one-element tensor where the graph declares a number: take the number.
-    if (want->kind == TypeKind::Float && t.numel() == 1) return Value(t.item<double>());
-    if (want->kind == TypeKind::Int && t.numel() == 1) return Value(static_cast<std::int64_t>(t.item<int64_t>()));
+    // A one-element tensor where the graph declares a number: take the number. On a device,
+    // the engine reads it once its copy to the host has landed (ModelInstance::call): item()
+    // here would make this thread wait for the device.
+    const bool number = (want->kind == TypeKind::Float || want->kind == TypeKind::Int) && t.numel() == 1;
+    if (number && !t.device().is_cpu()) return tensor_value(t.reshape({}).to(want->kind == TypeKind::Float ? at::kDouble : at::kLong));
+    if (number && want->kind == TypeKind::Float) return Value(t.item<double>());
+    if (number) return Value(static_cast<std::int64_t>(t.item<int64_t>()));
     return tensor_value(std::move(t));
   }
   if (iv.isList() || iv.isTuple()) {
@@ -268,8 +272,7 @@ class TorchInstance final : public ModelInstance {
     try {
 #ifdef BRAID_TORCH_CUDA
       // On a device: everything below (input copies, the method, output conversions) is
-      // enqueued on the engine's stream. Nothing here waits for the device, except a
-      // one-element tensor the graph declares as a number (its value is needed on the host).
+      // enqueued on the engine's stream. Nothing here waits for the device.
       std::optional<c10::cuda::CUDAStreamGuard> on_stream;
       std::optional<c10::cuda::CUDAGuard> on_device;
       if (device_ >= 0 && ctx.stream()) {
