@@ -70,6 +70,7 @@ Result<Value> map_device_tensors(const Value& v, Fn& fn) {
 // on the device in their place (ModelInstance::call), once their host copies have landed.
 Value read_numbers(const Value& v, const dsl::TypeRef& want) {
   switch (want->kind) {
+    case dsl::TypeKind::Optional: return read_numbers(v, want->elem);
     case dsl::TypeKind::Float:
     case dsl::TypeKind::Int: {
       if (v.kind() != Value::Kind::Tensor || v.as_tensor().numel() != 1 || !v.as_tensor().on_host()) return v;

@@ -125,7 +125,9 @@ TEST_SUITE("engine") {
         m = g.mean(g.gate(x, "go"))
         return {m: m, twice: sum([m, m])}
       }
-      endpoint scaled(x: tensor) -> tensor { return g.scale(x, g.mean(x)) })");
+      endpoint scaled(x: tensor) -> tensor { return g.scale(x, g.mean(x)) }
+      model maybe = torch "g.pt" on cuda { def mean(x: tensor) -> float? }
+      endpoint optional(x: tensor) -> float? { return maybe.mean(x) })");
     auto result = h.start("e", {tensor({1, 2, 6})});
     // Both calls are made and the copy of the mean is enqueued behind the held stream: the
     // host did not wait for the number.
@@ -140,6 +142,10 @@ TEST_SUITE("engine") {
     CHECK(h.device->stats().copies == 1);
     // A device call that takes the number as a number: it comes to the host first.
     CHECK(contents(h.start("scaled", {tensor({1, 2, 6})}).get()) == std::vector<double>{3, 6, 18});
+    auto o = h.start("optional", {tensor({1, 2, 6})}).get();
+    REQUIRE_MESSAGE(o, (o ? "" : o.error().describe()));
+    REQUIRE(o->kind() == Value::Kind::Float);  // `float?` holding a number
+    CHECK(o->as_float() == 3.0);
     CHECK(h.device->stats().early_reads == 0);
   }
 

@@ -185,8 +185,11 @@ Result<c10::IValue> to_ivalue(const Value& v, const TypeRef& type, int device) {
   return make_error(ErrorCode::Internal, "unknown value kind");
 }
 
-Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want) {
+// `defer_device`: the device of a call enqueued on the engine's stream (else -1), whose
+// one-element tensors standing for numbers the engine reads after its copy to the host.
+Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want, int defer_device) {
   if (iv.isNone()) return Value();
+  if (want->kind == TypeKind::Optional) return from_ivalue(iv, want->elem, defer_device);
   if (iv.isBool()) return Value(iv.toBool());
   if (iv.isInt()) {
     if (want->kind == TypeKind::Float) return Value(static_cast<double>(iv.toInt()));
@@ -196,11 +199,14 @@ Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want) {
   if (iv.isString()) return Value(iv.toStringRef());
   if (iv.isTensor()) {
     at::Tensor t = iv.toTensor();
-    // A one-element tensor where the graph declares a number: take the number. On a device,
-    // the engine reads it once its copy to the host has landed (ModelInstance::call): item()
-    // here would make this thread wait for the device.
+    // A one-element tensor where the graph declares a number: take the number. On the call's
+    // device, the engine reads it once its copy to the host has landed (ModelInstance::call):
+    // item() here would make this thread wait for the device. Anywhere else (a CPU call, or
+    // another device, whose stream the engine's copy is not ordered after), item().
     const bool number = (want->kind == TypeKind::Float || want->kind == TypeKind::Int) && t.numel() == 1;
-    if (number && !t.device().is_cpu()) return tensor_value(t.reshape({}).to(want->kind == TypeKind::Float ? at::kDouble : at::kLong));
+    if (number && t.is_cuda() && t.device().index() == defer_device) {
+      return tensor_value(t.reshape({}).to(want->kind == TypeKind::Float ? at::kDouble : at::kLong));
+    }
     if (number && want->kind == TypeKind::Float) return Value(t.item<double>());
     if (number) return Value(static_cast<std::int64_t>(t.item<int64_t>()));
     return tensor_value(std::move(t));
@@ -216,7 +222,7 @@ Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want) {
     std::vector<Value> out;
     out.reserve(elems.size());
     for (const auto& e : elems) {
-      auto v = from_ivalue(e, elem);
+      auto v = from_ivalue(e, elem, defer_device);
       if (!v) return v;
       out.push_back(std::move(*v));
     }
@@ -228,7 +234,7 @@ Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want) {
     for (const auto& kv : iv.toGenericDict()) {
       if (!kv.key().isString()) return make_error(ErrorCode::ModelError, "a dict with non-string keys cannot be a record");
       const dsl::Field* f = want->kind == TypeKind::Record ? want->field(kv.key().toStringRef()) : nullptr;
-      auto v = from_ivalue(kv.value(), f ? f->type : dsl::Type::error());
+      auto v = from_ivalue(kv.value(), f ? f->type : dsl::Type::error(), defer_device);
       if (!v) return v;
       names.push_back(kv.key().toStringRef());
       values.push_back(std::move(*v));
@@ -299,7 +305,7 @@ class TorchInstance final : public ModelInstance {
         stack.push_back(std::move(*iv));
       }
       c10::IValue out = methods_[method](std::move(stack));
-      return from_ivalue(out, sig.result);
+      return from_ivalue(out, sig.result, device_ >= 0 && ctx.stream() ? device_ : -1);
     } catch (const c10::Error& e) {
       return make_error(ErrorCode::ModelError, first_line(e.what_without_backtrace()));
     } catch (const std::exception& e) {
