@@ -63,7 +63,7 @@ class ModelInstance {
   // the engine records a fence behind them and never blocks a thread on the device. Device
   // tensors among `args` were produced on this stream or on one the engine has already made
   // this stream wait for; host tensors are copied to the device by the instance. Where the
-  // method declares a number (`float`, `int`, also inside lists and records), the instance may
+  // method declares a number (`float`, `int`, also optional and inside lists and records), the instance may
   // return a one-element device tensor (F32/F64 for `float`, an integer dtype for `int`): the
   // engine reads the number once the tensor's host copy has landed, so that no thread waits.
   virtual Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) = 0;

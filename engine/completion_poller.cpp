@@ -2,6 +2,7 @@
 #include "engine/completion_poller.hpp"
 
 #include <algorithm>
+#include <deque>
 
 namespace braid::engine {
 

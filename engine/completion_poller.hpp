@@ -12,7 +12,6 @@
 //              [](std::optional<Error> err) { /* post the continuation */ });
 
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
