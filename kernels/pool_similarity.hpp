@@ -3,13 +3,19 @@
 // for each row b of a batch of token embeddings hidden[batch][seq][dim] with mask[batch][seq],
 //   v = mean of hidden[b][t] over the t where mask[b][t] != 0   (zero when none)
 //   out[b][l] = <v, labels[l]> / (max(|v|, eps) * max(|labels[l]|, eps))     eps = 1e-12
-// which is what a zero-shot or embedding classifier does after its encoder, in one pass
-// instead of five LibTorch ops (mul, sum, div, normalize, matmul).
+// which is what a zero-shot or embedding classifier does after its encoder: one read of hidden
+// instead of the LibTorch sequence (pooling by mul+sum or bmm, div, normalize twice, mm).
 //
-// Pointers are the caller's; nothing is allocated. The CUDA launcher takes device pointers and
-// the stream last, enqueues one kernel (one block per batch row) and returns its launch status.
-// It needs dim * 4 bytes of shared memory per block (dim up to 12288).
+// Pointers are the caller's; nothing is allocated. The CUDA launcher takes device pointers, a
+// device workspace of pool_similarity_workspace_bytes(batch, seq, dim) bytes and the stream
+// last, enqueues two kernels and returns their launch status. The first sums the masked tokens
+// of one (row, 64-token slice, 128-column tile) per block, so that even a batch of one fills the
+// GPU; the second reduces the slices, normalises and scores one label per warp.
+//
+//   std::size_t bytes = pool_similarity_workspace_bytes(batch, seq, dim);   // once per shape
+//   pool_similarity_cuda(d_hidden, d_mask, batch, seq, dim, d_labels, n_labels, d_out, d_work, stream);
 
+#include <cstddef>
 #include <cstdint>
 
 #ifdef BRAID_HAVE_CUDA
@@ -19,13 +25,26 @@
 namespace braid::kernels {
 
 inline constexpr float kNormEps = 1e-12f;
+inline constexpr int kPoolTokensPerSlice = 64;
 
 void pool_similarity_cpu(const float* hidden, const std::uint8_t* mask, int batch, int seq, int dim, const float* labels,
                          int n_labels, float* out);
 
+// Token slices per row of the CUDA version (at least one, so that an empty sequence pools to 0).
+inline int pool_similarity_slices(int seq) {
+  return seq <= 0 ? 1 : (seq + kPoolTokensPerSlice - 1) / kPoolTokensPerSlice;
+}
+
+// Bytes of device workspace the CUDA version needs: one partial sum per row, slice and column.
+inline std::size_t pool_similarity_workspace_bytes(int batch, int seq, int dim) {
+  if (batch <= 0 || dim <= 0) return 0;
+  return sizeof(float) * static_cast<std::size_t>(batch) * static_cast<std::size_t>(pool_similarity_slices(seq)) *
+         static_cast<std::size_t>(dim);
+}
+
 #ifdef BRAID_HAVE_CUDA
 cudaError_t pool_similarity_cuda(const float* hidden, const std::uint8_t* mask, int batch, int seq, int dim,
-                                 const float* labels, int n_labels, float* out, cudaStream_t stream);
+                                 const float* labels, int n_labels, float* out, void* workspace, cudaStream_t stream);
 #endif
 
 }  // namespace braid::kernels

@@ -1,9 +1,17 @@
 #pragma once
 // Top-k per row: for each row of scores[rows][n], the k largest scores, highest first, and
-// their column indices (ties: the lower index first), so that labels can be attached by index.
-// k is clamped to n. The CUDA launcher takes device pointers and the stream last, enqueues one
-// kernel (one block per row, k passes of a block-wide arg-max, no workspace) and returns its
-// launch status. Meant for the small k of classification (k up to a few dozen).
+// their column indices, so that labels can be attached by index. The order is total: NaN ranks
+// above every number (as in torch.topk), equal scores (and NaNs among themselves) by the lower
+// index first. k is clamped to n.
+//
+// The CUDA launcher takes device pointers and the stream last, enqueues one kernel and returns
+// its launch status; no workspace, no synchronisation. One block per row: for k <= kTopkOnePassMax
+// each thread keeps its own top-k in registers over one read of the row, then the block merges
+// them in k rounds of a block-wide arg-max; a larger k takes k passes over the row instead
+// (meant for the small k of classification and sampling).
+//
+//   topk_cpu(scores, rows, n, k, indices, values);            // indices, values: [rows][min(k, n)]
+//   topk_cuda(d_scores, rows, n, k, d_indices, d_values, stream);
 
 #include <cstdint>
 
@@ -12,6 +20,8 @@
 #endif
 
 namespace braid::kernels {
+
+inline constexpr int kTopkOnePassMax = 32;
 
 void topk_cpu(const float* scores, int rows, int n, int k, std::int32_t* indices, float* values);
 

@@ -7,7 +7,9 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "kernels/pool_similarity.hpp"
 #include "kernels/ragged.hpp"
@@ -49,7 +51,7 @@ TEST_SUITE("gpu") {
     CUDA_CHECK(cudaStreamCreate(&stream));
     for (int n : kEdgeSizes) {
       for (int max_len : {1, 7, 33}) {
-        for (int dim : {1, 3, 64, 257}) {
+        for (int dim : {0, 1, 3, 4, 64, 257, 768}) {
           CAPTURE(n);
           CAPTURE(max_len);
           CAPTURE(dim);
@@ -94,8 +96,9 @@ TEST_SUITE("gpu") {
             std::vector<float> want(static_cast<std::size_t>(batch) * labels);
             kernels::pool_similarity_cpu(h.data(), m.data(), batch, seq, dim, lab.data(), labels, want.data());
             Device<float> dh(h), dl(lab), dout(want.size());
+            Device<float> work(kernels::pool_similarity_workspace_bytes(batch, seq, dim) / sizeof(float));
             Device<std::uint8_t> dm(m);
-            CUDA_CHECK(kernels::pool_similarity_cuda(dh.p, dm.p, batch, seq, dim, dl.p, labels, dout.p, stream));
+            CUDA_CHECK(kernels::pool_similarity_cuda(dh.p, dm.p, batch, seq, dim, dl.p, labels, dout.p, work.p, stream));
             CUDA_CHECK(cudaStreamSynchronize(stream));
             CHECK(nmse(dout.host(), want) < 1e-9);
           }
@@ -105,26 +108,66 @@ TEST_SUITE("gpu") {
     cudaStreamDestroy(stream);
   }
 
-  TEST_CASE("top-k: CUDA equals the CPU reference (indices and values, ties included)") {
+  TEST_CASE("pool + normalise + cosine: unaligned hidden (scalar loads) and a wide row") {
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreate(&stream));
-    for (int n : kEdgeSizes) {
-      for (int k : {1, 3, 64}) {
+    for (int dim : {4, 384, 16384}) {
+      CAPTURE(dim);
+      const int batch = 2, seq = 70, labels = 3;
+      auto h = random_floats(static_cast<std::size_t>(batch) * seq * dim + 1, 31 + dim);
+      auto m = random_mask(static_cast<std::size_t>(batch) * seq, 37);
+      auto lab = random_floats(static_cast<std::size_t>(labels) * dim, 41 + dim);
+      std::vector<float> want(static_cast<std::size_t>(batch) * labels);
+      // hidden starts one float into the buffer: not 16-byte aligned, so the scalar loads run
+      kernels::pool_similarity_cpu(h.data() + 1, m.data(), batch, seq, dim, lab.data(), labels, want.data());
+      Device<float> dh(h), dl(lab), dout(want.size());
+      Device<float> work(kernels::pool_similarity_workspace_bytes(batch, seq, dim) / sizeof(float));
+      Device<std::uint8_t> dm(m);
+      CUDA_CHECK(kernels::pool_similarity_cuda(dh.p + 1, dm.p, batch, seq, dim, dl.p, labels, dout.p, work.p, stream));
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      CHECK(nmse(dout.host(), want) < 1e-9);
+    }
+    CHECK(kernels::pool_similarity_cuda(nullptr, nullptr, -1, 1, 4, nullptr, 1, nullptr, nullptr, stream) ==
+          cudaErrorInvalidValue);
+    cudaStreamDestroy(stream);
+  }
+
+  TEST_CASE("top-k: CUDA equals the CPU reference (indices and values, ties and NaN included)") {
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreate(&stream));
+    // k across every register-list size (1, 4, 8, 16, 32) and past it (the k-pass kernel);
+    // n with and without float4 rows; an offset of one float makes the rows unaligned.
+    for (int n : {0, 1, 2, 4, 31, 32, 33, 255, 256, 257, 1000, 4099}) {
+      for (int k : {1, 3, 5, 8, 16, 17, 32, 33, 64}) {
         for (int rows : {1, 5}) {
-          CAPTURE(n);
-          CAPTURE(k);
-          auto s = random_floats(static_cast<std::size_t>(rows) * n, 29 + n);
-          for (std::size_t i = 0; i < s.size() / 2; ++i) s[i] = std::round(s[i] * 4) / 4;
-          int kk = std::min(k, n);
-          std::vector<std::int32_t> idx(static_cast<std::size_t>(rows) * kk);
-          std::vector<float> val(idx.size());
-          kernels::topk_cpu(s.data(), rows, n, k, idx.data(), val.data());
-          Device<float> ds(s), dv(val.size());
-          Device<std::int32_t> di(idx.size());
-          CUDA_CHECK(kernels::topk_cuda(ds.p, rows, n, k, di.p, dv.p, stream));
-          CUDA_CHECK(cudaStreamSynchronize(stream));
-          CHECK(di.host() == idx);
-          CHECK(dv.host() == val);
+          for (int offset : {0, 1}) {
+            CAPTURE(n);
+            CAPTURE(k);
+            CAPTURE(rows);
+            CAPTURE(offset);
+            auto s = random_floats(static_cast<std::size_t>(rows) * n + offset, 29 + n);
+            for (std::size_t i = 0; i < s.size() / 2; ++i) s[i] = std::round(s[i] * 4) / 4;  // ties
+            if (n > 8) {
+              s[offset + 3] = std::numeric_limits<float>::quiet_NaN();
+              s[offset + 7] = std::numeric_limits<float>::quiet_NaN();
+              s[offset + 5] = std::numeric_limits<float>::infinity();
+            }
+            int kk = std::min(k, n);
+            std::vector<std::int32_t> idx(static_cast<std::size_t>(rows) * kk);
+            std::vector<float> val(idx.size());
+            kernels::topk_cpu(s.data() + offset, rows, n, k, idx.data(), val.data());
+            Device<float> ds(s), dv(val.size());
+            Device<std::int32_t> di(idx.size());
+            CUDA_CHECK(kernels::topk_cuda(ds.p + offset, rows, n, k, di.p, dv.p, stream));
+            CUDA_CHECK(cudaStreamSynchronize(stream));
+            CHECK(di.host() == idx);
+            auto got = dv.host();
+            bool same = got.size() == val.size();
+            for (std::size_t i = 0; same && i < got.size(); ++i) {
+              same = (std::isnan(got[i]) && std::isnan(val[i])) || got[i] == val[i];
+            }
+            CHECK(same);
+          }
         }
       }
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "kernels/pool_similarity.hpp"
@@ -125,6 +126,20 @@ TEST_SUITE("kernels") {
         }
       }
     }
+  }
+
+  TEST_CASE("top-k: NaN ranks above every number, equal scores and NaNs by lower index") {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    const std::vector<float> s = {0.5f, nan, -inf, 2.0f, nan, 2.0f, inf, -0.0f, 0.0f};
+    const int n = static_cast<int>(s.size());
+    std::vector<std::int32_t> idx(static_cast<std::size_t>(n));
+    std::vector<float> val(idx.size());
+    kernels::topk_cpu(s.data(), 1, n, n, idx.data(), val.data());
+    CHECK(idx == std::vector<std::int32_t>{1, 4, 6, 3, 5, 0, 7, 8, 2});
+    CHECK(std::isnan(val[0]));
+    CHECK(val[2] == inf);
+    CHECK(val[8] == -inf);
   }
 }
 
