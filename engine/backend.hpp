@@ -64,7 +64,8 @@ class ModelInstance {
   // tensors among `args` were produced on this stream or on one the engine has already made
   // this stream wait for; host tensors are copied to the device by the instance. Where the
   // method declares a number (`float`, `int`, also optional and inside lists and records), the instance may
-  // return a one-element device tensor (F32/F64 for `float`, an integer dtype for `int`): the
+  // return a one-element device tensor (F32/F64 for `float`; for `int` an integer dtype, or
+  // F32/F64 that the engine truncates, NaN or out of range being the node's error): the
   // engine reads the number once the tensor's host copy has landed, so that no thread waits.
   virtual Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) = 0;
 };

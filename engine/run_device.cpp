@@ -68,7 +68,7 @@ Result<Value> map_device_tensors(const Value& v, Fn& fn) {
 
 // `v` with the numbers that `want` declares read from the one-element tensors a backend left
 // on the device in their place (ModelInstance::call), once their host copies have landed.
-Value read_numbers(const Value& v, const dsl::TypeRef& want) {
+Result<Value> read_numbers(const Value& v, const dsl::TypeRef& want) {
   switch (want->kind) {
     case dsl::TypeKind::Optional: return read_numbers(v, want->elem);
     case dsl::TypeKind::Float:
@@ -79,13 +79,23 @@ Value read_numbers(const Value& v, const dsl::TypeRef& want) {
         return Value(*static_cast<const std::int64_t*>(t.host_data()));  // exact past 2^53
       }
       const double x = t.to_doubles()[0];
-      return want->kind == dsl::TypeKind::Float ? Value(x) : Value(static_cast<std::int64_t>(x));
+      if (want->kind == dsl::TypeKind::Float) return Value(x);
+      // A float where an int is declared: truncated, as item<int64_t>() does on the host, and an
+      // error where that would throw (NaN, infinities, out of range) rather than a garbage int.
+      if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) {
+        return make_error(ErrorCode::ModelError, fmt::format("the model returned {} where an int is declared", x));
+      }
+      return Value(static_cast<std::int64_t>(x));
     }
     case dsl::TypeKind::List: {
       if (v.kind() != Value::Kind::List || !has_device_tensor(v)) return v;
       std::vector<Value> items;
       items.reserve(v.as_list().size());
-      for (const auto& e : v.as_list()) items.push_back(read_numbers(e, want->elem));
+      for (const auto& e : v.as_list()) {
+        auto item = read_numbers(e, want->elem);
+        if (!item) return item;
+        items.push_back(std::move(*item));
+      }
       return Value::list(std::move(items));
     }
     case dsl::TypeKind::Record: {
@@ -95,7 +105,13 @@ Value read_numbers(const Value& v, const dsl::TypeRef& want) {
       values.reserve(rec.values.size());
       for (std::size_t i = 0; i < rec.values.size(); ++i) {
         const dsl::Field* f = want->field(rec.names[i]);
-        values.push_back(f ? read_numbers(rec.values[i], f->type) : rec.values[i]);
+        if (!f) {
+          values.push_back(rec.values[i]);
+          continue;
+        }
+        auto field = read_numbers(rec.values[i], f->type);
+        if (!field) return field;
+        values.push_back(std::move(*field));
       }
       return Value::record(rec.names, std::move(values));
     }

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <future>
+#include <limits>
 #include <string_view>
 #include <thread>
 
@@ -127,7 +128,10 @@ TEST_SUITE("engine") {
       }
       endpoint scaled(x: tensor) -> tensor { return g.scale(x, g.mean(x)) }
       model maybe = torch "g.pt" on cuda { def mean(x: tensor) -> float? }
-      endpoint optional(x: tensor) -> float? { return maybe.mean(x) })");
+      endpoint optional(x: tensor) -> float? { return maybe.mean(x) }
+      model whole = torch "g.pt" on cuda { def mean(x: tensor) -> int }
+      endpoint as_int(x: tensor) -> int { n = whole.mean(x)
+                                          return n })");
     auto result = h.start("e", {tensor({1, 2, 6})});
     // Both calls are made and the copy of the mean is enqueued behind the held stream: the
     // host did not wait for the number.
@@ -146,6 +150,16 @@ TEST_SUITE("engine") {
     REQUIRE_MESSAGE(o, (o ? "" : o.error().describe()));
     REQUIRE(o->kind() == Value::Kind::Float);  // `float?` holding a number
     CHECK(o->as_float() == 3.0);
+    // A float where an int is declared: truncated as on the host; NaN is the node's error, not
+    // whatever a cast on the device would make of it.
+    auto i = h.start("as_int", {tensor({1, 2, 4.5})}).get();
+    REQUIRE_MESSAGE(i, (i ? "" : i.error().describe()));
+    CHECK(i->as_int() == 2);
+    auto nan = h.start("as_int", {tensor({1, std::numeric_limits<double>::quiet_NaN()})}).get();
+    REQUIRE_FALSE(nan);
+    CHECK(nan.error().code == engine::ErrorCode::ModelError);
+    CHECK(nan.error().node == "n");
+    CHECK(nan.error().message.find("where an int is declared") != std::string::npos);
     CHECK(h.device->stats().early_reads == 0);
   }
 

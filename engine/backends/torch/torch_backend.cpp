@@ -205,7 +205,10 @@ Result<Value> from_ivalue(const c10::IValue& iv, const TypeRef& want, int defer_
     // another device, whose stream the engine's copy is not ordered after), item().
     const bool number = (want->kind == TypeKind::Float || want->kind == TypeKind::Int) && t.numel() == 1;
     if (number && t.is_cuda() && t.device().index() == defer_device) {
-      return tensor_value(t.reshape({}).to(want->kind == TypeKind::Float ? at::kDouble : at::kLong));
+      // f64 for a float, and for a floating tensor where an int is declared (the engine
+      // truncates it then, or reports NaN or overflow, which a cast on the device would hide).
+      const bool as_double = want->kind == TypeKind::Float || at::isFloatingType(t.scalar_type());
+      return tensor_value(t.reshape({}).to(as_double ? at::kDouble : at::kLong));
     }
     if (number && want->kind == TypeKind::Float) return Value(t.item<double>());
     if (number) return Value(static_cast<std::int64_t>(t.item<int64_t>()));
