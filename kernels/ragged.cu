@@ -19,8 +19,8 @@ __device__ __forceinline__ int item_len(const std::int32_t* offsets, int i, int 
 
 // T is float or float4; `width` is dim in units of T.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) pack_kernel(const T* values, const std::int32_t* offsets, int max_len,
-                                                        int width, long long rows, T* batch, std::uint8_t* mask) {
+__global__ void __launch_bounds__(kThreads) pack_kernel(const T* __restrict__ values, const std::int32_t* offsets, int max_len,
+                                                        int width, long long rows, T* __restrict__ batch, std::uint8_t* __restrict__ mask) {
   const int lane = threadIdx.x & 31;
   for (long long row = blockIdx.x * static_cast<long long>(kWarps) + (threadIdx.x >> 5); row < rows;
        row += static_cast<long long>(gridDim.x) * kWarps) {
@@ -40,8 +40,8 @@ __global__ void __launch_bounds__(kThreads) pack_kernel(const T* values, const s
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) unpack_kernel(const T* batch, const std::int32_t* offsets, int max_len,
-                                                          int width, long long rows, T* values) {
+__global__ void __launch_bounds__(kThreads) unpack_kernel(const T* __restrict__ batch, const std::int32_t* offsets, int max_len,
+                                                          int width, long long rows, T* __restrict__ values) {
   const int lane = threadIdx.x & 31;
   for (long long row = blockIdx.x * static_cast<long long>(kWarps) + (threadIdx.x >> 5); row < rows;
        row += static_cast<long long>(gridDim.x) * kWarps) {
@@ -67,7 +67,7 @@ bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 
 cudaError_t pack_ragged_cuda(const float* values, const std::int32_t* offsets, int n, int max_len, int dim, float* batch,
                              std::uint8_t* mask, cudaStream_t stream) {
   const long long rows = static_cast<long long>(n) * max_len;
-  if (dim < 0) return cudaErrorInvalidValue;
+  if (n < 0 || max_len < 0 || dim < 0) return cudaErrorInvalidValue;
   if (rows <= 0) return cudaSuccess;  // dim 0 still writes the mask
   if (dim % 4 == 0 && aligned16(values) && aligned16(batch)) {
     pack_kernel<float4><<<blocks_for(rows), kThreads, 0, stream>>>(reinterpret_cast<const float4*>(values), offsets,
@@ -82,7 +82,7 @@ cudaError_t pack_ragged_cuda(const float* values, const std::int32_t* offsets, i
 cudaError_t unpack_ragged_cuda(const float* batch, const std::int32_t* offsets, int n, int max_len, int dim, float* values,
                                cudaStream_t stream) {
   const long long rows = static_cast<long long>(n) * max_len;
-  if (dim < 0) return cudaErrorInvalidValue;
+  if (n < 0 || max_len < 0 || dim < 0) return cudaErrorInvalidValue;
   if (rows <= 0 || dim == 0) return cudaSuccess;
   if (dim % 4 == 0 && aligned16(values) && aligned16(batch)) {
     unpack_kernel<float4><<<blocks_for(rows), kThreads, 0, stream>>>(reinterpret_cast<const float4*>(batch), offsets,

@@ -1,9 +1,12 @@
-// Top-k, one block per row. For k <= kTopkOnePassMax every thread keeps the best K of the
-// columns it reads (K the next instantiated size >= k) sorted in registers, so the row is read
-// once; the global top-k is among the union of those lists, and k rounds of a block-wide
-// arg-max over the lists' heads take it out in order. A larger k falls back to k passes over
-// the row, each finding the best pair ranked below the previous pass's.
-#include <cfloat>
+// Top-k, one block per row, k <= kTopkMax. Each (score, column) pair is one 64-bit key whose
+// unsigned order is the header's order (the score's bits made monotonic, NaN highest, -0.0 as
+// +0.0; then the complemented column, so the lower column ranks higher): every comparison is
+// one integer compare. Every thread keeps the best K keys of the columns it reads sorted in
+// registers (K the next instantiated size >= k), over one read of the row with kUnroll loads
+// in flight per thread; after each round of loads the warp shares the best of its lanes' K-th
+// keys as a threshold (K >= k keys rank above it, so nothing at or below it can be in the top
+// k), so that few columns reach an insertion. Then each warp takes the best k of its lanes'
+// lists (k rounds of a warp max), and the first warp the best k of the warps' lists.
 #include <cstdint>
 #include <type_traits>
 
@@ -12,181 +15,139 @@
 namespace braid::kernels {
 namespace {
 
-constexpr int kPassThreads = 256;  // the k-pass kernel
+using Key = unsigned long long;
 
-// Threads of the one-pass kernel: as many as the register lists allow (a 32-entry list takes
-// ~80 registers a thread), so that many loads are in flight even when rows are few.
+constexpr int kUnroll = 4;
+
+// The most threads a block takes: as many as the register lists allow (a 32-key list takes
+// ~80 registers a thread), fewer for a short row (launch_topk).
 template <int K>
-inline constexpr int kOnePassThreads = K <= 8 ? 1024 : 512;
+inline constexpr int kMaxThreads = K <= 8 ? 1024 : 512;
 
-// a ranks before b (the order in topk.hpp): NaN above numbers, then the higher score, then the
-// lower index. Index -1 marks an empty slot, ranked after everything.
-__device__ __forceinline__ bool before(float av, int ai, float bv, int bi) {
-  if (bi < 0) return ai >= 0;
-  if (ai < 0) return false;
-  const bool an = isnan(av), bn = isnan(bv);
-  if (an != bn) return an;
-  if (!an && av != bv) return av > bv;
-  return ai < bi;
+__device__ __forceinline__ Key make_key(float x, int column) {
+  unsigned u;
+  if (isnan(x)) {
+    u = 0xffffffffu;
+  } else {
+    u = __float_as_uint(x == 0.0f ? 0.0f : x);  // -0.0 ties with +0.0, by column
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  }
+  return (static_cast<Key>(u) << 32) | static_cast<unsigned>(~column);  // real keys are never 0
 }
 
-struct Pick {
-  float v;
-  int i;
-};
+__device__ __forceinline__ int column_of(Key key) { return static_cast<int>(~static_cast<unsigned>(key)); }
 
-__device__ __forceinline__ void warp_best(float& v, int& i) {
+__device__ __forceinline__ Key warp_max(Key k) {
   for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_down_sync(0xffffffffu, v, o);
-    const int oi = __shfl_down_sync(0xffffffffu, i, o);
-    if (before(ov, oi, v, i)) {
-      v = ov;
-      i = oi;
-    }
+    const Key other = __shfl_xor_sync(0xffffffffu, k, o);
+    k = other > k ? other : k;
   }
+  return k;
 }
 
-// The best (v, i) of the block, returned to every thread; all threads must call it. Two
-// barriers: slot kWarps (the result) is written only after every thread has passed the first
-// barrier of the next call, so it is never overwritten while still being read.
-template <int kWarps>
-__device__ Pick block_best(float v, int i, float* sv, int* si) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  warp_best(v, i);
-  if (lane == 0) {
-    sv[warp] = v;
-    si[warp] = i;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < kWarps ? sv[lane] : 0.0f;
-    i = lane < kWarps ? si[lane] : -1;
-    warp_best(v, i);
-    if (lane == 0) {
-      sv[kWarps] = v;
-      si[kWarps] = i;
-    }
-  }
-  __syncthreads();
-  return Pick{sv[kWarps], si[kWarps]};
-}
-
-// Inserts (x, c) into the sorted register list (v, ix) if it ranks inside it. Every slot is
-// decided by selects with constant indices (no early exit), so the lists stay in registers:
-// slot j takes slot j-1 when x ranks above slot j-1, takes x when x ranks between the two.
+// Inserts x (> keys[K-1]) into the descending list. Every slot is decided by selects with
+// constant indices (no early exit), so the list stays in registers: slot j takes slot j-1 when
+// x ranks above slot j-1, and x when it ranks between the two.
 template <int K>
-__device__ __forceinline__ void insert(float (&v)[K], int (&ix)[K], float x, int c) {
-  if (!before(x, c, v[K - 1], ix[K - 1])) return;
-  bool above_j = true;  // x ranks above the old slot j (for j = K-1: just checked)
+__device__ __forceinline__ void insert(Key (&keys)[K], Key x) {
+  bool above_j = true;  // x ranks above the old slot j (for j = K-1: the caller checked)
 #pragma unroll
   for (int j = K - 1; j > 0; --j) {
-    const bool above_prev = before(x, c, v[j - 1], ix[j - 1]);
-    v[j] = above_prev ? v[j - 1] : (above_j ? x : v[j]);
-    ix[j] = above_prev ? ix[j - 1] : (above_j ? c : ix[j]);
+    const bool above_prev = x > keys[j - 1];
+    keys[j] = above_prev ? keys[j - 1] : (above_j ? x : keys[j]);
     above_j = above_prev;
   }
-  if (above_j) {
-    v[0] = x;
-    ix[0] = c;
-  }
+  if (above_j) keys[0] = x;
 }
 
 // VEC == 4: the row is read as float4 (n % 4 == 0 and the rows 16-byte aligned, checked by the
-// launcher). Loads are issued kUnroll at a time before their values are inserted, so that a
-// warp has several in flight; insert() does not depend on the order columns arrive in.
+// launcher). The loop over rounds of loads has the same trip count in every thread, so that the
+// warp-wide threshold exchange is reached by all lanes.
 template <int K, int VEC>
-__global__ void __launch_bounds__(kOnePassThreads<K>) topk_one_pass(const float* scores, int n, int k,
-                                                                       std::int32_t* indices, float* values) {
-  constexpr int kThreads = kOnePassThreads<K>;
-  constexpr int kWarps = kThreads / 32;
-  constexpr int kUnroll = VEC == 4 ? 4 : 8;
+__global__ void __launch_bounds__(kMaxThreads<K>) topk_kernel(const float* __restrict__ scores, int n, int k,
+                                                              std::int32_t* __restrict__ indices,
+                                                              float* __restrict__ values) {
   using Load = std::conditional_t<VEC == 4, float4, float>;
-  __shared__ float sv[kWarps + 1];
-  __shared__ int si[kWarps + 1];
-  const Load* s = reinterpret_cast<const Load*>(scores + static_cast<long long>(blockIdx.x) * n);
-  const int loads = n / VEC;  // n % VEC == 0
-  float v[K];
-  int ix[K];
+  __shared__ Key warp_top[kMaxThreads<K> / 32][K];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int threads = blockDim.x, warps = threads >> 5;
+  const float* row = scores + static_cast<long long>(blockIdx.x) * n;
+  const Load* s = reinterpret_cast<const Load*>(row);
+  const long long loads = n / VEC;
+  Key keys[K];
 #pragma unroll
-  for (int j = 0; j < K; ++j) {
-    v[j] = -FLT_MAX;
-    ix[j] = -1;
-  }
-  auto take = [&](const Load& x, int q) {
-    if constexpr (VEC == 4) {
-      insert(v, ix, x.x, 4 * q);
-      insert(v, ix, x.y, 4 * q + 1);
-      insert(v, ix, x.z, 4 * q + 2);
-      insert(v, ix, x.w, 4 * q + 3);
-    } else {
-      insert(v, ix, x, q);
+  for (int j = 0; j < K; ++j) keys[j] = 0;
+  Key threshold = 0;  // keys at or below it cannot be among the top k
+  auto take = [&](float x, long long column) {
+    const Key key = make_key(x, static_cast<int>(column));
+    if (key > threshold) {
+      insert(keys, key);
+      threshold = keys[K - 1] > threshold ? keys[K - 1] : threshold;
     }
   };
-  int q = threadIdx.x;
-  for (; q + (kUnroll - 1) * kThreads < loads; q += kUnroll * kThreads) {
+  for (long long q0 = 0; q0 < loads; q0 += static_cast<long long>(kUnroll) * threads) {
     Load x[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) x[u] = s[q + u * kThreads];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) take(x[u], q + u * kThreads);
-  }
-  for (; q < loads; q += kThreads) take(s[q], q);
-
-  std::int32_t* out_i = indices + static_cast<long long>(blockIdx.x) * k;
-  float* out_v = values + static_cast<long long>(blockIdx.x) * k;
-  for (int j = 0; j < k; ++j) {
-    const Pick p = block_best<kWarps>(v[0], ix[0], sv, si);
-    if (threadIdx.x == 0) {
-      out_i[j] = p.i;
-      out_v[j] = p.v;
+    for (int u = 0; u < kUnroll; ++u) {
+      const long long q = q0 + static_cast<long long>(u) * threads + threadIdx.x;
+      if (q < loads) x[u] = s[q];
     }
-    if (p.i >= 0 && ix[0] == p.i) {  // exactly one thread read column p.i: it pops its head
 #pragma unroll
-      for (int t = 0; t + 1 < K; ++t) {
-        v[t] = v[t + 1];
-        ix[t] = ix[t + 1];
-      }
-      v[K - 1] = -FLT_MAX;
-      ix[K - 1] = -1;
-    }
-  }
-}
-
-__global__ void __launch_bounds__(kPassThreads) topk_passes(const float* scores, int n, int k, std::int32_t* indices,
-                                                            float* values) {
-  constexpr int kWarps = kPassThreads / 32;
-  __shared__ float sv[kWarps + 1];
-  __shared__ int si[kWarps + 1];
-  const float* s = scores + static_cast<long long>(blockIdx.x) * n;
-  std::int32_t* out_i = indices + static_cast<long long>(blockIdx.x) * k;
-  float* out_v = values + static_cast<long long>(blockIdx.x) * k;
-  Pick prev{0.0f, -1};  // nothing chosen yet: every column qualifies
-  for (int j = 0; j < k; ++j) {
-    float best_v = -FLT_MAX;
-    int best_i = -1;
-    for (int c = threadIdx.x; c < n; c += kPassThreads) {
-      const float x = s[c];
-      if ((prev.i < 0 || before(prev.v, prev.i, x, c)) && before(x, c, best_v, best_i)) {
-        best_v = x;
-        best_i = c;
+    for (int u = 0; u < kUnroll; ++u) {
+      const long long q = q0 + static_cast<long long>(u) * threads + threadIdx.x;
+      if (q >= loads) continue;
+      if constexpr (VEC == 4) {
+        take(x[u].x, 4 * q);
+        take(x[u].y, 4 * q + 1);
+        take(x[u].z, 4 * q + 2);
+        take(x[u].w, 4 * q + 3);
+      } else {
+        take(x[u], q);
       }
     }
-    prev = block_best<kWarps>(best_v, best_i, sv, si);
-    if (threadIdx.x == 0) {
-      out_i[j] = prev.i;
-      out_v[j] = prev.v;
+    threshold = warp_max(threshold);
+  }
+
+  // The best k of this warp's lists: each round's winner is the head of exactly one lane's list.
+  for (int j = 0; j < k; ++j) {
+    const Key best = warp_max(keys[0]);
+    if (lane == 0) warp_top[warp][j] = best;
+    if (best != 0 && keys[0] == best) {
+#pragma unroll
+      for (int t = 0; t + 1 < K; ++t) keys[t] = keys[t + 1];
+      keys[K - 1] = 0;
+    }
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  // The best k of the warps' lists: lane w walks list w.
+  std::int32_t* out_i = indices + static_cast<long long>(blockIdx.x) * k;
+  float* out_v = values + static_cast<long long>(blockIdx.x) * k;
+  int pos = 0;
+  for (int j = 0; j < k; ++j) {
+    const Key head = lane < warps && pos < k ? warp_top[lane][pos] : 0;
+    const Key best = warp_max(head);
+    if (best != 0 && head == best) ++pos;
+    if (lane == 0) {
+      const int c = column_of(best);
+      out_i[j] = c;
+      out_v[j] = row[c];  // the score as stored (its NaN payload, the sign of a zero)
     }
   }
 }
 
 template <int K>
-void launch_one_pass(const float* scores, int rows, int n, int k, std::int32_t* indices, float* values,
-                     cudaStream_t stream) {
+void launch_topk(const float* scores, int rows, int n, int k, std::int32_t* indices, float* values, cudaStream_t stream) {
   const bool vec4 = n % 4 == 0 && reinterpret_cast<std::uintptr_t>(scores) % 16 == 0;
+  const long long loads = vec4 ? n / 4 : n;
+  // Enough threads for kUnroll loads each, in whole warps, up to the list size's limit.
+  long long threads = (loads + kUnroll - 1) / kUnroll;
+  threads = (threads + 31) / 32 * 32;
+  threads = threads < 32 ? 32 : (threads > kMaxThreads<K> ? kMaxThreads<K> : threads);
   if (vec4) {
-    topk_one_pass<K, 4><<<rows, kOnePassThreads<K>, 0, stream>>>(scores, n, k, indices, values);
+    topk_kernel<K, 4><<<rows, static_cast<unsigned>(threads), 0, stream>>>(scores, n, k, indices, values);
   } else {
-    topk_one_pass<K, 1><<<rows, kOnePassThreads<K>, 0, stream>>>(scores, n, k, indices, values);
+    topk_kernel<K, 1><<<rows, static_cast<unsigned>(threads), 0, stream>>>(scores, n, k, indices, values);
   }
 }
 
@@ -194,21 +155,21 @@ void launch_one_pass(const float* scores, int rows, int n, int k, std::int32_t* 
 
 cudaError_t topk_cuda(const float* scores, int rows, int n, int k, std::int32_t* indices, float* values,
                       cudaStream_t stream) {
+  if (rows < 0 || n < 0 || k < 0) return cudaErrorInvalidValue;
   if (k > n) k = n;
-  if (rows <= 0 || k <= 0) return cudaSuccess;
-  static_assert(kTopkOnePassMax == 32, "the instantiations below cover k up to kTopkOnePassMax");
+  if (k > kTopkMax) return cudaErrorInvalidValue;
+  if (rows == 0 || k == 0) return cudaSuccess;
+  static_assert(kTopkMax == 32, "the instantiations below cover k up to kTopkMax");
   if (k == 1) {
-    launch_one_pass<1>(scores, rows, n, k, indices, values, stream);
+    launch_topk<1>(scores, rows, n, k, indices, values, stream);
   } else if (k <= 4) {
-    launch_one_pass<4>(scores, rows, n, k, indices, values, stream);
+    launch_topk<4>(scores, rows, n, k, indices, values, stream);
   } else if (k <= 8) {
-    launch_one_pass<8>(scores, rows, n, k, indices, values, stream);
+    launch_topk<8>(scores, rows, n, k, indices, values, stream);
   } else if (k <= 16) {
-    launch_one_pass<16>(scores, rows, n, k, indices, values, stream);
-  } else if (k <= kTopkOnePassMax) {
-    launch_one_pass<32>(scores, rows, n, k, indices, values, stream);
+    launch_topk<16>(scores, rows, n, k, indices, values, stream);
   } else {
-    topk_passes<<<rows, kPassThreads, 0, stream>>>(scores, n, k, indices, values);
+    launch_topk<32>(scores, rows, n, k, indices, values, stream);
   }
   return cudaGetLastError();
 }

@@ -5,10 +5,10 @@
 // index first. k is clamped to n.
 //
 // The CUDA launcher takes device pointers and the stream last, enqueues one kernel and returns
-// its launch status; no workspace, no synchronisation. One block per row: for k <= kTopkOnePassMax
-// each thread keeps its own top-k in registers over one read of the row, then the block merges
-// them in k rounds of a block-wide arg-max; a larger k takes k passes over the row instead
-// (meant for the small k of classification and sampling).
+// its launch status; no workspace, no synchronisation. It serves the small k of classification
+// and sampling, k (after clamping) at most kTopkMax, else cudaErrorInvalidValue: past that,
+// torch.topk's radix select is the tool. One block per row, which reads its row once: each
+// thread keeps its own best k in registers, and the block merges them.
 //
 //   topk_cpu(scores, rows, n, k, indices, values);            // indices, values: [rows][min(k, n)]
 //   topk_cuda(d_scores, rows, n, k, d_indices, d_values, stream);
@@ -21,7 +21,7 @@
 
 namespace braid::kernels {
 
-inline constexpr int kTopkOnePassMax = 32;
+inline constexpr int kTopkMax = 32;
 
 void topk_cpu(const float* scores, int rows, int n, int k, std::int32_t* indices, float* values);
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 #include "kernels/pool_similarity.hpp"
@@ -34,7 +35,12 @@ struct Device {
     CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), sizeof(T) * std::max<std::size_t>(n, 1)));
     if (n) CUDA_CHECK(cudaMemcpy(p, host.data(), sizeof(T) * n, cudaMemcpyHostToDevice));
   }
-  explicit Device(std::size_t count) : n(count) { CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), sizeof(T) * std::max<std::size_t>(n, 1))); }
+  // An output: filled with 0xFF bytes (NaN as floats), so that a cell the kernel leaves unwritten
+  // cannot pass for one it wrote (fresh device memory is often zero).
+  explicit Device(std::size_t count) : n(count) {
+    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), sizeof(T) * std::max<std::size_t>(n, 1)));
+    CUDA_CHECK(cudaMemset(p, 0xFF, sizeof(T) * std::max<std::size_t>(n, 1)));
+  }
   ~Device() { cudaFree(p); }
   std::vector<T> host() const {
     std::vector<T> out(n);
@@ -67,15 +73,37 @@ TEST_SUITE("gpu") {
           CUDA_CHECK(cudaStreamSynchronize(stream));
           CHECK(db.host() == batch);
           CHECK(dm.host() == mask);
-          std::vector<float> back(c.values.size(), 0.0f);
+          std::vector<float> back(c.values.size(), -3.0f);  // rows past max_len stay as they were
           kernels::unpack_ragged_cpu(batch.data(), c.offsets.data(), n, max_len, dim, back.data());
-          Device<float> dback(std::vector<float>(c.values.size(), 0.0f));
+          Device<float> dback(std::vector<float>(c.values.size(), -3.0f));
           CUDA_CHECK(kernels::unpack_ragged_cuda(db.p, doff.p, n, max_len, dim, dback.p, stream));
           CUDA_CHECK(cudaStreamSynchronize(stream));
           CHECK(dback.host() == back);
         }
       }
     }
+    cudaStreamDestroy(stream);
+  }
+
+  TEST_CASE("ragged pack and unpack: a width of whole float4s at unaligned addresses takes the scalar path") {
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreate(&stream));
+    const int n = 9, max_len = 5, dim = 64;
+    auto c = ragged_case(n, max_len, dim, 77);
+    const std::size_t cells = static_cast<std::size_t>(n) * max_len;
+    std::vector<float> batch(cells * dim);
+    std::vector<std::uint8_t> mask(cells);
+    kernels::pack_ragged_cpu(c.values.data(), c.offsets.data(), n, max_len, dim, batch.data(), mask.data());
+    std::vector<float> shifted(c.values.size() + 1, 0.0f);
+    std::copy(c.values.begin(), c.values.end(), shifted.begin() + 1);
+    Device<float> dv(shifted), db(cells * dim + 1);
+    Device<std::int32_t> doff(c.offsets);
+    Device<std::uint8_t> dm(cells);
+    CUDA_CHECK(kernels::pack_ragged_cuda(dv.p + 1, doff.p, n, max_len, dim, db.p + 1, dm.p, stream));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    auto got = db.host();
+    CHECK(std::vector<float>(got.begin() + 1, got.end()) == batch);
+    CHECK(dm.host() == mask);
     cudaStreamDestroy(stream);
   }
 
@@ -132,25 +160,33 @@ TEST_SUITE("gpu") {
     cudaStreamDestroy(stream);
   }
 
-  TEST_CASE("top-k: CUDA equals the CPU reference (indices and values, ties and NaN included)") {
+  TEST_CASE("top-k: CUDA equals the CPU reference bit for bit (ties, NaN, infinities, signed zeros)") {
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreate(&stream));
-    // k across every register-list size (1, 4, 8, 16, 32) and past it (the k-pass kernel);
-    // n with and without float4 rows; an offset of one float makes the rows unaligned.
-    for (int n : {0, 1, 2, 4, 31, 32, 33, 255, 256, 257, 1000, 4099}) {
-      for (int k : {1, 3, 5, 8, 16, 17, 32, 33, 64}) {
-        for (int rows : {1, 5}) {
+    // k across every register-list size (1, 4, 8, 16, 32); n with and without float4 rows and
+    // around the block sizes; an offset of one float makes the rows unaligned (scalar loads).
+    // Data: 0 random, 1 quarter steps (ties), 2 all -inf, 3 all NaN, 4 zeros of both signs.
+    for (int n : {0, 1, 2, 4, 31, 32, 33, 255, 256, 257, 1000, 4099, 32000}) {
+      for (int k : {1, 3, 5, 8, 16, 17, 32}) {
+        for (int data = 0; data < 5; ++data) {
           for (int offset : {0, 1}) {
+            const int rows = data == 0 ? 5 : 2;
             CAPTURE(n);
             CAPTURE(k);
-            CAPTURE(rows);
+            CAPTURE(data);
             CAPTURE(offset);
             auto s = random_floats(static_cast<std::size_t>(rows) * n + offset, 29 + n);
-            for (std::size_t i = 0; i < s.size() / 2; ++i) s[i] = std::round(s[i] * 4) / 4;  // ties
-            if (n > 8) {
+            for (auto& x : s) {
+              if (data == 1) x = std::round(x * 4) / 4;
+              if (data == 2) x = -std::numeric_limits<float>::infinity();
+              if (data == 3) x = std::numeric_limits<float>::quiet_NaN();
+              if (data == 4) x = x < 0 ? -0.0f : 0.0f;
+            }
+            if (data < 2 && n > 8) {
               s[offset + 3] = std::numeric_limits<float>::quiet_NaN();
               s[offset + 7] = std::numeric_limits<float>::quiet_NaN();
               s[offset + 5] = std::numeric_limits<float>::infinity();
+              s[offset + 6] = -std::numeric_limits<float>::infinity();
             }
             int kk = std::min(k, n);
             std::vector<std::int32_t> idx(static_cast<std::size_t>(rows) * kk);
@@ -162,16 +198,22 @@ TEST_SUITE("gpu") {
             CUDA_CHECK(cudaStreamSynchronize(stream));
             CHECK(di.host() == idx);
             auto got = dv.host();
-            bool same = got.size() == val.size();
-            for (std::size_t i = 0; same && i < got.size(); ++i) {
-              same = (std::isnan(got[i]) && std::isnan(val[i])) || got[i] == val[i];
-            }
-            CHECK(same);
+            CHECK(std::memcmp(got.data(), val.data(), sizeof(float) * val.size()) == 0);
           }
         }
       }
     }
     cudaStreamDestroy(stream);
+  }
+
+  TEST_CASE("top-k: k past kTopkMax is refused, unless the row is shorter") {
+    Device<float> ds(std::vector<float>(64, 1.0f));
+    Device<std::int32_t> di(64);
+    Device<float> dv(64);
+    CHECK(kernels::topk_cuda(ds.p, 1, 64, kernels::kTopkMax + 1, di.p, dv.p, nullptr) == cudaErrorInvalidValue);
+    CHECK(kernels::topk_cuda(ds.p, 1, 20, 64, di.p, dv.p, nullptr) == cudaSuccess);  // k clamps to 20
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CHECK(di.host()[19] == 19);
   }
 }
 
