@@ -1,9 +1,10 @@
 // Two kernels. pool_partial: one block per (128-column tile, 64-token slice, batch row), eight
 // tokens per warp and a lane per column (float4 where dim % 4 == 0 and hidden is 16-byte aligned),
 // so that the one read of hidden is coalesced and spread over many blocks even for a small
-// batch; it writes the slice's masked sums to the workspace. pool_finish: one block per row
-// adds the slices, scales by the token count, keeps the pooled row in the workspace's first
-// slice (in L2, so dim has no shared-memory limit), normalises, and scores one label per warp.
+// batch; it writes the slice's masked sums to the workspace. pool_score: one block per (8 rows,
+// 32 labels) adds the slices into the pooled rows, a dim chunk at a time in shared memory (so
+// dim has no limit), and scores each label row it reads against all 8 pooled rows, with the
+// row and label norms accumulated on the way.
 #include <cstdint>
 
 #include "kernels/pool_similarity.hpp"
@@ -18,21 +19,6 @@ constexpr int kMaxGridYZ = 65535;
 __device__ __forceinline__ float warp_sum(float x) {
   for (int o = 16; o > 0; o >>= 1) x += __shfl_down_sync(0xffffffffu, x, o);
   return x;
-}
-
-// Sum over the block; every thread gets the result. `scratch` holds one float per warp.
-__device__ float block_sum(float x, float* scratch) {
-  x = warp_sum(x);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();  // scratch may still be read by the previous reduction
-  if (lane == 0) scratch[warp] = x;
-  __syncthreads();
-  if (warp == 0) {
-    x = warp_sum(lane < kWarps ? scratch[lane] : 0.0f);
-    if (lane == 0) scratch[kWarps] = x;
-  }
-  __syncthreads();
-  return scratch[kWarps];
 }
 
 // grid: x = column tiles of 32 * VEC floats, y = token slices, z = batch rows (from row0).
@@ -88,39 +74,93 @@ __global__ void __launch_bounds__(kThreads) pool_partial(const float* hidden, co
   }
 }
 
-__global__ void __launch_bounds__(kThreads) pool_finish(float* partial, const std::uint8_t* mask, int seq, int dim,
-                                                        int slices, const float* labels, int n_labels, float* out) {
-  __shared__ float scratch[kWarps + 1];
+// grid: x = tiles of kRows batch rows, y = chunks of kLabels labels. The block rebuilds its rows'
+// pooled vectors from the slices, a dim chunk at a time, in shared memory, and scores its labels
+// against all kRows of them: each label row is read once per row tile (the label matrix is read
+// batch / kRows times in all, not batch times), and its norm comes with the dot products.
+constexpr int kRows = kWarps;  // one warp counts each row's tokens
+constexpr int kLabelsPerWarp = 4;
+constexpr int kLabels = kWarps * kLabelsPerWarp;
+constexpr int kDimChunk = 512;
+
+__global__ void __launch_bounds__(kThreads) pool_score(const float* __restrict__ partial, const std::uint8_t* mask,
+                                                       int batch, int seq, int dim, int slices,
+                                                       const float* __restrict__ labels, int n_labels,
+                                                       float* __restrict__ out) {
+  __shared__ float pooled[kRows][kDimChunk];
+  __shared__ float scale[kRows];
+  __shared__ float norms[kWarps][kRows];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int b = static_cast<int>(blockIdx.x);
-  const std::uint8_t* m = mask + static_cast<long long>(b) * seq;
-  float c = 0;
-  for (int t = threadIdx.x; t < seq; t += kThreads) c += m[t] ? 1.0f : 0.0f;
-  const float count = block_sum(c, scratch);
-  const float scale = 1.0f / (count > 0 ? count : 1.0f);
-  // The thread that owns column d reads its slices and writes the pooled value over slice 0.
-  float* pooled = partial + static_cast<long long>(b) * slices * dim;
-  float n2 = 0;
-  for (int d = threadIdx.x; d < dim; d += kThreads) {
-    float s = 0;
-    for (int k = 0; k < slices; ++k) s += pooled[static_cast<long long>(k) * dim + d];
-    s *= scale;
-    pooled[d] = s;
-    n2 += s * s;
+  const int r0 = static_cast<int>(blockIdx.x) * kRows;
+  const int rows = min(kRows, batch - r0);
+  const int l0 = static_cast<int>(blockIdx.y) * kLabels;
+  if (warp < rows) {
+    const std::uint8_t* m = mask + static_cast<long long>(r0 + warp) * seq;
+    float c = 0;
+    for (int t = lane; t < seq; t += 32) c += m[t] ? 1.0f : 0.0f;
+    c = warp_sum(c);
+    if (lane == 0) scale[warp] = 1.0f / (c > 0 ? c : 1.0f);
   }
-  const float norm = sqrtf(block_sum(n2, scratch));  // its barriers also publish pooled[] to the block
-  const float inv = 1.0f / (norm > kNormEps ? norm : kNormEps);
-  for (int l = warp; l < n_labels; l += kWarps) {
-    const float* lab = labels + static_cast<long long>(l) * dim;
-    float dot = 0, l2 = 0;
-    for (int d = lane; d < dim; d += 32) {
-      const float x = lab[d];
-      dot += pooled[d] * x;
-      l2 += x * x;
+  __syncthreads();
+  float dot[kLabelsPerWarp][kRows] = {};
+  float l2[kLabelsPerWarp] = {};
+  float n2[kRows] = {};  // this thread's share of each row's squared norm
+  for (int d0 = 0; d0 < dim; d0 += kDimChunk) {
+    const int width = min(kDimChunk, dim - d0);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      for (int d = threadIdx.x; d < width; d += kThreads) {
+        float v = 0;
+        if (r < rows) {
+          const float* p = partial + static_cast<long long>(r0 + r) * slices * dim + d0 + d;
+          for (int k = 0; k < slices; ++k) v += p[static_cast<long long>(k) * dim];
+          v *= scale[r];
+        }
+        pooled[r][d] = v;
+        n2[r] += v * v;
+      }
     }
-    dot = warp_sum(dot);
-    l2 = sqrtf(warp_sum(l2));
-    if (lane == 0) out[static_cast<long long>(b) * n_labels + l] = dot * inv / (l2 > kNormEps ? l2 : kNormEps);
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kLabelsPerWarp; ++i) {
+      const int l = l0 + warp + kWarps * i;
+      if (l >= n_labels) continue;
+      const float* lab = labels + static_cast<long long>(l) * dim + d0;
+      for (int d = lane; d < width; d += 32) {
+        const float x = lab[d];
+        l2[i] += x * x;
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) dot[i][r] += pooled[r][d] * x;
+      }
+    }
+    __syncthreads();  // the next chunk overwrites pooled
+  }
+  // Row norms: each thread's shares, summed over the warp, then over the warps.
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float x = warp_sum(n2[r]);
+    if (lane == 0) norms[warp][r] = x;
+  }
+  __syncthreads();
+  if (threadIdx.x < kRows) {
+    float x = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) x += norms[w][threadIdx.x];
+    x = sqrtf(x);
+    scale[threadIdx.x] = 1.0f / (x > kNormEps ? x : kNormEps);  // now the rows' inverse norms
+  }
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < kLabelsPerWarp; ++i) {
+    const int l = l0 + warp + kWarps * i;
+    const float ln = sqrtf(warp_sum(l2[i]));
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float x = warp_sum(dot[i][r]);
+      if (lane == 0 && l < n_labels && r < rows) {
+        out[static_cast<long long>(r0 + r) * n_labels + l] = x * scale[r] / (ln > kNormEps ? ln : kNormEps);
+      }
+    }
   }
 }
 
@@ -142,7 +182,7 @@ cudaError_t pool_similarity_cuda(const float* hidden, const std::uint8_t* mask, 
   if (batch < 0 || seq < 0 || dim < 0 || n_labels < 0) return cudaErrorInvalidValue;
   if (batch == 0 || n_labels == 0) return cudaSuccess;
   const int slices = pool_similarity_slices(seq);
-  if (slices > kMaxGridYZ) return cudaErrorInvalidValue;
+  if (slices > kMaxGridYZ || (n_labels + kLabels - 1) / kLabels > kMaxGridYZ) return cudaErrorInvalidValue;
   auto* partial = static_cast<float*>(workspace);
   if (dim > 0) {
     if (dim % 4 == 0 && reinterpret_cast<std::uintptr_t>(hidden) % 16 == 0) {
@@ -151,8 +191,10 @@ cudaError_t pool_similarity_cuda(const float* hidden, const std::uint8_t* mask, 
       launch_partial<1>(hidden, mask, batch, seq, dim, slices, partial, stream);
     }
   }
-  pool_finish<<<static_cast<unsigned>(batch), kThreads, 0, stream>>>(partial, mask, seq, dim, slices, labels, n_labels,
-                                                                          out);
+  const unsigned row_tiles = static_cast<unsigned>((batch + kRows - 1) / kRows);
+  const unsigned label_chunks = static_cast<unsigned>((n_labels + kLabels - 1) / kLabels);
+  pool_score<<<dim3(row_tiles, label_chunks), kThreads, 0, stream>>>(partial, mask, batch, seq, dim, slices, labels,
+                                                                    n_labels, out);
   return cudaGetLastError();
 }
 

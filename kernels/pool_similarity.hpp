@@ -9,8 +9,9 @@
 // Pointers are the caller's; nothing is allocated. The CUDA launcher takes device pointers, a
 // device workspace of pool_similarity_workspace_bytes(batch, seq, dim) bytes and the stream
 // last, enqueues two kernels and returns their launch status. The first sums the masked tokens
-// of one (row, 64-token slice, 128-column tile) per block, so that even a batch of one fills the
-// GPU; the second reduces the slices, normalises and scores one label per warp.
+// of one (row, 64-token slice, 128-column tile) per block, so that a small batch still makes
+// many blocks; the second rebuilds the pooled rows of 8 batch rows in shared memory and scores
+// 32 labels against them per block, so that each label row is read once per 8 batch rows.
 //
 //   std::size_t bytes = pool_similarity_workspace_bytes(batch, seq, dim);   // once per shape
 //   pool_similarity_cuda(d_hidden, d_mask, batch, seq, dim, d_labels, n_labels, d_out, d_work, stream);
