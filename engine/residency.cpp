@@ -58,6 +58,21 @@ bool reads_on_host(const plan::Plan& p, const plan::Endpoint& ep, const plan::No
       c.kind);
 }
 
+// A node with a timeout, retries or a fallback (its own, or its model's) is done when its
+// work is: its timeout bounds the device's work, and a failure the device reports late is
+// still its failure to retry or fall back from. So their values come to the host. (A call
+// that declares a number has just those numbers copied: ExecNode::numbers_out.)
+bool observed(const plan::Plan& p, const plan::Node& n) {
+  const plan::NodeOptions& o = n.options;
+  if (o.timeout_ns || o.retries || o.fallback) return true;
+  const auto* c = std::get_if<plan::CallNode>(&n.kind);
+  if (!c) return false;
+  const plan::Model& m = p.models[plan::index(c->model)];
+  return m.options.timeout_ns || m.options.retries;
+}
+
+}  // namespace
+
 bool declares_number(const dsl::Type& t) {
   switch (t.kind) {
     case dsl::TypeKind::Float:
@@ -69,22 +84,6 @@ bool declares_number(const dsl::Type& t) {
     default: return false;
   }
 }
-
-// A node with a timeout, retries or a fallback (its own, or its model's) is done when its
-// work is: its timeout bounds the device's work, and a failure the device reports late is
-// still its failure to retry or fall back from. A call that declares a number is read on the
-// host (a backend may leave it on the device as a one-element tensor: ModelInstance::call).
-// So their values come to the host.
-bool observed(const plan::Plan& p, const plan::Node& n) {
-  const plan::NodeOptions& o = n.options;
-  if (o.timeout_ns || o.retries || o.fallback) return true;
-  const auto* c = std::get_if<plan::CallNode>(&n.kind);
-  if (!c) return false;
-  const plan::Model& m = p.models[plan::index(c->model)];
-  return m.options.timeout_ns || m.options.retries || declares_number(*m.methods[c->method].result);
-}
-
-}  // namespace
 
 std::vector<bool> host_values(const plan::Plan& p, const plan::Endpoint& ep, bool sequential) {
   std::vector<bool> host(ep.values.size(), false);

@@ -432,7 +432,15 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
                                       [](const plan::Model& m) { return m.placement.kind == dsl::PlacementKind::Cuda; });
   if (on_devices) {
     const std::vector<bool> host = host_values(p, ep, sequential);
-    for (const auto& n : ep.nodes) ex->nodes[plan::index(n.id)].host_out = host[plan::index(n.output)];
+    for (const auto& n : ep.nodes) {
+      ExecNode& en = ex->nodes[plan::index(n.id)];
+      en.host_out = host[plan::index(n.output)];
+      const auto* c = std::get_if<plan::CallNode>(&n.kind);
+      if (c && !en.host_out) {
+        const plan::Model& m = p.models[plan::index(c->model)];
+        en.numbers_out = declares_number(*m.methods[c->method].result);
+      }
+    }
   }
   for (auto& er : ex->regions) {
     for (std::uint32_t i = 0; i < er.nodes.size(); ++i) {

@@ -39,6 +39,11 @@ struct ExecNode {
   // or a fallback: its device tensors are copied to the host before the node completes. See
   // host_values (residency.cpp).
   bool host_out = true;
+  // A device call whose result declares a number (`float`, `int`, within lists, records and
+  // optionals) but need not come to the host whole: only the one-element tensors a backend
+  // may leave in the numbers' places are copied, and read once they land; its other tensors
+  // stay on the device.
+  bool numbers_out = false;
 };
 
 struct ExecValue {
@@ -180,6 +185,8 @@ inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};
 // `sequential` mode (EngineOptions::sequential) groups and maps run one child at a time, and
 // keep nothing on the device between them.
 std::vector<bool> host_values(const plan::Plan& p, const plan::Endpoint& ep, bool sequential);
+// Whether a value of type `t` holds a number anywhere (residency.cpp).
+bool declares_number(const dsl::Type& t);
 // Builds the per-endpoint tables.
 std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
                                       std::uint32_t id, bool sequential);

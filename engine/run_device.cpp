@@ -66,6 +66,47 @@ Result<Value> map_device_tensors(const Value& v, Fn& fn) {
   }
 }
 
+// `v` with `fn` applied to the one-element device tensors in the places where `want` declares
+// a number (what a backend may leave there: ModelInstance::call).
+template <typename Fn>
+Result<Value> map_numbers(const Value& v, const dsl::TypeRef& want, Fn& fn) {
+  switch (want->kind) {
+    case dsl::TypeKind::Optional: return map_numbers(v, want->elem, fn);
+    case dsl::TypeKind::Float:
+    case dsl::TypeKind::Int: {
+      if (v.kind() != Value::Kind::Tensor || v.as_tensor().numel() != 1 || v.as_tensor().device() < 0) return v;
+      Tensor t = v.as_tensor();
+      if (auto e = fn(t)) return std::move(*e);
+      return Value(std::move(t));
+    }
+    case dsl::TypeKind::List: {
+      if (v.kind() != Value::Kind::List || !has_device_tensor(v)) return v;
+      std::vector<Value> items;
+      items.reserve(v.as_list().size());
+      for (const auto& e : v.as_list()) {
+        auto item = map_numbers(e, want->elem, fn);
+        if (!item) return item;
+        items.push_back(std::move(*item));
+      }
+      return Value::list(std::move(items));
+    }
+    case dsl::TypeKind::Record: {
+      if (v.kind() != Value::Kind::Record || !has_device_tensor(v)) return v;
+      const auto& rec = v.as_record();
+      std::vector<Value> values;
+      values.reserve(rec.values.size());
+      for (std::size_t i = 0; i < rec.values.size(); ++i) {
+        const dsl::Field* f = want->field(rec.names[i]);
+        auto field = f ? map_numbers(rec.values[i], f->type, fn) : Result<Value>(rec.values[i]);
+        if (!field) return field;
+        values.push_back(std::move(*field));
+      }
+      return Value::record(rec.names, std::move(values));
+    }
+    default: return v;
+  }
+}
+
 // `v` with the numbers that `want` declares read from the one-element tensors a backend left
 // on the device in their place (ModelInstance::call), once their host copies have landed.
 Result<Value> read_numbers(const Value& v, const dsl::TypeRef& want) {
@@ -160,32 +201,38 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
 
   auto fence = rt.record(s);
   if (!fence) return deliver(std::move(fence.error()));
-  const bool host_out = f->run->ex->nodes[plan::index(n.id)].host_out;
+  const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
+  const dsl::TypeRef& want = m.model->methods[method].result;
   std::vector<std::shared_ptr<const TensorStorage>> enqueued;  // copies in flight, on failure
+  auto copy = [&](Tensor& t) -> std::optional<Error> {
+    if (t.host) return std::nullopt;
+    // Stream order puts the copy after the work that produces `t` (its fence is this one, or
+    // one this stream already waited for).
+    auto h = rt.copy_to_host(s, t.storage->device_data(), t.storage->bytes());
+    if (!h) return std::move(h.error());
+    t.host = std::move(*h);
+    enqueued.push_back(t.host);
+    e.host_copies.fetch_add(1, std::memory_order_relaxed);
+    e.host_copy_bytes.fetch_add(t.storage->bytes(), std::memory_order_relaxed);
+    return std::nullopt;
+  };
   auto attach = [&](Tensor& t) -> std::optional<Error> {
     // This call's fence, even on a tensor that came in with one: a backend may have written to
     // it in place, and the fence is later than the one it had (this stream waited for that).
     t.ready = *fence;
-    if (host_out && !t.host) {
-      // Stream order puts the copy after the work that produces `t` (its fence is this one,
-      // or one this stream already waited for).
-      auto h = rt.copy_to_host(s, t.storage->device_data(), t.storage->bytes());
-      if (!h) return std::move(h.error());
-      t.host = std::move(*h);
-      enqueued.push_back(t.host);
-      e.host_copies.fetch_add(1, std::memory_order_relaxed);
-      e.host_copy_bytes.fetch_add(t.storage->bytes(), std::memory_order_relaxed);
-    }
-    return std::nullopt;
+    return en.host_out ? copy(t) : std::nullopt;
   };
   Result<Value> out = map_device_tensors(*r, attach);
-  if (!host_out) return deliver(std::move(out));
+  // Only the numbers' tensors come to the host; the others stay on the device.
+  if (out && en.numbers_out) out = map_numbers(*out, want, copy);
+  if (!en.host_out && enqueued.empty()) return deliver(std::move(out));
 
-  // The consumers read host memory: continue once the copies have landed. The callback holds
+  // The consumers read host memory (or the numbers are read there): continue once the copies
+  // have landed. The callback holds
   // the result (and so the device memory it was copied from, and the pinned buffers) until
   // then; after a failed copy, the buffers of the copies already enqueued, and the error.
   boost::asio::thread_pool& pool = *e.pool;
-  rt.notify(s, [&pool, want = m.model->methods[method].result, deliver = std::move(deliver), out = std::move(out), r = std::move(r),
+  rt.notify(s, [&pool, want, deliver = std::move(deliver), out = std::move(out), r = std::move(r),
                 enqueued = std::move(enqueued)](std::optional<Error> err) mutable {
     boost::asio::post(pool, [want = std::move(want), deliver = std::move(deliver), out = std::move(out), r = std::move(r),
                              enqueued = std::move(enqueued), err = std::move(err)]() mutable {

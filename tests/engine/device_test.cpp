@@ -163,6 +163,22 @@ TEST_SUITE("engine") {
     CHECK(h.device->stats().early_reads == 0);
   }
 
+  TEST_CASE("device: a result that declares a number beside a tensor copies the number only") {
+    DeviceHarness h(std::string(kModels) + R"(
+      model st = torch "g.pt" on cuda { def stats(x: tensor) -> {mean: float, x: tensor} }
+      endpoint e(x: tensor) -> tensor {
+        s = st.stats(g.scale(x, 1.0))
+        return g.scale(s.x, s.mean)
+      })");
+    auto r = h.start("e", {tensor({1, 2, 6})}).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(contents(*r) == std::vector<double>{3, 6, 18});
+    // The mean (for scale's `k`, read on the host) and the client's result: `s.x` stayed on
+    // the device, from the first scale to the second.
+    CHECK(h.device->stats().copies == 2);
+    CHECK(h.device->stats().early_reads == 0);
+  }
+
   TEST_CASE("device: a call on one stream waits for another stream's input on the device") {
     DeviceHarness h(std::string(kModels) + R"(
       endpoint e(x: tensor) -> tensor {

@@ -26,6 +26,7 @@
 //   pair(x: tensor) -> list<tensor>   [x, x * 2]
 //   mean(x: tensor) -> float     the mean of x; on a device, a one-element device tensor
 //                                (the engine reads the number once it is on the host)
+//   stats(x: tensor) -> {mean: float, x: tensor}   the mean as mean() gives it, and x
 //   slow(x: tensor, key: str)    waits on the host until open(key), then returns x
 //
 // It records per model: calls, the most calls running at once, and calls that saw their
