@@ -66,25 +66,21 @@ Result<Value> map_device_tensors(const Value& v, Fn& fn) {
   }
 }
 
-// `v` with `fn` applied to the one-element device tensors in the places where `want` declares
-// a number (what a backend may leave there: ModelInstance::call).
-template <typename Fn>
-Result<Value> map_numbers(const Value& v, const dsl::TypeRef& want, Fn& fn) {
+// `v` rebuilt with `leaf(value, kind)` in each place where `want` declares a number (kind:
+// Float or Int), inside optionals, lists and records. Lists and records without a device
+// tensor are kept as they are.
+template <typename Leaf>
+Result<Value> map_numbers(const Value& v, const dsl::TypeRef& want, Leaf& leaf) {
   switch (want->kind) {
-    case dsl::TypeKind::Optional: return map_numbers(v, want->elem, fn);
+    case dsl::TypeKind::Optional: return map_numbers(v, want->elem, leaf);
     case dsl::TypeKind::Float:
-    case dsl::TypeKind::Int: {
-      if (v.kind() != Value::Kind::Tensor || v.as_tensor().numel() != 1 || v.as_tensor().device() < 0) return v;
-      Tensor t = v.as_tensor();
-      if (auto e = fn(t)) return std::move(*e);
-      return Value(std::move(t));
-    }
+    case dsl::TypeKind::Int: return leaf(v, want->kind);
     case dsl::TypeKind::List: {
       if (v.kind() != Value::Kind::List || !has_device_tensor(v)) return v;
       std::vector<Value> items;
       items.reserve(v.as_list().size());
       for (const auto& e : v.as_list()) {
-        auto item = map_numbers(e, want->elem, fn);
+        auto item = map_numbers(e, want->elem, leaf);
         if (!item) return item;
         items.push_back(std::move(*item));
       }
@@ -97,7 +93,7 @@ Result<Value> map_numbers(const Value& v, const dsl::TypeRef& want, Fn& fn) {
       values.reserve(rec.values.size());
       for (std::size_t i = 0; i < rec.values.size(); ++i) {
         const dsl::Field* f = want->field(rec.names[i]);
-        auto field = f ? map_numbers(rec.values[i], f->type, fn) : Result<Value>(rec.values[i]);
+        auto field = f ? map_numbers(rec.values[i], f->type, leaf) : Result<Value>(rec.values[i]);
         if (!field) return field;
         values.push_back(std::move(*field));
       }
@@ -107,57 +103,28 @@ Result<Value> map_numbers(const Value& v, const dsl::TypeRef& want, Fn& fn) {
   }
 }
 
-// `v` with the numbers that `want` declares read from the one-element tensors a backend left
-// on the device in their place (ModelInstance::call), once their host copies have landed.
-Result<Value> read_numbers(const Value& v, const dsl::TypeRef& want) {
-  switch (want->kind) {
-    case dsl::TypeKind::Optional: return read_numbers(v, want->elem);
-    case dsl::TypeKind::Float:
-    case dsl::TypeKind::Int: {
-      if (v.kind() != Value::Kind::Tensor || v.as_tensor().numel() != 1 || !v.as_tensor().on_host()) return v;
-      const Tensor& t = v.as_tensor();
-      if (want->kind == dsl::TypeKind::Int && t.dtype == DType::I64) {
-        return Value(*static_cast<const std::int64_t*>(t.host_data()));  // exact past 2^53
-      }
-      const double x = t.to_doubles()[0];
-      if (want->kind == dsl::TypeKind::Float) return Value(x);
-      // A float where an int is declared: truncated, as item<int64_t>() does on the host, and an
-      // error where that would throw (NaN, infinities, out of range) rather than a garbage int.
-      if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) {
-        return make_error(ErrorCode::ModelError, fmt::format("the model returned {} where an int is declared", x));
-      }
-      return Value(static_cast<std::int64_t>(x));
-    }
-    case dsl::TypeKind::List: {
-      if (v.kind() != Value::Kind::List || !has_device_tensor(v)) return v;
-      std::vector<Value> items;
-      items.reserve(v.as_list().size());
-      for (const auto& e : v.as_list()) {
-        auto item = read_numbers(e, want->elem);
-        if (!item) return item;
-        items.push_back(std::move(*item));
-      }
-      return Value::list(std::move(items));
-    }
-    case dsl::TypeKind::Record: {
-      if (v.kind() != Value::Kind::Record || !has_device_tensor(v)) return v;
-      const auto& rec = v.as_record();
-      std::vector<Value> values;
-      values.reserve(rec.values.size());
-      for (std::size_t i = 0; i < rec.values.size(); ++i) {
-        const dsl::Field* f = want->field(rec.names[i]);
-        if (!f) {
-          values.push_back(rec.values[i]);
-          continue;
-        }
-        auto field = read_numbers(rec.values[i], f->type);
-        if (!field) return field;
-        values.push_back(std::move(*field));
-      }
-      return Value::record(rec.names, std::move(values));
-    }
-    default: return v;
+// Whether `v` is what a backend may leave in a number's place: a one-element device tensor
+// (ModelInstance::call).
+bool number_tensor(const Value& v) {
+  return v.kind() == Value::Kind::Tensor && v.as_tensor().numel() == 1 && v.as_tensor().device() >= 0;
+}
+
+// The number `kind` read from a one-element tensor in host memory (a device one's once its copy
+// has landed), else `v` itself.
+Result<Value> read_number(const Value& v, dsl::TypeKind kind) {
+  if (v.kind() != Value::Kind::Tensor || v.as_tensor().numel() != 1 || !v.as_tensor().on_host()) return v;
+  const Tensor& t = v.as_tensor();
+  if (kind == dsl::TypeKind::Int && t.dtype == DType::I64) {
+    return Value(*static_cast<const std::int64_t*>(t.host_data()));  // exact past 2^53
   }
+  const double x = t.to_doubles()[0];
+  if (kind == dsl::TypeKind::Float) return Value(x);
+  // A float where an int is declared: truncated, as item<int64_t>() does on the host, and an
+  // error where that would throw (NaN, infinities, out of range) rather than a garbage int.
+  if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) {
+    return make_error(ErrorCode::ModelError, fmt::format("the model returned {} where an int is declared", x));
+  }
+  return Value(static_cast<std::int64_t>(x));
 }
 
 // The stream for a call on `device`: the stream of the first input fence on this device that
@@ -224,7 +191,13 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
   };
   Result<Value> out = map_device_tensors(*r, attach);
   // Only the numbers' tensors come to the host; the others stay on the device.
-  if (out && en.numbers_out) out = map_numbers(*out, want, copy);
+  auto copy_number = [&](const Value& v, dsl::TypeKind) -> Result<Value> {
+    if (!number_tensor(v)) return v;
+    Tensor t = v.as_tensor();
+    if (auto err = copy(t)) return std::move(*err);
+    return Value(std::move(t));
+  };
+  if (out && en.numbers_out) out = map_numbers(*out, want, copy_number);
   if (!en.host_out && enqueued.empty()) return deliver(std::move(out));
 
   // The consumers read host memory (or the numbers are read there): continue once the copies
@@ -239,7 +212,8 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
       run_with_ready_queue([&] {
         if (err) return deliver(std::move(*err));
         if (!out) return deliver(std::move(out));
-        deliver(read_numbers(*out, want));
+        auto read = [](const Value& v, dsl::TypeKind kind) { return read_number(v, kind); };
+        deliver(map_numbers(*out, want, read));
       });
     });
   });
