@@ -18,6 +18,8 @@
 //   5. When a CPU node, an op or the client needs the data, each device tensor of the result is
 //      copied once into pinned host memory on the same stream, and notify() tells the host
 //      when the copy has landed; only then do the consumers start.
+//   6. An op whose input may stay on the device (`topk` over scores) runs there instead, on a
+//      stream ordered after the input's fence, and only its result comes to the host.
 
 #include <atomic>
 #include <cstddef>
@@ -78,6 +80,16 @@ class DeviceRuntime {
   // The returned storage may be read once notify() for `s`, called after this, has reported.
   virtual Result<std::shared_ptr<const TensorStorage>> copy_to_host(const Stream& s, const void* src,
                                                                     std::size_t bytes) = 0;
+  // Built-in ops the device runs where their input already is (kernels/), so that only their
+  // small result crosses to the host.
+  //
+  // Enqueues on `s` the top-k of each row of `scores` (device memory, F32, [rows][n], contiguous;
+  // 1 <= k <= min(n, kernels::kTopkMax)) with its result written straight into pinned host
+  // memory: per row, `k` column indices (int32), then per row `k` scores (float), highest first,
+  // ordered as kernels::topk_cpu orders them. Readable once notify() for `s`, called after this,
+  // has reported.
+  virtual Result<std::shared_ptr<const TensorStorage>> topk_to_host(const Stream& s, const void* scores, int rows,
+                                                                    int n, int k) = 0;
   // Calls `fn` once everything enqueued on `s` so far has finished: with no error, or with the
   // device's error when that work failed. `fn` runs on a thread of the runtime's and must not
   // block; the engine posts its continuation from there to one of its own threads.

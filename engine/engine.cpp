@@ -423,7 +423,9 @@ std::string Engine::metrics_text() const {
   if (impl_->device) {
     header("braid_device_host_copies_total", "counter", "Device tensors copied to host memory for a host consumer.");
     out += fmt::format("braid_device_host_copies_total {}\n", impl_->host_copies.load());
-    header("braid_device_host_copy_bytes_total", "counter", "Bytes copied from devices to host memory.");
+    header("braid_device_ops_total", "counter", "Ops run on a device where their input was (topk), their result alone copied to the host.");
+    out += fmt::format("braid_device_ops_total {}\n", impl_->device_ops.load());
+    header("braid_device_host_copy_bytes_total", "counter", "Bytes copied from devices to host memory (tensors and device ops' results).");
     out += fmt::format("braid_device_host_copy_bytes_total {}\n", impl_->host_copy_bytes.load());
     header("braid_device_stream_waits_total", "counter", "Waits of one stream for another's fence (on the device).");
     out += fmt::format("braid_device_stream_waits_total {}\n", impl_->stream_waits.load());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -51,6 +52,27 @@ Value float_list(const std::vector<double>& xs) {
 }
 
 }  // namespace
+
+Result<int> topk_count(std::size_t scores, std::span<const Value> args) {
+  const auto& labels = args[1].as_list();
+  if (labels.size() != scores) return op_error("topk", fmt::format("{} scores but {} labels", scores, labels.size()));
+  if (scores > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+    return op_error("topk", fmt::format("{} scores, more than the {} it takes", scores, std::numeric_limits<int>::max()));
+  }
+  std::int64_t k = args[2].as_int();
+  if (k < 0) return op_error("topk", fmt::format("k must not be negative, found {}", k));
+  return static_cast<int>(std::min<std::int64_t>(k, static_cast<std::int64_t>(scores)));
+}
+
+Value topk_records(const std::vector<Value>& labels, std::span<const std::int32_t> columns,
+                   std::span<const double> scores) {
+  std::vector<Value> rows;
+  rows.reserve(columns.size());
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    rows.push_back(Value::record({"label", "score"}, {labels[static_cast<std::size_t>(columns[i])], Value(scores[i])}));
+  }
+  return Value::list(std::move(rows));
+}
 
 Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const std::string> names) {
   std::string_view name = dsl::op_info(op).name;
@@ -105,25 +127,19 @@ Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const 
     case BuiltinOp::Topk: {
       auto s = scores_of(name, args[0]);
       if (!s) return s.error();
-      const auto& labels = args[1].as_list();
-      if (labels.size() != s->size()) {
-        return op_error(name, fmt::format("{} scores but {} labels", s->size(), labels.size()));
-      }
-      std::int64_t k = args[2].as_int();
-      if (k < 0) return op_error(name, fmt::format("k must not be negative, found {}", k));
-      // The kernel's CPU reference: highest first, ties by lower index (the CUDA version is the
-      // same op on the GPU).
+      auto kk = topk_count(s->size(), args);
+      if (!kk) return kk.error();
+      // The kernel's CPU reference: highest first, NaN above every number, ties by lower index
+      // (the CUDA version is the same op on the device).
       const int n = static_cast<int>(s->size());
-      const int kk = static_cast<int>(std::min<std::int64_t>(k, n));
       std::vector<float> scores(s->begin(), s->end());
-      std::vector<std::int32_t> idx(static_cast<std::size_t>(kk));
-      std::vector<float> top(static_cast<std::size_t>(kk));
-      if (kk > 0) kernels::topk_cpu(scores.data(), 1, n, kk, idx.data(), top.data());
-      std::vector<Value> rows;
-      for (std::int32_t i : idx) {
-        rows.push_back(Value::record({"label", "score"}, {labels[static_cast<std::size_t>(i)], Value((*s)[static_cast<std::size_t>(i)])}));
-      }
-      return Value::list(std::move(rows));
+      std::vector<std::int32_t> idx(static_cast<std::size_t>(*kk));
+      std::vector<float> top(static_cast<std::size_t>(*kk));
+      if (*kk > 0) kernels::topk_cpu(scores.data(), 1, n, *kk, idx.data(), top.data());
+      std::vector<double> chosen;
+      chosen.reserve(idx.size());
+      for (std::int32_t i : idx) chosen.push_back((*s)[static_cast<std::size_t>(i)]);
+      return topk_records(args[1].as_list(), idx, chosen);
     }
     case BuiltinOp::Mean:
     case BuiltinOp::Sum:

@@ -343,6 +343,9 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   if (f->cancelled()) return stop_cancelled(*f);  // nobody wants this frame's result any more
   switch (n.kind.index()) {
     case 2: return exec_call(f, local, attempt, n, std::get<plan::CallNode>(n.kind));
+    case 3:
+      if (f->run->engine->device && device_op(f, local, attempt, n, std::get<plan::OpNode>(n.kind))) return;
+      break;
     case 8: return exec_group(f, local, attempt);
     case 9: return exec_map(f, local, attempt);
     case 10: return exec_switch(f, local, attempt);

@@ -98,7 +98,7 @@ struct Engine::Impl {
   unsigned device_threads = 0;  // threads of each device pool
   std::mutex warm_mu;           // Engine::warm_up, one at a time
   std::unique_ptr<std::atomic<std::uint32_t>[]> next_stream;
-  std::atomic<std::uint64_t> host_copies{0}, host_copy_bytes{0}, stream_waits{0};
+  std::atomic<std::uint64_t> host_copies{0}, host_copy_bytes{0}, stream_waits{0}, device_ops{0};
 };
 
 }  // namespace braid::engine
@@ -163,6 +163,12 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
 void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
                  std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
                  std::function<void(Result<Value>)> deliver);
+// An op whose input is a device tensor not in host memory (`topk` over scores a device call
+// left there): runs it on the device, or copies the input to the host first where the kernel
+// does not take it. The result goes to node_result once it has landed. False when the op is not
+// one of those; it then runs on the host as usual.
+bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+               const plan::OpNode& op);
 // One model call, measured: per-node latency, the model's running count, the trace.
 Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                          const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace);

@@ -1,7 +1,8 @@
 // The DeviceRuntime over the CUDA runtime API: per device a pool of non-blocking streams, pooled
-// events as fences, pooled pinned host buffers for device-to-host copies, and stream callbacks
-// or polled events for host notification (CudaCompletion). No LibTorch here: the torch backend
-// wraps these streams with its own stream guard (c10::cuda::getStreamFromExternal).
+// events as fences, pooled pinned host buffers for device-to-host copies and device ops' results,
+// stream callbacks or polled events for host notification (CudaCompletion), and the kernels/ ops
+// the engine runs on the device. No LibTorch here: the torch backend wraps these streams with its
+// own stream guard (c10::cuda::getStreamFromExternal).
 #include <cuda_runtime_api.h>
 
 #include <bit>
@@ -16,6 +17,7 @@
 #include "engine/completion_poller.hpp"
 #include "engine/device.hpp"
 #include "engine/value.hpp"
+#include "kernels/topk.hpp"
 
 namespace braid::engine {
 namespace {
@@ -223,6 +225,25 @@ class CudaRuntime final : public DeviceRuntime {
       if (auto err = cudaMemcpyAsync(buf->first, src, bytes, cudaMemcpyDeviceToHost, raw(s)); err != cudaSuccess) {
         return cuda_error(err, "cudaMemcpyAsync (device to host)");
       }
+    }
+    return std::shared_ptr<const TensorStorage>(std::move(storage));
+  }
+
+  Result<std::shared_ptr<const TensorStorage>> topk_to_host(const Stream& s, const void* scores, int rows, int n,
+                                                            int k) override {
+    const std::size_t entries = static_cast<std::size_t>(rows) * static_cast<std::size_t>(k);
+    auto buf = pinned_->get(entries * (sizeof(std::int32_t) + sizeof(float)));
+    if (!buf) return buf.error();
+    auto storage = std::make_shared<PinnedStorage>(buf->first, buf->second, entries * 8, pinned_);
+    // Pinned memory from cudaHostAlloc is mapped into every device's address space at the same
+    // address (unified addressing, on in every 64-bit process): the kernel writes its few bytes
+    // of result there itself, with no device buffer and no copy to enqueue after it.
+    auto* indices = static_cast<std::int32_t*>(buf->first);
+    auto* values = reinterpret_cast<float*>(indices + entries);
+    cudaSetDevice(s.device);
+    if (auto err = kernels::topk_cuda(static_cast<const float*>(scores), rows, n, k, indices, values, raw(s));
+        err != cudaSuccess) {
+      return cuda_error(err, "the top-k kernel's launch");
     }
     return std::shared_ptr<const TensorStorage>(std::move(storage));
   }

@@ -1,6 +1,11 @@
 #include "tests/engine/fake_device.hpp"
 
+#include <algorithm>
 #include <cstring>
+
+#include <fmt/format.h>
+
+#include "kernels/topk.hpp"
 
 namespace braid::test {
 
@@ -164,6 +169,25 @@ engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::copy_to
     ++stats_.copies;
   }
   enqueue(s, [buf, src, bytes] { std::memcpy(buf->data(), src, bytes); });
+  return std::shared_ptr<const engine::TensorStorage>(buf);
+}
+
+engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::topk_to_host(const engine::Stream& s,
+                                                                                      const void* scores, int rows,
+                                                                                      int n, int k) {
+  if (rows < 0 || n < 1 || k < 1 || k > std::min(n, kernels::kTopkMax)) {
+    return make_error(ErrorCode::Internal, fmt::format("fake device: top-k of {} rows of {} with k = {}", rows, n, k));
+  }
+  const auto entries = static_cast<std::size_t>(rows) * static_cast<std::size_t>(k);
+  auto buf = std::make_shared<PinnedBuffer>(entries * (sizeof(std::int32_t) + sizeof(float)));
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.topks;
+  }
+  enqueue(s, [buf, scores, rows, n, k, entries] {
+    auto* indices = reinterpret_cast<std::int32_t*>(buf->data());
+    kernels::topk_cpu(static_cast<const float*>(scores), rows, n, k, indices, reinterpret_cast<float*>(indices + entries));
+  });
   return std::shared_ptr<const engine::TensorStorage>(buf);
 }
 

@@ -2,7 +2,8 @@
 // A device for testing the scheduler's device path without a GPU. Each stream is a thread that
 // runs the operations enqueued on it in order, as a CUDA stream runs kernels; fences, waits
 // between streams, copies to host memory and notifications behave as in CUDA, so that a missing
-// wait or a host round trip shows up as a wrong value or a blocked stream. Device memory is
+// wait or a host round trip shows up as a wrong value or a blocked stream. Device ops run the
+// kernels' CPU references on the stream's thread. Device memory is
 // host memory the test code never reads directly (TensorStorage::host_data is null).
 //
 //   FakeDevice dev(1, 2);                 // one device, two streams
@@ -51,6 +52,7 @@ class FakeDevice final : public engine::DeviceRuntime {
     int waits = 0;          // waits enqueued
     int blocked = 0;        // waits that found their fence not yet passed
     int copies = 0;         // device-to-host copies
+    int topks = 0;          // top-k ops run on the device (their results written to host memory)
     int notifies = 0;
     int notified = 0;       // notifications that have fired (counted as they start)
     int early_reads = 0;    // reads of device memory before it was written
@@ -68,6 +70,8 @@ class FakeDevice final : public engine::DeviceRuntime {
   std::optional<engine::Error> wait(const engine::Stream& s, const engine::Fence& f) override;
   engine::Result<std::shared_ptr<const engine::TensorStorage>> copy_to_host(const engine::Stream& s, const void* src,
                                                                             std::size_t bytes) override;
+  engine::Result<std::shared_ptr<const engine::TensorStorage>> topk_to_host(const engine::Stream& s, const void* scores,
+                                                                            int rows, int n, int k) override;
   void notify(const engine::Stream& s, std::function<void(std::optional<engine::Error>)> fn) override;
 
   // Runs `op` on stream `s` after everything enqueued there before it.

@@ -1,0 +1,160 @@
+// Ops the device runs where their input is (engine/run_device.cpp, device_op): `topk` over scores
+// that a device call left on the device runs there, behind the scores' fence, and only its k
+// results come to the host; where the kernel does not take the scores (a k past
+// kernels::kTopkMax), they come to the host once and the op runs there. Either way the result is
+// the host op's, errors name the node, and no thread waits for the device.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "engine/ops.hpp"
+#include "kernels/topk.hpp"
+#include "tests/engine/device_harness.hpp"
+
+namespace braid::test {
+namespace {
+
+const std::string kTopk = std::string(kModels) + R"(
+  endpoint top(x: tensor, labels: list<str>, k: int) -> list<{label: str, score: float}> {
+    return topk(g.gate(x, "go"), labels, k)
+  }
+  endpoint shared(x: tensor, labels: list<str>) -> {top: list<{label: str, score: float}>, best: list<{label: str, score: float}>} {
+    s = g.gate(x, "a")
+    return {top: topk(s, labels, 2), best: topk(s, labels, 1)}
+  }
+  endpoint seen(x: tensor, labels: list<str>) -> {top: list<{label: str, score: float}>, s: tensor} {
+    s = g.scale(x, 1.0)
+    return {top: topk(s, labels, 2), s: s}
+  })";
+
+Value labels(std::size_t n) {
+  std::vector<Value> xs;
+  for (std::size_t i = 0; i < n; ++i) xs.emplace_back(fmt::format("l{}", i));
+  return Value::list(std::move(xs));
+}
+
+// What the op gives on the host for the same scores (the fake device's "kernels" compute in F32).
+Value host_topk(const std::vector<double>& scores, std::size_t n_labels, std::int64_t k) {
+  std::vector<double> f32;
+  for (double x : scores) f32.push_back(static_cast<float>(x));
+  std::vector<Value> args{tensor(f32), labels(n_labels), Value(k)};
+  auto r = engine::run_op(dsl::BuiltinOp::Topk, args, {});
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+  return *r;
+}
+
+std::string text(const engine::Result<Value>& r) {
+  if (!r) return r.error().describe();
+  std::string out;
+  for (const auto& row : r->as_list()) out += fmt::format("{}={} ", row.field("label")->as_str(), row.field("score")->as_float());
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("engine") {
+  TEST_CASE("device ops: topk runs where its scores are; only its k results come to the host") {
+    DeviceHarness h(kTopk);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const std::vector<double> x{0.5, 3, -1, 3, nan, -0.0, 7.25, 0.0};
+    auto result = h.start("top", {tensor(x), labels(x.size()), Value(std::int64_t{4})});
+    // The call and the op are both enqueued behind the held stream: no thread waited.
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.topks == 1 && s.notifies == 1; }));
+    CHECK_FALSE(finished(result));
+    h.fake->open("go");
+    auto r = result.get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    // NaN first, then 7.25, then the two 3s by their order: the host op's answer, exactly.
+    CHECK(text(r) == "l4=nan l6=7.25 l1=3 l3=3 ");
+    CHECK(text(r) == text(host_topk(x, x.size(), 4)));
+    const auto st = h.device->stats();
+    CHECK(st.copies == 0);  // the scores stayed on the device
+    CHECK(st.waits == 0);   // on the stream that made them
+    CHECK(st.early_reads == 0);
+    const std::string m = h.engine->metrics_text();
+    CHECK(m.find("braid_device_ops_total 1\n") != std::string::npos);
+    CHECK(m.find("braid_device_host_copy_bytes_total 32\n") != std::string::npos);  // 4 x (index, score)
+
+    // k past the number of scores is clamped, as on the host; k = 0 needs no device at all.
+    h.fake->open("go");
+    auto all = h.start("top", {tensor({2, 1}), labels(2), Value(std::int64_t{9})}).get();
+    CHECK(text(all) == "l0=2 l1=1 ");
+    auto none = h.start("top", {tensor({2, 1}), labels(2), Value(std::int64_t{0})}).get();
+    REQUIRE(none);
+    CHECK(none->as_list().empty());
+    CHECK(h.device->stats().topks == 2);
+  }
+
+  TEST_CASE("device ops: a k the kernel does not take brings the scores to the host once") {
+    DeviceHarness h(kTopk);
+    h.fake->open("go");
+    std::vector<double> x;
+    for (int i = 0; i < 50; ++i) x.push_back(std::sin(i * 0.7) * 10);
+    const auto k = static_cast<std::int64_t>(kernels::kTopkMax + 3);
+    auto r = h.start("top", {tensor(x), labels(x.size()), Value(k)}).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->as_list().size() == static_cast<std::size_t>(k));
+    CHECK(*r == host_topk(x, x.size(), k));
+    CHECK(h.device->stats().topks == 0);
+    CHECK(h.device->stats().copies == 1);
+  }
+
+  TEST_CASE("device ops: topk behind another stream's scores waits on the device") {
+    DeviceHarness h(kTopk);
+    const std::vector<double> x{0.5, 3, -1};
+    auto result = h.start("shared", {tensor(x), labels(3)});
+    // Both ops read `s`: the first follows it on its stream, the second waits for its fence on
+    // another stream, which blocks on the device while `gate` holds the first.
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.blocked == 1 && s.topks == 2; }));
+    CHECK_FALSE(finished(result));
+    h.fake->open("a");
+    auto r = result.get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(text(Value(*r->field("top"))) == "l1=3 l0=0.5 ");
+    CHECK(text(Value(*r->field("best"))) == "l1=3 ");
+    const auto st = h.device->stats();
+    CHECK(st.waits == 1);
+    CHECK(st.copies == 0);
+  }
+
+  TEST_CASE("device ops: scores the client also reads come to the host, and topk runs there") {
+    DeviceHarness h(kTopk);
+    auto r = h.start("seen", {tensor({0.5, 3, -1}), labels(3)}).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(text(Value(*r->field("top"))) == "l1=3 l0=0.5 ");
+    CHECK(h.device->stats().copies == 1);
+    CHECK(h.device->stats().topks == 0);
+  }
+
+  TEST_CASE("device ops: bad arguments and device errors fail the request naming the op's node") {
+    DeviceHarness h(std::string(kTopk) + R"(
+      endpoint faulty(x: tensor, labels: list<str>) -> list<{label: str, score: float}> {
+        best = topk(g.fault(x), labels, 1)
+        return best
+      })");
+    h.fake->open("go");
+    auto mismatch = h.start("top", {tensor({1, 2, 3}), labels(2), Value(std::int64_t{1})}).get();
+    REQUIRE_FALSE(mismatch);
+    CHECK(mismatch.error().code == engine::ErrorCode::ModelError);
+    CHECK(mismatch.error().message == "op `topk`: 3 scores but 2 labels");
+    CHECK_FALSE(mismatch.error().node.empty());
+    auto negative = h.start("top", {tensor({1, 2}), labels(2), Value(std::int64_t{-1})}).get();
+    REQUIRE_FALSE(negative);
+    CHECK(negative.error().message == "op `topk`: k must not be negative, found -1");
+    CHECK(h.device->stats().topks == 0);
+
+    // `fault`'s work fails on the device; the op, the first to hear from its stream, reports it.
+    // The next request carries on.
+    auto failed = h.start("faulty", {tensor({1, 2}), labels(2)}).get();
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().node == "best");
+    CHECK(failed.error().message.find("fake device") != std::string::npos);
+    auto again = h.start("top", {tensor({1, 2}), labels(2), Value(std::int64_t{1})}).get();
+    CHECK(text(again) == "l1=2 ");
+  }
+}
+
+}  // namespace braid::test
