@@ -11,12 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "dsl/frontend.hpp"
 #include "engine/engine.hpp"
+#include "engine/ops.hpp"
 
 namespace braid::test {
 namespace {
@@ -48,6 +50,10 @@ endpoint joined(x: tensor, r: int) -> tensor {
   a = busy_a.run(x, r)
   b = busy_b.run(x, r)
   return step.add(a, b)
+}
+endpoint logits(x: tensor) -> tensor { return step.forward(x) }
+endpoint top(x: tensor, labels: list<str>, k: int) -> list<{label: str, score: float}> {
+  return topk(step.forward(x), labels, k)
 }
 endpoint grouped(x: tensor, r: int) -> tensor {
   both = all { busy_a.run(x, r), busy_b.run(x, r) }
@@ -212,6 +218,45 @@ TEST_SUITE("gpu") {
     CHECK(r.error().model == "step");
     CHECK_FALSE(r.error().node.empty());
     expect_close(run(*e, "chain", {input(8, 256)}), run(*e, "chain_cpu", {input(8, 256)}));
+  }
+
+  TEST_CASE("engine on cuda: topk over device scores runs on the device; only k results come back") {
+    for (auto completion : {engine::CudaCompletion::Callback, engine::CudaCompletion::Poll}) {
+      auto e = load("gpu", kGraph, completion);
+      const Value x = input(8, 256);
+      std::vector<Value> names;
+      for (int i = 0; i < 8 * 256; ++i) names.emplace_back(fmt::format("c{}", i));
+      const Value labels = Value::list(std::move(names));
+      // The device's own scores, brought to the host, and the host op over them: the answer the
+      // kernel must give exactly (it reads the scores back bit for bit).
+      auto scores = run(*e, "logits", {x});
+      REQUIRE_MESSAGE(scores, (scores ? "" : scores.error().describe()));
+      for (std::int64_t k : {std::int64_t{1}, std::int64_t{5}, std::int64_t{32}, std::int64_t{40}}) {
+        CAPTURE(k);
+        std::vector<Value> args{*scores, labels, Value(k)};
+        auto want = engine::run_op(dsl::BuiltinOp::Topk, args, {});
+        REQUIRE(want);
+        const double ops = counter(*e, "braid_device_ops_total");
+        const double copies = counter(*e, "braid_device_host_copies_total");
+        auto got = run(*e, "top", {x, labels, Value(k)});
+        REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+        CHECK(*got == *want);
+        // Up to kTopkMax on the device (no copy of the scores); past it, one copy and the host op.
+        const bool on_device = k <= 32;
+        CHECK(counter(*e, "braid_device_ops_total") == ops + (on_device ? 1 : 0));
+        CHECK(counter(*e, "braid_device_host_copies_total") == copies + (on_device ? 0 : 1));
+      }
+      // Many at once, on every stream: each its own answer.
+      std::vector<std::future<engine::Result<Value>>> runs;
+      for (int i = 0; i < 32; ++i) runs.push_back(e->run(*e->find("gpu", "top"), {x, labels, Value(std::int64_t{3})}));
+      std::vector<Value> args{*scores, labels, Value(std::int64_t{3})};
+      auto want = engine::run_op(dsl::BuiltinOp::Topk, args, {});
+      for (auto& r : runs) {
+        auto got = r.get();
+        REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+        CHECK(*got == *want);
+      }
+    }
   }
 
   TEST_CASE("engine on cuda: completion by polling events gives the same answers") {
