@@ -11,6 +11,10 @@
 //               two device threads as much as from the two streams.
 //   one node    a single `gpu_step` node: mostly the cost of hearing that the device is done,
 //               by stream callback or by polling an event (--completion).
+//   topk        `topk(scores, labels, 5)` over n scores a model placed `on cuda` made (n = 1000
+//               classes, 131072 for an LM's vocabulary): run on the device, only the 5 results
+//               brought back, against the same scores brought to the host whole and ranked there
+//               (what happens when the client also reads them).
 //   chain       N `gpu_step` nodes (tanh(x @ W), W 256x256, x [8, 256]) through braid, against
 //               the same N forward() calls made back to back in one thread with LibTorch (plus
 //               the copies in and out that braid makes too). Per-node overhead = difference / N.
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
   app.add_option("--completion", completion_name, "How the host hears of the device: callback or poll")
       ->check(CLI::IsMember({"callback", "poll"}));
   app.add_option("--ensemble", ensemble_path, "The ensemble example graph");
-  app.add_option("--model-path", model_paths, "Where models/gpu_step.pt and models/gpu_busy.pt are");
+  app.add_option("--model-path", model_paths, "Where models/gpu_step.pt, gpu_busy.pt and gpu_logits.pt are");
   app.add_option("-o,--output", output, "md or json")->check(CLI::IsMember({"md", "json"}));
   CLI11_PARSE(app, argc, argv);
 
@@ -202,6 +206,14 @@ endpoint grouped(x: tensor, r: int) -> tensor {
 }
 endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, r), r) }
 endpoint one(x: tensor) -> tensor { return step.forward(x) }
+model head = torch "models/gpu_logits.pt" on cuda { def forward(x: tensor, n: int) -> tensor }
+endpoint top_device(x: tensor, n: int, labels: list<str>) -> list<{label: str, score: float}> {
+  return topk(head.forward(x, n), labels, 5)
+}
+endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: str, score: float}>, s: tensor} {
+  s = head.forward(x, n)
+  return {top: topk(s, labels, 5), s: s}
+}
 )" + chain_endpoint(nodes);
 
   auto plan = compile("gpu", src, model_paths);
@@ -233,6 +245,18 @@ endpoint one(x: tensor) -> tensor { return step.forward(x) }
     return 1;
   }
   Stats one1 = summarize(std::move(*baseline1));
+  struct TopkCase {
+    std::int64_t n;
+    Stats device, host;
+  };
+  std::vector<TopkCase> topks;
+  for (std::int64_t n : {std::int64_t{1000}, std::int64_t{131072}}) {
+    std::vector<engine::Value> names;
+    names.reserve(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) names.emplace_back(fmt::format("t{}", i));
+    std::vector<engine::Value> in = {input(1, 16), engine::Value(n), engine::Value::list(std::move(names))};
+    topks.push_back({n, measure(*e, "top_device", in, warmup, iterations), measure(*e, "top_host", in, warmup, iterations)});
+  }
   std::vector<engine::Value> text = {engine::Value("I have an idea!")};
   Stats ens_a = measure(*ens, "alone_a", text, warmup, iterations, "ensemble");
   Stats ens_b = measure(*ens, "alone_b", text, warmup, iterations, "ensemble");
@@ -272,6 +296,10 @@ endpoint one(x: tensor) -> tensor { return step.forward(x) }
                           {"ensemble_group_us", ens_group.p50},
                           {"ensemble_ratio", ens_group.p50 / ens_sum},
                           {"ensemble_ideal_ratio", std::max(ens_a.p50, ens_b.p50) / ens_sum}};
+    for (const auto& t : topks) {
+      o[fmt::format("topk_{}_device_us", t.n)] = t.device.p50;
+      o[fmt::format("topk_{}_host_us", t.n)] = t.host.p50;
+    }
     std::printf("%s\n", boost::json::serialize(o).c_str());
     return 0;
   }
@@ -302,5 +330,12 @@ endpoint one(x: tensor) -> tensor { return step.forward(x) }
   std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f | %.1f |\n", chain.p50, chain.p90, chain.p50 / nodes, chain.cpu_us);
   std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f | |\n", one.p50, one.p90, one.p50 / nodes);
   std::printf("| braid's overhead per node | | %.2f | |\n", per_node);
+  std::printf("\n| `topk(scores, labels, 5)` over n scores made on cuda | p50 (us) | CPU per request (us) |\n|---|---:|---:|\n");
+  for (const auto& t : topks) {
+    std::printf("| n = %lld, on the device (5 results come back) | %.1f [%.1f] | %.1f |\n", static_cast<long long>(t.n),
+                t.device.p50, t.device.p90, t.device.cpu_us);
+    std::printf("| n = %lld, scores to the host, ranked there | %.1f [%.1f] | %.1f |\n", static_cast<long long>(t.n),
+                t.host.p50, t.host.p90, t.host.cpu_us);
+  }
   return 0;
 }

@@ -188,6 +188,17 @@ def run(self, x: Tensor, rounds: int) -> Tensor:
   save(m, dir, "gpu_busy.pt");
 }
 
+// `n` scores, as a language model's head gives over its vocabulary (no weights: a 128k
+// vocabulary would be a 128 MB file): for top-k over scores left on the device.
+void gpu_logits(const std::filesystem::path& dir) {
+  torch::jit::Module m("GpuLogits");
+  m.define(R"(
+def forward(self, x: Tensor, n: int) -> Tensor:
+    return torch.sin(torch.arange(n, device=x.device).float() * 0.37 + x.sum())
+)");
+  save(m, dir, "gpu_logits.pt");
+}
+
 // The identity on strings: for measuring what braid adds around a model call.
 void echo(const std::filesystem::path& dir) {
   torch::jit::Module m("Echo");
@@ -225,6 +236,7 @@ int main(int argc, char** argv) {
     echo(dir);
     gpu_step(dir);
     gpu_busy(dir);
+    gpu_logits(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "braid-make-models: %s\n", e.what());
     return 1;
