@@ -165,8 +165,9 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
                  std::function<void(Result<Value>)> deliver);
 // An op whose input is a device tensor not in host memory (`topk` over scores a device call
 // left there): runs it on the device, or copies the input to the host first where the kernel
-// does not take it. The result goes to node_result once it has landed. False when the op is not
-// one of those; it then runs on the host as usual.
+// does not take it, from a thread of that device's pool (the only threads that enqueue device
+// work: see ~Engine). The result goes to node_result once it has landed. False when the op is
+// not one of those; it then runs on the host as usual.
 bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
                const plan::OpNode& op);
 // One model call, measured: per-node latency, the model's running count, the trace.

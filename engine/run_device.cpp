@@ -222,15 +222,12 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
   });
 }
 
-bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
-               const plan::OpNode& op) {
-  // Only `topk`'s scores may reach an op on the device (residency.cpp).
-  if (op.op != dsl::BuiltinOp::Topk) return false;
-  const Value& scores = f->lookup(op.args[0]);
-  if (scores.kind() != Value::Kind::Tensor) return false;
-  const Tensor& t = scores.as_tensor();
-  if (t.device() < 0 || t.on_host()) return false;
+namespace {
 
+// The device part of device_op, on a thread of the scores' device pool.
+void enqueue_topk(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+                  const plan::OpNode& op) {
+  if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
   Engine::Impl& e = *f->run->engine;
   DeviceRuntime& rt = *e.device;
   Trace* trace = f->run->trace.get();
@@ -238,35 +235,24 @@ bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   std::vector<Value> args;
   args.reserve(op.args.size());
   for (plan::ValueId a : op.args) args.push_back(f->lookup(a));
+  const Tensor& t = args[0].as_tensor();
   auto count = topk_count(static_cast<std::size_t>(t.numel()), args);
-  if (!count || *count == 0) {
-    node_result(f, local, attempt, count ? topk_records(args[1].as_list(), {}, {}) : Result<Value>(count.error()));
-    return true;
-  }
+  if (!count) return node_result(f, local, attempt, std::move(count.error()));
+  if (*count == 0) return node_result(f, local, attempt, topk_records(args[1].as_list(), {}, {}));
   // The kernel takes F32 scores and a small k; else the scores come to the host whole and the
   // op runs there.
   const int k = *count;
-  const bool on_device = t.dtype == DType::F32 && k <= kernels::kTopkMax && t.storage->device_data();
+  const bool on_device = t.dtype == DType::F32 && k <= kernels::kTopkMax;
 
   const Stream s = pick_stream(e, t.device(), std::span<const Value>(&args[0], 1));
   if (t.ready && !(t.ready->stream() == s)) {
-    if (auto err = rt.wait(s, *t.ready)) {
-      node_result(f, local, attempt, std::move(*err));
-      return true;
-    }
+    if (auto err = rt.wait(s, *t.ready)) return node_result(f, local, attempt, std::move(*err));
     e.stream_waits.fetch_add(1, std::memory_order_relaxed);
   }
   auto landed = on_device ? rt.topk_to_host(s, t.storage->device_data(), 1, static_cast<int>(t.numel()), k)
                           : rt.copy_to_host(s, t.storage->device_data(), t.storage->bytes());
-  if (!landed) {
-    node_result(f, local, attempt, std::move(landed.error()));
-    return true;
-  }
-  if (on_device) {
-    e.device_ops.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    e.host_copies.fetch_add(1, std::memory_order_relaxed);
-  }
+  if (!landed) return node_result(f, local, attempt, std::move(landed.error()));
+  (on_device ? e.device_ops : e.host_copies).fetch_add(1, std::memory_order_relaxed);
   e.host_copy_bytes.fetch_add((*landed)->bytes(), std::memory_order_relaxed);
   if (trace) trace->add({n.name, "op", t0, trace->now_us() - t0, Trace::thread_number()});
 
@@ -287,12 +273,38 @@ bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
         }
         const auto* columns = static_cast<const std::int32_t*>(landed->host_data());
         const auto* best = reinterpret_cast<const float*>(columns + k);
-        std::vector<double> chosen(best, best + k);
+        const std::vector<double> chosen(best, best + k);
         node_result(f, local, attempt,
                     topk_records(args[1].as_list(), std::span<const std::int32_t>(columns, static_cast<std::size_t>(k)), chosen));
       });
     });
   });
+}
+
+}  // namespace
+
+bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+               const plan::OpNode& op) {
+  // Only `topk`'s scores may reach an op on the device (residency.cpp).
+  if (op.op != dsl::BuiltinOp::Topk) return false;
+  const Value& scores = f->lookup(op.args[0]);
+  if (scores.kind() != Value::Kind::Tensor) return false;
+  const Tensor& t = scores.as_tensor();
+  if (t.device() < 0 || t.on_host() || !t.storage->device_data()) return false;
+  Engine::Impl& e = *f->run->engine;
+  if (static_cast<std::size_t>(t.device()) >= e.device_pools.size()) {
+    node_result(f, local, attempt,
+                make_error(ErrorCode::ModelError, fmt::format("op `topk`: scores on device {}, where no model of this engine runs", t.device())));
+    return true;
+  }
+  // Device work is enqueued from the device's own threads only: the engine's teardown stops
+  // them first, and then nothing adds work or notifications behind the ones it waits for.
+  boost::asio::thread_pool& pool = *e.device_pools[static_cast<std::size_t>(t.device())];
+  if (pool.get_executor().running_in_this_thread()) {
+    enqueue_topk(f, local, attempt, n, op);
+  } else {
+    boost::asio::post(pool, [f, local, attempt, &n, &op] { run_with_ready_queue([&] { enqueue_topk(f, local, attempt, n, op); }); });
+  }
   return true;
 }
 

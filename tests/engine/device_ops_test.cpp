@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -127,6 +128,32 @@ TEST_SUITE("engine") {
     CHECK(text(Value(*r->field("top"))) == "l1=3 l0=0.5 ");
     CHECK(h.device->stats().copies == 1);
     CHECK(h.device->stats().topks == 0);
+  }
+
+  TEST_CASE("device ops: the engine goes away while a topk is about to be enqueued") {
+    DeviceHarness h(std::string(kTopk) + R"(
+      model whole = torch "g.pt" on cuda { def mean(x: tensor) -> int }
+      endpoint late(x: tensor, labels: list<str>) -> list<{label: str, score: float}> {
+        return topk(g.gate(x, "go"), labels, whole.mean(g.gate(x, "k2")))
+      })");
+    auto late = h.start("late", {tensor({1, 2, 3}), labels(3)});
+    // `k` lands on the host when "k2" opens, during teardown: the op is then readied on a CPU
+    // thread, after the device's threads have stopped. Device work comes only from those, so
+    // the op is dropped with the request rather than enqueued behind the notifications that the
+    // teardown waits for (a stress test for the sanitizer builds, like the one in device_test.cpp).
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notifies >= 1; }));
+    std::thread teardown([&] { h.engine.reset(); });
+    h.fake->open("k2");
+    h.fake->open("go");
+    teardown.join();
+    if (late.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      try {
+        (void)late.get();
+      } catch (const std::future_error&) {
+      }
+    }
+    auto st = h.device->stats();
+    CHECK(st.notified == st.notifies);
   }
 
   TEST_CASE("device ops: bad arguments and device errors fail the request naming the op's node") {
