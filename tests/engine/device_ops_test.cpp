@@ -139,11 +139,17 @@ TEST_SUITE("engine") {
     auto late = h.start("late", {tensor({1, 2, 3}), labels(3)});
     // `k` lands on the host when "k2" opens, during teardown: the op is then readied on a CPU
     // thread, after the device's threads have stopped. Device work comes only from those, so
-    // the op is dropped with the request rather than enqueued behind the notifications that the
-    // teardown waits for (a stress test for the sanitizer builds, like the one in device_test.cpp).
+    // the op is dropped with the request, not enqueued behind the notifications the teardown
+    // waits for (whose callbacks would then post to a CPU pool already gone). Whether the old
+    // way (enqueue from any thread) loses that race depends on timing: like the teardown test
+    // of device_test.cpp, this is a stress test for the sanitizer builds, and checks here that
+    // teardown ends with every notification fired.
     REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notifies >= 1; }));
     std::thread teardown([&] { h.engine.reset(); });
+    // The teardown has stopped the device's threads and waits behind the held streams.
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notifies >= 2; }));
     h.fake->open("k2");
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.notified >= 1; }));
     h.fake->open("go");
     teardown.join();
     if (late.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
