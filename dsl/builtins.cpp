@@ -5,8 +5,8 @@
 namespace braid::dsl {
 namespace {
 
-const std::array<OpInfo, 14>& table() {
-  static const std::array<OpInfo, 14> t = {{
+const std::array<OpInfo, 15>& table() {
+  static const std::array<OpInfo, 15> t = {{
       {BuiltinOp::Zip, "zip", {}, false, true, 1, "zip(name: list<A>, ...) -> list<{name: A, ...}>"},
       {BuiltinOp::Len, "len", {"xs"}, false, false, 1, "len(xs: list<T>) -> int"},
       {BuiltinOp::Concat, "concat", {}, true, false, 2, "concat(a: list<T>, b: list<T>, ...) -> list<T>"},
@@ -22,6 +22,8 @@ const std::array<OpInfo, 14>& table() {
       {BuiltinOp::ToTensor, "to_tensor", {"xs"}, false, false, 1, "to_tensor(xs: list<float>) -> tensor<f32, [?]>"},
       {BuiltinOp::ToList, "to_list", {"x"}, false, false, 1, "to_list(x: tensor) -> list<float>"},
       {BuiltinOp::Identity, "id", {"x"}, false, false, 1, "id(x: T) -> T"},
+      {BuiltinOp::PooledCosine, "pooled_cosine", {"hidden", "mask", "labels"}, false, false, 3,
+       "pooled_cosine(hidden: tensor, mask: tensor, labels: tensor) -> tensor<f32>"},
   }};
   return t;
 }
@@ -111,6 +113,11 @@ TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<co
       if (args[0]->kind != TypeKind::Tensor) return fail(0, "a tensor");
       return Type::list(Type::floating());
     case BuiltinOp::Identity: return args[0];
+    case BuiltinOp::PooledCosine:
+      for (std::size_t i = 0; i < 3; ++i) {
+        if (args[i]->kind != TypeKind::Tensor) return fail(i, "a tensor");
+      }
+      return Type::tensor(DType::F32);
   }
   return Type::error();
 }

@@ -29,6 +29,9 @@ enum class BuiltinOp : std::uint16_t {
   ToTensor,  // to_tensor(xs: list<float>) -> tensor<f32, [?]>
   ToList,    // to_list(x: tensor) -> list<float>
   Identity,  // id(x: T) -> T
+  // pooled_cosine(hidden: tensor, mask: tensor, labels: tensor) -> tensor<f32>: masked mean
+  // pooling of token states, L2 normalisation, cosine against each label row (kernels/).
+  PooledCosine,
 };
 
 struct OpInfo {

@@ -18,8 +18,9 @@
 //   5. When a CPU node, an op or the client needs the data, each device tensor of the result is
 //      copied once into pinned host memory on the same stream, and notify() tells the host
 //      when the copy has landed; only then do the consumers start.
-//   6. An op whose input may stay on the device (`topk` over scores) runs there instead, on a
-//      stream ordered after the input's fence, and only its result comes to the host.
+//   6. An op whose inputs may stay on the device (`topk` over scores, `pooled_cosine`) runs
+//      there instead, on a stream ordered after the inputs' fences, and only its result comes
+//      to the host.
 
 #include <atomic>
 #include <cstddef>
@@ -90,6 +91,16 @@ class DeviceRuntime {
   // has reported.
   virtual Result<std::shared_ptr<const TensorStorage>> topk_to_host(const Stream& s, const void* scores, int rows,
                                                                     int n, int k) = 0;
+  // Enqueues on `s` masked mean pooling + L2 normalisation + cosine similarity
+  // (kernels::pool_similarity_cpu's definition) of `hidden` (F32 [batch][seq][dim]) under `mask`
+  // (one byte per token, nonzero = counted) against `labels` (F32 [n_labels][dim]), all device
+  // memory of `s`'s device, with its [batch][n_labels] F32 result written straight into pinned
+  // host memory. Any workspace is the runtime's, taken and given back in stream order.
+  // Readable once notify() for `s`, called after this, has reported.
+  virtual Result<std::shared_ptr<const TensorStorage>> pooled_cosine_to_host(const Stream& s, const void* hidden,
+                                                                             const void* mask, int batch, int seq,
+                                                                             int dim, const void* labels,
+                                                                             int n_labels) = 0;
   // Calls `fn` once everything enqueued on `s` so far has finished: with no error, or with the
   // device's error when that work failed. `fn` runs on a thread of the runtime's and must not
   // block; the engine posts its continuation from there to one of its own threads.

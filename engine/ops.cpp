@@ -6,7 +6,9 @@
 #include <numeric>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "kernels/pool_similarity.hpp"
 #include "kernels/topk.hpp"
 
 namespace braid::engine {
@@ -72,6 +74,40 @@ Value topk_records(const std::vector<Value>& labels, std::span<const std::int32_
     rows.push_back(Value::record({"label", "score"}, {labels[static_cast<std::size_t>(columns[i])], Value(scores[i])}));
   }
   return Value::list(std::move(rows));
+}
+
+std::vector<std::int64_t> PoolShape::result_shape() const {
+  if (single) return {n_labels};
+  return {batch, n_labels};
+}
+
+Result<PoolShape> pooled_cosine_shape(const Tensor& hidden, const Tensor& mask, const Tensor& labels) {
+  constexpr std::string_view op = "pooled_cosine";
+  auto shape = [](const Tensor& t) { return fmt::format("[{}]", fmt::join(t.shape, ", ")); };
+  auto fits = [](std::int64_t n) { return n >= 0 && n <= std::numeric_limits<int>::max(); };
+  PoolShape p;
+  const auto& h = hidden.shape;
+  if (h.size() != 2 && h.size() != 3) {
+    return op_error(op, fmt::format("hidden must be [batch, seq, dim] or [seq, dim], found {}", shape(hidden)));
+  }
+  p.single = h.size() == 2;
+  const std::int64_t batch = p.single ? 1 : h[0], seq = h[h.size() - 2], dim = h.back();
+  const std::vector<std::int64_t> want_mask = p.single ? std::vector<std::int64_t>{seq} : std::vector<std::int64_t>{batch, seq};
+  if (mask.shape != want_mask) {
+    return op_error(op, fmt::format("mask must be [{}] to match hidden {}, found {}", fmt::join(want_mask, ", "),
+                                    shape(hidden), shape(mask)));
+  }
+  if (labels.shape.size() != 2 || labels.shape[1] != dim) {
+    return op_error(op, fmt::format("labels must be [n, {}] to match hidden {}, found {}", dim, shape(hidden), shape(labels)));
+  }
+  if (!fits(batch) || !fits(seq) || !fits(dim) || !fits(labels.shape[0]) || !fits(batch * labels.shape[0])) {
+    return op_error(op, "a dimension is larger than it takes");
+  }
+  p.batch = static_cast<int>(batch);
+  p.seq = static_cast<int>(seq);
+  p.dim = static_cast<int>(dim);
+  p.n_labels = static_cast<int>(labels.shape[0]);
+  return p;
 }
 
 Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const std::string> names) {
@@ -160,6 +196,27 @@ Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const 
       auto s = scores_of(name, args[0]);
       if (!s) return s.error();
       return Value(Tensor::from_doubles(*s, {static_cast<std::int64_t>(s->size())}, DType::F32));
+    }
+    case BuiltinOp::PooledCosine: {
+      const Tensor& hidden = args[0].as_tensor();
+      const Tensor& mask = args[1].as_tensor();
+      const Tensor& labels = args[2].as_tensor();
+      for (const Tensor* t : {&hidden, &mask, &labels}) {
+        if (!t->on_host()) return op_error(name, "tensor is not in host memory");
+      }
+      auto p = pooled_cosine_shape(hidden, mask, labels);
+      if (!p) return p.error();
+      // The kernel's CPU reference, on F32 copies (any dtype in; the mask by nonzero).
+      auto floats = [](const Tensor& t) {
+        std::vector<double> d = t.to_doubles();
+        return std::vector<float>(d.begin(), d.end());
+      };
+      const std::vector<float> h = floats(hidden), l = floats(labels);
+      std::vector<std::uint8_t> m;
+      for (double x : mask.to_doubles()) m.push_back(x != 0 ? 1 : 0);
+      std::vector<float> out(static_cast<std::size_t>(p->batch) * static_cast<std::size_t>(p->n_labels));
+      kernels::pool_similarity_cpu(h.data(), m.data(), p->batch, p->seq, p->dim, l.data(), p->n_labels, out.data());
+      return Value(Tensor::from_doubles(std::vector<double>(out.begin(), out.end()), p->result_shape(), DType::F32));
     }
     case BuiltinOp::ToList: {
       const Tensor& t = args[0].as_tensor();

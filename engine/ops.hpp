@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "dsl/builtins.hpp"
 #include "engine/status.hpp"
@@ -23,5 +24,15 @@ Result<Value> run_op(dsl::BuiltinOp op, std::span<const Value> args, std::span<c
 Result<int> topk_count(std::size_t scores, std::span<const Value> args);
 Value topk_records(const std::vector<Value>& labels, std::span<const std::int32_t> columns,
                    std::span<const double> scores);
+
+// `pooled_cosine`'s shapes: hidden [batch, seq, dim] (or [seq, dim], one item), mask
+// [batch, seq] (or [seq]), labels [n_labels, dim]; the result is [batch, n_labels] (or
+// [n_labels]) F32. An error says which argument does not fit.
+struct PoolShape {
+  int batch = 0, seq = 0, dim = 0, n_labels = 0;
+  bool single = false;  // hidden was [seq, dim]
+  std::vector<std::int64_t> result_shape() const;
+};
+Result<PoolShape> pooled_cosine_shape(const Tensor& hidden, const Tensor& mask, const Tensor& labels);
 
 }  // namespace braid::engine

@@ -3,7 +3,7 @@
 // reaches a reader on the host; nodes that only move values around (lists, records, fields,
 // indexing, the branches of an `all` group, unbounded maps, switch arms) pass the question on
 // to their own consumers, so a tensor travels through them and stays on the device. An op that
-// the device can run (`topk` over scores) reads its input there. A node
+// the device can run (`topk` over scores, `pooled_cosine`) reads its inputs there. A node
 // with a timeout, retries or a fallback keeps its value (and so its fallback's) on the host.
 #include "engine/run.hpp"
 
@@ -54,9 +54,10 @@ bool reads_on_host(const plan::Plan& p, const plan::Endpoint& ep, const plan::No
           // The list's items become the body's parameter: the body's readers decide.
           return v == k.list && after(ep.region(k.body).params[0]);
         } else if constexpr (std::is_same_v<K, plan::SwitchNode>) return v == k.subject;  // compared on the host
-        // `topk` runs on the device where its scores are (run_device.cpp, device_op); its
-        // labels and k are read on the host.
+        // `topk` runs on the device where its scores are, `pooled_cosine` where its three
+        // tensors are (device_ops.cpp); topk's labels and k are read on the host.
         else if constexpr (std::is_same_v<K, plan::OpNode>) {
+          if (k.op == dsl::BuiltinOp::PooledCosine) return false;
           return !(k.op == dsl::BuiltinOp::Topk && v == k.args[0] && v != k.args[1] && v != k.args[2]);
         } else return true;  // whatever comes later: the safe answer
       },

@@ -344,7 +344,7 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   switch (n.kind.index()) {
     case 2: return exec_call(f, local, attempt, n, std::get<plan::CallNode>(n.kind));
     case 3:
-      if (f->run->engine->device && device_op(f, local, attempt, n, std::get<plan::OpNode>(n.kind))) return;
+      if (f->run->engine->device && device_op(f, local, attempt, n, std::get<plan::OpNode>(n.kind))) return;  // device_ops.cpp
       break;
     case 8: return exec_group(f, local, attempt);
     case 9: return exec_map(f, local, attempt);

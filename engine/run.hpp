@@ -163,11 +163,16 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
 void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
                  std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
                  std::function<void(Result<Value>)> deliver);
-// An op whose input is a device tensor not in host memory (`topk` over scores a device call
-// left there): runs it on the device, or copies the input to the host first where the kernel
-// does not take it, from a thread of that device's pool (the only threads that enqueue device
-// work: see ~Engine). The result goes to node_result once it has landed. False when the op is
-// not one of those; it then runs on the host as usual.
+// The stream for work on `device` that reads `args`: the stream of the first of their fences on
+// that device that no other consumer has claimed (a chain stays on its stream), else the next
+// stream of the device's pool (run_device.cpp).
+Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args);
+// An op with inputs that are device tensors not in host memory (`topk` over scores,
+// `pooled_cosine`, when device calls left them there): runs it on the device, or copies those
+// inputs to the host first where the kernel does not take them, from a thread of that
+// device's pool (the only threads that enqueue device work: see ~Engine). The result goes to
+// node_result once it has landed. False when no input is on a device; the op then runs on the
+// host as usual (device_ops.cpp).
 bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
                const plan::OpNode& op);
 // One model call, measured: per-node latency, the model's running count, the trace.

@@ -1,11 +1,8 @@
 // Calls of models placed on a device: streams, fences, waits between streams, one copy to the
-// host when a host consumer needs the data; and ops run on the device where their input is.
-// The steps are described in engine/device.hpp.
+// host when a host consumer needs the data. The steps are described in engine/device.hpp.
 #include <fmt/format.h>
 
-#include "engine/ops.hpp"
 #include "engine/run.hpp"
-#include "kernels/topk.hpp"
 
 namespace braid::engine::detail {
 namespace {
@@ -130,9 +127,10 @@ Result<Value> read_number(const Value& v, dsl::TypeKind kind) {
   return Value(static_cast<std::int64_t>(x));
 }
 
-// The stream for a call on `device`: the stream of the first input fence on this device that
-// no other consumer has claimed (a chain stays on its stream, with nothing to wait for), else
-// the next stream of the device's pool (the branches of a group spread over the streams).
+}  // namespace
+
+// A chain stays on its stream, with nothing to wait for; the branches of a group spread over
+// the streams.
 Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args) {
   std::optional<Stream> inherited;
   for (const auto& a : args) {
@@ -144,8 +142,6 @@ Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args) {
   std::uint32_t i = e.next_stream[device].fetch_add(1, std::memory_order_relaxed) % e.device->streams_per_device();
   return e.device->stream(device, i);
 }
-
-}  // namespace
 
 void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
                  std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
@@ -220,92 +216,6 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
       });
     });
   });
-}
-
-namespace {
-
-// The device part of device_op, on a thread of the scores' device pool.
-void enqueue_topk(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
-                  const plan::OpNode& op) {
-  if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
-  Engine::Impl& e = *f->run->engine;
-  DeviceRuntime& rt = *e.device;
-  Trace* trace = f->run->trace.get();
-  const std::int64_t t0 = trace ? trace->now_us() : 0;
-  std::vector<Value> args;
-  args.reserve(op.args.size());
-  for (plan::ValueId a : op.args) args.push_back(f->lookup(a));
-  const Tensor& t = args[0].as_tensor();
-  auto count = topk_count(static_cast<std::size_t>(t.numel()), args);
-  if (!count) return node_result(f, local, attempt, std::move(count.error()));
-  if (*count == 0) return node_result(f, local, attempt, topk_records(args[1].as_list(), {}, {}));
-  // The kernel takes F32 scores and a small k; else the scores come to the host whole and the
-  // op runs there.
-  const int k = *count;
-  const bool on_device = t.dtype == DType::F32 && k <= kernels::kTopkMax;
-
-  const Stream s = pick_stream(e, t.device(), std::span<const Value>(&args[0], 1));
-  if (t.ready && !(t.ready->stream() == s)) {
-    if (auto err = rt.wait(s, *t.ready)) return node_result(f, local, attempt, std::move(*err));
-    e.stream_waits.fetch_add(1, std::memory_order_relaxed);
-  }
-  auto landed = on_device ? rt.topk_to_host(s, t.storage->device_data(), 1, static_cast<int>(t.numel()), k)
-                          : rt.copy_to_host(s, t.storage->device_data(), t.storage->bytes());
-  if (!landed) return node_result(f, local, attempt, std::move(landed.error()));
-  (on_device ? e.device_ops : e.host_copies).fetch_add(1, std::memory_order_relaxed);
-  e.host_copy_bytes.fetch_add((*landed)->bytes(), std::memory_order_relaxed);
-  if (trace) trace->add({n.name, "op", t0, trace->now_us() - t0, Trace::thread_number()});
-
-  // The callback holds the scores (and so the device memory the kernel or the copy reads) and
-  // the pinned buffer until the device is done with both.
-  boost::asio::thread_pool& pool = *e.pool;
-  rt.notify(s, [&pool, f, local, attempt, &op, on_device, k, args = std::move(args),
-                landed = std::move(*landed)](std::optional<Error> err) mutable {
-    boost::asio::post(pool, [f, local, attempt, &op, on_device, k, args = std::move(args), landed = std::move(landed),
-                             err = std::move(err)]() mutable {
-      run_with_ready_queue([&] {
-        if (err) return node_result(f, local, attempt, std::move(*err));
-        if (!on_device) {
-          Tensor whole = args[0].as_tensor();
-          whole.host = landed;
-          args[0] = Value(std::move(whole));
-          return node_result(f, local, attempt, run_op(op.op, args, op.names));
-        }
-        const auto* columns = static_cast<const std::int32_t*>(landed->host_data());
-        const auto* best = reinterpret_cast<const float*>(columns + k);
-        const std::vector<double> chosen(best, best + k);
-        node_result(f, local, attempt,
-                    topk_records(args[1].as_list(), std::span<const std::int32_t>(columns, static_cast<std::size_t>(k)), chosen));
-      });
-    });
-  });
-}
-
-}  // namespace
-
-bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
-               const plan::OpNode& op) {
-  // Only `topk`'s scores may reach an op on the device (residency.cpp).
-  if (op.op != dsl::BuiltinOp::Topk) return false;
-  const Value& scores = f->lookup(op.args[0]);
-  if (scores.kind() != Value::Kind::Tensor) return false;
-  const Tensor& t = scores.as_tensor();
-  if (t.device() < 0 || t.on_host() || !t.storage->device_data()) return false;
-  Engine::Impl& e = *f->run->engine;
-  if (static_cast<std::size_t>(t.device()) >= e.device_pools.size()) {
-    node_result(f, local, attempt,
-                make_error(ErrorCode::ModelError, fmt::format("op `topk`: scores on device {}, where no model of this engine runs", t.device())));
-    return true;
-  }
-  // Device work is enqueued from the device's own threads only: the engine's teardown stops
-  // them first, and then nothing adds work or notifications behind the ones it waits for.
-  boost::asio::thread_pool& pool = *e.device_pools[static_cast<std::size_t>(t.device())];
-  if (pool.get_executor().running_in_this_thread()) {
-    enqueue_topk(f, local, attempt, n, op);
-  } else {
-    boost::asio::post(pool, [f, local, attempt, &n, &op] { run_with_ready_queue([&] { enqueue_topk(f, local, attempt, n, op); }); });
-  }
-  return true;
 }
 
 }  // namespace braid::engine::detail

@@ -17,6 +17,7 @@
 #include "engine/completion_poller.hpp"
 #include "engine/device.hpp"
 #include "engine/value.hpp"
+#include "kernels/pool_similarity.hpp"
 #include "kernels/topk.hpp"
 
 namespace braid::engine {
@@ -245,6 +246,32 @@ class CudaRuntime final : public DeviceRuntime {
         err != cudaSuccess) {
       return cuda_error(err, "the top-k kernel's launch");
     }
+    return std::shared_ptr<const TensorStorage>(std::move(storage));
+  }
+
+  Result<std::shared_ptr<const TensorStorage>> pooled_cosine_to_host(const Stream& s, const void* hidden, const void* mask,
+                                                                     int batch, int seq, int dim, const void* labels,
+                                                                     int n_labels) override {
+    const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(batch) * static_cast<std::size_t>(n_labels);
+    auto buf = pinned_->get(bytes);
+    if (!buf) return buf.error();
+    auto storage = std::make_shared<PinnedStorage>(buf->first, buf->second, bytes, pinned_);
+    cudaSetDevice(s.device);
+    // The partial sums live in stream-ordered memory: allocated, used and freed in the
+    // stream's order, so nothing waits and the next op on the stream may reuse it.
+    void* work = nullptr;
+    const std::size_t work_bytes = kernels::pool_similarity_workspace_bytes(batch, seq, dim);
+    if (work_bytes) {
+      if (auto err = cudaMallocAsync(&work, work_bytes, raw(s)); err != cudaSuccess) {
+        return cuda_error(err, fmt::format("cudaMallocAsync of {} bytes", work_bytes));
+      }
+    }
+    // The result goes straight to pinned memory, as topk_to_host's does.
+    const cudaError_t launched = kernels::pool_similarity_cuda(
+        static_cast<const float*>(hidden), static_cast<const std::uint8_t*>(mask), batch, seq, dim,
+        static_cast<const float*>(labels), n_labels, static_cast<float*>(buf->first), work, raw(s));
+    if (work) cudaFreeAsync(work, raw(s));
+    if (launched != cudaSuccess) return cuda_error(launched, "the pooled cosine kernels' launch");
     return std::shared_ptr<const TensorStorage>(std::move(storage));
   }
 

@@ -31,6 +31,41 @@ const std::string kTopk = std::string(kModels) + R"(
     return {top: topk(s, labels, 2), s: s}
   })";
 
+const std::string kPool = std::string(kModels) + R"(
+  model mk = torch "g.pt" on cuda { def mask(x: tensor) -> tensor }
+  endpoint pool(h: tensor, m: tensor, l: tensor) -> tensor {
+    return pooled_cosine(g.gate(h, "go"), mk.mask(m), g.scale(l, 1.0))
+  }
+  endpoint client_labels(h: tensor, m: tensor, l: tensor) -> tensor {
+    return pooled_cosine(g.scale(h, 1.0), mk.mask(m), l)
+  }
+  endpoint float_mask(h: tensor, m: tensor, l: tensor) -> tensor {
+    return pooled_cosine(g.scale(h, 1.0), g.scale(m, 1.0), g.scale(l, 1.0))
+  }
+  endpoint ranked(h: tensor, m: tensor, l: tensor, names: list<str>) -> list<{label: str, score: float}> {
+    scores = pooled_cosine(g.scale(h, 1.0), mk.mask(m), g.scale(l, 1.0))
+    return topk(scores, names, 2)
+  })";
+
+// Two items of three tokens of dim 2, a mask, three labels (ops_test.cpp works them out).
+const std::vector<double> kHidden = {1, 1, 9, 9, 3, -1, 7, 7, 3, 3, -5, 0};
+const std::vector<double> kMask = {1, 0, 1, 0, 1, 0};
+const std::vector<double> kLabels = {5, 0, 0, 2, -1, -1};
+
+Value shaped(const std::vector<double>& xs, std::vector<std::int64_t> shape, dsl::DType d = dsl::DType::F32) {
+  return Value(Tensor::from_doubles(xs, std::move(shape), d));
+}
+
+// The host op on the same inputs (the mask as the fake's `mask` makes it).
+std::vector<double> host_pool() {
+  std::vector<Value> args{shaped(kHidden, {2, 3, 2}), shaped(kMask, {2, 3}, dsl::DType::U8), shaped(kLabels, {3, 2})};
+  auto r = engine::run_op(dsl::BuiltinOp::PooledCosine, args, {});
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+  return r->as_tensor().to_doubles();
+}
+
+std::vector<Value> pool_inputs() { return {shaped(kHidden, {2, 3, 2}), shaped(kMask, {2, 3}), shaped(kLabels, {3, 2})}; }
+
 Value labels(std::size_t n) {
   std::vector<Value> xs;
   for (std::size_t i = 0; i < n; ++i) xs.emplace_back(fmt::format("l{}", i));
@@ -162,6 +197,51 @@ TEST_SUITE("engine") {
     CHECK(st.notified == st.notifies);
   }
 
+  TEST_CASE("device ops: pooled_cosine runs where its three tensors are; only the scores come back") {
+    DeviceHarness h(kPool);
+    auto result = h.start("pool", pool_inputs());
+    // Hidden, mask and labels come from three calls on three streams: the op follows hidden's
+    // and waits on the device for the other two, behind the held `gate`.
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& s) { return s.pools == 1 && s.notifies == 1; }));
+    CHECK_FALSE(finished(result));
+    h.fake->open("go");
+    auto r = result.get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->as_tensor().shape == std::vector<std::int64_t>{2, 3});
+    CHECK(contents(*r) == host_pool());
+    const auto st = h.device->stats();
+    CHECK(st.copies == 0);
+    CHECK(st.waits == 2);
+    CHECK(st.early_reads == 0);
+    CHECK(h.engine->metrics_text().find("braid_device_ops_total 1\n") != std::string::npos);
+  }
+
+  TEST_CASE("device ops: pooled_cosine with an input on the host, or a mask the kernel does not take, runs on the host") {
+    DeviceHarness h(kPool);
+    h.fake->open("go");
+    // Labels from the client: hidden and mask come to the host (one copy each).
+    CHECK(contents(h.start("client_labels", pool_inputs()).get()) == host_pool());
+    CHECK(h.device->stats().copies == 2);
+    // An f32 mask (the kernel takes one byte a token): all three come to the host.
+    CHECK(contents(h.start("float_mask", pool_inputs()).get()) == host_pool());
+    CHECK(h.device->stats().copies == 5);
+    CHECK(h.device->stats().pools == 0);
+    CHECK(h.device->stats().early_reads == 0);
+  }
+
+  TEST_CASE("device ops: pooled_cosine's scores come to the host for topk") {
+    // Today's kernels write their results to host memory: the scores land there, and topk
+    // ranks them on the host, without another copy.
+    DeviceHarness h(kPool);
+    // One item, [seq, dim] with a [seq] mask: its scores are [n_labels], one per label.
+    std::vector<Value> in = {shaped({1, 1, 9, 9, 3, -1}, {3, 2}), shaped({1, 0, 1}, {3}), shaped(kLabels, {3, 2}), labels(3)};
+    auto r = h.start("ranked", in).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(text(r) == "l0=1 l1=0 ");  // the item pools to (2, 0), on the first label's axis
+    CHECK(h.device->stats().pools == 1);
+    CHECK(h.device->stats().copies == 0);
+  }
+
   TEST_CASE("device ops: bad arguments and device errors fail the request naming the op's node") {
     DeviceHarness h(std::string(kTopk) + R"(
       endpoint faulty(x: tensor, labels: list<str>) -> list<{label: str, score: float}> {
@@ -177,6 +257,14 @@ TEST_SUITE("engine") {
     auto negative = h.start("top", {tensor({1, 2}), labels(2), Value(std::int64_t{-1})}).get();
     REQUIRE_FALSE(negative);
     CHECK(negative.error().message == "op `topk`: k must not be negative, found -1");
+    // Shapes are checked on the host before anything is enqueued.
+    DeviceHarness p(kPool);
+    p.fake->open("go");
+    auto shapes = p.start("pool", {shaped(kHidden, {2, 3, 2}), shaped({1, 0, 1}, {3}), shaped(kLabels, {3, 2})}).get();
+    REQUIRE_FALSE(shapes);
+    CHECK(shapes.error().message == "op `pooled_cosine`: mask must be [2, 3] to match hidden [2, 3, 2], found [3]");
+    CHECK_FALSE(shapes.error().node.empty());
+    CHECK(p.device->stats().pools == 0);
     CHECK(h.device->stats().topks == 0);
 
     // `fault`'s work fails on the device; the op, the first to hear from its stream, reports it.

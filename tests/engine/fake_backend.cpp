@@ -93,6 +93,7 @@ class FakeInstance final : public engine::ModelInstance {
       if (!m) return m;
       return Value::record({"mean", "x"}, {std::move(*m), args[0]});
     }
+    if (name == "mask") return mask(args[0].as_tensor(), ctx);
     if (name == "slow") {  // waits on the host until open(key), then enqueues like scale(x, 1)
       std::string key = args[1].as_str();
       {
@@ -152,6 +153,30 @@ class FakeInstance final : public engine::ModelInstance {
       out->written.store(true);
     });
     engine::Tensor t;  // shape {}: one element
+    t.storage = out;
+    return Value(std::move(t));
+  }
+
+  // 1 where x is not 0, as u8 (what an attention mask is); on a device, u8 device memory.
+  Result<Value> mask(const engine::Tensor& x, const engine::CallContext& ctx) {
+    auto a = source(x);
+    if (!a) return a.error();
+    const auto n = static_cast<std::size_t>(x.numel());
+    if (!ctx.stream()) {
+      std::vector<double> out;
+      for (float v : a->host) out.push_back(v != 0 ? 1 : 0);
+      return Value(engine::Tensor::from_doubles(out, x.shape, dsl::DType::U8));
+    }
+    FakeDevice& d = *b_.device;
+    auto out = std::make_shared<FakeDeviceStorage>(ctx.stream().device, n, 1);
+    d.enqueue(ctx.stream(), [&d, out, a = std::move(*a), n] {
+      const float* p = a.get(d);
+      for (std::size_t i = 0; i < n; ++i) out->raw()[i] = p[i] != 0 ? 1 : 0;
+      out->written.store(true);
+    });
+    engine::Tensor t;
+    t.dtype = dsl::DType::U8;
+    t.shape = x.shape;
     t.storage = out;
     return Value(std::move(t));
   }

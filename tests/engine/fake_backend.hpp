@@ -28,6 +28,7 @@
 //                                (the engine reads the number once it is on the host)
 //   stats(x: tensor) -> {mean: float, x: tensor}   the mean as mean() gives it, and x
 //   slow(x: tensor, key: str)    waits on the host until open(key), then returns x
+//   mask(x: tensor) -> tensor    a u8 tensor of x's shape: 1 where x is not 0
 //
 // It records per model: calls, the most calls running at once, and calls that saw their
 // cancellation.

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/pool_similarity.hpp"
 #include "kernels/topk.hpp"
 
 namespace braid::test {
@@ -187,6 +188,22 @@ engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::topk_to
   enqueue(s, [buf, scores, rows, n, k, entries] {
     auto* indices = reinterpret_cast<std::int32_t*>(buf->data());
     kernels::topk_cpu(static_cast<const float*>(scores), rows, n, k, indices, reinterpret_cast<float*>(indices + entries));
+  });
+  return std::shared_ptr<const engine::TensorStorage>(buf);
+}
+
+engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::pooled_cosine_to_host(
+    const engine::Stream& s, const void* hidden, const void* mask, int batch, int seq, int dim, const void* labels,
+    int n_labels) {
+  const auto entries = static_cast<std::size_t>(batch) * static_cast<std::size_t>(n_labels);
+  auto buf = std::make_shared<PinnedBuffer>(entries * sizeof(float));
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.pools;
+  }
+  enqueue(s, [buf, hidden, mask, batch, seq, dim, labels, n_labels] {
+    kernels::pool_similarity_cpu(static_cast<const float*>(hidden), static_cast<const std::uint8_t*>(mask), batch, seq,
+                                 dim, static_cast<const float*>(labels), n_labels, reinterpret_cast<float*>(buf->data()));
   });
   return std::shared_ptr<const engine::TensorStorage>(buf);
 }

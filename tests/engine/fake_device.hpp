@@ -27,15 +27,18 @@
 
 namespace braid::test {
 
-// Device memory of the fake: floats, written by an operation on a stream.
+// Device memory of the fake: `n` elements of `elem` bytes (floats unless said), written by an
+// operation on a stream.
 class FakeDeviceStorage final : public engine::TensorStorage {
  public:
-  FakeDeviceStorage(int device, std::size_t n) : device_(device), data_(n) {}
+  FakeDeviceStorage(int device, std::size_t n, std::size_t elem = sizeof(float))
+      : device_(device), data_((n * elem + sizeof(float) - 1) / sizeof(float)), bytes_(n * elem) {}
   const void* host_data() const override { return nullptr; }
   const void* device_data() const override { return data_.data(); }
-  std::size_t bytes() const override { return data_.size() * sizeof(float); }
+  std::size_t bytes() const override { return bytes_; }
   int device() const override { return device_; }
   float* data() { return data_.data(); }
+  std::uint8_t* raw() { return reinterpret_cast<std::uint8_t*>(data_.data()); }
   // Set by the operation that writes the data; an operation that reads it earlier is an
   // ordering bug of the scheduler, counted in FakeDevice::Stats::early_reads.
   std::atomic<bool> written{false};
@@ -43,6 +46,7 @@ class FakeDeviceStorage final : public engine::TensorStorage {
  private:
   int device_;
   std::vector<float> data_;
+  std::size_t bytes_;
 };
 
 class FakeDevice final : public engine::DeviceRuntime {
@@ -53,6 +57,7 @@ class FakeDevice final : public engine::DeviceRuntime {
     int blocked = 0;        // waits that found their fence not yet passed
     int copies = 0;         // device-to-host copies
     int topks = 0;          // top-k ops run on the device (their results written to host memory)
+    int pools = 0;          // pooled_cosine ops run on the device
     int notifies = 0;
     int notified = 0;       // notifications that have fired (counted as they start)
     int early_reads = 0;    // reads of device memory before it was written
@@ -72,6 +77,9 @@ class FakeDevice final : public engine::DeviceRuntime {
                                                                             std::size_t bytes) override;
   engine::Result<std::shared_ptr<const engine::TensorStorage>> topk_to_host(const engine::Stream& s, const void* scores,
                                                                             int rows, int n, int k) override;
+  engine::Result<std::shared_ptr<const engine::TensorStorage>> pooled_cosine_to_host(
+      const engine::Stream& s, const void* hidden, const void* mask, int batch, int seq, int dim, const void* labels,
+      int n_labels) override;
   void notify(const engine::Stream& s, std::function<void(std::optional<engine::Error>)> fn) override;
 
   // Runs `op` on stream `s` after everything enqueued there before it.

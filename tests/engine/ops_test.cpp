@@ -84,6 +84,43 @@ TEST_SUITE("ops") {
     CHECK(*op(BuiltinOp::Mean, {Value::list({Value(1), Value(2)})}) == Value(1.5));
   }
 
+  TEST_CASE("pooled_cosine: masked mean, normalised, against each label row; shapes checked") {
+    auto t = [](std::vector<double> xs, std::vector<std::int64_t> shape, dsl::DType d = dsl::DType::F32) {
+      return Value(engine::Tensor::from_doubles(xs, std::move(shape), d));
+    };
+    // Two items of three tokens of dim 2. Item 0 counts tokens 0 and 2: mean (2, 0), the x axis.
+    // Item 1 counts token 1 only: (3, 3), the diagonal; its other tokens would change it.
+    const Value hidden = t({1, 1, 9, 9, 3, -1, /**/ 7, 7, 3, 3, -5, 0}, {2, 3, 2});
+    const Value mask = t({1, 0, 1, 0, 1, 0}, {2, 3}, dsl::DType::Bool);
+    const Value labels = t({5, 0, 0, 2, -1, -1}, {3, 2});  // x axis, y axis, minus the diagonal
+    auto r = op(BuiltinOp::PooledCosine, {hidden, mask, labels});
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->as_tensor().shape == std::vector<std::int64_t>{2, 3});
+    CHECK(r->as_tensor().dtype == dsl::DType::F32);
+    const auto out = r->as_tensor().to_doubles();
+    const double d = std::sqrt(0.5);
+    const std::vector<double> want = {1, 0, -d, d, d, -1};
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(out[i] == doctest::Approx(want[i]).epsilon(1e-6));
+    // One item as [seq, dim] with a [seq] mask gives [n_labels]; a mask of no token pools to 0.
+    auto one = op(BuiltinOp::PooledCosine, {t({1, 1, 9, 9, 3, -1}, {3, 2}), t({1, 0, 1}, {3}, dsl::DType::I64), labels});
+    REQUIRE(one);
+    CHECK(one->as_tensor().shape == std::vector<std::int64_t>{3});
+    CHECK(one->as_tensor().to_doubles()[0] == doctest::Approx(1.0));
+    auto none = op(BuiltinOp::PooledCosine, {t({1, 1, 9, 9, 3, -1}, {3, 2}), t({0, 0, 0}, {3}), labels});
+    REQUIRE(none);
+    CHECK(none->as_tensor().to_doubles() == std::vector<double>{0, 0, 0});
+
+    auto bad_mask = op(BuiltinOp::PooledCosine, {hidden, t({1, 0, 1}, {3}), labels});
+    REQUIRE_FALSE(bad_mask);
+    CHECK(bad_mask.error().message == "op `pooled_cosine`: mask must be [2, 3] to match hidden [2, 3, 2], found [3]");
+    auto bad_labels = op(BuiltinOp::PooledCosine, {hidden, mask, t({1, 2, 3}, {1, 3})});
+    REQUIRE_FALSE(bad_labels);
+    CHECK(bad_labels.error().message == "op `pooled_cosine`: labels must be [n, 2] to match hidden [2, 3, 2], found [1, 3]");
+    auto bad_hidden = op(BuiltinOp::PooledCosine, {t({1, 2}, {2}), mask, labels});
+    REQUIRE_FALSE(bad_hidden);
+    CHECK(bad_hidden.error().message == "op `pooled_cosine`: hidden must be [batch, seq, dim] or [seq, dim], found [2]");
+  }
+
   TEST_CASE("to_tensor and to_list round trip") {
     auto t = op(BuiltinOp::ToTensor, {floats({0.5, 1.5})});
     REQUIRE(t);
