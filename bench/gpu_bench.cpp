@@ -187,11 +187,11 @@ int main(int argc, char** argv) {
 
   std::string src = R"(
 model step = torch "models/gpu_step.pt" on cuda {
-  def forward(x: tensor) -> tensor
+  def forward(x: tensor<f32, [?, 256]>) -> tensor
   def add(a: tensor, b: tensor) -> tensor
 }
-model busy_a = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
-model busy_b = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
+model busy_a = torch "models/gpu_busy.pt" on cuda { def run(x: tensor<f32, [?, 512]>, rounds: int) -> tensor }
+model busy_b = torch "models/gpu_busy.pt" on cuda { def run(x: tensor<f32, [?, 512]>, rounds: int) -> tensor }
 endpoint alone_a(x: tensor, r: int) -> tensor { return busy_a.run(x, r) }
 endpoint alone_b(x: tensor, r: int) -> tensor { return busy_b.run(x, r) }
 endpoint group(x: tensor, r: int) -> list<tensor> { return all { busy_a.run(x, r), busy_b.run(x, r) } }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -28,16 +29,16 @@ using engine::Value;
 
 const char* kGraph = R"(
 model step_cpu = torch "models/gpu_step.pt" on cpu {
-  def forward(x: tensor) -> tensor
+  def forward(x: tensor<f32, [?, 256]>) -> tensor
   def add(a: tensor, b: tensor) -> tensor
 }
 model step = torch "models/gpu_step.pt" on cuda {
-  def forward(x: tensor) -> tensor
+  def forward(x: tensor<f32, [?, 256]>) -> tensor
   def add(a: tensor, b: tensor) -> tensor
 }
-model busy_cpu = torch "models/gpu_busy.pt" on cpu { def run(x: tensor, rounds: int) -> tensor }
-model busy_a = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
-model busy_b = torch "models/gpu_busy.pt" on cuda { def run(x: tensor, rounds: int) -> tensor }
+model busy_cpu = torch "models/gpu_busy.pt" on cpu { def run(x: tensor<f32, [?, 512]>, rounds: int) -> tensor }
+model busy_a = torch "models/gpu_busy.pt" on cuda { def run(x: tensor<f32, [?, 512]>, rounds: int) -> tensor }
+model busy_b = torch "models/gpu_busy.pt" on cuda { def run(x: tensor<f32, [?, 512]>, rounds: int) -> tensor }
 
 endpoint chain_cpu(x: tensor) -> tensor { return step_cpu.forward(step_cpu.forward(step_cpu.forward(x))) }
 endpoint chain(x: tensor) -> tensor { return step.forward(step.forward(step.forward(x))) }
@@ -50,6 +51,22 @@ endpoint joined(x: tensor, r: int) -> tensor {
   a = busy_a.run(x, r)
   b = busy_b.run(x, r)
   return step.add(a, b)
+}
+model enc = torch "models/gpu_encoder.pt" on cuda {
+  def encode(x: tensor<f32, [?, ?, 64]>) -> {hidden: tensor, mask: tensor}
+  def labels(n: int) -> tensor
+}
+model enc_cpu = torch "models/gpu_encoder.pt" on cpu {
+  def encode(x: tensor<f32, [?, ?, 64]>) -> {hidden: tensor, mask: tensor}
+  def labels(n: int) -> tensor
+}
+endpoint pooled(x: tensor, n: int) -> tensor {
+  e = enc.encode(x)
+  return pooled_cosine(e.hidden, e.mask, enc.labels(n))
+}
+endpoint pooled_cpu(x: tensor, n: int) -> tensor {
+  e = enc_cpu.encode(x)
+  return pooled_cosine(e.hidden, e.mask, enc_cpu.labels(n))
 }
 endpoint logits(x: tensor) -> tensor { return step.forward(x) }
 endpoint top(x: tensor, labels: list<str>, k: int) -> list<{label: str, score: float}> {
@@ -256,6 +273,25 @@ TEST_SUITE("gpu") {
         REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
         CHECK(*got == *want);
       }
+    }
+  }
+
+  TEST_CASE("engine on cuda: pooled_cosine runs where the encoder left its outputs, as on the CPU") {
+    auto e = load();
+    // [batch, seq, 64] inputs; tokens whose inputs sum to 0 or less are masked out.
+    for (auto [batch, seq, labels] : {std::tuple{1, 7, 3}, std::tuple{16, 65, 40}, std::tuple{3, 200, 1000}}) {
+      CAPTURE(batch);
+      CAPTURE(seq);
+      std::vector<double> xs(static_cast<std::size_t>(batch) * seq * 64);
+      for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37 * static_cast<double>(i)) + 0.05;
+      const Value x(Tensor::from_doubles(xs, {batch, seq, 64}));
+      const double ops = counter(*e, "braid_device_ops_total");
+      const double copies = counter(*e, "braid_device_host_copies_total");
+      auto got = run(*e, "pooled", {x, Value(std::int64_t{labels})});
+      expect_close(got, run(*e, "pooled_cpu", {x, Value(std::int64_t{labels})}), 1e-4);
+      CHECK(got->as_tensor().shape == std::vector<std::int64_t>{batch, labels});
+      CHECK(counter(*e, "braid_device_ops_total") == ops + 1);
+      CHECK(counter(*e, "braid_device_host_copies_total") == copies);  // only the scores crossed
     }
   }
 

@@ -199,6 +199,22 @@ def forward(self, x: Tensor, n: int) -> Tensor:
   save(m, dir, "gpu_logits.pt");
 }
 
+// An encoder's outputs for pooled_cosine: token states tanh(x @ W) (x: [batch, seq, 64]), a
+// mask of the tokens whose inputs sum above 0, and `n` label rows of 64 (no input: on the
+// model's device).
+void gpu_encoder(const std::filesystem::path& dir) {
+  torch::jit::Module m("GpuEncoder");
+  m.register_parameter("w", weights(64, 64, 23.0) * 0.125, false);
+  m.define(R"(
+def encode(self, x: Tensor) -> Dict[str, Tensor]:
+    return {"hidden": torch.tanh(torch.matmul(x, self.w)), "mask": x.sum(-1) > 0.0}
+
+def labels(self, n: int) -> Tensor:
+    return torch.sin(torch.arange(n * 64, device=self.w.device).float().view(n, 64) * 0.1)
+)");
+  save(m, dir, "gpu_encoder.pt");
+}
+
 // The identity on strings: for measuring what braid adds around a model call.
 void echo(const std::filesystem::path& dir) {
   torch::jit::Module m("Echo");
@@ -237,6 +253,7 @@ int main(int argc, char** argv) {
     gpu_step(dir);
     gpu_busy(dir);
     gpu_logits(dir);
+    gpu_encoder(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "braid-make-models: %s\n", e.what());
     return 1;
