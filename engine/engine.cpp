@@ -423,7 +423,7 @@ std::string Engine::metrics_text() const {
   if (impl_->device) {
     header("braid_device_host_copies_total", "counter", "Device tensors copied to host memory for a host consumer.");
     out += fmt::format("braid_device_host_copies_total {}\n", impl_->host_copies.load());
-    header("braid_device_ops_total", "counter", "Ops run on a device where their input was (topk), their result alone copied to the host.");
+    header("braid_device_ops_total", "counter", "Ops run on a device where their inputs were (topk, pooled_cosine), their result alone copied to the host.");
     out += fmt::format("braid_device_ops_total {}\n", impl_->device_ops.load());
     header("braid_device_host_copy_bytes_total", "counter", "Bytes copied from devices to host memory (tensors and device ops' results).");
     out += fmt::format("braid_device_host_copy_bytes_total {}\n", impl_->host_copy_bytes.load());

@@ -112,6 +112,29 @@ TEST_SUITE("torch") {
            R"({"best":"two joins every joins every joins joins","score":0.5801610350608826})");
   }
 
+  TEST_CASE("embedding: the encoder's states pooled under their mask, scored against the labels") {
+    auto e = load("graphs/embedding.graph");
+    auto ep = e->find("embedding", "classify");
+    REQUIRE(ep);
+    auto run = [&](const char* input) {
+      auto in = e->decode_inputs(*ep, boost::json::parse(input).as_object());
+      REQUIRE_MESSAGE(in, (in ? "" : in.error().describe()));
+      auto r = e->run(*ep, std::move(*in)).get();
+      REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+      return *r;
+    };
+    // One word, padded to 8 tokens whose pad state differs: only with the padding masked out
+    // is the pooled state the word's own, whose cosine with the same word as a label is 1.
+    auto one = run(R"({"text": "weather", "labels": ["speed", "weather", "graph"], "k": 3})");
+    REQUIRE(one.as_list().size() == 3);
+    CHECK(one.as_list()[0].field("label")->as_str() == "weather");
+    CHECK(one.as_list()[0].field("score")->as_float() == doctest::Approx(1.0).epsilon(1e-5));
+    CHECK(one.as_list()[1].field("score")->as_float() < 0.9);
+    // The defaults: two labels, best first.
+    expect(*e, "embedding", "classify", "{}",
+           R"([{"label":"graph","score":0.9984108805656433},{"label":"speed","score":0.9795449376106262}])");
+  }
+
   TEST_CASE("a LibTorch error becomes an error naming the node and the model") {
     dsl::SourceManager sm;
     dsl::Diagnostics diags;

@@ -105,6 +105,37 @@ def classify(self, text: str, labels: List[str]) -> Tensor:
   save(m, dir, "zero_shot.pt");
 }
 
+// A text encoder for embedding classification: encode(text) gives one state per word, padded
+// to a multiple of 8 tokens as a tokenizer pads a batch (the padding has its own state, as a pad
+// token does, so only the mask keeps it out of a mean), with the mask of the real words;
+// embed_labels(labels) one row per label, from the same weights (the states are not
+// normalised: pooled_cosine pools and normalises).
+void encoder(const std::filesystem::path& dir) {
+  auto m = text_module("Encoder", 11.0);
+  m.define(R"(
+def state(self, word: str) -> Tensor:
+    f = self.features(word)
+    return torch.tanh(torch.mv(self.w_in, f - f.mean()) * 4.0)
+
+def encode(self, text: str) -> Dict[str, Tensor]:
+    words = text.split()
+    seq = max(8, ((len(words) + 7) // 8) * 8)
+    hidden = self.state("<pad>").repeat(seq, 1)
+    mask = torch.zeros(seq, device=self.w_in.device)
+    for i in range(len(words)):
+        hidden[i] = self.state(words[i])
+        mask[i] = 1.0
+    return {"hidden": hidden, "mask": mask > 0.5}
+
+def embed_labels(self, labels: List[str]) -> Tensor:
+    out = torch.zeros(len(labels), self.dim, device=self.w_in.device)
+    for i in range(len(labels)):
+        out[i] = self.state(labels[i])
+    return out
+)");
+  save(m, dir, "encoder.pt");
+}
+
 void preprocessor(const std::filesystem::path& dir) {
   torch::jit::Module m("Preprocessor");
   m.define(R"(
@@ -245,6 +276,7 @@ int main(int argc, char** argv) {
     scorer(dir, "sentiment_a.pt", "predict", 8.0);
     scorer(dir, "sentiment_b.pt", "predict", 9.0);
     zero_shot(dir);
+    encoder(dir);
     preprocessor(dir);
     language_id(dir);
     tensor_model(dir);
