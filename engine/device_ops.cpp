@@ -35,7 +35,7 @@ bool one_byte(DType d) { return d == DType::U8 || d == DType::Bool; }
 // the answer needs no device work at all.
 struct DevicePlan {
   std::function<Result<std::shared_ptr<const TensorStorage>>(DeviceRuntime&, const Stream&)> launch;
-  std::function<Value(const TensorStorage&)> read;
+  std::function<Result<Value>(const TensorStorage&)> read;
   std::optional<Value> now;
 };
 
@@ -52,9 +52,14 @@ Result<DevicePlan> plan_topk(const std::vector<Value>& args) {
   if (t.dtype != DType::F32 || k > kernels::kTopkMax) return p;
   const void* scores = t.storage->device_data();
   p.launch = [scores, n, k](DeviceRuntime& rt, const Stream& s) { return rt.topk_to_host(s, scores, 1, n, k); };
-  p.read = [labels = args[1], k](const TensorStorage& landed) {
+  p.read = [labels = args[1], k, n](const TensorStorage& landed) -> Result<Value> {
     const auto* columns = static_cast<const std::int32_t*>(landed.host_data());
     const auto* best = reinterpret_cast<const float*>(columns + k);
+    for (int i = 0; i < k; ++i) {
+      if (columns[i] < 0 || columns[i] >= n) {
+        return make_error(ErrorCode::Internal, fmt::format("op `topk`: the device gave column {} of {}", columns[i], n));
+      }
+    }
     const std::vector<double> chosen(best, best + k);
     return topk_records(labels.as_list(), std::span<const std::int32_t>(columns, static_cast<std::size_t>(k)), chosen);
   };
@@ -78,12 +83,23 @@ Result<DevicePlan> plan_pooled_cosine(const std::vector<Value>& args) {
   p.launch = [h, m, l, ps](DeviceRuntime& rt, const Stream& s) {
     return rt.pooled_cosine_to_host(s, h, m, ps.batch, ps.seq, ps.dim, l, ps.n_labels);
   };
-  p.read = [ps](const TensorStorage& landed) {
+  p.read = [ps](const TensorStorage& landed) -> Result<Value> {
     const auto* out = static_cast<const float*>(landed.host_data());
     const std::vector<double> xs(out, out + static_cast<std::size_t>(ps.batch) * static_cast<std::size_t>(ps.n_labels));
     return Value(Tensor::from_doubles(xs, ps.result_shape(), DType::F32));
   };
   return p;
+}
+
+// A value without its declared type (a backend returned something else) throws from as_*():
+// the node's error, as for ops on the host (exec_node), never an exception out of a handler.
+template <typename Fn>
+auto guarded(Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::ModelError, fmt::format("a value does not have its declared type ({})", e.what()));
+  }
 }
 
 // The device part of device_op, on a thread of the inputs' device pool.
@@ -97,7 +113,7 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
   std::vector<Value> args;
   args.reserve(op.args.size());
   for (plan::ValueId a : op.args) args.push_back(f->lookup(a));
-  auto dp = op.op == dsl::BuiltinOp::Topk ? plan_topk(args) : plan_pooled_cosine(args);
+  auto dp = guarded([&] { return op.op == dsl::BuiltinOp::Topk ? plan_topk(args) : plan_pooled_cosine(args); });
   if (!dp) return node_result(f, local, attempt, std::move(dp.error()));
   if (dp->now) return node_result(f, local, attempt, std::move(*dp->now));
 
@@ -121,7 +137,12 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
   std::vector<std::shared_ptr<const TensorStorage>> landed;
   if (dp->launch) {
     auto r = dp->launch(rt, s);
-    if (!r) return node_result(f, local, attempt, std::move(r.error()));
+    if (!r) {
+      // A launch that failed after enqueuing some of its work (the first of two kernels) may
+      // still read the inputs: they stay alive until the stream is past it.
+      rt.notify(s, [args](std::optional<Error>) {});
+      return node_result(f, local, attempt, std::move(r.error()));
+    }
     landed.push_back(std::move(*r));
     e.device_ops.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -150,13 +171,13 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
                              args = std::move(args), landed = std::move(landed), err = std::move(err)]() mutable {
       run_with_ready_queue([&] {
         if (err) return node_result(f, local, attempt, std::move(*err));
-        if (read) return node_result(f, local, attempt, read(*landed[0]));
+        if (read) return node_result(f, local, attempt, guarded([&] { return read(*landed[0]); }));
         for (std::size_t j = 0; j < on_device.size(); ++j) {
           Tensor t = args[on_device[j]].as_tensor();
           t.host = landed[j];
           args[on_device[j]] = Value(std::move(t));
         }
-        node_result(f, local, attempt, run_op(op.op, args, op.names));
+        node_result(f, local, attempt, guarded([&] { return run_op(op.op, args, op.names); }));
       });
     });
   });

@@ -242,6 +242,9 @@ class CudaRuntime final : public DeviceRuntime {
     auto* indices = static_cast<std::int32_t*>(buf->first);
     auto* values = reinterpret_cast<float*>(indices + entries);
     cudaSetDevice(s.device);
+    // The launcher reports cudaGetLastError(): clear what an earlier call on this thread may
+    // have left, so that an error means this launch failed (and nothing will write `buf`).
+    (void)cudaGetLastError();
     if (auto err = kernels::topk_cuda(static_cast<const float*>(scores), rows, n, k, indices, values, raw(s));
         err != cudaSuccess) {
       return cuda_error(err, "the top-k kernel's launch");
@@ -266,7 +269,9 @@ class CudaRuntime final : public DeviceRuntime {
         return cuda_error(err, fmt::format("cudaMallocAsync of {} bytes", work_bytes));
       }
     }
-    // The result goes straight to pinned memory, as topk_to_host's does.
+    // The result goes straight to pinned memory, as topk_to_host's does. As there, a stale
+    // error is cleared first; a failed launch of the second kernel leaves `buf` unwritten.
+    (void)cudaGetLastError();
     const cudaError_t launched = kernels::pool_similarity_cuda(
         static_cast<const float*>(hidden), static_cast<const std::uint8_t*>(mask), batch, seq, dim,
         static_cast<const float*>(labels), n_labels, static_cast<float*>(buf->first), work, raw(s));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -55,6 +56,31 @@ class PinnedBuffer final : public engine::TensorStorage {
 };
 
 }  // namespace
+
+namespace {
+std::mutex storages_mu;
+std::map<const void*, const FakeDeviceStorage*>& storages() {
+  static std::map<const void*, const FakeDeviceStorage*> m;
+  return m;
+}
+}  // namespace
+
+FakeDeviceStorage::FakeDeviceStorage(int device, std::size_t n, std::size_t elem)
+    : device_(device), data_((n * elem + sizeof(float) - 1) / sizeof(float) + 1), bytes_(n * elem) {
+  std::lock_guard lock(storages_mu);
+  storages()[data_.data()] = this;
+}
+
+FakeDeviceStorage::~FakeDeviceStorage() {
+  std::lock_guard lock(storages_mu);
+  storages().erase(data_.data());
+}
+
+const FakeDeviceStorage* FakeDeviceStorage::at(const void* p) {
+  std::lock_guard lock(storages_mu);
+  auto it = storages().find(p);
+  return it == storages().end() ? nullptr : it->second;
+}
 
 struct FakeDevice::Queue {
   std::mutex mu;
@@ -169,7 +195,7 @@ engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::copy_to
     std::lock_guard lock(mu_);
     ++stats_.copies;
   }
-  enqueue(s, [buf, src, bytes] { std::memcpy(buf->data(), src, bytes); });
+  enqueue(s, [this, buf, src, bytes] { std::memcpy(buf->data(), read(src), bytes); });
   return std::shared_ptr<const engine::TensorStorage>(buf);
 }
 
@@ -185,9 +211,10 @@ engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::topk_to
     std::lock_guard lock(mu_);
     ++stats_.topks;
   }
-  enqueue(s, [buf, scores, rows, n, k, entries] {
+  enqueue(s, [this, buf, scores, rows, n, k, entries] {
     auto* indices = reinterpret_cast<std::int32_t*>(buf->data());
-    kernels::topk_cpu(static_cast<const float*>(scores), rows, n, k, indices, reinterpret_cast<float*>(indices + entries));
+    kernels::topk_cpu(static_cast<const float*>(read(scores)), rows, n, k, indices,
+                      reinterpret_cast<float*>(indices + entries));
   });
   return std::shared_ptr<const engine::TensorStorage>(buf);
 }
@@ -201,9 +228,10 @@ engine::Result<std::shared_ptr<const engine::TensorStorage>> FakeDevice::pooled_
     std::lock_guard lock(mu_);
     ++stats_.pools;
   }
-  enqueue(s, [buf, hidden, mask, batch, seq, dim, labels, n_labels] {
-    kernels::pool_similarity_cpu(static_cast<const float*>(hidden), static_cast<const std::uint8_t*>(mask), batch, seq,
-                                 dim, static_cast<const float*>(labels), n_labels, reinterpret_cast<float*>(buf->data()));
+  enqueue(s, [this, buf, hidden, mask, batch, seq, dim, labels, n_labels] {
+    kernels::pool_similarity_cpu(static_cast<const float*>(read(hidden)), static_cast<const std::uint8_t*>(read(mask)),
+                                 batch, seq, dim, static_cast<const float*>(read(labels)), n_labels,
+                                 reinterpret_cast<float*>(buf->data()));
   });
   return std::shared_ptr<const engine::TensorStorage>(buf);
 }
@@ -269,6 +297,11 @@ const float* FakeDevice::read(const FakeDeviceStorage& d) {
     changed();
   }
   return static_cast<const float*>(d.device_data());
+}
+
+const void* FakeDevice::read(const void* p) {
+  if (const FakeDeviceStorage* d = FakeDeviceStorage::at(p)) return read(*d);
+  return p;
 }
 
 FakeDevice::Stats FakeDevice::stats() {

@@ -31,8 +31,12 @@ namespace braid::test {
 // operation on a stream.
 class FakeDeviceStorage final : public engine::TensorStorage {
  public:
-  FakeDeviceStorage(int device, std::size_t n, std::size_t elem = sizeof(float))
-      : device_(device), data_((n * elem + sizeof(float) - 1) / sizeof(float)), bytes_(n * elem) {}
+  FakeDeviceStorage(int device, std::size_t n, std::size_t elem = sizeof(float));
+  ~FakeDeviceStorage() override;
+  FakeDeviceStorage(const FakeDeviceStorage&) = delete;
+  FakeDeviceStorage& operator=(const FakeDeviceStorage&) = delete;
+  // The live storage whose data starts at `p` (what the runtime's operations get), or null.
+  static const FakeDeviceStorage* at(const void* p);
   const void* host_data() const override { return nullptr; }
   const void* device_data() const override { return data_.data(); }
   std::size_t bytes() const override { return bytes_; }
@@ -88,6 +92,8 @@ class FakeDevice final : public engine::DeviceRuntime {
   void fail_next(const engine::Stream& s);
   // Reads device memory from an operation, counting early reads.
   const float* read(const FakeDeviceStorage& d);
+  // The same for device memory known by its address (copies and device ops get pointers).
+  const void* read(const void* p);
 
   Stats stats();
   // Waits (up to `seconds`) until `pred(stats())` holds; false on timeout.
