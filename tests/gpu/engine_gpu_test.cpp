@@ -236,6 +236,37 @@ TEST_SUITE("gpu") {
     }
   }
 
+  TEST_CASE("engine on cuda: the embedding example placed on cuda ranks as on the CPU, on the device") {
+    std::ifstream in("graphs/embedding.graph");
+    REQUIRE(in);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string cpu_text = ss.str(), cuda_text = cpu_text;
+    for (std::size_t at; (at = cuda_text.find(" on cpu")) != std::string::npos;) cuda_text.replace(at, 7, " on cuda");
+    auto on_cpu = load("embedding", cpu_text);
+    auto on_cuda = load("embedding", cuda_text);
+    CHECK(on_cuda->warm_up().empty());
+    auto ep_cpu = on_cpu->find("embedding", "classify");
+    auto ep_cuda = on_cuda->find("embedding", "classify");
+    REQUIRE(ep_cpu);
+    REQUIRE(ep_cuda);
+    const double ops = counter(*on_cuda, "braid_device_ops_total");
+    const std::vector<Value> args{Value("sunny weather today"), Value::list({Value("weather"), Value("speed"), Value("graph")}),
+                                  Value(std::int64_t{3})};
+    auto want = on_cpu->run(*ep_cpu, args).get();
+    auto got = on_cuda->run(*ep_cuda, args).get();
+    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+    REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+    REQUIRE(got->as_list().size() == want->as_list().size());
+    for (std::size_t i = 0; i < got->as_list().size(); ++i) {
+      CAPTURE(i);
+      CHECK(got->as_list()[i].field("label")->as_str() == want->as_list()[i].field("label")->as_str());
+      CHECK(std::abs(got->as_list()[i].field("score")->as_float() - want->as_list()[i].field("score")->as_float()) < 1e-4);
+    }
+    // pooled_cosine ran on the device; its scores landed on the host, where topk ranked them.
+    CHECK(counter(*on_cuda, "braid_device_ops_total") == ops + 1);
+  }
+
   TEST_CASE("engine on cuda: many requests at once keep their values apart") {
     auto e = load();
     std::vector<std::future<engine::Result<Value>>> runs;
