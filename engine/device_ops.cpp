@@ -14,15 +14,6 @@
 namespace braid::engine::detail {
 namespace {
 
-// The arguments of `op` that may be device tensors (what residency.cpp lets stay there).
-std::span<const std::size_t> device_args(dsl::BuiltinOp op) {
-  static constexpr std::size_t topk[] = {0};
-  static constexpr std::size_t pooled[] = {0, 1, 2};
-  if (op == dsl::BuiltinOp::Topk) return topk;
-  if (op == dsl::BuiltinOp::PooledCosine) return pooled;
-  return {};
-}
-
 bool pending_on_device(const Value& v) {
   return v.kind() == Value::Kind::Tensor && v.as_tensor().device() >= 0 && !v.as_tensor().on_host();
 }
@@ -120,7 +111,7 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
   // The device inputs: one stream ordered after all their fences.
   std::vector<std::size_t> on_device;
   std::vector<Value> device_values;
-  for (std::size_t i : device_args(op.op)) {
+  for (std::size_t i : op_device_args(op.op)) {
     if (pending_on_device(args[i])) {
       on_device.push_back(i);
       device_values.push_back(args[i]);
@@ -185,10 +176,18 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
 
 }  // namespace
 
+std::span<const std::size_t> op_device_args(dsl::BuiltinOp op) {
+  static constexpr std::size_t topk[] = {0};
+  static constexpr std::size_t pooled[] = {0, 1, 2};
+  if (op == dsl::BuiltinOp::Topk) return topk;
+  if (op == dsl::BuiltinOp::PooledCosine) return pooled;
+  return {};
+}
+
 bool device_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
                const plan::OpNode& op) {
   int device = -1;
-  for (std::size_t i : device_args(op.op)) {
+  for (std::size_t i : op_device_args(op.op)) {
     const Value& v = f->lookup(op.args[i]);
     if (!pending_on_device(v)) continue;
     const int d = v.as_tensor().device();

@@ -1,7 +1,7 @@
 #pragma once
 // Built-in ops (dsl/builtins.hpp declares them and their typing rules; this runs them).
-// Ops are small and run inline on the thread that readied them; `topk` over scores left on a
-// device runs there instead (run_device.cpp).
+// Ops are small and run inline on the thread that readied them; `topk` and `pooled_cosine`
+// over inputs left on a device run there instead (device_ops.cpp).
 
 #include <cstdint>
 #include <span>

@@ -54,11 +54,14 @@ bool reads_on_host(const plan::Plan& p, const plan::Endpoint& ep, const plan::No
           // The list's items become the body's parameter: the body's readers decide.
           return v == k.list && after(ep.region(k.body).params[0]);
         } else if constexpr (std::is_same_v<K, plan::SwitchNode>) return v == k.subject;  // compared on the host
-        // `topk` runs on the device where its scores are, `pooled_cosine` where its three
-        // tensors are (device_ops.cpp); topk's labels and k are read on the host.
+        // An op reads on the host, except the arguments the device reads where they are
+        // (op_device_args: `topk`'s scores, `pooled_cosine`'s tensors; device_ops.cpp).
         else if constexpr (std::is_same_v<K, plan::OpNode>) {
-          if (k.op == dsl::BuiltinOp::PooledCosine) return false;
-          return !(k.op == dsl::BuiltinOp::Topk && v == k.args[0] && v != k.args[1] && v != k.args[2]);
+          const auto on_device = op_device_args(k.op);
+          for (std::size_t i = 0; i < k.args.size(); ++i) {
+            if (k.args[i] == v && std::find(on_device.begin(), on_device.end(), i) == on_device.end()) return true;
+          }
+          return false;
         } else return true;  // whatever comes later: the safe answer
       },
       c.kind);

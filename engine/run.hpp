@@ -167,6 +167,9 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
 // that device that no other consumer has claimed (a chain stays on its stream), else the next
 // stream of the device's pool (run_device.cpp).
 Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args);
+// The arguments of `op` the device reads where they are (`topk`'s scores, `pooled_cosine`'s
+// three tensors): residency.cpp lets them stay on the device, device_op runs the op there.
+std::span<const std::size_t> op_device_args(dsl::BuiltinOp op);
 // An op with inputs that are device tensors not in host memory (`topk` over scores,
 // `pooled_cosine`, when device calls left them there): runs it on the device, or copies those
 // inputs to the host first where the kernel does not take them, from a thread of that

@@ -233,9 +233,10 @@ class CudaRuntime final : public DeviceRuntime {
   Result<std::shared_ptr<const TensorStorage>> topk_to_host(const Stream& s, const void* scores, int rows, int n,
                                                             int k) override {
     const std::size_t entries = static_cast<std::size_t>(rows) * static_cast<std::size_t>(k);
-    auto buf = pinned_->get(entries * (sizeof(std::int32_t) + sizeof(float)));
+    const std::size_t bytes = entries * (sizeof(std::int32_t) + sizeof(float));
+    auto buf = pinned_->get(bytes);
     if (!buf) return buf.error();
-    auto storage = std::make_shared<PinnedStorage>(buf->first, buf->second, entries * 8, pinned_);
+    auto storage = std::make_shared<PinnedStorage>(buf->first, buf->second, bytes, pinned_);
     // Pinned memory from cudaHostAlloc is mapped into every device's address space at the same
     // address (unified addressing, on in every 64-bit process): the kernel writes its few bytes
     // of result there itself, with no device buffer and no copy to enqueue after it.

@@ -159,6 +159,19 @@ void expect_topk(const engine::Result<Value>& got, const engine::Result<Value>& 
   }
 }
 
+// An example graph's text, and the same with every model placed `on cuda`.
+std::string read_example(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+std::string placed_on_cuda(std::string text) {
+  for (std::size_t at; (at = text.find(" on cpu")) != std::string::npos;) text.replace(at, 7, " on cuda");
+  return text;
+}
+
 // A counter of the engine's Prometheus text.
 double counter(engine::Engine& e, const std::string& name) {
   std::string text = e.metrics_text();
@@ -213,14 +226,9 @@ TEST_SUITE("gpu") {
   }
 
   TEST_CASE("engine on cuda: the example ensemble placed on cuda answers as on the CPU") {
-    std::ifstream in("graphs/ensemble.graph");
-    REQUIRE(in);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string cpu_text = ss.str(), cuda_text = cpu_text;
-    for (std::size_t at; (at = cuda_text.find(" on cpu")) != std::string::npos;) cuda_text.replace(at, 7, " on cuda");
+    const std::string cpu_text = read_example("graphs/ensemble.graph");
     auto on_cpu = load("ensemble", cpu_text);
-    auto on_cuda = load("ensemble", cuda_text);
+    auto on_cuda = load("ensemble", placed_on_cuda(cpu_text));
     CHECK(on_cuda->warm_up().empty());
     auto ep_cpu = on_cpu->find("ensemble", "ensemble_predict");
     auto ep_cuda = on_cuda->find("ensemble", "ensemble_predict");
@@ -237,14 +245,9 @@ TEST_SUITE("gpu") {
   }
 
   TEST_CASE("engine on cuda: the embedding example placed on cuda ranks as on the CPU, on the device") {
-    std::ifstream in("graphs/embedding.graph");
-    REQUIRE(in);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string cpu_text = ss.str(), cuda_text = cpu_text;
-    for (std::size_t at; (at = cuda_text.find(" on cpu")) != std::string::npos;) cuda_text.replace(at, 7, " on cuda");
+    const std::string cpu_text = read_example("graphs/embedding.graph");
     auto on_cpu = load("embedding", cpu_text);
-    auto on_cuda = load("embedding", cuda_text);
+    auto on_cuda = load("embedding", placed_on_cuda(cpu_text));
     CHECK(on_cuda->warm_up().empty());
     auto ep_cpu = on_cpu->find("embedding", "classify");
     auto ep_cuda = on_cuda->find("embedding", "classify");
