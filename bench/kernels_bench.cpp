@@ -7,9 +7,11 @@
 // what the engine pays for a sequence of ops. Built only
 // against a CUDA LibTorch (-Dtorch_cuda=enabled, see scripts/gpu-check.sh).
 //
-//   braid-kernels-bench [iterations]
+//   braid-kernels-bench [-i ITERATIONS]
 #include <ATen/cuda/CUDAContext.h>
 #include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -184,7 +186,17 @@ void bench_topk(const Ctx& c, int rows, int n, int k) {
 
 int main(int argc, char** argv) {
   Ctx c;
-  if (argc > 1) c.iterations = std::max(1, std::atoi(argv[1]));
+  CLI::App app{"braid-kernels-bench: braid's fused CUDA kernels against the equivalent LibTorch ops"};
+  app.add_option("-i,--iterations", c.iterations, "Timed runs of each row (the median is printed)")
+      ->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+
+  // Asked of the CUDA runtime first: LibTorch throws from its stream getters without a device.
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "braid-kernels-bench: no CUDA device\n");
+    return 1;
+  }
   torch::NoGradGuard no_grad;
   c.stream = at::cuda::getCurrentCUDAStream().stream();
   cudaDeviceProp prop{};
