@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # On a machine with a CUDA GPU, a pip-installed PyTorch, nvcc, meson and ninja, in one call:
 # builds braid against that PyTorch's LibTorch (CUDA) with the header-only dependencies that
-# scripts/gpu-deps.sh fetched (DIR, carried here), runs the unit tests and the `gpu` suite, then
-# the GPU benchmarks (kernels against LibTorch; the engine's device path: braid-gpu-bench, with
-# completion by stream callback and by polling events, and on one stream).
-# Prints everything; writes the suite and benchmark output to $OUT (or ./gpu-out).
+# scripts/gpu-deps.sh fetched (DIR, carried here), runs the `gpu` suite, the GPU benchmarks (the
+# engine's device path: braid-gpu-bench, with completion by stream callback, by polling events,
+# and on one stream; the kernels against LibTorch), then the CPU suites and the engine benchmark.
+# Exits 0 only when every step passed. scripts/gpu-rehearse.sh rehearses it without a GPU.
+# Prints everything; writes the suites' and benchmarks' output to $OUT (or ./gpu-out), at most
+# 8 files (what the device tool brings back).
 #
 #   scripts/gpu-check.sh [DIR]        DIR: the .deb files (default .gpu-deps)
 set -euo pipefail
@@ -31,18 +33,38 @@ fi
 ninja -C "$build" -j "$(nproc)"
 
 export LD_LIBRARY_PATH="$torch/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# What needs the GPU first, most telling first, so that a call cut short still brought back the
+# figures; each step bounded, so that a hang (a completion that never comes) costs minutes, not
+# the whole call. The CPU suites (against this LibTorch too) and the CPU engine benchmark last.
+# $OUT/phases.txt: each step's exit status and seconds.
 status=0
-# The CPU suites (against this LibTorch too), then the gpu suite verbosely: the kernels
-# against their CPU references, the engine's device path against the same models on the CPU.
-meson test -C "$build" --print-errorlogs --no-rebuild --no-suite gpu || status=1
-meson test -C "$build" --suite gpu --verbose --no-rebuild 2>&1 | tee "$out/gpu-suite.txt" || status=1
+step() {  # step NAME SECONDS OUTFILE COMMAND...
+  local name=$1 limit=$2 file=$3 t0=$SECONDS rc=0
+  shift 3
+  echo "gpu-check: $name" >&2
+  set +e
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$out/$file"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 124 ] && echo "gpu-check: $name ran past ${limit}s and was stopped" >&2
+  [ "$rc" -ne 0 ] && status=1
+  echo "$name: exit $rc, $((SECONDS - t0)) s" >>"$out/phases.txt"
+}
+echo "build: $SECONDS s in all" >"$out/phases.txt"
+# The kernels against their CPU references, the engine's device path against the same models on
+# the CPU (meson's per-test timeout of 600 s scaled to 180 s).
+step "gpu suite" 400 gpu-suite.txt meson test -C "$build" --suite gpu --verbose --no-rebuild --timeout-multiplier 0.3
+if [ -x "$build/bench/braid-gpu-bench" ]; then
+  step "braid-gpu-bench" 150 gpu-bench.md "$build/bench/braid-gpu-bench"
+fi
 if [ -x "$build/bench/braid-kernels-bench" ]; then
-  "$build/bench/braid-kernels-bench" | tee "$out/kernels-bench.md" || status=1
+  step "braid-kernels-bench" 150 kernels-bench.md "$build/bench/braid-kernels-bench"
 fi
 if [ -x "$build/bench/braid-gpu-bench" ]; then
-  "$build/bench/braid-gpu-bench" | tee "$out/gpu-bench.md" || status=1
-  "$build/bench/braid-gpu-bench" --completion poll | tee "$out/gpu-bench-poll.md" || status=1
-  "$build/bench/braid-gpu-bench" --streams 1 | tee "$out/gpu-bench-1-stream.md" || status=1
+  step "braid-gpu-bench --completion poll" 120 gpu-bench-poll.md "$build/bench/braid-gpu-bench" --completion poll
+  step "braid-gpu-bench --streams 1" 120 gpu-bench-1-stream.md "$build/bench/braid-gpu-bench" --streams 1
 fi
-"$build/bench/braid-engine-bench" | tee "$out/engine-bench.md" || status=1
+step "CPU suites" 300 cpu-suites.txt meson test -C "$build" --print-errorlogs --no-rebuild --no-suite gpu
+step "braid-engine-bench" 120 engine-bench.md "$build/bench/braid-engine-bench"
+cat "$out/phases.txt"
 exit $status
