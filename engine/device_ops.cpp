@@ -124,6 +124,11 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
     if (auto err = rt.wait(s, *t.ready)) return node_result(f, local, attempt, std::move(*err));
     e.stream_waits.fetch_add(1, std::memory_order_relaxed);
   }
+  // Whatever a notification holds is released on the CPU pool, never on the thread that runs
+  // the notification: that may be the driver's callback thread, where no CUDA call is allowed,
+  // and dropping the last reference to a LibTorch tensor can make one (its allocator records
+  // events for memory marked used on other streams).
+  boost::asio::thread_pool& pool = *e.pool;
   // The kernel, or the copies the host op reads.
   std::vector<std::shared_ptr<const TensorStorage>> landed;
   if (dp->launch) {
@@ -131,7 +136,7 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
     if (!r) {
       // A launch that failed after enqueuing some of its work (the first of two kernels) may
       // still read the inputs: they stay alive until the stream is past it.
-      rt.notify(s, [args](std::optional<Error>) {});
+      rt.notify(s, [&pool, args](std::optional<Error>) mutable { boost::asio::post(pool, [a = std::move(args)] {}); });
       return node_result(f, local, attempt, std::move(r.error()));
     }
     landed.push_back(std::move(*r));
@@ -143,7 +148,9 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
       if (!r) {
         // Copies already enqueued write into buffers `landed` holds: keep them until the
         // stream is past them.
-        rt.notify(s, [landed = std::move(landed)](std::optional<Error>) {});
+        rt.notify(s, [&pool, args, landed = std::move(landed)](std::optional<Error>) mutable {
+          boost::asio::post(pool, [a = std::move(args), l = std::move(landed)] {});
+        });
         return node_result(f, local, attempt, std::move(r.error()));
       }
       landed.push_back(std::move(*r));
@@ -154,11 +161,11 @@ void enqueue_op(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
   if (trace) trace->add({n.name, "op", t0, trace->now_us() - t0, Trace::thread_number()});
 
   // The callback holds the inputs (and so the device memory the kernel or the copies read) and
-  // the pinned buffers until the device is done with them.
-  boost::asio::thread_pool& pool = *e.pool;
-  rt.notify(s, [&pool, f, local, attempt, &op, read = std::move(dp->read), on_device = std::move(on_device),
+  // the pinned buffers until the device is done with them, then moves them all to the CPU pool
+  // (`f = f`: a copy of a const reference captured plainly would be const, and not move).
+  rt.notify(s, [&pool, f = f, local, attempt, &op, read = std::move(dp->read), on_device = std::move(on_device),
                 args = std::move(args), landed = std::move(landed)](std::optional<Error> err) mutable {
-    boost::asio::post(pool, [f, local, attempt, &op, read = std::move(read), on_device = std::move(on_device),
+    boost::asio::post(pool, [f = std::move(f), local, attempt, &op, read = std::move(read), on_device = std::move(on_device),
                              args = std::move(args), landed = std::move(landed), err = std::move(err)]() mutable {
       run_with_ready_queue([&] {
         if (err) return node_result(f, local, attempt, std::move(*err));

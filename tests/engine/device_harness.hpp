@@ -44,6 +44,7 @@ struct DeviceHarness {
   std::shared_ptr<FakeDevice> device;
   std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
   std::shared_ptr<engine::Engine> engine;
+  const int released_in_notifications = FakeDeviceStorage::released_in_notifications();
 
   explicit DeviceHarness(const std::string& graph, std::uint32_t streams = 4, int devices = 1, bool sequential = false)
       : device(std::make_shared<FakeDevice>(devices, streams, polling())) {
@@ -60,8 +61,12 @@ struct DeviceHarness {
   }
 
   // A failed check must not leave the device held: the engine's teardown waits for it.
+  // Nothing the engine's notifications held was released where they ran (a CUDA callback may
+  // make no CUDA call; see FakeDeviceStorage::released_in_notifications).
   ~DeviceHarness() {
     for (const char* key : {"go", "a", "k", "k2"}) fake->open(key);
+    engine.reset();
+    CHECK(FakeDeviceStorage::released_in_notifications() == released_in_notifications);
   }
 
   std::future<engine::Result<Value>> start(const std::string& endpoint, std::vector<Value> inputs) {

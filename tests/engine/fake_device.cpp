@@ -1,6 +1,7 @@
 #include "tests/engine/fake_device.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 
@@ -71,10 +72,33 @@ FakeDeviceStorage::FakeDeviceStorage(int device, std::size_t n, std::size_t elem
   storages()[data_.data()] = this;
 }
 
+namespace {
+// Set while this thread runs or destroys a notification (NotificationScope).
+thread_local bool in_notification = false;
+std::atomic<int> released_in_notification{0};
+
+struct NotificationScope {
+  NotificationScope() { in_notification = true; }
+  ~NotificationScope() { in_notification = false; }
+  NotificationScope(const NotificationScope&) = delete;
+  NotificationScope& operator=(const NotificationScope&) = delete;
+};
+
+// Runs notification `fn` with `err` and destroys it, inside a NotificationScope.
+void run_notification(std::function<void(std::optional<Error>)>& fn, std::optional<Error> err) {
+  NotificationScope scope;
+  auto g = std::move(fn);
+  g(std::move(err));
+}
+}  // namespace
+
 FakeDeviceStorage::~FakeDeviceStorage() {
+  if (in_notification) released_in_notification.fetch_add(1);
   std::lock_guard lock(storages_mu);
   storages().erase(data_.data());
 }
+
+int FakeDeviceStorage::released_in_notifications() { return released_in_notification.load(); }
 
 const FakeDeviceStorage* FakeDeviceStorage::at(const void* p) {
   std::lock_guard lock(storages_mu);
@@ -261,13 +285,13 @@ void FakeDevice::notify(const engine::Stream& s, std::function<void(std::optiona
       if (m->failed) error = make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed");
       return engine::CompletionPoller::State::Done;
     };
-    poller_->add(s.handle, std::move(query), [this, fn = std::move(fn)](std::optional<Error> err) {
+    poller_->add(s.handle, std::move(query), [this, fn = std::move(fn)](std::optional<Error> err) mutable {
       fired();
-      fn(std::move(err));
+      run_notification(fn, std::move(err));
     });
     return;
   }
-  enqueue(s, [this, &q, fn = std::move(fn)] {
+  enqueue(s, [this, &q, fn = std::move(fn)]() mutable {
     bool failed = false;
     {
       std::lock_guard lock(q.mu);
@@ -275,9 +299,9 @@ void FakeDevice::notify(const engine::Stream& s, std::function<void(std::optiona
     }
     fired();
     if (failed) {
-      fn(make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed"));
+      run_notification(fn, make_error(ErrorCode::ModelError, "fake device: an operation on the stream failed"));
     } else {
-      fn(std::nullopt);
+      run_notification(fn, std::nullopt);
     }
   });
 }

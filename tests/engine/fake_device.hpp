@@ -37,6 +37,10 @@ class FakeDeviceStorage final : public engine::TensorStorage {
   FakeDeviceStorage& operator=(const FakeDeviceStorage&) = delete;
   // The live storage whose data starts at `p` (what the runtime's operations get), or null.
   static const FakeDeviceStorage* at(const void* p);
+  // How many device storages were released on a thread while it ran (or destroyed) a
+  // notification. A CUDA stream callback may make no CUDA call, and releasing a LibTorch
+  // tensor can make one: the engine moves what its notifications hold to a CPU pool first.
+  static int released_in_notifications();
   const void* host_data() const override { return nullptr; }
   const void* device_data() const override { return data_.data(); }
   std::size_t bytes() const override { return bytes_; }
