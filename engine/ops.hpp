@@ -17,7 +17,7 @@ namespace braid::engine {
 // `names` holds the argument names of ops that take named arguments (zip), else empty.
 Result<Value> run_op(dsl::BuiltinOp op, std::span<const Value> args, std::span<const std::string> names);
 
-// `topk`'s parts, for the device that runs it where its scores are (run_device.cpp):
+// `topk`'s parts, for the device that runs it where its scores are (device_ops.cpp):
 // - the checks of its arguments (`args` as for run_op) for `scores` scores, and how many results it
 //   gives: k, clamped to the number of scores;
 // - its result: the labels of the chosen columns with their scores, in the order given.

@@ -64,15 +64,7 @@ std::map<const void*, const FakeDeviceStorage*>& storages() {
   static std::map<const void*, const FakeDeviceStorage*> m;
   return m;
 }
-}  // namespace
 
-FakeDeviceStorage::FakeDeviceStorage(int device, std::size_t n, std::size_t elem)
-    : device_(device), data_((n * elem + sizeof(float) - 1) / sizeof(float) + 1), bytes_(n * elem) {
-  std::lock_guard lock(storages_mu);
-  storages()[data_.data()] = this;
-}
-
-namespace {
 // Set while this thread runs or destroys a notification (NotificationScope).
 thread_local bool in_notification = false;
 std::atomic<int> released_in_notification{0};
@@ -91,6 +83,12 @@ void run_notification(std::function<void(std::optional<Error>)>& fn, std::option
   g(std::move(err));
 }
 }  // namespace
+
+FakeDeviceStorage::FakeDeviceStorage(int device, std::size_t n, std::size_t elem)
+    : device_(device), data_((n * elem + sizeof(float) - 1) / sizeof(float) + 1), bytes_(n * elem) {
+  std::lock_guard lock(storages_mu);
+  storages()[data_.data()] = this;
+}
 
 FakeDeviceStorage::~FakeDeviceStorage() {
   if (in_notification) released_in_notification.fetch_add(1);

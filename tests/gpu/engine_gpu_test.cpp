@@ -159,18 +159,37 @@ void expect_topk(const engine::Result<Value>& got, const engine::Result<Value>& 
   }
 }
 
-// An example graph's text, and the same with every model placed `on cuda`.
-std::string read_example(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-std::string placed_on_cuda(std::string text) {
-  for (std::size_t at; (at = text.find(" on cpu")) != std::string::npos;) text.replace(at, 7, " on cuda");
-  return text;
-}
+// An example graph loaded twice: as written (on the CPU), and with every model placed `on cuda`
+// (warmed up), so that an endpoint's answers on both can be compared.
+struct CpuAndCuda {
+  std::string graph;
+  std::shared_ptr<engine::Engine> cpu, cuda;
+
+  CpuAndCuda(const std::string& name, const std::string& path) : graph(name) {
+    std::ifstream in(path);
+    REQUIRE(in);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    cpu = load(name, text);
+    for (std::size_t at; (at = text.find(" on cpu")) != std::string::npos;) text.replace(at, 7, " on cuda");
+    cuda = load(name, text);
+    CHECK(cuda->warm_up().empty());
+  }
+
+  // The endpoint's result on the CPU and on cuda; both must succeed.
+  std::pair<Value, Value> run(const std::string& endpoint, const std::vector<Value>& args) {
+    auto ep_cpu = cpu->find(graph, endpoint);
+    auto ep_cuda = cuda->find(graph, endpoint);
+    REQUIRE(ep_cpu);
+    REQUIRE(ep_cuda);
+    auto want = cpu->run(*ep_cpu, args).get();
+    auto got = cuda->run(*ep_cuda, args).get();
+    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+    REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+    return {std::move(*want), std::move(*got)};
+  }
+};
 
 // A counter of the engine's Prometheus text.
 double counter(engine::Engine& e, const std::string& name) {
@@ -226,48 +245,28 @@ TEST_SUITE("gpu") {
   }
 
   TEST_CASE("engine on cuda: the example ensemble placed on cuda answers as on the CPU") {
-    const std::string cpu_text = read_example("graphs/ensemble.graph");
-    auto on_cpu = load("ensemble", cpu_text);
-    auto on_cuda = load("ensemble", placed_on_cuda(cpu_text));
-    CHECK(on_cuda->warm_up().empty());
-    auto ep_cpu = on_cpu->find("ensemble", "ensemble_predict");
-    auto ep_cuda = on_cuda->find("ensemble", "ensemble_predict");
-    REQUIRE(ep_cpu);
-    REQUIRE(ep_cuda);
-    auto want = on_cpu->run(*ep_cpu, {Value("I have an idea!")}).get();
-    auto got = on_cuda->run(*ep_cuda, {Value("I have an idea!")}).get();
-    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
-    REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+    CpuAndCuda both("ensemble", "graphs/ensemble.graph");
+    const auto [want, got] = both.run("ensemble_predict", {Value("I have an idea!")});
     for (const char* field : {"result_a", "result_b", "combined"}) {
       CAPTURE(field);
-      CHECK(std::abs(got->field(field)->as_float() - want->field(field)->as_float()) < 1e-4);
+      CHECK(std::abs(got.field(field)->as_float() - want.field(field)->as_float()) < 1e-4);
     }
   }
 
   TEST_CASE("engine on cuda: the embedding example placed on cuda ranks as on the CPU, on the device") {
-    const std::string cpu_text = read_example("graphs/embedding.graph");
-    auto on_cpu = load("embedding", cpu_text);
-    auto on_cuda = load("embedding", placed_on_cuda(cpu_text));
-    CHECK(on_cuda->warm_up().empty());
-    auto ep_cpu = on_cpu->find("embedding", "classify");
-    auto ep_cuda = on_cuda->find("embedding", "classify");
-    REQUIRE(ep_cpu);
-    REQUIRE(ep_cuda);
-    const double ops = counter(*on_cuda, "braid_device_ops_total");
-    const std::vector<Value> args{Value("sunny weather today"), Value::list({Value("weather"), Value("speed"), Value("graph")}),
-                                  Value(std::int64_t{3})};
-    auto want = on_cpu->run(*ep_cpu, args).get();
-    auto got = on_cuda->run(*ep_cuda, args).get();
-    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
-    REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
-    REQUIRE(got->as_list().size() == want->as_list().size());
-    for (std::size_t i = 0; i < got->as_list().size(); ++i) {
+    CpuAndCuda both("embedding", "graphs/embedding.graph");
+    const double ops = counter(*both.cuda, "braid_device_ops_total");
+    const auto [want, got] = both.run("classify", {Value("sunny weather today"),
+                                                   Value::list({Value("weather"), Value("speed"), Value("graph")}),
+                                                   Value(std::int64_t{3})});
+    REQUIRE(got.as_list().size() == want.as_list().size());
+    for (std::size_t i = 0; i < got.as_list().size(); ++i) {
       CAPTURE(i);
-      CHECK(got->as_list()[i].field("label")->as_str() == want->as_list()[i].field("label")->as_str());
-      CHECK(std::abs(got->as_list()[i].field("score")->as_float() - want->as_list()[i].field("score")->as_float()) < 1e-4);
+      CHECK(got.as_list()[i].field("label")->as_str() == want.as_list()[i].field("label")->as_str());
+      CHECK(std::abs(got.as_list()[i].field("score")->as_float() - want.as_list()[i].field("score")->as_float()) < 1e-4);
     }
     // pooled_cosine ran on the device; its scores landed on the host, where topk ranked them.
-    CHECK(counter(*on_cuda, "braid_device_ops_total") == ops + 1);
+    CHECK(counter(*both.cuda, "braid_device_ops_total") == ops + 1);
   }
 
   TEST_CASE("engine on cuda: many requests at once keep their values apart") {
