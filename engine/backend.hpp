@@ -2,7 +2,8 @@
 // Backends: what runs a model. One small interface per role, as in Triton's backend API.
 //
 //   Backend        loads a model (a plan::Model: file, placement, options) and returns an instance.
-//   ModelInstance  runs one method of a loaded model on one set of arguments.
+//   ModelInstance  runs one method of a loaded model on one set of arguments, or on a batch of
+//                  them.
 //
 // A backend catches every exception of the library it wraps and returns an Error; nothing
 // thrown crosses this interface.
@@ -68,6 +69,29 @@ class ModelInstance {
   // F32/F64 that the engine truncates, NaN or out of range being the node's error): the
   // engine reads the number once the tensor's host copy has landed, so that no thread waits.
   virtual Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) = 0;
+
+  // Batching. For a model whose graph sets `max_batch` above 1, the engine gathers calls of a
+  // method that batched(method) accepts (across requests and the items of a map) and runs
+  // them as one: call_batch gets the arguments of each call and returns one result per call,
+  // in order, as `call` would have returned them; or one Error for the whole batch, after
+  // which the engine runs each call of it alone, so that only a failing call fails. `ctx` is
+  // the batch's (its stream, on a device); the calls' own cancellation is the engine's to
+  // check. The same rules as `call` hold otherwise (threads, devices, numbers).
+  virtual bool batched(std::uint32_t method) const {
+    (void)method;
+    return false;
+  }
+  virtual Result<std::vector<Value>> call_batch(std::uint32_t method, std::span<const std::vector<Value>> calls,
+                                                const CallContext& ctx) {
+    std::vector<Value> out;
+    out.reserve(calls.size());
+    for (const auto& args : calls) {
+      auto r = call(method, args, ctx);
+      if (!r) return r.error();
+      out.push_back(std::move(*r));
+    }
+    return out;
+  }
 };
 
 // The signature of a method as the model file declares it (TorchScript schema).

@@ -68,10 +68,18 @@ Engine::~Engine() {
         }
       }
     }
-    // 3. The CPU pool stops. Then the pools go (with the work they dropped, which may hold
-    //    device tensors) and the models, all before the device runtime.
+    // 3. The CPU pool stops, and the batchers drop what waits. Then the pools go (with the
+    //    work they dropped, which may hold device tensors) and the models, all before the
+    //    device runtime.
     if (impl->pool) impl->pool->stop();
     if (impl->pool) impl->pool->join();
+    for (auto& models : impl->models) {
+      for (auto& lm : models) {
+        for (auto& b : lm->batchers) {
+          if (b) b->stop();  // its timer, before the CPU pool goes
+        }
+      }
+    }
     impl->device_pools.clear();
     impl->model_pools.clear();
     impl->pool.reset();
@@ -169,6 +177,11 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
       } else {
         lm->pool = impl->pool.get();
         lm->pool_threads = threads;
+      }
+      // Methods the instances can batch, when the graph asks for batches.
+      lm->batchers.resize(m.methods.size());
+      for (std::uint32_t mi = 0; m.options.max_batch > 1 && mi < m.methods.size(); ++mi) {
+        if (lm->instances[0]->batched(mi)) lm->batchers[mi] = std::make_unique<detail::Batcher>(*impl, *lm, mi);
       }
       models.push_back(std::move(lm));
     }
@@ -288,13 +301,22 @@ Value synthetic(const dsl::TypeRef& t) {
 // Warms one method of one instance up; the error's message, if any. On a device, on every
 // thread of the model's pool (LibTorch keeps cuBLAS and cuDNN handles per thread) and, from
 // each, on every stream (and workspaces per stream), then waits for the device.
+// A batched method is warmed up alone (a batch of one) and with a full batch.
 std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, ModelInstance& inst, std::uint32_t method,
                                 const std::vector<Value>& args, std::uint32_t times) {
+  const bool batched = lm.batcher(method) != nullptr;
+  const std::vector<std::vector<Value>> batch(batched ? lm.model->options.max_batch : 0, args);
+  auto once = [&](const CallContext& ctx) -> std::optional<Error> {
+    auto r = inst.call(method, args, ctx);
+    if (!r) return r.error();
+    if (!batched) return std::nullopt;
+    auto b = inst.call_batch(method, batch, ctx);
+    return b ? std::nullopt : std::optional<Error>(b.error());
+  };
   if (lm.device < 0) {
     CallContext ctx;
     for (std::uint32_t i = 0; i < times; ++i) {
-      auto r = inst.call(method, args, ctx);
-      if (!r) return r.error().message;
+      if (auto e = once(ctx)) return e->message;
     }
     return std::nullopt;
   }
@@ -313,10 +335,9 @@ std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, Mod
         CallContext ctx;
         CallContext on(&ctx, rt.stream(lm.device, si));
         for (std::uint32_t i = 0; i < times; ++i) {
-          auto r = inst.call(method, args, on);
-          if (!r) {
+          if (auto e = once(on)) {
             std::lock_guard lock(mu);
-            if (!failed) failed = r.error().message;
+            if (!failed) failed = e->message;
             break;
           }
         }
@@ -406,7 +427,7 @@ std::string Engine::metrics_text() const {
           out, "braid_node_duration_seconds", fmt::format("{},node=\"{}\"", ep_labels(*ex), prometheus_label(n.name)));
     }
   }
-  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool.");
+  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool or in its batcher.");
   for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
     for (const auto& lm : impl_->models[pi]) {
       out += fmt::format("braid_model_queue_depth{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
@@ -420,6 +441,22 @@ std::string Engine::metrics_text() const {
                          prometheus_label(lm->model->name), lm->metrics.running.load());
     }
   }
+  // Batched models only: labels and metrics of each.
+  auto each_batched = [&](auto&& fn) {
+    for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+      for (const auto& lm : impl_->models[pi]) {
+        if (std::none_of(lm->batchers.begin(), lm->batchers.end(), [](const auto& b) { return b != nullptr; })) continue;
+        fn(fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name), prometheus_label(lm->model->name)),
+           lm->metrics);
+      }
+    }
+  };
+  header("braid_model_batch_size", "histogram", "Calls per batch, per batched model.");
+  each_batched([&](const std::string& labels, const ModelMetrics& m) { m.batch_size.render(out, "braid_model_batch_size", labels); });
+  header("braid_model_batch_failures_total", "counter", "Batches that failed as a whole; their calls then ran alone.");
+  each_batched([&](const std::string& labels, const ModelMetrics& m) {
+    out += fmt::format("braid_model_batch_failures_total{{{}}} {}\n", labels, m.batch_failures.load());
+  });
   if (impl_->device) {
     header("braid_device_host_copies_total", "counter", "Device tensors copied to host memory for a host consumer.");
     out += fmt::format("braid_device_host_copies_total {}\n", impl_->host_copies.load());
@@ -439,6 +476,18 @@ std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
   for (const auto& n : ep.endpoint->nodes) {
     const auto& m = ex.metrics->nodes[plan::index(n.id)];
     out.push_back({n.name, n.kind_name(), m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load()});
+  }
+  return out;
+}
+
+std::vector<ModelStats> Engine::model_stats() const {
+  std::vector<ModelStats> out;
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      const auto& m = lm->metrics;
+      out.push_back({impl_->plans[pi]->name, lm->model->name, m.queued.load(), m.running.load(), m.batch_size.count(),
+                     m.batch_size.sum(), m.batch_failures.load()});
+    }
   }
   return out;
 }

@@ -60,6 +60,17 @@ struct NodeStats {
   std::uint64_t queue_ns = 0;  // time model calls waited for a pool thread
 };
 
+// A model's figures now: calls waiting and running, and its batches since the engine started.
+struct ModelStats {
+  std::string graph;
+  std::string name;
+  std::int64_t queued = 0;            // calls waiting for a pool thread or in a batcher
+  std::int64_t running = 0;           // calls running (those of batches included)
+  std::uint64_t batches = 0;          // batches run (of batched methods; a batch of one counts)
+  std::uint64_t batched_calls = 0;    // calls those batches held
+  std::uint64_t batch_failures = 0;   // batches that failed as a whole (their calls then ran alone)
+};
+
 struct RunOptions {
   std::int64_t deadline_ns = 0;  // 0: the endpoint's own `timeout`, if any
   std::shared_ptr<Trace> trace;  // when set, every node execution is recorded here (work that
@@ -108,6 +119,7 @@ class Engine {
   // in the Prometheus text exposition format.
   std::string metrics_text() const;
   std::vector<NodeStats> node_stats(const EndpointRef& ep) const;
+  std::vector<ModelStats> model_stats() const;
 
   // Blocking facade, for tests, the CLI and the bench tool.
   std::future<Result<Value>> run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options = {});

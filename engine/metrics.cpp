@@ -25,6 +25,27 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
   out += fmt::format("{}_count{{{}}} {}\n", name, labels, cumulative);
 }
 
+void SizeHistogram::observe(std::uint64_t n) {
+  std::size_t i = 0;
+  while (i < kBounds.size() && n > kBounds[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(n, std::memory_order_relaxed);
+}
+
+void SizeHistogram::render(std::string& out, const std::string& name, const std::string& labels) const {
+  std::uint64_t cumulative = 0;
+  std::string sep = labels.empty() ? "" : ",";
+  for (std::size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, kBounds[i], cumulative);
+  }
+  cumulative += counts_[kBounds.size()].load(std::memory_order_relaxed);
+  out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, cumulative);
+  out += fmt::format("{}_sum{{{}}} {}\n", name, labels, sum());
+  out += fmt::format("{}_count{{{}}} {}\n", name, labels, cumulative);
+}
+
 std::string prometheus_label(std::string_view v) {
   std::string out;
   for (char c : v) {

@@ -24,6 +24,20 @@ class Histogram {
   std::atomic<std::uint64_t> sum_ns_{0};
 };
 
+// A histogram of counts (batch sizes): buckets at powers of two.
+class SizeHistogram {
+ public:
+  static constexpr std::array<std::uint64_t, 11> kBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+  void observe(std::uint64_t n);
+  void render(std::string& out, const std::string& name, const std::string& labels) const;
+  std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  std::uint64_t sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> counts_{};
+  std::atomic<std::uint64_t> count_{0}, sum_{0};
+};
+
 struct NodeMetrics {
   std::atomic<std::uint64_t> runs{0};
   std::atomic<std::uint64_t> errors{0};
@@ -42,8 +56,10 @@ struct EndpointMetrics {
 };
 
 struct ModelMetrics {
-  std::atomic<std::int64_t> queued{0};   // calls posted to the pool, not started
-  std::atomic<std::int64_t> running{0};
+  std::atomic<std::int64_t> queued{0};   // calls posted to the pool or waiting in a batcher, not started
+  std::atomic<std::int64_t> running{0};  // calls running, those of batches included
+  SizeHistogram batch_size;              // calls per batch run, for batched methods
+  std::atomic<std::uint64_t> batch_failures{0};  // batches that failed, their calls then run alone
 };
 
 // "a\"b" for a label value.

@@ -125,6 +125,13 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   Trace* trace = f->run->trace.get();
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
+  Batcher* batcher = m.batcher(c.method);
+  auto batch_item = [&](const CallContext& ctx, std::function<void(Result<Value>)> deliver) {
+    return BatchItem{std::move(args), &ctx, &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {}, std::move(deliver)};
+  };
+  if (timeout == 0 && batcher) {
+    return batcher->add(batch_item(f->ctx, [f, local, attempt](Result<Value> r) { node_result(f, local, attempt, std::move(r)); }));
+  }
   if (timeout == 0) {
     auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n, &m, &nm]() mutable {
       if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
@@ -162,6 +169,13 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
                   make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
     });
   });
+  if (batcher) {
+    return batcher->add(batch_item(timed->ctx, [f, local, attempt, timed](Result<Value> r) {
+      if (!timed->claim()) return;  // the timer won; this result is discarded
+      timed->timer.cancel();
+      node_result(f, local, attempt, std::move(r));
+    }));
+  }
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm,
                     queued_at = std::chrono::steady_clock::now()]() mutable {

@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "engine/batcher.hpp"
 #include "engine/device.hpp"
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
@@ -74,6 +75,8 @@ struct LoadedModel {
   int device = -1;  // the device of a model placed `on cuda`, else -1
   unsigned pool_threads = 0;  // threads of `pool`
   ModelMetrics metrics;
+  std::vector<std::unique_ptr<Batcher>> batchers;  // per method: its batcher, or null when not batched
+  Batcher* batcher(std::uint32_t method) const { return method < batchers.size() ? batchers[method].get() : nullptr; }
 };
 
 struct RunState;
@@ -163,6 +166,12 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
 void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
                  std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
                  std::function<void(Result<Value>)> deliver);
+// The two halves of a device call, for the batcher too: the stream for a call reading `args`,
+// ordered after their fences (on the device); then the call's result on that stream, fenced
+// and, as `en` says, copied to the host, to `deliver` (now, or once the copy has landed).
+Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value> args);
+void device_result(Engine::Impl& e, const Stream& s, LoadedModel& m, std::uint32_t method, const ExecNode& en,
+                   Result<Value> r, std::function<void(Result<Value>)> deliver);
 // The stream for work on `device` that reads `args`: the stream of the first of their fences on
 // that device that no other consumer has claimed (a chain stays on its stream), else the next
 // stream of the device's pool (run_device.cpp).

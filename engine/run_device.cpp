@@ -143,13 +143,9 @@ Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args) {
   return e.device->stream(device, i);
 }
 
-void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
-                 std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
-                 std::function<void(Result<Value>)> deliver) {
-  Engine::Impl& e = *f->run->engine;
+Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value> args) {
   DeviceRuntime& rt = *e.device;
-  const Stream s = pick_stream(e, m.device, args);
-
+  const Stream s = pick_stream(e, device, args);
   // Order the stream after every input produced on another stream: on the device.
   std::optional<Error> failed;
   for (const auto& a : args) {
@@ -159,15 +155,16 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
       e.stream_waits.fetch_add(1, std::memory_order_relaxed);
     });
   }
-  if (failed) return deliver(std::move(*failed));
+  if (failed) return std::move(*failed);
+  return s;
+}
 
-  CallContext ctx(&parent, s);
-  Result<Value> r = timed_call(inst, method, args, ctx, n, m, nm, f->run->trace.get());
+void device_result(Engine::Impl& e, const Stream& s, LoadedModel& m, std::uint32_t method, const ExecNode& en,
+                   Result<Value> r, std::function<void(Result<Value>)> deliver) {
   if (!r || !has_device_tensor(*r)) return deliver(std::move(r));
-
+  DeviceRuntime& rt = *e.device;
   auto fence = rt.record(s);
   if (!fence) return deliver(std::move(fence.error()));
-  const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
   const dsl::TypeRef& want = m.model->methods[method].result;
   std::vector<std::shared_ptr<const TensorStorage>> enqueued;  // copies in flight, on failure
   auto copy = [&](Tensor& t) -> std::optional<Error> {
@@ -216,6 +213,17 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
       });
     });
   });
+}
+
+void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, ModelInstance& inst,
+                 std::uint32_t method, std::vector<Value> args, const CallContext& parent, NodeMetrics& nm,
+                 std::function<void(Result<Value>)> deliver) {
+  Engine::Impl& e = *f->run->engine;
+  auto s = device_stream(e, m.device, args);
+  if (!s) return deliver(std::move(s.error()));
+  CallContext ctx(&parent, *s);
+  Result<Value> r = timed_call(inst, method, args, ctx, n, m, nm, f->run->trace.get());
+  device_result(e, *s, m, method, f->run->ex->nodes[plan::index(n.id)], std::move(r), std::move(deliver));
 }
 
 }  // namespace braid::engine::detail

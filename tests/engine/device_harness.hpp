@@ -1,7 +1,8 @@
 #pragma once
-// The harness of the device tests (device_test.cpp, device_ops_test.cpp): an engine over the
-// fake backend and a fake device (tests/engine/fake_device.hpp), the models they call, and
-// helpers to start requests and read their results.
+// The harness of the device tests (device_test.cpp, device_ops_test.cpp) and the batcher's
+// (batch_test.cpp): an engine over the fake backend and a fake device
+// (tests/engine/fake_device.hpp), the models they call, and helpers to start requests and read
+// their results.
 
 #include <doctest/doctest.h>
 

@@ -43,6 +43,41 @@ class FakeInstance final : public engine::ModelInstance {
     return r;
   }
 
+  bool batched(std::uint32_t) const override { return m_.options.max_batch > 1; }
+
+  Result<std::vector<Value>> call_batch(std::uint32_t method, std::span<const std::vector<Value>> calls,
+                                        const engine::CallContext& ctx) override {
+    const std::string& name = m_.methods[method].name;
+    const int n = static_cast<int>(calls.size());
+    {
+      std::lock_guard lock(b_.mu_);
+      auto& s = b_.stats_[m_.name];
+      s.calls += n;
+      s.running += n;
+      s.batches.push_back(n);
+      s.threads.insert(std::this_thread::get_id());
+      s.max_running = std::max(s.max_running, s.running);
+    }
+    b_.cv_.notify_all();
+    Result<std::vector<Value>> out = std::vector<Value>{};
+    for (const auto& args : calls) {
+      Result<Value> r = run(name, args, ctx);
+      if (!r) {
+        out = make_error(r.error().code, fmt::format("the batch failed: {}", r.error().message));
+        break;
+      }
+      out->push_back(std::move(*r));
+    }
+    {
+      std::lock_guard lock(b_.mu_);
+      auto& s = b_.stats_[m_.name];
+      s.running -= n;
+      s.finished += n;
+    }
+    b_.cv_.notify_all();
+    return out;
+  }
+
  private:
   Result<Value> run(const std::string& name, std::span<const Value> args, const engine::CallContext& ctx) {
     if (name == "echo") return args[0];
@@ -53,6 +88,10 @@ class FakeInstance final : public engine::ModelInstance {
     }
     if (name == "count") return Value(static_cast<std::int64_t>(args[0].as_str().size()));
     if (name == "add") return Value(args[0].as_float() + args[1].as_float());
+    if (name == "picky") {
+      if (args[0].as_str() == "bad") return make_error(ErrorCode::ModelError, "picky refuses `bad`");
+      return args[0];
+    }
     if (name == "fail") return make_error(ErrorCode::ModelError, "this model always fails");
     if (name == "refuse") return make_error(ErrorCode::Cancelled, "the model gave up");
     if (name == "lie") return Value("not a list");  // declared to return a list

@@ -14,6 +14,11 @@
 //   flaky(x)           fails the first `flaky_failures` calls of that model, then returns x
 //   hold(x, key: str)  waits until open(key) is called (or the call is cancelled), returns x
 //   add(a: float, b: float), count(x: str) -> int
+//   picky(x: str)      fails when x is "bad", else returns x
+//
+// A model whose graph sets `max_batch` above 1 batches every method (ModelInstance::batched):
+// call_batch runs the calls one after another and fails as a whole when one of them fails, as
+// a real batched method would.
 //
 // Tensor methods (f32), for the device path: on a model placed `on cuda` they enqueue their
 // work on the call's stream of `device` (a FakeDevice) and return device tensors at once; on
@@ -54,6 +59,7 @@ class FakeBackend final : public engine::Backend {
     int cancelled = 0;
     int finished = 0;
     std::set<std::thread::id> threads;  // every thread that made a call
+    std::vector<int> batches;            // the size of each call_batch, in order
   };
 
   std::string_view name() const override { return "torch"; }

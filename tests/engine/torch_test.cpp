@@ -167,6 +167,67 @@ TEST_SUITE("torch") {
     auto again = (*e)->run(*ep, *ok).get();
     CHECK(again);
   }
+
+  TEST_CASE("batching: a map's calls run through the model's batched method, each result as if run alone") {
+    dsl::SourceManager sm;
+    dsl::Diagnostics diags;
+    dsl::FrontendOptions fo;
+    if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
+    // A window of an hour: a batch starts only when it is full, so the batches are exact.
+    auto plan = dsl::compile_source("graphs/batching.graph", R"(
+      model batched = torch "models/bert.pt" { max_batch = 4, batch_window = 1h
+                                               def classify(text: str) -> float }
+      model alone = torch "models/bert.pt" { def classify(text: str) -> float }
+      model zs = torch "models/zero_shot.pt" { max_batch = 2, batch_window = 1h
+                                               def classify(text: str, labels: list<str>) -> tensor<f32, [?]> }
+      endpoint batched(texts: list<str>) -> list<float> { return each t in texts { batched.classify(t) } }
+      endpoint alone(texts: list<str>) -> list<float> { return each t in texts { alone.classify(t) } }
+      endpoint zero_shot(a: list<str>, b: list<str>) -> list<tensor<f32, [?]>> {
+        return all { zs.classify("a new idea", a), zs.classify("a new idea", b) }
+      })", fo, sm, diags);
+    INFO(dsl::render_all(diags, sm));
+    REQUIRE(plan);
+    auto e = engine::Engine::create({plan}, engine::default_backends(), {2});
+    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
+    auto stats = [&](const std::string& name) {
+      for (auto& m : (*e)->model_stats()) {
+        if (m.name == name) return m;
+      }
+      return engine::ModelStats{};
+    };
+    auto run = [&](const char* endpoint, const char* input) {
+      auto ep = (*e)->find("batching", endpoint);
+      REQUIRE(ep);
+      auto in = (*e)->decode_inputs(*ep, boost::json::parse(input).as_object());
+      REQUIRE_MESSAGE(in, (in ? "" : in.error().describe()));
+      auto r = (*e)->run(*ep, std::move(*in)).get();
+      REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+      return boost::json::parse(engine::json_text(engine::to_json(*r)));
+    };
+    const char* texts = R"({"texts": ["I have an idea!", "the graph runs fast", "", "x", "braid works",
+                                      "every node joins", "a new idea today", "then"]})";
+    auto batched = run("batched", texts);
+    auto alone = run("alone", texts);
+    CHECK_MESSAGE(close(batched, alone), batched, " vs ", alone);
+    CHECK(stats("batched").batches == 2);
+    CHECK(stats("batched").batched_calls == 8);
+    CHECK(stats("batched").batch_failures == 0);
+    CHECK(stats("alone").batches == 0);
+    // Zero-shot batches a list per call too; with no labels the batch fails, and each call runs
+    // alone: the one without labels gets its empty result, the other its scores.
+    auto zs = run("zero_shot", R"({"a": ["positive", "negative"], "b": []})");
+    INFO(boost::json::serialize(zs));
+    REQUIRE(zs.as_array().size() == 2);
+    CHECK(zs.as_array()[0].as_array().size() == 2);
+    CHECK(zs.as_array()[1].as_array().empty());
+    CHECK(stats("zs").batch_failures == 1);
+    auto zs2 = run("zero_shot", R"({"a": ["positive", "negative"], "b": ["negative", "positive"]})");
+    CHECK(stats("zs").batch_failures == 1);
+    CHECK(stats("zs").batches == 2);
+    const auto& p = zs2.as_array();
+    CHECK(std::abs(p[0].as_array()[0].to_number<double>() - zs.as_array()[0].as_array()[0].to_number<double>()) < 1e-5);
+    CHECK(std::abs(p[0].as_array()[0].to_number<double>() - p[1].as_array()[1].to_number<double>()) < 1e-5);
+  }
 }
 
 }  // namespace braid::test

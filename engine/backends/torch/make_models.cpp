@@ -75,19 +75,27 @@ void generator(const std::filesystem::path& dir, const std::string& file, const 
   save(m, dir, file);
 }
 
-// A scorer: a logistic regression over the text features, returning a float in (0, 1).
+// A scorer: a logistic regression over the text features, returning a float in (0, 1). Its
+// batched form (what braid's batcher calls when a graph sets `max_batch`) scores a list of
+// texts with one matrix product, one result per text.
 void scorer(const std::filesystem::path& dir, const std::string& file, const std::string& method, double seed) {
   auto m = text_module("Scorer", seed);
   m.register_parameter("w_score", weights(1, kDim, seed + 2).reshape({kDim}), false);
   m.define("def " + method + R"((self, text: str) -> float:
     h = torch.tanh(torch.mv(self.w_in, self.features(text)) * 4.0)
     return float(torch.sigmoid(torch.dot(self.w_score, h)).item())
+
+def )" + method + R"(_batch(self, text: List[str]) -> List[float]:
+    x = torch.stack([self.features(t) for t in text])
+    h = torch.tanh(torch.mm(x, self.w_in.t()) * 4.0)
+    scores: List[float] = torch.sigmoid(torch.mv(h, self.w_score)).tolist()
+    return scores
 )");
   save(m, dir, file);
 }
 
 // Zero-shot classification: softmax over the cosine similarity of the text's and each label's
-// embedding.
+// embedding; batched, the texts are embedded with one matrix product.
 void zero_shot(const std::filesystem::path& dir) {
   auto m = text_module("ZeroShot", 7.0);
   m.define(R"(
@@ -101,6 +109,16 @@ def classify(self, text: str, labels: List[str]) -> Tensor:
     for i in range(len(labels)):
         scores[i] = torch.dot(t, self.embed(labels[i])) * 5.0
     return torch.softmax(scores, 0)
+
+def classify_batch(self, text: List[str], labels: List[List[str]]) -> List[Tensor]:
+    x = torch.stack([self.features(t) for t in text])
+    e = torch.tanh(torch.mm(x, self.w_in.t()) * 4.0)
+    e = e / (torch.norm(e, 2, [1], True) + 1e-6)
+    out: List[Tensor] = []
+    for j in range(len(text)):
+        names = torch.stack([self.embed(label) for label in labels[j]])
+        out.append(torch.softmax(torch.mv(names, e[j]) * 5.0, 0))
+    return out
 )");
   save(m, dir, "zero_shot.pt");
 }

@@ -10,6 +10,8 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <sstream>
+
 #include <fmt/format.h>
 
 namespace braid::engine {
@@ -45,7 +47,13 @@ std::string first_line(const std::string& what) {
 class TorchStorage final : public TensorStorage {
  public:
   explicit TorchStorage(at::Tensor t) : t_(std::move(t)) {}
-  const void* host_data() const override { return t_.device().is_cpu() ? t_.data_ptr() : nullptr; }
+  // An empty tensor has no data pointer, but it is in host memory all the same.
+  const void* host_data() const override {
+    static const std::byte empty{};
+    if (!t_.device().is_cpu()) return nullptr;
+    const void* p = t_.data_ptr();
+    return p ? p : &empty;
+  }
   const void* device_data() const override { return t_.device().is_cpu() ? nullptr : t_.data_ptr(); }
   std::size_t bytes() const override { return t_.nbytes(); }
   int device() const override { return t_.device().is_cpu() ? -1 : t_.device().index(); }
@@ -269,14 +277,102 @@ TypeRef dsl_type(const c10::TypePtr& t) {
   }
 }
 
+// The batched form of `meth` in model file `m`, when the graph asks for batches
+// (`max_batch` above 1): the method `<name>_batch`, taking a list of each parameter's values and
+// returning a list of results. Null when the file has none; an error when its schema is not that.
+Result<std::optional<torch::jit::Method>> batch_method(torch::jit::Module& m, const plan::Model& spec, const plan::Method& meth) {
+  const std::string name = meth.name + "_batch";
+  if (spec.options.max_batch <= 1 || !m.find_method(name)) return std::optional<torch::jit::Method>();
+  torch::jit::Method bm = m.get_method(name);
+  const auto& schema = bm.function().getSchema();
+  bool fits = schema.arguments().size() == meth.params.size() + 1 && schema.returns().size() == 1 &&
+              schema.returns()[0].type()->kind() == c10::TypeKind::ListType;
+  for (std::size_t i = 1; fits && i < schema.arguments().size(); ++i) {
+    fits = schema.arguments()[i].type()->kind() == c10::TypeKind::ListType;
+  }
+  if (!fits) {
+    std::ostringstream is;
+    is << schema;
+    return make_error(ErrorCode::LoadError, fmt::format("model file `{}`: `{}` must take a list of each parameter of `{}` and "
+                                                        "return a list (one result per call); it is `{}`",
+                                                        spec.path, name, meth.name, is.str()));
+  }
+  return std::optional<torch::jit::Method>(std::move(bm));
+}
+
 class TorchInstance final : public ModelInstance {
  public:
-  TorchInstance(torch::jit::Module m, const plan::Model& spec, int device)
-      : module_(std::move(m)), spec_(spec), device_(device) {
+  TorchInstance(torch::jit::Module m, const plan::Model& spec, int device,
+                std::vector<std::optional<torch::jit::Method>> batch_methods)
+      : module_(std::move(m)), spec_(spec), device_(device), batch_methods_(std::move(batch_methods)) {
     for (const auto& meth : spec.methods) methods_.push_back(module_.get_method(meth.name));
   }
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
+    return run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
+      std::vector<c10::IValue> stack;
+      stack.reserve(args.size());
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        auto iv = to_ivalue(args[i], i < sig.params.size() ? sig.params[i].type : dsl::Type::error(), device_);
+        if (!iv) return iv.error();
+        stack.push_back(std::move(*iv));
+      }
+      c10::IValue out = methods_[method](std::move(stack));
+      return from_ivalue(out, sig.result, deferred(ctx));
+    });
+  }
+
+  bool batched(std::uint32_t method) const override { return method < batch_methods_.size() && batch_methods_[method]; }
+
+  // One list per parameter, each holding that parameter's value in every call, typed as the
+  // batched method's schema says; one result per call back.
+  Result<std::vector<Value>> call_batch(std::uint32_t method, std::span<const std::vector<Value>> calls,
+                                        const CallContext& ctx) override {
+    if (!batched(method)) return ModelInstance::call_batch(method, calls, ctx);
+    std::vector<Value> results;
+    auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
+      torch::jit::Method& bm = *batch_methods_[method];
+      const auto& schema = bm.function().getSchema();
+      std::vector<c10::IValue> stack;
+      stack.reserve(sig.params.size());
+      for (std::size_t p = 0; p < sig.params.size(); ++p) {
+        c10::impl::GenericList list(schema.arguments()[p + 1].type()->expectRef<c10::ListType>().getElementType());
+        list.reserve(calls.size());
+        for (const auto& args : calls) {
+          if (p >= args.size()) return make_error(ErrorCode::Internal, "a batched call without all its arguments");
+          auto iv = to_ivalue(args[p], sig.params[p].type, device_);
+          if (!iv) return iv.error();
+          list.push_back(std::move(*iv));
+        }
+        stack.emplace_back(std::move(list));
+      }
+      c10::IValue out = bm(std::move(stack));
+      if (!out.isList() || out.toListRef().size() != calls.size()) {
+        return make_error(ErrorCode::ModelError,
+                          fmt::format("`{}_batch` returned {} for {} calls", sig.name,
+                                      out.isList() ? fmt::format("{} results", out.toListRef().size()) : "no list",
+                                      calls.size()));
+      }
+      results.reserve(calls.size());
+      for (const auto& item : out.toListRef()) {
+        auto v = from_ivalue(item, sig.result, deferred(ctx));
+        if (!v) return v;
+        results.push_back(std::move(*v));
+      }
+      return Value();
+    });
+    if (!r) return r.error();
+    return results;
+  }
+
+ private:
+  // The device whose one-element tensors standing for numbers the engine reads later (-1: none).
+  int deferred(const CallContext& ctx) const { return device_ >= 0 && ctx.stream() ? device_ : -1; }
+
+  // Runs `body(signature)` as LibTorch wants it run: on the call's stream, one intra-op thread,
+  // inference mode, every exception caught.
+  template <typename Body>
+  Result<Value> run(std::uint32_t method, const CallContext& ctx, Body&& body) {
     const plan::Method& sig = spec_.methods[method];
     try {
 #ifdef BRAID_TORCH_CUDA
@@ -300,15 +396,7 @@ class TorchInstance final : public ModelInstance {
       thread_local const bool single_threaded = (at::set_num_threads(1), true);
       (void)single_threaded;
       c10::InferenceMode guard;
-      std::vector<c10::IValue> stack;
-      stack.reserve(args.size());
-      for (std::size_t i = 0; i < args.size(); ++i) {
-        auto iv = to_ivalue(args[i], i < sig.params.size() ? sig.params[i].type : dsl::Type::error(), device_);
-        if (!iv) return iv.error();
-        stack.push_back(std::move(*iv));
-      }
-      c10::IValue out = methods_[method](std::move(stack));
-      return from_ivalue(out, sig.result, device_ >= 0 && ctx.stream() ? device_ : -1);
+      return body(sig);
     } catch (const c10::Error& e) {
       return make_error(ErrorCode::ModelError, first_line(e.what_without_backtrace()));
     } catch (const std::exception& e) {
@@ -321,6 +409,7 @@ class TorchInstance final : public ModelInstance {
   const plan::Model& spec_;
   int device_;  // -1: the CPU
   std::vector<torch::jit::Method> methods_;
+  std::vector<std::optional<torch::jit::Method>> batch_methods_;  // per method: its `_batch` form, if batched
 };
 
 class TorchBackend final : public Backend {
@@ -354,13 +443,17 @@ class TorchBackend final : public Backend {
       }
       torch::jit::Module m = torch::jit::load(model.resolved_path, device);
       m.eval();
+      std::vector<std::optional<torch::jit::Method>> batch_methods;
       for (const auto& meth : model.methods) {
         if (!m.find_method(meth.name)) {
           return make_error(ErrorCode::LoadError,
                             fmt::format("model file `{}` has no method `{}`", model.path, meth.name));
         }
+        auto bm = batch_method(m, model, meth);
+        if (!bm) return bm.error();
+        batch_methods.push_back(std::move(*bm));
       }
-      return std::shared_ptr<ModelInstance>(std::make_shared<TorchInstance>(std::move(m), model, index));
+      return std::shared_ptr<ModelInstance>(std::make_shared<TorchInstance>(std::move(m), model, index, std::move(batch_methods)));
     } catch (const c10::Error& e) {
       return make_error(ErrorCode::LoadError, fmt::format("cannot load `{}`: {}", model.path, first_line(e.what_without_backtrace())));
     } catch (const std::exception& e) {
