@@ -30,6 +30,30 @@ dsl::Span span_at(const dsl::SourceManager& sm, const plan::SourceLoc& loc, std:
   return {loc.file, off, static_cast<std::uint32_t>(off + len)};
 }
 
+// A batched model's method (`max_batch` above 1) runs through the file's `<method>_batch`, which
+// takes a list of each parameter's values and returns a list of results (engine/backend.hpp).
+void verify_batched(const plan::Model& m, const plan::Method& meth, const std::vector<engine::MethodSchema>& schemas,
+                    const dsl::Span& where, dsl::Diagnostics& diags) {
+  const std::string name = meth.name + "_batch";
+  const engine::MethodSchema* s = nullptr;
+  for (const auto& x : schemas) {
+    if (x.name == name) s = &x;
+  }
+  if (!s) {
+    diags.report(dsl::Diag::model_file_batch_missing, where, m.name, meth.name, m.options.max_batch, m.path, meth.name);
+    return;
+  }
+  std::vector<plan::Param> lifted;
+  for (const auto& p : meth.params) lifted.push_back({p.name, dsl::Type::list(p.type)});
+  const dsl::TypeRef result = dsl::Type::list(meth.result);
+  bool fits = s->params.size() == lifted.size() && dsl::assignable(s->result, result);
+  for (std::size_t i = 0; fits && i < lifted.size(); ++i) fits = dsl::assignable(lifted[i].type, s->params[i].type);
+  if (!fits) {
+    diags.report(dsl::Diag::model_file_batch_signature, where, m.name, meth.name, meth.name, signature_text(lifted, result),
+                 signature_text(s->params, s->result));
+  }
+}
+
 // Compares each declared method with what the model file says (TorchScript schemas).
 void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::Diagnostics& diags) {
   engine::BackendRegistry backends = engine::default_backends();
@@ -69,6 +93,7 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::
                        s->params[i].name);
         }
       }
+      if (m.options.max_batch > 1) verify_batched(m, meth, *schemas, where, diags);
     }
   }
   diags.sort_by_location();

@@ -62,4 +62,17 @@ endpoint f(x: str) -> str { return gen.summarize(x) }
 G
 expect_error "sig.graph:1:43: error: \`bert.classify\` is declared \`(text: int) -> float\`, but the model file has \`(text: str) -> float\`" check "$tmp/sig.graph"
 expect_error "model file \`models/gpt2.pt\` has no method \`summarize\`; it has" check "$tmp/sig.graph"
+# A batched model's method runs through the file's `<method>_batch`: a file without one is
+# a warning (its calls run one at a time), one with it checks clean.
+cat >"$tmp/batch.graph" <<G
+model bert = torch "models/bert.pt" { max_batch = 4
+                                      def classify(text: str) -> float }
+model gen = torch "models/gpt2.pt" { max_batch = 4
+                                     def generate(prompt: str) -> str }
+endpoint e(x: str) -> float { return bert.classify(gen.generate(x)) }
+G
+"$braid" check "$tmp/batch.graph" 2>"$tmp/err" || fail "check of a batched graph"
+grep -qF "batch.graph:4:42: warning: \`gen.generate\` runs one call at a time: \`max_batch\` is 4, but model file \`models/gpt2.pt\` has no \`generate_batch\`" "$tmp/err" ||
+  { fail "the warning for a batched method without a _batch form:"; cat "$tmp/err"; }
+grep -q "bert.classify" "$tmp/err" && { fail "bert has classify_batch, yet:"; cat "$tmp/err"; }
 exit $status
