@@ -49,10 +49,13 @@ Batcher::Batcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method)
 
 void Batcher::add(BatchItem item) {
   item.queued = Clock::now();
-  m_.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock lock(mu_);
   if (stopped_) return;
+  m_.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   queue_.push_back(std::move(item));
+  // Added while this thread drains its ready queue: the calls it adds next (a map's other
+  // items) join before a batch is scheduled.
+  if (dispatch_after_drain(this)) return;
   dispatch(lock);
 }
 
@@ -90,17 +93,22 @@ void Batcher::drop_cancelled(std::size_t wanted) {
   });
 }
 
+void Batcher::flush() {
+  std::unique_lock lock(mu_);
+  dispatch(lock);
+}
+
 void Batcher::dispatch(std::unique_lock<std::mutex>& lock) {
   (void)lock;
   // Calls whose request gave up while they waited do not count towards a batch: before a
-  // batch is scheduled, those among the calls it would take are dropped (each call once).
+  // batch is scheduled, those among the calls it could take are dropped (each call once).
   if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);
-  while (!stopped_ && busy_ < slots_ && queue_.size() > posted_ * max_) {
-    // The calls no scheduled batch will take (as far as can be told now: a batch takes what
-    // waits when it starts).
-    const std::size_t uncovered = queue_.size() - posted_ * max_;
-    const Clock::time_point due = queue_[posted_ * max_].queued + window_;
-    if (uncovered < max_ && window_.count() > 0 && Clock::now() < due) {
+  while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
+    // A batch is due when the calls fill one more than those scheduled take, when the oldest
+    // has waited its window, or at once without a window.
+    const bool full = queue_.size() >= (posted_ + 1) * max_;
+    const Clock::time_point due = queue_.front().queued + window_;
+    if (!full && window_.count() > 0 && Clock::now() < due) {
       if (!timer_armed_ || due < timer_at_) {
         timer_armed_ = true;
         timer_at_ = due;
@@ -126,7 +134,10 @@ void Batcher::run() {
   {
     std::unique_lock lock(mu_);
     --posted_;
-    while (!queue_.empty() && items.size() < max_) {
+    // An even share of what waits with the batches scheduled behind this one (idle instances
+    // split the calls), at most `max_batch`.
+    const std::size_t take = std::min(max_, (queue_.size() + posted_) / (posted_ + 1));
+    while (!queue_.empty() && items.size() + dropped.size() < take) {
       BatchItem item = std::move(queue_.front());
       queue_.pop_front();
       (item.ctx->cancelled() ? dropped : items).push_back(std::move(item));
@@ -198,10 +209,13 @@ void Batcher::run_batch(ModelInstance& inst, std::vector<BatchItem>& items, std:
     }
     return;
   }
+  // Each call's latency is the batch's; its share of the time running is the batch's over its
+  // calls (so that a node's run time sums to the model's, batched or not).
+  const auto share = static_cast<std::uint64_t>(ran / n);
   for (std::size_t i = 0; i < items.size(); ++i) {
     BatchItem& item = items[i];
     item.metrics->latency.observe(ran);
-    item.metrics->run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
+    item.metrics->run_ns.fetch_add(share, std::memory_order_relaxed);
     item.metrics->queue_ns.fetch_add(static_cast<std::uint64_t>(ns_between(item.queued, t0)), std::memory_order_relaxed);
     if (item.trace) {
       item.trace->add({item.node->name, "call", trace_t0[i], item.trace->now_us() - trace_t0[i], Trace::thread_number()});

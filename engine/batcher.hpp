@@ -7,8 +7,10 @@
 // them as batches on the model's pool, at most one batch per instance at a time (as Triton's
 // dynamic batcher does). A batch starts when an instance is free and either `max_batch` calls
 // wait or the oldest has waited `batch_window` (at once with a window of 0: under load, calls
-// gather while the instances are busy). It takes its calls when it starts, not when it is
-// scheduled, so that calls added meanwhile join it. A call cancelled while it waits (its
+// gather while the instances are busy). Calls a thread adds while it drains its ready queue
+// (the items of a map, started together) are all added before a batch is scheduled. A batch
+// takes its calls when it starts, not when it is scheduled, so that calls added meanwhile
+// join it; batches scheduled on idle instances together split the waiting calls evenly. A call cancelled while it waits (its
 // request gone, its timeout past) is dropped from the batch. A batch of one call is a plain
 // `call`. When a batch fails as a whole, each of its calls runs again alone, so that only a
 // call that fails by itself fails. Each call's result goes to its own node.
@@ -57,6 +59,8 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   void add(BatchItem item);
+  // Schedules what is due (calls added during a drain of the ready queue, once it ends).
+  void flush();
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
   // calls still waiting (their runs never complete, as with work a stopped pool drops) and the
   // timer.

@@ -56,8 +56,8 @@ struct NodeStats {
   std::string_view kind;       // "call", "op", "group", ...
   std::uint64_t runs = 0;      // successful executions
   std::uint64_t errors = 0;    // failed attempts
-  std::uint64_t run_ns = 0;    // time running (model calls and structured nodes)
-  std::uint64_t queue_ns = 0;  // time model calls waited for a pool thread
+  std::uint64_t run_ns = 0;    // time running (model calls and structured nodes; a batched call its share of the batch)
+  std::uint64_t queue_ns = 0;  // time model calls waited for a pool thread or their batch
 };
 
 // A model's figures now: calls waiting and running, and its batches since the engine started.

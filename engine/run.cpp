@@ -20,6 +20,15 @@ struct Ready {
   std::uint32_t local;
 };
 thread_local std::vector<Ready>* tl_ready = nullptr;
+// Batchers calls were added to during the current drain (dispatch_after_drain).
+thread_local std::vector<Batcher*>* tl_batchers = nullptr;
+
+void flush_batchers() {
+  if (!tl_batchers || tl_batchers->empty()) return;
+  std::vector<Batcher*> due;
+  due.swap(*tl_batchers);
+  for (Batcher* b : due) b->flush();
+}
 
 // Runs `fn` with a ready queue on this thread, then drains the queue. Nested calls (from inside
 // a drain) just run `fn`: the outer drain picks up what it readies.
@@ -31,9 +40,14 @@ void with_ready_queue(Fn&& fn) {
   }
   std::vector<Ready> queue;
   queue.reserve(16);
+  std::vector<Batcher*> batchers;
   tl_ready = &queue;
+  tl_batchers = &batchers;
   struct Reset {
-    ~Reset() { tl_ready = nullptr; }
+    ~Reset() {
+      tl_ready = nullptr;
+      tl_batchers = nullptr;
+    }
   } reset;
   fn();
   while (!queue.empty()) {
@@ -41,6 +55,7 @@ void with_ready_queue(Fn&& fn) {
     queue.pop_back();
     exec_node(r.frame, r.local, 0);
   }
+  flush_batchers();
 }
 
 void schedule(std::shared_ptr<Frame> f, std::uint32_t local) {
@@ -111,6 +126,12 @@ Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<co
 
 void run_with_ready_queue(const std::function<void()>& fn) { with_ready_queue(fn); }
 
+bool dispatch_after_drain(Batcher* b) {
+  if (!tl_batchers) return false;
+  if (std::find(tl_batchers->begin(), tl_batchers->end(), b) == tl_batchers->end()) tl_batchers->push_back(b);
+  return true;
+}
+
 namespace {
 
 void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
@@ -145,6 +166,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     // Keep a chain on this thread: run inline when this thread belongs to the model's pool and
     // there is nothing else ready to run here; else hand the call to the pool.
     if (m.pool->get_executor().running_in_this_thread() && nothing_else_ready()) {
+      flush_batchers();  // batches due must not wait for this call
       body();
     } else {
       m.metrics.queued.fetch_add(1, std::memory_order_relaxed);

@@ -207,6 +207,24 @@ def run(self, text: str, rounds: int) -> str:
   save(m, dir, "busy.pt");
 }
 
+// A dense embedder, two 1024x1024 layers: one call is two matrix-vector products that read
+// all 8 MB of weights, a batch of calls is two matrix products that read them once. What a
+// batcher is for, on a CPU and more so on a GPU (bench/graphs/batching.graph).
+void dense(const std::filesystem::path& dir) {
+  torch::jit::Module m("Dense");
+  m.register_parameter("w1", weights(1024, 1024, 23.0) * 0.03, false);
+  m.register_parameter("w2", weights(1024, 1024, 29.0) * 0.03, false);
+  m.define(R"(
+def embed(self, x: Tensor) -> Tensor:
+    return torch.tanh(torch.mv(self.w2, torch.tanh(torch.mv(self.w1, x))))
+
+def embed_batch(self, x: List[Tensor]) -> List[Tensor]:
+    h = torch.tanh(torch.mm(torch.tanh(torch.mm(torch.stack(x), self.w1.t())), self.w2.t()))
+    return list(h.unbind(0))
+)");
+  save(m, dir, "dense.pt");
+}
+
 // Models for the device path (they run anywhere; they are written for `on cuda`).
 // One small step, tanh(x @ W) with W 256x256: a chain of these is launch-bound, so a chain
 // measures what braid adds per GPU node. add(a, b) joins two branches on the device.
@@ -299,6 +317,7 @@ int main(int argc, char** argv) {
     language_id(dir);
     tensor_model(dir);
     busy(dir);
+    dense(dir);
     echo(dir);
     gpu_step(dir);
     gpu_busy(dir);
