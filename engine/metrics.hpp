@@ -30,12 +30,12 @@ class SizeHistogram {
   static constexpr std::array<std::uint64_t, 11> kBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
   void observe(std::uint64_t n);
   void render(std::string& out, const std::string& name, const std::string& labels) const;
-  std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  std::uint64_t count() const;  // observations
   std::uint64_t sum() const { return sum_.load(std::memory_order_relaxed); }
 
  private:
   std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> counts_{};
-  std::atomic<std::uint64_t> count_{0}, sum_{0};
+  std::atomic<std::uint64_t> sum_{0};
 };
 
 struct NodeMetrics {

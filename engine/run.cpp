@@ -140,13 +140,14 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   std::vector<Value> args;
   args.reserve(c.args.size());
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
-  ModelInstance* inst = m.instances.size() == 1 ? m.instances[0].get()
-                                                : m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
   std::int64_t timeout = timeout_of(*f, n);
   Trace* trace = f->run->trace.get();
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
-  Batcher* batcher = m.batcher(c.method);
+  Batcher* batcher = m.batcher(c.method);  // a batch picks its own instance
+  ModelInstance* inst = batcher || m.instances.size() == 1
+                            ? m.instances[0].get()
+                            : m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
   auto batch_item = [&](const CallContext& ctx, std::function<void(Result<Value>)> deliver) {
     return BatchItem{std::move(args), &ctx, &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {}, std::move(deliver)};
   };
