@@ -15,6 +15,9 @@
 //               classes, 131072 for an LM's vocabulary): run on the device, only the 5 results
 //               brought back, against the same scores brought to the host whole and ranked there
 //               (what happens when the client also reads them).
+//   batching    a map of `batch` vectors through models/dense.pt (two 1024x1024 layers) placed
+//               `on cuda`: batched (`max_batch` = the map's size, so one batch) against one call
+//               per item (each its own pair of matrix-vector products on a stream of the pool).
 //   chain       N `gpu_step` nodes (tanh(x @ W), W 256x256, x [8, 256]) through braid, against
 //               the same N forward() calls made back to back in one thread with LibTorch (plus
 //               the copies in and out that braid makes too). Per-node overhead = difference / N.
@@ -149,6 +152,29 @@ std::string chain_endpoint(int n) {
   return "endpoint chain(x: tensor) -> tensor { return " + body + " }\n";
 }
 
+// The dense embedder batched, one batch for a map of `n` items.
+std::string batched_dense(int n) {
+  return fmt::format(R"(
+model dense_b = torch "models/dense.pt" on cuda {{
+  max_batch = {}
+  def embed(x: tensor<f32, [1024]>) -> tensor<f32, [1024]>
+}}
+endpoint dense_batched(xs: list<tensor>) -> list<tensor> {{ return each x in xs {{ dense_b.embed(x) }} }}
+)",
+                     std::max(2, n));
+}
+
+// n vectors of 1024.
+engine::Value vectors(int n) {
+  std::vector<engine::Value> xs;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> x(1024);
+    for (std::size_t j = 0; j < x.size(); ++j) x[j] = std::sin(0.37 * static_cast<double>(j) + 0.9 * i);
+    xs.emplace_back(engine::Tensor::from_doubles(x, {1024}));
+  }
+  return engine::Value::list(std::move(xs));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +183,7 @@ int main(int argc, char** argv) {
   int warmup = 50;
   int rounds = 32;
   int nodes = 16;
+  int batch = 32;
   std::uint32_t streams = 4;
   std::string completion_name = "callback";
   std::string output = "md";
@@ -169,11 +196,13 @@ int main(int argc, char** argv) {
   app.add_option("-w,--warmup", warmup, "Unmeasured requests first");
   app.add_option("-r,--rounds", rounds, "Matmuls per branch in the two-branch benchmark");
   app.add_option("-n,--nodes", nodes, "Nodes in the chain");
+  app.add_option("-b,--batch", batch, "Items of the map in the batching benchmark (its max_batch too)")
+      ->check(CLI::Range(1, 4096));
   app.add_option("--streams", streams, "CUDA streams per device");
   app.add_option("--completion", completion_name, "How the host hears of the device: callback or poll")
       ->check(CLI::IsMember({"callback", "poll"}));
   app.add_option("--ensemble", ensemble_path, "The ensemble example graph");
-  app.add_option("--model-path", model_paths, "Where models/gpu_step.pt, gpu_busy.pt and gpu_logits.pt are");
+  app.add_option("--model-path", model_paths, "Where models/gpu_step.pt, gpu_busy.pt, gpu_logits.pt and dense.pt are");
   app.add_option("-o,--output", output, "md or json")->check(CLI::IsMember({"md", "json"}));
   CLI11_PARSE(app, argc, argv);
 
@@ -206,6 +235,8 @@ endpoint grouped(x: tensor, r: int) -> tensor {
 }
 endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, r), r) }
 endpoint one(x: tensor) -> tensor { return step.forward(x) }
+model dense_1 = torch "models/dense.pt" on cuda { def embed(x: tensor<f32, [1024]>) -> tensor<f32, [1024]> }
+endpoint dense_single(xs: list<tensor>) -> list<tensor> { return each x in xs { dense_1.embed(x) } }
 model head = torch "models/gpu_logits.pt" on cuda { def forward(x: tensor, n: int) -> tensor }
 endpoint top_device(x: tensor, n: int, labels: list<str>) -> list<{label: str, score: float}> {
   return topk(head.forward(x, n), labels, 5)
@@ -214,7 +245,7 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   s = head.forward(x, n)
   return {top: topk(s, labels, 5), s: s}
 }
-)" + chain_endpoint(nodes);
+)" + chain_endpoint(nodes) + batched_dense(batch);
 
   auto plan = compile("gpu", src, model_paths);
   const auto completion = *engine::cuda_completion_named(completion_name);
@@ -257,6 +288,9 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
     std::vector<engine::Value> in = {input(1, 16), engine::Value(n), engine::Value::list(std::move(names))};
     topks.push_back({n, measure(*e, "top_device", in, warmup, iterations), measure(*e, "top_host", in, warmup, iterations)});
   }
+  const std::vector<engine::Value> many = {vectors(batch)};
+  Stats dense_single = measure(*e, "dense_single", many, warmup, iterations);
+  Stats dense_batched = measure(*e, "dense_batched", many, warmup, iterations);
   std::vector<engine::Value> text = {engine::Value("I have an idea!")};
   Stats ens_a = measure(*ens, "alone_a", text, warmup, iterations, "ensemble");
   Stats ens_b = measure(*ens, "alone_b", text, warmup, iterations, "ensemble");
@@ -291,6 +325,11 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
                           {"chain_cpu_us", chain.cpu_us},
                           {"chain_libtorch_us", one.p50},
                           {"per_node_overhead_us", per_node},
+                          {"batch", batch},
+                          {"dense_single_us", dense_single.p50},
+                          {"dense_batched_us", dense_batched.p50},
+                          {"dense_single_cpu_us", dense_single.cpu_us},
+                          {"dense_batched_cpu_us", dense_batched.cpu_us},
                           {"ensemble_alone_a_us", ens_a.p50},
                           {"ensemble_alone_b_us", ens_b.p50},
                           {"ensemble_group_us", ens_group.p50},
@@ -330,6 +369,14 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f | %.1f |\n", chain.p50, chain.p90, chain.p50 / nodes, chain.cpu_us);
   std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f | |\n", one.p50, one.p90, one.p50 / nodes);
   std::printf("| braid's overhead per node | | %.2f | |\n", per_node);
+  std::printf("\n| map of %d vectors through models/dense.pt on cuda | p50 (us) | per item (us) | CPU per request (us) |\n"
+              "|---|---:|---:|---:|\n",
+              batch);
+  std::printf("| one call per item | %.1f [%.1f] | %.2f | %.1f |\n", dense_single.p50, dense_single.p90,
+              dense_single.p50 / batch, dense_single.cpu_us);
+  std::printf("| batched (`max_batch = %d`) | %.1f [%.1f] | %.2f | %.1f |\n", std::max(2, batch), dense_batched.p50,
+              dense_batched.p90, dense_batched.p50 / batch, dense_batched.cpu_us);
+  std::printf("| batched / one per item | %.2f | | |\n", dense_batched.p50 / dense_single.p50);
   std::printf("\n| `topk(scores, labels, 5)` over n scores made on cuda | p50 (us) | CPU per request (us) |\n|---|---:|---:|\n");
   for (const auto& t : topks) {
     std::printf("| n = %lld, on the device (5 results come back) | %.1f [%.1f] | %.1f |\n", static_cast<long long>(t.n),

@@ -191,6 +191,46 @@ struct CpuAndCuda {
   }
 };
 
+// Batching on the device: the dense embedder and the text scorer batched `on cuda`, each against
+// the same model called one at a time on the CPU.
+const char* kBatchGraph = R"(
+model dense = torch "models/dense.pt" on cuda {
+  max_batch = 8
+  def embed(x: tensor<f32, [1024]>) -> tensor<f32, [1024]>
+}
+model dense_cpu = torch "models/dense.pt" on cpu { def embed(x: tensor<f32, [1024]>) -> tensor<f32, [1024]> }
+model text = torch "models/bert.pt" on cuda {
+  max_batch = 8, instances = 2
+  def classify(text: str) -> float
+}
+model text_cpu = torch "models/bert.pt" on cpu { def classify(text: str) -> float }
+endpoint twice(xs: list<tensor<f32, [1024]>>) -> list<tensor> { return each x in xs { dense.embed(dense.embed(x)) } }
+endpoint twice_cpu(xs: list<tensor<f32, [1024]>>) -> list<tensor> {
+  return each x in xs { dense_cpu.embed(dense_cpu.embed(x)) }
+}
+endpoint scores(texts: list<str>) -> list<float> { return each t in texts { text.classify(t) } }
+endpoint scores_cpu(texts: list<str>) -> list<float> { return each t in texts { text_cpu.classify(t) } }
+)";
+
+// n vectors of 1024, each its own (seeded by `seed`).
+Value vectors(int n, int seed) {
+  std::vector<Value> xs;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> x(1024);
+    for (std::size_t j = 0; j < x.size(); ++j) x[j] = std::sin(0.37 * static_cast<double>(j) + 0.9 * (i + 31 * seed));
+    xs.emplace_back(Tensor::from_doubles(x, {1024}));
+  }
+  return Value::list(std::move(xs));
+}
+
+engine::ModelStats stats_of(const engine::Engine& e, const std::string& model) {
+  for (const auto& s : e.model_stats()) {
+    if (s.name == model) return s;
+  }
+  FAIL("no model " << model);
+  return {};
+}
+
 // A counter of the engine's Prometheus text.
 double counter(engine::Engine& e, const std::string& name) {
   std::string text = e.metrics_text();
@@ -361,6 +401,47 @@ TEST_SUITE("gpu") {
       CHECK(counter(*e, "braid_device_ops_total") == ops + 1);
       CHECK(counter(*e, "braid_device_host_copies_total") == copies);  // only the scores crossed
     }
+  }
+
+  TEST_CASE("engine on cuda: batches of a map and of concurrent requests answer as calls one at a time on the CPU") {
+    auto e = load("batch", kBatchGraph);
+    CHECK(e->warm_up().empty());
+    auto run_b = [&](const std::string& endpoint, std::vector<Value> in) {
+      auto ep = e->find("batch", endpoint);
+      REQUIRE(ep);
+      return e->run(*ep, std::move(in)).get();
+    };
+    const auto before = stats_of(*e, "dense");
+    // 20 items, twice through the model: the second batches take the first's device outputs.
+    const Value xs = vectors(20, 0);
+    expect_close(run_b("twice", {xs}), run_b("twice_cpu", {xs}), 1e-4);
+    const auto after = stats_of(*e, "dense");
+    CHECK(after.batched_calls - before.batched_calls == 40);
+    CHECK(after.batches - before.batches < 40);  // some batch held more than one call
+    CHECK(after.batch_failures == 0);
+    // 16 requests at once, each a map of 3: batches across requests keep each request's own.
+    std::vector<std::future<engine::Result<Value>>> runs;
+    std::vector<Value> ins;
+    for (int i = 0; i < 16; ++i) {
+      ins.push_back(vectors(3, i + 1));
+      runs.push_back(e->run(*e->find("batch", "twice"), {ins.back()}));
+    }
+    for (int i = 0; i < 16; ++i) expect_close(runs[static_cast<std::size_t>(i)].get(), run_b("twice_cpu", {ins[static_cast<std::size_t>(i)]}), 1e-4);
+    // Numbers from a batched method on the device (List[float]), two instances.
+    std::vector<Value> texts;
+    for (int i = 0; i < 12; ++i) texts.emplace_back(fmt::format("text number {} {}", i, std::string(static_cast<std::size_t>(i), '!')));
+    auto got = run_b("scores", {Value::list(texts)});
+    auto want = run_b("scores_cpu", {Value::list(texts)});
+    REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+    REQUIRE(got->as_list().size() == texts.size());
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::abs(got->as_list()[i].as_float() - want->as_list()[i].as_float()) < 1e-4);
+    }
+    const auto text = stats_of(*e, "text");  // warm-up calls the instances, not the batcher
+    CHECK(text.batched_calls == texts.size());
+    CHECK(text.batches < texts.size());
   }
 
   TEST_CASE("engine on cuda: completion by polling events gives the same answers") {
