@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/batch_form.hpp"
 #include "engine/cli/commands.hpp"
 #include "engine/engine.hpp"
 
@@ -16,22 +17,14 @@ namespace {
 
 std::string plural(std::size_t n, std::string_view word) { return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s"); }
 
-std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    s += fmt::format("{}{}: {}", i ? ", " : "", params[i].name, params[i].type->to_string());
-  }
-  return s + ") -> " + result->to_string();
-}
-
 dsl::Span span_at(const dsl::SourceManager& sm, const plan::SourceLoc& loc, std::size_t len) {
   if (loc.file >= sm.size()) return {};
   auto off = sm.file(loc.file).offset(loc.line, loc.col);
   return {loc.file, off, static_cast<std::uint32_t>(off + len)};
 }
 
-// A batched model's method (`max_batch` above 1) runs through the file's `<method>_batch`, which
-// takes a list of each parameter's values and returns a list of results (engine/backend.hpp).
+// A batched model's method (`max_batch` above 1) runs through the file's `<method>_batch`, in one
+// of the forms engine/batch_form.hpp describes.
 void verify_batched(const plan::Model& m, const plan::Method& meth, const std::vector<engine::MethodSchema>& schemas,
                     const dsl::Span& where, dsl::Diagnostics& diags) {
   const std::string name = meth.name + "_batch";
@@ -43,14 +36,9 @@ void verify_batched(const plan::Model& m, const plan::Method& meth, const std::v
     diags.report(dsl::Diag::model_file_batch_missing, where, m.name, meth.name, m.options.max_batch, m.path, meth.name);
     return;
   }
-  std::vector<plan::Param> lifted;
-  for (const auto& p : meth.params) lifted.push_back({p.name, dsl::Type::list(p.type)});
-  const dsl::TypeRef result = dsl::Type::list(meth.result);
-  bool fits = s->params.size() == lifted.size() && dsl::assignable(s->result, result);
-  for (std::size_t i = 0; fits && i < lifted.size(); ++i) fits = dsl::assignable(lifted[i].type, s->params[i].type);
-  if (!fits) {
-    diags.report(dsl::Diag::model_file_batch_signature, where, m.name, meth.name, meth.name, signature_text(lifted, result),
-                 signature_text(s->params, s->result));
+  if (!engine::batch_form(meth, *s)) {
+    diags.report(dsl::Diag::model_file_batch_signature, where, m.name, meth.name, meth.name, engine::batch_signatures(meth),
+                 engine::signature_text(s->params, s->result));
   }
 }
 
@@ -83,8 +71,8 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::
         fits = dsl::assignable(meth.params[i].type, s->params[i].type);
       }
       if (!fits) {
-        diags.report(dsl::Diag::model_file_signature, where, m.name, meth.name, signature_text(meth.params, meth.result),
-                     signature_text(s->params, s->result));
+        diags.report(dsl::Diag::model_file_signature, where, m.name, meth.name, engine::signature_text(meth.params, meth.result),
+                     engine::signature_text(s->params, s->result));
         continue;
       }
       for (std::size_t i = 0; i < meth.params.size(); ++i) {

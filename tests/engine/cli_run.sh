@@ -75,4 +75,20 @@ G
 grep -qF "batch.graph:4:42: warning: \`gen.generate\` runs one call at a time: \`max_batch\` is 4, but model file \`models/gpt2.pt\` has no \`generate_batch\`" "$tmp/err" ||
   { fail "the warning for a batched method without a _batch form:"; cat "$tmp/err"; }
 grep -q "bert.classify" "$tmp/err" && { fail "bert has classify_batch, yet:"; cat "$tmp/err"; }
+# The packed form (models/pooler.pt) checks clean; a `_batch` of no form is an error naming both.
+cat >"$tmp/packed.graph" <<G
+model p = torch "models/pooler.pt" { max_batch = 4
+  def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
+  def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
+  def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]> }
+endpoint e(x: tensor<f32, [?, 64]>) -> tensor { return p.scale(p.pool(x), 2.0) }
+G
+"$braid" check "$tmp/packed.graph" 2>"$tmp/err" || { fail "check of the packed forms:"; cat "$tmp/err"; }
+grep -q "warning\|error" "$tmp/err" && { fail "the packed forms check clean, yet:"; cat "$tmp/err"; }
+cat >"$tmp/count.graph" <<G
+model p = torch "models/pooler.pt" { max_batch = 4
+  def count(x: tensor) -> int }
+endpoint e(x: tensor) -> int { return p.count(x) }
+G
+expect_error "count.graph:2:7: error: \`p.count\` is batched, so the model file's \`count_batch\` must be \`(x: list<tensor>) -> list<int>\` or, packed, \`(x: tensor, x_lengths: tensor) -> list<int>\` (each \`_lengths\` optional), but it is \`(x: tensor) -> tensor\`" check "$tmp/count.graph"
 exit $status

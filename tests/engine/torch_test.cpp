@@ -228,6 +228,92 @@ TEST_SUITE("torch") {
     CHECK(std::abs(p[0].as_array()[0].to_number<double>() - zs.as_array()[0].as_array()[0].to_number<double>()) < 1e-5);
     CHECK(std::abs(p[0].as_array()[0].to_number<double>() - p[1].as_array()[1].to_number<double>()) < 1e-5);
   }
+
+  TEST_CASE("batching, packed: variable-length tensors padded into one, with their lengths; results as rows or a list") {
+    dsl::SourceManager sm;
+    dsl::Diagnostics diags;
+    dsl::FrontendOptions fo;
+    if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
+    auto plan = dsl::compile_source("graphs/packed.graph", R"(
+      model batched = torch "models/pooler.pt" { max_batch = 4, batch_window = 1h
+        def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
+        def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
+        def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]> }
+      model alone = torch "models/pooler.pt" {
+        def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
+        def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
+        def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]> }
+      model pair = torch "models/pooler.pt" { max_batch = 2, batch_window = 1h
+        def pool(x: tensor<f32>) -> tensor<f32> }
+      endpoint pool(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { batched.pool(x) } }
+      endpoint pool_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { alone.pool(x) } }
+      endpoint tag(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { batched.tag(x) } }
+      endpoint tag_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { alone.tag(x) } }
+      endpoint scale(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> {
+        return each x in xs { batched.scale(batched.pool(x), 0.5) }
+      }
+      endpoint scale_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> {
+        return each x in xs { alone.scale(alone.pool(x), 0.5) }
+      }
+      endpoint two(a: tensor<f32>, b: tensor<f32>) -> list<tensor> { return all { pair.pool(a), pair.pool(b) } }
+    )", fo, sm, diags);
+    INFO(dsl::render_all(diags, sm));
+    REQUIRE(plan);
+    auto e = engine::Engine::create({plan}, engine::default_backends(), {2});
+    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
+    auto stats = [&](const std::string& name) {
+      for (auto& m : (*e)->model_stats()) {
+        if (m.name == name) return m;
+      }
+      return engine::ModelStats{};
+    };
+    auto run = [&](const char* endpoint, std::vector<engine::Value> in) {
+      auto ep = (*e)->find("packed", endpoint);
+      REQUIRE(ep);
+      return (*e)->run(*ep, std::move(in)).get();
+    };
+    auto tokens = [](std::int64_t len, std::int64_t dim, double seed) {
+      std::vector<double> xs(static_cast<std::size_t>(len * dim));
+      for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37 * static_cast<double>(i) + seed);
+      return engine::Value(engine::Tensor::from_doubles(xs, {len, dim}));
+    };
+    // Eight calls of lengths 0 to 9 (two full batches, each padded to its longest).
+    std::vector<engine::Value> items;
+    for (std::int64_t len : {3, 0, 9, 1, 5, 5, 2, 8}) items.push_back(tokens(len, 64, static_cast<double>(items.size())));
+    const engine::Value xs = engine::Value::list(items);
+    for (const char* endpoint : {"pool", "tag", "scale"}) {
+      CAPTURE(endpoint);
+      auto got = run(endpoint, {xs});
+      auto want = run((std::string(endpoint) + "_alone").c_str(), {xs});
+      REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+      REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+      REQUIRE(got->as_list().size() == items.size());
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        CAPTURE(i);
+        const auto& g = got->as_list()[i].as_tensor();
+        const auto& w = want->as_list()[i].as_tensor();
+        CHECK(g.shape == w.shape);
+        auto a = g.to_doubles();
+        auto b = w.to_doubles();
+        REQUIRE(a.size() == b.size());
+        for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
+      }
+    }
+    // pool 8, tag 8, and scale's pool 8 and scale 8: two batches of 4 each time.
+    CHECK(stats("batched").batches == 8);
+    CHECK(stats("batched").batched_calls == 32);
+    CHECK(stats("batched").batch_failures == 0);
+    // Tensors that differ past their first dimension cannot be packed: the batch fails, each
+    // call runs alone, and only the one the model cannot take fails, with LibTorch's message.
+    auto bad = run("two", {tokens(4, 64, 0), tokens(4, 32, 1)});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().model == "pair");
+    CHECK_MESSAGE(bad.error().message.find("cannot be multiplied") != std::string::npos, bad.error().message);
+    CHECK(stats("pair").batch_failures == 1);
+    auto good = run("two", {tokens(4, 64, 0), tokens(7, 64, 1)});
+    REQUIRE_MESSAGE(good, (good ? "" : good.error().describe()));
+    CHECK(stats("pair").batch_failures == 1);
+  }
 }
 
 }  // namespace braid::test

@@ -225,6 +225,50 @@ def embed_batch(self, x: List[Tensor]) -> List[Tensor]:
   save(m, dir, "dense.pt");
 }
 
+// A token pooler over variable-length inputs ([len, 64] rows of token features), batched in the
+// packed form (engine/batch_form.hpp): the engine pads the calls' tokens into one [n, L, 64]
+// tensor and passes their lengths, and the model masks the padding. `pool` averages tanh(x W)
+// over the tokens; `tag` gives each token 8 scores (a list back, one [len, 8] per call);
+// `scale` takes fixed [64] vectors, packed without lengths, and returns rows. `count_batch` fits
+// no batched form (rows stand for tensors only), for the checker's tests.
+void pooler(const std::filesystem::path& dir) {
+  torch::jit::Module m("Pooler");
+  m.register_parameter("w", weights(64, 64, 31.0) * 0.2, false);
+  m.register_parameter("w_tag", weights(64, 8, 37.0) * 0.2, false);
+  m.define(R"(
+def pool(self, x: Tensor) -> Tensor:
+    if x.size(0) == 0:
+        return torch.zeros(64, device=self.w.device)
+    return torch.tanh(torch.mm(x, self.w)).mean(0)
+
+def pool_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor:
+    h = torch.tanh(torch.matmul(x, self.w))
+    mask = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < x_lengths.unsqueeze(1)).to(h.dtype)
+    return (h * mask.unsqueeze(2)).sum(1) / x_lengths.clamp(min=1).to(h.dtype).unsqueeze(1)
+
+def tag(self, x: Tensor) -> Tensor:
+    return torch.mm(torch.tanh(torch.mm(x, self.w)), self.w_tag)
+
+def tag_batch(self, x: Tensor, x_lengths: Tensor) -> List[Tensor]:
+    h = torch.matmul(torch.tanh(torch.matmul(x, self.w)), self.w_tag)
+    lengths: List[int] = x_lengths.tolist()
+    return [h[i, :lengths[i]] for i in range(len(lengths))]
+
+def scale(self, x: Tensor, by: float) -> Tensor:
+    return torch.mv(self.w, x) * by
+
+def scale_batch(self, x: Tensor, by: List[float]) -> Tensor:
+    return torch.mm(x, self.w.t()) * torch.tensor(by, device=x.device).unsqueeze(1)
+
+def count(self, x: Tensor) -> int:
+    return x.size(0)
+
+def count_batch(self, x: Tensor) -> Tensor:
+    return torch.zeros(x.size(0))
+)");
+  save(m, dir, "pooler.pt");
+}
+
 // Models for the device path (they run anywhere; they are written for `on cuda`).
 // One small step, tanh(x @ W) with W 256x256: a chain of these is launch-bound, so a chain
 // measures what braid adds per GPU node. add(a, b) joins two branches on the device.
@@ -318,6 +362,7 @@ int main(int argc, char** argv) {
     tensor_model(dir);
     busy(dir);
     dense(dir);
+    pooler(dir);
     echo(dir);
     gpu_step(dir);
     gpu_busy(dir);

@@ -1,6 +1,6 @@
 #pragma once
 // The `torch` backend: TorchScript modules through LibTorch. This header is LibTorch-free; the
-// LibTorch headers are confined to torch_backend.cpp (each translation unit that includes them
+// LibTorch headers are confined to this folder's .cpp files (and convert.hpp) (each translation unit that includes them
 // costs ~35 s to compile).
 
 #include <memory>

@@ -1,0 +1,64 @@
+#include "engine/batch_form.hpp"
+
+#include <fmt/format.h>
+
+namespace braid::engine {
+namespace {
+
+bool is_tensor(const dsl::TypeRef& t) { return t && t->kind == dsl::TypeKind::Tensor; }
+
+}  // namespace
+
+std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSchema& batch) {
+  BatchForm form;
+  std::size_t at = 0;  // the next parameter of `batch`
+  for (const auto& p : method.params) {
+    if (at >= batch.params.size()) return std::nullopt;
+    const dsl::TypeRef& t = batch.params[at++].type;
+    BatchForm::Param f;
+    if (is_tensor(p.type) && is_tensor(t)) {
+      f.packed = true;
+      if (at < batch.params.size() && batch.params[at].name == p.name + "_lengths" && is_tensor(batch.params[at].type)) {
+        f.lengths = true;
+        ++at;
+      }
+    } else if (!dsl::assignable(dsl::Type::list(p.type), t)) {
+      return std::nullopt;
+    }
+    form.params.push_back(f);
+  }
+  if (at != batch.params.size()) return std::nullopt;
+  if (is_tensor(method.result) && is_tensor(batch.result)) {
+    form.rows = true;
+  } else if (!dsl::assignable(batch.result, dsl::Type::list(method.result))) {
+    return std::nullopt;
+  }
+  return form;
+}
+
+std::string batch_signatures(const plan::Method& method) {
+  std::vector<plan::Param> lifted, packed;
+  bool any_tensor = is_tensor(method.result);
+  for (const auto& p : method.params) {
+    lifted.push_back({p.name, dsl::Type::list(p.type)});
+    packed.push_back({p.name, is_tensor(p.type) ? dsl::Type::tensor() : dsl::Type::list(p.type)});
+    if (is_tensor(p.type)) {
+      packed.push_back({p.name + "_lengths", dsl::Type::tensor()});  // optional, shown once
+      any_tensor = true;
+    }
+  }
+  std::string s = "`" + signature_text(lifted, dsl::Type::list(method.result)) + "`";
+  if (!any_tensor) return s;
+  const dsl::TypeRef result = is_tensor(method.result) ? dsl::Type::tensor() : dsl::Type::list(method.result);
+  return s + " or, packed, `" + signature_text(packed, result) + "` (each `_lengths` optional)";
+}
+
+std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    s += fmt::format("{}{}: {}", i ? ", " : "", params[i].name, params[i].type->to_string());
+  }
+  return s + ") -> " + result->to_string();
+}
+
+}  // namespace braid::engine

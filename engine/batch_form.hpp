@@ -1,0 +1,48 @@
+#pragma once
+// The batched form of a method: how a model file's `<method>_batch` takes the calls of one batch
+// and gives back their results. One rule for the backends that load such a method and for
+// `braid check`, which compares it with the graph.
+//
+// For each parameter `p` of the method, in order, `_batch` takes either
+//   - a list of p's values, one per call (`List[T]`); or, where p is a tensor,
+//   - one tensor packing them (`Tensor`): the calls' tensors stacked on a new first dimension,
+//     each padded with zeros along its own first dimension to the longest, [n, L, ...] ([n] for
+//     scalars); optionally followed by `<p>_lengths`, a tensor of each call's length along that
+//     dimension ([n], i64), for the model's mask.
+// It returns either a list with one result per call or, where the method returns a tensor, one
+// tensor whose row i (along its first dimension) is call i's result.
+//
+//   def embed(self, x: Tensor) -> Tensor                                     # x: [len, 64]
+//   def embed_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor            # [n, L, 64], [n]
+//   def classify_batch(self, text: List[str]) -> List[float]
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dsl/plan.hpp"
+#include "engine/backend.hpp"
+
+namespace braid::engine {
+
+struct BatchForm {
+  struct Param {
+    bool packed = false;   // one packed tensor, else a list
+    bool lengths = false;  // packed, followed by `<name>_lengths`
+  };
+  std::vector<Param> params;  // one per parameter of the method
+  bool rows = false;          // the result is one tensor of rows, else a list
+};
+
+// The form in which `batch` (the signature of `<method>_batch`) takes `method`'s calls, or
+// nullopt when it is none of them.
+std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSchema& batch);
+
+// What `<method>_batch` may be, for messages: "(text: list<str>) -> list<float>", and for tensors
+// also the packed form.
+std::string batch_signatures(const plan::Method& method);
+
+// A signature as text: "(x: tensor, n: int) -> tensor".
+std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result);
+
+}  // namespace braid::engine

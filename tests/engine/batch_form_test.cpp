@@ -1,0 +1,75 @@
+// The batched form's rule (engine/batch_form.hpp), which the torch backend loads by and `braid
+// check` reports by: lists, packed tensors with and without their lengths, rows, and what fits
+// none of them.
+#include <doctest/doctest.h>
+
+#include "engine/batch_form.hpp"
+
+namespace braid::test {
+namespace {
+
+using dsl::Type;
+
+plan::Method method(std::vector<plan::Param> params, dsl::TypeRef result) {
+  plan::Method m;
+  m.name = "f";
+  m.params = std::move(params);
+  m.result = std::move(result);
+  return m;
+}
+
+engine::MethodSchema batch(std::vector<plan::Param> params, dsl::TypeRef result) {
+  return {"f_batch", std::move(params), std::move(result)};
+}
+
+}  // namespace
+
+TEST_SUITE("engine") {
+  TEST_CASE("batch form: lists, packed tensors with or without lengths, rows") {
+    const auto t = Type::tensor(dsl::DType::F32, std::vector<std::int64_t>{-1, 64});
+    const auto m = method({{"x", t}, {"by", Type::floating()}}, t);
+
+    auto lists = engine::batch_form(m, batch({{"x", Type::list(Type::tensor())}, {"by", Type::list(Type::floating())}},
+                                             Type::list(Type::tensor())));
+    REQUIRE(lists);
+    CHECK_FALSE(lists->params[0].packed);
+    CHECK_FALSE(lists->params[1].packed);
+    CHECK_FALSE(lists->rows);
+
+    auto packed = engine::batch_form(
+        m, batch({{"x", Type::tensor()}, {"x_lengths", Type::tensor()}, {"by", Type::list(Type::floating())}}, Type::tensor()));
+    REQUIRE(packed);
+    CHECK(packed->params[0].packed);
+    CHECK(packed->params[0].lengths);
+    CHECK_FALSE(packed->params[1].packed);
+    CHECK(packed->rows);
+
+    auto no_lengths = engine::batch_form(m, batch({{"x", Type::tensor()}, {"by", Type::list(Type::floating())}},
+                                                  Type::list(Type::tensor())));
+    REQUIRE(no_lengths);
+    CHECK(no_lengths->params[0].packed);
+    CHECK_FALSE(no_lengths->params[0].lengths);
+    CHECK_FALSE(no_lengths->rows);
+  }
+
+  TEST_CASE("batch form: what fits none of the forms") {
+    const auto m = method({{"x", Type::tensor()}, {"text", Type::str()}}, Type::floating());
+    // A number is never packed; a str never a tensor; a lengths parameter must be named for its tensor.
+    CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::str()}}, Type::list(Type::floating()))));
+    CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::tensor())));
+    CHECK_FALSE(engine::batch_form(
+        m, batch({{"x", Type::tensor()}, {"lengths", Type::tensor()}, {"text", Type::list(Type::str())}},
+                 Type::list(Type::floating()))));
+    CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}}, Type::list(Type::floating()))));
+    CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}, {"y", Type::tensor()}},
+                                            Type::list(Type::floating()))));
+    CHECK(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::list(Type::floating()))));
+    // The message names both forms where a tensor is involved, the list form alone otherwise.
+    CHECK(engine::batch_signatures(m) ==
+          "`(x: list<tensor>, text: list<str>) -> list<float>` or, packed, "
+          "`(x: tensor, x_lengths: tensor, text: list<str>) -> list<float>` (each `_lengths` optional)");
+    CHECK(engine::batch_signatures(method({{"text", Type::str()}}, Type::floating())) == "`(text: list<str>) -> list<float>`");
+  }
+}
+
+}  // namespace braid::test
