@@ -17,7 +17,10 @@
 //               (what happens when the client also reads them).
 //   batching    a map of `batch` vectors through models/dense.pt (two 1024x1024 layers) placed
 //               `on cuda`: batched (`max_batch` = the map's size, so one batch) against one call
-//               per item (each its own pair of matrix-vector products on a stream of the pool).
+//               per item (each its own pair of matrix-vector products on a stream of the pool);
+//               and a map of `batch` token sets of 8 to 64 tokens through models/pooler.pt's
+//               `pool`, batched in the packed form (padded into one pinned tensor, one copy to
+//               the device, masked by their lengths) against one call per item.
 //   chain       N `gpu_step` nodes (tanh(x @ W), W 256x256, x [8, 256]) through braid, against
 //               the same N forward() calls made back to back in one thread with LibTorch (plus
 //               the copies in and out that braid makes too). Per-node overhead = difference / N.
@@ -160,8 +163,13 @@ model dense_b = torch "models/dense.pt" on cuda {{
   def embed(x: tensor<f32, [1024]>) -> tensor<f32, [1024]>
 }}
 endpoint dense_batched(xs: list<tensor>) -> list<tensor> {{ return each x in xs {{ dense_b.embed(x) }} }}
+model pool_b = torch "models/pooler.pt" on cuda {{
+  max_batch = {}
+  def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
+}}
+endpoint pool_batched(xs: list<tensor>) -> list<tensor> {{ return each x in xs {{ pool_b.pool(x) }} }}
 )",
-                     std::max(2, n));
+                     std::max(2, n), std::max(2, n));
 }
 
 // n vectors of 1024.
@@ -171,6 +179,18 @@ engine::Value vectors(int n) {
     std::vector<double> x(1024);
     for (std::size_t j = 0; j < x.size(); ++j) x[j] = std::sin(0.37 * static_cast<double>(j) + 0.9 * i);
     xs.emplace_back(engine::Tensor::from_doubles(x, {1024}));
+  }
+  return engine::Value::list(std::move(xs));
+}
+
+// n token sets of 8 to 64 tokens of 64 features.
+engine::Value token_sets(int n) {
+  std::vector<engine::Value> xs;
+  for (int i = 0; i < n; ++i) {
+    const std::int64_t len = 8 + (i * 37) % 57;
+    std::vector<double> x(static_cast<std::size_t>(len * 64));
+    for (std::size_t j = 0; j < x.size(); ++j) x[j] = std::sin(0.37 * static_cast<double>(j) + 0.9 * i);
+    xs.emplace_back(engine::Tensor::from_doubles(x, {len, 64}));
   }
   return engine::Value::list(std::move(xs));
 }
@@ -237,6 +257,8 @@ endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, 
 endpoint one(x: tensor) -> tensor { return step.forward(x) }
 model dense_1 = torch "models/dense.pt" on cuda { def embed(x: tensor<f32, [1024]>) -> tensor<f32, [1024]> }
 endpoint dense_single(xs: list<tensor>) -> list<tensor> { return each x in xs { dense_1.embed(x) } }
+model pool_1 = torch "models/pooler.pt" on cuda { def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]> }
+endpoint pool_single(xs: list<tensor>) -> list<tensor> { return each x in xs { pool_1.pool(x) } }
 model head = torch "models/gpu_logits.pt" on cuda { def forward(x: tensor, n: int) -> tensor }
 endpoint top_device(x: tensor, n: int, labels: list<str>) -> list<{label: str, score: float}> {
   return topk(head.forward(x, n), labels, 5)
@@ -291,6 +313,9 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   const std::vector<engine::Value> many = {vectors(batch)};
   Stats dense_single = measure(*e, "dense_single", many, warmup, iterations);
   Stats dense_batched = measure(*e, "dense_batched", many, warmup, iterations);
+  const std::vector<engine::Value> sets = {token_sets(batch)};
+  Stats pool_single = measure(*e, "pool_single", sets, warmup, iterations);
+  Stats pool_batched = measure(*e, "pool_batched", sets, warmup, iterations);
   std::vector<engine::Value> text = {engine::Value("I have an idea!")};
   Stats ens_a = measure(*ens, "alone_a", text, warmup, iterations, "ensemble");
   Stats ens_b = measure(*ens, "alone_b", text, warmup, iterations, "ensemble");
@@ -330,6 +355,8 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
                           {"dense_batched_us", dense_batched.p50},
                           {"dense_single_cpu_us", dense_single.cpu_us},
                           {"dense_batched_cpu_us", dense_batched.cpu_us},
+                          {"pool_single_us", pool_single.p50},
+                          {"pool_batched_us", pool_batched.p50},
                           {"ensemble_alone_a_us", ens_a.p50},
                           {"ensemble_alone_b_us", ens_b.p50},
                           {"ensemble_group_us", ens_group.p50},
@@ -377,6 +404,14 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   std::printf("| batched (`max_batch = %d`) | %.1f [%.1f] | %.2f | %.1f |\n", std::max(2, batch), dense_batched.p50,
               dense_batched.p90, dense_batched.p50 / batch, dense_batched.cpu_us);
   std::printf("| batched / one per item | %.2f | | |\n", dense_batched.p50 / dense_single.p50);
+  std::printf("\n| map of %d token sets (8 to 64 x 64) through models/pooler.pt `pool` on cuda | p50 (us) | per item (us) | "
+              "CPU per request (us) |\n|---|---:|---:|---:|\n",
+              batch);
+  std::printf("| one call per item | %.1f [%.1f] | %.2f | %.1f |\n", pool_single.p50, pool_single.p90,
+              pool_single.p50 / batch, pool_single.cpu_us);
+  std::printf("| batched, packed with lengths | %.1f [%.1f] | %.2f | %.1f |\n", pool_batched.p50, pool_batched.p90,
+              pool_batched.p50 / batch, pool_batched.cpu_us);
+  std::printf("| batched / one per item | %.2f | | |\n", pool_batched.p50 / pool_single.p50);
   std::printf("\n| `topk(scores, labels, 5)` over n scores made on cuda | p50 (us) | CPU per request (us) |\n|---|---:|---:|\n");
   for (const auto& t : topks) {
     std::printf("| n = %lld, on the device (5 results come back) | %.1f [%.1f] | %.1f |\n", static_cast<long long>(t.n),

@@ -208,6 +208,25 @@ endpoint twice(xs: list<tensor<f32, [1024]>>) -> list<tensor> { return each x in
 endpoint twice_cpu(xs: list<tensor<f32, [1024]>>) -> list<tensor> {
   return each x in xs { dense_cpu.embed(dense_cpu.embed(x)) }
 }
+model pooler = torch "models/pooler.pt" on cuda {
+  max_batch = 8
+  def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
+  def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
+}
+model mixer = torch "models/pooler.pt" on cuda { def mix(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 64]> }
+model pooler_cpu = torch "models/pooler.pt" on cpu {
+  def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
+  def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
+  def mix(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 64]>
+}
+endpoint pools(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { pooler.pool(x) } }
+endpoint pools_cpu(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { pooler_cpu.pool(x) } }
+endpoint tags(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { pooler.tag(x) } }
+endpoint tags_cpu(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { pooler_cpu.tag(x) } }
+endpoint mixed(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { pooler.pool(mixer.mix(x)) } }
+endpoint mixed_cpu(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> {
+  return each x in xs { pooler_cpu.pool(pooler_cpu.mix(x)) }
+}
 endpoint scores(texts: list<str>) -> list<float> { return each t in texts { text.classify(t) } }
 endpoint scores_cpu(texts: list<str>) -> list<float> { return each t in texts { text_cpu.classify(t) } }
 )";
@@ -442,6 +461,32 @@ TEST_SUITE("gpu") {
     const auto text = stats_of(*e, "text");  // warm-up calls the instances, not the batcher
     CHECK(text.batched_calls == texts.size());
     CHECK(text.batches < texts.size());
+  }
+
+  TEST_CASE("engine on cuda: packed batches of variable-length tensors, from the host and from the device") {
+    auto e = load("batch", kBatchGraph);
+    CHECK(e->warm_up().empty());
+    auto run_b = [&](const std::string& endpoint, std::vector<Value> in) {
+      auto ep = e->find("batch", endpoint);
+      REQUIRE(ep);
+      return e->run(*ep, std::move(in)).get();
+    };
+    std::vector<Value> items;
+    for (std::int64_t len : {3, 0, 17, 1, 5, 5, 2, 8, 64, 9, 4}) {
+      std::vector<double> x(static_cast<std::size_t>(len * 64));
+      for (std::size_t j = 0; j < x.size(); ++j) x[j] = std::sin(0.37 * static_cast<double>(j) + static_cast<double>(items.size()));
+      items.emplace_back(Tensor::from_doubles(x, {len, 64}));
+    }
+    const Value xs = Value::list(items);
+    const auto before = stats_of(*e, "pooler");
+    for (const char* endpoint : {"pools", "tags", "mixed"}) {
+      CAPTURE(endpoint);
+      expect_close(run_b(endpoint, {xs}), run_b(std::string(endpoint) + "_cpu", {xs}), 1e-4);
+    }
+    const auto after = stats_of(*e, "pooler");
+    CHECK(after.batched_calls - before.batched_calls == 3 * items.size());
+    CHECK(after.batches - before.batches < 3 * items.size());
+    CHECK(after.batch_failures == 0);
   }
 
   TEST_CASE("engine on cuda: completion by polling events gives the same answers") {

@@ -229,7 +229,8 @@ def embed_batch(self, x: List[Tensor]) -> List[Tensor]:
 // packed form (engine/batch_form.hpp): the engine pads the calls' tokens into one [n, L, 64]
 // tensor and passes their lengths, and the model masks the padding. `pool` averages tanh(x W)
 // over the tokens; `tag` gives each token 8 scores (a list back, one [len, 8] per call);
-// `scale` takes fixed [64] vectors, packed without lengths, and returns rows. `count_batch` fits
+// `scale` takes fixed [64] vectors, packed without lengths, and returns rows; `mix` maps tokens
+// to tokens (one call at a time), so that packed tensors can come from another model's output. `count_batch` fits
 // no batched form (rows stand for tensors only), for the checker's tests.
 void pooler(const std::filesystem::path& dir) {
   torch::jit::Module m("Pooler");
@@ -259,6 +260,9 @@ def scale(self, x: Tensor, by: float) -> Tensor:
 
 def scale_batch(self, x: Tensor, by: List[float]) -> Tensor:
     return torch.mm(x, self.w.t()) * torch.tensor(by, device=x.device).unsqueeze(1)
+
+def mix(self, x: Tensor) -> Tensor:
+    return torch.tanh(torch.mm(x, self.w))
 
 def count(self, x: Tensor) -> int:
     return x.size(0)
