@@ -18,9 +18,11 @@ std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSche
     BatchForm::Param f;
     if (is_tensor(p.type) && is_tensor(t)) {
       f.packed = true;
-      if (at < batch.params.size() && batch.params[at].name == p.name + "_lengths" && is_tensor(batch.params[at].type)) {
-        f.lengths = true;
-        ++at;
+      if (at < batch.params.size() && batch.params[at].name == p.name + "_lengths") {
+        const dsl::TypeRef& lt = batch.params[at].type;
+        f.lengths_list = lt->kind == dsl::TypeKind::List && lt->elem && lt->elem->kind == dsl::TypeKind::Int;
+        f.lengths = f.lengths_list || is_tensor(lt);
+        if (f.lengths) ++at;
       }
     } else if (!dsl::assignable(dsl::Type::list(p.type), t)) {
       return std::nullopt;
@@ -50,7 +52,7 @@ std::string batch_signatures(const plan::Method& method) {
   std::string s = "`" + signature_text(lifted, dsl::Type::list(method.result)) + "`";
   if (!any_tensor) return s;
   const dsl::TypeRef result = is_tensor(method.result) ? dsl::Type::tensor() : dsl::Type::list(method.result);
-  return s + " or, packed, `" + signature_text(packed, result) + "` (each `_lengths` optional)";
+  return s + " or, packed, `" + signature_text(packed, result) + "` (each `_lengths` optional, a tensor or a `list<int>`)";
 }
 
 std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result) {

@@ -7,13 +7,15 @@
 //   - a list of p's values, one per call (`List[T]`); or, where p is a tensor,
 //   - one tensor packing them (`Tensor`): the calls' tensors stacked on a new first dimension,
 //     each padded with zeros along its own first dimension to the longest, [n, L, ...] ([n] for
-//     scalars); optionally followed by `<p>_lengths`, a tensor of each call's length along that
-//     dimension ([n], i64), for the model's mask.
+//     scalars); optionally followed by `<p>_lengths`, each call's length along that dimension:
+//     a tensor ([n], i64, where the packed tensor is, for the model's mask) or a `List[int]` (on
+//     the host, for slicing results without reading the device).
 // It returns either a list with one result per call or, where the method returns a tensor, one
 // tensor whose row i (along its first dimension) is call i's result.
 //
 //   def embed(self, x: Tensor) -> Tensor                                     # x: [len, 64]
 //   def embed_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor            # [n, L, 64], [n]
+//   def tag_batch(self, x: Tensor, x_lengths: List[int]) -> List[Tensor]
 //   def classify_batch(self, text: List[str]) -> List[float]
 
 #include <optional>
@@ -29,6 +31,7 @@ struct BatchForm {
   struct Param {
     bool packed = false;   // one packed tensor, else a list
     bool lengths = false;  // packed, followed by `<name>_lengths`
+    bool lengths_list = false;  // ... as a list of ints (else a tensor)
   };
   std::vector<Param> params;  // one per parameter of the method
   bool rows = false;          // the result is one tensor of rows, else a list

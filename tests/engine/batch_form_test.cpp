@@ -44,6 +44,18 @@ TEST_SUITE("engine") {
     CHECK_FALSE(packed->params[1].packed);
     CHECK(packed->rows);
 
+    auto host_lengths = engine::batch_form(
+        m, batch({{"x", Type::tensor()}, {"x_lengths", Type::list(Type::integer())}, {"by", Type::list(Type::floating())}},
+                 Type::list(Type::tensor())));
+    REQUIRE(host_lengths);
+    CHECK(host_lengths->params[0].lengths);
+    CHECK(host_lengths->params[0].lengths_list);
+    CHECK_FALSE(packed->params[0].lengths_list);
+    // Lengths as floats are no lengths: then `x_lengths` is one parameter too many.
+    CHECK_FALSE(engine::batch_form(
+        m, batch({{"x", Type::tensor()}, {"x_lengths", Type::list(Type::floating())}, {"by", Type::list(Type::floating())}},
+                 Type::tensor())));
+
     auto no_lengths = engine::batch_form(m, batch({{"x", Type::tensor()}, {"by", Type::list(Type::floating())}},
                                                   Type::list(Type::tensor())));
     REQUIRE(no_lengths);
@@ -67,7 +79,7 @@ TEST_SUITE("engine") {
     // The message names both forms where a tensor is involved, the list form alone otherwise.
     CHECK(engine::batch_signatures(m) ==
           "`(x: list<tensor>, text: list<str>) -> list<float>` or, packed, "
-          "`(x: tensor, x_lengths: tensor, text: list<str>) -> list<float>` (each `_lengths` optional)");
+          "`(x: tensor, x_lengths: tensor, text: list<str>) -> list<float>` (each `_lengths` optional, a tensor or a `list<int>`)");
     CHECK(engine::batch_signatures(method({{"text", Type::str()}}, Type::floating())) == "`(text: list<str>) -> list<float>`");
   }
 }

@@ -90,5 +90,5 @@ model p = torch "models/pooler.pt" { max_batch = 4
   def count(x: tensor) -> int }
 endpoint e(x: tensor) -> int { return p.count(x) }
 G
-expect_error "count.graph:2:7: error: \`p.count\` is batched, so the model file's \`count_batch\` must be \`(x: list<tensor>) -> list<int>\` or, packed, \`(x: tensor, x_lengths: tensor) -> list<int>\` (each \`_lengths\` optional), but it is \`(x: tensor) -> tensor\`" check "$tmp/count.graph"
+expect_error "count.graph:2:7: error: \`p.count\` is batched, so the model file's \`count_batch\` must be \`(x: list<tensor>) -> list<int>\` or, packed, \`(x: tensor, x_lengths: tensor) -> list<int>\` (each \`_lengths\` optional, a tensor or a \`list<int>\`), but it is \`(x: tensor) -> tensor\`" check "$tmp/count.graph"
 exit $status

@@ -317,7 +317,7 @@ Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param
   }
   const auto opts = at::TensorOptions().dtype(*st);
   Packed out;
-  std::vector<std::int64_t> lens;
+  std::vector<std::int64_t>& lens = out.counts;
   for (const Tensor* t : items) lens.push_back(t->shape.empty() ? 1 : t->shape[0]);
 #ifdef BRAID_TORCH_CUDA
   if (device >= 0) {

@@ -56,13 +56,14 @@ dsl::TypeRef dsl_type(const c10::TypePtr& t);
 
 // The batched form's packed argument (engine/batch_form.hpp): parameter `param` of every call,
 // tensors of one dtype and rank that agree past their first dimension, stacked on a new first
-// dimension and zero-padded along their own first to the longest; and, when `lengths`, each
-// call's length along it (i64 [n]). On `device` (under the call's stream guard), host tensors
+// dimension and zero-padded along their own first to the longest; each call's length along it
+// (and, when `lengths`, as an i64 [n] tensor where the batch is). On `device` (under the call's stream guard), host tensors
 // are packed in pinned host memory and cross in one asynchronous copy; device tensors are packed
 // on the device. An Error (ModelError) says which call does not fit.
 struct Packed {
   at::Tensor batch;
-  at::Tensor lengths;  // undefined unless asked for
+  at::Tensor lengths;                // undefined unless asked for
+  std::vector<std::int64_t> counts;  // each call's length, on the host
 };
 Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param, const std::string& name, bool lengths,
                     int device);

@@ -228,7 +228,8 @@ def embed_batch(self, x: List[Tensor]) -> List[Tensor]:
 // A token pooler over variable-length inputs ([len, 64] rows of token features), batched in the
 // packed form (engine/batch_form.hpp): the engine pads the calls' tokens into one [n, L, 64]
 // tensor and passes their lengths, and the model masks the padding. `pool` averages tanh(x W)
-// over the tokens; `tag` gives each token 8 scores (a list back, one [len, 8] per call);
+// over the tokens; `tag` gives each token 8 scores (its lengths as a host list, a list back, one
+// [len, 8] per call);
 // `scale` takes fixed [64] vectors, packed without lengths, and returns rows; `mix` maps tokens
 // to tokens (one call at a time), so that packed tensors can come from another model's output. `count_batch` fits
 // no batched form (rows stand for tensors only), for the checker's tests.
@@ -250,10 +251,9 @@ def pool_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor:
 def tag(self, x: Tensor) -> Tensor:
     return torch.mm(torch.tanh(torch.mm(x, self.w)), self.w_tag)
 
-def tag_batch(self, x: Tensor, x_lengths: Tensor) -> List[Tensor]:
+def tag_batch(self, x: Tensor, x_lengths: List[int]) -> List[Tensor]:
     h = torch.matmul(torch.tanh(torch.matmul(x, self.w)), self.w_tag)
-    lengths: List[int] = x_lengths.tolist()
-    return [h[i, :lengths[i]] for i in range(len(lengths))]
+    return [h[i, :x_lengths[i]] for i in range(len(x_lengths))]
 
 def scale(self, x: Tensor, by: float) -> Tensor:
     return torch.mv(self.w, x) * by

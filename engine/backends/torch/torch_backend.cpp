@@ -96,10 +96,15 @@ class TorchInstance final : public ModelInstance {
       stack.reserve(schema.arguments().size());
       for (std::size_t p = 0; p < sig.params.size(); ++p) {
         if (bm.form.params[p].packed) {
-          auto packed = pack(calls, p, sig.params[p].name, bm.form.params[p].lengths, device_);
+          const BatchForm::Param& f = bm.form.params[p];
+          auto packed = pack(calls, p, sig.params[p].name, f.lengths && !f.lengths_list, device_);
           if (!packed) return packed.error();
           stack.emplace_back(std::move(packed->batch));
-          if (bm.form.params[p].lengths) stack.emplace_back(std::move(packed->lengths));
+          if (f.lengths_list) {
+            stack.emplace_back(c10::List<std::int64_t>(packed->counts));
+          } else if (f.lengths) {
+            stack.emplace_back(std::move(packed->lengths));
+          }
           continue;
         }
         c10::impl::GenericList list(schema.arguments()[stack.size() + 1].type()->expectRef<c10::ListType>().getElementType());
