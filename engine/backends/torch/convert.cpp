@@ -257,12 +257,6 @@ TypeRef dsl_type(const c10::TypePtr& t) {
 
 namespace {
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += fmt::format("{}{}", i ? ", " : "", shape[i]);
-  return s + "]";
-}
-
 // Copies each call's tensor (item(i)) into row i of `batch`, zeroing the padding after it.
 template <typename Item>
 void fill_rows(at::Tensor& batch, const std::vector<const Tensor*>& items, std::int64_t longest, Item&& item) {
@@ -279,6 +273,12 @@ void fill_rows(at::Tensor& batch, const std::vector<const Tensor*>& items, std::
 }
 
 }  // namespace
+
+std::string shape_text(c10::IntArrayRef shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += fmt::format("{}{}", i ? ", " : "", shape[i]);
+  return s + "]";
+}
 
 Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param, const std::string& name, bool lengths,
                     int device) {

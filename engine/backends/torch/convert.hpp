@@ -54,6 +54,9 @@ Result<Value> from_ivalue(const c10::IValue& iv, const dsl::TypeRef& want, int d
 // The DSL type of a TorchScript type, or null when it has none.
 dsl::TypeRef dsl_type(const c10::TypePtr& t);
 
+// "[2, 64]" (fmt::join is not where every fmt has it: a pip LibTorch brings its own fmt).
+std::string shape_text(c10::IntArrayRef shape);
+
 // The batched form's packed argument (engine/batch_form.hpp): parameter `param` of every call,
 // tensors of one dtype and rank that agree past their first dimension, stacked on a new first
 // dimension and zero-padded along their own first to the longest; each call's length along it

@@ -123,7 +123,7 @@ class TorchInstance final : public ModelInstance {
         if (!out.isTensor() || out.toTensor().dim() < 1 || out.toTensor().size(0) != n) {
           return make_error(ErrorCode::ModelError,
                             fmt::format("`{}_batch` returned {} for {} calls", sig.name,
-                                        out.isTensor() ? fmt::format("a tensor of shape {}", fmt::join(out.toTensor().sizes(), "x"))
+                                        out.isTensor() ? "a tensor of shape " + shape_text(out.toTensor().sizes())
                                                        : "no tensor",
                                         n));
         }
