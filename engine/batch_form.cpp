@@ -7,24 +7,34 @@ namespace {
 
 bool is_tensor(const dsl::TypeRef& t) { return t && t->kind == dsl::TypeKind::Tensor; }
 
+// A list the model file declares, taking `elem`s: a list, not merely assignable (the error type,
+// which stands for a TorchScript type the DSL lacks, is assignable to everything).
+bool list_of(const dsl::TypeRef& t, const dsl::TypeRef& elem) {
+  return t && t->kind == dsl::TypeKind::List && t->elem && !t->elem->is_error() && dsl::assignable(dsl::Type::list(elem), t);
+}
+
 }  // namespace
 
 std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSchema& batch) {
   BatchForm form;
   std::size_t at = 0;  // the next parameter of `batch`
-  for (const auto& p : method.params) {
+  for (std::size_t i = 0; i < method.params.size(); ++i) {
+    const plan::Param& p = method.params[i];
     if (at >= batch.params.size()) return std::nullopt;
     const dsl::TypeRef& t = batch.params[at++].type;
     BatchForm::Param f;
     if (is_tensor(p.type) && is_tensor(t)) {
       f.packed = true;
-      if (at < batch.params.size() && batch.params[at].name == p.name + "_lengths") {
+      // `<p>_lengths`, unless the method's own next parameter has that name.
+      const std::string lengths = p.name + "_lengths";
+      const bool own = i + 1 < method.params.size() && method.params[i + 1].name == lengths;
+      if (!own && at < batch.params.size() && batch.params[at].name == lengths) {
         const dsl::TypeRef& lt = batch.params[at].type;
         f.lengths_list = lt->kind == dsl::TypeKind::List && lt->elem && lt->elem->kind == dsl::TypeKind::Int;
         f.lengths = f.lengths_list || is_tensor(lt);
         if (f.lengths) ++at;
       }
-    } else if (!dsl::assignable(dsl::Type::list(p.type), t)) {
+    } else if (!list_of(t, p.type)) {
       return std::nullopt;
     }
     form.params.push_back(f);
@@ -32,7 +42,7 @@ std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSche
   if (at != batch.params.size()) return std::nullopt;
   if (is_tensor(method.result) && is_tensor(batch.result)) {
     form.rows = true;
-  } else if (!dsl::assignable(batch.result, dsl::Type::list(method.result))) {
+  } else if (!list_of(batch.result, method.result)) {
     return std::nullopt;
   }
   return form;
@@ -52,7 +62,8 @@ std::string batch_signatures(const plan::Method& method) {
   std::string s = "`" + signature_text(lifted, dsl::Type::list(method.result)) + "`";
   if (!any_tensor) return s;
   const dsl::TypeRef result = is_tensor(method.result) ? dsl::Type::tensor() : dsl::Type::list(method.result);
-  return s + " or, packed, `" + signature_text(packed, result) + "` (each `_lengths` optional, a tensor or a `list<int>`)";
+  return s + " or, packed, `" + signature_text(packed, result) + "` (each `_lengths` optional, a tensor or a `list<int>`" +
+         (is_tensor(method.result) ? "; the result a list or one tensor of rows)" : ")");
 }
 
 std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result) {

@@ -11,7 +11,9 @@
 //     a tensor ([n], i64, where the packed tensor is, for the model's mask) or a `List[int]` (on
 //     the host, for slicing results without reading the device).
 // It returns either a list with one result per call or, where the method returns a tensor, one
-// tensor whose row i (along its first dimension) is call i's result.
+// tensor whose row i (along its first dimension) is call i's result, whole: rows are not cut to
+// the calls' lengths (a model with per-token results returns a list, sliced by the lengths).
+// A scalar tensor's length is 1. Parameters and results the DSL has no type for fit no form.
 //
 //   def embed(self, x: Tensor) -> Tensor                                     # x: [len, 64]
 //   def embed_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor            # [n, L, 64], [n]

@@ -76,10 +76,27 @@ TEST_SUITE("engine") {
     CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}, {"y", Type::tensor()}},
                                             Type::list(Type::floating()))));
     CHECK(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::list(Type::floating()))));
+    // A TorchScript type the DSL lacks (the error type), or an optional list, is no list.
+    CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::error()}}, Type::list(Type::floating()))));
+    CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::error())));
+    CHECK_FALSE(engine::batch_form(
+        m, batch({{"x", Type::tensor()}, {"text", Type::optional(Type::list(Type::str()))}}, Type::list(Type::floating()))));
+    CHECK_FALSE(engine::batch_form(
+        m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::error())}}, Type::list(Type::floating()))));
+    // A method whose own parameter is named `<p>_lengths` keeps it: it is not p's lengths.
+    const auto own = method({{"x", Type::tensor()}, {"x_lengths", Type::integer()}}, Type::tensor());
+    auto f = engine::batch_form(own, batch({{"x", Type::tensor()}, {"x_lengths", Type::list(Type::integer())}}, Type::tensor()));
+    REQUIRE(f);
+    CHECK(f->params[0].packed);
+    CHECK_FALSE(f->params[0].lengths);
+    CHECK_FALSE(f->params[1].packed);
     // The message names both forms where a tensor is involved, the list form alone otherwise.
     CHECK(engine::batch_signatures(m) ==
           "`(x: list<tensor>, text: list<str>) -> list<float>` or, packed, "
           "`(x: tensor, x_lengths: tensor, text: list<str>) -> list<float>` (each `_lengths` optional, a tensor or a `list<int>`)");
+    CHECK(engine::batch_signatures(method({{"x", Type::tensor()}}, Type::tensor())) ==
+          "`(x: list<tensor>) -> list<tensor>` or, packed, `(x: tensor, x_lengths: tensor) -> tensor` (each `_lengths` "
+          "optional, a tensor or a `list<int>`; the result a list or one tensor of rows)");
     CHECK(engine::batch_signatures(method({{"text", Type::str()}}, Type::floating())) == "`(text: list<str>) -> list<float>`");
   }
 }

@@ -238,8 +238,12 @@ TEST_SUITE("torch") {
       model batched = torch "models/pooler.pt" { max_batch = 4, batch_window = 1h
         def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
         def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
-        def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]> }
+        def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]>
+        def weigh(x: tensor<f32, [?, 64]>, by: float) -> tensor<f32, [64]>
+        def shift(x: tensor<f32, []>) -> tensor<f32, []> }
       model alone = torch "models/pooler.pt" {
+        def weigh(x: tensor<f32, [?, 64]>, by: float) -> tensor<f32, [64]>
+        def shift(x: tensor<f32, []>) -> tensor<f32, []>
         def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
         def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
         def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]> }
@@ -255,7 +259,12 @@ TEST_SUITE("torch") {
       endpoint scale_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> {
         return each x in xs { alone.scale(alone.pool(x), 0.5) }
       }
+      endpoint weigh(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { batched.weigh(x, 0.25) } }
+      endpoint weigh_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { alone.weigh(x, 0.25) } }
+      endpoint shift(ys: list<tensor<f32, []>>) -> list<tensor> { return each y in ys { batched.shift(y) } }
+      endpoint shift_alone(ys: list<tensor<f32, []>>) -> list<tensor> { return each y in ys { alone.shift(y) } }
       endpoint two(a: tensor<f32>, b: tensor<f32>) -> list<tensor> { return all { pair.pool(a), pair.pool(b) } }
+      endpoint two_alone(a: tensor<f32>, b: tensor<f32>) -> list<tensor> { return all { alone.pool(a), alone.pool(b) } }
     )", fo, sm, diags);
     INFO(dsl::render_all(diags, sm));
     REQUIRE(plan);
@@ -281,10 +290,16 @@ TEST_SUITE("torch") {
     std::vector<engine::Value> items;
     for (std::int64_t len : {3, 0, 9, 1, 5, 5, 2, 8}) items.push_back(tokens(len, 64, static_cast<double>(items.size())));
     const engine::Value xs = engine::Value::list(items);
-    for (const char* endpoint : {"pool", "tag", "scale"}) {
+    std::vector<engine::Value> scalars;
+    for (int i = 0; i < 8; ++i) {
+      const std::vector<double> v{0.5 * i - 1.0};
+      scalars.emplace_back(engine::Tensor::from_doubles(v, {}));
+    }
+    for (const char* endpoint : {"pool", "tag", "scale", "weigh", "shift"}) {
       CAPTURE(endpoint);
-      auto got = run(endpoint, {xs});
-      auto want = run((std::string(endpoint) + "_alone").c_str(), {xs});
+      const engine::Value& in = std::string(endpoint) == "shift" ? engine::Value::list(scalars) : xs;
+      auto got = run(endpoint, {in});
+      auto want = run((std::string(endpoint) + "_alone").c_str(), {in});
       REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
       REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
       REQUIRE(got->as_list().size() == items.size());
@@ -299,9 +314,9 @@ TEST_SUITE("torch") {
         for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
       }
     }
-    // pool 8, tag 8, and scale's pool 8 and scale 8: two batches of 4 each time.
-    CHECK(stats("batched").batches == 8);
-    CHECK(stats("batched").batched_calls == 32);
+    // pool 8, tag 8, scale's pool 8 and scale 8, weigh 8, shift 8: two batches of 4 each time.
+    CHECK(stats("batched").batches == 12);
+    CHECK(stats("batched").batched_calls == 48);
     CHECK(stats("batched").batch_failures == 0);
     // Tensors that differ past their first dimension cannot be packed: the batch fails, each
     // call runs alone, and only the one the model cannot take fails, with LibTorch's message.
@@ -311,8 +326,17 @@ TEST_SUITE("torch") {
     CHECK_MESSAGE(bad.error().message.find("cannot be multiplied") != std::string::npos, bad.error().message);
     CHECK(stats("pair").batch_failures == 1);
     auto good = run("two", {tokens(4, 64, 0), tokens(7, 64, 1)});
+    auto good_alone = run("two_alone", {tokens(4, 64, 0), tokens(7, 64, 1)});
     REQUIRE_MESSAGE(good, (good ? "" : good.error().describe()));
+    REQUIRE(good_alone);
     CHECK(stats("pair").batch_failures == 1);
+    CHECK(stats("pair").batches == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      auto a = good->as_list()[i].as_tensor().to_doubles();
+      auto b = good_alone->as_list()[i].as_tensor().to_doubles();
+      REQUIRE(a.size() == b.size());
+      for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
+    }
   }
 }
 

@@ -227,6 +227,14 @@ endpoint mixed(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x i
 endpoint mixed_cpu(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> {
   return each x in xs { pooler_cpu.pool(pooler_cpu.mix(x)) }
 }
+model pooler_2 = torch "models/pooler.pt" on cuda {
+  max_batch = 2, batch_window = 1h
+  def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
+}
+endpoint both(x: tensor<f32, [?, 64]>) -> list<tensor> { return all { pooler_2.pool(x), pooler_2.pool(mixer.mix(x)) } }
+endpoint both_cpu(x: tensor<f32, [?, 64]>) -> list<tensor> {
+  return all { pooler_cpu.pool(x), pooler_cpu.pool(pooler_cpu.mix(x)) }
+}
 endpoint scores(texts: list<str>) -> list<float> { return each t in texts { text.classify(t) } }
 endpoint scores_cpu(texts: list<str>) -> list<float> { return each t in texts { text_cpu.classify(t) } }
 )";
@@ -487,6 +495,10 @@ TEST_SUITE("gpu") {
     CHECK(after.batched_calls - before.batched_calls == 3 * items.size());
     CHECK(after.batches - before.batches < 3 * items.size());
     CHECK(after.batch_failures == 0);
+    // One batch of two: a host tensor and one the mixer left on the device.
+    expect_close(run_b("both", {items[2]}), run_b("both_cpu", {items[2]}), 1e-4);
+    CHECK(stats_of(*e, "pooler_2").batches == 1);
+    CHECK(stats_of(*e, "pooler_2").batch_failures == 0);
   }
 
   TEST_CASE("engine on cuda: completion by polling events gives the same answers") {

@@ -257,9 +257,10 @@ TypeRef dsl_type(const c10::TypePtr& t) {
 
 namespace {
 
-// Copies each call's tensor (item(i)) into row i of `batch`, zeroing the padding after it.
+// Copies each call's tensor (item(i)) into row i of `batch`, zeroing the padding after it
+// unless `zeroed` (the batch is all zeros already).
 template <typename Item>
-void fill_rows(at::Tensor& batch, const std::vector<const Tensor*>& items, std::int64_t longest, Item&& item) {
+void fill_rows(at::Tensor& batch, const std::vector<const Tensor*>& items, std::int64_t longest, bool zeroed, Item&& item) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     at::Tensor row = batch.select(0, static_cast<std::int64_t>(i));
     if (items[i]->shape.empty()) {
@@ -268,7 +269,7 @@ void fill_rows(at::Tensor& batch, const std::vector<const Tensor*>& items, std::
     }
     const std::int64_t len = items[i]->shape[0];
     if (len > 0) row.narrow(0, 0, len).copy_(item(i));
-    if (len < longest) row.narrow(0, len, longest - len).zero_();
+    if (len < longest && !zeroed) row.narrow(0, len, longest - len).zero_();
   }
 }
 
@@ -308,7 +309,7 @@ Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param
                                     shape_text(first.shape)));
     }
     if (!t.shape.empty()) longest = std::max(longest, t.shape[0]);
-    on_device = on_device || !t.on_host();
+    on_device = on_device || t.device() >= 0;
   }
   std::vector<std::int64_t> sizes{static_cast<std::int64_t>(items.size())};
   if (!first.shape.empty()) {
@@ -322,12 +323,13 @@ Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param
 #ifdef BRAID_TORCH_CUDA
   if (device >= 0) {
     const c10::Device dev(c10::kCUDA, static_cast<c10::DeviceIndex>(device));
-    if (on_device) {  // packed where the tensors are (host ones among them cross one by one)
-      out.batch = at::empty(sizes, opts.device(dev));
-      fill_rows(out.batch, items, longest, [&](std::size_t i) { return to_torch(*items[i], device); });
+    if (on_device) {  // packed where the tensors are (host ones among them cross one by one),
+                      // zeroed by one kernel rather than one a padded row
+      out.batch = at::zeros(sizes, opts.device(dev));
+      fill_rows(out.batch, items, longest, true, [&](std::size_t i) { return to_torch(*items[i], device); });
     } else {  // packed in pinned memory, then one asynchronous copy (the host allocator keeps it)
       at::Tensor host = at::empty(sizes, opts.pinned_memory(true));
-      fill_rows(host, items, longest, [&](std::size_t i) { return host_view(*items[i]); });
+      fill_rows(host, items, longest, false, [&](std::size_t i) { return host_view(*items[i]); });
       out.batch = host.to(dev, /*non_blocking=*/true);
     }
     if (lengths) {
@@ -342,7 +344,7 @@ Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param
   (void)on_device;
 #endif
   out.batch = at::empty(sizes, opts);
-  fill_rows(out.batch, items, longest, [&](std::size_t i) { return host_view(*items[i]); });
+  fill_rows(out.batch, items, longest, false, [&](std::size_t i) { return host_view(*items[i]); });
   if (lengths) {
     out.lengths = at::empty({static_cast<std::int64_t>(lens.size())}, at::TensorOptions().dtype(at::kLong));
     std::copy(lens.begin(), lens.end(), out.lengths.data_ptr<std::int64_t>());

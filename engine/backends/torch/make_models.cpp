@@ -230,7 +230,8 @@ def embed_batch(self, x: List[Tensor]) -> List[Tensor]:
 // tensor and passes their lengths, and the model masks the padding. `pool` averages tanh(x W)
 // over the tokens; `tag` gives each token 8 scores (its lengths as a host list, a list back, one
 // [len, 8] per call);
-// `scale` takes fixed [64] vectors, packed without lengths, and returns rows; `mix` maps tokens
+// `scale` takes fixed [64] vectors, packed without lengths, and returns rows; `weigh` is `pool`
+// with a number per call after the lengths; `shift` packs scalar tensors; `mix` maps tokens
 // to tokens (one call at a time), so that packed tensors can come from another model's output. `count_batch` fits
 // no batched form (rows stand for tensors only), for the checker's tests.
 void pooler(const std::filesystem::path& dir) {
@@ -260,6 +261,18 @@ def scale(self, x: Tensor, by: float) -> Tensor:
 
 def scale_batch(self, x: Tensor, by: List[float]) -> Tensor:
     return torch.mm(x, self.w.t()) * torch.tensor(by, device=x.device).unsqueeze(1)
+
+def weigh(self, x: Tensor, by: float) -> Tensor:
+    return self.pool(x) * by
+
+def weigh_batch(self, x: Tensor, x_lengths: Tensor, by: List[float]) -> Tensor:
+    return self.pool_batch(x, x_lengths) * torch.tensor(by, device=x.device).unsqueeze(1)
+
+def shift(self, x: Tensor) -> Tensor:
+    return x + 1.0
+
+def shift_batch(self, x: Tensor) -> Tensor:
+    return x + 1.0
 
 def mix(self, x: Tensor) -> Tensor:
     return torch.tanh(torch.mm(x, self.w))

@@ -107,11 +107,15 @@ class TorchInstance final : public ModelInstance {
           }
           continue;
         }
-        c10::impl::GenericList list(schema.arguments()[stack.size() + 1].type()->expectRef<c10::ListType>().getElementType());
+        // Each value as the list's element type says (an `int` of the graph into a List[float]
+        // goes as a float).
+        const c10::TypePtr elem = schema.arguments()[stack.size() + 1].type()->expectRef<c10::ListType>().getElementType();
+        const dsl::TypeRef as = dsl_type(elem);
+        c10::impl::GenericList list(elem);
         list.reserve(calls.size());
         for (const auto& args : calls) {
           if (p >= args.size()) return make_error(ErrorCode::Internal, "a batched call without all its arguments");
-          auto iv = to_ivalue(args[p], sig.params[p].type, device_);
+          auto iv = to_ivalue(args[p], as ? as : sig.params[p].type, device_);
           if (!iv) return iv.error();
           list.push_back(std::move(*iv));
         }
