@@ -285,10 +285,12 @@ void fill_rows_host(at::Tensor& batch, const std::vector<const Tensor*>& items, 
   auto* out = static_cast<std::byte*>(batch.data_ptr());
   for (std::size_t i = 0; i < items.size(); ++i) {
     const Tensor& t = *items[i];
-    const void* src = t.host_data();
-    if (!src) throw std::runtime_error("a device tensor reached a CPU call without its host copy");
     const std::size_t bytes = first.shape.empty() ? row : row * static_cast<std::size_t>(t.shape[0]);
-    std::memcpy(out + i * slot, src, bytes);
+    if (bytes > 0) {
+      const void* src = t.host_data();
+      if (!src) throw std::runtime_error("a device tensor reached a CPU call without its host copy");
+      std::memcpy(out + i * slot, src, bytes);
+    }
     std::memset(out + i * slot + bytes, 0, slot - bytes);
   }
 }
