@@ -263,6 +263,9 @@ TEST_SUITE("torch") {
       endpoint weigh_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { alone.weigh(x, 0.25) } }
       endpoint shift(ys: list<tensor<f32, []>>) -> list<tensor> { return each y in ys { batched.shift(y) } }
       endpoint shift_alone(ys: list<tensor<f32, []>>) -> list<tensor> { return each y in ys { alone.shift(y) } }
+      model wide = torch "models/pooler.pt" { max_batch = 8, batch_window = 1h
+        def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]> }
+      endpoint wide(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { wide.pool(x) } }
       endpoint two(a: tensor<f32>, b: tensor<f32>) -> list<tensor> { return all { pair.pool(a), pair.pool(b) } }
       endpoint two_alone(a: tensor<f32>, b: tensor<f32>) -> list<tensor> { return all { alone.pool(a), alone.pool(b) } }
     )", fo, sm, diags);
@@ -325,6 +328,22 @@ TEST_SUITE("torch") {
     CHECK(bad.error().model == "pair");
     CHECK_MESSAGE(bad.error().message.find("cannot be multiplied") != std::string::npos, bad.error().message);
     CHECK(stats("pair").batch_failures == 1);
+    // One long call among seven short ones: padded, the batch would take 8x its data and past
+    // 64 MiB, so it is not packed; its calls run alone, and answer as alone.
+    std::vector<engine::Value> skewed;
+    for (int i = 0; i < 7; ++i) skewed.push_back(tokens(2, 64, i));
+    skewed.push_back(tokens(40000, 64, 7));
+    auto wide = run("wide", {engine::Value::list(skewed)});
+    auto wide_alone = run("pool_alone", {engine::Value::list(skewed)});
+    REQUIRE_MESSAGE(wide, (wide ? "" : wide.error().describe()));
+    REQUIRE(wide_alone);
+    CHECK(stats("wide").batch_failures == 1);
+    for (std::size_t i = 0; i < skewed.size(); ++i) {
+      auto a = wide->as_list()[i].as_tensor().to_doubles();
+      auto b = wide_alone->as_list()[i].as_tensor().to_doubles();
+      REQUIRE(a.size() == b.size());
+      for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
+    }
     auto good = run("two", {tokens(4, 64, 0), tokens(7, 64, 1)});
     auto good_alone = run("two_alone", {tokens(4, 64, 0), tokens(7, 64, 1)});
     REQUIRE_MESSAGE(good, (good ? "" : good.error().describe()));
