@@ -6,6 +6,7 @@ namespace braid::engine {
 namespace {
 
 bool is_tensor(const dsl::TypeRef& t) { return t && t->kind == dsl::TypeKind::Tensor; }
+bool is_number(const dsl::TypeRef& t) { return t && (t->kind == dsl::TypeKind::Float || t->kind == dsl::TypeKind::Int); }
 
 // A list the model file declares, taking `elem`s: a list, not merely assignable (the error type,
 // which stands for a TorchScript type the DSL lacks, is assignable to everything).
@@ -40,7 +41,7 @@ std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSche
     form.params.push_back(f);
   }
   if (at != batch.params.size()) return std::nullopt;
-  if (is_tensor(method.result) && is_tensor(batch.result)) {
+  if ((is_tensor(method.result) || is_number(method.result)) && is_tensor(batch.result)) {
     form.rows = true;
   } else if (!list_of(batch.result, method.result)) {
     return std::nullopt;
@@ -50,20 +51,22 @@ std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSche
 
 std::string batch_signatures(const plan::Method& method) {
   std::vector<plan::Param> lifted, packed;
-  bool any_tensor = is_tensor(method.result);
+  const bool rows = is_tensor(method.result) || is_number(method.result);
+  bool tensors = false;  // a parameter that may be packed
   for (const auto& p : method.params) {
     lifted.push_back({p.name, dsl::Type::list(p.type)});
     packed.push_back({p.name, is_tensor(p.type) ? dsl::Type::tensor() : dsl::Type::list(p.type)});
     if (is_tensor(p.type)) {
       packed.push_back({p.name + "_lengths", dsl::Type::tensor()});  // optional, shown once
-      any_tensor = true;
+      tensors = true;
     }
   }
-  std::string s = "`" + signature_text(lifted, dsl::Type::list(method.result)) + "`";
-  if (!any_tensor) return s;
-  const dsl::TypeRef result = is_tensor(method.result) ? dsl::Type::tensor() : dsl::Type::list(method.result);
+  const std::string s = "`" + signature_text(lifted, dsl::Type::list(method.result)) + "`";
+  if (!tensors && !rows) return s;
+  if (!tensors) return s + " or, with the results as the rows of one tensor, `" + signature_text(lifted, dsl::Type::tensor()) + "`";
+  const dsl::TypeRef result = rows ? dsl::Type::tensor() : dsl::Type::list(method.result);
   return s + " or, packed, `" + signature_text(packed, result) + "` (each `_lengths` optional, a tensor or a `list<int>`" +
-         (is_tensor(method.result) ? "; the result a list or one tensor of rows)" : ")");
+         (rows ? "; the result a list or one tensor of rows)" : ")");
 }
 
 std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result) {

@@ -10,8 +10,9 @@
 //     scalars); optionally followed by `<p>_lengths`, each call's length along that dimension:
 //     a tensor ([n], i64, where the packed tensor is, for the model's mask) or a `List[int]` (on
 //     the host, for slicing results without reading the device).
-// It returns either a list with one result per call or, where the method returns a tensor, one
-// tensor whose row i (along its first dimension) is call i's result, whole: rows are not cut to
+// It returns either a list with one result per call or, where the method returns a tensor or a
+// number, one tensor whose row i (along its first dimension) is call i's result (for a number,
+// a row of one element: scores [n] or [n, 1]), whole: rows are not cut to
 // the calls' lengths (a model with per-token results returns a list, sliced by the lengths).
 // A scalar tensor's length is 1. Parameters and results the DSL has no type for fit no form.
 //
@@ -36,7 +37,7 @@ struct BatchForm {
     bool lengths_list = false;  // ... as a list of ints (else a tensor)
   };
   std::vector<Param> params;  // one per parameter of the method
-  bool rows = false;          // the result is one tensor of rows, else a list
+  bool rows = false;          // the result is one tensor of rows (tensors or numbers), else a list
 };
 
 // The form in which `batch` (the signature of `<method>_batch`) takes `method`'s calls, or

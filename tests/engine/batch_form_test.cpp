@@ -68,7 +68,6 @@ TEST_SUITE("engine") {
     const auto m = method({{"x", Type::tensor()}, {"text", Type::str()}}, Type::floating());
     // A number is never packed; a str never a tensor; a lengths parameter must be named for its tensor.
     CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::str()}}, Type::list(Type::floating()))));
-    CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::tensor())));
     CHECK_FALSE(engine::batch_form(
         m, batch({{"x", Type::tensor()}, {"lengths", Type::tensor()}, {"text", Type::list(Type::str())}},
                  Type::list(Type::floating()))));
@@ -76,6 +75,11 @@ TEST_SUITE("engine") {
     CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}, {"y", Type::tensor()}},
                                             Type::list(Type::floating()))));
     CHECK(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::list(Type::floating()))));
+    // Numbers may come back as the rows of one tensor; a str may not.
+    auto numbers = engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::tensor()));
+    REQUIRE(numbers);
+    CHECK(numbers->rows);
+    CHECK_FALSE(engine::batch_form(method({{"x", Type::tensor()}}, Type::str()), batch({{"x", Type::tensor()}}, Type::tensor())));
     // A TorchScript type the DSL lacks (the error type), or an optional list, is no list.
     CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::error()}}, Type::list(Type::floating()))));
     CHECK_FALSE(engine::batch_form(m, batch({{"x", Type::tensor()}, {"text", Type::list(Type::str())}}, Type::error())));
@@ -93,11 +97,14 @@ TEST_SUITE("engine") {
     // The message names both forms where a tensor is involved, the list form alone otherwise.
     CHECK(engine::batch_signatures(m) ==
           "`(x: list<tensor>, text: list<str>) -> list<float>` or, packed, "
-          "`(x: tensor, x_lengths: tensor, text: list<str>) -> list<float>` (each `_lengths` optional, a tensor or a `list<int>`)");
+          "`(x: tensor, x_lengths: tensor, text: list<str>) -> tensor` (each `_lengths` optional, a tensor or a `list<int>`; "
+          "the result a list or one tensor of rows)");
     CHECK(engine::batch_signatures(method({{"x", Type::tensor()}}, Type::tensor())) ==
           "`(x: list<tensor>) -> list<tensor>` or, packed, `(x: tensor, x_lengths: tensor) -> tensor` (each `_lengths` "
           "optional, a tensor or a `list<int>`; the result a list or one tensor of rows)");
-    CHECK(engine::batch_signatures(method({{"text", Type::str()}}, Type::floating())) == "`(text: list<str>) -> list<float>`");
+    CHECK(engine::batch_signatures(method({{"text", Type::str()}}, Type::floating())) ==
+          "`(text: list<str>) -> list<float>` or, with the results as the rows of one tensor, `(text: list<str>) -> tensor`");
+    CHECK(engine::batch_signatures(method({{"text", Type::str()}}, Type::str())) == "`(text: list<str>) -> list<str>`");
   }
 }
 

@@ -85,10 +85,10 @@ endpoint e(x: tensor<f32, [?, 64]>) -> tensor { return p.scale(p.pool(x), 2.0) }
 G
 "$braid" check "$tmp/packed.graph" 2>"$tmp/err" || { fail "check of the packed forms:"; cat "$tmp/err"; }
 grep -q "warning\|error" "$tmp/err" && { fail "the packed forms check clean, yet:"; cat "$tmp/err"; }
-cat >"$tmp/count.graph" <<G
+cat >"$tmp/label.graph" <<G
 model p = torch "models/pooler.pt" { max_batch = 4
-  def count(x: tensor) -> int }
-endpoint e(x: tensor) -> int { return p.count(x) }
+  def label(x: tensor) -> str }
+endpoint e(x: tensor) -> str { return p.label(x) }
 G
-expect_error "count.graph:2:7: error: \`p.count\` is batched, so the model file's \`count_batch\` must be \`(x: list<tensor>) -> list<int>\` or, packed, \`(x: tensor, x_lengths: tensor) -> list<int>\` (each \`_lengths\` optional, a tensor or a \`list<int>\`), but it is \`(x: tensor) -> tensor\`" check "$tmp/count.graph"
+expect_error "label.graph:2:7: error: \`p.label\` is batched, so the model file's \`label_batch\` must be \`(x: list<tensor>) -> list<str>\` or, packed, \`(x: tensor, x_lengths: tensor) -> list<str>\` (each \`_lengths\` optional, a tensor or a \`list<int>\`), but it is \`(x: tensor) -> tensor\`" check "$tmp/label.graph"
 exit $status

@@ -240,8 +240,10 @@ TEST_SUITE("torch") {
         def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
         def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]>
         def weigh(x: tensor<f32, [?, 64]>, by: float) -> tensor<f32, [64]>
-        def shift(x: tensor<f32, []>) -> tensor<f32, []> }
+        def shift(x: tensor<f32, []>) -> tensor<f32, []>
+        def score(x: tensor<f32, [?, 64]>) -> float }
       model alone = torch "models/pooler.pt" {
+        def score(x: tensor<f32, [?, 64]>) -> float
         def weigh(x: tensor<f32, [?, 64]>, by: float) -> tensor<f32, [64]>
         def shift(x: tensor<f32, []>) -> tensor<f32, []>
         def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
@@ -266,6 +268,8 @@ TEST_SUITE("torch") {
       model wide = torch "models/pooler.pt" { max_batch = 8, batch_window = 1h
         def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]> }
       endpoint wide(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { wide.pool(x) } }
+      endpoint score(xs: list<tensor<f32, [?, 64]>>) -> list<float> { return each x in xs { batched.score(x) } }
+      endpoint score_alone(xs: list<tensor<f32, [?, 64]>>) -> list<float> { return each x in xs { alone.score(x) } }
       endpoint two(a: tensor<f32>, b: tensor<f32>) -> list<tensor> { return all { pair.pool(a), pair.pool(b) } }
       endpoint two_alone(a: tensor<f32>, b: tensor<f32>) -> list<tensor> { return all { alone.pool(a), alone.pool(b) } }
     )", fo, sm, diags);
@@ -317,9 +321,19 @@ TEST_SUITE("torch") {
         for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
       }
     }
-    // pool 8, tag 8, scale's pool 8 and scale 8, weigh 8, shift 8: two batches of 4 each time.
-    CHECK(stats("batched").batches == 12);
-    CHECK(stats("batched").batched_calls == 48);
+    // Numbers as the rows of one [n] tensor.
+    auto scores = run("score", {xs});
+    auto scores_alone = run("score_alone", {xs});
+    REQUIRE_MESSAGE(scores, (scores ? "" : scores.error().describe()));
+    REQUIRE(scores_alone);
+    REQUIRE(scores->as_list().size() == items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::abs(scores->as_list()[i].as_float() - scores_alone->as_list()[i].as_float()) < 1e-5);
+    }
+    // pool 8, tag 8, scale's pool 8 and scale 8, weigh 8, shift 8, score 8: two batches of 4 each time.
+    CHECK(stats("batched").batches == 14);
+    CHECK(stats("batched").batched_calls == 56);
     CHECK(stats("batched").batch_failures == 0);
     // Tensors that differ past their first dimension cannot be packed: the batch fails, each
     // call runs alone, and only the one the model cannot take fails, with LibTorch's message.

@@ -231,9 +231,10 @@ def embed_batch(self, x: List[Tensor]) -> List[Tensor]:
 // over the tokens; `tag` gives each token 8 scores (its lengths as a host list, a list back, one
 // [len, 8] per call);
 // `scale` takes fixed [64] vectors, packed without lengths, and returns rows; `weigh` is `pool`
-// with a number per call after the lengths; `shift` packs scalar tensors; `mix` maps tokens
-// to tokens (one call at a time), so that packed tensors can come from another model's output. `count_batch` fits
-// no batched form (rows stand for tensors only), for the checker's tests.
+// with a number per call after the lengths; `score` returns a number per call, as rows of one
+// [n] tensor; `shift` packs scalar tensors; `mix` maps tokens
+// to tokens (one call at a time), so that packed tensors can come from another model's output. `label_batch` fits
+// no batched form (rows stand for tensors and numbers, not strings), for the checker's tests.
 void pooler(const std::filesystem::path& dir) {
   torch::jit::Module m("Pooler");
   m.register_parameter("w", weights(64, 64, 31.0) * 0.2, false);
@@ -268,6 +269,12 @@ def weigh(self, x: Tensor, by: float) -> Tensor:
 def weigh_batch(self, x: Tensor, x_lengths: Tensor, by: List[float]) -> Tensor:
     return self.pool_batch(x, x_lengths) * torch.tensor(by, device=x.device).unsqueeze(1)
 
+def score(self, x: Tensor) -> float:
+    return float(self.pool(x).sum())
+
+def score_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor:
+    return self.pool_batch(x, x_lengths).sum(1)
+
 def shift(self, x: Tensor) -> Tensor:
     return x + 1.0
 
@@ -277,10 +284,10 @@ def shift_batch(self, x: Tensor) -> Tensor:
 def mix(self, x: Tensor) -> Tensor:
     return torch.tanh(torch.mm(x, self.w))
 
-def count(self, x: Tensor) -> int:
-    return x.size(0)
+def label(self, x: Tensor) -> str:
+    return "tokens"
 
-def count_batch(self, x: Tensor) -> Tensor:
+def label_batch(self, x: Tensor) -> Tensor:
     return torch.zeros(x.size(0))
 )");
   save(m, dir, "pooler.pt");

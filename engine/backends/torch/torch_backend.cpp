@@ -131,11 +131,27 @@ class TorchInstance final : public ModelInstance {
                                                        : "no tensor",
                                         n));
         }
-        const at::Tensor rows = out.toTensor();
+        at::Tensor rows = out.toTensor();
         results.reserve(calls.size());
-        // Each result a view of its row: the batch's memory lives while any of them does.
+        if (sig.result->kind == dsl::TypeKind::Tensor) {
+          // Each result a view of its row: the batch's memory lives while any of them does.
+          for (std::int64_t i = 0; i < n; ++i) {
+            auto v = tensor_value(rows.select(0, i));
+            if (!v) return v;
+            results.push_back(std::move(*v));
+          }
+          return Value();
+        }
+        // Numbers: a row of one element each, read as `call` reads a one-element result (on the
+        // call's device, later, by the engine), converted for all rows at once.
+        if (rows.numel() != n) {
+          return make_error(ErrorCode::ModelError, fmt::format("`{}_batch` returned a tensor of shape {} for {} numbers", sig.name,
+                                                               shape_text(rows.sizes()), n));
+        }
+        rows = rows.reshape({n});
+        if (sig.result->kind == dsl::TypeKind::Float || at::isFloatingType(rows.scalar_type())) rows = rows.to(at::kDouble);
         for (std::int64_t i = 0; i < n; ++i) {
-          auto v = tensor_value(rows.select(0, i));
+          auto v = from_ivalue(c10::IValue(rows.select(0, i)), sig.result, deferred(ctx));
           if (!v) return v;
           results.push_back(std::move(*v));
         }
