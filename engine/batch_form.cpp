@@ -1,5 +1,7 @@
 #include "engine/batch_form.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace braid::engine {
@@ -47,6 +49,86 @@ std::optional<BatchForm> batch_form(const plan::Method& method, const MethodSche
     return std::nullopt;
   }
   return form;
+}
+
+namespace {
+
+// What packing parameter `p` of each call takes: its length along the first dimension and the
+// bytes of one step along it.
+struct Extent {
+  std::int64_t len = 0;
+  std::int64_t row = 0;
+};
+
+Extent extent_of(const std::vector<Value>& args, std::size_t p) {
+  if (p >= args.size() || args[p].kind() != Value::Kind::Tensor) return {};  // packing reports it
+  const Tensor& t = args[p].as_tensor();
+  Extent e{t.shape.empty() ? 1 : t.shape[0], static_cast<std::int64_t>(dtype_size(t.dtype))};
+  for (std::size_t d = 1; d < t.shape.size(); ++d) e.row *= t.shape[d];
+  return e;
+}
+
+// A group's packed bytes and own bytes for one parameter, as calls join it.
+struct Fill {
+  std::int64_t longest = 0, row = 0, count = 0, own = 0;
+  bool ok() const {
+    const std::int64_t padded = longest * row * count;
+    return padded <= kPackFloorBytes || padded <= kPackMaxPadding * own;
+  }
+  bool with(const Extent& e) const {
+    Fill f = *this;
+    f.add(e);
+    return f.ok();
+  }
+  void add(const Extent& e) {
+    if (!count) row = e.row;
+    longest = std::max(longest, e.len);
+    own += e.len * e.row;
+    ++count;
+  }
+};
+
+}  // namespace
+
+std::vector<std::vector<std::size_t>> pack_groups(const BatchForm& form, std::span<const std::vector<Value>> calls) {
+  std::vector<std::size_t> packed;
+  for (std::size_t p = 0; p < form.params.size(); ++p) {
+    if (form.params[p].packed) packed.push_back(p);
+  }
+  std::vector<std::size_t> order(calls.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Adds `order`'s calls to groups in turn, a new group whenever the next call would pass the bound.
+  auto group = [&] {
+    std::vector<std::vector<std::size_t>> groups;
+    std::vector<Fill> fill(packed.size());
+    for (std::size_t i : order) {
+      bool fits = !groups.empty();
+      for (std::size_t k = 0; fits && k < packed.size(); ++k) fits = fill[k].with(extent_of(calls[i], packed[k]));
+      if (!fits) {
+        groups.emplace_back();
+        fill.assign(packed.size(), Fill{});
+      }
+      groups.back().push_back(i);
+      for (std::size_t k = 0; k < packed.size(); ++k) fill[k].add(extent_of(calls[i], packed[k]));
+    }
+    return groups;
+  };
+  if (packed.empty() || calls.empty()) return {order};
+  bool ok = true;
+  for (std::size_t p : packed) {
+    Fill all;
+    for (const auto& args : calls) all.add(extent_of(args, p));
+    ok = ok && all.ok();
+  }
+  if (ok) return {order};
+  // Past the bound: by length (the longest of a call's packed tensors), shortest first.
+  auto key = [&](std::size_t i) {
+    std::int64_t k = 0;
+    for (std::size_t p : packed) k = std::max(k, extent_of(calls[i], p).len);
+    return k;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
+  return group();
 }
 
 std::string batch_signatures(const plan::Method& method) {

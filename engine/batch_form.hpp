@@ -21,12 +21,15 @@
 //   def tag_batch(self, x: Tensor, x_lengths: List[int]) -> List[Tensor]
 //   def classify_batch(self, text: List[str]) -> List[float]
 
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "dsl/plan.hpp"
 #include "engine/backend.hpp"
+#include "engine/value.hpp"
 
 namespace braid::engine {
 
@@ -39,6 +42,18 @@ struct BatchForm {
   std::vector<Param> params;  // one per parameter of the method
   bool rows = false;          // the result is one tensor of rows (tensors or numbers), else a list
 };
+
+// Padding is bounded: a batch whose packed tensor would take more than kPackMaxPadding times
+// its calls' own bytes, and more than kPackFloorBytes, runs as several calls of `_batch`, its
+// calls grouped by length (one long call among short ones would otherwise make every call of
+// the batch as long, and a request could ask for max_batch times its own memory).
+inline constexpr std::int64_t kPackMaxPadding = 4;
+inline constexpr std::int64_t kPackFloorBytes = std::int64_t{64} << 20;
+
+// The groups (indices into `calls`, each call in one) in which a batch of `form` runs: one group,
+// in order, when its packed parameters are within the bound; else groups of calls of similar
+// lengths, shortest first, each within it (a call alone always is).
+std::vector<std::vector<std::size_t>> pack_groups(const BatchForm& form, std::span<const std::vector<Value>> calls);
 
 // The form in which `batch` (the signature of `<method>_batch`) takes `method`'s calls, or
 // nullopt when it is none of them.

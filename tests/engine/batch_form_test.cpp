@@ -22,9 +22,42 @@ engine::MethodSchema batch(std::vector<plan::Param> params, dsl::TypeRef result)
   return {"f_batch", std::move(params), std::move(result)};
 }
 
+// A call whose one parameter is an f32 tensor [len, 64] (no data: grouping reads shapes only).
+std::vector<engine::Value> call_of(std::int64_t len) {
+  engine::Tensor t;
+  t.dtype = dsl::DType::F32;
+  t.shape = {len, 64};
+  return {engine::Value(std::move(t))};
+}
+
 }  // namespace
 
 TEST_SUITE("engine") {
+  TEST_CASE("batch form: a batch padded past its bound runs in groups by length") {
+    engine::BatchForm packed;
+    packed.params.push_back({true, true, false});
+    auto calls = [](std::initializer_list<std::int64_t> lens) {
+      std::vector<std::vector<engine::Value>> c;
+      for (auto l : lens) c.push_back(call_of(l));
+      return c;
+    };
+    using Groups = std::vector<std::vector<std::size_t>>;
+    // Within the bound: one group, in order (lengths alike; or skewed, but small in all).
+    CHECK(engine::pack_groups(packed, calls({10, 10, 10, 10})) == Groups{{0, 1, 2, 3}});
+    CHECK(engine::pack_groups(packed, calls({2, 2, 2, 2, 2, 2, 2, 1000})) == Groups{{0, 1, 2, 3, 4, 5, 6, 7}});
+    // Padded, [8, 40000, 64] f32 is 80 MiB for 10 MiB of data: the short ones, then the long one.
+    CHECK(engine::pack_groups(packed, calls({2, 2, 2, 40000, 2, 2, 2, 2})) == Groups{{0, 1, 2, 4, 5, 6, 7}, {3}});
+    // Sorted by length first: the two long calls pack together (2x their data), apart from the short.
+    CHECK(engine::pack_groups(packed, calls({300000, 2, 2, 2, 2, 2, 2, 2, 2, 300000})) ==
+          Groups{{1, 2, 3, 4, 5, 6, 7, 8}, {0, 9}});
+    // Twice the data at most past the floor: one group, though over 64 MiB.
+    CHECK(engine::pack_groups(packed, calls({300000, 150000, 300000})) == Groups{{0, 1, 2}});
+    // Lists are not padded: one group whatever the lengths.
+    engine::BatchForm lists;
+    lists.params.push_back({});
+    CHECK(engine::pack_groups(lists, calls({2, 300000, 2, 2, 2, 2})) == Groups{{0, 1, 2, 3, 4, 5}});
+  }
+
   TEST_CASE("batch form: lists, packed tensors with or without lengths, rows") {
     const auto t = Type::tensor(dsl::DType::F32, std::vector<std::int64_t>{-1, 64});
     const auto m = method({{"x", t}, {"by", Type::floating()}}, t);

@@ -291,7 +291,7 @@ void fill_rows_host(at::Tensor& batch, const std::vector<const Tensor*>& items, 
       if (!src) throw std::runtime_error("a device tensor reached a CPU call without its host copy");
       std::memcpy(out + i * slot, src, bytes);
     }
-    std::memset(out + i * slot + bytes, 0, slot - bytes);
+    if (slot > bytes) std::memset(out + i * slot + bytes, 0, slot - bytes);
   }
 }
 
@@ -337,20 +337,6 @@ Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param
   if (!first.shape.empty()) {
     sizes.push_back(longest);
     sizes.insert(sizes.end(), first.shape.begin() + 1, first.shape.end());
-  }
-  // Padding is bounded: one long call among short ones would otherwise make every call of the
-  // batch as long (a request could ask for max_batch times its own memory). Past the bound the
-  // batch fails, and its calls run alone.
-  std::int64_t row = dtype_size(first.dtype);
-  for (std::size_t d = 1; d < first.shape.size(); ++d) row *= first.shape[d];
-  std::int64_t compact = 0;
-  for (const Tensor* t : items) compact += row * (t->shape.empty() ? 1 : t->shape[0]);
-  const std::int64_t padded = row * (first.shape.empty() ? 1 : longest) * static_cast<std::int64_t>(items.size());
-  if (padded > kPackFloorBytes && padded > kPackMaxPadding * compact) {
-    return make_error(ErrorCode::ModelError,
-                      fmt::format("packing `{}`: padded to the longest call ({} rows), the batch would take {} bytes for {} "
-                                  "bytes of data (more than {}x, past {} MiB)",
-                                  name, longest, padded, compact, kPackMaxPadding, kPackFloorBytes >> 20));
   }
   const auto opts = at::TensorOptions().dtype(*st);
   Packed out;

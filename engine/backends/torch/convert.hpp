@@ -62,12 +62,8 @@ std::string shape_text(c10::IntArrayRef shape);
 // dimension and zero-padded along their own first to the longest; each call's length along it
 // (and, when `lengths`, as an i64 [n] tensor where the batch is). On `device` (under the call's stream guard), host tensors
 // are packed in pinned host memory and cross in one asynchronous copy; device tensors are packed
-// on the device. An Error (ModelError) says which call does not fit, or that the padding would
-// pass its bounds.
-// A batch padded past both bounds is not packed: more than kPackMaxPadding times its calls' own
-// bytes, and more than kPackFloorBytes in all.
-inline constexpr std::int64_t kPackMaxPadding = 4;
-inline constexpr std::int64_t kPackFloorBytes = std::int64_t{64} << 20;
+// on the device. An Error (ModelError) says which call does not fit. The padding's bound is the
+// caller's (pack_groups, engine/batch_form.hpp).
 struct Packed {
   at::Tensor batch;
   at::Tensor lengths;                // undefined unless asked for

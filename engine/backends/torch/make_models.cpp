@@ -231,8 +231,8 @@ def embed_batch(self, x: List[Tensor]) -> List[Tensor]:
 // over the tokens; `tag` gives each token 8 scores (its lengths as a host list, a list back, one
 // [len, 8] per call);
 // `scale` takes fixed [64] vectors, packed without lengths, and returns rows; `weigh` is `pool`
-// with a number per call after the lengths; `score` returns a number per call, as rows of one
-// [n] tensor; `shift` packs scalar tensors; `mix` maps tokens
+// with a number per call after the lengths; `score` and `count` return a number per call (a float, an
+// int), as rows of one [n] tensor; `shift` packs scalar tensors; `mix` maps tokens
 // to tokens (one call at a time), so that packed tensors can come from another model's output. `label_batch` fits
 // no batched form (rows stand for tensors and numbers, not strings), for the checker's tests.
 void pooler(const std::filesystem::path& dir) {
@@ -274,6 +274,12 @@ def score(self, x: Tensor) -> float:
 
 def score_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor:
     return self.pool_batch(x, x_lengths).sum(1)
+
+def count(self, x: Tensor) -> int:
+    return x.size(0)
+
+def count_batch(self, x: Tensor, x_lengths: Tensor) -> Tensor:
+    return x_lengths
 
 def shift(self, x: Tensor) -> Tensor:
     return x + 1.0

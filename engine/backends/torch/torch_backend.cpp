@@ -83,90 +83,29 @@ class TorchInstance final : public ModelInstance {
 
   bool batched(std::uint32_t method) const override { return method < batch_methods_.size() && batch_methods_[method]; }
 
-  // Each parameter as the batched form takes it: a list of every call's value, or one packed
-  // tensor (and its lengths); one result per call back, from a list or the rows of a tensor.
+  // The batch in the groups pack_groups makes (one, unless padding would pass its bound), each
+  // one call of `_batch`; one result per call back, in order.
   Result<std::vector<Value>> call_batch(std::uint32_t method, std::span<const std::vector<Value>> calls,
                                         const CallContext& ctx) override {
     if (!batched(method)) return ModelInstance::call_batch(method, calls, ctx);
     std::vector<Value> results;
     auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
       BatchMethod& bm = *batch_methods_[method];
-      const auto& schema = bm.method.function().getSchema();
-      std::vector<c10::IValue> stack;
-      stack.reserve(schema.arguments().size());
-      for (std::size_t p = 0; p < sig.params.size(); ++p) {
-        if (bm.form.params[p].packed) {
-          const BatchForm::Param& f = bm.form.params[p];
-          auto packed = pack(calls, p, sig.params[p].name, f.lengths && !f.lengths_list, device_);
-          if (!packed) return packed.error();
-          stack.emplace_back(std::move(packed->batch));
-          if (f.lengths_list) {
-            stack.emplace_back(c10::List<std::int64_t>(packed->counts));
-          } else if (f.lengths) {
-            stack.emplace_back(std::move(packed->lengths));
-          }
-          continue;
-        }
-        // Each value as the list's element type says (an `int` of the graph into a List[float]
-        // goes as a float).
-        const c10::TypePtr elem = schema.arguments()[stack.size() + 1].type()->expectRef<c10::ListType>().getElementType();
-        const dsl::TypeRef as = dsl_type(elem);
-        c10::impl::GenericList list(elem);
-        list.reserve(calls.size());
-        for (const auto& args : calls) {
-          if (p >= args.size()) return make_error(ErrorCode::Internal, "a batched call without all its arguments");
-          auto iv = to_ivalue(args[p], as ? as : sig.params[p].type, device_);
-          if (!iv) return iv.error();
-          list.push_back(std::move(*iv));
-        }
-        stack.emplace_back(std::move(list));
-      }
-      c10::IValue out = bm.method(std::move(stack));
-      const auto n = static_cast<std::int64_t>(calls.size());
-      if (bm.form.rows) {
-        if (!out.isTensor() || out.toTensor().dim() < 1 || out.toTensor().size(0) != n) {
-          return make_error(ErrorCode::ModelError,
-                            fmt::format("`{}_batch` returned {} for {} calls", sig.name,
-                                        out.isTensor() ? "a tensor of shape " + shape_text(out.toTensor().sizes())
-                                                       : "no tensor",
-                                        n));
-        }
-        at::Tensor rows = out.toTensor();
-        results.reserve(calls.size());
-        if (sig.result->kind == dsl::TypeKind::Tensor) {
-          // Each result a view of its row: the batch's memory lives while any of them does.
-          for (std::int64_t i = 0; i < n; ++i) {
-            auto v = tensor_value(rows.select(0, i));
-            if (!v) return v;
-            results.push_back(std::move(*v));
-          }
-          return Value();
-        }
-        // Numbers: a row of one element each, read as `call` reads a one-element result (on the
-        // call's device, later, by the engine), converted for all rows at once.
-        if (rows.numel() != n) {
-          return make_error(ErrorCode::ModelError, fmt::format("`{}_batch` returned a tensor of shape {} for {} numbers", sig.name,
-                                                               shape_text(rows.sizes()), n));
-        }
-        rows = rows.reshape({n});
-        if (sig.result->kind == dsl::TypeKind::Float || at::isFloatingType(rows.scalar_type())) rows = rows.to(at::kDouble);
-        for (std::int64_t i = 0; i < n; ++i) {
-          auto v = from_ivalue(c10::IValue(rows.select(0, i)), sig.result, deferred(ctx));
-          if (!v) return v;
-          results.push_back(std::move(*v));
-        }
+      const auto groups = pack_groups(bm.form, calls);
+      if (groups.size() == 1) {
+        auto out = run_batch(bm, sig, calls, ctx);
+        if (!out) return out.error();
+        results = std::move(*out);
         return Value();
       }
-      if (!out.isList() || out.toListRef().size() != calls.size()) {
-        return make_error(ErrorCode::ModelError,
-                          fmt::format("`{}_batch` returned {} for {} calls", sig.name,
-                                      out.isList() ? fmt::format("{} results", out.toListRef().size()) : "no list", n));
-      }
-      results.reserve(calls.size());
-      for (const auto& item : out.toListRef()) {
-        auto v = from_ivalue(item, sig.result, deferred(ctx));
-        if (!v) return v;
-        results.push_back(std::move(*v));
+      results.resize(calls.size());
+      std::vector<std::vector<Value>> some;
+      for (const auto& g : groups) {
+        some.clear();
+        for (std::size_t i : g) some.push_back(calls[i]);
+        auto out = run_batch(bm, sig, some, ctx);
+        if (!out) return out.error();
+        for (std::size_t k = 0; k < g.size(); ++k) results[g[k]] = std::move((*out)[k]);
       }
       return Value();
     });
@@ -175,6 +114,93 @@ class TorchInstance final : public ModelInstance {
   }
 
  private:
+  // One call of `_batch` on `calls`, inside run(): each parameter as the batched form takes it
+  // (a list of every call's value, or one packed tensor and its lengths); one result per call
+  // back, from a list or the rows of a tensor.
+  Result<std::vector<Value>> run_batch(BatchMethod& bm, const plan::Method& sig, std::span<const std::vector<Value>> calls,
+                                       const CallContext& ctx) {
+    std::vector<Value> results;
+    const auto& schema = bm.method.function().getSchema();
+    std::vector<c10::IValue> stack;
+    stack.reserve(schema.arguments().size());
+    for (std::size_t p = 0; p < sig.params.size(); ++p) {
+      if (bm.form.params[p].packed) {
+        const BatchForm::Param& f = bm.form.params[p];
+        auto packed = pack(calls, p, sig.params[p].name, f.lengths && !f.lengths_list, device_);
+        if (!packed) return packed.error();
+        stack.emplace_back(std::move(packed->batch));
+        if (f.lengths_list) {
+          stack.emplace_back(c10::List<std::int64_t>(packed->counts));
+        } else if (f.lengths) {
+          stack.emplace_back(std::move(packed->lengths));
+        }
+        continue;
+      }
+      // Each value as the list's element type says (an `int` of the graph into a List[float]
+      // goes as a float).
+      const c10::TypePtr elem = schema.arguments()[stack.size() + 1].type()->expectRef<c10::ListType>().getElementType();
+      const dsl::TypeRef as = dsl_type(elem);
+      c10::impl::GenericList list(elem);
+      list.reserve(calls.size());
+      for (const auto& args : calls) {
+        if (p >= args.size()) return make_error(ErrorCode::Internal, "a batched call without all its arguments");
+        auto iv = to_ivalue(args[p], as ? as : sig.params[p].type, device_);
+        if (!iv) return iv.error();
+        list.push_back(std::move(*iv));
+      }
+      stack.emplace_back(std::move(list));
+    }
+    c10::IValue out = bm.method(std::move(stack));
+    const auto n = static_cast<std::int64_t>(calls.size());
+    if (bm.form.rows) {
+      if (!out.isTensor() || out.toTensor().dim() < 1 || out.toTensor().size(0) != n) {
+        return make_error(ErrorCode::ModelError,
+                          fmt::format("`{}_batch` returned {} for {} calls", sig.name,
+                                      out.isTensor() ? "a tensor of shape " + shape_text(out.toTensor().sizes())
+                                                     : "no tensor",
+                                      n));
+      }
+      at::Tensor rows = out.toTensor();
+      results.reserve(calls.size());
+      if (sig.result->kind == dsl::TypeKind::Tensor) {
+        // Each result a view of its row: the batch's memory lives while any of them does.
+        for (std::int64_t i = 0; i < n; ++i) {
+          auto v = tensor_value(rows.select(0, i));
+          if (!v) return v.error();
+          results.push_back(std::move(*v));
+        }
+        return results;
+      }
+      // Numbers: a row of one element each, read as `call` reads a one-element result (on the
+      // call's device, later, by the engine), converted for all rows at once.
+      if (rows.numel() != n) {
+        return make_error(ErrorCode::ModelError, fmt::format("`{}_batch` returned a tensor of shape {} for {} numbers", sig.name,
+                                                             shape_text(rows.sizes()), n));
+      }
+      rows = rows.reshape({n});
+      const bool as_double = sig.result->kind == dsl::TypeKind::Float || at::isFloatingType(rows.scalar_type());
+      rows = rows.to(as_double ? at::kDouble : at::kLong);
+      for (std::int64_t i = 0; i < n; ++i) {
+        auto v = from_ivalue(c10::IValue(rows.select(0, i)), sig.result, deferred(ctx));
+        if (!v) return v.error();
+        results.push_back(std::move(*v));
+      }
+      return results;
+    }
+    if (!out.isList() || out.toListRef().size() != calls.size()) {
+      return make_error(ErrorCode::ModelError,
+                        fmt::format("`{}_batch` returned {} for {} calls", sig.name,
+                                    out.isList() ? fmt::format("{} results", out.toListRef().size()) : "no list", n));
+    }
+    results.reserve(calls.size());
+    for (const auto& item : out.toListRef()) {
+      auto v = from_ivalue(item, sig.result, deferred(ctx));
+      if (!v) return v.error();
+      results.push_back(std::move(*v));
+    }
+    return results;
+  }
+
   // The device whose one-element tensors standing for numbers the engine reads later (-1: none).
   int deferred(const CallContext& ctx) const { return device_ >= 0 && ctx.stream() ? device_ : -1; }
 
