@@ -213,6 +213,7 @@ model pooler = torch "models/pooler.pt" on cuda {
   def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
   def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
   def score(x: tensor<f32, [?, 64]>) -> float
+  def count(x: tensor<f32, [?, 64]>) -> int
 }
 model mixer = torch "models/pooler.pt" on cuda { def mix(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 64]> }
 model pooler_cpu = torch "models/pooler.pt" on cpu {
@@ -222,6 +223,7 @@ model pooler_cpu = torch "models/pooler.pt" on cpu {
   def score(x: tensor<f32, [?, 64]>) -> float
 }
 endpoint scored(xs: list<tensor<f32, [?, 64]>>) -> list<float> { return each x in xs { pooler.score(x) } }
+endpoint counted(xs: list<tensor<f32, [?, 64]>>) -> list<int> { return each x in xs { pooler.count(x) } }
 endpoint scored_cpu(xs: list<tensor<f32, [?, 64]>>) -> list<float> { return each x in xs { pooler_cpu.score(x) } }
 endpoint pools(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { pooler.pool(x) } }
 endpoint pools_cpu(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { pooler_cpu.pool(x) } }
@@ -505,9 +507,14 @@ TEST_SUITE("gpu") {
       CAPTURE(i);
       CHECK(std::abs(got->as_list()[i].as_float() - want->as_list()[i].as_float()) < 1e-4);
     }
+    // Ints as rows of one device tensor (the lengths the batch was packed with).
+    auto counts = run_b("counted", {xs});
+    REQUIRE_MESSAGE(counts, (counts ? "" : counts.error().describe()));
+    REQUIRE(counts->as_list().size() == items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) CHECK(counts->as_list()[i].as_int() == items[i].as_tensor().shape[0]);
     const auto after = stats_of(*e, "pooler");
-    CHECK(after.batched_calls - before.batched_calls == 4 * items.size());
-    CHECK(after.batches - before.batches < 4 * items.size());
+    CHECK(after.batched_calls - before.batched_calls == 5 * items.size());
+    CHECK(after.batches - before.batches < 5 * items.size());
     CHECK(after.batch_failures == 0);
     // One batch of two: a host tensor and one the mixer left on the device.
     expect_close(run_b("both", {items[2]}), run_b("both_cpu", {items[2]}), 1e-4);
