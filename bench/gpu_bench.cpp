@@ -172,27 +172,29 @@ endpoint pool_batched(xs: list<tensor>) -> list<tensor> {{ return each x in xs {
                      std::max(2, n), std::max(2, n));
 }
 
-// n vectors of 1024.
-engine::Value vectors(int n) {
+// A list of n tensors, item i of shape shape(i), filled with a sine.
+template <typename Shape>
+engine::Value sines(int n, Shape&& shape) {
   std::vector<engine::Value> xs;
   for (int i = 0; i < n; ++i) {
-    std::vector<double> x(1024);
+    std::vector<std::int64_t> dims = shape(i);
+    std::int64_t numel = 1;
+    for (auto d : dims) numel *= d;
+    std::vector<double> x(static_cast<std::size_t>(numel));
     for (std::size_t j = 0; j < x.size(); ++j) x[j] = std::sin(0.37 * static_cast<double>(j) + 0.9 * i);
-    xs.emplace_back(engine::Tensor::from_doubles(x, {1024}));
+    xs.emplace_back(engine::Tensor::from_doubles(x, std::move(dims)));
   }
   return engine::Value::list(std::move(xs));
 }
 
-// n token sets of 8 to 64 tokens of 64 features.
-engine::Value token_sets(int n) {
-  std::vector<engine::Value> xs;
-  for (int i = 0; i < n; ++i) {
-    const std::int64_t len = 8 + (i * 37) % 57;
-    std::vector<double> x(static_cast<std::size_t>(len * 64));
-    for (std::size_t j = 0; j < x.size(); ++j) x[j] = std::sin(0.37 * static_cast<double>(j) + 0.9 * i);
-    xs.emplace_back(engine::Tensor::from_doubles(x, {len, 64}));
-  }
-  return engine::Value::list(std::move(xs));
+// A batching table: the map of `n` items one call per item against batched.
+void print_batching(const std::string& title, const std::string& batched_label, int n, const Stats& single,
+                    const Stats& batched) {
+  std::printf("\n| %s | p50 (us) | per item (us) | CPU per request (us) |\n|---|---:|---:|---:|\n", title.c_str());
+  std::printf("| one call per item | %.1f [%.1f] | %.2f | %.1f |\n", single.p50, single.p90, single.p50 / n, single.cpu_us);
+  std::printf("| %s | %.1f [%.1f] | %.2f | %.1f |\n", batched_label.c_str(), batched.p50, batched.p90, batched.p50 / n,
+              batched.cpu_us);
+  std::printf("| batched / one per item | %.2f | | |\n", batched.p50 / single.p50);
 }
 
 }  // namespace
@@ -310,10 +312,12 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
     std::vector<engine::Value> in = {input(1, 16), engine::Value(n), engine::Value::list(std::move(names))};
     topks.push_back({n, measure(*e, "top_device", in, warmup, iterations), measure(*e, "top_host", in, warmup, iterations)});
   }
-  const std::vector<engine::Value> many = {vectors(batch)};
+  // 1024-vectors; token sets of 8 to 64 tokens of 64 features.
+  const std::vector<engine::Value> many = {sines(batch, [](int) { return std::vector<std::int64_t>{1024}; })};
   Stats dense_single = measure(*e, "dense_single", many, warmup, iterations);
   Stats dense_batched = measure(*e, "dense_batched", many, warmup, iterations);
-  const std::vector<engine::Value> sets = {token_sets(batch)};
+  const std::vector<engine::Value> sets = {
+      sines(batch, [](int i) { return std::vector<std::int64_t>{8 + (i * 37) % 57, 64}; })};
   Stats pool_single = measure(*e, "pool_single", sets, warmup, iterations);
   Stats pool_batched = measure(*e, "pool_batched", sets, warmup, iterations);
   std::vector<engine::Value> text = {engine::Value("I have an idea!")};
@@ -357,6 +361,8 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
                           {"dense_batched_cpu_us", dense_batched.cpu_us},
                           {"pool_single_us", pool_single.p50},
                           {"pool_batched_us", pool_batched.p50},
+                          {"pool_single_cpu_us", pool_single.cpu_us},
+                          {"pool_batched_cpu_us", pool_batched.cpu_us},
                           {"ensemble_alone_a_us", ens_a.p50},
                           {"ensemble_alone_b_us", ens_b.p50},
                           {"ensemble_group_us", ens_group.p50},
@@ -396,22 +402,10 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f | %.1f |\n", chain.p50, chain.p90, chain.p50 / nodes, chain.cpu_us);
   std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f | |\n", one.p50, one.p90, one.p50 / nodes);
   std::printf("| braid's overhead per node | | %.2f | |\n", per_node);
-  std::printf("\n| map of %d vectors through models/dense.pt on cuda | p50 (us) | per item (us) | CPU per request (us) |\n"
-              "|---|---:|---:|---:|\n",
-              batch);
-  std::printf("| one call per item | %.1f [%.1f] | %.2f | %.1f |\n", dense_single.p50, dense_single.p90,
-              dense_single.p50 / batch, dense_single.cpu_us);
-  std::printf("| batched (`max_batch = %d`) | %.1f [%.1f] | %.2f | %.1f |\n", std::max(2, batch), dense_batched.p50,
-              dense_batched.p90, dense_batched.p50 / batch, dense_batched.cpu_us);
-  std::printf("| batched / one per item | %.2f | | |\n", dense_batched.p50 / dense_single.p50);
-  std::printf("\n| map of %d token sets (8 to 64 x 64) through models/pooler.pt `pool` on cuda | p50 (us) | per item (us) | "
-              "CPU per request (us) |\n|---|---:|---:|---:|\n",
-              batch);
-  std::printf("| one call per item | %.1f [%.1f] | %.2f | %.1f |\n", pool_single.p50, pool_single.p90,
-              pool_single.p50 / batch, pool_single.cpu_us);
-  std::printf("| batched, packed with lengths | %.1f [%.1f] | %.2f | %.1f |\n", pool_batched.p50, pool_batched.p90,
-              pool_batched.p50 / batch, pool_batched.cpu_us);
-  std::printf("| batched / one per item | %.2f | | |\n", pool_batched.p50 / pool_single.p50);
+  print_batching(fmt::format("map of {} vectors through models/dense.pt on cuda", batch),
+                 fmt::format("batched (`max_batch = {}`)", std::max(2, batch)), batch, dense_single, dense_batched);
+  print_batching(fmt::format("map of {} token sets (8 to 64 x 64) through models/pooler.pt `pool` on cuda", batch),
+                 "batched, packed with lengths", batch, pool_single, pool_batched);
   std::printf("\n| `topk(scores, labels, 5)` over n scores made on cuda | p50 (us) | CPU per request (us) |\n|---|---:|---:|\n");
   for (const auto& t : topks) {
     std::printf("| n = %lld, on the device (5 results come back) | %.1f [%.1f] | %.1f |\n", static_cast<long long>(t.n),

@@ -97,22 +97,6 @@ std::vector<std::vector<std::size_t>> pack_groups(const BatchForm& form, std::sp
   }
   std::vector<std::size_t> order(calls.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  // Adds `order`'s calls to groups in turn, a new group whenever the next call would pass the bound.
-  auto group = [&] {
-    std::vector<std::vector<std::size_t>> groups;
-    std::vector<Fill> fill(packed.size());
-    for (std::size_t i : order) {
-      bool fits = !groups.empty();
-      for (std::size_t k = 0; fits && k < packed.size(); ++k) fits = fill[k].with(extent_of(calls[i], packed[k]));
-      if (!fits) {
-        groups.emplace_back();
-        fill.assign(packed.size(), Fill{});
-      }
-      groups.back().push_back(i);
-      for (std::size_t k = 0; k < packed.size(); ++k) fill[k].add(extent_of(calls[i], packed[k]));
-    }
-    return groups;
-  };
   if (packed.empty() || calls.empty()) return {order};
   bool ok = true;
   for (std::size_t p : packed) {
@@ -121,14 +105,27 @@ std::vector<std::vector<std::size_t>> pack_groups(const BatchForm& form, std::sp
     ok = ok && all.ok();
   }
   if (ok) return {order};
-  // Past the bound: by length (the longest of a call's packed tensors), shortest first.
+  // Past the bound: by length (the longest of a call's packed tensors), shortest first, a new
+  // group whenever the next call would pass the bound.
   auto key = [&](std::size_t i) {
     std::int64_t k = 0;
     for (std::size_t p : packed) k = std::max(k, extent_of(calls[i], p).len);
     return k;
   };
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
-  return group();
+  std::vector<std::vector<std::size_t>> groups;
+  std::vector<Fill> fill(packed.size());
+  for (std::size_t i : order) {
+    bool fits = !groups.empty();
+    for (std::size_t k = 0; fits && k < packed.size(); ++k) fits = fill[k].with(extent_of(calls[i], packed[k]));
+    if (!fits) {
+      groups.emplace_back();
+      fill.assign(packed.size(), Fill{});
+    }
+    groups.back().push_back(i);
+    for (std::size_t k = 0; k < packed.size(); ++k) fill[k].add(extent_of(calls[i], packed[k]));
+  }
+  return groups;
 }
 
 std::string batch_signatures(const plan::Method& method) {

@@ -65,6 +65,22 @@ void expect(engine::Engine& e, const std::string& graph, const std::string& endp
   CHECK_MESSAGE(close(boost::json::parse(got), boost::json::parse(expected)), got);
 }
 
+engine::ModelStats stats_of(const engine::Engine& e, const std::string& model) {
+  for (auto& m : e.model_stats()) {
+    if (m.name == model) return m;
+  }
+  return engine::ModelStats{};
+}
+
+// Two tensors of one shape, equal elementwise within 1e-5.
+void expect_same_tensor(const engine::Value& got, const engine::Value& want) {
+  CHECK(got.as_tensor().shape == want.as_tensor().shape);
+  auto a = got.as_tensor().to_doubles();
+  auto b = want.as_tensor().to_doubles();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
+}
+
 }  // namespace
 
 TEST_SUITE("torch") {
@@ -189,12 +205,7 @@ TEST_SUITE("torch") {
     REQUIRE(plan);
     auto e = engine::Engine::create({plan}, engine::default_backends(), {2});
     REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
-    auto stats = [&](const std::string& name) {
-      for (auto& m : (*e)->model_stats()) {
-        if (m.name == name) return m;
-      }
-      return engine::ModelStats{};
-    };
+    auto stats = [&](const std::string& name) { return stats_of(**e, name); };
     auto run = [&](const char* endpoint, const char* input) {
       auto ep = (*e)->find("batching", endpoint);
       REQUIRE(ep);
@@ -281,12 +292,7 @@ TEST_SUITE("torch") {
     REQUIRE(plan);
     auto e = engine::Engine::create({plan}, engine::default_backends(), {2});
     REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
-    auto stats = [&](const std::string& name) {
-      for (auto& m : (*e)->model_stats()) {
-        if (m.name == name) return m;
-      }
-      return engine::ModelStats{};
-    };
+    auto stats = [&](const std::string& name) { return stats_of(**e, name); };
     auto run = [&](const char* endpoint, std::vector<engine::Value> in) {
       auto ep = (*e)->find("packed", endpoint);
       REQUIRE(ep);
@@ -316,13 +322,7 @@ TEST_SUITE("torch") {
       REQUIRE(got->as_list().size() == items.size());
       for (std::size_t i = 0; i < items.size(); ++i) {
         CAPTURE(i);
-        const auto& g = got->as_list()[i].as_tensor();
-        const auto& w = want->as_list()[i].as_tensor();
-        CHECK(g.shape == w.shape);
-        auto a = g.to_doubles();
-        auto b = w.to_doubles();
-        REQUIRE(a.size() == b.size());
-        for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
+        expect_same_tensor(got->as_list()[i], want->as_list()[i]);
       }
     }
     // Numbers as the rows of one [n] tensor.
@@ -366,24 +366,14 @@ TEST_SUITE("torch") {
     REQUIRE(wide_alone);
     CHECK(stats("wide").batch_failures == 0);
     CHECK(stats("wide").batches == 1);
-    for (std::size_t i = 0; i < skewed.size(); ++i) {
-      auto a = wide->as_list()[i].as_tensor().to_doubles();
-      auto b = wide_alone->as_list()[i].as_tensor().to_doubles();
-      REQUIRE(a.size() == b.size());
-      for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
-    }
+    for (std::size_t i = 0; i < skewed.size(); ++i) expect_same_tensor(wide->as_list()[i], wide_alone->as_list()[i]);
     auto good = run("two", {tokens(4, 64, 0), tokens(7, 64, 1)});
     auto good_alone = run("two_alone", {tokens(4, 64, 0), tokens(7, 64, 1)});
     REQUIRE_MESSAGE(good, (good ? "" : good.error().describe()));
     REQUIRE(good_alone);
     CHECK(stats("pair").batch_failures == 1);
     CHECK(stats("pair").batches == 2);
-    for (std::size_t i = 0; i < 2; ++i) {
-      auto a = good->as_list()[i].as_tensor().to_doubles();
-      auto b = good_alone->as_list()[i].as_tensor().to_doubles();
-      REQUIRE(a.size() == b.size());
-      for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
-    }
+    for (std::size_t i = 0; i < 2; ++i) expect_same_tensor(good->as_list()[i], good_alone->as_list()[i]);
   }
 }
 

@@ -104,8 +104,9 @@ Value input(std::int64_t rows, std::int64_t cols) {
   return Value(Tensor::from_doubles(xs, {rows, cols}));
 }
 
-engine::Result<Value> run(engine::Engine& e, const std::string& endpoint, std::vector<Value> in) {
-  auto ep = e.find("gpu", endpoint);
+engine::Result<Value> run(engine::Engine& e, const std::string& endpoint, std::vector<Value> in,
+                          const std::string& graph = "gpu") {
+  auto ep = e.find(graph, endpoint);
   REQUIRE(ep);
   return e.run(*ep, std::move(in)).get();
 }
@@ -133,6 +134,17 @@ void expect_close(const engine::Result<Value>& got, const engine::Result<Value>&
     double worst = 0;
     for (std::size_t j = 0; j < a.size(); ++j) worst = std::max(worst, std::abs(a[j] - b[j]));
     CHECK_MESSAGE(worst <= tol, fmt::format("tensor {}: max |cuda - cpu| = {}", i, worst));
+  }
+}
+
+// Lists of numbers equal within `tol`.
+void expect_numbers_close(const engine::Result<Value>& got, const engine::Result<Value>& want, double tol = 1e-4) {
+  REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+  REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+  REQUIRE(got->as_list().size() == want->as_list().size());
+  for (std::size_t i = 0; i < got->as_list().size(); ++i) {
+    CAPTURE(i);
+    CHECK(std::abs(got->as_list()[i].as_float() - want->as_list()[i].as_float()) < tol);
   }
 }
 
@@ -439,15 +451,10 @@ TEST_SUITE("gpu") {
   TEST_CASE("engine on cuda: batches of a map and of concurrent requests answer as calls one at a time on the CPU") {
     auto e = load("batch", kBatchGraph);
     CHECK(e->warm_up().empty());
-    auto run_b = [&](const std::string& endpoint, std::vector<Value> in) {
-      auto ep = e->find("batch", endpoint);
-      REQUIRE(ep);
-      return e->run(*ep, std::move(in)).get();
-    };
     const auto before = stats_of(*e, "dense");
     // 20 items, twice through the model: the second batches take the first's device outputs.
     const Value xs = vectors(20, 0);
-    expect_close(run_b("twice", {xs}), run_b("twice_cpu", {xs}), 1e-4);
+    expect_close(run(*e, "twice", {xs}, "batch"), run(*e, "twice_cpu", {xs}, "batch"), 1e-4);
     const auto after = stats_of(*e, "dense");
     CHECK(after.batched_calls - before.batched_calls == 40);
     CHECK(after.batches - before.batches < 40);  // some batch held more than one call
@@ -459,19 +466,16 @@ TEST_SUITE("gpu") {
       ins.push_back(vectors(3, i + 1));
       runs.push_back(e->run(*e->find("batch", "twice"), {ins.back()}));
     }
-    for (std::size_t i = 0; i < runs.size(); ++i) expect_close(runs[i].get(), run_b("twice_cpu", {ins[i]}), 1e-4);
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      expect_close(runs[i].get(), run(*e, "twice_cpu", {ins[i]}, "batch"), 1e-4);
+    }
     // Numbers from a batched method on the device (List[float]), two instances.
     std::vector<Value> texts;
     for (std::size_t i = 0; i < 12; ++i) texts.emplace_back(fmt::format("text number {} {}", i, std::string(i, '!')));
-    auto got = run_b("scores", {Value::list(texts)});
-    auto want = run_b("scores_cpu", {Value::list(texts)});
-    REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
-    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
+    auto got = run(*e, "scores", {Value::list(texts)}, "batch");
+    REQUIRE(got);
     REQUIRE(got->as_list().size() == texts.size());
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-      CAPTURE(i);
-      CHECK(std::abs(got->as_list()[i].as_float() - want->as_list()[i].as_float()) < 1e-4);
-    }
+    expect_numbers_close(got, run(*e, "scores_cpu", {Value::list(texts)}, "batch"));
     const auto text = stats_of(*e, "text");  // warm-up calls the instances, not the batcher
     CHECK(text.batched_calls == texts.size());
     CHECK(text.batches < texts.size());
@@ -480,11 +484,6 @@ TEST_SUITE("gpu") {
   TEST_CASE("engine on cuda: packed batches of variable-length tensors, from the host and from the device") {
     auto e = load("batch", kBatchGraph);
     CHECK(e->warm_up().empty());
-    auto run_b = [&](const std::string& endpoint, std::vector<Value> in) {
-      auto ep = e->find("batch", endpoint);
-      REQUIRE(ep);
-      return e->run(*ep, std::move(in)).get();
-    };
     std::vector<Value> items;
     for (std::int64_t len : {3, 0, 17, 1, 5, 5, 2, 8, 64, 9, 4}) {
       std::vector<double> x(static_cast<std::size_t>(len * 64));
@@ -495,20 +494,15 @@ TEST_SUITE("gpu") {
     const auto before = stats_of(*e, "pooler");
     for (const char* endpoint : {"pools", "tags", "mixed"}) {
       CAPTURE(endpoint);
-      expect_close(run_b(endpoint, {xs}), run_b(std::string(endpoint) + "_cpu", {xs}), 1e-4);
+      expect_close(run(*e, endpoint, {xs}, "batch"), run(*e, std::string(endpoint) + "_cpu", {xs}, "batch"), 1e-4);
     }
     // Numbers as rows of one device tensor, read by the engine once their copies have landed.
-    auto got = run_b("scored", {xs});
-    auto want = run_b("scored_cpu", {xs});
+    auto got = run(*e, "scored", {xs}, "batch");
     REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
-    REQUIRE_MESSAGE(want, (want ? "" : want.error().describe()));
     REQUIRE(got->as_list().size() == items.size());
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      CAPTURE(i);
-      CHECK(std::abs(got->as_list()[i].as_float() - want->as_list()[i].as_float()) < 1e-4);
-    }
+    expect_numbers_close(got, run(*e, "scored_cpu", {xs}, "batch"));
     // Ints as rows of one device tensor (the lengths the batch was packed with).
-    auto counts = run_b("counted", {xs});
+    auto counts = run(*e, "counted", {xs}, "batch");
     REQUIRE_MESSAGE(counts, (counts ? "" : counts.error().describe()));
     REQUIRE(counts->as_list().size() == items.size());
     for (std::size_t i = 0; i < items.size(); ++i) CHECK(counts->as_list()[i].as_int() == items[i].as_tensor().shape[0]);
@@ -517,7 +511,7 @@ TEST_SUITE("gpu") {
     CHECK(after.batches - before.batches < 5 * items.size());
     CHECK(after.batch_failures == 0);
     // One batch of two: a host tensor and one the mixer left on the device.
-    expect_close(run_b("both", {items[2]}), run_b("both_cpu", {items[2]}), 1e-4);
+    expect_close(run(*e, "both", {items[2]}, "batch"), run(*e, "both_cpu", {items[2]}, "batch"), 1e-4);
     CHECK(stats_of(*e, "pooler_2").batches == 1);
     CHECK(stats_of(*e, "pooler_2").batch_failures == 0);
   }

@@ -363,7 +363,6 @@ Result<Packed> pack(std::span<const std::vector<Value>> calls, std::size_t param
   }
 #else
   (void)device;
-  (void)on_device;
 #endif
   out.batch = at::empty(sizes, opts);
   fill_rows_host(out.batch, items, longest);
