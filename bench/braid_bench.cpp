@@ -281,6 +281,11 @@ int main(int argc, char** argv) {
     eo.sequential = sequential;
     auto e = engine::Engine::create({plan}, engine::default_backends(), eo);
     if (!e) return e.error().describe();
+    // Said once a run (the sequential and concurrent modes make an engine each): the figures
+    // that follow depend on it.
+    if (results.empty()) {
+      for (const auto& w : (*e)->environment_warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    }
     (*e)->warm_up();
     auto ep = *(*e)->find(plan->name, o.endpoint);
     auto in = (*e)->decode_inputs(ep, json_in.as_object());

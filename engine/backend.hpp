@@ -114,6 +114,11 @@ class Backend {
 
   // Reads the method signatures of a model file without running it, for `braid check`.
   virtual Result<std::vector<MethodSchema>> inspect(const std::string& path) = 0;
+
+  // What in this process's environment will make the backend's models slow or odd, such as a
+  // reference BLAS under LibTorch; the engine reports it once for each backend it loads models
+  // through (Engine::environment_warnings). Nothing is wrong with the graph.
+  virtual std::vector<std::string> warnings() const { return {}; }
 };
 
 class BackendRegistry {

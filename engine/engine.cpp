@@ -1,6 +1,7 @@
 #include "engine/engine.hpp"
 
 #include <latch>
+#include <set>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -145,6 +146,7 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
   impl->plans = std::move(plans);
   if (auto err = open_devices(*impl, options)) return std::move(*err);
   std::uint32_t id = 0;
+  std::set<const Backend*> used;
   for (std::uint32_t pi = 0; pi < impl->plans.size(); ++pi) {
     const plan::Plan& p = *impl->plans[pi];
     auto& models = impl->models.emplace_back();
@@ -156,6 +158,9 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
         Error e = make_error(ErrorCode::LoadError, fmt::format("no `{}` backend in this build", m.backend));
         e.model = m.name;
         return e;
+      }
+      if (used.insert(b).second) {
+        for (auto& w : b->warnings()) impl->environment_warnings.push_back(fmt::format("backend `{}`: {}", b->name(), w));
       }
       for (std::uint32_t i = 0; i < std::max(1u, m.options.instances); ++i) {
         auto inst = b->load(m);
@@ -381,6 +386,8 @@ std::vector<std::string> Engine::warm_up() {
 }
 
 bool Engine::ready() const { return impl_->ready.load(); }
+
+const std::vector<std::string>& Engine::environment_warnings() const { return impl_->environment_warnings; }
 
 std::string Engine::metrics_text() const {
   std::string out;

@@ -115,6 +115,11 @@ class Engine {
   std::vector<std::string> warm_up();
   bool ready() const;
 
+  // What the backends the models were loaded through say about this process's environment
+  // (Backend::warnings), each backend once, as "backend `name`: ...". Empty where nothing will
+  // run slower than it should.
+  const std::vector<std::string>& environment_warnings() const;
+
   // Requests, errors and latency per endpoint and per node, in flight, queue depths per model,
   // in the Prometheus text exposition format.
   std::string metrics_text() const;

@@ -100,6 +100,7 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<boost::asio::thread_pool>> device_pools;
   unsigned device_threads = 0;  // threads of each device pool
   std::mutex warm_mu;           // Engine::warm_up, one at a time
+  std::vector<std::string> environment_warnings;  // from each backend models were loaded through
   std::unique_ptr<std::atomic<std::uint32_t>[]> next_stream;
   std::atomic<std::uint64_t> host_copies{0}, host_copy_bytes{0}, stream_waits{0}, device_ops{0};
 };

@@ -9,6 +9,11 @@ pkgs=(
   libboost1.81-dev libboost-json1.81-dev
   libtorch-dev libtomlplusplus-dev libfmt-dev doctest-dev libcli11-dev
   python3 graphviz
+  # Debian's LibTorch calls whichever libblas.so.3 the system provides; without this package that
+  # is the reference BLAS, whose matrix products run 10x slower than OpenBLAS's on the same cores
+  # (docs/benchmarks.md, "CPU models and the BLAS"). The OpenMP build, as LibTorch uses libgomp:
+  # braid's one intra-op thread per call (at::set_num_threads(1)) then holds for BLAS too.
+  libopenblas0-openmp
 )
 
 missing=()

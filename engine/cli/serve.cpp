@@ -82,6 +82,7 @@ int serve(const ServeOptions& o) {
   eo.cuda_completion = cfg.cuda_completion;
   auto eng = engine::Engine::create(plans, engine::default_backends(), eo);
   if (!eng) return fail(eng.error().describe());
+  for (const auto& w : (*eng)->environment_warnings()) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
 
   http::Server server(*eng, cfg);
   auto port = server.start();

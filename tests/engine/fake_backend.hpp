@@ -44,6 +44,7 @@
 #include <set>
 #include <thread>
 #include <string>
+#include <vector>
 
 #include "engine/backend.hpp"
 #include "tests/engine/fake_device.hpp"
@@ -73,6 +74,8 @@ class FakeBackend final : public engine::Backend {
   void open(const std::string& key);
   int flaky_failures = 0;
   FakeDevice* device = nullptr;  // for models placed `on cuda`
+  std::vector<std::string> environment;  // what warnings() says
+  std::vector<std::string> warnings() const override { return environment; }
   // Waits (up to `seconds`) until `pred(stats(model))` holds; false on timeout.
   template <typename Pred>
   bool wait_for(const std::string& model, Pred pred, double seconds = 10) {

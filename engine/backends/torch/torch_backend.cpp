@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/backends/blas.hpp"
 #include "engine/backends/torch/convert.hpp"
 #include "engine/batch_form.hpp"
 
@@ -256,6 +257,11 @@ class TorchBackend final : public Backend {
   }
 
   std::string_view name() const override { return "torch"; }
+
+  std::vector<std::string> warnings() const override {
+    if (auto w = blas_warning(blas_library())) return {*w};
+    return {};
+  }
 
   Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model) override {
     if (model.resolved_path.empty()) {
