@@ -34,6 +34,30 @@ TEST_SUITE("values") {
           "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"x\\\"y\"\n    }\n  ]\n}");
   }
 
+  TEST_CASE("strings are always JSON: escapes, UTF-8 kept, bytes that are not UTF-8 replaced") {
+    auto text = [](std::string_view s) { return engine::json_text(boost::json::string(s)); };
+    CHECK(text("a\"b\\c\n\t\x01/") == R"("a\"b\\c\n\t\u0001/")");
+    CHECK(text("h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") == "\"h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");  // é € 😀
+    // One U+FFFD per maximal invalid subpart (Unicode's practice, as browsers decode).
+    const std::string r = "\xEF\xBF\xBD";
+    CHECK(text("a\xFF" "b") == "\"a" + r + "b\"");                        // never a lead byte
+    CHECK(text("\x80\xBF") == "\"" + r + r + "\"");                   // stray continuations
+    CHECK(text("\xC3") == "\"" + r + "\"");                            // cut at the end
+    CHECK(text("\xE2\x82x") == "\"" + r + "x\"");                     // cut mid-sequence: one
+    CHECK(text("\xC0\xAF") == "\"" + r + r + "\"");                   // overlong
+    CHECK(text("\xE0\x80\x80") == "\"" + r + r + r + "\"");          // overlong, 3 bytes
+    CHECK(text("\xED\xA0\x80") == "\"" + r + r + r + "\"");          // a UTF-16 surrogate
+    CHECK(text("\xF4\x90\x80\x80") == "\"" + r + r + r + r + "\""); // past U+10FFFF
+    CHECK(text("\xF0\x9F\x98") == "\"" + r + "\"");                  // 4-byte sequence cut
+    // Keys too; and what comes out parses back.
+    boost::json::object o{{"k\xFF", "v\xC3"}};
+    std::string out = engine::json_text(o);
+    CHECK(out == "{\"k" + r + "\":\"v" + r + "\"}");
+    boost::system::error_code ec;
+    (void)boost::json::parse(out, ec);
+    CHECK_FALSE(ec);
+  }
+
   TEST_CASE("tensors decode from nested arrays with their shape checked") {
     auto t = decode("[[1, 2, 3], [4, 5, 6]]", Type::tensor(dsl::DType::F32, std::vector<std::int64_t>{-1, 3}));
     REQUIRE(t);
