@@ -12,7 +12,8 @@ pkgs=(
   # Debian's LibTorch calls whichever libblas.so.3 the system provides; without this package that
   # is the reference BLAS, whose matrix products run 10x slower than OpenBLAS's on the same cores
   # (docs/benchmarks.md, "CPU models and the BLAS"). The OpenMP build, as LibTorch uses libgomp:
-  # braid's one intra-op thread per call (at::set_num_threads(1)) then holds for BLAS too.
+  # braid's one intra-op thread per call (at::set_num_threads(1)) holds for it as it is; the
+  # pthread build, where an admin chose it, is told so at run time (engine/backends/blas.hpp).
   libopenblas0-openmp
 )
 

@@ -17,6 +17,14 @@ std::string blas_library() {
   return real ? std::string(real.get()) : std::string(info.dli_fname);
 }
 
+bool blas_one_thread() {
+  using SetThreads = void (*)(int);
+  auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!set) return false;
+  set(1);
+  return true;
+}
+
 std::optional<std::string> blas_warning(std::string_view library) {
   // Debian's libblas3 installs the reference BLAS as <libdir>/blas/libblas.so.3.<version>;
   // OpenBLAS, BLIS and ATLAS install theirs in folders of their own names.

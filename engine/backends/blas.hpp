@@ -17,4 +17,11 @@ std::string blas_library();
 // A warning for that library, when it is the reference BLAS; none otherwise.
 std::optional<std::string> blas_warning(std::string_view library);
 
+// Makes OpenBLAS, when it is this process's BLAS, run each call on its caller's thread alone, as
+// braid wants every call to (it runs calls in parallel itself). OpenBLAS's pthread build keeps
+// its own thread count and ignores at::set_num_threads(1): on 2 cores, 4 clients calling dense
+// layers ran at a third of the throughput (benchmarks.md, "CPU models and the BLAS"). Returns
+// whether it found OpenBLAS.
+bool blas_one_thread();
+
 }  // namespace braid::engine

@@ -2,6 +2,8 @@
 // backend's warnings once per backend that loaded models.
 #include <doctest/doctest.h>
 
+#include <dlfcn.h>
+
 #include <filesystem>
 
 #include "engine/backends/blas.hpp"
@@ -34,6 +36,17 @@ TEST_CASE("blas: the library found is a file of this machine") {
     CHECK(std::filesystem::path(lib).is_absolute());
     CHECK(std::filesystem::is_regular_file(lib));
     CHECK_FALSE(std::filesystem::is_symlink(lib));
+  }
+}
+
+TEST_CASE("blas: OpenBLAS, where it is the BLAS, is told to use one thread") {
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  CHECK(engine::blas_one_thread() == (get != nullptr));
+  if (get) {
+    CHECK(get() == 1);
+  } else {
+    MESSAGE("no OpenBLAS in this process: ", engine::blas_library());
   }
 }
 

@@ -252,13 +252,16 @@ class TorchBackend final : public Backend {
  public:
   TorchBackend() {
     // braid runs branches and requests in parallel itself; one intra-op thread per call avoids
-    // oversubscribing the cores.
+    // oversubscribing the cores. OpenBLAS's pthread build needs telling separately.
     at::set_num_threads(1);
+    blas_one_thread();
   }
 
   std::string_view name() const override { return "torch"; }
 
   std::vector<std::string> warnings() const override {
+    // With MKL inside LibTorch (pip wheels) the process's sgemm_, if any, is not LibTorch's.
+    if (at::hasMKL()) return {};
     if (auto w = blas_warning(blas_library())) return {*w};
     return {};
   }
