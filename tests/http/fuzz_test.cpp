@@ -18,15 +18,13 @@
 #include <variant>
 #include <vector>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "engine/http/handler.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/http/in_memory.hpp"
 
 namespace braid::test {
 namespace {
@@ -246,31 +244,7 @@ struct Fixture {
     }
     req.body() = s.body;
     req.prepare_payload();
-    boost::asio::io_context ioc;
-    std::optional<http::Response> out;
-    std::string escaped;
-    boost::asio::co_spawn(
-        ioc, [&]() -> boost::asio::awaitable<void> { out = co_await handler->handle(std::move(req)); },
-        [&](std::exception_ptr e) {
-          if (!e) return;
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& x) {
-            escaped = fmt::format("an exception escaped the handler: {}", x.what());
-          } catch (...) {
-            escaped = "an exception that is not a std::exception escaped the handler";
-          }
-        });
-    try {
-      ioc.run();
-    } catch (const std::exception& x) {
-      escaped = fmt::format("an exception escaped the io_context: {}", x.what());
-    } catch (...) {
-      escaped = "an exception that is not a std::exception escaped the io_context";
-    }
-    if (!escaped.empty()) return escaped;
-    if (!out) return std::string("the handler never answered");
-    return std::move(*out);
+    return handle_in_memory(*handler, std::move(req));
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include "engine/http/handler.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/http/in_memory.hpp"
 
 namespace braid::test {
 namespace {
@@ -49,14 +50,12 @@ struct Fixture {
     http::Request req{method, target, 11};
     req.body() = body;
     req.prepare_payload();
-    boost::asio::io_context ioc;
-    std::optional<http::Response> out;
-    boost::asio::co_spawn(
-        ioc, [&]() -> boost::asio::awaitable<void> { out = co_await handler->handle(std::move(req)); },
-        boost::asio::detached);
-    ioc.run();
-    REQUIRE(out);
-    return std::move(*out);
+    return call(std::move(req));
+  }
+  http::Response call(http::Request req) {
+    auto r = handle_in_memory(*handler, std::move(req));
+    if (const auto* escaped = std::get_if<std::string>(&r)) FAIL(*escaped);
+    return std::get<http::Response>(std::move(r));
   }
 
   json::value body_of(const http::Response& r) { return json::parse(r.body()); }
@@ -219,14 +218,9 @@ TEST_SUITE("http") {
     req.set("Inference-Header-Content-Length", std::to_string(header.size()));
     req.body() = body;
     req.prepare_payload();
-    boost::asio::io_context ioc;
-    std::optional<http::Response> out;
-    boost::asio::co_spawn(ioc, [&]() -> boost::asio::awaitable<void> { out = co_await f.handler->handle(std::move(req)); },
-                          boost::asio::detached);
-    ioc.run();
-    REQUIRE(out);
-    CHECK(out->result_int() == 200);
-    CHECK(f.body_of(*out) == json::parse(R"({"model_name": "g.shout", "model_version": "1",
+    auto out = f.call(std::move(req));
+    CHECK(out.result_int() == 200);
+    CHECK(f.body_of(out) == json::parse(R"({"model_name": "g.shout", "model_version": "1",
       "outputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["HEY"]},
                   {"name": "n", "datatype": "INT64", "shape": [1], "data": [2]}]})"));
   }
