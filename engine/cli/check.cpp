@@ -112,15 +112,33 @@ dsl::FrontendOptions frontend_options(const CommonOptions& o) {
   return f;
 }
 
-std::shared_ptr<const plan::Plan> compile(const std::string& file, const CommonOptions& o, bool summary) {
+namespace {
+
+std::shared_ptr<const plan::Plan> compile_with(const std::string& file, const CommonOptions& o, dsl::Diagnostics& diags,
+                                               std::string& rendered, bool color) {
   dsl::SourceManager sm;
-  dsl::Diagnostics diags;
   auto p = dsl::compile_file(file, frontend_options(o), sm, diags);
   if (p) {
     verify_model_files(*p, sm, diags);
     if (diags.has_errors()) p = nullptr;
   }
-  std::fputs(dsl::render_all(diags, sm, use_color(o)).c_str(), stderr);
+  rendered += dsl::render_all(diags, sm, color);
+  return p;
+}
+
+}  // namespace
+
+std::shared_ptr<const plan::Plan> compile_to(const std::string& file, const CommonOptions& o, std::string& rendered,
+                                             bool color) {
+  dsl::Diagnostics diags;
+  return compile_with(file, o, diags, rendered, color);
+}
+
+std::shared_ptr<const plan::Plan> compile(const std::string& file, const CommonOptions& o, bool summary) {
+  dsl::Diagnostics diags;
+  std::string rendered;
+  auto p = compile_with(file, o, diags, rendered, use_color(o));
+  std::fputs(rendered.c_str(), stderr);
   if (summary) {
     if (p) {
       std::size_t nodes = 0;

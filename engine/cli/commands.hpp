@@ -55,6 +55,7 @@ struct ServeOptions {
   std::optional<unsigned> cuda_streams;
   std::optional<std::string> cuda_completion;
   std::optional<std::size_t> max_in_flight;
+  bool allow_reload = false;  // POST /admin/reload (or server.allow_reload in the config file)
 };
 
 int check(const CheckOptions& o);
@@ -67,5 +68,8 @@ bool use_color(const CommonOptions& o);
 dsl::FrontendOptions frontend_options(const CommonOptions& o);
 // Compiles a file and prints its diagnostics to stderr; null when it has errors.
 std::shared_ptr<const plan::Plan> compile(const std::string& file, const CommonOptions& o, bool summary);
+// The same, appending the diagnostics to `rendered` instead (braid serve's reloads).
+std::shared_ptr<const plan::Plan> compile_to(const std::string& file, const CommonOptions& o, std::string& rendered,
+                                             bool color);
 
 }  // namespace braid::cli

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   add_common(run_cmd, run.common);
 
   braid::cli::ServeOptions serve;
-  auto* serve_cmd = app.add_subcommand("serve", "Serve every endpoint of the graphs over HTTP (SIGINT/SIGTERM: drain, exit 0)");
+  auto* serve_cmd = app.add_subcommand("serve", "Serve every endpoint of the graphs over HTTP (SIGHUP: reload; SIGINT/SIGTERM: drain, exit 0)");
   serve_cmd->add_option("files", serve.files, "Graph files")->required();
   serve_cmd->add_option("--config", serve.config, "Settings file (TOML; see docs/http.md)");
   serve_cmd->add_option("--host", serve.host, "Address to listen on (default 127.0.0.1)");
@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
                         "How the host hears of finished GPU work: callback (default) or poll")
       ->check(CLI::IsMember({"callback", "poll"}));
   serve_cmd->add_option("--max-in-flight", serve.max_in_flight, "Requests in flight before 429 (default 1024)");
+  serve_cmd->add_flag("--allow-reload", serve.allow_reload,
+                      "Serve POST /admin/reload, which reloads the graphs and their models (SIGHUP always does)");
   add_common(serve_cmd, serve.common);
 
   CLI11_PARSE(app, argc, argv);

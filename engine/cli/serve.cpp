@@ -1,5 +1,6 @@
 // braid serve: every endpoint of every graph over HTTP until SIGINT or SIGTERM, then a graceful
-// drain and exit 0.
+// drain and exit 0. SIGHUP (and POST /admin/reload with --allow-reload) reloads the graphs and
+// their models into a new engine and swaps it in atomically (engine/http/reload.hpp).
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +14,7 @@
 
 #include "engine/cli/commands.hpp"
 #include "engine/engine.hpp"
+#include "engine/http/reload.hpp"
 #include "engine/http/server.hpp"
 #include "engine/json_text.hpp"
 #include "engine/value_json.hpp"
@@ -45,6 +47,39 @@ std::string example_body(const plan::Endpoint& ep) {
   return engine::json_text(o);
 }
 
+// The graphs as their files say now, compiled (every file, so that every error is reported) and
+// loaded into a new engine. The diagnostics are appended to `diagnostics`.
+engine::Result<std::shared_ptr<engine::Engine>> load_engine(const std::vector<std::string>& files, const CommonOptions& common,
+                                                            const engine::EngineOptions& eo, std::string& diagnostics,
+                                                            bool color) {
+  std::vector<std::shared_ptr<const plan::Plan>> plans;
+  std::vector<std::string> failed;
+  std::set<std::string> names;
+  for (const auto& f : files) {
+    auto p = compile_to(f, common, diagnostics, color);
+    if (!p) {
+      failed.push_back(f);
+      continue;
+    }
+    if (!names.insert(p->name).second) {
+      return engine::make_error(engine::ErrorCode::InvalidInput,
+                                fmt::format("two graphs are named `{}`; a graph's name is its file name without `.graph`", p->name));
+    }
+    plans.push_back(std::move(p));
+  }
+  if (!failed.empty()) {
+    return engine::make_error(engine::ErrorCode::InvalidInput,
+                              fmt::format("`{}` {} errors", fmt::join(failed, "`, `"), failed.size() == 1 ? "has" : "have"));
+  }
+  return engine::Engine::create(std::move(plans), engine::default_backends(), eo);
+}
+
+void print_report(const http::ReloadReport& r) {
+  std::fputs(r.diagnostics.c_str(), stderr);
+  for (const auto& w : r.warnings) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
+  std::fprintf(stderr, "braid: %s\n", r.message.c_str());
+}
+
 }  // namespace
 
 int serve(const ServeOptions& o) {
@@ -61,49 +96,59 @@ int serve(const ServeOptions& o) {
   if (o.cuda_streams) cfg.cuda_streams = *o.cuda_streams;
   if (o.cuda_completion) cfg.cuda_completion = engine::cuda_completion_named(*o.cuda_completion).value_or(cfg.cuda_completion);
   if (o.max_in_flight) cfg.max_in_flight = *o.max_in_flight;
+  if (o.allow_reload) cfg.allow_reload = true;
 
   CommonOptions common = o.common;
   common.require_models = true;
   common.model_paths.insert(common.model_paths.end(), cfg.model_paths.begin(), cfg.model_paths.end());
-  std::vector<std::shared_ptr<const plan::Plan>> plans;
-  std::set<std::string> names;
-  for (const auto& f : o.files) {
-    auto p = compile(f, common, false);
-    if (!p) return 1;
-    if (!names.insert(p->name).second) {
-      return fail(fmt::format("two graphs are named `{}`; a graph's name is its file name without `.graph`", p->name));
-    }
-    plans.push_back(std::move(p));
-  }
   engine::EngineOptions eo;
   eo.cpu_threads = cfg.cpu_threads;
   eo.cuda_streams = cfg.cuda_streams;
   eo.cuda_threads = cfg.cuda_threads;
   eo.cuda_completion = cfg.cuda_completion;
-  auto eng = engine::Engine::create(plans, engine::default_backends(), eo);
-  if (!eng) return fail(eng.error().describe());
-  for (const auto& w : (*eng)->environment_warnings()) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
+  std::shared_ptr<engine::Engine> eng;
+  {
+    std::string diagnostics;
+    auto loaded = load_engine(o.files, common, eo, diagnostics, use_color(common));
+    std::fputs(diagnostics.c_str(), stderr);
+    if (!loaded) return fail(loaded.error().describe());
+    eng = std::move(*loaded);
+  }
+  for (const auto& w : eng->environment_warnings()) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
 
-  http::Server server(*eng, cfg);
+  // Reloads read the same files with the same options; the server's own settings stay.
+  std::unique_ptr<http::Reloader> reloader;
+  http::Server server(eng, cfg, [&reloader](std::function<void(http::ReloadReport)> done) {
+    reloader->request([done = std::move(done)](http::ReloadReport r) {
+      print_report(r);
+      done(std::move(r));
+    });
+  });
   auto port = server.start();
   if (!port) return fail(port.error().message);
+  reloader = std::make_unique<http::Reloader>(server.handler(), [&o, common, eo](std::string& diagnostics) {
+    return load_engine(o.files, common, eo, diagnostics, false);
+  });
 
-  std::size_t endpoints = (*eng)->endpoints().size();
+  std::size_t endpoints = eng->endpoints().size();
   std::fprintf(stderr, "braid: serving %zu endpoint%s of %zu graph%s on http://%s:%u (live; ready after warm-up)\n",
-               endpoints, endpoints == 1 ? "" : "s", plans.size(), plans.size() == 1 ? "" : "s", cfg.host.c_str(), *port);
-  for (const auto& ep : (*eng)->endpoints()) {
+               endpoints, endpoints == 1 ? "" : "s", eng->plans().size(), eng->plans().size() == 1 ? "" : "s", cfg.host.c_str(),
+               *port);
+  for (const auto& ep : eng->endpoints()) {
     std::fprintf(stderr, "  POST /%s/%s   (KServe v2: /v2/models/%s.%s/infer)\n", ep.plan->name.c_str(),
                  ep.endpoint->name.c_str(), ep.plan->name.c_str(), ep.endpoint->name.c_str());
   }
-  const engine::EndpointRef first = (*eng)->endpoints().front();
+  const engine::EndpointRef first = eng->endpoints().front();
   std::printf("curl -s -X POST http://%s:%u/%s/%s -H 'Content-Type: application/json' -d '%s'\n", cfg.host.c_str(), *port,
               first.plan->name.c_str(), first.endpoint->name.c_str(), example_body(*first.endpoint).c_str());
   std::fflush(stdout);
 
-  // Warm up off the I/O threads; /v2/health/ready turns 200 when done.
-  std::thread warm([e = *eng] {
+  // Warm up off the I/O threads; /v2/health/ready turns 200 when done. From here on only the
+  // handler holds the engine, so that a reload can retire it.
+  std::thread warm([e = std::move(eng)]() mutable {
     for (const auto& w : e->warm_up()) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
     std::fprintf(stderr, "braid: ready\n");
+    e.reset();
   });
 
   boost::asio::io_context signals_ioc;
@@ -114,12 +159,24 @@ int serve(const ServeOptions& o) {
                  static_cast<long long>(cfg.drain_timeout.count()));
     server.stop();
   });
+  boost::asio::signal_set hangups(signals_ioc, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangups.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      std::fprintf(stderr, "braid: SIGHUP: reloading %zu graph%s\n", o.files.size(), o.files.size() == 1 ? "" : "s");
+      reloader->request(print_report);
+      on_hangup();
+    });
+  };
+  on_hangup();
   std::thread signal_thread([&] { signals_ioc.run(); });
   server.run();
   signals.cancel();
+  hangups.cancel();
   signals_ioc.stop();
   signal_thread.join();
   warm.join();
+  reloader.reset();  // before the server: waits for a reload that is running
   std::fprintf(stderr, "braid: stopped\n");
   return 0;
 }

@@ -107,7 +107,7 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   static const std::vector<std::string> known = {
       "server.host",          "server.port",        "server.io_threads",   "server.max_body",
       "server.max_header",    "server.read_timeout", "server.idle_timeout", "server.write_timeout",
-      "server.max_in_flight", "server.drain_timeout", "engine.cpu_threads", "engine.cuda_streams",
+      "server.max_in_flight", "server.drain_timeout", "server.allow_reload", "engine.cpu_threads", "engine.cuda_streams",
       "engine.cuda_threads",  "engine.cuda_completion", "models.paths"};
   for (const auto& [section, node] : t) {
     const auto* tab = node.as_table();
@@ -134,6 +134,10 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   get_duration("server.write_timeout", c.write_timeout);
   get_int("server.max_in_flight", c.max_in_flight, 1, 1 << 24);
   get_duration("server.drain_timeout", c.drain_timeout);
+  if (auto n = t.at_path("server.allow_reload")) {
+    if (auto b = n.value_exact<bool>()) c.allow_reload = *b;
+    else fail("server.allow_reload", "expected true or false");
+  }
   get_int("engine.cpu_threads", c.cpu_threads, 0, 1024);
   get_int("engine.cuda_streams", c.cuda_streams, 1, 64);
   get_int("engine.cuda_threads", c.cuda_threads, 0, 256);

@@ -7,6 +7,7 @@
 //   max_body = "1MiB"       max_header = "8KiB"
 //   read_timeout = "10s"    idle_timeout = "60s"   write_timeout = "10s"
 //   max_in_flight = 1024    drain_timeout = "10s"
+//   allow_reload = false    # POST /admin/reload (SIGHUP reloads either way)
 //   [engine]
 //   cpu_threads = 0         # 0: all hardware threads
 //   cuda_streams = 4        cuda_threads = 0   # per device; 0: one thread per stream
@@ -35,6 +36,7 @@ struct ServerConfig {
   std::chrono::milliseconds write_timeout{10'000};
   std::size_t max_in_flight = 1024;
   std::chrono::milliseconds drain_timeout{10'000};
+  bool allow_reload = false;  // POST /admin/reload reloads the graphs (SIGHUP always does)
   unsigned cpu_threads = 0;
   unsigned cuda_streams = 4;  // streams per CUDA device (models placed `on cuda`)
   unsigned cuda_threads = 0;  // threads per device enqueuing work; 0: one per stream

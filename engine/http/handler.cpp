@@ -78,7 +78,7 @@ unsigned status_for(ErrorCode code) {
 }
 
 Handler::Handler(std::shared_ptr<engine::Engine> engine, HandlerOptions options)
-    : engine_(std::move(engine)), options_(options) {}
+    : engine_(std::move(engine)), options_(std::move(options)) {}
 
 Response Handler::respond(const Request& req, unsigned status, const json::value& body) {
   Response res{static_cast<bhttp::status>(status), req.version()};
@@ -106,9 +106,9 @@ Response Handler::engine_error(const Request& req, const engine::Error& e) {
   return respond(req, status_for(e.code), body);
 }
 
-boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, const engine::EndpointRef& ep,
+boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
                                                        json::object named, std::optional<json::object> kserve) {
-  auto inputs = engine_->decode_inputs(ep, named);
+  auto inputs = engine.decode_inputs(ep, named);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
   if (in_flight_.fetch_add(1) >= static_cast<std::int64_t>(options_.max_in_flight)) {
@@ -121,7 +121,7 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, const
   engine::RunOptions opts;
   opts.cancel = &cancel_;  // lives as long as the handler, which outlives its requests
   engine::Result<engine::Value> r =
-      co_await engine_->async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
+      co_await engine.async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
   in_flight_.fetch_sub(1);
   if (!r) co_return engine_error(req, r.error());
   if (!kserve) co_return respond(req, 200, engine::to_json(*r));
@@ -137,7 +137,41 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, const
   co_return respond(req, 200, kserve_response(ep, *r, request.if_contains("id"), wanted));
 }
 
+boost::asio::awaitable<Response> Handler::reload(const Request& req) {
+  if (!options_.reload) {
+    co_return error(req, 404,
+                    "reloading over HTTP is off; start `braid serve` with --allow-reload (or set server.allow_reload), "
+                    "or send the process SIGHUP",
+                    "not_found");
+  }
+  // The reload runs on the reloader's thread; this coroutine waits for it without a thread.
+  ReloadReport report = co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(ReloadReport)>(
+      [this](auto handler) {
+        auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        options_.reload([shared, work](ReloadReport r) mutable {
+          auto ex = work.get_executor();
+          boost::asio::dispatch(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+          work.reset();
+        });
+      },
+      boost::asio::use_awaitable);
+  json::object body{{"generation", report.generation}, {"seconds", report.seconds}};
+  if (!report.diagnostics.empty()) body["diagnostics"] = report.diagnostics;
+  if (!report.warnings.empty()) body["warnings"] = json::value_from(report.warnings);
+  if (!report.ok) {
+    body["error"] = report.message;
+    body["code"] = "reload_failed";
+    co_return respond(req, 422, body);
+  }
+  body["reloaded"] = true;
+  body["message"] = report.message;
+  co_return respond(req, 200, body);
+}
+
 boost::asio::awaitable<Response> Handler::handle(Request req) {
+  // This request's engine, to its end, even if a reload replaces it meanwhile.
+  const std::shared_ptr<engine::Engine> engine = engine_.load();
   const auto parts = split_path(req.target());
   const auto method = req.method();
   const bool get = method == bhttp::verb::get;
@@ -159,14 +193,14 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
     if (parts.size() == 3 && parts[1] == "health" && (parts[2] == "live" || parts[2] == "ready")) {
       if (!get) co_return wrong_method("GET");
       if (parts[2] == "live") co_return respond(req, 200, json::object{{"live", true}});
-      bool ready = engine_->ready();
+      bool ready = engine->ready();
       co_return respond(req, ready ? 200 : 503, json::object{{"ready", ready}});
     }
     if (parts.size() >= 3 && parts[1] == "models") {
       const std::string& name = parts[2];
       auto dot = name.find('.');
       std::optional<engine::EndpointRef> ep;
-      if (dot != std::string::npos) ep = engine_->find(name.substr(0, dot), name.substr(dot + 1));
+      if (dot != std::string::npos) ep = engine->find(name.substr(0, dot), name.substr(dot + 1));
       if (!ep) {
         co_return error(req, 404, fmt::format("no model `{}`; models are named `graph.endpoint` (see GET /graphs)", name),
                         "not_found");
@@ -177,7 +211,7 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
       }
       if (parts.size() == 4 && parts[3] == "ready") {
         if (!get) co_return wrong_method("GET");
-        bool ready = engine_->ready();
+        bool ready = engine->ready();
         co_return respond(req, ready ? 200 : 503, json::object{{"name", name}, {"ready", ready}});
       }
       if (parts.size() == 4 && parts[3] == "infer") {
@@ -196,11 +230,16 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
         if (!body) co_return engine_error(req, body.error());
         auto named = kserve_inputs(*ep, *body);
         if (!named) co_return engine_error(req, named.error());
-        co_return co_await run_endpoint(req, *ep, std::move(*named), std::move(*body));
+        co_return co_await run_endpoint(req, *engine, *ep, std::move(*named), std::move(*body));
       }
     }
     co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
                     "not_found");
+  }
+
+  if (parts.size() == 2 && parts[0] == "admin" && parts[1] == "reload") {
+    if (!post) co_return wrong_method("POST");
+    co_return co_await reload(req);
   }
 
   if (parts.size() == 1 && parts[0] == "metrics") {
@@ -217,9 +256,9 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
   if (parts.size() == 1 && parts[0] == "graphs") {
     if (!get) co_return wrong_method("GET");
     json::array graphs;
-    for (const auto& p : engine_->plans()) {
+    for (const auto& p : engine->plans()) {
       json::array eps;
-      for (const auto& ep : engine_->endpoints()) {
+      for (const auto& ep : engine->endpoints()) {
         if (ep.plan == p.get()) eps.push_back(endpoint_json(ep));
       }
       graphs.push_back({{"name", p->name}, {"file", p->files.empty() ? "" : p->files[0]}, {"endpoints", std::move(eps)}});
@@ -229,7 +268,7 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
 
   // BentoML style: POST /{graph}/{endpoint} with a JSON object of named inputs.
   if (parts.size() == 2) {
-    auto ep = engine_->find(parts[0], parts[1]);
+    auto ep = engine->find(parts[0], parts[1]);
     if (!ep) {
       co_return error(req, 404, fmt::format("no endpoint `{}` in graph `{}` (see GET /graphs)", parts[1], parts[0]),
                       "not_found");
@@ -237,14 +276,14 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
     if (!post) co_return wrong_method("POST");
     auto body = body_object(req);
     if (!body) co_return engine_error(req, body.error());
-    co_return co_await run_endpoint(req, *ep, std::move(*body), std::nullopt);
+    co_return co_await run_endpoint(req, *engine, *ep, std::move(*body), std::nullopt);
   }
   co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
                   "not_found");
 }
 
 std::string Handler::metrics_text() const {
-  std::string out = engine_->metrics_text();
+  std::string out = engine_.load()->metrics_text();
   out += "# HELP braid_http_responses_total HTTP responses, per status code.\n# TYPE braid_http_responses_total counter\n";
   {
     std::lock_guard lock(mu_);
@@ -253,6 +292,12 @@ std::string Handler::metrics_text() const {
   out += "# HELP braid_http_requests_in_flight Requests admitted and not answered yet.\n"
          "# TYPE braid_http_requests_in_flight gauge\n";
   out += fmt::format("braid_http_requests_in_flight {}\n", in_flight_.load());
+  out += "# HELP braid_engine_generation The engine serving: 1 at start, one more after each reload.\n"
+         "# TYPE braid_engine_generation gauge\n";
+  out += fmt::format("braid_engine_generation {}\n", generation_.load());
+  out += "# HELP braid_reload_failures_total Reloads that failed (the engine serving was kept).\n"
+         "# TYPE braid_reload_failures_total counter\n";
+  out += fmt::format("braid_reload_failures_total {}\n", reload_failures_.load());
   return out;
 }
 

@@ -5,13 +5,18 @@
 //
 //   Handler h(engine, {.max_in_flight = 64});
 //   Response res = co_await h.handle(std::move(req));
+//
+// The engine can be replaced while requests run (a hot reload, reload.hpp): each request uses
+// the engine that was current when it arrived, to its end.
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
@@ -25,8 +30,22 @@ namespace braid::http {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
+// The outcome of a reload (reload.hpp), as `POST /admin/reload` answers it.
+struct ReloadReport {
+  bool ok = false;
+  std::string message;         // one line: what was reloaded, or why not
+  std::string diagnostics;     // the graphs' diagnostics (file:line:col, with carets), if any
+  std::vector<std::string> warnings;  // warm-up warnings of the new engine
+  std::uint64_t generation = 0;       // the engine serving now (1: the one the server started with)
+  double seconds = 0;                 // compiling, loading and warming up
+};
+// Starts a reload; calls `done` exactly once, on any thread.
+using ReloadFunction = std::function<void(std::function<void(ReloadReport)> done)>;
+
 struct HandlerOptions {
   std::size_t max_in_flight = 1024;
+  // `POST /admin/reload`, when set (braid serve --allow-reload); 404 otherwise.
+  ReloadFunction reload;
 };
 
 // The HTTP status for an engine error code.
@@ -38,6 +57,18 @@ class Handler {
 
   boost::asio::awaitable<Response> handle(Request req);
 
+  // The engine new requests run on.
+  std::shared_ptr<engine::Engine> engine() const { return engine_.load(); }
+  // Makes `next` the engine of every request from now on; requests in flight finish on theirs.
+  // Returns the one it replaced.
+  std::shared_ptr<engine::Engine> replace_engine(std::shared_ptr<engine::Engine> next) {
+    return engine_.exchange(std::move(next));
+  }
+  // Reload outcomes, for /metrics: a reload that replaced the engine counts a generation
+  // (braid_engine_generation, 1 at start), one that failed a failure (braid_reload_failures_total).
+  void count_reload(bool replaced) { (replaced ? generation_ : reload_failures_).fetch_add(1); }
+  std::uint64_t generation() const { return generation_.load(); }
+
   // The engine's metrics and the HTTP layer's own, in Prometheus text format.
   std::string metrics_text() const;
   std::int64_t in_flight() const { return in_flight_.load(); }
@@ -47,13 +78,16 @@ class Handler {
  private:
   // `kserve`: the infer request, when the request came through KServe v2 (the answer is then an
   // infer response).
-  boost::asio::awaitable<Response> run_endpoint(const Request& req, const engine::EndpointRef& ep,
+  boost::asio::awaitable<Response> run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
                                                 boost::json::object inputs, std::optional<boost::json::object> kserve);
+  boost::asio::awaitable<Response> reload(const Request& req);
   Response respond(const Request& req, unsigned status, const boost::json::value& body);
   Response error(const Request& req, unsigned status, std::string message, std::string_view code);
   Response engine_error(const Request& req, const engine::Error& e);
 
-  std::shared_ptr<engine::Engine> engine_;
+  std::atomic<std::shared_ptr<engine::Engine>> engine_;
+  std::atomic<std::uint64_t> generation_{1};
+  std::atomic<std::uint64_t> reload_failures_{0};
   HandlerOptions options_;
   std::atomic<std::int64_t> in_flight_{0};
   engine::CallContext cancel_;  // parent of every request's context

@@ -47,10 +47,9 @@ struct Server::Session {
   bool closing = false;
 };
 
-Server::Server(std::shared_ptr<engine::Engine> engine, ServerConfig config)
-    : engine_(engine),
-      config_(std::move(config)),
-      handler_(std::move(engine), {config_.max_in_flight}),
+Server::Server(std::shared_ptr<engine::Engine> engine, ServerConfig config, ReloadFunction reload)
+    : config_(std::move(config)),
+      handler_(std::move(engine), {config_.max_in_flight, config_.allow_reload ? std::move(reload) : ReloadFunction{}}),
       accept_strand_(asio::make_strand(ioc_)),
       acceptor_(accept_strand_) {}
 

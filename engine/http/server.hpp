@@ -26,7 +26,8 @@ namespace braid::http {
 
 class Server {
  public:
-  Server(std::shared_ptr<engine::Engine> engine, ServerConfig config);
+  // `reload` serves `POST /admin/reload` when config.allow_reload is set.
+  Server(std::shared_ptr<engine::Engine> engine, ServerConfig config, ReloadFunction reload = {});
   ~Server();
 
   // Binds and listens. Fails (InvalidInput) with a message when the address cannot be used.
@@ -45,7 +46,6 @@ class Server {
   boost::asio::awaitable<void> serve(std::shared_ptr<Session> s);
   boost::asio::awaitable<void> drain();
 
-  std::shared_ptr<engine::Engine> engine_;
   ServerConfig config_;
   Handler handler_;
   boost::asio::io_context ioc_;

@@ -18,7 +18,14 @@ using engine::Value;
 
 class FakeInstance final : public engine::ModelInstance {
  public:
-  FakeInstance(FakeBackend& b, const plan::Model& m) : b_(b), m_(m) {}
+  FakeInstance(FakeBackend& b, const plan::Model& m) : b_(b), keep_(b.shared_from_this()), m_(m), model_name_(m.name) {}
+  ~FakeInstance() override {
+    {
+      std::lock_guard lock(b_.mu_);
+      b_.stats_[model_name_].unloaded_on.push_back(std::this_thread::get_id());
+    }
+    b_.cv_.notify_all();
+  }
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const engine::CallContext& ctx) override {
     const std::string& name = m_.methods[method].name;
@@ -270,7 +277,9 @@ class FakeInstance final : public engine::ModelInstance {
   }
 
   FakeBackend& b_;
+  std::shared_ptr<FakeBackend> keep_;  // the destructor records into it
   const plan::Model& m_;
+  std::string model_name_;
 };
 
 Result<std::shared_ptr<engine::ModelInstance>> FakeBackend::load(const plan::Model& model) {

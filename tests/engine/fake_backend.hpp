@@ -35,11 +35,12 @@
 //   slow(x: tensor, key: str)    waits on the host until open(key), then returns x
 //   mask(x: tensor) -> tensor    a u8 tensor of x's shape: 1 where x is not 0
 //
-// It records per model: calls, the most calls running at once, and calls that saw their
-// cancellation.
+// It records per model: calls, the most calls running at once, calls that saw their
+// cancellation, and the threads that unloaded its instances.
 
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -51,7 +52,7 @@
 
 namespace braid::test {
 
-class FakeBackend final : public engine::Backend {
+class FakeBackend final : public engine::Backend, public std::enable_shared_from_this<FakeBackend> {
  public:
   struct Stats {
     int calls = 0;
@@ -61,6 +62,7 @@ class FakeBackend final : public engine::Backend {
     int finished = 0;
     std::set<std::thread::id> threads;  // every thread that made a call
     std::vector<int> batches;            // the size of each call_batch, in order
+    std::vector<std::thread::id> unloaded_on;  // the thread that destroyed each instance
   };
 
   std::string_view name() const override { return "torch"; }

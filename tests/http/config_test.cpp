@@ -32,6 +32,7 @@ max_body = "2MiB"
 read_timeout = "250ms"
 idle_timeout = 30
 max_in_flight = 64
+allow_reload = true
 [engine]
 cpu_threads = 3
 cuda_streams = 8
@@ -48,6 +49,7 @@ paths = ["/a", "/b"]
     CHECK(c->read_timeout == std::chrono::milliseconds(250));
     CHECK(c->idle_timeout == std::chrono::seconds(30));
     CHECK(c->max_in_flight == 64);
+    CHECK(c->allow_reload);
     CHECK(c->cpu_threads == 3);
     CHECK(c->cuda_streams == 8);
     CHECK(c->cuda_completion == engine::CudaCompletion::Poll);
@@ -66,6 +68,7 @@ paths = ["/a", "/b"]
         {"[server]\nread_timeout = \"10 seconds\"\n", "`server.read_timeout`: `10 seconds` is not a duration"},
         {"[server]\nmax_body = \"lots\"\n", "`server.max_body`: `lots` is not a size"},
         {"[server]\nhost = 5\n", "`server.host`: expected a string"},
+        {"[server]\nallow_reload = 1\n", "`server.allow_reload`: expected true or false"},
         {"[engine]\ncuda_completion = \"spin\"\n", "`engine.cuda_completion`: expected \"callback\" or \"poll\""},
         {"[server\n", ":1:"},
     };

@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "engine/http/server.hpp"
+#include "tests/http/client.hpp"
 #include "tests/engine/fake_backend.hpp"
 
 namespace braid::test {
@@ -56,40 +57,6 @@ struct Live {
     fake->open("release");
     server->stop();
     thread.join();
-  }
-};
-
-// A blocking client connection.
-struct Client {
-  asio::io_context ioc;
-  beast::tcp_stream stream{ioc};
-  beast::flat_buffer buffer;
-
-  explicit Client(std::uint16_t port) {
-    stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    stream.expires_after(std::chrono::seconds(30));
-  }
-
-  bhttp::response<bhttp::string_body> request(bhttp::verb method, const std::string& target, const std::string& body = "",
-                                              bool keep_alive = true) {
-    bhttp::request<bhttp::string_body> req{method, target, 11};
-    req.set(bhttp::field::host, "localhost");
-    req.set(bhttp::field::content_type, "application/json");
-    req.keep_alive(keep_alive);
-    req.body() = body;
-    req.prepare_payload();
-    bhttp::write(stream, req);
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(stream, buffer, res);
-    return res;
-  }
-
-  // Reads until the server closes the connection; true when it did.
-  bool closed_by_server() {
-    char c;
-    boost::system::error_code ec;
-    stream.socket().read_some(asio::buffer(&c, 1), ec);
-    return ec == asio::error::eof || ec == asio::error::connection_reset;
   }
 };
 

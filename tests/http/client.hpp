@@ -1,0 +1,50 @@
+#pragma once
+// A blocking HTTP/1.1 client over one connection (Beast), for the tests of the real server.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace braid::test {
+
+// A blocking client connection.
+struct Client {
+  using Response = boost::beast::http::response<boost::beast::http::string_body>;
+  boost::asio::io_context ioc;
+  boost::beast::tcp_stream stream{ioc};
+  boost::beast::flat_buffer buffer;
+
+  explicit Client(std::uint16_t port) {
+    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    stream.expires_after(std::chrono::seconds(30));
+  }
+
+  Response request(boost::beast::http::verb method, const std::string& target, const std::string& body = "",
+                   bool keep_alive = true) {
+    boost::beast::http::request<boost::beast::http::string_body> req{method, target, 11};
+    req.set(boost::beast::http::field::host, "localhost");
+    req.set(boost::beast::http::field::content_type, "application/json");
+    req.keep_alive(keep_alive);
+    req.body() = body;
+    req.prepare_payload();
+    boost::beast::http::write(stream, req);
+    Response res;
+    boost::beast::http::read(stream, buffer, res);
+    return res;
+  }
+
+  // Reads until the server closes the connection; true when it did.
+  bool closed_by_server() {
+    char c;
+    boost::system::error_code ec;
+    stream.socket().read_some(boost::asio::buffer(&c, 1), ec);
+    return ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset;
+  }
+};
+
+}  // namespace braid::test
