@@ -163,6 +163,11 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
         for (auto& w : b->warnings()) impl->environment_warnings.push_back(fmt::format("backend `{}`: {}", b->name(), w));
       }
       for (std::uint32_t i = 0; i < std::max(1u, m.options.instances); ++i) {
+        if (options.cancel && options.cancel->cancelled()) {
+          Error e = make_error(ErrorCode::Cancelled, "loading was cancelled");
+          e.model = m.name;
+          return e;
+        }
         auto inst = b->load(m);
         if (!inst) {
           Error e = inst.error();

@@ -48,6 +48,9 @@ struct EngineOptions {
   // How the host hears of finished device work (see CudaCompletion).
   CudaCompletion cuda_completion = CudaCompletion::Callback;
   std::shared_ptr<DeviceRuntime> devices;
+  // When set and cancelled, create() stops before loading the next model instance and fails
+  // with Cancelled (a server stopping while a reload loads). It need not outlive create().
+  const CallContext* cancel = nullptr;
 };
 
 // Cumulative figures of one node since the engine started.

@@ -55,17 +55,20 @@ engine::Result<std::shared_ptr<engine::Engine>> load_engine(const std::vector<st
   std::vector<std::shared_ptr<const plan::Plan>> plans;
   std::vector<std::string> failed;
   std::set<std::string> names;
+  std::string duplicate;
   for (const auto& f : files) {
     auto p = compile_to(f, common, diagnostics, color);
     if (!p) {
       failed.push_back(f);
-      continue;
+    } else if (!names.insert(p->name).second) {
+      if (duplicate.empty()) duplicate = p->name;
+    } else {
+      plans.push_back(std::move(p));
     }
-    if (!names.insert(p->name).second) {
-      return engine::make_error(engine::ErrorCode::InvalidInput,
-                                fmt::format("two graphs are named `{}`; a graph's name is its file name without `.graph`", p->name));
-    }
-    plans.push_back(std::move(p));
+  }
+  if (!duplicate.empty()) {
+    return engine::make_error(engine::ErrorCode::InvalidInput,
+                              fmt::format("two graphs are named `{}`; a graph's name is its file name without `.graph`", duplicate));
   }
   if (!failed.empty()) {
     return engine::make_error(engine::ErrorCode::InvalidInput,
@@ -83,6 +86,10 @@ void print_report(const http::ReloadReport& r) {
 }  // namespace
 
 int serve(const ServeOptions& o) {
+  // SIGHUP from the start: one that comes while the models load is a reload once serving,
+  // instead of the default action (the end of the process).
+  boost::asio::io_context signals_ioc;
+  boost::asio::signal_set hangups(signals_ioc, SIGHUP);
   http::ServerConfig cfg;
   if (!o.config.empty()) {
     auto loaded = http::load_config(o.config, cfg);
@@ -116,19 +123,29 @@ int serve(const ServeOptions& o) {
   }
   for (const auto& w : eng->environment_warnings()) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
 
-  // Reloads read the same files with the same options; the server's own settings stay.
+  // Reloads read the same files with the same options; the server's own settings stay. The
+  // server needs the reloader's request function and the reloader the server's handler, so the
+  // reloader is made second and reset first (by `reset_first`, whatever way serve() returns).
   std::unique_ptr<http::Reloader> reloader;
-  http::Server server(eng, cfg, [&reloader](std::function<void(http::ReloadReport)> done) {
+  http::Server server(eng, cfg, [&reloader, &o](std::function<void(http::ReloadReport)> done) {
+    std::fprintf(stderr, "braid: POST /admin/reload: reloading %zu graph%s\n", o.files.size(), o.files.size() == 1 ? "" : "s");
     reloader->request([done = std::move(done)](http::ReloadReport r) {
       print_report(r);
       done(std::move(r));
     });
   });
+  struct ResetFirst {
+    std::unique_ptr<http::Reloader>& r;
+    ~ResetFirst() { r.reset(); }  // waits for a reload that is loading
+  } reset_first{reloader};
   auto port = server.start();
   if (!port) return fail(port.error().message);
-  reloader = std::make_unique<http::Reloader>(server.handler(), [&o, common, eo](std::string& diagnostics) {
-    return load_engine(o.files, common, eo, diagnostics, false);
-  });
+  reloader = std::make_unique<http::Reloader>(
+      server.handler(), [&o, common, eo](std::string& diagnostics, const engine::CallContext& cancel) {
+        engine::EngineOptions options = eo;
+        options.cancel = &cancel;
+        return load_engine(o.files, common, options, diagnostics, false);
+      });
 
   std::size_t endpoints = eng->endpoints().size();
   std::fprintf(stderr, "braid: serving %zu endpoint%s of %zu graph%s on http://%s:%u (live; ready after warm-up)\n",
@@ -144,22 +161,23 @@ int serve(const ServeOptions& o) {
   std::fflush(stdout);
 
   // Warm up off the I/O threads; /v2/health/ready turns 200 when done. From here on only the
-  // handler holds the engine, so that a reload can retire it.
-  std::thread warm([e = std::move(eng)]() mutable {
+  // handler's copy (the reloader's) holds the engine, so that a reload retires it off the I/O
+  // threads.
+  eng.reset();
+  std::thread warm([e = server.handler().engine()]() mutable {
     for (const auto& w : e->warm_up()) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
     std::fprintf(stderr, "braid: ready\n");
     e.reset();
   });
 
-  boost::asio::io_context signals_ioc;
   boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     std::fprintf(stderr, "braid: %s: draining (at most %lld ms), then exiting\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
                  static_cast<long long>(cfg.drain_timeout.count()));
+    reloader->stop();  // a reload loading or waiting is answered now, so that the drain need not wait for it
     server.stop();
   });
-  boost::asio::signal_set hangups(signals_ioc, SIGHUP);
   std::function<void()> on_hangup = [&] {
     hangups.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
@@ -176,7 +194,6 @@ int serve(const ServeOptions& o) {
   signals_ioc.stop();
   signal_thread.join();
   warm.join();
-  reloader.reset();  // before the server: waits for a reload that is running
   std::fprintf(stderr, "braid: stopped\n");
   return 0;
 }

@@ -159,6 +159,11 @@ boost::asio::awaitable<Response> Handler::reload(const Request& req) {
   json::object body{{"generation", report.generation}, {"seconds", report.seconds}};
   if (!report.diagnostics.empty()) body["diagnostics"] = report.diagnostics;
   if (!report.warnings.empty()) body["warnings"] = json::value_from(report.warnings);
+  if (report.stopping) {
+    body["error"] = report.message;
+    body["code"] = "cancelled";
+    co_return respond(req, 503, body);
+  }
   if (!report.ok) {
     body["error"] = report.message;
     body["code"] = "reload_failed";
@@ -170,8 +175,6 @@ boost::asio::awaitable<Response> Handler::reload(const Request& req) {
 }
 
 boost::asio::awaitable<Response> Handler::handle(Request req) {
-  // This request's engine, to its end, even if a reload replaces it meanwhile.
-  const std::shared_ptr<engine::Engine> engine = engine_.load();
   const auto parts = split_path(req.target());
   const auto method = req.method();
   const bool get = method == bhttp::verb::get;
@@ -183,6 +186,15 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
     res.set(bhttp::field::allow, allowed);
     return res;
   };
+
+  // Before taking an engine: a reload's request must not keep the engine it replaces.
+  if (parts.size() == 2 && parts[0] == "admin" && parts[1] == "reload") {
+    if (!post) co_return wrong_method("POST");
+    co_return co_await reload(req);
+  }
+
+  // This request's engine, to its end, even if a reload replaces it meanwhile.
+  const std::shared_ptr<engine::Engine> engine = engine_.load();
 
   // KServe v2 / Open Inference Protocol.
   if (!parts.empty() && parts[0] == "v2") {
@@ -235,11 +247,6 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
     }
     co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
                     "not_found");
-  }
-
-  if (parts.size() == 2 && parts[0] == "admin" && parts[1] == "reload") {
-    if (!post) co_return wrong_method("POST");
-    co_return co_await reload(req);
   }
 
   if (parts.size() == 1 && parts[0] == "metrics") {

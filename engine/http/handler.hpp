@@ -33,6 +33,7 @@ using Response = boost::beast::http::response<boost::beast::http::string_body>;
 // The outcome of a reload (reload.hpp), as `POST /admin/reload` answers it.
 struct ReloadReport {
   bool ok = false;
+  bool stopping = false;       // not done because the server is stopping
   std::string message;         // one line: what was reloaded, or why not
   std::string diagnostics;     // the graphs' diagnostics (file:line:col, with carets), if any
   std::vector<std::string> warnings;  // warm-up warnings of the new engine

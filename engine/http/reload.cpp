@@ -1,14 +1,30 @@
 #include "engine/http/reload.hpp"
 
 #include <chrono>
+#include <condition_variable>
 #include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
 namespace braid::http {
+namespace {
 
-// Shared with the deleters of the engines it hands the Handler, so that the thread which tears
-// replaced engines down lives as long as any of them.
+ReloadReport stopping_report(std::uint64_t generation) {
+  ReloadReport r;
+  r.stopping = true;
+  r.generation = generation;
+  r.message = "the server is stopping; nothing was reloaded";
+  return r;
+}
+
+}  // namespace
+
+// Shared with the deleters of the engines it hands the Handler, so that the teardown thread
+// lives as long as any of them. Two threads: one loads (reloads), one tears replaced engines
+// down (which may wait for a model call still running), so that neither waits for the other.
 struct Reloader::State : std::enable_shared_from_this<State> {
   State(Handler& h, EngineLoader l) : handler(&h), load(std::move(l)) {}
   ~State() {
@@ -17,14 +33,11 @@ struct Reloader::State : std::enable_shared_from_this<State> {
       closed = true;
     }
     wake.notify_all();
-    // Never on the worker itself (it holds no reference), but a self-join would be fatal.
-    if (worker.get_id() == std::this_thread::get_id()) worker.detach();
-    else if (worker.joinable()) worker.join();
+    teardown.join();  // the threads hold no reference to the state: this never runs on them
   }
 
   // The engine as the Handler holds it: when the last request using it lets go, the engine
-  // goes to the worker to be torn down (stopping its pools may wait for a model call still
-  // running, which must not hold up an I/O thread).
+  // goes to the teardown thread.
   std::shared_ptr<engine::Engine> adopt(std::shared_ptr<engine::Engine> e) {
     engine::Engine* raw = e.get();
     return std::shared_ptr<engine::Engine>(raw, [self = shared_from_this(), e = std::move(e)](engine::Engine*) mutable {
@@ -40,29 +53,35 @@ struct Reloader::State : std::enable_shared_from_this<State> {
     wake.notify_all();
   }
 
-  void run() {
+  void run_teardown() {
     std::unique_lock lock(mu);
     for (;;) {
-      wake.wait(lock, [&] { return closed || !retiring.empty() || (!stopping && !pending.empty()); });
-      if (!retiring.empty()) {
-        auto done_with = std::move(retiring);
-        retiring.clear();
-        lock.unlock();
-        done_with.clear();  // the engines' teardown, outside the lock
-        lock.lock();
-        continue;
-      }
-      if (closed) return;
-      auto waiting = std::move(pending);
+      wake.wait(lock, [&] { return closed || !retiring.empty(); });
+      if (retiring.empty()) return;  // closed, nothing left
+      auto done_with = std::move(retiring);
+      retiring.clear();
+      lock.unlock();
+      done_with.clear();  // the engines' teardown, outside the lock
+      lock.lock();
+    }
+  }
+
+  void run_reloads() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      wake.wait(lock, [&] { return stopping || !pending.empty(); });
+      if (stopping) return;
+      loading = std::move(pending);
       pending.clear();
-      running = true;
       lock.unlock();
       ReloadReport report = reload_once();
+      lock.lock();
+      auto waiting = std::move(loading);  // empty when stop() answered them
+      loading.clear();
+      lock.unlock();
       for (auto& done : waiting) done(report);
       waiting.clear();
       lock.lock();
-      running = false;
-      idle.notify_all();
     }
   }
 
@@ -73,13 +92,14 @@ struct Reloader::State : std::enable_shared_from_this<State> {
     engine::Result<std::shared_ptr<engine::Engine>> next =
         engine::make_error(engine::ErrorCode::Internal, "the loader returned nothing");
     try {
-      next = load(report.diagnostics);
+      next = load(report.diagnostics, cancel);
     } catch (const std::exception& e) {
       next = engine::make_error(engine::ErrorCode::Internal, fmt::format("loading the graphs threw: {}", e.what()));
     } catch (...) {
       next = engine::make_error(engine::ErrorCode::Internal, "loading the graphs threw an unknown exception");
     }
     if (next && !*next) next = engine::make_error(engine::ErrorCode::Internal, "the loader returned no engine");
+    if (cancel.cancelled()) return stopping_report(handler->generation());
     if (!next) {
       handler->count_reload(false);
       report.generation = handler->generation();
@@ -91,8 +111,14 @@ struct Reloader::State : std::enable_shared_from_this<State> {
     report.warnings = fresh->warm_up();
     const std::size_t endpoints = fresh->endpoints().size();
     const std::size_t graphs = fresh->plans().size();
-    handler->replace_engine(adopt(std::move(fresh)));  // the old one's handle is dropped here
-    handler->count_reload(true);
+    std::shared_ptr<engine::Engine> replaced;  // dropped outside the lock: its deleter takes it
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return stopping_report(handler->generation());  // `fresh` goes here, on this thread
+      replaced = handler->replace_engine(adopt(std::move(fresh)));
+      handler->count_reload(true);
+    }
+    replaced.reset();
     report.ok = true;
     report.generation = handler->generation();
     report.seconds = seconds();
@@ -103,35 +129,43 @@ struct Reloader::State : std::enable_shared_from_this<State> {
 
   Handler* handler;
   EngineLoader load;
+  engine::CallContext cancel;  // cancelled by stop()
   std::mutex mu;
-  std::condition_variable wake;  // work for the worker
-  std::condition_variable idle;  // a reload ended
-  std::vector<std::function<void(ReloadReport)>> pending;
+  std::condition_variable wake;
+  std::vector<std::function<void(ReloadReport)>> pending;  // the next reload's
+  std::vector<std::function<void(ReloadReport)>> loading;  // the running reload's
   std::vector<std::shared_ptr<engine::Engine>> retiring;
-  bool running = false;
-  bool stopping = false;  // the Reloader is gone: no more reloads
-  bool closed = false;    // the state is gone: the worker ends
-  std::thread worker;
+  bool stopping = false;  // no more reloads
+  bool closed = false;    // the state is going: the teardown thread ends
+  std::thread teardown;
+  std::thread reloads;
 };
 
 Reloader::Reloader(Handler& handler, EngineLoader load) : state_(std::make_shared<State>(handler, std::move(load))) {
-  state_->worker = std::thread([s = state_.get()] { s->run(); });
+  state_->teardown = std::thread([s = state_.get()] { s->run_teardown(); });
+  state_->reloads = std::thread([s = state_.get()] { s->run_reloads(); });
   handler.replace_engine(state_->adopt(handler.engine()));
 }
 
 Reloader::~Reloader() {
-  std::vector<std::function<void(ReloadReport)>> dropped;
+  stop();
+  state_->reloads.join();
+}
+
+void Reloader::stop() {
+  std::vector<std::function<void(ReloadReport)>> answer;
   {
-    std::unique_lock lock(state_->mu);
+    std::lock_guard lock(state_->mu);
+    if (state_->stopping) return;
     state_->stopping = true;
-    dropped = std::move(state_->pending);
+    answer = std::move(state_->pending);
+    for (auto& d : state_->loading) answer.push_back(std::move(d));
     state_->pending.clear();
-    state_->idle.wait(lock, [&] { return !state_->running; });
+    state_->loading.clear();
   }
-  ReloadReport stopping;
-  stopping.generation = state_->handler->generation();
-  stopping.message = "the server is stopping; nothing was reloaded";
-  for (auto& done : dropped) done(stopping);
+  state_->cancel.cancel();
+  state_->wake.notify_all();
+  for (auto& done : answer) done(stopping_report(state_->handler->generation()));
 }
 
 void Reloader::request(std::function<void(ReloadReport)> done) {
@@ -143,14 +177,7 @@ void Reloader::request(std::function<void(ReloadReport)> done) {
       return;
     }
   }
-  ReloadReport stopping;
-  stopping.generation = state_->handler->generation();
-  stopping.message = "the server is stopping; nothing was reloaded";
-  done(stopping);
-}
-
-ReloadFunction Reloader::function() {
-  return [this](std::function<void(ReloadReport)> done) { request(std::move(done)); };
+  done(stopping_report(state_->handler->generation()));
 }
 
 }  // namespace braid::http

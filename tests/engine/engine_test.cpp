@@ -60,6 +60,23 @@ std::string describe(const engine::Result<Value>& r) { return r ? "ok" : r.error
 }  // namespace
 
 TEST_SUITE("engine") {
+  TEST_CASE("create stops before loading a model once its cancel context is cancelled") {
+    auto fake = std::make_shared<FakeBackend>();
+    engine::BackendRegistry r;
+    r.add(fake);
+    engine::CallContext cancel;
+    engine::EngineOptions options;
+    options.cpu_threads = 1;
+    options.cancel = &cancel;
+    const std::string graph = fake_model("m") + "endpoint e(x: str) -> str { return m.echo(x) }\n";
+    CHECK(engine::Engine::create({compile_graph(graph)}, r, options).ok());  // not cancelled: loads
+    cancel.cancel();
+    auto e = engine::Engine::create({compile_graph(graph)}, r, options);
+    REQUIRE_FALSE(e.ok());
+    CHECK(e.error().code == engine::ErrorCode::Cancelled);
+    CHECK(e.error().model == "m");
+  }
+
   TEST_CASE("a sequence of calls and ops flows data from node to node") {
     Harness h(fake_model("m") + R"(
       endpoint e(x: str) -> {up: str, n: int, both: list<str>} {

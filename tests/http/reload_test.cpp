@@ -38,11 +38,13 @@ endpoint say(text: str) -> str { return b.echo(text) }
 struct Reloading {
   std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
   engine::BackendRegistry backends;
-  // What the next load does: fail with these diagnostics, throw, or wait at `gate` first.
+  // What the next load does: fail with these diagnostics, or throw; load number `held` says
+  // `entered`, then waits at `gate`.
   std::mutex mu;
   int loads = 0;
   bool fail = false;
   bool throws = false;
+  int held = 0;
   std::promise<void> entered;
   std::shared_future<void> gate;
   std::unique_ptr<http::Server> server;
@@ -61,22 +63,24 @@ struct Reloading {
                                               reloader->request(std::move(done));
                                             });
     port = server->start().value();
-    reloader = std::make_unique<http::Reloader>(server->handler(), [this](std::string& diagnostics) { return load(diagnostics); });
+    reloader = std::make_unique<http::Reloader>(server->handler(), [this](std::string& diagnostics, const engine::CallContext& cancel) {
+      return load(diagnostics, cancel);
+    });
     io = std::thread([this] { server->run(); });
   }
   ~Reloading() {
     fake->open("k");
     server->stop();
     io.join();
-    reloader.reset();
+    reloader.reset();  // (may be gone already)
   }
 
-  engine::Result<std::shared_ptr<engine::Engine>> load(std::string& diagnostics) {
+  engine::Result<std::shared_ptr<engine::Engine>> load(std::string& diagnostics, const engine::CallContext& cancel) {
     std::shared_future<void> wait_for;
     {
       std::lock_guard lock(mu);
       ++loads;
-      if (loads == 1 && gate.valid()) {
+      if (loads == held) {
         entered.set_value();
         wait_for = gate;
       }
@@ -87,7 +91,10 @@ struct Reloading {
       }
     }
     if (wait_for.valid()) wait_for.wait();
-    return engine::Engine::create({compile_graph(kNext, "g")}, backends, {2});
+    engine::EngineOptions options;
+    options.cpu_threads = 2;
+    options.cancel = &cancel;
+    return engine::Engine::create({compile_graph(kNext, "g")}, backends, options);
   }
 
   // Asks for a reload and waits for its report.
@@ -180,6 +187,7 @@ TEST_SUITE("http") {
   TEST_CASE("reload: those asked for while one runs share the next one") {
     Reloading r;
     std::promise<void> open_gate;
+    r.held = 1;
     r.gate = open_gate.get_future().share();
     std::promise<http::ReloadReport> answers[3];
     auto ask = [&](int i) { r.reloader->request([&answers, i](http::ReloadReport rep) { answers[i].set_value(std::move(rep)); }); };
@@ -195,6 +203,62 @@ TEST_SUITE("http") {
     CHECK(b.generation == 3);
     CHECK(c.generation == 3);
     CHECK(r.loads == 2);
+  }
+
+  TEST_CASE("reload: an engine is torn down as soon as its last request ends, even while another reload loads") {
+    Reloading r;
+    std::promise<Client::Response> held_answer;
+    std::thread held([&] { held_answer.set_value(Client(r.port).request(bhttp::verb::post, "/g/wait", R"({"key": "k"})")); });
+    REQUIRE(r.fake->wait_for("a", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    REQUIRE(r.reload().generation == 2);
+
+    std::promise<void> open_gate;
+    r.held = 2;
+    r.gate = open_gate.get_future().share();
+    std::promise<http::ReloadReport> third;
+    r.reloader->request([&](http::ReloadReport rep) { third.set_value(std::move(rep)); });
+    r.entered.get_future().wait();  // generation 3 is loading, and waits at the gate
+    r.fake->open("k");
+    held.join();
+    CHECK(held_answer.get_future().get().body() == "\"k\"\n");
+    CHECK(r.fake->wait_for("a", [](const FakeBackend::Stats& s) { return !s.unloaded_on.empty(); }));
+    open_gate.set_value();
+    http::ReloadReport report = third.get_future().get();
+    CHECK(report.ok);
+    CHECK(report.generation == 3);
+  }
+
+  TEST_CASE("reload: stopping answers the reloads waiting and loading at once, and serves nothing they load") {
+    Reloading r;
+    std::promise<void> open_gate;
+    r.held = 1;
+    r.gate = open_gate.get_future().share();
+    std::promise<Client::Response> over_http;
+    std::thread asking([&] { over_http.set_value(Client(r.port).request(bhttp::verb::post, "/admin/reload")); });
+    r.entered.get_future().wait();  // loading, and waits at the gate
+    std::promise<http::ReloadReport> queued;
+    r.reloader->request([&](http::ReloadReport rep) { queued.set_value(std::move(rep)); });
+
+    r.reloader->stop();
+    asking.join();  // answered while the load still waits at the gate
+    auto res = over_http.get_future().get();
+    CHECK(res.result_int() == 503);
+    auto body = boost::json::parse(res.body()).as_object();
+    CHECK(body.at("code") == "cancelled");
+    CHECK(contains(std::string(body.at("error").as_string()), "the server is stopping"));
+    http::ReloadReport q = queued.get_future().get();
+    CHECK(q.stopping);
+    CHECK_FALSE(q.ok);
+    std::promise<http::ReloadReport> late;
+    r.reloader->request([&](http::ReloadReport rep) { late.set_value(std::move(rep)); });
+    CHECK(late.get_future().get().stopping);
+
+    open_gate.set_value();
+    r.reloader.reset();  // waits for the load, whose engine (cancelled) is not served
+    CHECK(r.server->handler().generation() == 1);
+    CHECK(r.loads == 1);
+    Client c(r.port);
+    CHECK(c.request(bhttp::verb::post, "/g/shout", R"({"text": "kept"})").body() == "\"KEPT\"\n");
   }
 
   TEST_CASE("reload: POST /admin/reload is off unless allowed") {

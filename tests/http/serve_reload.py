@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Hot reload of `braid serve` as users run it: the real binary, real models, a real HTTP client
 (the Python standard library's). Edits the graph file, then reloads with SIGHUP and with
-POST /admin/reload: the new endpoints serve, a request in flight completes, a graph with an error
-is refused with its file:line:col diagnostic while the old graph keeps serving.
+POST /admin/reload: the new endpoints serve, a request sent before the reload completes, a graph
+with an error is refused with its file:line:col diagnostic while the old graph keeps serving, and
+SIGTERM during a reload answers the reloads waiting at once and exits 0 without serving what the
+reload loaded. (That a request still running at the swap finishes on the old engine is proven
+without timing in tests/http/reload_test.cpp.)
 
 usage: serve_reload.py BRAID_BINARY
 """
@@ -67,7 +70,8 @@ with tempfile.TemporaryDirectory() as tmp:
     proc = subprocess.Popen([braid, "serve", graph, "--port", "0", "--allow-reload"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stderr], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stderr], daemon=True)
+    reader.start()
     seen = []
 
     def stderr_until(pattern, seconds=60):
@@ -130,18 +134,45 @@ with tempfile.TemporaryDirectory() as tmp:
         answer = json.loads(body)
         check(status == 200 and answer.get("reloaded") is True and answer.get("generation") == 3,
               f"reload over HTTP: {status} {body!r}")
+        check(stderr_until(r"braid: reloaded in [0-9.]+ s: generation 3 serves") is not None, f"stderr: {seen!r}")
         check(request(port, "POST", "/live/thrice", {"text": "3"}) == (200, b'"3"\n'), "renamed endpoint serves")
         check(request(port, "POST", "/live/twice", {"text": "3"})[0] == 404, "removed endpoint is gone")
         metrics = request(port, "GET", "/metrics")[1]
         check(re.search(rb"^braid_engine_generation 3$", metrics, re.M) is not None, "generation metric")
         check(re.search(rb"^braid_reload_failures_total 1$", metrics, re.M) is not None, "failure metric")
 
+        # SIGTERM while a reload is loading: the graph file is now a FIFO, so the reload waits in
+        # reading it until this test writes to it.
+        os.remove(graph)
+        os.mkfifo(graph)
+        waiting = {}
+
+        def reload_over_http():
+            waiting["r"] = request(port, "POST", "/admin/reload")
+
+        asker = threading.Thread(target=reload_over_http)
+        asker.start()
+        check(stderr_until(r"braid: POST /admin/reload: reloading 1 graph") is not None, f"reload asked: {seen!r}")
         proc.send_signal(signal.SIGTERM)
+        asker.join(30)
+        status, body = waiting.get("r", (None, b""))
+        check(status == 503 and b"the server is stopping" in body, f"a waiting reload is answered at SIGTERM: {status} {body!r}")
+        check(stderr_until(r"braid: SIGTERM: draining") is not None, f"draining: {seen!r}")
+        def feed():  # the reload reads the graph, then stops before any model loads
+            with open(graph, "w") as f:
+                f.write(SECOND.replace("twice", "never"))
+
+        threading.Thread(target=feed, daemon=True).start()  # (blocks while nothing reads the FIFO)
         try:
             code = proc.wait(30)
         except subprocess.TimeoutExpired:
             code = None
         check(code == 0, f"exit status after SIGTERM: {code}")
+        reader.join(30)  # at the end of stderr: every line is in `lines`
+        while not lines.empty():
+            seen.append(lines.get())
+        rest = "".join(seen)
+        check("generation 4" not in rest and "braid: stopped" in rest, f"nothing served after SIGTERM: {rest!r}")
     finally:
         if proc.poll() is None:
             proc.kill()
