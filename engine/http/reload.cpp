@@ -74,9 +74,10 @@ struct Reloader::State : std::enable_shared_from_this<State> {
       loading = std::move(pending);
       pending.clear();
       lock.unlock();
-      ReloadReport report = reload_once();
+      std::vector<std::function<void(ReloadReport)>> waiting;
+      ReloadReport report = reload_once(waiting);
       lock.lock();
-      auto waiting = std::move(loading);  // empty when stop() answered them
+      for (auto& d : loading) waiting.push_back(std::move(d));  // none when stop() answered them
       loading.clear();
       lock.unlock();
       for (auto& done : waiting) done(report);
@@ -85,7 +86,9 @@ struct Reloader::State : std::enable_shared_from_this<State> {
     }
   }
 
-  ReloadReport reload_once() {
+  // `answered`: the callbacks taken with the swap (so that stop() cannot answer "nothing was
+  // reloaded" once the new engine serves).
+  ReloadReport reload_once(std::vector<std::function<void(ReloadReport)>>& answered) {
     const auto t0 = std::chrono::steady_clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     ReloadReport report;
@@ -108,6 +111,7 @@ struct Reloader::State : std::enable_shared_from_this<State> {
       return report;
     }
     std::shared_ptr<engine::Engine> fresh = std::move(*next);
+    if (cancel.cancelled()) return stopping_report(handler->generation());  // no warm-up to wait for
     report.warnings = fresh->warm_up();
     const std::size_t endpoints = fresh->endpoints().size();
     const std::size_t graphs = fresh->plans().size();
@@ -117,6 +121,8 @@ struct Reloader::State : std::enable_shared_from_this<State> {
       if (stopping) return stopping_report(handler->generation());  // `fresh` goes here, on this thread
       replaced = handler->replace_engine(adopt(std::move(fresh)));
       handler->count_reload(true);
+      answered = std::move(loading);
+      loading.clear();
     }
     replaced.reset();
     report.ok = true;

@@ -39,7 +39,7 @@ class Reloader {
   // engine as it was.
   Reloader(Handler& handler, EngineLoader load);
   // stop(), then waits for a reload that is loading (EngineLoader's `cancel` is cancelled, so
-  // at most the model being loaded). Not from a `done` callback.
+  // at most for the model being loaded, or a warm-up under way). Not from a `done` callback.
   ~Reloader();
   Reloader(const Reloader&) = delete;
   Reloader& operator=(const Reloader&) = delete;

@@ -158,11 +158,13 @@ with tempfile.TemporaryDirectory() as tmp:
         status, body = waiting.get("r", (None, b""))
         check(status == 503 and b"the server is stopping" in body, f"a waiting reload is answered at SIGTERM: {status} {body!r}")
         check(stderr_until(r"braid: SIGTERM: draining") is not None, f"draining: {seen!r}")
-        def feed():  # the reload reads the graph, then stops before any model loads
+        def feed():  # lets a reload that is reading the FIFO go on (it then stops: nothing is served)
             with open(graph, "w") as f:
                 f.write(SECOND.replace("twice", "never"))
 
-        threading.Thread(target=feed, daemon=True).start()  # (blocks while nothing reads the FIFO)
+        # (The reload asked for may have been loading or still waiting: either way it was answered
+        # 503 above. Where nothing reads the FIFO, this thread blocks, and ends with the test.)
+        threading.Thread(target=feed, daemon=True).start()
         try:
             code = proc.wait(30)
         except subprocess.TimeoutExpired:
