@@ -21,13 +21,10 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/json/object.hpp>
 
 #include "dsl/plan.hpp"
+#include "engine/async_callback.hpp"
 #include "engine/backend.hpp"
 #include "engine/device.hpp"
 #include "engine/status.hpp"
@@ -135,18 +132,11 @@ class Engine {
   // Asio form: completes with Result<Value> on the token's associated executor.
   template <typename Token>
   auto async_run(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options, Token&& token) {
-    return boost::asio::async_initiate<Token, void(Result<Value>)>(
-        [this](auto handler, const EndpointRef& e, std::vector<Value> in, RunOptions opts) {
-          // The handler's executor has outstanding work until the run completes.
-          auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          start(e, std::move(in), opts, [shared, work](Result<Value> r) mutable {
-            auto ex = work.get_executor();
-            boost::asio::dispatch(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
-            work.reset();
-          });
+    return async_from_callback<Result<Value>>(
+        [this, ep, in = std::move(inputs), options](std::function<void(Result<Value>)> done) mutable {
+          start(ep, std::move(in), options, std::move(done));
         },
-        token, ep, std::move(inputs), options);
+        std::forward<Token>(token));
   }
 
   struct Impl;

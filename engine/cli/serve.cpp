@@ -164,10 +164,9 @@ int serve(const ServeOptions& o) {
   // handler's copy (the reloader's) holds the engine, so that a reload retires it off the I/O
   // threads.
   eng.reset();
-  std::thread warm([e = server.handler().engine()]() mutable {
+  std::thread warm([e = server.handler().engine()] {
     for (const auto& w : e->warm_up()) std::fprintf(stderr, "braid: warning: %s\n", w.c_str());
     std::fprintf(stderr, "braid: ready\n");
-    e.reset();
   });
 
   boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);

@@ -145,17 +145,8 @@ boost::asio::awaitable<Response> Handler::reload(const Request& req) {
                     "not_found");
   }
   // The reload runs on the reloader's thread; this coroutine waits for it without a thread.
-  ReloadReport report = co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(ReloadReport)>(
-      [this](auto handler) {
-        auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        options_.reload([shared, work](ReloadReport r) mutable {
-          auto ex = work.get_executor();
-          boost::asio::dispatch(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
-          work.reset();
-        });
-      },
-      boost::asio::use_awaitable);
+  ReloadReport report = co_await engine::async_from_callback<ReloadReport>(
+      [this](std::function<void(ReloadReport)> done) { options_.reload(std::move(done)); }, boost::asio::use_awaitable);
   json::object body{{"generation", report.generation}, {"seconds", report.seconds}};
   if (!report.diagnostics.empty()) body["diagnostics"] = report.diagnostics;
   if (!report.warnings.empty()) body["warnings"] = json::value_from(report.warnings);

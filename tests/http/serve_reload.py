@@ -9,7 +9,6 @@ without timing in tests/http/reload_test.cpp.)
 
 usage: serve_reload.py BRAID_BINARY
 """
-import http.client
 import json
 import os
 import queue
@@ -21,38 +20,9 @@ import tempfile
 import threading
 import time
 
+from serve_support import check, failures, request, wait_until
+
 braid = sys.argv[1]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def request(port, method, path, body=None, timeout=60):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json"})
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    return r.status, data
-
-
-def wait_until(pred, seconds=60):
-    """Polls a condition (the server's own state, read over HTTP) until it holds."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            if pred():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.02)
-    return False
-
 
 MODEL = 'model b = torch "models/busy.pt" { def run(text: str, rounds: int) -> str }\n'
 FIRST = MODEL + 'endpoint work(text: str, rounds: int = 1) -> str { return b.run(text, rounds) }\n'
