@@ -2,6 +2,7 @@
 #include <array>
 
 #include "dsl/check_internal.hpp"
+#include "dsl/remote.hpp"
 
 namespace braid::dsl {
 namespace detail {
@@ -16,7 +17,7 @@ constexpr std::array kModelOptions = {
 };
 constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
 
-constexpr std::array<std::string_view, 1> kBackends = {"torch"};
+constexpr std::array<std::string_view, 2> kBackends = {"torch", "remote"};
 
 // Names a let refers to, with where; names bound inside nested blocks are not free.
 struct RefCollector {
@@ -135,6 +136,7 @@ void Checker::check_model(const ModelDecl& m) {
   }
   auto& opts = const_cast<std::vector<OptionItem>&>(m.options);
   check_options(opts, kModelOptions, "a model", nullptr, nullptr);
+  if (m.backend.name == "remote") check_remote(m);
   std::unordered_map<std::string_view, const MethodSig*> methods;
   for (const auto& sig : m.methods) {
     auto [it, fresh] = methods.emplace(sig.name.name, &sig);
@@ -149,6 +151,22 @@ void Checker::check_model(const ModelDecl& m) {
         diags_->report(Diag::duplicate_parameter, p.name.span, p.name.name).note(pit->second, "previously declared here");
         const_cast<MethodSig&>(sig).valid = false;
       }
+    }
+  }
+}
+
+// A remote model is another braid server's graph: an `http://host:port/graph` address, placed
+// on no device of this process, with no batching of its own.
+void Checker::check_remote(const ModelDecl& m) {
+  if (!m.complete) return;
+  auto address = parse_remote_address(m.path);
+  if (const auto* why = std::get_if<std::string>(&address)) diags_->report(Diag::remote_address, m.path_span, m.name.name, *why);
+  if (m.placement.kind != PlacementKind::Cpu) {
+    diags_->report(Diag::remote_placement, m.placement_span, m.name.name, m.placement.device < 0 ? std::string("cuda") : fmt::format("cuda:{}", m.placement.device));
+  }
+  for (const auto& o : m.options) {
+    if (o.name.name == "max_batch" || o.name.name == "batch_window" || o.name.name == "max_memory") {
+      diags_->report(Diag::remote_option, o.name.span, o.name.name);
     }
   }
 }

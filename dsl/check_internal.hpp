@@ -42,6 +42,7 @@ class Checker {
   // check_decls.cpp
   void collect_models();
   void check_model(const ModelDecl& m);
+  void check_remote(const ModelDecl& m);
   void check_endpoint(EndpointDecl& ep);
   void check_options(std::vector<OptionItem>& items, std::span<const OptSpec> specs, std::string_view owner,
                      Scope* scope, const TypeRef& node_type);

@@ -9,6 +9,7 @@
 
 #include "dsl/checker.hpp"
 #include "dsl/compile.hpp"
+#include "dsl/remote.hpp"
 #include "dsl/parser.hpp"
 
 namespace braid::dsl {
@@ -105,6 +106,17 @@ std::unordered_map<const ModelDecl*, std::string> resolve_models(const Program& 
                                                                  Diagnostics& diags) {
   std::unordered_map<const ModelDecl*, std::string> out;
   for (const ModelDecl* m : prog.models) {
+    if (m->backend.name == "remote") {
+      // Not a file: the address of another braid server's graph. With model files required,
+      // it is "found" for the backend to inspect (GET /graphs there); the checker has already
+      // said whether it is a valid address.
+      if (opts.require_model_files && std::holds_alternative<RemoteAddress>(parse_remote_address(m->path))) {
+        out.emplace(m, m->path);
+      } else {
+        out.emplace(m, std::string());
+      }
+      continue;
+    }
     fs::path graph_dir = fs::path(prog.sm->file(m->file).path()).parent_path();
     std::vector<fs::path> tried;
     std::string found;

@@ -271,6 +271,14 @@ bool Parser::parse_block(Block& b) {
   return true;
 }
 
+TypeRef Parser::type_only() {
+  TypeRef t = parse_type();
+  if (t && !at(Tok::eof)) {
+    error_expected("the end of the type");
+    return nullptr;
+  }
+  return t;
+}
 
 }  // namespace detail
 
@@ -278,6 +286,16 @@ Module parse_file(const SourceManager& sm, FileId file, Diagnostics& diags) {
   Lexer lex(sm, file, diags);
   detail::Parser p(lex.run(), sm.file(file).text(), file, diags);
   return p.run();
+}
+
+TypeRef parse_type_text(std::string_view text, Diagnostics& diags) {
+  SourceManager sm;
+  FileId f = sm.add("<type>", std::string(text));
+  const std::size_t before = diags.error_count();
+  Lexer lex(sm, f, diags);
+  detail::Parser p(lex.run(), sm.file(f).text(), f, diags);
+  TypeRef t = p.type_only();
+  return diags.error_count() == before ? t : nullptr;
 }
 
 }  // namespace braid::dsl

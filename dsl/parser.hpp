@@ -16,4 +16,9 @@ inline constexpr int kMaxDepth = 200;
 
 Module parse_file(const SourceManager& sm, FileId file, Diagnostics& diags);
 
+// One type as a graph writes it (`list<{text: str, score: float}>`), the whole of `text`: how
+// another braid server's GET /graphs states its endpoints' types. Null when `text` is not a
+// type; `diags` then says why (its spans point into a file of its own named "<type>").
+TypeRef parse_type_text(std::string_view text, Diagnostics& diags);
+
 }  // namespace braid::dsl

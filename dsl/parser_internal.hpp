@@ -17,6 +17,7 @@ class Parser {
       : toks_(std::move(toks)), text_(text), file_(file), diags_(diags) {}
 
   Module run();
+  TypeRef type_only();  // one type, then the end of the text
 
  private:
   // --- token access ---

@@ -9,6 +9,8 @@
 // thrown crosses this interface.
 
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <map>
 #include <memory>
 #include <span>
@@ -39,12 +41,24 @@ class CallContext {
     return false;
   }
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  // When the work of this context must be done by: the earliest deadline set on it or on a
+  // context above it (a request's deadline, a call's timeout); nullopt when none is. A remote
+  // call sends what is left of it to the server it calls. Set before the context is shared.
+  void set_deadline(std::chrono::steady_clock::time_point t) { deadline_ = t; }
+  std::optional<std::chrono::steady_clock::time_point> deadline() const {
+    std::optional<std::chrono::steady_clock::time_point> d;
+    for (const CallContext* c = this; c; c = c->parent_) {
+      if (c->deadline_ && (!d || *c->deadline_ < *d)) d = c->deadline_;
+    }
+    return d;
+  }
   // For a call of a model placed on a device: the stream to enqueue its work on. Empty on CPU.
   const Stream& stream() const { return stream_; }
 
  private:
   const CallContext* parent_;  // outlives this context
   Stream stream_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
   std::atomic<bool> cancelled_{false};
 };
 

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "engine/backends/remote/remote_backend.hpp"
 #include "engine/metrics.hpp"
 #include "engine/run.hpp"
 #include "engine/value_json.hpp"
@@ -40,6 +41,7 @@ std::string Error::describe() const {
 
 BackendRegistry default_backends() {
   BackendRegistry r;
+  r.add(make_remote_backend());
 #ifdef BRAID_HAVE_TORCH
   r.add(make_torch_backend());
 #endif
@@ -262,8 +264,10 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
   run->inputs = std::move(inputs);
   run->done = std::move(done);
   run->trace = options.trace;
-  std::int64_t deadline = options.deadline_ns ? options.deadline_ns : ref.endpoint->deadline_ns;
+  std::int64_t deadline = ref.endpoint->deadline_ns;
+  if (options.deadline_ns > 0 && (deadline == 0 || options.deadline_ns < deadline)) deadline = options.deadline_ns;
   if (deadline > 0) {
+    run->ctx.set_deadline(run->started + std::chrono::nanoseconds(deadline));
     std::lock_guard lock(run->deadline_mu);
     run->deadline = std::make_unique<boost::asio::steady_timer>(*impl_->pool, std::chrono::nanoseconds(deadline));
     run->deadline->async_wait([run, deadline](boost::system::error_code ec) {

@@ -72,7 +72,9 @@ struct ModelStats {
 };
 
 struct RunOptions {
-  std::int64_t deadline_ns = 0;  // 0: the endpoint's own `timeout`, if any
+  // The run's deadline: the endpoint's own `timeout` or this, whichever is shorter (0: none
+  // here). The HTTP server sets it from a request's Braid-Timeout header.
+  std::int64_t deadline_ns = 0;
   std::shared_ptr<Trace> trace;  // when set, every node execution is recorded here (work that
                                  // outlives the result, such as a `first` loser, may still add)
   const CallContext* cancel = nullptr;  // when set, cancelling it cancels the run; it must outlive

@@ -183,6 +183,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   // The timer lives on the CPU pool, which the engine's teardown frees last: a timed attempt
   // may be held by work that a model's pool dropped when it stopped.
   auto timed = std::make_shared<TimedAttempt>(&f->ctx, *f->run->engine->pool);
+  timed->ctx.set_deadline(std::chrono::steady_clock::now() + nanoseconds(timeout));
   timed->timer.expires_after(nanoseconds(timeout));
   timed->timer.async_wait([f, local, attempt, timed, timeout](boost::system::error_code ec) {
     if (ec || !timed->claim()) return;

@@ -49,9 +49,12 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::
     if (m.resolved_path.empty()) continue;  // checked without its file
     engine::Backend* b = backends.find(m.backend);
     if (!b) continue;
+    // A remote model's "file" is the graph another braid server serves (GET /graphs there).
+    const bool remote = m.backend == "remote";
+    const std::string_view noun = remote ? "remote graph" : "model file";
     auto schemas = b->inspect(m.resolved_path);
     if (!schemas) {
-      diags.report(dsl::Diag::model_file_unreadable, span_at(sm, m.loc, m.name.size()), m.path, schemas.error().message);
+      diags.report(dsl::Diag::model_file_unreadable, span_at(sm, m.loc, m.name.size()), noun, m.path, schemas.error().message);
       continue;
     }
     for (const auto& meth : m.methods) {
@@ -63,7 +66,7 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::
       if (!s) {
         std::string have;
         for (const auto& x : *schemas) have += fmt::format("{}`{}`", have.empty() ? "; it has " : ", ", x.name);
-        diags.report(dsl::Diag::model_file_method_missing, where, m.path, meth.name, have);
+        diags.report(dsl::Diag::model_file_method_missing, where, noun, m.path, meth.name, have);
         continue;
       }
       bool fits = s->params.size() == meth.params.size() && dsl::assignable(s->result, meth.result);
@@ -72,13 +75,16 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::
       }
       if (!fits) {
         diags.report(dsl::Diag::model_file_signature, where, m.name, meth.name, engine::signature_text(meth.params, meth.result),
-                     engine::signature_text(s->params, s->result));
+                     noun, engine::signature_text(s->params, s->result));
         continue;
       }
       for (std::size_t i = 0; i < meth.params.size(); ++i) {
-        if (meth.params[i].name != s->params[i].name) {
+        if (meth.params[i].name == s->params[i].name) continue;
+        if (remote) {  // a remote call sends its arguments by name
+          diags.report(dsl::Diag::remote_param_name, where, i + 1, m.name, meth.name, meth.params[i].name, s->params[i].name);
+        } else {
           diags.report(dsl::Diag::model_file_param_name, where, i + 1, m.name, meth.name, meth.params[i].name,
-                       s->params[i].name);
+                       s->params[i].name, noun);
         }
       }
       if (m.options.max_batch > 1) verify_batched(m, meth, *schemas, where, diags);

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "engine/http/config.hpp"
 #include "engine/http/kserve.hpp"
 #include "engine/json_text.hpp"
 #include "engine/value_json.hpp"
@@ -108,6 +109,19 @@ Response Handler::engine_error(const Request& req, const engine::Error& e) {
 
 boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
                                                        json::object named, std::optional<json::object> kserve) {
+  // A caller's budget (another braid server's remote call sends what is left of its own):
+  // the run's deadline is the shorter of this and the endpoint's `timeout`.
+  std::int64_t deadline_ns = 0;
+  if (auto h = req.find("Braid-Timeout"); h != req.end()) {
+    auto d = parse_duration(std::string(h->value()));
+    if (!d || d->count() <= 0) {
+      co_return error(req, 400,
+                      fmt::format("Braid-Timeout `{}` is not a duration above 0 such as \"1500ms\" or \"2s\"{}",
+                                  std::string(h->value()), d ? "" : ": " + d.error().message),
+                      "invalid_input");
+    }
+    deadline_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*d).count();
+  }
   auto inputs = engine.decode_inputs(ep, named);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
@@ -120,6 +134,7 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engin
   }
   engine::RunOptions opts;
   opts.cancel = &cancel_;  // lives as long as the handler, which outlives its requests
+  opts.deadline_ns = deadline_ns;
   engine::Result<engine::Value> r =
       co_await engine.async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
   in_flight_.fetch_sub(1);

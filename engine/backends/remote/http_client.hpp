@@ -1,0 +1,71 @@
+#pragma once
+// The HTTP/1.1 client of remote models (Beast): one I/O thread for every connection, idle
+// connections kept per server and reused, each exchange bounded by a deadline and stopped by
+// its caller's cancellation.
+//
+//   HttpClient client;
+//   auto r = client.exchange({"10.0.0.7", 8000}, http::verb::post, "/ranking/rank", body, extra, deadline, &ctx);
+//
+// exchange() blocks its calling thread (a model's pool thread) until the answer, the deadline
+// or the cancellation; the I/O thread itself never waits. A request that fails on a reused
+// connection before any byte of the answer arrived (the server had closed it while idle) is
+// sent once more on a new connection; nothing else is retried here.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/beast/http/verb.hpp>
+
+#include "engine/backend.hpp"
+#include "engine/status.hpp"
+
+namespace braid::engine::remote {
+
+struct Origin {
+  std::string host;
+  std::uint16_t port = 80;
+  std::string key() const { return host + ":" + std::to_string(port); }
+};
+
+struct HttpAnswer {
+  unsigned status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+struct ClientStats {
+  std::uint64_t connections_opened = 0;  // connections made (each reuse saves one)
+  std::uint64_t exchanges = 0;           // requests answered
+  std::uint64_t resent = 0;              // requests sent again after a reused connection had closed
+};
+
+class HttpClient {
+ public:
+  // At most `max_idle` idle connections are kept per server; answers over `max_body` bytes fail.
+  explicit HttpClient(std::size_t max_idle = 64, std::size_t max_body = 64u << 20);
+  ~HttpClient();  // closes the idle connections and joins the I/O thread; no exchange may be running
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // One request and its answer. `headers` are added to Host, User-Agent and, when the body is
+  // not empty, Content-Type: application/json. Fails with DeadlineExceeded at `deadline`,
+  // Cancelled once `cancel` is (checked every few milliseconds), ModelError when the server
+  // cannot be reached or the answer is not HTTP; the message says which and names the server.
+  Result<HttpAnswer> exchange(const Origin& origin, boost::beast::http::verb method, std::string target, std::string body,
+                              std::vector<std::pair<std::string, std::string>> headers,
+                              std::chrono::steady_clock::time_point deadline, const CallContext* cancel);
+
+  ClientStats stats() const;
+
+  struct Impl;      // defined in http_client.cpp
+  struct Exchange;  // one request in flight; defined in http_client.cpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace braid::engine::remote

@@ -1,0 +1,220 @@
+#include "engine/backends/remote/remote_backend.hpp"
+
+#include <cmath>
+#include <mutex>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "dsl/parser.hpp"
+#include "dsl/remote.hpp"
+#include "engine/backends/remote/http_client.hpp"
+#include "engine/json_text.hpp"
+#include "engine/value_json.hpp"
+
+namespace braid::engine {
+
+namespace {
+
+namespace json = boost::json;
+namespace http = boost::beast::http;
+using Clock = std::chrono::steady_clock;
+
+// A call with no deadline at all (no `timeout` on the model, the node or the endpoint, no
+// Braid-Timeout from the client) still gives up after this long.
+constexpr auto kDefaultCallTimeout = std::chrono::seconds(60);
+constexpr auto kInspectTimeout = std::chrono::seconds(5);
+
+// Started with the first remote model: most processes load none.
+class SharedClient {
+ public:
+  std::shared_ptr<remote::HttpClient> get() {
+    std::lock_guard lock(mu_);
+    if (!client_) client_ = std::make_shared<remote::HttpClient>();
+    return client_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<remote::HttpClient> client_;
+};
+
+Result<dsl::RemoteAddress> address_of(const std::string& url) {
+  auto a = dsl::parse_remote_address(url);
+  if (auto* why = std::get_if<std::string>(&a)) {
+    return make_error(ErrorCode::LoadError, fmt::format("bad remote address `{}`: {}", url, *why));
+  }
+  return std::get<dsl::RemoteAddress>(std::move(a));
+}
+
+remote::Origin origin_of(const dsl::RemoteAddress& a) { return {a.host, a.port}; }
+
+// What a braid server says went wrong ({"error": ..., "code": ...}), or the start of the body.
+std::string answer_message(const remote::HttpAnswer& a) {
+  boost::system::error_code ec;
+  json::value v = json::parse(a.body, ec);
+  if (!ec && v.is_object()) {
+    const auto& o = v.as_object();
+    const json::value* error = o.if_contains("error");
+    const json::value* code = o.if_contains("code");
+    if (error && error->is_string()) {
+      std::string msg(error->as_string());
+      if (code && code->is_string()) return fmt::format("{}: {}", std::string_view(code->as_string()), msg);
+      return msg;
+    }
+  }
+  constexpr std::size_t kMax = 200;
+  std::string text = a.body.substr(0, kMax);
+  if (a.body.size() > kMax) text += "...";
+  return text.empty() ? std::string("(no body)") : text;
+}
+
+class RemoteInstance final : public ModelInstance {
+ public:
+  RemoteInstance(std::shared_ptr<remote::HttpClient> client, dsl::RemoteAddress address, std::vector<plan::Method> methods)
+      : client_(std::move(client)), address_(std::move(address)), origin_(origin_of(address_)), methods_(std::move(methods)) {}
+
+  Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
+    const plan::Method& m = methods_.at(method);
+    const std::string url = fmt::format("{}/{}", address_.to_string(), m.name);
+    if (args.size() != m.params.size()) {
+      return make_error(ErrorCode::Internal, fmt::format("{}: {} arguments for {} parameters", url, args.size(), m.params.size()));
+    }
+    json::object body;
+    for (std::size_t i = 0; i < args.size(); ++i) body[m.params[i].name] = to_json(args[i]);
+
+    const auto now = Clock::now();
+    const auto deadline = ctx.deadline().value_or(now + kDefaultCallTimeout);
+    if (deadline <= now) return make_error(ErrorCode::DeadlineExceeded, fmt::format("no time was left to call {}", url));
+    // What is left, rounded up to a whole millisecond, for the server called to stop by.
+    const auto left_ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+    auto answer = client_->exchange(origin_, http::verb::post, fmt::format("/{}/{}", address_.graph, m.name), json_text(body),
+                                    {{"Braid-Timeout", fmt::format("{}ms", left_ms)}}, deadline, &ctx);
+    if (!answer) {
+      Error e = answer.error();
+      if (e.code == ErrorCode::DeadlineExceeded) e.message = fmt::format("{} did not answer in time", url);
+      return e;
+    }
+    if (answer->status != 200) {
+      const auto code = answer->status == 504   ? ErrorCode::DeadlineExceeded
+                        : answer->status == 429 ? ErrorCode::Overloaded
+                                                : ErrorCode::ModelError;
+      return make_error(code, fmt::format("{} answered {}: {}", url, answer->status, answer_message(*answer)));
+    }
+    boost::system::error_code ec;
+    json::value v = json::parse(answer->body, ec);
+    if (ec) return make_error(ErrorCode::ModelError, fmt::format("{} answered 200 with a body that is not JSON: {}", url, ec.message()));
+    auto r = from_json(v, m.result, "its answer");
+    if (!r) {
+      return make_error(ErrorCode::ModelError,
+                        fmt::format("{} answered a value that is not the declared `{}`: {}", url, m.result->to_string(),
+                                    r.error().message));
+    }
+    return r;
+  }
+
+ private:
+  std::shared_ptr<remote::HttpClient> client_;
+  dsl::RemoteAddress address_;
+  remote::Origin origin_;
+  std::vector<plan::Method> methods_;
+};
+
+// The endpoints of one graph as GET /graphs states them, as method signatures.
+Result<std::vector<MethodSchema>> schemas_from(const json::value& v, const dsl::RemoteAddress& a) {
+  const std::string where = a.to_string();
+  auto malformed = [&](std::string_view what) {
+    return make_error(ErrorCode::LoadError, fmt::format("{}: GET /graphs answered something braid does not write ({})",
+                                                        where, what));
+  };
+  const json::object* root = v.if_object();
+  const json::value* graphs = root ? root->if_contains("graphs") : nullptr;
+  if (!graphs || !graphs->is_array()) return malformed("no `graphs` array");
+  std::vector<std::string> names;
+  for (const auto& g : graphs->as_array()) {
+    const json::object* go = g.if_object();
+    const json::value* name = go ? go->if_contains("name") : nullptr;
+    if (!name || !name->is_string()) return malformed("a graph without a name");
+    names.emplace_back(name->as_string());
+    if (names.back() != a.graph) continue;
+    const json::value* eps = go->if_contains("endpoints");
+    if (!eps || !eps->is_array()) return malformed("a graph without `endpoints`");
+    std::vector<MethodSchema> out;
+    for (const auto& e : eps->as_array()) {
+      const json::object* eo = e.if_object();
+      const json::value* en = eo ? eo->if_contains("name") : nullptr;
+      const json::value* inputs = eo ? eo->if_contains("inputs") : nullptr;
+      const json::value* result = eo ? eo->if_contains("result") : nullptr;
+      if (!en || !en->is_string() || !inputs || !inputs->is_array() || !result || !result->is_string()) {
+        return malformed("an endpoint without a name, inputs or result");
+      }
+      MethodSchema s;
+      s.name = std::string(en->as_string());
+      auto type = [&](std::string_view text) -> dsl::TypeRef {
+        dsl::Diagnostics quiet;
+        return dsl::parse_type_text(text, quiet);
+      };
+      for (const auto& in : inputs->as_array()) {
+        const json::object* io = in.if_object();
+        const json::value* pn = io ? io->if_contains("name") : nullptr;
+        const json::value* pt = io ? io->if_contains("type") : nullptr;
+        if (!pn || !pn->is_string() || !pt || !pt->is_string()) return malformed("an input without a name or type");
+        auto t = type(pt->as_string());
+        if (!t) return malformed(fmt::format("type `{}`", std::string_view(pt->as_string())));
+        s.params.push_back(plan::Param{std::string(pn->as_string()), t});
+      }
+      s.result = type(result->as_string());
+      if (!s.result) return malformed(fmt::format("type `{}`", std::string_view(result->as_string())));
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+  std::string have;
+  for (const auto& n : names) have += fmt::format("{}`{}`", have.empty() ? "" : ", ", n);
+  return make_error(ErrorCode::LoadError, fmt::format("http://{}:{} serves no graph `{}`{}", a.host, a.port, a.graph,
+                                                      have.empty() ? std::string(" (it serves none)") : "; it serves " + have));
+}
+
+class RemoteBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "remote"; }
+
+  Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model) override {
+    // The other server need not be up yet: calls fail, naming it, until it is.
+    auto a = address_of(model.path);
+    if (!a) return a.error();
+    if (model.placement.kind != dsl::PlacementKind::Cpu) {
+      return make_error(ErrorCode::LoadError, fmt::format("remote model `{}` cannot be placed on {}", model.name,
+                                                          model.placement.to_string()));
+    }
+    return std::shared_ptr<ModelInstance>(std::make_shared<RemoteInstance>(client_.get(), std::move(*a), model.methods));
+  }
+
+  Result<std::vector<MethodSchema>> inspect(const std::string& url) override {
+    auto a = address_of(url);
+    if (!a) return a.error();
+    auto answer = client_.get()->exchange(origin_of(*a), http::verb::get, "/graphs", "", {}, Clock::now() + kInspectTimeout,
+                                          nullptr);
+    if (!answer) return make_error(ErrorCode::LoadError, answer.error().message);
+    if (answer->status != 200) {
+      return make_error(ErrorCode::LoadError,
+                        fmt::format("http://{}:{}: GET /graphs answered {}: {}", a->host, a->port, answer->status,
+                                    answer_message(*answer)));
+    }
+    boost::system::error_code ec;
+    json::value v = json::parse(answer->body, ec);
+    if (ec) {
+      return make_error(ErrorCode::LoadError, fmt::format("http://{}:{}: GET /graphs answered a body that is not JSON", a->host, a->port));
+    }
+    return schemas_from(v, *a);
+  }
+
+ private:
+  SharedClient client_;
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> make_remote_backend() { return std::make_shared<RemoteBackend>(); }
+
+}  // namespace braid::engine

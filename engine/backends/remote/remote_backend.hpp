@@ -1,0 +1,23 @@
+#pragma once
+// The `remote` backend: a model that is another braid server's graph.
+//
+//   model ranker = remote "http://10.0.0.7:8000/ranking" {
+//     timeout = 2s
+//     def rank(query: str, docs: list<str>) -> list<float>
+//   }
+//
+// A call `ranker.rank(q, d)` is `POST /ranking/rank` there with `{"query": q, "docs": d}`; the
+// answer is decoded as the declared result type. What is left of the call's deadline travels
+// in a `Braid-Timeout` header, so the other server stops when this one would stop waiting.
+// `braid check --require-models` (and `braid serve`, which checks the same way) reads that
+// server's GET /graphs and checks every declared method against its endpoint.
+
+#include <memory>
+
+#include "engine/backend.hpp"
+
+namespace braid::engine {
+
+std::shared_ptr<Backend> make_remote_backend();
+
+}  // namespace braid::engine

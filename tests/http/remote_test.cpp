@@ -1,0 +1,394 @@
+// Remote models: one braid engine calling another braid server's graph over real HTTP.
+// The server called is the real http::Server (on fake models); the client's edge cases (a
+// server that closed an idle connection, one that never answers) are played by a scripted peer
+// on a loopback socket.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "engine/backends/remote/http_client.hpp"
+#include "engine/backends/remote/remote_backend.hpp"
+#include "engine/http/server.hpp"
+#include "engine/value_json.hpp"
+#include "tests/engine/fake_backend.hpp"
+#include "tests/http/client.hpp"
+
+namespace braid::test {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using engine::ErrorCode;
+using engine::Value;
+
+const char* kUpstream = R"(
+model m = torch "m.pt" {
+  def upper(x: str) -> str
+  def hold(x: str, key: str) -> str
+  def fail(x: str) -> str
+  def count(x: str) -> int
+}
+endpoint shout(text: str) -> str { return m.upper(text) }
+endpoint both(text: str) -> list<str> { return all { m.upper(text), m.upper(text) } }
+endpoint wait(key: str) -> str { return m.hold(key, key) }
+endpoint broken(text: str) -> str { return m.fail(text) }
+endpoint size(text: str) -> int { return m.count(text) }
+)";
+
+// The server called: graph `up` on fake models.
+struct Upstream {
+  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
+  std::shared_ptr<engine::Engine> engine;
+  std::unique_ptr<http::Server> server;
+  std::thread thread;
+  std::uint16_t port = 0;
+
+  Upstream() {
+    engine::BackendRegistry r;
+    r.add(fake);
+    engine = engine::Engine::create({compile_graph(kUpstream, "up")}, r, {4}).value();
+    http::ServerConfig cfg;
+    cfg.port = 0;
+    server = std::make_unique<http::Server>(engine, cfg);
+    port = server->start().value();
+    thread = std::thread([this] { server->run(); });
+  }
+  ~Upstream() {
+    fake->open("release");
+    server->stop();
+    thread.join();
+  }
+};
+
+// The caller: an engine whose graph declares `model up = remote "http://127.0.0.1:PORT/up"`.
+struct Front {
+  std::shared_ptr<engine::Engine> engine;
+  Front(std::uint16_t port, const std::string& body) {
+    engine::BackendRegistry r;
+    r.add(engine::make_remote_backend());
+    const std::string text = fmt::format("model up = remote \"http://127.0.0.1:{}/up\" {{\n{}", port, body);
+    engine = engine::Engine::create({compile_graph(text, "front")}, r, {2}).value();
+  }
+  engine::Result<Value> run(const std::string& endpoint, std::vector<Value> in) {
+    return engine->run(*engine->find("front", endpoint), std::move(in)).get();
+  }
+};
+
+// A port nothing listens on: bound, then closed.
+std::uint16_t closed_port() {
+  asio::io_context ioc;
+  tcp::acceptor a(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+// A peer that accepts connections one after another and lets the test script each request.
+struct ScriptedPeer {
+  using Request = bhttp::request<bhttp::string_body>;
+  // Returns the answer to send, or nullopt to keep the connection silent until it closes.
+  using Script = std::function<std::optional<std::string>(const Request&, int connection, int request)>;
+
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  Script script;
+  std::thread thread;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Request> seen;
+  int closed = 0;        // connections this peer closed after answering
+  bool close_after_answer = false;
+  std::atomic<bool> stopping{false};
+
+  explicit ScriptedPeer(Script s, bool close_each = false) : script(std::move(s)), close_after_answer(close_each) {
+    thread = std::thread([this] {
+      for (int c = 0; !stopping; ++c) {
+        tcp::socket sock(ioc);
+        beast::error_code ec;
+        acceptor.accept(sock, ec);
+        if (ec || stopping) return;
+        beast::flat_buffer buf;
+        for (int r = 0;; ++r) {
+          Request req;
+          bhttp::read(sock, buf, req, ec);
+          if (ec) break;  // the client closed it
+          {
+            std::lock_guard lock(mu);
+            seen.push_back(req);
+          }
+          cv.notify_all();
+          auto answer = script(req, c, r);
+          if (!answer) {  // silent: wait for the client to give up
+            char byte;
+            sock.read_some(asio::buffer(&byte, 1), ec);
+            break;
+          }
+          asio::write(sock, asio::buffer(*answer), ec);
+          if (close_after_answer) {
+            sock.shutdown(tcp::socket::shutdown_both, ec);
+            sock.close(ec);
+            {
+              std::lock_guard lock(mu);
+              ++closed;
+            }
+            cv.notify_all();
+            break;
+          }
+        }
+      }
+    });
+  }
+  ~ScriptedPeer() {
+    stopping = true;
+    beast::error_code ec;
+    // Wake the accept with a connection of our own.
+    tcp::socket s(ioc);
+    s.connect(acceptor.local_endpoint(), ec);
+    thread.join();
+  }
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+  template <typename Pred>
+  bool wait_until(Pred pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), pred);
+  }
+};
+
+std::string json_answer(std::string_view body) {
+  return fmt::format("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", body.size(), body);
+}
+
+engine::remote::Origin local(std::uint16_t port) { return {"127.0.0.1", port}; }
+auto in(int ms) { return std::chrono::steady_clock::now() + std::chrono::milliseconds(ms); }
+
+}  // namespace
+
+TEST_SUITE("http") {
+  TEST_CASE("remote: a call is a POST to the other server's endpoint, and its answer is decoded as declared") {
+    Upstream up;
+    Front front(up.port, R"(
+  def shout(text: str) -> str
+  def both(text: str) -> list<str>
+  def size(text: str) -> int
+}
+endpoint e(t: str) -> {loud: str, twice: list<str>, n: int} {
+  return {loud: up.shout(t), twice: up.both(t), n: up.size(t)}
+})");
+    for (int i = 0; i < 3; ++i) {
+      auto r = front.run("e", {Value("hi")});
+      REQUIRE(r);
+      CHECK(boost::json::serialize(engine::to_json(*r)) == R"({"loud":"HI","twice":["HI","HI"],"n":2})");
+    }
+    CHECK(up.fake->stats("m").calls == 12);
+  }
+
+  TEST_CASE("remote: the other server's error is the node's, naming both; the next call still works") {
+    Upstream up;
+    Front front(up.port, R"(
+  def shout(text: str) -> str
+  def broken(text: str) -> str
+}
+endpoint bad(t: str) -> str { x = up.broken(t)
+  return x }
+endpoint good(t: str) -> str { return up.shout(t) }
+)");
+    auto r = front.run("bad", {Value("hi")});
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::ModelError);
+    const std::string msg = r.error().describe();
+    INFO(msg);
+    CHECK(msg.starts_with("node `x` (model `up`): "));
+    CHECK(msg.find(fmt::format("http://127.0.0.1:{}/up/broken answered 500: model_error:", up.port)) != std::string::npos);
+    CHECK(msg.find("model `m`") != std::string::npos);  // the other server's own node and model
+    auto ok = front.run("good", {Value("a")});
+    REQUIRE(ok);
+    CHECK(ok->as_str() == "A");
+  }
+
+  TEST_CASE("remote: an unreachable server, a missing endpoint and an answer of another type are errors that say so") {
+    Upstream up;
+    {
+      const auto port = closed_port();
+      engine::BackendRegistry r;
+      r.add(engine::make_remote_backend());
+      auto p = compile_graph(fmt::format(R"(model up = remote "http://127.0.0.1:{}/up" {{ def shout(text: str) -> str }}
+endpoint e(t: str) -> str {{ return up.shout(t) }})", port), "front");
+      auto eng = engine::Engine::create({p}, r, {2}).value();  // loads: the server may come up later
+      auto res = eng->run(*eng->find("front", "e"), {Value("x")}).get();
+      REQUIRE(!res);
+      CHECK(res.error().code == ErrorCode::ModelError);
+      CHECK(res.error().message.find(fmt::format("http://127.0.0.1:{}: cannot connect", port)) != std::string::npos);
+    }
+    Front front(up.port, R"(
+  def shout(text: str) -> int
+  def nothing(text: str) -> str
+}
+endpoint typed(t: str) -> int { return up.shout(t) }
+endpoint missing(t: str) -> str { return up.nothing(t) }
+)");
+    auto typed = front.run("typed", {Value("x")});
+    REQUIRE(!typed);
+    CHECK(typed.error().message.find("answered a value that is not the declared `int`") != std::string::npos);
+    auto missing = front.run("missing", {Value("x")});
+    REQUIRE(!missing);
+    CHECK(missing.error().message.find("/up/nothing answered 404: not_found: no endpoint `nothing` in graph `up`") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("remote: the caller's deadline travels in Braid-Timeout, and the server called keeps to it") {
+    // What the remote call sends: the arguments by name, and what is left of its 2 s timeout.
+    ScriptedPeer peer([](const auto&, int, int) { return json_answer(R"("ok")"); });
+    Front front(peer.port(), R"(
+  timeout = 2s
+  def shout(text: str) -> str
+}
+endpoint e(t: str) -> str { return up.shout(t) }
+)");
+    auto r = front.run("e", {Value("hi")});
+    REQUIRE(r);
+    CHECK(r->as_str() == "ok");
+    REQUIRE(peer.seen.size() == 1);
+    const auto& req = peer.seen[0];
+    CHECK(req.method() == bhttp::verb::post);
+    CHECK(req.target() == "/up/shout");
+    CHECK(boost::json::parse(req.body()) == boost::json::parse(R"({"text": "hi"})"));
+    const std::string budget(req["Braid-Timeout"]);
+    REQUIRE(budget.ends_with("ms"));
+    const int ms = std::stoi(budget);
+    CHECK(ms > 0);
+    CHECK(ms <= 2000);
+
+    // The receiving side: a request's Braid-Timeout bounds its run like the endpoint's own timeout.
+    Upstream up;
+    Client c(up.port);
+    bhttp::request<bhttp::string_body> held{bhttp::verb::post, "/up/wait", 11};
+    held.set(bhttp::field::host, "localhost");
+    held.set("Braid-Timeout", "30ms");
+    held.body() = R"({"key": "never"})";
+    held.prepare_payload();
+    bhttp::write(c.stream, held);
+    Client::Response res;
+    bhttp::read(c.stream, c.buffer, res);
+    CHECK(res.result_int() == 504);
+    CHECK(boost::json::parse(res.body()).at("error") == "deadline of 30 ms passed");
+    CHECK(up.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
+    for (const char* bad : {"soon", "0ms", "-5s", ""}) {
+      held.set("Braid-Timeout", bad);
+      bhttp::write(c.stream, held);
+      Client::Response b;
+      bhttp::read(c.stream, c.buffer, b);
+      INFO(bad);
+      CHECK(b.result_int() == 400);
+      CHECK(boost::json::parse(b.body()).at("code") == "invalid_input");
+    }
+  }
+
+  TEST_CASE("remote: a node's timeout cancels the call, and the server called stops its run") {
+    Upstream up;
+    Front front(up.port, R"(
+  timeout = 100ms
+  def wait(key: str) -> str
+}
+endpoint e(k: str) -> str { return up.wait(k) }
+)");
+    auto r = front.run("e", {Value("never")});
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+    // The held call on the other server ends cancelled (its deadline, or the closed connection).
+    CHECK(up.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
+  }
+
+  TEST_CASE("remote client: connections are reused; one the server closed while idle is sent again, once") {
+    {
+      ScriptedPeer peer([](const auto&, int, int r) { return json_answer(fmt::format("{}", r)); });
+      engine::remote::HttpClient client;
+      for (int i = 0; i < 5; ++i) {
+        auto a = client.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(5000), nullptr);
+        REQUIRE(a);
+        CHECK(a->body == std::to_string(i));  // the same connection's i-th request
+      }
+      CHECK(client.stats().connections_opened == 1);
+      CHECK(client.stats().exchanges == 5);
+    }
+    {
+      // Answers, then closes: the next request finds a dead idle connection.
+      ScriptedPeer peer([](const auto&, int c, int) { return json_answer(fmt::format("{}", c)); }, true);
+      engine::remote::HttpClient client;
+      auto first = client.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(5000), nullptr);
+      REQUIRE(first);
+      CHECK(first->body == "0");
+      REQUIRE(peer.wait_until([&] { return peer.closed == 1; }));
+      auto second = client.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(5000), nullptr);
+      REQUIRE(second);
+      CHECK(second->body == "1");  // answered on a second connection
+      CHECK(client.stats().resent == 1);
+      CHECK(client.stats().connections_opened == 2);
+      CHECK(peer.seen.size() == 2);  // the dead connection never delivered it
+    }
+  }
+
+  TEST_CASE("remote client: a server that never answers is cut off at the deadline, or when the caller cancels") {
+    ScriptedPeer peer([](const auto&, int, int) { return std::optional<std::string>(); });
+    engine::remote::HttpClient client;
+    auto late = client.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(50), nullptr);
+    REQUIRE(!late);
+    CHECK(late.error().code == ErrorCode::DeadlineExceeded);
+
+    engine::CallContext ctx;
+    std::thread canceller([&] {
+      peer.wait_until([&] { return peer.seen.size() == 2; });  // the request has arrived
+      ctx.cancel();
+    });
+    auto cancelled = client.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(60'000), &ctx);
+    canceller.join();
+    REQUIRE(!cancelled);
+    CHECK(cancelled.error().code == ErrorCode::Cancelled);
+  }
+
+  TEST_CASE("remote client: an answer that is not HTTP, or too large, fails naming the server") {
+    ScriptedPeer peer([](const auto& req, int, int) -> std::optional<std::string> {
+      if (req.target() == "/garbage") return std::string("SMTP ready\r\n\r\n");
+      return json_answer(std::string(4096, '1'));
+    }, true);
+    engine::remote::HttpClient client(4, 1024);
+    auto garbage = client.exchange(local(peer.port()), bhttp::verb::get, "/garbage", "", {}, in(5000), nullptr);
+    REQUIRE(!garbage);
+    CHECK(garbage.error().code == ErrorCode::ModelError);
+    CHECK(garbage.error().message.find(fmt::format("http://127.0.0.1:{}: reading the answer", peer.port())) != std::string::npos);
+    auto big = client.exchange(local(peer.port()), bhttp::verb::get, "/big", "", {}, in(5000), nullptr);
+    REQUIRE(!big);
+    CHECK(big.error().message.find("larger than 1024 bytes") != std::string::npos);
+  }
+
+  TEST_CASE("remote: inspect reads the other server's endpoints as method signatures") {
+    Upstream up;
+    auto b = engine::make_remote_backend();
+    auto s = b->inspect(fmt::format("http://127.0.0.1:{}/up", up.port));
+    REQUIRE(s);
+    REQUIRE(s->size() == 5);
+    const auto& both = (*s)[1];
+    CHECK(both.name == "both");
+    REQUIRE(both.params.size() == 1);
+    CHECK(both.params[0].name == "text");
+    CHECK(both.params[0].type->to_string() == "str");
+    CHECK(both.result->to_string() == "list<str>");
+    auto none = b->inspect(fmt::format("http://127.0.0.1:{}/down", up.port));
+    REQUIRE(!none);
+    CHECK(none.error().message == fmt::format("http://127.0.0.1:{} serves no graph `down`; it serves `up`", up.port));
+    auto unreachable = b->inspect(fmt::format("http://127.0.0.1:{}/up", closed_port()));
+    REQUIRE(!unreachable);
+    CHECK(unreachable.error().message.find("cannot connect") != std::string::npos);
+  }
+}
+
+}  // namespace braid::test
