@@ -158,10 +158,10 @@ void Checker::check_model(const ModelDecl& m) {
 // A remote model is another braid server's graph: an `http://host:port/graph` address, placed
 // on no device of this process, with no batching of its own.
 void Checker::check_remote(const ModelDecl& m) {
-  if (!m.complete) return;
+  if (!m.complete || !m.path_span.valid()) return;  // a syntax error already said what is wrong
   auto address = parse_remote_address(m.path);
   if (const auto* why = std::get_if<std::string>(&address)) diags_->report(Diag::remote_address, m.path_span, m.name.name, *why);
-  if (m.placement.kind != PlacementKind::Cpu) {
+  if (m.placement.kind != PlacementKind::Cpu && m.placement_span.valid()) {
     diags_->report(Diag::remote_placement, m.placement_span, m.name.name, m.placement.device < 0 ? std::string("cuda") : fmt::format("cuda:{}", m.placement.device));
   }
   for (const auto& o : m.options) {

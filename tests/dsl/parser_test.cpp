@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "dsl/parser.hpp"
+#include "dsl/remote.hpp"
 
 namespace braid::test {
 namespace {
@@ -112,6 +113,66 @@ TEST_SUITE("parser") {
     for (int i = 0; i < 5000; ++i) junk += "model ; ";
     auto p = parse(junk);
     CHECK(p->diags.error_count() <= 101);
+  }
+
+  TEST_CASE("a type alone, as another server's GET /graphs writes it, reads back to the same type") {
+    for (const char* text : {"str", "list<{text: str, score: float}>", "tensor<f32, [?, 768]>", "{a: int?, b: list<bool>}?",
+                             "list<tensor<u8>>"}) {
+      dsl::Diagnostics d;
+      auto t = dsl::parse_type_text(text, d);
+      INFO(text);
+      REQUIRE(t);
+      CHECK(d.all().empty());
+      dsl::Diagnostics again;
+      CHECK(dsl::parse_type_text(t->to_string(), again)->to_string() == t->to_string());
+    }
+    for (const char* bad : {"", "list<", "str str", "tensor<f99>", "{a: str", "str)"}) {
+      dsl::Diagnostics d;
+      INFO(bad);
+      CHECK(dsl::parse_type_text(bad, d) == nullptr);
+      CHECK(d.has_errors());
+    }
+  }
+
+  TEST_CASE("remote addresses: http, a host, an optional port, one graph name") {
+    auto ok = [](std::string_view url) {
+      auto a = dsl::parse_remote_address(url);
+      INFO(url);
+      REQUIRE(std::holds_alternative<dsl::RemoteAddress>(a));
+      return std::get<dsl::RemoteAddress>(a);
+    };
+    auto a = ok("http://10.0.0.7:8000/ranking");
+    CHECK(a.host == "10.0.0.7");
+    CHECK(a.port == 8000);
+    CHECK(a.graph == "ranking");
+    CHECK(a.to_string() == "http://10.0.0.7:8000/ranking");
+    auto b = ok("http://ranker.svc-1.internal/g_2");
+    CHECK(b.host == "ranker.svc-1.internal");
+    CHECK(b.port == 80);
+    auto c = ok("http://[::1]:9000/g");
+    CHECK(c.host == "::1");
+    CHECK(c.to_string() == "http://[::1]:9000/g");
+    auto why = [](std::string_view url) {
+      auto r = dsl::parse_remote_address(url);
+      INFO(url);
+      REQUIRE(std::holds_alternative<std::string>(r));
+      return std::get<std::string>(r);
+    };
+    CHECK(why("https://h/g").starts_with("https is not supported"));
+    CHECK(why("ftp://h/g") == "the address must start with `http://`");
+    CHECK(why("http://h") == "the address names no graph: write `http://host:port/graph`");
+    CHECK(why("http://h/") == "the address names no graph: write `http://host:port/graph`");
+    CHECK(why("http:///g") == "the address names no host");
+    CHECK(why("http://h:0/g") == "port `0` is not a number from 1 to 65535");
+    CHECK(why("http://h:/g") == "the port is empty");
+    CHECK(why("http://h:8x/g") == "port `8x` is not a number from 1 to 65535");
+    CHECK(why("http://u@h/g") == "user information (`user@`) is not supported");
+    CHECK(why("http://h/g/e").starts_with("the path must be one graph name"));
+    CHECK(why("http://h/g?x=1").starts_with("the path must be one graph name"));
+    CHECK(why("http://h/g-1") == "`g-1` is not a graph name");
+    CHECK(why("http://h h/g") == "`h h` is not a host name or address");
+    CHECK(why("http://[::1/g") == "an IPv6 address needs its closing `]`");
+    CHECK(why("http://[zz]/g") == "`zz` is not an IPv6 address");
   }
 }
 

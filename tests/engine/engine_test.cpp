@@ -246,12 +246,16 @@ TEST_SUITE("engine") {
     REQUIRE(!r);
     CHECK(r.error().code == ErrorCode::DeadlineExceeded);
     CHECK(h.fake->wait_for("slow", [](const auto& s) { return s.running == 0 && s.calls == s.cancelled; }));
-    // A per-request deadline overrides the endpoint's.
+    // A per-request deadline (a client's Braid-Timeout) shortens the endpoint's, never extends it.
     engine::RunOptions o;
     o.deadline_ns = 20'000'000;
     auto r2 = h.run("e", {Value("x")}, o);
     REQUIRE(!r2);
     CHECK(r2.error().message == "deadline of 20 ms passed");
+    o.deadline_ns = 3'600'000'000'000;
+    auto r3 = h.run("e", {Value("x")}, o);
+    REQUIRE(!r3);
+    CHECK(r3.error().message == "deadline of 50 ms passed");
   }
 
   TEST_CASE("a caller's cancellation stops the run") {

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Remote nodes as users run them: two real `braid serve` processes on real models, one calling
+the other. graphs/remote.graph (pointed at the port the first server got) is checked against the
+running server with `braid check --require-models`, a mismatched declaration is refused with its
+file:line:col diagnostic, the front server's answer contains the other server's answer, and once
+the other server is gone the front answers a JSON error naming the node and the address, and
+keeps serving.
+
+usage: serve_remote.py BRAID_BINARY
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+
+from serve_support import check, failures, request, wait_until
+
+braid = sys.argv[1]
+
+
+def serve(graph):
+    proc = subprocess.Popen([braid, "serve", graph, "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    m = re.match(r"curl -s -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+    if m is None:
+        proc.kill()
+        print("FAIL: no curl line from braid serve", graph, proc.stderr.read())
+        sys.exit(1)
+    port = int(m.group(1))
+    check(wait_until(lambda: request(port, "GET", "/v2/health/ready")[0] == 200), f"{graph} ready")
+    return proc, port
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return None
+
+
+back, back_port = serve("graphs/sequential.graph")
+front = None
+with tempfile.TemporaryDirectory() as tmp:
+    try:
+        with open("graphs/remote.graph") as f:
+            text = f.read()
+        check("http://127.0.0.1:8001/sequential" in text, "the example names its server")
+        graph = os.path.join(tmp, "remote.graph")
+        with open(graph, "w") as f:
+            f.write(text.replace("127.0.0.1:8001", f"127.0.0.1:{back_port}"))
+
+        # Checked against the running server.
+        r = subprocess.run([braid, "check", "--require-models", graph], capture_output=True, text=True)
+        check(r.returncode == 0 and "2 with model files checked" in r.stderr, f"check against the server: {r.stderr!r}")
+        wrong = os.path.join(tmp, "wrong.graph")
+        with open(wrong, "w") as f:
+            f.write(text.replace("127.0.0.1:8001", f"127.0.0.1:{back_port}")
+                        .replace("def predict(input_data: str", "def predict(text: str"))
+        r = subprocess.run([braid, "check", "--require-models", wrong], capture_output=True, text=True)
+        check(r.returncode == 1, "a mismatched declaration fails the check")
+        check(re.search(r"wrong\.graph:\d+:7: error: parameter 1 of `classifier\.predict` is `text`, "
+                        r"but the remote endpoint's input is `input_data`", r.stderr) is not None,
+              f"the diagnostic names the parameter: {r.stderr!r}")
+
+        # The front server calls the back one.
+        front, front_port = serve(graph)
+        status, body = request(front_port, "POST", "/remote/summarize_classify",
+                               {"text": "a wonderful film", "labels": ["good", "bad"]})
+        check(status == 200, f"front answered: {status} {body!r}")
+        if status == 200:
+            answer = json.loads(body)
+            bs, bbody = request(back_port, "POST", "/sequential/predict",
+                                {"input_data": answer["summary"], "labels": ["good", "bad"]})
+            check(bs == 200 and answer["label"] == json.loads(bbody),
+                  f"the front's answer is the back server's: {answer!r} vs {bbody!r}")
+        metrics = request(back_port, "GET", "/metrics")[1].decode()
+        check(re.search(r'^braid_requests_total\{graph="sequential",endpoint="predict"\} [1-9]', metrics, re.M) is not None,
+              "the back server counted the remote calls")
+
+        # The back server goes away: the front answers an error naming node and address, and lives on.
+        check(stop(back) == 0, "the back server stopped cleanly")
+        status, body = request(front_port, "POST", "/remote/summarize_classify", {"text": "x"})
+        err = json.loads(body) if body.startswith(b"{") else {}
+        check(status == 500 and err.get("code") == "model_error", f"500 once the back server is gone: {status} {body!r}")
+        check("model `classifier`" in err.get("error", "") and f"http://127.0.0.1:{back_port}" in err.get("error", "")
+              and "cannot connect" in err.get("error", ""), f"the error names model and address: {err!r}")
+        check(request(front_port, "GET", "/v2/health/live")[0] == 200, "the front server still serves")
+    finally:
+        stop(back)
+        if front is not None:
+            check(stop(front) == 0, "the front server stopped cleanly")
+
+if failures:
+    sys.exit(1)
+print("ok")
