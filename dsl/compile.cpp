@@ -356,14 +356,18 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     auto it = resolved.find(decl);
     if (it != resolved.end()) m.resolved_path = it->second;
     m.placement = {decl->placement.kind, decl->placement.device};
+    // A remote model's call waits on the network, holding its thread: by default on a pool of its
+    // own (kRemoteThreads calls in flight), never on the shared pool, and with no warm-up (which
+    // would send the other server made-up inputs; it warms its own models).
+    const bool remote = m.backend == "remote";
     m.options.instances = static_cast<std::uint32_t>(option_int(decl->options, "instances", 1));
-    m.options.threads = static_cast<std::uint32_t>(option_int(decl->options, "threads", 0));
+    m.options.threads = static_cast<std::uint32_t>(option_int(decl->options, "threads", remote ? kRemoteThreads : 0));
     m.options.max_batch = static_cast<std::uint32_t>(option_int(decl->options, "max_batch", 1));
     m.options.batch_window_ns = option_int(decl->options, "batch_window", 0);
     m.options.timeout_ns = option_int(decl->options, "timeout", 0);
     m.options.retries = static_cast<std::uint32_t>(option_int(decl->options, "retries", 0));
     m.options.max_memory = static_cast<std::uint64_t>(option_int(decl->options, "max_memory", 0));
-    m.options.warmup = static_cast<std::uint32_t>(option_int(decl->options, "warmup", 1));
+    m.options.warmup = static_cast<std::uint32_t>(option_int(decl->options, "warmup", remote ? 0 : 1));
     for (const auto& sig : decl->methods) {
       Method meth;
       meth.name = sig.name.name;

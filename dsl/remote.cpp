@@ -13,6 +13,8 @@ bool name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 bool host_char(char c) { return name_char(c) || c == '-' || c == '.'; }
+// A graph is named by its file's stem: what a URL path carries unescaped (RFC 3986 unreserved).
+bool graph_char(char c) { return host_char(c) || c == '~'; }
 
 }  // namespace
 
@@ -40,11 +42,9 @@ std::variant<RemoteAddress, std::string> parse_remote_address(std::string_view u
     const auto close = authority.find(']');
     if (close == std::string_view::npos) return std::string("an IPv6 address needs its closing `]`");
     a.host = std::string(authority.substr(1, close - 1));
-    for (char c : a.host) {
-      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')) {
-        return fmt::format("`{}` is not an IPv6 address", a.host);
-      }
-    }
+    bool hex_or_dot = true;
+    for (char c : a.host) hex_or_dot = hex_or_dot && (std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.');
+    if (!hex_or_dot || a.host.find(':') == std::string::npos) return fmt::format("`{}` is not an IPv6 address", a.host);
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
       if (!after.starts_with(":")) return std::string("expected `:port` after the IPv6 address");
@@ -76,7 +76,7 @@ std::variant<RemoteAddress, std::string> parse_remote_address(std::string_view u
     if (c == '/' || c == '?' || c == '#') {
       return fmt::format("the path must be one graph name, found `/{}` (the endpoint is the method called)", path);
     }
-    if (!name_char(c)) return fmt::format("`{}` is not a graph name", path);
+    if (!graph_char(c)) return fmt::format("`{}` is not a graph name", path);
   }
   a.graph = std::string(path);
   return a;

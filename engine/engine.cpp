@@ -328,8 +328,11 @@ std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, Mod
     return b ? std::nullopt : std::optional<Error>(b.error());
   };
   if (lm.device < 0) {
-    CallContext ctx;
     for (std::uint32_t i = 0; i < times; ++i) {
+      CallContext ctx;  // each call within the model's `timeout`, if it has one, as a request's would be
+      if (const auto t = lm.model->options.timeout_ns; t > 0) {
+        ctx.set_deadline(std::chrono::steady_clock::now() + std::chrono::nanoseconds(t));
+      }
       if (auto e = once(ctx)) return e->message;
     }
     return std::nullopt;

@@ -43,7 +43,8 @@ void verify_batched(const plan::Model& m, const plan::Method& meth, const std::v
 }
 
 // Compares each declared method with what the model file says (TorchScript schemas).
-void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::Diagnostics& diags) {
+void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool require_remote_servers,
+                        dsl::Diagnostics& diags) {
   engine::BackendRegistry backends = engine::default_backends();
   for (const auto& m : p.models) {
     if (m.resolved_path.empty()) continue;  // checked without its file
@@ -53,6 +54,10 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, dsl::
     const bool remote = m.backend == "remote";
     const std::string_view noun = remote ? "remote graph" : "model file";
     auto schemas = b->inspect(m.resolved_path);
+    if (!schemas && remote && !require_remote_servers) {
+      diags.report(dsl::Diag::remote_not_checked, span_at(sm, m.loc, m.name.size()), m.path, schemas.error().message);
+      continue;
+    }
     if (!schemas) {
       diags.report(dsl::Diag::model_file_unreadable, span_at(sm, m.loc, m.name.size()), noun, m.path, schemas.error().message);
       continue;
@@ -125,7 +130,7 @@ std::shared_ptr<const plan::Plan> compile_with(const std::string& file, const Co
   dsl::SourceManager sm;
   auto p = dsl::compile_file(file, frontend_options(o), sm, diags);
   if (p) {
-    verify_model_files(*p, sm, diags);
+    verify_model_files(*p, sm, o.require_remote_servers, diags);
     if (diags.has_errors()) p = nullptr;
   }
   rendered += dsl::render_all(diags, sm, color);

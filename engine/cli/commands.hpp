@@ -15,6 +15,9 @@ namespace braid::cli {
 struct CommonOptions {
   std::vector<std::string> model_paths;
   bool require_models = false;
+  // With require_models, whether a remote model's server that does not answer GET /graphs is an
+  // error (braid check) or a warning (run, serve and reloads: it may come up later).
+  bool require_remote_servers = true;
   std::string color = "auto";
 };
 

@@ -24,6 +24,7 @@ int fail(const std::string& message) {
 int run(const RunOptions& o) {
   CommonOptions common = o.common;
   common.require_models = true;  // running needs the files
+  common.require_remote_servers = false;  // a remote server may come up later: a warning
   auto p = compile(o.file, common, false);
   if (!p) return 1;
 

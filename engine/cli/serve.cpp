@@ -107,6 +107,7 @@ int serve(const ServeOptions& o) {
 
   CommonOptions common = o.common;
   common.require_models = true;
+  common.require_remote_servers = false;  // a remote server may come up later: a warning
   common.model_paths.insert(common.model_paths.end(), cfg.model_paths.begin(), cfg.model_paths.end());
   engine::EngineOptions eo;
   eo.cpu_threads = cfg.cpu_threads;

@@ -46,7 +46,9 @@ engine::Result<double> parse_with_units(const std::string& text, std::initialize
 engine::Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
   auto v = parse_with_units(text, {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}}, 0, "duration");
   if (!v) return v.error();
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(*v)));
+  if (*v > 1e12) return make_error(ErrorCode::InvalidInput, fmt::format("`{}` is longer than braid counts (1e12 ms)", text));
+  // Whole milliseconds; anything above 0 is at least one.
+  return std::chrono::milliseconds(*v > 0 ? std::max<std::int64_t>(1, std::llround(*v)) : 0);
 }
 
 engine::Result<std::size_t> parse_size(const std::string& text) {

@@ -113,10 +113,11 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engin
   // the run's deadline is the shorter of this and the endpoint's `timeout`.
   std::int64_t deadline_ns = 0;
   if (auto h = req.find("Braid-Timeout"); h != req.end()) {
+    constexpr auto kMax = std::chrono::hours(24);  // the longest `timeout` a graph may set
     auto d = parse_duration(std::string(h->value()));
-    if (!d || d->count() <= 0) {
+    if (!d || d->count() <= 0 || *d > kMax) {
       co_return error(req, 400,
-                      fmt::format("Braid-Timeout `{}` is not a duration above 0 such as \"1500ms\" or \"2s\"{}",
+                      fmt::format("Braid-Timeout `{}` is not a duration above 0 and at most 24h such as \"1500ms\" or \"2s\"{}",
                                   std::string(h->value()), d ? "" : ": " + d.error().message),
                       "invalid_input");
     }

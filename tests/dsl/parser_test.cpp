@@ -152,6 +152,7 @@ TEST_SUITE("parser") {
     auto c = ok("http://[::1]:9000/g");
     CHECK(c.host == "::1");
     CHECK(c.to_string() == "http://[::1]:9000/g");
+    CHECK(ok("http://h/my-graph.v2").graph == "my-graph.v2");  // a graph is its file's stem
     auto why = [](std::string_view url) {
       auto r = dsl::parse_remote_address(url);
       INFO(url);
@@ -169,10 +170,11 @@ TEST_SUITE("parser") {
     CHECK(why("http://u@h/g") == "user information (`user@`) is not supported");
     CHECK(why("http://h/g/e").starts_with("the path must be one graph name"));
     CHECK(why("http://h/g?x=1").starts_with("the path must be one graph name"));
-    CHECK(why("http://h/g-1") == "`g-1` is not a graph name");
+    CHECK(why("http://h/g%201") == "`g%201` is not a graph name");
     CHECK(why("http://h h/g") == "`h h` is not a host name or address");
     CHECK(why("http://[::1/g") == "an IPv6 address needs its closing `]`");
     CHECK(why("http://[zz]/g") == "`zz` is not an IPv6 address");
+    CHECK(why("http://[1234]/g") == "`1234` is not an IPv6 address");  // not read as 0.0.4.210
   }
 }
 

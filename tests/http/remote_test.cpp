@@ -96,7 +96,8 @@ std::uint16_t closed_port() {
 // A peer that accepts connections one after another and lets the test script each request.
 struct ScriptedPeer {
   using Request = bhttp::request<bhttp::string_body>;
-  // Returns the answer to send, or nullopt to keep the connection silent until it closes.
+  // Returns the answer to send, nullopt to keep the connection silent until it closes, or ""
+  // to close it without answering.
   using Script = std::function<std::optional<std::string>(const Request&, int connection, int request)>;
 
   asio::io_context ioc;
@@ -133,6 +134,11 @@ struct ScriptedPeer {
             sock.read_some(asio::buffer(&byte, 1), ec);
             break;
           }
+          if (answer->empty()) {  // gone without answering (a server that died running it)
+            sock.shutdown(tcp::socket::shutdown_both, ec);
+            sock.close(ec);
+            break;
+          }
           asio::write(sock, asio::buffer(*answer), ec);
           if (close_after_answer) {
             sock.shutdown(tcp::socket::shutdown_both, ec);
@@ -157,6 +163,14 @@ struct ScriptedPeer {
     thread.join();
   }
   std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+  std::size_t seen_count() {
+    std::lock_guard lock(mu);
+    return seen.size();
+  }
+  Request seen_at(std::size_t i) {
+    std::lock_guard lock(mu);
+    return seen.at(i);
+  }
   template <typename Pred>
   bool wait_until(Pred pred) {
     std::unique_lock lock(mu);
@@ -257,8 +271,8 @@ endpoint e(t: str) -> str { return up.shout(t) }
     auto r = front.run("e", {Value("hi")});
     REQUIRE(r);
     CHECK(r->as_str() == "ok");
-    REQUIRE(peer.seen.size() == 1);
-    const auto& req = peer.seen[0];
+    REQUIRE(peer.seen_count() == 1);
+    const auto req = peer.seen_at(0);
     CHECK(req.method() == bhttp::verb::post);
     CHECK(req.target() == "/up/shout");
     CHECK(boost::json::parse(req.body()) == boost::json::parse(R"({"text": "hi"})"));
@@ -282,7 +296,7 @@ endpoint e(t: str) -> str { return up.shout(t) }
     CHECK(res.result_int() == 504);
     CHECK(boost::json::parse(res.body()).at("error") == "deadline of 30 ms passed");
     CHECK(up.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
-    for (const char* bad : {"soon", "0ms", "-5s", ""}) {
+    for (const char* bad : {"soon", "0ms", "-5s", "", "25h", "99999999999999h"}) {
       held.set("Braid-Timeout", bad);
       bhttp::write(c.stream, held);
       Client::Response b;
@@ -308,7 +322,7 @@ endpoint e(k: str) -> str { return up.wait(k) }
     CHECK(up.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
   }
 
-  TEST_CASE("remote client: connections are reused; one the server closed while idle is sent again, once") {
+  TEST_CASE("remote client: connections are reused; one the server closed while idle is not") {
     {
       ScriptedPeer peer([](const auto&, int, int r) { return json_answer(fmt::format("{}", r)); });
       engine::remote::HttpClient client;
@@ -331,10 +345,43 @@ endpoint e(k: str) -> str { return up.wait(k) }
       auto second = client.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(5000), nullptr);
       REQUIRE(second);
       CHECK(second->body == "1");  // answered on a second connection
-      CHECK(client.stats().resent == 1);
+      CHECK(client.stats().idle_dropped == 1);  // seen closed before any request went out on it
+      CHECK(client.stats().resent == 0);
       CHECK(client.stats().connections_opened == 2);
-      CHECK(peer.seen.size() == 2);  // the dead connection never delivered it
+      CHECK(peer.seen_count() == 2);
     }
+  }
+
+  TEST_CASE("remote client: a request the server took and never answered is the call's failure, never sent twice") {
+    // The second request, on the kept-alive connection, is read and then the connection closes:
+    // the server may have run it, so it is not sent again.
+    ScriptedPeer peer([](const auto&, int, int r) { return r == 0 ? json_answer("0") : std::string(); });
+    engine::remote::HttpClient client;
+    REQUIRE(client.exchange(local(peer.port()), bhttp::verb::post, "/x", "{}", {}, in(5000), nullptr));
+    auto lost = client.exchange(local(peer.port()), bhttp::verb::post, "/x", "{}", {}, in(5000), nullptr);
+    REQUIRE(!lost);
+    CHECK(lost.error().code == ErrorCode::ModelError);
+    CHECK(lost.error().message == fmt::format("http://127.0.0.1:{}: the connection closed before an answer: end of stream", peer.port()));
+    CHECK(peer.seen_count() == 2);
+    CHECK(client.stats().resent == 0);
+    CHECK(client.stats().connections_opened == 1);
+  }
+
+  TEST_CASE("remote client: every request carries what is left of its deadline, when asked") {
+    ScriptedPeer peer([](const auto&, int, int) { return json_answer("1"); });
+    {  // one client at a time: the peer serves one connection at a time
+      engine::remote::HttpClient with({.deadline_header = "Braid-Timeout"});
+      REQUIRE(with.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(3000), nullptr));
+    }
+    engine::remote::HttpClient without;
+    REQUIRE(without.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(3000), nullptr));
+    REQUIRE(peer.seen_count() == 2);
+    const std::string budget(peer.seen_at(0)["Braid-Timeout"]);
+    INFO(budget);
+    REQUIRE(budget.ends_with("ms"));
+    CHECK(std::stoi(budget) > 0);
+    CHECK(std::stoi(budget) <= 3000);
+    CHECK(peer.seen_at(1).count("Braid-Timeout") == 0);
   }
 
   TEST_CASE("remote client: a server that never answers is cut off at the deadline, or when the caller cancels") {
@@ -345,12 +392,14 @@ endpoint e(k: str) -> str { return up.wait(k) }
     CHECK(late.error().code == ErrorCode::DeadlineExceeded);
 
     engine::CallContext ctx;
+    bool arrived = false;
     std::thread canceller([&] {
-      peer.wait_until([&] { return peer.seen.size() == 2; });  // the request has arrived
+      arrived = peer.wait_until([&] { return peer.seen.size() == 2; });  // the request has arrived
       ctx.cancel();
     });
     auto cancelled = client.exchange(local(peer.port()), bhttp::verb::get, "/x", "", {}, in(60'000), &ctx);
     canceller.join();
+    CHECK(arrived);
     REQUIRE(!cancelled);
     CHECK(cancelled.error().code == ErrorCode::Cancelled);
   }
@@ -360,7 +409,7 @@ endpoint e(k: str) -> str { return up.wait(k) }
       if (req.target() == "/garbage") return std::string("SMTP ready\r\n\r\n");
       return json_answer(std::string(4096, '1'));
     }, true);
-    engine::remote::HttpClient client(4, 1024);
+    engine::remote::HttpClient client({.max_idle = 4, .max_body = 1024});
     auto garbage = client.exchange(local(peer.port()), bhttp::verb::get, "/garbage", "", {}, in(5000), nullptr);
     REQUIRE(!garbage);
     CHECK(garbage.error().code == ErrorCode::ModelError);
@@ -368,6 +417,23 @@ endpoint e(k: str) -> str { return up.wait(k) }
     auto big = client.exchange(local(peer.port()), bhttp::verb::get, "/big", "", {}, in(5000), nullptr);
     REQUIRE(!big);
     CHECK(big.error().message.find("larger than 1024 bytes") != std::string::npos);
+  }
+
+  TEST_CASE("remote: a remote model waits on a pool of its own and is not warmed up (no made-up requests)") {
+    ScriptedPeer peer([](const auto&, int, int) { return json_answer(R"("ok")"); });
+    Front front(peer.port(), R"(
+  def shout(text: str) -> str
+}
+endpoint e(t: str) -> str { return up.shout(t) }
+)");
+    const auto& m = front.engine->plans().at(0)->models.at(0);
+    CHECK(m.options.threads == plan::kRemoteThreads);
+    CHECK(m.options.warmup == 0);
+    CHECK(front.engine->warm_up().empty());
+    CHECK(front.engine->ready());
+    CHECK(peer.seen_count() == 0);
+    REQUIRE(front.run("e", {Value("x")}));
+    CHECK(peer.seen_count() == 1);
   }
 
   TEST_CASE("remote: inspect reads the other server's endpoints as method signatures") {

@@ -7,9 +7,10 @@
 #include <optional>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -31,7 +32,21 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kCancelPoll = std::chrono::milliseconds(5);
+// An idle connection is reused for this long at most: well inside the idle timeout of a braid
+// server (60 s by default), so that the server does not close it as a request goes out.
+constexpr auto kIdleMax = std::chrono::seconds(30);
+// How long past its deadline a caller waits for the I/O thread before it answers alone (a name
+// lookup, which nothing can interrupt, may hold the exchange longer).
+constexpr auto kGrace = std::chrono::seconds(1);
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// Whether an idle connection is still open for requests: nothing to read yet (a closed one
+// reads as end of stream; one with bytes waiting is out of step with its server).
+bool still_open(beast::tcp_stream& s) {
+  char byte;
+  const auto n = ::recv(s.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
 
 }  // namespace
 
@@ -42,26 +57,38 @@ struct HttpClient::Impl {
   std::size_t max_idle;
   std::size_t max_body;
 
+  std::string deadline_header;
+
+  struct Idle {
+    std::unique_ptr<beast::tcp_stream> stream;
+    Clock::time_point since;
+  };
   std::mutex mu;  // idle and stats
-  std::map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+  std::map<std::string, std::vector<Idle>> idle;
   ClientStats stats;
 
-  Impl(std::size_t idle_limit, std::size_t body_limit) : max_idle(idle_limit), max_body(body_limit) {
+  explicit Impl(const ClientOptions& o) : max_idle(o.max_idle), max_body(o.max_body), deadline_header(o.deadline_header) {
     thread = std::thread([this] { ioc.run(); });
   }
 
+  // The most recently used idle connection to `key` that is still open (on the I/O thread:
+  // the ones dropped close here).
   std::unique_ptr<beast::tcp_stream> take_idle(const std::string& key) {
     std::lock_guard lock(mu);
     auto it = idle.find(key);
-    if (it == idle.end() || it->second.empty()) return nullptr;
-    auto s = std::move(it->second.back());
-    it->second.pop_back();
-    return s;
+    const auto now = Clock::now();
+    while (it != idle.end() && !it->second.empty()) {
+      Idle c = std::move(it->second.back());
+      it->second.pop_back();
+      if (now - c.since < kIdleMax && still_open(*c.stream)) return std::move(c.stream);
+      ++stats.idle_dropped;
+    }
+    return nullptr;
   }
   void give_back(const std::string& key, std::unique_ptr<beast::tcp_stream> s) {
     std::lock_guard lock(mu);
     auto& v = idle[key];
-    if (v.size() < max_idle) v.push_back(std::move(s));
+    if (v.size() < max_idle) v.push_back({std::move(s), Clock::now()});
   }
 };
 
@@ -76,7 +103,7 @@ struct HttpClient::Exchange {
   Clock::time_point deadline;
   asio::steady_timer watchdog;
   tcp::resolver resolver;
-  beast::tcp_stream* current = nullptr;  // the connection in use, for abort()
+  std::unique_ptr<beast::tcp_stream> stream;  // the connection in use (abort() closes it)
   bool timed_out = false;
   bool aborted = false;
 
@@ -90,17 +117,19 @@ struct HttpClient::Exchange {
   void abort() {
     aborted = true;
     resolver.cancel();
-    if (current) {
+    if (stream) {
       beast::error_code ignored;
-      current->socket().shutdown(tcp::socket::shutdown_both, ignored);
-      current->socket().close(ignored);
+      stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream->socket().close(ignored);
     }
   }
 
+  // The first result stands.
   void finish(Result<HttpAnswer> r) {
     watchdog.cancel();
     {
       std::lock_guard lock(mu);
+      if (finished) return;
       result = std::move(r);
       finished = true;
     }
@@ -122,7 +151,7 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x);
 
 }  // namespace
 
-HttpClient::HttpClient(std::size_t max_idle, std::size_t max_body) : impl_(std::make_unique<Impl>(max_idle, max_body)) {}
+HttpClient::HttpClient(ClientOptions options) : impl_(std::make_unique<Impl>(options)) {}
 
 HttpClient::~HttpClient() {
   asio::post(impl_->ioc, [impl = impl_.get()] {
@@ -159,17 +188,32 @@ Result<HttpAnswer> HttpClient::exchange(const Origin& origin, http::verb method,
   req.body() = std::move(body);
   req.prepare_payload();
 
-  asio::co_spawn(impl_->ioc, run_exchange(x), asio::detached);
+  // An exception out of the exchange (none is expected: every step reports an error code) is
+  // its result too, so that the caller never waits for a result that will not come.
+  asio::co_spawn(impl_->ioc, run_exchange(x), [x](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      x->finish(make_error(ErrorCode::Internal, fmt::format("{}: {}", x->where(), ex.what())));
+    }
+  });
 
+  // Until the I/O thread finishes the exchange, polling the caller's cancellation; and at the
+  // latest a little past the deadline, which the watchdog keeps unless a name lookup holds the
+  // exchange: then the caller answers alone, and the exchange ends when the lookup does.
   std::unique_lock lock(x->mu);
   bool abort_sent = false;
+  const auto give_up = deadline < Clock::time_point::max() - kGrace ? deadline + kGrace : Clock::time_point::max();
   while (!x->finished) {
-    if (!cancel || abort_sent) {
-      x->cv.wait(lock, [&] { return x->finished; });
-      break;
+    const auto until = cancel && !abort_sent ? std::min(give_up, Clock::now() + kCancelPoll) : give_up;
+    x->cv.wait_until(lock, until, [&] { return x->finished; });
+    if (x->finished) break;
+    if (Clock::now() >= give_up) {
+      asio::post(impl_->ioc, [x] { x->abort(); });
+      return make_error(ErrorCode::DeadlineExceeded, fmt::format("{} did not answer in time", x->where()));
     }
-    x->cv.wait_for(lock, kCancelPoll, [&] { return x->finished; });
-    if (!x->finished && cancel->cancelled()) {
+    if (!abort_sent && cancel && cancel->cancelled()) {
       asio::post(impl_->ioc, [x] { x->abort(); });
       abort_sent = true;
     }
@@ -190,27 +234,41 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
 
   for (int attempt = 0;; ++attempt) {
     if (x->aborted) co_return x->finish(x->failure("connect", asio::error::operation_aborted));
-    std::unique_ptr<beast::tcp_stream> stream = attempt == 0 ? impl.take_idle(x->key) : nullptr;
-    const bool reused = stream != nullptr;
-    if (!stream) {
+    x->stream = attempt == 0 ? impl.take_idle(x->key) : nullptr;
+    const bool reused = x->stream != nullptr;
+    if (!reused) {
       auto [rec, results] = co_await x->resolver.async_resolve(x->origin.host, std::to_string(x->origin.port), tuple_awaitable);
       if (rec) co_return x->finish(x->failure(fmt::format("cannot resolve `{}`", x->origin.host), rec));
       if (x->aborted) co_return x->finish(x->failure("connect", asio::error::operation_aborted));
-      stream = std::make_unique<beast::tcp_stream>(impl.ioc);
-      x->current = stream.get();
-      auto [cec, ep] = co_await stream->async_connect(results, tuple_awaitable);
+      x->stream = std::make_unique<beast::tcp_stream>(impl.ioc);
+      auto [cec, ep] = co_await x->stream->async_connect(results, tuple_awaitable);
       if (cec) co_return x->finish(x->failure("cannot connect", cec));
-      stream->socket().set_option(tcp::no_delay(true));
+      beast::error_code ignored;
+      x->stream->socket().set_option(tcp::no_delay(true), ignored);
       std::lock_guard lock(impl.mu);
       ++impl.stats.connections_opened;
     }
-    x->current = stream.get();
 
-    auto [wec, wn] = co_await http::async_write(*stream, x->request, tuple_awaitable);
+    // What is left of the deadline as the request goes out (after a lookup, a connect or a
+    // first try), for the server to stop by.
+    if (!impl.deadline_header.empty()) {
+      const auto left = x->deadline - Clock::now();
+      if (left <= Clock::duration::zero()) {
+        x->timed_out = true;
+        co_return x->finish(x->failure("sending the request", asio::error::timed_out));
+      }
+      x->request.set(impl.deadline_header, fmt::format("{}ms", std::chrono::ceil<std::chrono::milliseconds>(left).count()));
+    }
+
+    auto [wec, wn] = co_await http::async_write(*x->stream, x->request, tuple_awaitable);
     (void)wn;
     if (wec) {
-      x->current = nullptr;
-      if (reused && !x->aborted) {  // closed while idle: the server never saw this request
+      x->stream.reset();
+      // A reused connection that cannot take the request had been closed by its server (a
+      // request not wholly received is not run). Only then is it sent again: once the whole
+      // request went out, the server may be running it, and an answer that does not come is
+      // the call's failure (the node's `retries` decide), never a silent second run.
+      if (reused && !x->aborted) {
         std::lock_guard lock(impl.mu);
         ++impl.stats.resent;
         continue;
@@ -221,19 +279,16 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(impl.max_body);
-    auto [rec, rn] = co_await http::async_read(*stream, buffer, parser, tuple_awaitable);
+    auto [rec, rn] = co_await http::async_read(*x->stream, buffer, parser, tuple_awaitable);
     (void)rn;
-    x->current = nullptr;
     if (rec) {
-      if (reused && !x->aborted && !parser.got_some() &&
-          (rec == http::error::end_of_stream || rec == asio::error::connection_reset || rec == asio::error::eof)) {
-        std::lock_guard lock(impl.mu);
-        ++impl.stats.resent;
-        continue;
-      }
+      x->stream.reset();
       if (rec == http::error::body_limit) {
         co_return x->finish(make_error(ErrorCode::ModelError,
                                        fmt::format("{}: the answer is larger than {} bytes", x->where(), impl.max_body)));
+      }
+      if (!parser.got_some() && (rec == http::error::end_of_stream || rec == asio::error::eof)) {
+        co_return x->finish(x->failure("the connection closed before an answer", rec));
       }
       co_return x->finish(x->failure("reading the answer", rec));
     }
@@ -247,6 +302,7 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
       std::lock_guard lock(impl.mu);
       ++impl.stats.exchanges;
     }
+    auto stream = std::move(x->stream);
     if (keep && !x->aborted) impl.give_back(x->key, std::move(stream));
     co_return x->finish(std::move(answer));
   }

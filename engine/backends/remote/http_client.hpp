@@ -7,10 +7,10 @@
 //   auto r = client.exchange({"10.0.0.7", 8000}, http::verb::post, "/ranking/rank", body, extra, deadline, &ctx);
 //
 // exchange() blocks its calling thread (a model's pool thread) until the answer, the deadline
-// or the cancellation; the I/O thread itself never waits. A request that fails on a reused
-// connection before any byte of the answer arrived (the server had closed it while idle) is
-// sent once more on a new connection; nothing else is retried here.
-
+// or the cancellation; the I/O thread itself never waits. An idle connection is reused only
+// while it is younger than 30 s and still open; a request that a reused connection cannot take
+// (its server had closed it) is sent once more on a new one. Once a request has gone out whole,
+// nothing is sent again here: the server may be running it.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -41,12 +41,20 @@ struct ClientStats {
   std::uint64_t connections_opened = 0;  // connections made (each reuse saves one)
   std::uint64_t exchanges = 0;           // requests answered
   std::uint64_t resent = 0;              // requests sent again after a reused connection had closed
+  std::uint64_t idle_dropped = 0;        // idle connections found closed or too old, not reused
+};
+
+struct ClientOptions {
+  std::size_t max_idle = 64;        // idle connections kept per server
+  std::size_t max_body = 64u << 20;  // a larger answer fails
+  // When not empty, every request carries what is left of its deadline, in whole milliseconds
+  // rounded up, in this header ("1500ms"), set as it goes out.
+  std::string deadline_header;
 };
 
 class HttpClient {
  public:
-  // At most `max_idle` idle connections are kept per server; answers over `max_body` bytes fail.
-  explicit HttpClient(std::size_t max_idle = 64, std::size_t max_body = 64u << 20);
+  explicit HttpClient(ClientOptions options = {});
   ~HttpClient();  // closes the idle connections and joins the I/O thread; no exchange may be running
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;

@@ -30,7 +30,7 @@ class SharedClient {
  public:
   std::shared_ptr<remote::HttpClient> get() {
     std::lock_guard lock(mu_);
-    if (!client_) client_ = std::make_shared<remote::HttpClient>();
+    if (!client_) client_ = std::make_shared<remote::HttpClient>(remote::ClientOptions{.deadline_header = "Braid-Timeout"});
     return client_;
   }
 
@@ -49,7 +49,16 @@ Result<dsl::RemoteAddress> address_of(const std::string& url) {
 
 remote::Origin origin_of(const dsl::RemoteAddress& a) { return {a.host, a.port}; }
 
-// What a braid server says went wrong ({"error": ..., "code": ...}), or the start of the body.
+// At most `max` bytes of `text`, cut at a character boundary (UTF-8), "..." when cut.
+std::string clip(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return std::string(text);
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;  // not inside a character
+  return std::string(text.substr(0, n)) + "...";
+}
+
+// What a braid server says went wrong ({"error": ..., "code": ...}), or the start of the body;
+// clipped either way (an error may come back through several servers).
 std::string answer_message(const remote::HttpAnswer& a) {
   boost::system::error_code ec;
   json::value v = json::parse(a.body, ec);
@@ -58,14 +67,12 @@ std::string answer_message(const remote::HttpAnswer& a) {
     const json::value* error = o.if_contains("error");
     const json::value* code = o.if_contains("code");
     if (error && error->is_string()) {
-      std::string msg(error->as_string());
-      if (code && code->is_string()) return fmt::format("{}: {}", std::string_view(code->as_string()), msg);
+      std::string msg = clip(error->as_string(), 2000);
+      if (code && code->is_string()) return fmt::format("{}: {}", clip(code->as_string(), 40), msg);
       return msg;
     }
   }
-  constexpr std::size_t kMax = 200;
-  std::string text = a.body.substr(0, kMax);
-  if (a.body.size() > kMax) text += "...";
+  std::string text = clip(a.body, 200);
   return text.empty() ? std::string("(no body)") : text;
 }
 
@@ -86,19 +93,19 @@ class RemoteInstance final : public ModelInstance {
     const auto now = Clock::now();
     const auto deadline = ctx.deadline().value_or(now + kDefaultCallTimeout);
     if (deadline <= now) return make_error(ErrorCode::DeadlineExceeded, fmt::format("no time was left to call {}", url));
-    // What is left, rounded up to a whole millisecond, for the server called to stop by.
-    const auto left_ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
-    auto answer = client_->exchange(origin_, http::verb::post, fmt::format("/{}/{}", address_.graph, m.name), json_text(body),
-                                    {{"Braid-Timeout", fmt::format("{}ms", left_ms)}}, deadline, &ctx);
+    // The client sends what is left of `deadline` as Braid-Timeout, for the server called to stop by.
+    auto answer = client_->exchange(origin_, http::verb::post, fmt::format("/{}/{}", address_.graph, m.name), json_text(body), {},
+                                    deadline, &ctx);
     if (!answer) {
       Error e = answer.error();
       if (e.code == ErrorCode::DeadlineExceeded) e.message = fmt::format("{} did not answer in time", url);
       return e;
     }
     if (answer->status != 200) {
-      const auto code = answer->status == 504   ? ErrorCode::DeadlineExceeded
-                        : answer->status == 429 ? ErrorCode::Overloaded
-                                                : ErrorCode::ModelError;
+      // Busy or stopping (429, 503) is `overloaded`: another try, or another server, may do.
+      const auto code = answer->status == 504                            ? ErrorCode::DeadlineExceeded
+                        : answer->status == 429 || answer->status == 503 ? ErrorCode::Overloaded
+                                                                         : ErrorCode::ModelError;
       return make_error(code, fmt::format("{} answered {}: {}", url, answer->status, answer_message(*answer)));
     }
     boost::system::error_code ec;
@@ -180,7 +187,7 @@ class RemoteBackend final : public Backend {
   std::string_view name() const override { return "remote"; }
 
   Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model) override {
-    // The other server need not be up yet: calls fail, naming it, until it is.
+    // Nothing is sent: the other server need not be up yet (calls fail, naming it, until it is).
     auto a = address_of(model.path);
     if (!a) return a.error();
     if (model.placement.kind != dsl::PlacementKind::Cpu) {
