@@ -258,7 +258,8 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
     return;
   }
   ex->metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
-  auto run = std::make_shared<detail::RunState>(options.cancel);
+  auto run = options.shared_cancel ? std::make_shared<detail::RunState>(std::move(options.shared_cancel))
+                                   : std::make_shared<detail::RunState>(options.cancel);
   run->engine = impl_.get();
   run->ex = ex;
   run->inputs = std::move(inputs);

@@ -79,6 +79,9 @@ struct RunOptions {
                                  // outlives the result, such as a `first` loser, may still add)
   const CallContext* cancel = nullptr;  // when set, cancelling it cancels the run; it must outlive
                                         // the engine's work for this run, not just its result
+  // The same, owned: the run holds it for as long as any of its work runs (then `cancel` is not
+  // read). The HTTP server gives each request one, cancelled when its client goes.
+  std::shared_ptr<const CallContext> shared_cancel;
 };
 
 struct EndpointRef {

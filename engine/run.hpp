@@ -120,8 +120,10 @@ struct RunState {
   CallContext ctx;
   std::unique_ptr<boost::asio::steady_timer> deadline;
   std::mutex deadline_mu;
+  std::shared_ptr<const CallContext> parent;  // RunOptions::shared_cancel, kept while `ctx` refers to it
 
-  explicit RunState(const CallContext* parent) : ctx(parent) {}
+  explicit RunState(const CallContext* p) : ctx(p) {}
+  explicit RunState(std::shared_ptr<const CallContext> p) : ctx(p.get()), parent(std::move(p)) {}
   void finish(Result<Value> r);
   const plan::Endpoint& ep() const { return *ex->ref.endpoint; }
   LoadedModel& model(plan::ModelId id) const { return *engine->models[ex->ref.plan_index][plan::index(id)]; }

@@ -108,7 +108,8 @@ Response Handler::engine_error(const Request& req, const engine::Error& e) {
 }
 
 boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
-                                                       json::object named, std::optional<json::object> kserve) {
+                                                       json::object named, std::optional<json::object> kserve,
+                                                       std::shared_ptr<const engine::CallContext> cancel) {
   // A caller's budget (another braid server's remote call sends what is left of its own):
   // the run's deadline is the shorter of this and the endpoint's `timeout`.
   std::int64_t deadline_ns = 0;
@@ -135,6 +136,7 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engin
   }
   engine::RunOptions opts;
   opts.cancel = &cancel_;  // lives as long as the handler, which outlives its requests
+  opts.shared_cancel = std::move(cancel);  // under cancel_, when the session gave one
   opts.deadline_ns = deadline_ns;
   engine::Result<engine::Value> r =
       co_await engine.async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
@@ -181,7 +183,7 @@ boost::asio::awaitable<Response> Handler::reload(const Request& req) {
   co_return respond(req, 200, body);
 }
 
-boost::asio::awaitable<Response> Handler::handle(Request req) {
+boost::asio::awaitable<Response> Handler::handle(Request req, std::shared_ptr<const engine::CallContext> cancel) {
   const auto parts = split_path(req.target());
   const auto method = req.method();
   const bool get = method == bhttp::verb::get;
@@ -249,7 +251,7 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
         if (!body) co_return engine_error(req, body.error());
         auto named = kserve_inputs(*ep, *body);
         if (!named) co_return engine_error(req, named.error());
-        co_return co_await run_endpoint(req, *engine, *ep, std::move(*named), std::move(*body));
+        co_return co_await run_endpoint(req, *engine, *ep, std::move(*named), std::move(*body), std::move(cancel));
       }
     }
     co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
@@ -290,7 +292,7 @@ boost::asio::awaitable<Response> Handler::handle(Request req) {
     if (!post) co_return wrong_method("POST");
     auto body = body_object(req);
     if (!body) co_return engine_error(req, body.error());
-    co_return co_await run_endpoint(req, *engine, *ep, std::move(*body), std::nullopt);
+    co_return co_await run_endpoint(req, *engine, *ep, std::move(*body), std::nullopt, std::move(cancel));
   }
   co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
                   "not_found");

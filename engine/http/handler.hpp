@@ -56,7 +56,11 @@ class Handler {
  public:
   Handler(std::shared_ptr<engine::Engine> engine, HandlerOptions options);
 
-  boost::asio::awaitable<Response> handle(Request req);
+  // `cancel`: the request's own cancellation, from request_context(); cancelling it (the
+  // session does when its client goes away mid-request) stops the request's run.
+  boost::asio::awaitable<Response> handle(Request req, std::shared_ptr<const engine::CallContext> cancel = nullptr);
+  // A context for one request, under cancel_all()'s.
+  std::shared_ptr<engine::CallContext> request_context() { return std::make_shared<engine::CallContext>(&cancel_); }
 
   // The engine new requests run on.
   std::shared_ptr<engine::Engine> engine() const { return engine_.load(); }
@@ -80,7 +84,8 @@ class Handler {
   // `kserve`: the infer request, when the request came through KServe v2 (the answer is then an
   // infer response).
   boost::asio::awaitable<Response> run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
-                                                boost::json::object inputs, std::optional<boost::json::object> kserve);
+                                                boost::json::object inputs, std::optional<boost::json::object> kserve,
+                                                std::shared_ptr<const engine::CallContext> cancel);
   boost::asio::awaitable<Response> reload(const Request& req);
   Response respond(const Request& req, unsigned status, const boost::json::value& body);
   Response error(const Request& req, unsigned status, std::string message, std::string_view code);

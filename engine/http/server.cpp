@@ -1,5 +1,9 @@
 #include "engine/http/server.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -34,6 +38,19 @@ Response plain_error(unsigned status, std::string message, std::string_view code
   res.body() = engine::json_text(boost::json::object{{"error", std::move(message)}, {"code", code}}) + "\n";
   res.prepare_payload();
   return res;
+}
+
+// While a request runs, its connection is watched without reading from it: a client that
+// closes it (end of stream, or a reset) no longer wants the answer, and the request's context
+// is cancelled, so its run stops (and, through remote models, the runs it started elsewhere).
+// Bytes of a next request (pipelining) end the watch and stay for the session to read.
+template <typename Session>
+asio::awaitable<void> watch_close(std::shared_ptr<Session> s, std::shared_ptr<engine::CallContext> ctx) {
+  auto [ec] = co_await s->stream.socket().async_wait(tcp::socket::wait_read, tuple_awaitable);
+  if (ec) co_return;  // the request ended first
+  char byte;
+  const auto n = ::recv(s->stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) ctx->cancel();
 }
 
 }  // namespace
@@ -148,11 +165,18 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
     Request req = parser.release();
     bool keep = req.keep_alive();
     Response res;
+    auto ctx = handler_.request_context();
+    const bool watch = buffer.size() == 0;  // a next request already read: nothing to watch for
+    if (watch) asio::co_spawn(s->stream.get_executor(), watch_close(s, ctx), asio::detached);
     try {
-      res = co_await handler_.handle(std::move(req));
+      res = co_await handler_.handle(std::move(req), ctx);
     } catch (const std::exception& e) {  // a bug or resource exhaustion: answer, do not vanish
       res = plain_error(500, fmt::format("internal error: {}", e.what()), "internal");
       keep = false;
+    }
+    if (watch) {
+      boost::system::error_code ignored;
+      s->stream.socket().cancel(ignored);  // ends the watch: nothing else waits on the socket now
     }
     if (stopping_) keep = false;
     res.keep_alive(keep);

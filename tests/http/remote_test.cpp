@@ -318,7 +318,28 @@ endpoint e(k: str) -> str { return up.wait(k) }
     auto r = front.run("e", {Value("never")});
     REQUIRE(!r);
     CHECK(r.error().code == ErrorCode::DeadlineExceeded);
-    // The held call on the other server ends cancelled (its deadline, or the closed connection).
+    // The held call on the other server ends cancelled: by its Braid-Timeout (the server does
+    // not watch the connection the front closed).
+    CHECK(up.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
+  }
+
+  TEST_CASE("remote: cancelling the caller's run stops the run it started on the other server") {
+    Upstream up;
+    Front front(up.port, R"(
+  def wait(key: str) -> str
+}
+endpoint e(k: str) -> str { return up.wait(k) }
+)");  // no timeout anywhere: only the cancellation can end the held call in time
+    engine::CallContext cancel;
+    engine::RunOptions opts;
+    opts.cancel = &cancel;
+    auto result = front.engine->run(*front.engine->find("front", "e"), {Value("never")}, opts);
+    REQUIRE(up.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+    cancel.cancel();
+    auto r = result.get();
+    REQUIRE(!r);
+    CHECK(r.error().code == ErrorCode::Cancelled);
+    // The closed connection cancels the request there (well before its 60 s Braid-Timeout).
     CHECK(up.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
   }
 

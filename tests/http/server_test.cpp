@@ -204,6 +204,41 @@ TEST_SUITE("http") {
     live.reset();  // run() has returned: the destructor's join does not block
   }
 
+  TEST_CASE("a client that closes its connection mid-request cancels the request's run; others carry on") {
+    Live live;
+    {
+      Client gone(live.port);
+      bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/g/wait", 11};
+      req.set(bhttp::field::host, "localhost");
+      req.body() = R"({"key": "never"})";  // held until released: only a cancellation ends it
+      req.prepare_payload();
+      bhttp::write(gone.stream, req);
+      REQUIRE(live.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+      gone.stream.close();
+    }
+    CHECK(live.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
+    // A client that sends its next request before the answer (pipelining) is not taken for gone.
+    Client c(live.port);
+    bhttp::request<bhttp::string_body> held{bhttp::verb::post, "/g/wait", 11};
+    held.set(bhttp::field::host, "localhost");
+    held.body() = R"({"key": "k"})";
+    held.prepare_payload();
+    bhttp::write(c.stream, held);
+    REQUIRE(live.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+    bhttp::request<bhttp::string_body> next{bhttp::verb::post, "/g/shout", 11};
+    next.set(bhttp::field::host, "localhost");
+    next.body() = R"({"text": "next"})";
+    next.prepare_payload();
+    bhttp::write(c.stream, next);
+    live.fake->open("k");
+    Client::Response first, second;
+    bhttp::read(c.stream, c.buffer, first);
+    bhttp::read(c.stream, c.buffer, second);
+    CHECK(first.result_int() == 200);
+    CHECK(second.body() == "\"NEXT\"\n");
+    CHECK(live.fake->stats("m").cancelled == 1);
+  }
+
   TEST_CASE("past the drain timeout, requests still running are cancelled and answered 503") {
     http::ServerConfig cfg;
     cfg.drain_timeout = std::chrono::milliseconds(100);
