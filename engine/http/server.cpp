@@ -40,17 +40,12 @@ Response plain_error(unsigned status, std::string message, std::string_view code
   return res;
 }
 
-// While a request runs, its connection is watched without reading from it: a client that
-// closes it (end of stream, or a reset) no longer wants the answer, and the request's context
-// is cancelled, so its run stops (and, through remote models, the runs it started elsewhere).
-// Bytes of a next request (pipelining) end the watch and stay for the session to read.
-template <typename Session>
-asio::awaitable<void> watch_close(std::shared_ptr<Session> s, std::shared_ptr<engine::CallContext> ctx) {
-  auto [ec] = co_await s->stream.socket().async_wait(tcp::socket::wait_read, tuple_awaitable);
-  if (ec) co_return;  // the request ended first
+// Whether the peer of `socket`, found readable while a request runs, has gone: end of stream or
+// an error, rather than bytes of its next request (pipelining), which stay for the session.
+bool peer_gone(tcp::socket& socket) {
   char byte;
-  const auto n = ::recv(s->stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) ctx->cancel();
+  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 }  // namespace
@@ -165,9 +160,17 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
     Request req = parser.release();
     bool keep = req.keep_alive();
     Response res;
+    // While the request runs, its connection is watched without reading from it: a client that
+    // closes it no longer wants the answer, and the request's context is cancelled, so its run
+    // stops (and, through remote models, the runs it started elsewhere). A next request already
+    // read (pipelining): nothing to watch for.
     auto ctx = handler_.request_context();
-    const bool watch = buffer.size() == 0;  // a next request already read: nothing to watch for
-    if (watch) asio::co_spawn(s->stream.get_executor(), watch_close(s, ctx), asio::detached);
+    const bool watch = buffer.size() == 0;
+    if (watch) {
+      s->stream.socket().async_wait(tcp::socket::wait_read, [s, ctx](boost::system::error_code wait_ec) {
+        if (!wait_ec && peer_gone(s->stream.socket())) ctx->cancel();
+      });
+    }
     try {
       res = co_await handler_.handle(std::move(req), ctx);
     } catch (const std::exception& e) {  // a bug or resource exhaustion: answer, do not vanish
