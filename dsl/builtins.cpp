@@ -5,8 +5,8 @@
 namespace braid::dsl {
 namespace {
 
-const std::array<OpInfo, 15>& table() {
-  static const std::array<OpInfo, 15> t = {{
+const std::array<OpInfo, 16>& table() {
+  static const std::array<OpInfo, 16> t = {{
       {BuiltinOp::Zip, "zip", {}, false, true, 1, "zip(name: list<A>, ...) -> list<{name: A, ...}>"},
       {BuiltinOp::Len, "len", {"xs"}, false, false, 1, "len(xs: list<T>) -> int"},
       {BuiltinOp::Concat, "concat", {}, true, false, 2, "concat(a: list<T>, b: list<T>, ...) -> list<T>"},
@@ -24,6 +24,7 @@ const std::array<OpInfo, 15>& table() {
       {BuiltinOp::Identity, "id", {"x"}, false, false, 1, "id(x: T) -> T"},
       {BuiltinOp::PooledCosine, "pooled_cosine", {"hidden", "mask", "labels"}, false, false, 3,
        "pooled_cosine(hidden: tensor, mask: tensor, labels: tensor) -> tensor<f32>"},
+      {BuiltinOp::Collect, "collect", {"s"}, false, false, 1, "collect(s: stream<T>) -> list<T>"},
   }};
   return t;
 }
@@ -118,6 +119,9 @@ TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<co
         if (args[i]->kind != TypeKind::Tensor) return fail(i, "a tensor");
       }
       return Type::tensor(DType::F32);
+    case BuiltinOp::Collect:
+      if (!args[0]->is_stream()) return fail(0, "a stream");
+      return Type::list(args[0]->elem);
   }
   return Type::error();
 }

@@ -32,6 +32,7 @@ enum class BuiltinOp : std::uint16_t {
   // pooled_cosine(hidden: tensor, mask: tensor, labels: tensor) -> tensor<f32>: masked mean
   // pooling of token states, L2 normalisation, cosine against each label row (kernels/).
   PooledCosine,
+  Collect,   // collect(s: stream<T>) -> list<T>: waits for the stream's end
 };
 
 struct OpInfo {

@@ -144,6 +144,17 @@ void Checker::check_model(const ModelDecl& m) {
       diags_->report(Diag::duplicate_method, sig.name.span, sig.name.name, m.name.name)
           .note(it->second->name.span, "previously declared here");
     }
+    for (const auto& p : sig.params) check_stream_position(p.type, p.type_span, false, "for a parameter");
+    check_stream_position(sig.result, sig.result_span, true, "in a result");
+    if (sig.result && sig.result->is_stream()) {
+      if (m.backend.name == "remote") {
+        diags_->report(Diag::stream_remote, sig.result_span, m.name.name, sig.name.name);
+      } else if (m.placement.kind != PlacementKind::Cpu && m.placement_span.valid()) {
+        diags_->report(Diag::stream_device, sig.result_span, m.name.name, sig.name.name, m.name.name,
+                       m.placement.device < 0 ? std::string("cuda") : fmt::format("cuda:{}", m.placement.device))
+            .note(m.placement_span, "placed here");
+      }
+    }
     std::unordered_map<std::string_view, Span> params;
     for (const auto& p : sig.params) {
       auto [pit, pfresh] = params.emplace(p.name.name, p.name.span);
@@ -169,6 +180,12 @@ void Checker::check_remote(const ModelDecl& m) {
       diags_->report(Diag::remote_option, o.name.span, o.name.name);
     }
   }
+}
+
+void Checker::check_stream_position(const TypeRef& t, Span span, bool whole_may_stream, std::string_view where) {
+  if (!t || !contains_stream(*t)) return;
+  if (whole_may_stream && t->is_stream() && !contains_stream(*t->elem)) return;
+  diags_->report(Diag::stream_position, span, t->to_string(), where);
 }
 
 void Checker::count_uses(Expr* e, Scope& scope) {
@@ -203,6 +220,7 @@ void Checker::check_endpoint(EndpointDecl& ep) {
     b.span = p.name.span;
     b.type = p.type ? p.type : Type::error();
     b.index = i;
+    check_stream_position(p.type, p.type_span, false, "for an input");
     if (Binding* prev = scope.find(b.name)) {
       diags_->report(Diag::duplicate_parameter, p.name.span, p.name.name).note(prev->span, "previously declared here");
     } else if (define(scope, &b)) {
@@ -224,7 +242,8 @@ void Checker::check_endpoint(EndpointDecl& ep) {
     }
   }
   check_options(ep.options, kEndpointOptions, "an endpoint", nullptr, nullptr);
-  TypeRef result = check_block(ep.body, scope, "endpoint `" + ep.name.name + "`");
+  check_stream_position(ep.result, ep.result_span, true, "in a result");
+  TypeRef result = check_block(ep.body, scope, "endpoint `" + ep.name.name + "`", true);
   if (ep.body.result && result && ep.result && !assignable(result, ep.result)) {
     diags_->report(Diag::result_type, ep.body.result->span, ep.name.name, ep.result->to_string(), result->to_string())
         .note(ep.result_span, "the result type is declared here");
@@ -364,7 +383,7 @@ void Checker::order_lets(Block& b) {
   }
 }
 
-TypeRef Checker::check_block(Block& b, Scope& parent, std::string_view owner) {
+TypeRef Checker::check_block(Block& b, Scope& parent, std::string_view owner, bool result_may_stream) {
   Scope scope;
   scope.parent = &parent;
   std::vector<Binding*> lets;
@@ -382,6 +401,7 @@ TypeRef Checker::check_block(Block& b, Scope& parent, std::string_view owner) {
   order_lets(b);
   for (std::uint32_t i : b.order) {
     Let& let = b.lets[i];
+    stream_ok_ = true;
     TypeRef t = check_expr(let.value.get(), scope);
     if (let.binding && !let.binding->type) let.binding->type = t;
   }
@@ -391,6 +411,7 @@ TypeRef Checker::check_block(Block& b, Scope& parent, std::string_view owner) {
     if (b.complete) diags_->report(Diag::missing_return, b.span, owner);
     result = Type::error();
   } else {
+    stream_ok_ = result_may_stream;
     result = check_expr(b.result.get(), scope);
   }
   if (b.complete) {  // after a syntax error some uses are missing

@@ -1,6 +1,7 @@
 // Expressions: names, calls, groups, maps, switches, literals, records and lists.
 #include <algorithm>
 #include <unordered_set>
+#include <utility>
 
 #include "dsl/check_internal.hpp"
 
@@ -68,15 +69,27 @@ std::vector<std::string_view> Checker::visible_names(const Scope& scope) const {
 }
 
 TypeRef Checker::check_expr(Expr* e, Scope& scope) {
+  const bool stream_ok = std::exchange(stream_ok_, false);
   if (!e) return Type::error();  // a syntax error, already reported
   TypeRef t = check_expr_inner(*e, scope);
   if (!t) t = Type::error();
+  if (t->is_stream() && !stream_ok) {
+    diags_->report(Diag::stream_use, e->span, t->to_string());
+    t = Type::error();
+  }
   e->type = t;
   if (!e->with.empty()) {
     if (!is_node(*e)) {
       diags_->report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
     } else {
       check_options(e->with, kNodeOptions, "a node", &scope, t);
+      if (t->is_stream()) {
+        for (const auto& o : e->with) {
+          if (o.name.name == "retries" || o.name.name == "backoff" || o.name.name == "fallback") {
+            diags_->report(Diag::stream_option, o.name.span, o.name.name);
+          }
+        }
+      }
       const auto* call = std::get_if<CallExpr>(&e->node);
       if (!call || !call->model) {
         for (const auto& o : e->with) {
@@ -236,8 +249,15 @@ bool Checker::bind_args(std::string_view callee, std::span<const std::string_vie
 }
 
 TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
-  // Arguments first: their own errors and uses count whatever the callee turns out to be.
-  for (auto& a : c.args) check_expr(a.value.get(), scope);
+  // Arguments first: their own errors and uses count whatever the callee turns out to be. Only
+  // `collect` reads a stream.
+  const auto* callee_name = std::get_if<NameExpr>(&c.callee->node);
+  const bool collects = callee_name && callee_name->name.name == "collect" && !scope.find("collect") &&
+                        !find_model("collect");
+  for (auto& a : c.args) {
+    stream_ok_ = collects;
+    check_expr(a.value.get(), scope);
+  }
 
   if (auto* f = std::get_if<FieldExpr>(&c.callee->node)) {
     auto* base = std::get_if<NameExpr>(&f->base->node);
@@ -426,10 +446,11 @@ TypeRef Checker::check_group(Expr& e, GroupExpr& g, Scope& scope) {
 }
 
 TypeRef Checker::check_each(Expr&, EachExpr& x, Scope& scope) {
+  stream_ok_ = true;
   TypeRef lt = check_expr(x.list.get(), scope);
   TypeRef elem = Type::error();
   if (!lt->is_error()) {
-    if (lt->kind != TypeKind::List) {
+    if (lt->kind != TypeKind::List && !lt->is_stream()) {
       diags_->report(Diag::not_a_list, x.list->span, "`each`", lt->to_string());
     } else {
       elem = lt->elem;
@@ -446,7 +467,8 @@ TypeRef Checker::check_each(Expr&, EachExpr& x, Scope& scope) {
   if (define(inner, &b)) x.var_binding = &b;
   if (!x.body) return Type::error();
   TypeRef t = check_block(*x.body, inner, "the body of `each`");
-  return Type::list(t);
+  // Over a stream, `each` is a stream too: each item's result goes on as soon as it is ready.
+  return lt->is_stream() ? Type::stream(t) : Type::list(t);
 }
 
 TypeRef Checker::check_switch(Expr& e, SwitchExpr& s, Scope& scope) {

@@ -46,7 +46,11 @@ class Checker {
   void check_endpoint(EndpointDecl& ep);
   void check_options(std::vector<OptionItem>& items, std::span<const OptSpec> specs, std::string_view owner,
                      Scope* scope, const TypeRef& node_type);
-  TypeRef check_block(Block& b, Scope& scope, std::string_view owner);
+  // `result_may_stream`: the block is an endpoint's body, whose result may be a stream.
+  TypeRef check_block(Block& b, Scope& scope, std::string_view owner, bool result_may_stream = false);
+  // Reports a stream type anywhere but as a whole method or endpoint result (`where` says
+  // what `t` is the type of).
+  void check_stream_position(const TypeRef& t, Span span, bool whole_may_stream, std::string_view where);
   void order_lets(Block& b);
   bool define(Scope& scope, Binding* b);
   // Type-checks a rejected expression silently, so that the names it reads count as used.
@@ -75,6 +79,9 @@ class Checker {
   Diagnostics* diags_;  // swapped for a scratch sink while count_uses runs
   std::unordered_map<std::string_view, const ModelDecl*> models_;
   std::vector<std::string_view> model_names_;
+  // Set just before check_expr on an expression whose value may be a stream (a binding, the
+  // list of `each`, the argument of `collect`, an endpoint's result); check_expr consumes it.
+  bool stream_ok_ = false;
 };
 
 TypeRef literal_type(const Literal& lit);

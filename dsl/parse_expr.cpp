@@ -54,6 +54,13 @@ TypeRef Parser::parse_type_inner() {
     if (!expect(Tok::r_angle)) return nullptr;
     return Type::list(e);
   }
+  if (n == "stream") {
+    if (!expect(Tok::l_angle, "`<` after `stream`")) return nullptr;
+    TypeRef e = parse_type();
+    if (!e) return nullptr;
+    if (!expect(Tok::r_angle)) return nullptr;
+    return Type::stream(e);
+  }
   if (n == "tensor") {
     if (!accept(Tok::l_angle)) return Type::tensor();
     DType dtype = DType::Any;
@@ -91,7 +98,7 @@ TypeRef Parser::parse_type_inner() {
     if (!expect(Tok::r_angle)) return nullptr;
     return Type::tensor(dtype, std::move(shape));
   }
-  static const std::vector<std::string_view> kTypeNames = {"str", "int", "float", "bool", "none", "list", "tensor"};
+  static const std::vector<std::string_view> kTypeNames = {"str", "int", "float", "bool", "none", "list", "tensor", "stream"};
   diags_.report(Diag::unknown_type, t.span, quote_text(t.text)).suggest(t.text, kTypeNames);
   return Type::error();
 }

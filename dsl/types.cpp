@@ -97,6 +97,13 @@ TypeRef Type::record(std::vector<Field> fields) {
   return t;
 }
 
+TypeRef Type::stream(TypeRef elem) {
+  auto t = std::make_shared<Type>();
+  t->kind = TypeKind::Stream;
+  t->elem = std::move(elem);
+  return t;
+}
+
 const Field* Type::field(std::string_view name) const {
   for (const auto& f : fields) {
     if (f.name == name) return &f;
@@ -128,6 +135,7 @@ std::string Type::to_string() const {
     }
     case TypeKind::List: return "list<" + elem->to_string() + ">";
     case TypeKind::Optional: return elem->to_string() + "?";
+    case TypeKind::Stream: return "stream<" + elem->to_string() + ">";
     case TypeKind::Record: {
       std::string s = "{";
       for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -145,6 +153,7 @@ bool same_type(const Type& a, const Type& b) {
   switch (a.kind) {
     case TypeKind::Tensor: return a.dtype == b.dtype && a.shape == b.shape;
     case TypeKind::List:
+    case TypeKind::Stream:
     case TypeKind::Optional: return same_type(*a.elem, *b.elem);
     case TypeKind::Record: {
       if (a.fields.size() != b.fields.size()) return false;
@@ -186,7 +195,8 @@ bool assignable(const TypeRef& from, const TypeRef& to) {
     case TypeKind::Tensor:
       return (to->dtype == DType::Any || from->dtype == DType::Any || to->dtype == from->dtype) &&
              shape_fits(from->shape, to->shape);
-    case TypeKind::List: return assignable(from->elem, to->elem);
+    case TypeKind::List:
+    case TypeKind::Stream: return assignable(from->elem, to->elem);
     case TypeKind::Record: {
       if (from->fields.size() != to->fields.size()) return false;
       bool in_order = true;
@@ -210,6 +220,20 @@ TypeRef unify(const TypeRef& a, const TypeRef& b) {
   if (assignable(a, b)) return b;
   if (assignable(b, a)) return a;
   return nullptr;
+}
+
+bool contains_stream(const Type& t) {
+  switch (t.kind) {
+    case TypeKind::Stream: return true;
+    case TypeKind::List:
+    case TypeKind::Optional: return contains_stream(*t.elem);
+    case TypeKind::Record:
+      for (const auto& f : t.fields) {
+        if (contains_stream(*f.type)) return true;
+      }
+      return false;
+    default: return false;
+  }
 }
 
 }  // namespace braid::dsl

@@ -1,6 +1,7 @@
 #pragma once
 // Types of .graph values: str, int, float, bool, none, tensor<dtype, [shape]>, list<T>,
-// records {name: T, ...} and optional T?. Types are immutable and shared.
+// records {name: T, ...}, optional T?, and stream<T> (items produced one by one: the result of a
+// streaming method or of `each` over a stream). Types are immutable and shared.
 //
 //   TypeRef t = Type::list(Type::record({{"generated", Type::str()}, {"score", Type::floating()}}));
 //   t->to_string();   // "list<{generated: str, score: float}>"
@@ -19,7 +20,7 @@ namespace braid::dsl {
 struct Type;
 using TypeRef = std::shared_ptr<const Type>;
 
-enum class TypeKind : std::uint8_t { Error, None, Bool, Int, Float, Str, Tensor, List, Record, Optional };
+enum class TypeKind : std::uint8_t { Error, None, Bool, Int, Float, Str, Tensor, List, Record, Optional, Stream };
 
 // Tensor element types; Any matches every dtype.
 enum class DType : std::uint8_t { Any, F16, BF16, F32, F64, I8, I16, I32, I64, U8, Bool };
@@ -37,7 +38,7 @@ struct Type {
   TypeKind kind = TypeKind::Error;
   DType dtype = DType::Any;                      // Tensor
   std::optional<std::vector<std::int64_t>> shape;  // Tensor; -1 is a dimension of any size
-  TypeRef elem;                                  // List, Optional
+  TypeRef elem;                                  // List, Optional, Stream
   std::vector<Field> fields;                     // Record, in declaration order
 
   static TypeRef error();
@@ -50,8 +51,10 @@ struct Type {
   static TypeRef list(TypeRef elem);
   static TypeRef optional(TypeRef elem);
   static TypeRef record(std::vector<Field> fields);
+  static TypeRef stream(TypeRef elem);
 
   bool is_error() const { return kind == TypeKind::Error; }
+  bool is_stream() const { return kind == TypeKind::Stream; }
   const Field* field(std::string_view name) const;
   std::string to_string() const;
 };
@@ -64,5 +67,7 @@ bool same_type(const Type& a, const Type& b);
 bool assignable(const TypeRef& from, const TypeRef& to);
 // The common type of two branches (for groups, switch arms, list elements), if any.
 TypeRef unify(const TypeRef& a, const TypeRef& b);
+// Whether `t` holds a stream anywhere (a stream is valid only as a whole result).
+bool contains_stream(const Type& t);
 
 }  // namespace braid::dsl

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <map>
 #include <memory>
@@ -105,6 +106,19 @@ class ModelInstance {
       out.push_back(std::move(*r));
     }
     return out;
+  }
+
+  // Streaming. For a method whose graph declares a `stream<T>` result: runs the call and hands
+  // each item (a T) to `emit` as soon as it exists, in order, then returns nullopt when the
+  // stream is complete, or the Error that stopped it (the items already emitted stay emitted).
+  // `emit` returns false once nobody wants more items (the request was cancelled, a timeout
+  // passed): the instance then stops as soon as it can and returns. Called on a pool thread,
+  // possibly from several at once, like `call`; never batched; models placed on the CPU only
+  // (the checker refuses a streaming method elsewhere).
+  virtual std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
+                                           const std::function<bool(Value)>& emit) {
+    (void)method, (void)args, (void)ctx, (void)emit;
+    return make_error(ErrorCode::ModelError, "this backend cannot stream");
   }
 };
 

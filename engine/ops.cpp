@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "engine/stream.hpp"
 #include "kernels/pool_similarity.hpp"
 #include "kernels/topk.hpp"
 
@@ -114,6 +115,9 @@ Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const 
   std::string_view name = dsl::op_info(op).name;
   switch (op) {
     case BuiltinOp::Identity: return args[0];
+    case BuiltinOp::Collect:  // the scheduler waits for the stream's end (run.cpp), then takes its items
+      if (args[0].kind() != Value::Kind::Stream) return args[0];
+      return Value::list(args[0].as_stream()->items());
     case BuiltinOp::Len: return Value(static_cast<std::int64_t>(args[0].as_list().size()));
     case BuiltinOp::Zip: {
       std::size_t n = args.empty() ? 0 : args[0].as_list().size();

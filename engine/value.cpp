@@ -133,12 +133,13 @@ bool Value::operator==(const Value& o) const {
       const auto& b = o.as_record();
       return a.names == b.names && a.values == b.values;
     }
+    case Kind::Stream: return as_stream() == o.as_stream();
   }
   return false;
 }
 
 std::string_view Value::kind_name() const {
-  static constexpr std::string_view names[] = {"none", "bool", "int", "float", "str", "tensor", "list", "record"};
+  static constexpr std::string_view names[] = {"none", "bool", "int", "float", "str", "tensor", "list", "record", "stream"};
   return names[v_.index()];
 }
 

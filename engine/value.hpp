@@ -1,5 +1,6 @@
 #pragma once
-// Values that flow along a plan's edges: none, bool, int, float, str, tensor, list, record.
+// Values that flow along a plan's edges: none, bool, int, float, str, tensor, list, record, and
+// stream (stream.hpp: items that come one by one).
 // Copying a Value is cheap: lists, records and tensor storage are shared and immutable.
 //
 //   Value v = Value::record({"generated", "score"}, {Value("hi"), Value(0.5)});
@@ -61,9 +62,11 @@ struct Tensor {
   static Tensor from_doubles(std::span<const double> values, std::vector<std::int64_t> shape, DType dtype = DType::F32);
 };
 
+class ValueStream;
+
 class Value {
  public:
-  enum class Kind : std::uint8_t { None, Bool, Int, Float, Str, Tensor, List, Record };
+  enum class Kind : std::uint8_t { None, Bool, Int, Float, Str, Tensor, List, Record, Stream };
   struct RecordData {
     std::vector<std::string> names;
     std::vector<Value> values;
@@ -79,6 +82,7 @@ class Value {
   explicit Value(std::string s) : v_(std::move(s)) {}
   explicit Value(const char* s) : v_(std::string(s)) {}
   explicit Value(Tensor t) : v_(std::move(t)) {}
+  explicit Value(std::shared_ptr<ValueStream> s) : v_(std::move(s)) {}
   static Value list(std::vector<Value> items);
   static Value record(std::vector<std::string> names, std::vector<Value> values);
 
@@ -92,14 +96,15 @@ class Value {
   const Tensor& as_tensor() const { return std::get<Tensor>(v_); }
   const std::vector<Value>& as_list() const { return *std::get<ListPtr>(v_); }
   const RecordData& as_record() const { return *std::get<RecordPtr>(v_); }
+  const std::shared_ptr<ValueStream>& as_stream() const { return std::get<std::shared_ptr<ValueStream>>(v_); }
   const Value* field(std::string_view name) const;
 
-  // Deep equality; tensors compare by dtype, shape and contents.
+  // Deep equality; tensors compare by dtype, shape and contents, streams by identity.
   bool operator==(const Value& o) const;
   std::string_view kind_name() const;
 
  private:
-  std::variant<std::monostate, bool, std::int64_t, double, std::string, Tensor, ListPtr, RecordPtr> v_;
+  std::variant<std::monostate, bool, std::int64_t, double, std::string, Tensor, ListPtr, RecordPtr, std::shared_ptr<ValueStream>> v_;
 };
 
 }  // namespace braid::engine

@@ -1,5 +1,7 @@
 #include "engine/value_json.hpp"
 
+#include "engine/stream.hpp"
+
 #include <cmath>
 
 #include <boost/json.hpp>
@@ -120,6 +122,11 @@ json::value to_json(const Value& v) {
       for (std::size_t i = 0; i < r.names.size(); ++i) o[r.names[i]] = to_json(r.values[i]);
       return o;
     }
+    case Value::Kind::Stream: {  // its items so far: callers wait for its end first
+      json::array a;
+      for (const auto& e : v.as_stream()->items()) a.push_back(to_json(e));
+      return a;
+    }
   }
   return nullptr;
 }
@@ -158,6 +165,8 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
     case TypeKind::Optional:
       if (j.is_null()) return Value();
       return from_json(j, type->elem, where);
+    case TypeKind::Stream:
+      return make_error(ErrorCode::InvalidInput, fmt::format("{}: a stream cannot be given as JSON", where));
     case TypeKind::None:
       if (j.is_null()) return Value();
       return mismatch(where, type, j);

@@ -168,6 +168,8 @@ Result<c10::IValue> to_ivalue(const Value& v, const TypeRef& type, int device) {
     }
     case Value::Kind::Record:
       return make_error(ErrorCode::ModelError, "the torch backend cannot pass a record to a TorchScript method");
+    case Value::Kind::Stream:
+      return make_error(ErrorCode::ModelError, "the torch backend cannot pass a stream to a TorchScript method");
   }
   return make_error(ErrorCode::Internal, "unknown value kind");
 }

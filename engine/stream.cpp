@@ -1,0 +1,87 @@
+#include "engine/stream.hpp"
+
+namespace braid::engine {
+
+void ValueStream::push(Value item) {
+  std::vector<std::shared_ptr<Reader>> readers;
+  {
+    std::lock_guard lock(mu_);
+    if (ended_) return;
+    items_.push_back(std::move(item));
+    readers = readers_;
+  }
+  for (const auto& r : readers) pump(r);
+}
+
+bool ValueStream::end(std::optional<Error> error) {
+  std::vector<std::shared_ptr<Reader>> readers;
+  {
+    std::lock_guard lock(mu_);
+    if (ended_) return false;
+    ended_ = true;
+    error_ = std::move(error);
+    readers = readers_;
+  }
+  for (const auto& r : readers) pump(r);
+  return true;
+}
+
+void ValueStream::read(OnItem on_item, OnEnd on_end) {
+  auto r = std::make_shared<Reader>();
+  r->on_item = std::move(on_item);
+  r->on_end = std::move(on_end);
+  {
+    std::lock_guard lock(mu_);
+    readers_.push_back(r);
+  }
+  pump(r);
+}
+
+void ValueStream::pump(const std::shared_ptr<Reader>& r) {
+  std::unique_lock lock(mu_);
+  if (r->busy || r->ended) return;  // the thread handing items over will see the new ones too
+  r->busy = true;
+  for (;;) {
+    if (r->next < items_.size()) {
+      Value item = items_[r->next++];
+      lock.unlock();
+      r->on_item(item);
+      lock.lock();
+      continue;
+    }
+    if (ended_ && !r->ended) {
+      r->ended = true;
+      std::optional<Error> e = error_;
+      lock.unlock();
+      r->on_end(e);
+      lock.lock();
+      // Nothing more will come: drop the callbacks (and what they hold) now.
+      r->on_item = nullptr;
+      r->on_end = nullptr;
+    }
+    break;
+  }
+  r->busy = false;
+}
+
+bool ValueStream::ended() const {
+  std::lock_guard lock(mu_);
+  return ended_;
+}
+
+std::vector<Value> ValueStream::items() const {
+  std::lock_guard lock(mu_);
+  return items_;
+}
+
+std::optional<Error> ValueStream::error() const {
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+std::size_t ValueStream::size() const {
+  std::lock_guard lock(mu_);
+  return items_.size();
+}
+
+}  // namespace braid::engine
