@@ -74,6 +74,7 @@ Engine::~Engine() {
     // 3. The CPU pool stops, and the batchers drop what waits. Then the pools go (with the
     //    work they dropped, which may hold device tensors) and the models, all before the
     //    device runtime.
+    impl->stopping.store(true);  // nothing is posted to the CPU pool from here on (~Frame)
     if (impl->pool) impl->pool->stop();
     if (impl->pool) impl->pool->join();
     for (auto& models : impl->models) {
@@ -321,7 +322,10 @@ std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, Mod
                                 const std::vector<Value>& args, std::uint32_t times) {
   const bool batched = lm.batcher(method) != nullptr;
   const std::vector<std::vector<Value>> batch(batched ? lm.model->options.max_batch : 0, args);
+  const bool streams = lm.model->methods[method].result->is_stream();
   auto once = [&](const CallContext& ctx) -> std::optional<Error> {
+    // A streaming method: up to its first item.
+    if (streams) return inst.call_stream(method, args, ctx, [](Value) { return false; });
     auto r = inst.call(method, args, ctx);
     if (!r) return r.error();
     if (!batched) return std::nullopt;

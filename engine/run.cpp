@@ -70,14 +70,6 @@ void post_to(boost::asio::thread_pool& pool, Fn&& fn) {
   boost::asio::post(pool, [fn = std::forward<Fn>(fn)]() mutable { with_ready_queue(fn); });
 }
 
-Error named(Error e, const Frame& f, const plan::Node& n) {
-  if (e.node.empty()) e.node = n.name;
-  if (const auto* c = std::get_if<plan::CallNode>(&n.kind); c && e.model.empty()) {
-    e.model = f.run->model(c->model).model->name;
-  }
-  return e;
-}
-
 std::uint32_t retries_of(const Frame& f, const plan::Node& n) {
   if (n.options.retries) return n.options.retries;
   if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return f.run->model(c->model).model->options.retries;
@@ -126,6 +118,14 @@ Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<co
 
 void run_with_ready_queue(const std::function<void()>& fn) { with_ready_queue(fn); }
 
+Error named(Error e, const Frame& f, const plan::Node& n) {
+  if (e.node.empty()) e.node = n.name;
+  if (const auto* c = std::get_if<plan::CallNode>(&n.kind); c && e.model.empty()) {
+    e.model = f.run->model(c->model).model->name;
+  }
+  return e;
+}
+
 bool dispatch_after_drain(Batcher* b) {
   if (!tl_batchers) return false;
   if (std::find(tl_batchers->begin(), tl_batchers->end(), b) == tl_batchers->end()) tl_batchers->push_back(b);
@@ -134,9 +134,88 @@ bool dispatch_after_drain(Batcher* b) {
 
 namespace {
 
+// One call of a streaming method: its stream is published at once, items go out as the model
+// emits them (to readers, on this thread), and the node ends with the stream. A timeout bounds
+// the whole stream. Not retried: its items may already have gone out.
+struct StreamCall {
+  std::atomic<bool> claimed{false};
+  CallContext ctx;
+  std::unique_ptr<boost::asio::steady_timer> timer;
+  explicit StreamCall(const CallContext* parent) : ctx(parent) {}
+  bool claim() { return !claimed.exchange(true); }
+};
+
+void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, const plan::Node& n, const plan::CallNode& c) {
+  LoadedModel& m = f->run->model(c.model);
+  std::vector<Value> args;
+  args.reserve(c.args.size());
+  for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
+  ModelInstance* inst = m.instances.size() == 1
+                            ? m.instances[0].get()
+                            : m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
+  NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
+  auto s = std::make_shared<ValueStream>();
+  auto call = std::make_shared<StreamCall>(&f->ctx);
+  // Whichever ends first (the model, or the timer) ends the stream and the node.
+  auto end = [f, local, s, call, &n](std::optional<Error> e) {
+    if (!call->claim()) return;
+    if (call->timer) call->timer->cancel();
+    if (e) e = named(std::move(*e), *f, n);
+    s->end(e);
+    with_ready_queue([&] { node_end(f, local, std::move(e)); });
+  };
+  if (std::int64_t timeout = timeout_of(*f, n)) {
+    call->ctx.set_deadline(std::chrono::steady_clock::now() + nanoseconds(timeout));
+    call->timer = std::make_unique<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(timeout));
+    call->timer->async_wait([call, end, timeout](boost::system::error_code ec) {
+      if (ec) return;
+      call->ctx.cancel();
+      end(make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
+    });
+  }
+  node_publish(f, local, s);
+  m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+  post_to(*m.pool, [f, inst, method = c.method, args = std::move(args), s, call, end, &n, &m, &nm,
+                    queued_at = std::chrono::steady_clock::now()]() mutable {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
+    if (call->ctx.cancelled()) return end(make_error(ErrorCode::Cancelled, "cancelled"));
+    m.metrics.running.fetch_add(1, std::memory_order_relaxed);
+    Trace* trace = f->run->trace.get();
+    const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::optional<Error> e;
+    try {
+      e = inst->call_stream(method, args, call->ctx, [&](Value item) {
+        if (call->ctx.cancelled()) return false;
+        s->push(std::move(item));
+        return !call->ctx.cancelled();
+      });
+    } catch (const std::exception& x) {  // backends must not throw; if one does, it is this node's error
+      e = make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", x.what()));
+    }
+    const std::int64_t ran = since(t0);
+    nm.latency.observe(ran);
+    nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
+    m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
+    if (trace) trace->add({n.name, "stream", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+    if (!e && call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
+    end(std::move(e));
+  });
+}
+
+// `collect(s)`: the stream's items once it has ended.
+void exec_collect(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const Value& in) {
+  std::shared_ptr<ValueStream> s = in.as_stream();
+  s->read([](const Value&) {}, [f, local, attempt, s](const std::optional<Error>& e) {
+    with_ready_queue([&] { node_result(f, local, attempt, e ? Result<Value>(*e) : Result<Value>(Value::list(s->items()))); });
+  });
+}
+
 void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
                const plan::CallNode& c) {
   LoadedModel& m = f->run->model(c.model);
+  if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, n, c);
   std::vector<Value> args;
   args.reserve(c.args.size());
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
@@ -309,6 +388,16 @@ Value constant_value(const plan::Constant& c) {
 
 namespace braid::engine::detail {
 
+void RunState::deliver(const std::shared_ptr<ValueStream>& s) {
+  {
+    std::lock_guard lock(deadline_mu);
+    result_stream = s;
+  }
+  if (delivered.exchange(true)) return;  // the run already failed and said so
+  auto d = std::move(done);
+  d(Value(s));
+}
+
 void RunState::finish(Result<Value> r) {
   if (finished.exchange(true)) return;
   EndpointMetrics& em = *ex->metrics;
@@ -321,12 +410,26 @@ void RunState::finish(Result<Value> r) {
     if (deadline) deadline->cancel();
   }
   ctx.cancel();  // whatever still runs for this request is no longer wanted
+  if (delivered.exchange(true)) {
+    // The caller has the result stream: a failure reaches it there (a stream that ended before
+    // keeps its own end).
+    std::lock_guard lock(deadline_mu);
+    if (!r && result_stream) result_stream->end(std::move(r.error()));
+    return;
+  }
   auto d = std::move(done);
   d(std::move(r));
 }
 
 Frame::Frame(std::shared_ptr<RunState> r, std::shared_ptr<Frame> p, std::uint32_t reg)
     : run(std::move(r)), parent(std::move(p)), region(reg), ctx(parent ? &parent->ctx : &run->ctx) {}
+
+Frame::~Frame() {
+  if (!report_drop || finished.load(std::memory_order_relaxed) || !on_done || run->engine->stopping.load()) return;
+  boost::asio::post(*run->engine->pool, [done = std::move(on_done)] {
+    with_ready_queue([&] { done(make_error(ErrorCode::Cancelled, "cancelled")); });
+  });
+}
 
 const Value& Frame::lookup(plan::ValueId v) const {
   const ExecValue& ev = run->ex->values[plan::index(v)];
@@ -381,11 +484,18 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   if (f->cancelled()) return stop_cancelled(*f);  // nobody wants this frame's result any more
   switch (n.kind.index()) {
     case 2: return exec_call(f, local, attempt, n, std::get<plan::CallNode>(n.kind));
-    case 3:
-      if (f->run->engine->device && device_op(f, local, attempt, n, std::get<plan::OpNode>(n.kind))) return;  // device_ops.cpp
+    case 3: {
+      const auto& op = std::get<plan::OpNode>(n.kind);
+      if (op.op == dsl::BuiltinOp::Collect) {
+        if (const Value& in = f->lookup(op.args[0]); in.kind() == Value::Kind::Stream) return exec_collect(f, local, attempt, in);
+      }
+      if (f->run->engine->device && device_op(f, local, attempt, n, op)) return;  // device_ops.cpp
       break;
+    }
     case 8: return exec_group(f, local, attempt);
-    case 9: return exec_map(f, local, attempt);
+    case 9:
+      if (f->lookup(std::get<plan::MapNode>(n.kind).list).kind() == Value::Kind::Stream) return exec_stream_map(f, local);
+      return exec_map(f, local, attempt);
     case 10: return exec_switch(f, local, attempt);
     default: break;
   }
@@ -424,6 +534,31 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   for (std::uint32_t c : en.consumers) {
     if (f->waiting[c].fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(f, c);
   }
+  if (f->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    f->finish(f->lookup(f->run->ep().regions[f->region].result));
+  }
+}
+
+void node_publish(const std::shared_ptr<Frame>& f, std::uint32_t local, const std::shared_ptr<ValueStream>& s) {
+  const plan::Node& n = node_of(*f, local);
+  f->set(n.output, Value(s));
+  // The endpoint's result: the caller reads it as it grows.
+  if (!f->parent && f->run->ep().regions[f->region].result == n.output) f->run->deliver(s);
+  const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
+  for (std::uint32_t c : en.consumers) {
+    if (f->waiting[c].fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(f, c);
+  }
+}
+
+void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optional<Error> e) {
+  const plan::Node& n = node_of(*f, local);
+  auto& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
+  if (e) {
+    if (f->cancelled()) return stop_cancelled(*f);
+    nm.errors.fetch_add(1, std::memory_order_relaxed);
+    return f->fail(named(std::move(*e), *f, n));
+  }
+  nm.runs.fetch_add(1, std::memory_order_relaxed);
   if (f->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     f->finish(f->lookup(f->run->ep().regions[f->region].result));
   }

@@ -27,6 +27,7 @@
 #include "engine/device.hpp"
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
+#include "engine/stream.hpp"
 
 namespace braid::engine::detail {
 
@@ -96,6 +97,7 @@ struct Engine::Impl {
   std::vector<std::vector<std::unique_ptr<detail::LoadedModel>>> models;  // [plan][model]
   std::vector<std::unique_ptr<detail::ExecEndpoint>> endpoints;
   std::atomic<bool> ready{false};
+  std::atomic<bool> stopping{false};  // ~Engine is stopping the CPU pool
   bool sequential = false;  // EngineOptions::sequential
   std::vector<std::unique_ptr<boost::asio::thread_pool>> device_pools;
   unsigned device_threads = 0;  // threads of each device pool
@@ -121,10 +123,15 @@ struct RunState {
   std::unique_ptr<boost::asio::steady_timer> deadline;
   std::mutex deadline_mu;
   std::shared_ptr<const CallContext> parent;  // RunOptions::shared_cancel, kept while `ctx` refers to it
+  // A result that is a stream goes to `done` as soon as it exists (deliver), before the run
+  // finishes; a run that then fails ends that stream with its error.
+  std::atomic<bool> delivered{false};
+  std::shared_ptr<ValueStream> result_stream;  // set before `delivered`
 
   explicit RunState(const CallContext* p) : ctx(p) {}
   explicit RunState(std::shared_ptr<const CallContext> p) : ctx(p.get()), parent(std::move(p)) {}
   void finish(Result<Value> r);
+  void deliver(const std::shared_ptr<ValueStream>& s);
   const plan::Endpoint& ep() const { return *ex->ref.endpoint; }
   LoadedModel& model(plan::ModelId id) const { return *engine->models[ex->ref.plan_index][plan::index(id)]; }
 };
@@ -141,8 +148,13 @@ struct Frame : std::enable_shared_from_this<Frame> {
   std::atomic<bool> finished{false};
   CallContext ctx;
   FrameDone on_done;
+  // A frame dropped unfinished (it was cancelled, so its nodes stopped starting) reports
+  // Cancelled to its owner, from the CPU pool, when set: an item of `each` over a stream, whose
+  // owner must end its own stream whatever happens.
+  bool report_drop = false;
 
   Frame(std::shared_ptr<RunState> r, std::shared_ptr<Frame> p, std::uint32_t reg);
+  ~Frame();
 
   const Value& lookup(plan::ValueId v) const;
   void set(plan::ValueId v, Value value);
@@ -208,6 +220,16 @@ void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error ca
 const plan::Node& node_of(const Frame& f, std::uint32_t local);
 // Starts a child frame from any thread (drains the ready queue when none is being drained).
 void start_child(const std::shared_ptr<Frame>& child);
+// Nodes whose value is a stream (a streaming call, `each` over a stream): node_publish stores
+// the stream and readies the node's consumers at once (they read it as it grows; the endpoint's
+// result goes to the caller); node_end ends the node when its stream has ended, with the error
+// that stopped it, if any (which fails the frame, as any node's failure does).
+void node_publish(const std::shared_ptr<Frame>& f, std::uint32_t local, const std::shared_ptr<ValueStream>& s);
+void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optional<Error> e);
+// Names the node (and its model) in an error that does not name one yet.
+Error named(Error e, const Frame& f, const plan::Node& n);
+// `each` over a stream (run_structured.cpp): a stream of the body's results, in order.
+void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local);
 // Runs attempt `attempt` of a node again (after a failure and its backoff).
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 // The attempt number of a fallback's result: no retries, no second fallback.

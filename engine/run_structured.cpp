@@ -2,6 +2,8 @@
 // Each starts child frames and completes its node when its policy is met; children it no
 // longer needs are cancelled (they stop starting work; calls already running finish and are
 // discarded).
+#include <deque>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -174,6 +176,82 @@ void on_item(const std::shared_ptr<MapRun>& m, std::size_t i, Result<Value> r) {
   finish_structured(m->frame, m->local, m->attempt, m->t0, "map", std::move(*out));
 }
 
+// `each` over a stream: an item frame starts for each item as it arrives (at most
+// `concurrency` at once), and the results go out on a stream of their own in the input's order.
+struct StreamMap {
+  std::mutex mu;
+  std::shared_ptr<Frame> frame;
+  std::uint32_t local = 0;
+  const plan::MapNode* map = nullptr;
+  std::shared_ptr<ValueStream> out;
+  std::size_t limit = 0;                              // 0: unlimited
+  std::deque<std::pair<std::size_t, Value>> waiting;  // items not started yet (over the limit)
+  std::map<std::size_t, Value> ready;                 // results that finished before an earlier one
+  std::vector<std::weak_ptr<Frame>> children;
+  std::size_t received = 0, running = 0, emitted = 0;
+  bool input_ended = false, done = false;
+  std::int64_t t0 = 0;
+
+  // Under `mu`: whether every item has been received, run and emitted.
+  bool complete() const { return input_ended && running == 0 && waiting.empty() && emitted == received; }
+};
+
+void end_stream_map(const std::shared_ptr<StreamMap>& m, std::optional<Error> e);
+
+// Under `m->mu`: makes the frame of item `i` (started by the caller, after the lock).
+std::shared_ptr<Frame> stream_item_frame(const std::shared_ptr<StreamMap>& m, std::size_t i, Value item) {
+  auto child = make_frame(m->frame->run, m->frame, m->map->body, [m, i](Result<Value> r) {
+    if (!r) return end_stream_map(m, std::move(r.error()));
+    std::shared_ptr<Frame> next;
+    bool complete = false;
+    {
+      std::lock_guard lock(m->mu);
+      if (m->done) return;
+      --m->running;
+      m->ready.emplace(i, std::move(r.value()));
+      // In order: push what is next, under the lock, so that two finishing items keep the order.
+      for (auto it = m->ready.begin(); it != m->ready.end() && it->first == m->emitted; it = m->ready.erase(it)) {
+        m->out->push(std::move(it->second));
+        ++m->emitted;
+      }
+      if (!m->waiting.empty()) {
+        auto [j, v] = std::move(m->waiting.front());
+        m->waiting.pop_front();
+        ++m->running;
+        next = stream_item_frame(m, j, std::move(v));
+      }
+      complete = m->complete();
+    }
+    if (next) start_child(next);
+    if (complete) end_stream_map(m, std::nullopt);
+  });
+  child->set(m->frame->run->ep().region(m->map->body).params[0], std::move(item));
+  child->report_drop = true;
+  m->children.push_back(child);
+  return child;
+}
+
+void end_stream_map(const std::shared_ptr<StreamMap>& m, std::optional<Error> e) {
+  {
+    std::lock_guard lock(m->mu);
+    if (m->done) return;
+    m->done = true;
+    if (e) {
+      for (const auto& w : m->children) {
+        if (auto c = w.lock()) c->ctx.cancel();
+      }
+    }
+  }
+  const plan::Node& n = node_of(*m->frame, m->local);
+  if (e) e = named(std::move(*e), *m->frame, n);
+  m->out->end(e);
+  auto& nm = m->frame->run->ex->metrics->nodes[plan::index(n.id)];
+  const std::int64_t dur = now_ns() - m->t0;
+  nm.latency.observe(dur);
+  nm.run_ns.fetch_add(static_cast<std::uint64_t>(dur > 0 ? dur : 0), std::memory_order_relaxed);
+  run_with_ready_queue([&] { node_end(m->frame, m->local, std::move(e)); });
+}
+
 bool case_matches(const plan::Constant& c, const Value& v) {
   switch (c.kind) {
     case plan::Constant::Kind::Str: return v.kind() == Value::Kind::Str && v.as_str() == c.s;
@@ -252,6 +330,48 @@ void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_
     m->next = first;
   }
   for (const auto& c : starting) start_child(c);
+}
+
+void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local) {
+  const plan::Node& n = node_of(*f, local);
+  auto m = std::make_shared<StreamMap>();
+  m->frame = f;
+  m->local = local;
+  m->map = &std::get<plan::MapNode>(n.kind);
+  m->out = std::make_shared<ValueStream>();
+  m->limit = f->run->engine->sequential ? 1 : m->map->concurrency;
+  m->t0 = now_ns();
+  std::shared_ptr<ValueStream> in = f->lookup(m->map->list).as_stream();
+  node_publish(f, local, m->out);
+  boost::asio::thread_pool& pool = *f->run->engine->pool;
+  in->read(
+      [m, &pool](const Value& item) {
+        std::shared_ptr<Frame> child;
+        {
+          std::lock_guard lock(m->mu);
+          if (m->done) return;
+          const std::size_t i = m->received++;
+          if (m->limit != 0 && m->running >= m->limit) {
+            m->waiting.emplace_back(i, item);
+            return;
+          }
+          ++m->running;
+          child = stream_item_frame(m, i, item);
+        }
+        // Items arrive on the producer's thread: their work goes to the pool, so that the
+        // producer goes on producing.
+        boost::asio::post(pool, [child] { start_child(child); });
+      },
+      [m](const std::optional<Error>& e) {
+        if (e) return end_stream_map(m, *e);
+        bool complete = false;
+        {
+          std::lock_guard lock(m->mu);
+          m->input_ended = true;
+          complete = m->complete();
+        }
+        if (complete) end_stream_map(m, std::nullopt);
+      });
 }
 
 void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {

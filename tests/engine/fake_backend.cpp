@@ -50,6 +50,32 @@ class FakeInstance final : public engine::ModelInstance {
     return r;
   }
 
+  // Streaming methods (see fake_backend.hpp): words, gated, broken.
+  std::optional<engine::Error> call_stream(std::uint32_t method, std::span<const Value> args,
+                                           const engine::CallContext& ctx,
+                                           const std::function<bool(Value)>& emit) override {
+    const std::string& name = m_.methods[method].name;
+    {
+      std::lock_guard lock(b_.mu_);
+      auto& s = b_.stats_[m_.name];
+      ++s.calls;
+      ++s.running;
+      s.threads.insert(std::this_thread::get_id());
+      s.max_running = std::max(s.max_running, s.running);
+    }
+    b_.cv_.notify_all();
+    std::optional<engine::Error> e = stream(name, args, ctx, emit);
+    {
+      std::lock_guard lock(b_.mu_);
+      auto& s = b_.stats_[m_.name];
+      --s.running;
+      ++s.finished;
+      if (ctx.cancelled()) ++s.cancelled;
+    }
+    b_.cv_.notify_all();
+    return e;
+  }
+
   bool batched(std::uint32_t) const override { return m_.options.max_batch > 1; }
 
   Result<std::vector<Value>> call_batch(std::uint32_t method, std::span<const std::vector<Value>> calls,
@@ -86,6 +112,37 @@ class FakeInstance final : public engine::ModelInstance {
   }
 
  private:
+  std::optional<engine::Error> stream(const std::string& name, std::span<const Value> args, const engine::CallContext& ctx,
+                                      const std::function<bool(Value)>& emit) {
+    if (name == "words") {
+      std::string text = args[0].as_str();
+      std::size_t pos = 0;
+      while (pos < text.size()) {
+        std::size_t next = text.find(' ', pos);
+        if (next == std::string::npos) next = text.size();
+        if (next > pos && !emit(Value(text.substr(pos, next - pos)))) return std::nullopt;
+        pos = next + 1;
+      }
+      return std::nullopt;
+    }
+    if (name == "gated" || name == "broken") {
+      const std::int64_t n = args[0].as_int();
+      const std::string key = name == "gated" ? args[1].as_str() : "";
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (i > 0 && name == "gated") {  // item i once open("<key><i>")
+          std::unique_lock lock(b_.mu_);
+          const std::string k = key + std::to_string(i);
+          while (!b_.open_[k] && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
+        }
+        if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
+        if (!emit(Value(std::to_string(i)))) return std::nullopt;
+      }
+      if (name == "broken") return make_error(ErrorCode::ModelError, fmt::format("broke after {} items", n));
+      return std::nullopt;
+    }
+    return make_error(ErrorCode::ModelError, fmt::format("`{}` does not stream", name));
+  }
+
   Result<Value> run(const std::string& name, std::span<const Value> args, const engine::CallContext& ctx) {
     if (name == "echo") return args[0];
     if (name == "upper") {

@@ -16,6 +16,12 @@
 //   add(a: float, b: float), count(x: str) -> int
 //   picky(x: str)      fails when x is "bad", else returns x
 //
+// Streaming methods (declared `-> stream<str>`):
+//   words(text: str)          each space-separated word of text, in order
+//   gated(n: int, key: str)   "0", "1", ... "n-1"; item i > 0 only once open("<key><i>") is called
+//                             (proves items go on while the model is still producing)
+//   broken(n: int)            "0" ... "n-1", then fails
+//
 // A model whose graph sets `max_batch` above 1 batches every method (ModelInstance::batched):
 // call_batch runs the calls one after another and fails as a whole when one of them fails, as
 // a real batched method would.

@@ -1,0 +1,296 @@
+// Streams with the fake backend: a streaming call, `each` over a stream (order, concurrency,
+// sequential), `collect`, a stream as the endpoint's result (delivered before it ends), errors
+// in the middle of a stream, timeouts, deadlines and cancellation.
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "engine/engine.hpp"
+#include "engine/stream.hpp"
+#include "tests/engine/fake_backend.hpp"
+
+namespace braid::test {
+namespace {
+
+using engine::ErrorCode;
+using engine::Value;
+
+constexpr const char* kModels = R"(
+model src = torch "src.pt" {
+  def words(text: str) -> stream<str>
+  def gated(n: int, key: str) -> stream<str>
+  def broken(n: int) -> stream<str>
+}
+model m = torch "m.pt" {
+  threads = 4
+  def upper(x: str) -> str
+  def hold(x: str, key: str) -> str
+  def fail(x: str) -> str
+}
+)";
+
+struct Harness {
+  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
+  std::shared_ptr<engine::Engine> engine;
+
+  explicit Harness(const std::string& endpoints, bool sequential = false) {
+    engine::BackendRegistry r;
+    r.add(fake);
+    auto e = engine::Engine::create({compile_graph(std::string(kModels) + endpoints)}, r, {4, sequential});
+    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
+    engine = std::move(e.value());
+  }
+  engine::Result<Value> run(const std::string& endpoint, std::vector<Value> inputs, engine::RunOptions o = {}) {
+    auto ep = engine->find("test", endpoint);
+    REQUIRE(ep);
+    return engine->run(*ep, std::move(inputs), o).get();
+  }
+};
+
+// Reads a stream to its end: its items (as strings) and how it ended.
+struct Drain {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> items;
+  bool ended = false;
+  std::optional<engine::Error> error;
+
+  explicit Drain(const std::shared_ptr<engine::ValueStream>& s) {
+    s->read(
+        [this](const Value& v) {
+          std::lock_guard lock(mu);
+          items.push_back(v.as_str());
+          cv.notify_all();
+        },
+        [this](const std::optional<engine::Error>& e) {
+          std::lock_guard lock(mu);
+          ended = true;
+          error = e;
+          cv.notify_all();
+        });
+  }
+  // Waits (10 s at most) until `pred` holds; false on timeout.
+  template <typename Pred>
+  bool wait(Pred pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return pred(*this); });
+  }
+  bool wait_end() { return wait([](const Drain& d) { return d.ended; }); }
+};
+
+std::shared_ptr<engine::ValueStream> stream_of(const engine::Result<Value>& r) {
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().describe()));
+  REQUIRE(r->kind() == Value::Kind::Stream);
+  return r->as_stream();
+}
+
+std::vector<std::string> strs(const Value& v) {
+  std::vector<std::string> out;
+  for (const auto& e : v.as_list()) out.push_back(e.as_str());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("stream: a streaming call's items, collected, mapped and returned") {
+  Harness h(R"(
+endpoint collected(text: str) -> list<str> { return collect(src.words(text)) }
+endpoint mapped(text: str) -> stream<str> { return each w in src.words(text) { m.upper(w) } }
+endpoint raw(text: str) -> stream<str> { return src.words(text) }
+endpoint both(text: str) -> {n: int, upper: list<str>} {
+  s = src.words(text)
+  u = collect(each w in s { m.upper(w) })
+  return {n: len(collect(s)), upper: u}
+}
+)");
+  auto c = h.run("collected", {Value("a bb ccc")});
+  REQUIRE(c.ok());
+  CHECK(strs(*c) == std::vector<std::string>{"a", "bb", "ccc"});
+
+  Drain mapped(stream_of(h.run("mapped", {Value("x yy zzz")})));
+  REQUIRE(mapped.wait_end());
+  CHECK_FALSE(mapped.error);
+  CHECK(mapped.items == std::vector<std::string>{"X", "YY", "ZZZ"});
+
+  Drain raw(stream_of(h.run("raw", {Value("one two")})));
+  REQUIRE(raw.wait_end());
+  CHECK(raw.items == std::vector<std::string>{"one", "two"});
+
+  // One stream read twice (by `each` and by `collect`): both see every item.
+  auto b = h.run("both", {Value("p q r s")});
+  REQUIRE(b.ok());
+  CHECK(b->field("n")->as_int() == 4);
+  CHECK(strs(*b->field("upper")) == std::vector<std::string>{"P", "Q", "R", "S"});
+
+  // An empty stream: collected, an empty list; returned, a stream that ends at once.
+  auto e = h.run("collected", {Value("")});
+  REQUIRE(e.ok());
+  CHECK(e->as_list().empty());
+  Drain empty(stream_of(h.run("mapped", {Value("")})));
+  REQUIRE(empty.wait_end());
+  CHECK(empty.items.empty());
+  CHECK_FALSE(empty.error);
+}
+
+TEST_CASE("stream: the result reaches the caller, item by item, while the model still produces") {
+  Harness h(R"(
+endpoint live(n: int, key: str) -> stream<str> { return each i in src.gated(n, key) { m.upper(i) } }
+)");
+  Drain d(stream_of(h.run("live", {Value(3), Value("live")})));
+  // Item 0 goes out; item 1 waits for open("live1"), so the stream is still open with one item.
+  REQUIRE(d.wait([](const Drain& x) { return x.items.size() == 1; }));
+  CHECK_FALSE(d.ended);
+  CHECK(h.fake->stats("src").running == 1);
+  h.fake->open("live1");
+  REQUIRE(d.wait([](const Drain& x) { return x.items.size() == 2; }));
+  CHECK_FALSE(d.ended);
+  h.fake->open("live2");
+  REQUIRE(d.wait_end());
+  CHECK_FALSE(d.error);
+  CHECK(d.items == std::vector<std::string>{"0", "1", "2"});
+}
+
+TEST_CASE("stream: `each` over a stream keeps the order, runs items concurrently, or one at a time") {
+  Harness h(R"(
+endpoint any(text: str) -> stream<str> { return each w in src.words(text) { m.hold(w, w) } }
+endpoint one(text: str) -> stream<str> { return each w in src.words(text) sequential { m.hold(w, w) } }
+endpoint two(text: str) -> stream<str> { return each w in src.words(text) concurrent(2) { m.hold(w, w) } }
+)");
+  Drain any(stream_of(h.run("any", {Value("a b c")})));
+  // All three items wait in `hold` at once; released last to first, they still go out in order.
+  REQUIRE(h.fake->wait_for("m", [](const FakeBackend::Stats& s) { return s.running == 3; }));
+  CHECK(any.items.empty());
+  h.fake->open("c");
+  h.fake->open("b");
+  REQUIRE(h.fake->wait_for("m", [](const FakeBackend::Stats& s) { return s.finished == 2; }));
+  CHECK(any.items.empty());  // "a" is still held, so nothing may go out yet
+  h.fake->open("a");
+  REQUIRE(any.wait_end());
+  CHECK(any.items == std::vector<std::string>{"a", "b", "c"});
+
+  for (const char* ep : {"one", "two"}) {
+    Harness g(R"(
+endpoint one(text: str) -> stream<str> { return each w in src.words(text) sequential { m.hold(w, w) } }
+endpoint two(text: str) -> stream<str> { return each w in src.words(text) concurrent(2) { m.hold(w, w) } }
+)");
+    for (const char* k : {"d", "e", "f", "g"}) g.fake->open(k);
+    Drain d(stream_of(g.run(ep, {Value("d e f g")})));
+    REQUIRE(d.wait_end());
+    CHECK(d.items == std::vector<std::string>{"d", "e", "f", "g"});
+    CHECK(g.fake->stats("m").max_running <= (std::string(ep) == "one" ? 1 : 2));
+  }
+
+  // EngineOptions::sequential: one item at a time, whatever the graph says.
+  Harness seq(R"(
+endpoint any(text: str) -> list<str> { return collect(each w in src.words(text) { m.hold(w, w) }) }
+)", true);
+  for (const char* k : {"h", "i", "j"}) seq.fake->open(k);
+  auto r = seq.run("any", {Value("h i j")});
+  REQUIRE(r.ok());
+  CHECK(strs(*r) == std::vector<std::string>{"h", "i", "j"});
+  CHECK(seq.fake->stats("m").max_running == 1);
+}
+
+TEST_CASE("stream: a failure in the middle ends the stream with an error naming the node") {
+  Harness h(R"(
+endpoint broke(n: int) -> stream<str> { return src.broken(n) }
+endpoint broke_mapped(n: int) -> stream<str> { return each i in src.broken(n) { m.upper(i) } }
+endpoint broke_collected(n: int) -> list<str> { return collect(src.broken(n)) }
+endpoint item_fails(text: str) -> stream<str> { return each w in src.words(text) { m.fail(w) } }
+)");
+  Drain d(stream_of(h.run("broke", {Value(2)})));
+  REQUIRE(d.wait_end());
+  CHECK(d.items == std::vector<std::string>{"0", "1"});
+  REQUIRE(d.error);
+  CHECK(d.error->code == ErrorCode::ModelError);
+  CHECK(d.error->model == "src");
+  CHECK(d.error->message.find("broke after 2 items") != std::string::npos);
+
+  // The producer may fail before the map's stream exists: then the run fails as a whole. Either
+  // way the error is the producer's, not the map's.
+  auto bm = h.run("broke_mapped", {Value(3)});
+  if (bm.ok()) {
+    Drain dm(stream_of(bm));
+    REQUIRE(dm.wait_end());
+    REQUIRE(dm.error);
+    CHECK(dm.error->model == "src");
+    CHECK(dm.items.size() <= 3);
+  } else {
+    CHECK(bm.error().model == "src");
+  }
+
+  auto c = h.run("broke_collected", {Value(2)});
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().model == "src");
+  CHECK(c.error().message.find("broke after 2 items") != std::string::npos);
+
+  auto itf = h.run("item_fails", {Value("a b")});
+  if (itf.ok()) {
+    Drain f(stream_of(itf));
+    REQUIRE(f.wait_end());
+    REQUIRE(f.error);
+    CHECK(f.error->model == "m");
+    CHECK(f.items.empty());
+  } else {
+    CHECK(itf.error().model == "m");
+  }
+
+  // Another node of the request fails while the stream runs: the stream ends with that error,
+  // and the model producing it is told to stop.
+  {
+    Harness g(R"(
+endpoint other_fails(text: str) -> stream<str> {
+  s = src.gated(5, text)
+  _x = collect(each i in s { m.fail(i) })   # fails on the first item, while `s` waits for its second
+  return s
+}
+)");
+    Drain o(stream_of(g.run("other_fails", {Value("never")})));
+    REQUIRE(o.wait_end());
+    REQUIRE(o.error);
+    CHECK(o.error->model == "m");
+    REQUIRE(g.fake->wait_for("src", [](const FakeBackend::Stats& s) { return s.running == 0 && s.cancelled == 1; }));
+  }
+
+  // The engine goes on serving.
+  auto ok = h.run("broke_collected", {Value(0)});
+  REQUIRE_FALSE(ok.ok());  // broken(0) still fails, with no items
+  CHECK(ok.error().message.find("broke after 0 items") != std::string::npos);
+}
+
+TEST_CASE("stream: timeouts, deadlines and cancellation end a stream and stop its model") {
+  Harness h(R"(
+endpoint node_timeout(key: str) -> stream<str> { return src.gated(3, key) with { timeout = 50ms } }
+endpoint deadline(key: str) -> stream<str> with { timeout = 50ms } { return each i in src.gated(3, key) { m.upper(i) } }
+endpoint plain(key: str) -> stream<str> { return src.gated(3, key) }
+)");
+  Drain t(stream_of(h.run("node_timeout", {Value("t")})));
+  REQUIRE(t.wait_end());
+  CHECK(t.items == std::vector<std::string>{"0"});
+  REQUIRE(t.error);
+  CHECK(t.error->code == ErrorCode::DeadlineExceeded);
+  CHECK(t.error->message.find("timed out after 50ms") != std::string::npos);
+
+  Drain d(stream_of(h.run("deadline", {Value("d")})));
+  REQUIRE(d.wait_end());
+  REQUIRE(d.error);
+  CHECK(d.error->code == ErrorCode::DeadlineExceeded);
+
+  auto cancel = std::make_shared<engine::CallContext>();
+  engine::RunOptions o;
+  o.shared_cancel = cancel;
+  Drain c(stream_of(h.run("plain", {Value("c")}, o)));
+  REQUIRE(c.wait([](const Drain& x) { return x.items.size() == 1; }));
+  cancel->cancel();
+  REQUIRE(c.wait_end());
+  REQUIRE(c.error);
+  CHECK(c.error->code == ErrorCode::Cancelled);
+  // Every one of the three calls saw its cancellation and returned.
+  REQUIRE(h.fake->wait_for("src", [](const FakeBackend::Stats& s) { return s.running == 0 && s.cancelled == 3; }));
+}
+
+}  // namespace braid::test
