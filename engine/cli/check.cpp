@@ -42,6 +42,50 @@ void verify_batched(const plan::Model& m, const plan::Method& meth, const std::v
   }
 }
 
+// A streaming method `m(params) -> stream<T>` runs through the file's `m_next(params, emitted:
+// list<T>) -> T?` (engine/backends/torch/torch_backend.cpp): called with the items it returned so
+// far, None ending the stream. The file has no `m`; `m_next` is checked instead, never batched.
+void verify_streaming(const plan::Model& m, const plan::Method& meth, const std::vector<engine::MethodSchema>& schemas,
+                      std::string_view noun, const dsl::Span& where, dsl::Diagnostics& diags) {
+  const std::string name = meth.name + "_next";
+  const dsl::TypeRef item = meth.result->elem;
+  std::vector<plan::Param> want = meth.params;
+  want.push_back({"emitted", dsl::Type::list(item)});
+  const std::string want_text = engine::signature_text(want, dsl::Type::optional(item));
+  const engine::MethodSchema* s = nullptr;
+  for (const auto& x : schemas) {
+    if (x.name == name) s = &x;
+  }
+  if (!s) {
+    std::string have;
+    for (const auto& x : schemas) have += fmt::format("{}`{}`", have.empty() ? "; it has " : ", ", x.name);
+    diags.report(dsl::Diag::model_file_method_missing, where, noun, m.path, name,
+                 fmt::format(", which the streaming method `{}.{}` needs: `{}{}`{}", m.name, meth.name, name, want_text, have));
+    return;
+  }
+  // The result must be an optional (None ends the stream) of what the graph declares; the items
+  // go back to the file as its last parameter.
+  bool fits = s->params.size() == want.size() && s->result->kind == dsl::TypeKind::Optional &&
+              dsl::assignable(s->result, dsl::Type::optional(item)) && dsl::assignable(want.back().type, s->params.back().type);
+  for (std::size_t i = 0; fits && i < meth.params.size(); ++i) {
+    fits = dsl::assignable(meth.params[i].type, s->params[i].type);
+  }
+  if (!fits) {
+    // "`gen.generate` is declared `(prompt: str) -> stream<str>`, so the model file's
+    // `generate_next` must be `(prompt: str, emitted: list<str>) -> str?`, but the model file has `...`"
+    diags.report(dsl::Diag::model_file_signature, where, m.name, meth.name,
+                 fmt::format("{}`, so the {}'s `{}` must be `{}", engine::signature_text(meth.params, meth.result), noun, name,
+                             want_text),
+                 noun, engine::signature_text(s->params, s->result));
+    return;
+  }
+  for (std::size_t i = 0; i < meth.params.size(); ++i) {
+    if (meth.params[i].name == s->params[i].name) continue;
+    diags.report(dsl::Diag::model_file_param_name, where, i + 1, m.name, meth.name, meth.params[i].name, s->params[i].name,
+                 fmt::format("{}'s `{}`", noun, name));
+  }
+}
+
 // Compares each declared method with what the model file says (TorchScript schemas).
 void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool require_remote_servers,
                         dsl::Diagnostics& diags) {
@@ -68,6 +112,10 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
         if (x.name == meth.name) s = &x;
       }
       auto where = span_at(sm, meth.loc, meth.name.size());
+      if (meth.result && meth.result->is_stream()) {
+        verify_streaming(m, meth, *schemas, noun, where, diags);
+        continue;
+      }
       if (!s) {
         std::string have;
         for (const auto& x : *schemas) have += fmt::format("{}`{}`", have.empty() ? "; it has " : ", ", x.name);

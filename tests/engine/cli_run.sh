@@ -91,4 +91,22 @@ model p = torch "models/pooler.pt" { max_batch = 4
 endpoint e(x: tensor) -> str { return p.label(x) }
 G
 expect_error "label.graph:2:7: error: \`p.label\` is batched, so the model file's \`label_batch\` must be \`(x: list<tensor>) -> list<str>\` or, packed, \`(x: tensor, x_lengths: tensor) -> list<str>\` (each \`_lengths\` optional, a tensor or a \`list<int>\`), but it is \`(x: tensor) -> tensor\`" check "$tmp/label.graph"
+# A streaming method `m(...) -> stream<T>` is checked against the file's `m_next(..., emitted:
+# list<T>) -> T?` (never batched: no `_batch` warning); a file without one, or with one of
+# another shape, is an error that says so.
+cat >"$tmp/stream.graph" <<G
+model gen = torch "models/gpt2.pt" { max_batch = 4
+                                     def generate(prompt: str) -> stream<str> }
+endpoint e(p: str) -> list<str> { return collect(gen.generate(p)) }
+G
+"$braid" check --require-models "$tmp/stream.graph" 2>"$tmp/err" || { fail "check of a streaming method:"; cat "$tmp/err"; }
+grep -q "warning\|error" "$tmp/err" && { fail "a streaming method with its _next checks clean, yet:"; cat "$tmp/err"; }
+cat >"$tmp/stream_bad.graph" <<G
+model gen = torch "models/gpt2.pt" { def generate(prompt: str, n: int) -> stream<str> }
+model bert = torch "models/bert.pt" { def classify(text: str) -> stream<float> }
+endpoint e(p: str) -> list<str> { return collect(gen.generate(p, 2)) }
+endpoint f(p: str) -> list<float> { return collect(bert.classify(p)) }
+G
+expect_error "stream_bad.graph:1:42: error: \`gen.generate\` is declared \`(prompt: str, n: int) -> stream<str>\`, so the model file's \`generate_next\` must be \`(prompt: str, n: int, emitted: list<str>) -> str?\`, but the model file has \`(prompt: str, emitted: list<str>) -> str?\`" check --require-models "$tmp/stream_bad.graph"
+expect_error "stream_bad.graph:2:43: error: model file \`models/bert.pt\` has no method \`classify_next\`, which the streaming method \`bert.classify\` needs: \`classify_next(text: str, emitted: list<float>) -> float?\`; it has" check --require-models "$tmp/stream_bad.graph"
 exit $status

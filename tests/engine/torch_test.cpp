@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <stdexcept>
+#include <thread>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -81,9 +83,154 @@ void expect_same_tensor(const engine::Value& got, const engine::Value& want) {
   for (std::size_t j = 0; j < a.size(); ++j) CHECK(std::abs(a[j] - b[j]) < 1e-5);
 }
 
+// The models a graph declares, compiled from `source` (model files found on BRAID_MODEL_PATH).
+std::shared_ptr<const plan::Plan> models_of(const char* source) {
+  dsl::SourceManager sm;
+  dsl::Diagnostics diags;
+  dsl::FrontendOptions fo;
+  fo.require_model_files = true;
+  if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
+  auto plan = dsl::compile_source("graphs/streams.graph", source, fo, sm, diags);
+  INFO(dsl::render_all(diags, sm));
+  REQUIRE(plan);
+  return plan;
+}
+
+const plan::Model& model_named(const plan::Plan& p, const std::string& name) {
+  for (const auto& m : p.models) {
+    if (m.name == name) return m;
+  }
+  FAIL("no model ", name);
+  throw std::logic_error("unreachable");
+}
+
 }  // namespace
 
 TEST_SUITE("torch") {
+  TEST_CASE("streaming: generate_next yields generate's words one by one, stops when told, names itself in errors") {
+    auto plan = models_of(R"(
+      model stream = torch "models/gpt2.pt" { def generate(prompt: str) -> stream<str> }
+      model whole = torch "models/gpt2.pt" { def generate(prompt: str) -> str }
+      model short = torch "models/summarizer.pt" { def generate(prompt: str) -> stream<str> }
+      endpoint whole(p: str) -> str { return whole.generate(p) })");
+    engine::BackendRegistry backends = engine::default_backends();
+    engine::Backend* torch = backends.find("torch");
+    REQUIRE(torch);
+    auto load = [&](const char* name) {
+      auto inst = torch->load(model_named(*plan, name));
+      REQUIRE_MESSAGE(inst, (inst ? "" : inst.error().message));
+      return *inst;
+    };
+    auto stream = load("stream");
+    auto whole = load("whole");
+    auto short_stream = load("short");
+    CHECK_FALSE(stream->batched(0));
+
+    // Every item as it comes, in order; joined after the prompt, exactly what generate returns.
+    auto collect = [](engine::ModelInstance& m, const std::string& prompt, std::vector<std::string>& items,
+                      const engine::CallContext& ctx, std::size_t stop_after = 0) {
+      std::vector<engine::Value> args{engine::Value(prompt)};
+      return m.call_stream(0, args, ctx, [&](engine::Value v) {
+        items.push_back(v.as_str());
+        return stop_after == 0 || items.size() < stop_after;
+      });
+    };
+    for (const std::string prompt : {"I have an idea!", "", "das ist nicht gut", "the graph runs fast"}) {
+      CAPTURE(prompt);
+      engine::CallContext ctx;
+      std::vector<std::string> items;
+      auto err = collect(*stream, prompt, items, ctx);
+      REQUIRE_MESSAGE(!err, (err ? err->message : ""));
+      std::vector<engine::Value> args{engine::Value(prompt)};
+      auto full = whole->call(0, args, ctx);
+      REQUIRE_MESSAGE(full, (full ? "" : full.error().message));
+      REQUIRE(items.size() == 6);  // gpt2.pt's steps
+      std::string joined = prompt;
+      for (const auto& w : items) joined += " " + w;
+      CHECK(joined == full->as_str());
+    }
+    {
+      // The words the inference graph's golden output has gpt2 append.
+      engine::CallContext ctx;
+      std::vector<std::string> items;
+      REQUIRE(!collect(*stream, "I have an idea!", items, ctx));
+      CHECK(items == std::vector<std::string>{"joins", "every", "joins", "every", "joins", "joins"});
+      // summarizer.pt stops after its 3.
+      std::vector<std::string> three;
+      REQUIRE(!collect(*short_stream, "I have an idea!", three, ctx));
+      CHECK(three.size() == 3);
+      // emit saying "no more" after 2 items: the stream stops at 2, and that is no error.
+      std::vector<std::string> two;
+      CHECK(!collect(*stream, "I have an idea!", two, ctx, 2));
+      CHECK(two == std::vector<std::string>{"joins", "every"});
+    }
+    {
+      // A cancelled call emits nothing (a cancelled parent cancels it too).
+      engine::CallContext parent;
+      parent.cancel();
+      engine::CallContext ctx(&parent);
+      std::vector<std::string> items;
+      CHECK(!collect(*stream, "I have an idea!", items, ctx));
+      CHECK(items.empty());
+    }
+    {
+      // call() on a streaming method, call_stream() on one that is not: errors, not crashes.
+      engine::CallContext ctx;
+      std::vector<engine::Value> args{engine::Value(std::string("x"))};
+      auto r = stream->call(0, args, ctx);
+      REQUIRE_FALSE(r);
+      CHECK_MESSAGE(r.error().message.find("`generate` streams") != std::string::npos, r.error().message);
+      auto e = whole->call_stream(0, args, ctx, [](engine::Value) { return true; });
+      REQUIRE(e);
+      CHECK_MESSAGE(e->message.find("does not stream") != std::string::npos, e->message);
+      // An exception inside generate_next (an int where it takes a str): a ModelError that names it.
+      std::vector<engine::Value> bad{engine::Value(std::int64_t{3})};
+      std::size_t emitted = 0;
+      auto thrown = stream->call_stream(0, bad, ctx, [&](engine::Value) { return ++emitted, true; });
+      REQUIRE(thrown);
+      CHECK(thrown->code == engine::ErrorCode::ModelError);
+      CHECK_MESSAGE(thrown->message.find("`generate_next`") != std::string::npos, thrown->message);
+      CHECK_MESSAGE(thrown->message.find("prompt") != std::string::npos, thrown->message);
+      CHECK(emitted == 0);
+    }
+    {
+      // Several threads streaming from one instance at once: each gets the whole stream.
+      std::vector<std::vector<std::string>> got(4);
+      std::vector<std::thread> threads;
+      for (auto& items : got) {
+        threads.emplace_back([&] {
+          engine::CallContext ctx;
+          CHECK(!collect(*stream, "I have an idea!", items, ctx));
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (const auto& items : got) CHECK(items == std::vector<std::string>{"joins", "every", "joins", "every", "joins", "joins"});
+    }
+  }
+
+  TEST_CASE("streaming: a model file without `<method>_next`, or with one of another shape, fails to load") {
+    auto plan = models_of(R"(
+      model missing = torch "models/bert.pt" { def generate(prompt: str) -> stream<str> }
+      model extra = torch "models/gpt2.pt" { def generate(prompt: str, n: int) -> stream<str> }
+      endpoint e(p: str) -> float { return 1.0 })");
+    engine::BackendRegistry backends = engine::default_backends();
+    engine::Backend* torch = backends.find("torch");
+    REQUIRE(torch);
+    auto missing = torch->load(model_named(*plan, "missing"));
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().code == engine::ErrorCode::LoadError);
+    CHECK_MESSAGE(missing.error().message ==
+                      "model file `models/bert.pt` has no method `generate_next`: the streaming method `generate` needs "
+                      "`generate_next(prompt: str, emitted: list<str>) -> str?`",
+                  missing.error().message);
+    auto extra = torch->load(model_named(*plan, "extra"));
+    REQUIRE_FALSE(extra);
+    CHECK_MESSAGE(extra.error().message.find("`generate_next` must be `generate_next(prompt: str, n: int, emitted: list<str>) -> "
+                                             "str?` for the streaming method `generate`, but it takes 2 parameters") !=
+                      std::string::npos,
+                  extra.error().message);
+  }
+
   TEST_CASE("multi_model: model A alone, model B alone, both") {
     auto e = load("graphs/multi_model.graph");
     expect(*e, "multi_model", "process_a", R"({"input_data": "braid composes models"})",

@@ -54,7 +54,12 @@ void save(torch::jit::Module& m, const std::filesystem::path& dir, const std::st
   std::printf("wrote %s\n", (dir / file).string().c_str());
 }
 
-// A text generator: generate(prompt) appends `steps` words picked by a recurrent network.
+// A text generator: generate(prompt) appends `steps` words picked by a recurrent network, each
+// after a space. generate_next(prompt, emitted) is its streaming form (a graph's
+// `def generate(prompt: str) -> stream<str>`, engine/backends/torch/torch_backend.cpp): the word
+// generate picks after the words `emitted` (the network's state recomputed from the prompt and
+// them, with the very operations generate runs), or None after `steps` words. Fed back its own
+// words, it yields exactly generate's: generate(p) == p + " " + " ".join(words).
 void generator(const std::filesystem::path& dir, const std::string& file, const std::string& method, double seed,
                int64_t steps, const std::vector<std::string>& vocab) {
   auto m = text_module("Generator", seed);
@@ -71,6 +76,16 @@ void generator(const std::filesystem::path& dir, const std::string& file, const 
         out = out + " " + self.vocab[idx]
         h = torch.tanh(torch.mv(self.w_in, self.features(self.vocab[idx])) * 4.0 + torch.roll(h, step + 1) * 2.0)
     return out
+
+def )" + method + R"(_next(self, prompt: str, emitted: List[str]) -> Optional[str]:
+    n = len(emitted)
+    if n >= self.steps:
+        return None
+    h = torch.tanh(torch.mv(self.w_in, self.features(prompt)) * 4.0)
+    for step in range(n):
+        h = torch.tanh(torch.mv(self.w_in, self.features(emitted[step])) * 4.0 + torch.roll(h, step + 1) * 2.0)
+    idx = int(torch.argmax(torch.mv(self.w_out, h)).item())
+    return self.vocab[idx]
 )");
   save(m, dir, file);
 }

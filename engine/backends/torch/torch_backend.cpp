@@ -10,6 +10,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -60,15 +61,59 @@ Result<std::optional<BatchMethod>> batch_method(torch::jit::Module& m, const pla
   return std::optional<BatchMethod>(BatchMethod{std::move(bm), std::move(*form)});
 }
 
+// Streaming. A graph method `m(p1: A, ...) -> stream<T>` runs through the file's
+//
+//   def m_next(self, p1: A, ..., emitted: List[T]) -> Optional[T]
+//
+// called again and again with the items it has returned so far (an empty list first): each
+// result that is not None is the next item, None ends the stream. The file has no `m`.
+bool streams(const plan::Method& meth) { return meth.result && meth.result->is_stream(); }
+
+// The name of the file's method that runs `meth`.
+std::string file_method(const plan::Method& meth) { return streams(meth) ? meth.name + "_next" : meth.name; }
+
+// The signature `<m>_next` must have, as the DSL writes it (`(p1: A, emitted: list<T>) -> T?`).
+std::string next_signature(const plan::Method& meth) {
+  std::vector<plan::Param> params = meth.params;
+  params.push_back({"emitted", dsl::Type::list(meth.result->elem)});
+  return meth.name + "_next" + signature_text(params, dsl::Type::optional(meth.result->elem));
+}
+
+// Checks the TorchScript schema of `<m>_next` (`next`) against the protocol: one parameter more
+// than `meth` declares, that one a list of the type the result is an optional of, so that the
+// items it returns can be handed back to it. Nullopt when it fits; else what is wrong.
+std::optional<std::string> next_mismatch(const torch::jit::Method& next, const plan::Method& meth) {
+  const auto& schema = next.function().getSchema();
+  const auto& args = schema.arguments();  // [0] is self
+  if (args.size() != meth.params.size() + 2) {
+    return fmt::format("it takes {} parameters where {} are wanted (the {} declared, then `emitted`)", args.size() - 1,
+                       meth.params.size() + 1, meth.params.size());
+  }
+  if (schema.returns().size() != 1 || schema.returns()[0].type()->kind() != c10::TypeKind::OptionalType) {
+    return std::string("its result is not an Optional (None ends the stream)");
+  }
+  const c10::TypePtr item = schema.returns()[0].type()->expectRef<c10::OptionalType>().getElementType();
+  const c10::TypePtr last = args.back().type();
+  if (last->kind() != c10::TypeKind::ListType || *last->expectRef<c10::ListType>().getElementType() != *item) {
+    return fmt::format("its last parameter is `{}`, not `List[{}]` (the items it returned so far)", last->annotation_str(),
+                       item->annotation_str());
+  }
+  return std::nullopt;
+}
+
 class TorchInstance final : public ModelInstance {
  public:
   TorchInstance(torch::jit::Module m, const plan::Model& spec, int device,
                 std::vector<std::optional<BatchMethod>> batch_methods)
       : module_(std::move(m)), spec_(spec), device_(device), batch_methods_(std::move(batch_methods)) {
-    for (const auto& meth : spec.methods) methods_.push_back(module_.get_method(meth.name));
+    for (const auto& meth : spec.methods) methods_.push_back(module_.get_method(file_method(meth)));
   }
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
+    if (method < spec_.methods.size() && streams(spec_.methods[method])) {
+      return make_error(ErrorCode::ModelError, fmt::format("`{}` streams (its result is `{}`): it runs through call_stream",
+                                                           spec_.methods[method].name, spec_.methods[method].result->to_string()));
+    }
     return run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
       std::vector<c10::IValue> stack;
       stack.reserve(args.size());
@@ -80,6 +125,51 @@ class TorchInstance final : public ModelInstance {
       c10::IValue out = methods_[method](std::move(stack));
       return from_ivalue(out, sig.result, deferred(ctx));
     });
+  }
+
+  // `<m>_next` again and again (see streams() above), each item emitted as soon as it is back.
+  // The list handed back holds the very IValues the model returned (a fresh list each call, so
+  // that a model appending to it cannot change what the next call sees).
+  std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
+                                   const std::function<bool(Value)>& emit) override {
+    if (method >= spec_.methods.size() || !streams(spec_.methods[method])) {
+      return make_error(ErrorCode::ModelError,
+                        fmt::format("`{}` does not stream", method < spec_.methods.size() ? spec_.methods[method].name : "?"));
+    }
+    auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
+      torch::jit::Method& next = methods_[method];
+      const auto& schema = next.function().getSchema();
+      const c10::TypePtr item_type = schema.arguments().back().type()->expectRef<c10::ListType>().getElementType();
+      const dsl::TypeRef item = dsl::Type::optional(sig.result->elem);
+      std::vector<c10::IValue> prefix;
+      prefix.reserve(args.size());
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        auto iv = to_ivalue(args[i], i < sig.params.size() ? sig.params[i].type : dsl::Type::error(), device_);
+        if (!iv) return iv.error();
+        prefix.push_back(std::move(*iv));
+      }
+      std::vector<c10::IValue> emitted;
+      while (!ctx.cancelled()) {
+        c10::impl::GenericList list(item_type);
+        list.reserve(emitted.size());
+        for (const auto& e : emitted) list.push_back(e);
+        std::vector<c10::IValue> stack = prefix;
+        stack.emplace_back(std::move(list));
+        c10::IValue out = next(std::move(stack));
+        if (out.isNone()) break;
+        auto v = from_ivalue(out, item, deferred(ctx));
+        if (!v) return v.error();
+        emitted.push_back(std::move(out));
+        if (!emit(std::move(*v))) break;
+      }
+      return Value();
+    });
+    if (!r) {
+      Error e = r.error();
+      e.message = fmt::format("`{}_next`: {}", spec_.methods[method].name, e.message);
+      return e;
+    }
+    return std::nullopt;
   }
 
   bool batched(std::uint32_t method) const override { return method < batch_methods_.size() && batch_methods_[method]; }
@@ -289,6 +379,23 @@ class TorchBackend final : public Backend {
       m.eval();
       std::vector<std::optional<BatchMethod>> batch_methods;
       for (const auto& meth : model.methods) {
+        if (streams(meth)) {
+          // Never batched: no `_batch` is looked for.
+          const std::string name = file_method(meth);
+          auto next = m.find_method(name);
+          if (!next) {
+            return make_error(ErrorCode::LoadError,
+                              fmt::format("model file `{}` has no method `{}`: the streaming method `{}` needs `{}`", model.path,
+                                          name, meth.name, next_signature(meth)));
+          }
+          if (auto wrong = next_mismatch(*next, meth)) {
+            return make_error(ErrorCode::LoadError,
+                              fmt::format("model file `{}`: `{}` must be `{}` for the streaming method `{}`, but {}", model.path,
+                                          name, next_signature(meth), meth.name, *wrong));
+          }
+          batch_methods.emplace_back();
+          continue;
+        }
         if (!m.find_method(meth.name)) {
           return make_error(ErrorCode::LoadError,
                             fmt::format("model file `{}` has no method `{}`", model.path, meth.name));
