@@ -4,8 +4,9 @@
 //   auto r = co_await async_from_callback<Result<Value>>(
 //       [&](std::function<void(Result<Value>)> done) { engine.start(ep, inputs, {}, done); }, use_awaitable);
 //
-// `start` is called once with `done`, which may be called on any thread; the completion handler
-// then runs on its associated executor, which has outstanding work until then.
+// `start` is called once with `done`, which may be called on any thread, even from inside `start`;
+// the completion handler then runs on its associated executor (always posted there), which has
+// outstanding work until then.
 
 #include <functional>
 #include <memory>
@@ -13,7 +14,7 @@
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 
 namespace braid::engine {
@@ -26,7 +27,10 @@ auto async_from_callback(Start&& start, Token&& token) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         std::move(begin)(std::function<void(T)>([shared, work](T r) mutable {
           auto ex = work.get_executor();
-          boost::asio::dispatch(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+          // Posted, never run inline: `done` may be called from inside `start` on the handler's
+          // own executor (a stream that already has items), where running the handler at once
+          // would resume the caller inside its own initiation.
+          boost::asio::post(ex, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
           work.reset();
         }));
       },

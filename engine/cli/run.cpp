@@ -1,6 +1,8 @@
-// braid run: one request through the engine, its JSON result on stdout.
+// braid run: one request through the engine, its JSON result on stdout (a stream: one line per
+// item, as it comes).
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include <boost/json.hpp>
@@ -9,6 +11,7 @@
 #include "engine/cli/commands.hpp"
 #include "engine/engine.hpp"
 #include "engine/json_text.hpp"
+#include "engine/stream.hpp"
 #include "engine/value_json.hpp"
 
 namespace braid::cli {
@@ -62,13 +65,26 @@ int run(const RunOptions& o) {
   engine::RunOptions ro;
   if (!o.trace.empty()) ro.trace = trace;
   auto result = (*eng)->run(*ep, std::move(*inputs), ro).get();
+  if (result && result->kind() == engine::Value::Kind::Stream) {
+    // A stream: each item on its own line as soon as it comes (NDJSON), then how it ended.
+    std::promise<std::optional<engine::Error>> ended;
+    result->as_stream()->read(
+        [&](const engine::Value& item) {
+          std::printf("%s\n", engine::json_text(engine::to_json(item), o.pretty).c_str());
+          std::fflush(stdout);
+        },
+        [&](const std::optional<engine::Error>& e) { ended.set_value(e); });
+    if (auto e = ended.get_future().get()) result = std::move(*e);
+  }
   if (!o.trace.empty()) {
     std::ofstream out(o.trace, std::ios::binary);
     out << trace->to_json();
     if (!out) return fail(fmt::format("cannot write trace file `{}`", o.trace));
   }
   if (!result) return fail(result.error().describe());
-  std::printf("%s\n", engine::json_text(engine::to_json(*result), o.pretty).c_str());
+  if (result->kind() != engine::Value::Kind::Stream) {
+    std::printf("%s\n", engine::json_text(engine::to_json(*result), o.pretty).c_str());
+  }
   return 0;
 }
 

@@ -62,7 +62,66 @@ engine::Result<json::object> body_object(const Request& req) {
   return std::move(v.as_object());
 }
 
+json::object error_json(const engine::Error& e) {
+  json::object body{{"error", e.describe()}, {"code", engine::error_code_name(e.code)}};
+  if (!e.node.empty()) body["node"] = e.node;
+  if (!e.model.empty()) body["model"] = e.model;
+  return body;
+}
+
+// The format a client asks for with its Accept header; nullopt: one JSON array at the end.
+std::optional<StreamFormat> stream_format(const Request& req) {
+  auto h = req.find(bhttp::field::accept);
+  if (h == req.end()) return StreamFormat::NdJson;
+  std::string_view accept = h->value();
+  if (accept.find("text/event-stream") != std::string_view::npos) return StreamFormat::Sse;
+  if (accept.find("application/json") != std::string_view::npos && accept.find("ndjson") == std::string_view::npos &&
+      accept.find("jsonl") == std::string_view::npos && accept.find("*/*") == std::string_view::npos) {
+    return std::nullopt;
+  }
+  return StreamFormat::NdJson;
+}
+
+// Waits for a stream's end: how it ended. (A plain function, not a coroutine: g++ 12 destroys a
+// lambda written inside a co_await expression twice, and this lambda holds the stream.)
+boost::asio::awaitable<std::optional<engine::Error>> stream_end(const std::shared_ptr<engine::ValueStream>& s) {
+  return engine::async_from_callback<std::optional<engine::Error>>(
+      [s](std::function<void(std::optional<engine::Error>)> done) {
+        s->read([](const engine::Value&) {}, [done](const std::optional<engine::Error>& e) { done(e); });
+      },
+      boost::asio::use_awaitable);
+}
+
+// Waits for a stream's first item or its end, whichever comes first (a plain function too).
+boost::asio::awaitable<bool> stream_started(const std::shared_ptr<engine::ValueStream>& s) {
+  return engine::async_from_callback<bool>(
+      [s](std::function<void(bool)> done) {
+        auto once = std::make_shared<std::atomic<bool>>(false);
+        auto fire = [done, once] {
+          if (!once->exchange(true)) done(true);
+        };
+        s->read([fire](const engine::Value&) { fire(); }, [fire](const std::optional<engine::Error>&) { fire(); });
+      },
+      boost::asio::use_awaitable);
+}
+
 }  // namespace
+
+std::string stream_chunk(const engine::Value& item, StreamFormat format) {
+  std::string text = engine::json_text(engine::to_json(item));
+  if (format == StreamFormat::Sse) return "data: " + text + "\n\n";
+  text.push_back('\n');
+  return text;
+}
+
+std::string stream_end_chunk(const std::optional<engine::Error>& error, StreamFormat format) {
+  if (format == StreamFormat::Sse) {
+    if (!error) return "event: end\ndata: null\n\n";
+    return "event: error\ndata: " + engine::json_text(error_json(*error)) + "\n\n";
+  }
+  if (!error) return {};
+  return engine::json_text(error_json(*error)) + "\n";
+}
 
 unsigned status_for(ErrorCode code) {
   switch (code) {
@@ -101,13 +160,10 @@ Response Handler::error(const Request& req, unsigned status, std::string message
 }
 
 Response Handler::engine_error(const Request& req, const engine::Error& e) {
-  json::object body{{"error", e.describe()}, {"code", engine::error_code_name(e.code)}};
-  if (!e.node.empty()) body["node"] = e.node;
-  if (!e.model.empty()) body["model"] = e.model;
-  return respond(req, status_for(e.code), body);
+  return respond(req, status_for(e.code), error_json(e));
 }
 
-boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
+boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
                                                        json::object named, std::optional<json::object> kserve,
                                                        std::shared_ptr<const engine::CallContext> cancel) {
   // A caller's budget (another braid server's remote call sends what is left of its own):
@@ -140,7 +196,35 @@ boost::asio::awaitable<Response> Handler::run_endpoint(const Request& req, engin
   opts.deadline_ns = deadline_ns;
   engine::Result<engine::Value> r =
       co_await engine.async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
-  in_flight_.fetch_sub(1);
+  if (r && r->kind() == engine::Value::Kind::Stream) {
+    // The run goes on while its stream grows: it counts as in flight until the stream ends.
+    std::shared_ptr<engine::ValueStream> s = r->as_stream();
+    s->read([](const engine::Value&) {}, [this](const std::optional<engine::Error>&) { in_flight_.fetch_sub(1); });
+    std::optional<StreamFormat> format = stream_format(req);
+    if (format && !kserve && req.version() >= 11) {
+      // A stream that fails before its first item answers as any failed request does.
+      co_await stream_started(s);
+      if (s->size() == 0 && s->ended() && s->error()) co_return engine_error(req, *s->error());
+      Response head{bhttp::status::ok, req.version()};
+      head.set(bhttp::field::server, "braid");
+      head.set(bhttp::field::content_type, *format == StreamFormat::Sse ? "text/event-stream" : "application/x-ndjson");
+      head.set(bhttp::field::cache_control, "no-cache");
+      head.keep_alive(req.keep_alive());
+      {
+        std::lock_guard lock(mu_);
+        ++responses_[200];
+      }
+      Answer a(std::move(head));
+      a.stream = std::move(s);
+      a.format = *format;
+      co_return a;
+    }
+    // One answer at the end: a JSON array (or KServe's outputs), or the error that stopped it.
+    if (auto e = co_await stream_end(s)) co_return engine_error(req, *e);
+    r = engine::Value::list(s->items());
+  } else {
+    in_flight_.fetch_sub(1);
+  }
   if (!r) co_return engine_error(req, r.error());
   if (!kserve) co_return respond(req, 200, engine::to_json(*r));
   const json::object& request = *kserve;
@@ -184,6 +268,18 @@ boost::asio::awaitable<Response> Handler::reload(const Request& req) {
 }
 
 boost::asio::awaitable<Response> Handler::handle(Request req, std::shared_ptr<const engine::CallContext> cancel) {
+  Answer a = co_await answer(std::move(req), std::move(cancel));
+  if (!a.stream) co_return std::move(a.res);
+  std::optional<engine::Error> e = co_await stream_end(a.stream);
+  std::string body;
+  for (const auto& item : a.stream->items()) body += stream_chunk(item, a.format);
+  body += stream_end_chunk(e, a.format);
+  a.res.body() = std::move(body);
+  a.res.prepare_payload();
+  co_return std::move(a.res);
+}
+
+boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<const engine::CallContext> cancel) {
   const auto parts = split_path(req.target());
   const auto method = req.method();
   const bool get = method == bhttp::verb::get;

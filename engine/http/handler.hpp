@@ -24,6 +24,7 @@
 #include <boost/json/value.hpp>
 
 #include "engine/engine.hpp"
+#include "engine/stream.hpp"
 
 namespace braid::http {
 
@@ -52,12 +53,34 @@ struct HandlerOptions {
 // The HTTP status for an engine error code.
 unsigned status_for(engine::ErrorCode code);
 
+// How an endpoint whose result is a stream answers, by the request's Accept header:
+// newline-delimited JSON (one item per line; the default), server-sent events (`Accept:
+// text/event-stream`), or, for `Accept: application/json` alone, one JSON array once the stream
+// has ended.
+enum class StreamFormat : std::uint8_t { NdJson, Sse };
+// One item of a streamed body, and its end: nothing for NDJSON when complete, else a last line
+// {"error", "code", "node", "model"}; for SSE `event: end` or `event: error` with that object.
+std::string stream_chunk(const engine::Value& item, StreamFormat format);
+std::string stream_end_chunk(const std::optional<engine::Error>& error, StreamFormat format);
+
+// What the handler answers: a whole response, or the head of one whose body follows as
+// `stream` grows (chunked: stream_chunk per item, then stream_end_chunk).
+struct Answer {
+  Response res;
+  std::shared_ptr<engine::ValueStream> stream;
+  StreamFormat format = StreamFormat::NdJson;
+  Answer(Response r) : res(std::move(r)) {}  // NOLINT: every plain response is an answer
+};
+
 class Handler {
  public:
   Handler(std::shared_ptr<engine::Engine> engine, HandlerOptions options);
 
   // `cancel`: the request's own cancellation, from request_context(); cancelling it (the
-  // session does when its client goes away mid-request) stops the request's run.
+  // session does when its client goes away mid-request) stops the request's run. The session
+  // writes a streamed answer's body as it grows.
+  boost::asio::awaitable<Answer> answer(Request req, std::shared_ptr<const engine::CallContext> cancel = nullptr);
+  // The same, with a streamed body read to its end into the response (tests, HTTP/1.0).
   boost::asio::awaitable<Response> handle(Request req, std::shared_ptr<const engine::CallContext> cancel = nullptr);
   // A context for one request, under cancel_all()'s.
   std::shared_ptr<engine::CallContext> request_context() { return std::make_shared<engine::CallContext>(&cancel_); }
@@ -83,7 +106,7 @@ class Handler {
  private:
   // `kserve`: the infer request, when the request came through KServe v2 (the answer is then an
   // infer response).
-  boost::asio::awaitable<Response> run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
+  boost::asio::awaitable<Answer> run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
                                                 boost::json::object inputs, std::optional<boost::json::object> kserve,
                                                 std::shared_ptr<const engine::CallContext> cancel);
   boost::asio::awaitable<Response> reload(const Request& req);

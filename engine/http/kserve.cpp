@@ -216,7 +216,9 @@ json::object kserve_metadata(const engine::EndpointRef& ep) {
     inputs.push_back(std::move(m));
   }
   json::array outputs;
-  const TypeRef& r = ep.endpoint->result_type;
+  // A stream's items are answered as a list (KServe v2 has no streaming).
+  const TypeRef& declared = ep.endpoint->result_type;
+  const TypeRef r = declared->is_stream() ? dsl::Type::list(declared->elem) : declared;
   if (r->kind == TypeKind::Record) {
     for (const auto& f : r->fields) outputs.push_back(tensor_meta(f.name, spec_for(f.type)));
   } else {
@@ -312,7 +314,8 @@ engine::Result<json::object> kserve_inputs(const engine::EndpointRef& ep, const 
 json::object kserve_response(const engine::EndpointRef& ep, const engine::Value& result, const json::value* id,
                              const std::vector<std::string>& wanted) {
   json::array outputs;
-  const TypeRef& r = ep.endpoint->result_type;
+  const TypeRef& declared = ep.endpoint->result_type;
+  const TypeRef r = declared->is_stream() ? dsl::Type::list(declared->elem) : declared;
   auto want = [&](const std::string& n) { return wanted.empty() || std::find(wanted.begin(), wanted.end(), n) != wanted.end(); };
   if (r->kind == TypeKind::Record && result.kind() == engine::Value::Kind::Record) {
     for (const auto& f : r->fields) {

@@ -17,6 +17,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "engine/async_callback.hpp"
 #include "engine/json_text.hpp"
 
 namespace braid::http {
@@ -159,7 +160,6 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
     }
     Request req = parser.release();
     bool keep = req.keep_alive();
-    Response res;
     // While the request runs, its connection is watched without reading from it: a client that
     // closes it no longer wants the answer, and the request's context is cancelled, so its run
     // stops (and, through remote models, the runs it started elsewhere). A next request already
@@ -171,26 +171,107 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
         if (!wait_ec && peer_gone(s->stream.socket())) ctx->cancel();
       });
     }
+    std::optional<Answer> answer;
     try {
-      res = co_await handler_.handle(std::move(req), ctx);
+      answer.emplace(co_await handler_.answer(std::move(req), ctx));
     } catch (const std::exception& e) {  // a bug or resource exhaustion: answer, do not vanish
-      res = plain_error(500, fmt::format("internal error: {}", e.what()), "internal");
+      answer.emplace(plain_error(500, fmt::format("internal error: {}", e.what()), "internal"));
       keep = false;
+    }
+    boost::system::error_code wec;
+    if (answer->stream) {
+      // The watch goes on while the body streams: a client that leaves stops the run.
+      wec = co_await write_streamed(*s, *answer, keep, *ctx);
+    } else {
+      if (stopping_) keep = false;
+      answer->res.keep_alive(keep);
+      s->stream.expires_after(config_.write_timeout);
+      std::tie(wec, std::ignore) = co_await bhttp::async_write(s->stream, answer->res, tuple_awaitable);
     }
     if (watch) {
       boost::system::error_code ignored;
       s->stream.socket().cancel(ignored);  // ends the watch: nothing else waits on the socket now
     }
-    if (stopping_) keep = false;
-    res.keep_alive(keep);
-    s->stream.expires_after(config_.write_timeout);
-    auto [wec, wn] = co_await bhttp::async_write(s->stream, res, tuple_awaitable);
     s->busy = false;
     if (wec || !keep) break;
   }
   boost::system::error_code ignored;
   s->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   s->stream.close();
+}
+
+// Items of a stream as they come, for the session coroutine: the stream's reader queues them
+// and wakes the coroutine, which writes what has queued as one chunk.
+struct StreamQueue : std::enable_shared_from_this<StreamQueue> {
+  std::mutex mu;
+  std::vector<engine::Value> items;
+  bool ended = false;
+  std::optional<engine::Error> error;
+  std::function<void(bool)> waiter;  // the coroutine waiting in next()
+
+  // Completes once an item or the end is there. (A plain function, not a coroutine: g++ 12
+  // destroys a lambda written inside a co_await expression twice, and this one holds the queue.)
+  asio::awaitable<bool> next() {
+    return engine::async_from_callback<bool>(
+        [self = shared_from_this()](std::function<void(bool)> wake) {
+          std::unique_lock lock(self->mu);
+          if (!self->items.empty() || self->ended) {
+            lock.unlock();
+            wake(true);
+            return;
+          }
+          self->waiter = std::move(wake);
+        },
+        asio::use_awaitable);
+  }
+
+  void wake(std::unique_lock<std::mutex>& lock) {
+    auto w = std::move(waiter);
+    waiter = nullptr;
+    lock.unlock();
+    if (w) w(true);
+  }
+};
+
+asio::awaitable<boost::system::error_code> Server::write_streamed(Session& s, Answer& a, bool& keep, engine::CallContext& ctx) {
+  auto q = std::make_shared<StreamQueue>();
+  a.stream->read(
+      [q](const engine::Value& v) {
+        std::unique_lock lock(q->mu);
+        q->items.push_back(v);
+        q->wake(lock);
+      },
+      [q](const std::optional<engine::Error>& e) {
+        std::unique_lock lock(q->mu);
+        q->ended = true;
+        q->error = e;
+        q->wake(lock);
+      });
+  if (stopping_) keep = false;
+  a.res.keep_alive(keep);
+  a.res.chunked(true);
+  bhttp::response_serializer<bhttp::string_body> sr(a.res);
+  s.stream.expires_after(config_.write_timeout);
+  auto [ec, n] = co_await bhttp::async_write_header(s.stream, sr, tuple_awaitable);
+  for (bool done = false; !ec && !done;) {
+    co_await q->next();
+    std::string chunk;
+    {
+      std::lock_guard lock(q->mu);
+      for (const auto& item : q->items) chunk += stream_chunk(item, a.format);
+      q->items.clear();
+      if (q->ended) {
+        chunk += stream_end_chunk(q->error, a.format);
+        done = true;
+      }
+    }
+    s.stream.expires_after(config_.write_timeout);
+    if (!chunk.empty()) std::tie(ec, n) = co_await asio::async_write(s.stream, bhttp::make_chunk(asio::buffer(chunk)), tuple_awaitable);
+    if (!ec && done) std::tie(ec, n) = co_await asio::async_write(s.stream, bhttp::make_chunk_last(), tuple_awaitable);
+  }
+  // A client that cannot take the rest (gone, or too slow for the write timeout) stops the run.
+  if (ec) ctx.cancel();
+  co_return ec;
 }
 
 asio::awaitable<void> Server::drain() {

@@ -45,6 +45,9 @@ class Server {
   boost::asio::awaitable<void> listen();
   boost::asio::awaitable<void> serve(std::shared_ptr<Session> s);
   boost::asio::awaitable<void> drain();
+  // Writes a streamed answer: its head, then a chunk as items come, then the end. Cancels `ctx`
+  // (the request's) when the client cannot take it.
+  boost::asio::awaitable<boost::system::error_code> write_streamed(Session& s, Answer& a, bool& keep, engine::CallContext& ctx);
 
   ServerConfig config_;
   Handler handler_;
