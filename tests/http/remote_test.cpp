@@ -39,12 +39,14 @@ model m = torch "m.pt" {
   def hold(x: str, key: str) -> str
   def fail(x: str) -> str
   def count(x: str) -> int
+  def words(text: str) -> stream<str>
 }
 endpoint shout(text: str) -> str { return m.upper(text) }
 endpoint both(text: str) -> list<str> { return all { m.upper(text), m.upper(text) } }
 endpoint wait(key: str) -> str { return m.hold(key, key) }
 endpoint broken(text: str) -> str { return m.fail(text) }
 endpoint size(text: str) -> int { return m.count(text) }
+endpoint words(text: str) -> stream<str> { return each w in m.words(text) { m.upper(w) } }
 )";
 
 // The server called: graph `up` on fake models.
@@ -457,12 +459,28 @@ endpoint e(t: str) -> str { return up.shout(t) }
     CHECK(peer.seen_count() == 1);
   }
 
+  TEST_CASE("remote: a streaming endpoint of the other server is called as a list of its items") {
+    Upstream up;
+    Front front(up.port, R"(  def words(text: str) -> list<str>
+}
+endpoint all_words(text: str) -> list<str> { return up.words(text) }
+)");
+    auto r = front.run("all_words", {Value("a bb")});
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    REQUIRE(r->as_list().size() == 2);
+    CHECK(r->as_list()[0].as_str() == "A");
+    CHECK(r->as_list()[1].as_str() == "BB");
+  }
+
   TEST_CASE("remote: inspect reads the other server's endpoints as method signatures") {
     Upstream up;
     auto b = engine::make_remote_backend();
     auto s = b->inspect(fmt::format("http://127.0.0.1:{}/up", up.port));
     REQUIRE(s);
-    REQUIRE(s->size() == 5);
+    REQUIRE(s->size() == 6);
+    // A streaming endpoint answers a remote call with the array of its items: a list, to the caller.
+    CHECK((*s)[5].name == "words");
+    CHECK((*s)[5].result->to_string() == "list<str>");
     const auto& both = (*s)[1];
     CHECK(both.name == "both");
     REQUIRE(both.params.size() == 1);

@@ -172,6 +172,9 @@ Result<std::vector<MethodSchema>> schemas_from(const json::value& v, const dsl::
       }
       s.result = type(result->as_string());
       if (!s.result) return malformed(fmt::format("type `{}`", std::string_view(result->as_string())));
+      // A streaming endpoint answers a remote call (which accepts application/json alone) with
+      // the array of its items, once its stream has ended: to the caller it is a list.
+      if (s.result->is_stream()) s.result = dsl::Type::list(s.result->elem);
       out.push_back(std::move(s));
     }
     return out;
