@@ -112,6 +112,10 @@ asio::awaitable<void> Server::listen() {
       co_await t.async_wait(tuple_awaitable);
       continue;
     }
+    // A streamed answer is written in several small pieces (its head, then a chunk per item as
+    // it comes): with Nagle's algorithm each would wait for the client's delayed ACK (~40 ms).
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(std::move(socket));
     {
       std::lock_guard lock(mu_);
