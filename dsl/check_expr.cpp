@@ -83,14 +83,15 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
       diags_->report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
     } else {
       check_options(e->with, kNodeOptions, "a node", &scope, t);
-      if (t->is_stream()) {
+      const auto* call = std::get_if<CallExpr>(&e->node);
+      const bool collects = call && call->op && *call->op == BuiltinOp::Collect;
+      if (t->is_stream() || collects) {
         for (const auto& o : e->with) {
           if (o.name.name == "retries" || o.name.name == "backoff" || o.name.name == "fallback") {
-            diags_->report(Diag::stream_option, o.name.span, o.name.name);
+            diags_->report(collects ? Diag::collect_option : Diag::stream_option, o.name.span, o.name.name);
           }
         }
       }
-      const auto* call = std::get_if<CallExpr>(&e->node);
       if (!call || !call->model) {
         for (const auto& o : e->with) {
           if (o.name.name == "timeout") diags_->report(Diag::timeout_not_on_call, o.name.span);

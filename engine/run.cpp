@@ -156,21 +156,25 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   auto s = std::make_shared<ValueStream>();
   auto call = std::make_shared<StreamCall>(&f->ctx);
-  // Whichever ends first (the model, or the timer) ends the stream and the node.
-  auto end = [f, local, s, call, &n](std::optional<Error> e) {
-    if (!call->claim()) return;
+  // Whichever claims the call first (the model ending, or the timer) ends the stream and the node.
+  auto finish = [f, local, s, call, &n](std::optional<Error> e) {
     if (call->timer) call->timer->cancel();
     if (e) e = named(std::move(*e), *f, n);
     s->end(e);
     with_ready_queue([&] { node_end(f, local, std::move(e)); });
   };
+  auto end = [call, finish](std::optional<Error> e) {
+    if (call->claim()) finish(std::move(e));
+  };
   if (std::int64_t timeout = timeout_of(*f, n)) {
     call->ctx.set_deadline(std::chrono::steady_clock::now() + nanoseconds(timeout));
     call->timer = std::make_unique<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(timeout));
-    call->timer->async_wait([call, end, timeout](boost::system::error_code ec) {
-      if (ec) return;
+    call->timer->async_wait([call, finish, timeout](boost::system::error_code ec) {
+      // Claimed before the model is told to stop, so that what it says then (cancelled) is not
+      // taken for the reason.
+      if (ec || !call->claim()) return;
       call->ctx.cancel();
-      end(make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
+      finish(make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
     });
   }
   node_publish(f, local, s);
@@ -412,9 +416,13 @@ void RunState::finish(Result<Value> r) {
   ctx.cancel();  // whatever still runs for this request is no longer wanted
   if (delivered.exchange(true)) {
     // The caller has the result stream: a failure reaches it there (a stream that ended before
-    // keeps its own end).
-    std::lock_guard lock(deadline_mu);
-    if (!r && result_stream) result_stream->end(std::move(r.error()));
+    // keeps its own end). Ended outside the lock: its readers' callbacks run now.
+    std::shared_ptr<ValueStream> s;
+    {
+      std::lock_guard lock(deadline_mu);
+      s = result_stream;
+    }
+    if (!r && s) s->end(std::move(r.error()));
     return;
   }
   auto d = std::move(done);

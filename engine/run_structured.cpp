@@ -187,7 +187,7 @@ struct StreamMap {
   std::size_t limit = 0;                              // 0: unlimited
   std::deque<std::pair<std::size_t, Value>> waiting;  // items not started yet (over the limit)
   std::map<std::size_t, Value> ready;                 // results that finished before an earlier one
-  std::vector<std::weak_ptr<Frame>> children;
+  std::map<std::size_t, std::weak_ptr<Frame>> children;  // the items running, to cancel on a failure
   std::size_t received = 0, running = 0, emitted = 0;
   bool input_ended = false, done = false;
   std::int64_t t0 = 0;
@@ -208,6 +208,7 @@ std::shared_ptr<Frame> stream_item_frame(const std::shared_ptr<StreamMap>& m, st
       std::lock_guard lock(m->mu);
       if (m->done) return;
       --m->running;
+      m->children.erase(i);
       m->ready.emplace(i, std::move(r.value()));
       // In order: push what is next, under the lock, so that two finishing items keep the order.
       for (auto it = m->ready.begin(); it != m->ready.end() && it->first == m->emitted; it = m->ready.erase(it)) {
@@ -227,7 +228,7 @@ std::shared_ptr<Frame> stream_item_frame(const std::shared_ptr<StreamMap>& m, st
   });
   child->set(m->frame->run->ep().region(m->map->body).params[0], std::move(item));
   child->report_drop = true;
-  m->children.push_back(child);
+  m->children.emplace(i, child);
   return child;
 }
 
@@ -237,7 +238,7 @@ void end_stream_map(const std::shared_ptr<StreamMap>& m, std::optional<Error> e)
     if (m->done) return;
     m->done = true;
     if (e) {
-      for (const auto& w : m->children) {
+      for (const auto& [i, w] : m->children) {
         if (auto c = w.lock()) c->ctx.cancel();
       }
     }

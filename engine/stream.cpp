@@ -41,6 +41,14 @@ void ValueStream::pump(const std::shared_ptr<Reader>& r) {
   std::unique_lock lock(mu_);
   if (r->busy || r->ended) return;  // the thread handing items over will see the new ones too
   r->busy = true;
+  struct Idle {  // even when a callback throws, the next push hands items over again
+    std::unique_lock<std::mutex>& lock;
+    Reader& r;
+    ~Idle() {
+      if (!lock.owns_lock()) lock.lock();
+      r.busy = false;
+    }
+  } idle{lock, *r};
   for (;;) {
     if (r->next < items_.size()) {
       Value item = items_[r->next++];
@@ -52,16 +60,20 @@ void ValueStream::pump(const std::shared_ptr<Reader>& r) {
     if (ended_ && !r->ended) {
       r->ended = true;
       std::optional<Error> e = error_;
-      lock.unlock();
-      r->on_end(e);
-      lock.lock();
-      // Nothing more will come: drop the callbacks (and what they hold) now.
+      // Nothing more will come: the callbacks (and what they hold: frames, an engine) go now,
+      // outside the lock, after the last call.
+      OnItem on_item = std::move(r->on_item);
+      OnEnd on_end = std::move(r->on_end);
       r->on_item = nullptr;
       r->on_end = nullptr;
+      lock.unlock();
+      on_end(e);
+      on_item = nullptr;
+      on_end = nullptr;
+      lock.lock();
     }
     break;
   }
-  r->busy = false;
 }
 
 bool ValueStream::ended() const {

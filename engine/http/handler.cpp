@@ -96,9 +96,19 @@ boost::asio::awaitable<std::optional<engine::Error>> stream_end(const std::share
 boost::asio::awaitable<bool> stream_started(const std::shared_ptr<engine::ValueStream>& s) {
   return engine::async_from_callback<bool>(
       [s](std::function<void(bool)> done) {
-        auto once = std::make_shared<std::atomic<bool>>(false);
-        auto fire = [done, once] {
-          if (!once->exchange(true)) done(true);
+        // One `done`, moved out by the first call: the readers keep no copy of it (nor of the
+        // work it holds on the caller's executor) once it has fired.
+        struct Once {
+          std::atomic<bool> fired{false};
+          std::function<void(bool)> done;
+        };
+        auto once = std::make_shared<Once>();
+        once->done = std::move(done);
+        auto fire = [once] {
+          if (once->fired.exchange(true)) return;
+          auto d = std::move(once->done);
+          once->done = nullptr;
+          d(true);
         };
         s->read([fire](const engine::Value&) { fire(); }, [fire](const std::optional<engine::Error>&) { fire(); });
       },
@@ -163,7 +173,8 @@ Response Handler::engine_error(const Request& req, const engine::Error& e) {
   return respond(req, status_for(e.code), error_json(e));
 }
 
-boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
+boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::shared_ptr<engine::Engine> engine_ref,
+                                                     const engine::EndpointRef& ep,
                                                        json::object named, std::optional<json::object> kserve,
                                                        std::shared_ptr<const engine::CallContext> cancel) {
   // A caller's budget (another braid server's remote call sends what is left of its own):
@@ -180,6 +191,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, engine:
     }
     deadline_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*d).count();
   }
+  engine::Engine& engine = *engine_ref;
   auto inputs = engine.decode_inputs(ep, named);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
@@ -197,9 +209,11 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, engine:
   engine::Result<engine::Value> r =
       co_await engine.async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
   if (r && r->kind() == engine::Value::Kind::Stream) {
-    // The run goes on while its stream grows: it counts as in flight until the stream ends.
+    // The run goes on while its stream grows: it counts as in flight, and keeps its engine (a
+    // reload may replace it meanwhile), until the stream ends.
     std::shared_ptr<engine::ValueStream> s = r->as_stream();
-    s->read([](const engine::Value&) {}, [this](const std::optional<engine::Error>&) { in_flight_.fetch_sub(1); });
+    s->read([](const engine::Value&) {},
+            [this, keep = std::move(engine_ref)](const std::optional<engine::Error>&) { in_flight_.fetch_sub(1); });
     std::optional<StreamFormat> format = stream_format(req);
     if (format && !kserve && req.version() >= 11) {
       // A stream that fails before its first item answers as any failed request does.
@@ -347,7 +361,7 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
         if (!body) co_return engine_error(req, body.error());
         auto named = kserve_inputs(*ep, *body);
         if (!named) co_return engine_error(req, named.error());
-        co_return co_await run_endpoint(req, *engine, *ep, std::move(*named), std::move(*body), std::move(cancel));
+        co_return co_await run_endpoint(req, engine, *ep, std::move(*named), std::move(*body), std::move(cancel));
       }
     }
     co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
@@ -388,7 +402,7 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
     if (!post) co_return wrong_method("POST");
     auto body = body_object(req);
     if (!body) co_return engine_error(req, body.error());
-    co_return co_await run_endpoint(req, *engine, *ep, std::move(*body), std::nullopt, std::move(cancel));
+    co_return co_await run_endpoint(req, engine, *ep, std::move(*body), std::nullopt, std::move(cancel));
   }
   co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
                   "not_found");

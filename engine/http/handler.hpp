@@ -106,7 +106,8 @@ class Handler {
  private:
   // `kserve`: the infer request, when the request came through KServe v2 (the answer is then an
   // infer response).
-  boost::asio::awaitable<Answer> run_endpoint(const Request& req, engine::Engine& engine, const engine::EndpointRef& ep,
+  boost::asio::awaitable<Answer> run_endpoint(const Request& req, std::shared_ptr<engine::Engine> engine,
+                                              const engine::EndpointRef& ep,
                                                 boost::json::object inputs, std::optional<boost::json::object> kserve,
                                                 std::shared_ptr<const engine::CallContext> cancel);
   boost::asio::awaitable<Response> reload(const Request& req);

@@ -270,8 +270,15 @@ asio::awaitable<boost::system::error_code> Server::write_streamed(Session& s, An
       }
     }
     s.stream.expires_after(config_.write_timeout);
-    if (!chunk.empty()) std::tie(ec, n) = co_await asio::async_write(s.stream, bhttp::make_chunk(asio::buffer(chunk)), tuple_awaitable);
-    if (!ec && done) std::tie(ec, n) = co_await asio::async_write(s.stream, bhttp::make_chunk_last(), tuple_awaitable);
+    // Named, not temporaries of the co_await expressions (see StreamQueue::next).
+    if (!chunk.empty()) {
+      auto body = bhttp::make_chunk(asio::buffer(chunk));
+      std::tie(ec, n) = co_await asio::async_write(s.stream, body, tuple_awaitable);
+    }
+    if (!ec && done) {
+      auto last = bhttp::make_chunk_last();
+      std::tie(ec, n) = co_await asio::async_write(s.stream, last, tuple_awaitable);
+    }
   }
   // A client that cannot take the rest (gone, or too slow for the write timeout) stops the run.
   if (ec) ctx.cancel();
@@ -298,7 +305,9 @@ asio::awaitable<void> Server::drain() {
   bool cancelled = false;
   asio::steady_timer timer(ioc_);
   for (;;) {
-    bool any = false;
+    // Connections, and the runs of streams whose client went (a model stops at its next step):
+    // their readers still count on the handler.
+    bool any = handler_.in_flight() > 0;
     {
       std::lock_guard lock(mu_);
       for (auto& w : sessions_) any = any || !w.expired();

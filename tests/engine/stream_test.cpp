@@ -256,6 +256,16 @@ endpoint other_fails(text: str) -> stream<str> {
     REQUIRE(g.fake->wait_for("src", [](const FakeBackend::Stats& s) { return s.running == 0 && s.cancelled == 1; }));
   }
 
+  // Recovering from a failed stream: it and its `collect` as one branch of a `first` group.
+  {
+    Harness g(R"(
+endpoint recover(text: str) -> list<str> { return first { collect(src.broken(1)), collect(src.words(text)) } }
+)");
+    auto r = g.run("recover", {Value("still here")});
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().describe()));
+    CHECK(strs(*r) == std::vector<std::string>{"still", "here"});
+  }
+
   // The engine goes on serving.
   auto ok = h.run("broke_collected", {Value(0)});
   REQUIRE_FALSE(ok.ok());  // broken(0) still fails, with no items

@@ -173,6 +173,32 @@ TEST_SUITE("http") {
     CHECK(post(c, "/s/words", R"({"text": "ok"})").body() == "\"OK\"\n");
   }
 
+  TEST_CASE("stream: a stream keeps its engine when a reload replaces it mid-stream") {
+    Live live;
+    Client c(live.port);
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/s/gated", 11};
+    req.set(bhttp::field::host, "localhost");
+    req.body() = R"({"n": 3, "key": "r"})";
+    req.prepare_payload();
+    bhttp::write(c.stream, req);
+    bhttp::response_parser<bhttp::string_body> p;
+    bhttp::read_header(c.stream, c.buffer, p);
+    while (lines(p.get().body()) < 1) bhttp::read_some(c.stream, c.buffer, p);
+    // A new engine serves from now on; the test and the handler drop the old one, whose
+    // stream is half way.
+    std::weak_ptr<engine::Engine> old = live.engine;
+    engine::BackendRegistry r;
+    r.add(live.fake);
+    live.server->handler().replace_engine(engine::Engine::create({compile_graph(kGraph, "s")}, r, {2}).value());
+    live.engine.reset();
+    CHECK_FALSE(old.expired());  // the stream holds it
+    live.fake->open("r1");
+    live.fake->open("r2");
+    while (!p.is_done()) bhttp::read_some(c.stream, c.buffer, p);
+    CHECK(p.get().body() == "\"0\"\n\"1\"\n\"2\"\n");
+    CHECK(post(c, "/s/words", R"({"text": "new"})").body() == "\"NEW\"\n");
+  }
+
   TEST_CASE("stream: a client that leaves mid-stream stops the model producing it") {
     Live live;
     {
