@@ -34,6 +34,7 @@
 #include "bench/version.h"
 #include "dsl/frontend.hpp"
 #include "engine/engine.hpp"
+#include "engine/stream.hpp"
 #include "engine/http/config.hpp"
 
 namespace {
@@ -71,6 +72,12 @@ class EngineClient final : public Client {
   EngineClient(engine::Engine& e, engine::EndpointRef ep, std::vector<engine::Value> in) : e_(e), ep_(ep), in_(std::move(in)) {}
   asio::awaitable<Outcome> call() override {
     auto r = co_await e_.async_run(ep_, in_, {}, asio::use_awaitable);
+    if (r && r->kind() == engine::Value::Kind::Stream) {  // a stream: done at its end
+      const std::shared_ptr<engine::ValueStream> s = r->as_stream();
+      if (auto e = co_await engine::async_stream_end(s, asio::use_awaitable)) {
+        co_return Outcome{false, std::string(engine::error_code_name(e->code))};
+      }
+    }
     if (r) co_return Outcome{};
     co_return Outcome{false, std::string(engine::error_code_name(r.error().code))};
   }

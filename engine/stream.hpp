@@ -25,6 +25,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/async_callback.hpp"
 #include "engine/status.hpp"
 #include "engine/value.hpp"
 
@@ -73,5 +74,21 @@ class ValueStream {
   std::optional<Error> error_;
   std::vector<std::shared_ptr<Reader>> readers_;
 };
+
+// The end of `s` as an Asio operation: completes with how it ended, once it has.
+//
+//   std::optional<Error> e = co_await async_stream_end(s, asio::use_awaitable);
+//
+// (The lambda is made here, not in the caller's co_await expression, and `s` is taken by
+// reference to a named pointer: g++ 12 destroys temporaries written inside a co_await
+// expression twice.)
+template <typename Token>
+auto async_stream_end(const std::shared_ptr<ValueStream>& s, Token&& token) {
+  return async_from_callback<std::optional<Error>>(
+      [s](std::function<void(std::optional<Error>)> done) {
+        s->read([](const Value&) {}, [done = std::move(done)](const std::optional<Error>& e) { done(e); });
+      },
+      std::forward<Token>(token));
+}
 
 }  // namespace braid::engine

@@ -82,17 +82,9 @@ std::optional<StreamFormat> stream_format(const Request& req) {
   return StreamFormat::NdJson;
 }
 
-// Waits for a stream's end: how it ended. (A plain function, not a coroutine: g++ 12 destroys a
-// lambda written inside a co_await expression twice, and this lambda holds the stream.)
-boost::asio::awaitable<std::optional<engine::Error>> stream_end(const std::shared_ptr<engine::ValueStream>& s) {
-  return engine::async_from_callback<std::optional<engine::Error>>(
-      [s](std::function<void(std::optional<engine::Error>)> done) {
-        s->read([](const engine::Value&) {}, [done](const std::optional<engine::Error>& e) { done(e); });
-      },
-      boost::asio::use_awaitable);
-}
-
-// Waits for a stream's first item or its end, whichever comes first (a plain function too).
+// Waits for a stream's first item or its end, whichever comes first. (A plain function, not a
+// coroutine: g++ 12 destroys a lambda written inside a co_await expression twice, and this one
+// holds the stream.)
 boost::asio::awaitable<bool> stream_started(const std::shared_ptr<engine::ValueStream>& s) {
   return engine::async_from_callback<bool>(
       [s](std::function<void(bool)> done) {
@@ -234,7 +226,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
       co_return a;
     }
     // One answer at the end: a JSON array (or KServe's outputs), or the error that stopped it.
-    if (auto e = co_await stream_end(s)) co_return engine_error(req, *e);
+    if (auto e = co_await engine::async_stream_end(s, boost::asio::use_awaitable)) co_return engine_error(req, *e);
     r = engine::Value::list(s->items());
   } else {
     in_flight_.fetch_sub(1);
@@ -284,7 +276,7 @@ boost::asio::awaitable<Response> Handler::reload(const Request& req) {
 boost::asio::awaitable<Response> Handler::handle(Request req, std::shared_ptr<const engine::CallContext> cancel) {
   Answer a = co_await answer(std::move(req), std::move(cancel));
   if (!a.stream) co_return std::move(a.res);
-  std::optional<engine::Error> e = co_await stream_end(a.stream);
+  std::optional<engine::Error> e = co_await engine::async_stream_end(a.stream, boost::asio::use_awaitable);
   std::string body;
   for (const auto& item : a.stream->items()) body += stream_chunk(item, a.format);
   body += stream_end_chunk(e, a.format);
