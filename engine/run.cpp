@@ -97,23 +97,35 @@ std::int64_t since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
-                         const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
+namespace {
+
+// Runs `body`, one call into a backend, measured: the model's running count, the node's latency
+// and run time, the trace (as `category`). A backend that throws (none should) fails the node.
+template <typename R, typename Body>
+R measured(const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace, std::string_view category, Body&& body) {
   m.metrics.running.fetch_add(1, std::memory_order_relaxed);
-  auto t0 = std::chrono::steady_clock::now();
-  std::int64_t trace_t0 = trace ? trace->now_us() : 0;
-  Result<Value> r = make_error(ErrorCode::Internal, "not run");
-  try {
-    r = inst.call(method, args, ctx);
-  } catch (const std::exception& e) {  // backends must not throw; if one does, it is this node's error
-    r = make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
-  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
+  R r = [&]() -> R {
+    try {
+      return body();
+    } catch (const std::exception& e) {
+      return make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
+    }
+  }();
   const std::int64_t ran = since(t0);
   nm.latency.observe(ran);
   nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
   m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
-  if (trace) trace->add({n.name, "call", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+  if (trace) trace->add({n.name, std::string(category), trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
   return r;
+}
+
+}  // namespace
+
+Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
+                         const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
+  return measured<Result<Value>>(n, m, nm, trace, "call", [&] { return inst.call(method, args, ctx); });
 }
 
 void run_with_ready_queue(const std::function<void()>& fn) { with_ready_queue(fn); }
@@ -184,25 +196,13 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
     if (call->ctx.cancelled()) return end(make_error(ErrorCode::Cancelled, "cancelled"));
-    m.metrics.running.fetch_add(1, std::memory_order_relaxed);
-    Trace* trace = f->run->trace.get();
-    const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    std::optional<Error> e;
-    try {
-      e = inst->call_stream(method, args, call->ctx, [&](Value item) {
+    std::optional<Error> e = measured<std::optional<Error>>(n, m, nm, f->run->trace.get(), "stream", [&] {
+      return inst->call_stream(method, args, call->ctx, [&](Value item) {
         if (call->ctx.cancelled()) return false;
         s->push(std::move(item));
         return !call->ctx.cancelled();
       });
-    } catch (const std::exception& x) {  // backends must not throw; if one does, it is this node's error
-      e = make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", x.what()));
-    }
-    const std::int64_t ran = since(t0);
-    nm.latency.observe(ran);
-    nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
-    m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
-    if (trace) trace->add({n.name, "stream", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+    });
     if (!e && call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
     end(std::move(e));
   });

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -28,7 +29,19 @@ class FakeInstance final : public engine::ModelInstance {
   }
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const engine::CallContext& ctx) override {
-    const std::string& name = m_.methods[method].name;
+    return counted(ctx, [&] { return run(m_.methods[method].name, args, ctx); });
+  }
+
+  // Streaming methods (see fake_backend.hpp): words, gated, broken.
+  std::optional<engine::Error> call_stream(std::uint32_t method, std::span<const Value> args,
+                                           const engine::CallContext& ctx,
+                                           const std::function<bool(Value)>& emit) override {
+    return counted(ctx, [&] { return stream(m_.methods[method].name, args, ctx, emit); });
+  }
+
+  // One call, in the model's stats: calls, running (and its most), finished, cancelled.
+  template <typename Body>
+  std::invoke_result_t<Body&> counted(const engine::CallContext& ctx, Body&& body) {
     {
       std::lock_guard lock(b_.mu_);
       auto& s = b_.stats_[m_.name];
@@ -38,7 +51,7 @@ class FakeInstance final : public engine::ModelInstance {
       s.max_running = std::max(s.max_running, s.running);
     }
     b_.cv_.notify_all();
-    Result<Value> r = run(name, args, ctx);
+    auto r = body();
     {
       std::lock_guard lock(b_.mu_);
       auto& s = b_.stats_[m_.name];
@@ -48,32 +61,6 @@ class FakeInstance final : public engine::ModelInstance {
     }
     b_.cv_.notify_all();
     return r;
-  }
-
-  // Streaming methods (see fake_backend.hpp): words, gated, broken.
-  std::optional<engine::Error> call_stream(std::uint32_t method, std::span<const Value> args,
-                                           const engine::CallContext& ctx,
-                                           const std::function<bool(Value)>& emit) override {
-    const std::string& name = m_.methods[method].name;
-    {
-      std::lock_guard lock(b_.mu_);
-      auto& s = b_.stats_[m_.name];
-      ++s.calls;
-      ++s.running;
-      s.threads.insert(std::this_thread::get_id());
-      s.max_running = std::max(s.max_running, s.running);
-    }
-    b_.cv_.notify_all();
-    std::optional<engine::Error> e = stream(name, args, ctx, emit);
-    {
-      std::lock_guard lock(b_.mu_);
-      auto& s = b_.stats_[m_.name];
-      --s.running;
-      ++s.finished;
-      if (ctx.cancelled()) ++s.cancelled;
-    }
-    b_.cv_.notify_all();
-    return e;
   }
 
   bool batched(std::uint32_t) const override { return m_.options.max_batch > 1; }

@@ -22,6 +22,7 @@
 #include "engine/value_json.hpp"
 #include "tests/engine/fake_backend.hpp"
 #include "tests/http/client.hpp"
+#include "tests/http/live_server.hpp"
 
 namespace braid::test {
 namespace {
@@ -50,28 +51,8 @@ endpoint words(text: str) -> stream<str> { return each w in m.words(text) { m.up
 )";
 
 // The server called: graph `up` on fake models.
-struct Upstream {
-  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
-  std::shared_ptr<engine::Engine> engine;
-  std::unique_ptr<http::Server> server;
-  std::thread thread;
-  std::uint16_t port = 0;
-
-  Upstream() {
-    engine::BackendRegistry r;
-    r.add(fake);
-    engine = engine::Engine::create({compile_graph(kUpstream, "up")}, r, {4}).value();
-    http::ServerConfig cfg;
-    cfg.port = 0;
-    server = std::make_unique<http::Server>(engine, cfg);
-    port = server->start().value();
-    thread = std::thread([this] { server->run(); });
-  }
-  ~Upstream() {
-    fake->open("release");
-    server->stop();
-    thread.join();
-  }
+struct Upstream : LiveServer {
+  Upstream() : LiveServer(kUpstream, "up") {}
 };
 
 // The caller: an engine whose graph declares `model up = remote "http://127.0.0.1:PORT/up"`.

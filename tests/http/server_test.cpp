@@ -15,6 +15,7 @@
 
 #include "engine/http/server.hpp"
 #include "tests/http/client.hpp"
+#include "tests/http/live_server.hpp"
 #include "tests/engine/fake_backend.hpp"
 
 namespace braid::test {
@@ -34,29 +35,12 @@ endpoint shout(text: str) -> str { return m.upper(text) }
 endpoint wait(key: str) -> str { return m.hold(key, key) }
 )";
 
-struct Live {
-  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
-  std::shared_ptr<engine::Engine> engine;
-  std::unique_ptr<http::Server> server;
-  std::thread thread;
-  std::uint16_t port = 0;
-
-  explicit Live(http::ServerConfig cfg = {}) {
-    engine::BackendRegistry r;
-    r.add(fake);
-    engine = engine::Engine::create({compile_graph(kGraph, "g")}, r, {4}).value();
-    cfg.port = 0;
+// The server under test: kGraph as graph `g`, on two I/O threads.
+struct Live : LiveServer {
+  explicit Live(http::ServerConfig cfg = {}) : LiveServer(kGraph, "g", two_io_threads(cfg)) {}
+  static http::ServerConfig two_io_threads(http::ServerConfig cfg) {
     cfg.io_threads = 2;
-    server = std::make_unique<http::Server>(engine, cfg);
-    auto p = server->start();
-    REQUIRE(p);
-    port = *p;
-    thread = std::thread([this] { server->run(); });
-  }
-  ~Live() {
-    fake->open("release");
-    server->stop();
-    thread.join();
+    return cfg;
   }
 };
 

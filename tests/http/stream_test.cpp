@@ -14,6 +14,7 @@
 #include "tests/engine/fake_backend.hpp"
 #include "tests/http/client.hpp"
 #include "tests/http/in_memory.hpp"
+#include "tests/http/live_server.hpp"
 
 namespace braid::test {
 namespace {
@@ -33,29 +34,12 @@ endpoint broken(n: int) -> stream<str> { return src.broken(n) }
 endpoint count(text: str) -> int { return len(collect(src.words(text))) }
 )";
 
-struct Live {
-  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
-  std::shared_ptr<engine::Engine> engine;
-  std::unique_ptr<http::Server> server;
-  std::thread thread;
-  std::uint16_t port = 0;
-
-  Live() {
-    engine::BackendRegistry r;
-    r.add(fake);
-    engine = engine::Engine::create({compile_graph(kGraph, "s")}, r, {4}).value();
+struct Live : LiveServer {
+  Live() : LiveServer(kGraph, "s", config()) {}
+  static http::ServerConfig config() {
     http::ServerConfig cfg;
-    cfg.port = 0;
     cfg.io_threads = 2;
-    server = std::make_unique<http::Server>(engine, cfg);
-    auto p = server->start();
-    REQUIRE(p);
-    port = *p;
-    thread = std::thread([this] { server->run(); });
-  }
-  ~Live() {
-    server->stop();
-    thread.join();
+    return cfg;
   }
 };
 
@@ -74,6 +58,18 @@ Client::Response post(Client& c, const std::string& target, const std::string& b
 }
 
 std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// Sends a POST to `/s/gated` and reads its answer up to its first line; the rest is read through
+// the parser, as it comes.
+void start_gated(Client& c, bhttp::response_parser<bhttp::string_body>& p, const std::string& body) {
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/s/gated", 11};
+  req.set(bhttp::field::host, "localhost");
+  req.body() = body;
+  req.prepare_payload();
+  bhttp::write(c.stream, req);
+  bhttp::read_header(c.stream, c.buffer, p);
+  while (lines(p.get().body()) < 1) bhttp::read_some(c.stream, c.buffer, p);
+}
 
 }  // namespace
 
@@ -124,16 +120,10 @@ TEST_SUITE("http") {
   TEST_CASE("stream: each item reaches the client while the model is still producing") {
     Live live;
     Client c(live.port);
-    bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/s/gated", 11};
-    req.set(bhttp::field::host, "localhost");
-    req.body() = R"({"n": 3, "key": "g"})";
-    req.prepare_payload();
-    bhttp::write(c.stream, req);
     bhttp::response_parser<bhttp::string_body> p;
-    bhttp::read_header(c.stream, c.buffer, p);
-    CHECK(p.get().result_int() == 200);
     // Item 0 arrives; item 1 waits for open("g1") on the server side.
-    while (lines(p.get().body()) < 1) bhttp::read_some(c.stream, c.buffer, p);
+    start_gated(c, p, R"({"n": 3, "key": "g"})");
+    CHECK(p.get().result_int() == 200);
     CHECK(p.get().body() == "\"0\"\n");
     CHECK_FALSE(p.is_done());
     live.fake->open("g1");
@@ -176,14 +166,8 @@ TEST_SUITE("http") {
   TEST_CASE("stream: a stream keeps its engine when a reload replaces it mid-stream") {
     Live live;
     Client c(live.port);
-    bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/s/gated", 11};
-    req.set(bhttp::field::host, "localhost");
-    req.body() = R"({"n": 3, "key": "r"})";
-    req.prepare_payload();
-    bhttp::write(c.stream, req);
     bhttp::response_parser<bhttp::string_body> p;
-    bhttp::read_header(c.stream, c.buffer, p);
-    while (lines(p.get().body()) < 1) bhttp::read_some(c.stream, c.buffer, p);
+    start_gated(c, p, R"({"n": 3, "key": "r"})");
     // A new engine serves from now on; the test and the handler drop the old one, whose
     // stream is half way.
     std::weak_ptr<engine::Engine> old = live.engine;
@@ -203,14 +187,8 @@ TEST_SUITE("http") {
     Live live;
     {
       Client c(live.port);
-      bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/s/gated", 11};
-      req.set(bhttp::field::host, "localhost");
-      req.body() = R"({"n": 5, "key": "never"})";
-      req.prepare_payload();
-      bhttp::write(c.stream, req);
       bhttp::response_parser<bhttp::string_body> p;
-      bhttp::read_header(c.stream, c.buffer, p);
-      while (lines(p.get().body()) < 1) bhttp::read_some(c.stream, c.buffer, p);
+      start_gated(c, p, R"({"n": 5, "key": "never"})");
       REQUIRE(live.fake->stats("src").running == 1);
     }  // the client closes its connection here
     CHECK(live.fake->wait_for("src", [](const FakeBackend::Stats& s) { return s.running == 0 && s.cancelled == 1; }));
