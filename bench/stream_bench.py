@@ -26,7 +26,7 @@ PROMPT = "I have an idea!"
 
 proc = subprocess.Popen([braid, "serve", "graphs/streaming.graph", "--port", "0", "--io-threads", "1"],
                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-port = int(re.match(r"curl -s -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline()).group(1))
+port = int(re.match(r"curl -sN? -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline()).group(1))
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
 

@@ -157,8 +157,10 @@ int serve(const ServeOptions& o) {
                  ep.endpoint->name.c_str(), ep.plan->name.c_str(), ep.endpoint->name.c_str());
   }
   const engine::EndpointRef first = eng->endpoints().front();
-  std::printf("curl -s -X POST http://%s:%u/%s/%s -H 'Content-Type: application/json' -d '%s'\n", cfg.host.c_str(), *port,
-              first.plan->name.c_str(), first.endpoint->name.c_str(), example_body(*first.endpoint).c_str());
+  // -N: curl shows a streamed answer as it comes, not once it has ended.
+  std::printf("curl -s%s -X POST http://%s:%u/%s/%s -H 'Content-Type: application/json' -d '%s'\n",
+              first.endpoint->result_type->is_stream() ? "N" : "", cfg.host.c_str(), *port, first.plan->name.c_str(),
+              first.endpoint->name.c_str(), example_body(*first.endpoint).c_str());
   std::fflush(stdout);
 
   // Warm up off the I/O threads; /v2/health/ready turns 200 when done. From here on only the

@@ -34,7 +34,7 @@ def post(port, path, body, accept=None):
 
 proc = subprocess.Popen([braid, "serve", "graphs/streaming.graph", "--port", "0"], stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, text=True)
-m = re.match(r"curl -s -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+m = re.match(r"curl -sN? -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
 if m is None:
     proc.kill()
     print("FAIL: no curl line from braid serve", proc.stderr.read())
