@@ -28,6 +28,7 @@
 #include "engine/backend.hpp"
 #include "engine/device.hpp"
 #include "engine/status.hpp"
+#include "engine/stream.hpp"
 #include "engine/trace.hpp"
 #include "engine/value.hpp"
 
@@ -109,7 +110,9 @@ class Engine {
   // mistyped inputs are InvalidInput errors that say which input and why.
   Result<std::vector<Value>> decode_inputs(const EndpointRef& ep, const boost::json::object& inputs) const;
 
-  // Starts a run; `done` is called exactly once, on an engine thread.
+  // Starts a run; `done` is called exactly once, on an engine thread. An endpoint whose result
+  // is a stream gets it (a Value of kind Stream, stream.hpp) as soon as the stream exists, while
+  // the run goes on; a run that fails after that ends the stream with its error.
   void start(const EndpointRef& ep, std::vector<Value> inputs, RunOptions options,
              std::function<void(Result<Value>)> done);
 
