@@ -157,14 +157,15 @@ struct StreamCall {
   bool claim() { return !claimed.exchange(true); }
 };
 
-void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, const plan::Node& n, const plan::CallNode& c) {
-  LoadedModel& m = f->run->model(c.model);
-  std::vector<Value> args;
-  args.reserve(c.args.size());
-  for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
-  ModelInstance* inst = m.instances.size() == 1
-                            ? m.instances[0].get()
-                            : m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
+// The instance for the next call of `m`: round robin over its instances.
+ModelInstance* next_instance(LoadedModel& m) {
+  if (m.instances.size() == 1) return m.instances[0].get();
+  return m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
+}
+
+void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, const plan::Node& n, const plan::CallNode& c,
+                      LoadedModel& m, std::vector<Value> args) {
+  ModelInstance* inst = next_instance(m);
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   auto s = std::make_shared<ValueStream>();
   auto call = std::make_shared<StreamCall>(&f->ctx);
@@ -219,18 +220,16 @@ void exec_collect(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uin
 void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
                const plan::CallNode& c) {
   LoadedModel& m = f->run->model(c.model);
-  if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, n, c);
   std::vector<Value> args;
   args.reserve(c.args.size());
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
+  if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, n, c, m, std::move(args));
   std::int64_t timeout = timeout_of(*f, n);
   Trace* trace = f->run->trace.get();
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   Batcher* batcher = m.batcher(c.method);  // a batch picks its own instance
-  ModelInstance* inst = batcher || m.instances.size() == 1
-                            ? m.instances[0].get()
-                            : m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
+  ModelInstance* inst = batcher ? m.instances[0].get() : next_instance(m);
   auto batch_item = [&](const CallContext& ctx, std::function<void(Result<Value>)> deliver) {
     return BatchItem{std::move(args), &ctx, &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {}, std::move(deliver)};
   };
