@@ -107,7 +107,8 @@ with tempfile.TemporaryDirectory() as tmp:
             status, body = request(late_port, "POST", "/remote/classify", {"input_data": "x"})
             check(status == 500 and b"cannot connect" in body, f"a front started without the back: {status} {body!r}")
         finally:
-            check(stop(late) == 0, "the front started without the back stopped cleanly")
+            rc = stop(late)
+            check(rc == 0, f"the front started without the back stopped cleanly (exit {rc}): {late.stderr.read()[-2000:]!r}")
     finally:
         stop(back)
         if front is not None:
