@@ -122,11 +122,15 @@ class ModelInstance {
   }
 };
 
-// The signature of a method as the model file declares it (TorchScript schema).
+// The signature of a method as the model file declares it (a TorchScript schema, an AOTInductor
+// package's call spec). A parameter the file does not name (a package's positional input) has an
+// empty name.
 struct MethodSchema {
   std::string name;
   std::vector<plan::Param> params;
   dsl::TypeRef result;
+  bool signature_known = true;  // false: only the name is known (a CUDA package where no GPU is)
+  bool batches_itself = false;  // batched along its own first dimension (a package): no `_batch` form
 };
 
 class Backend {

@@ -151,7 +151,9 @@ std::string batch_signatures(const plan::Method& method) {
 std::string signature_text(const std::vector<plan::Param>& params, const dsl::TypeRef& result) {
   std::string s = "(";
   for (std::size_t i = 0; i < params.size(); ++i) {
-    s += fmt::format("{}{}: {}", i ? ", " : "", params[i].name, params[i].type->to_string());
+    // A parameter the file does not name (a package's positional input) is its type alone.
+    const std::string_view name = params[i].name;
+    s += fmt::format("{}{}{}{}", i ? ", " : "", name, name.empty() ? "" : ": ", params[i].type->to_string());
   }
   return s + ") -> " + result->to_string();
 }

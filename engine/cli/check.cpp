@@ -122,6 +122,7 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
         diags.report(dsl::Diag::model_file_method_missing, where, noun, m.path, meth.name, have);
         continue;
       }
+      if (!s->signature_known) continue;
       bool fits = s->params.size() == meth.params.size() && dsl::assignable(s->result, meth.result);
       for (std::size_t i = 0; fits && i < meth.params.size(); ++i) {
         fits = dsl::assignable(meth.params[i].type, s->params[i].type);
@@ -132,7 +133,7 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
         continue;
       }
       for (std::size_t i = 0; i < meth.params.size(); ++i) {
-        if (meth.params[i].name == s->params[i].name) continue;
+        if (s->params[i].name.empty() || meth.params[i].name == s->params[i].name) continue;  // unnamed: positional
         if (remote) {  // a remote call sends its arguments by name
           diags.report(dsl::Diag::remote_param_name, where, i + 1, m.name, meth.name, meth.params[i].name, s->params[i].name);
         } else {
@@ -140,7 +141,7 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
                        s->params[i].name, noun);
         }
       }
-      if (m.options.max_batch > 1) verify_batched(m, meth, *schemas, where, diags);
+      if (m.options.max_batch > 1 && !s->batches_itself) verify_batched(m, meth, *schemas, where, diags);
     }
   }
   diags.sort_by_location();

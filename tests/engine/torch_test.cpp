@@ -3,7 +3,11 @@
 // that another LibTorch build (e.g. on the GPU machine) agrees too.
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -229,6 +233,42 @@ TEST_SUITE("torch") {
                                              "str?` for the streaming method `generate`, but it takes 2 parameters") !=
                       std::string::npos,
                   extra.error().message);
+  }
+
+  TEST_CASE("a .pt2 file is an AOTInductor package: an error that says why it cannot load, never TorchScript's") {
+    // A file that is no package. With a LibTorch that runs packages (2.6 or later, the `aoti`
+    // suite's), loading it fails as a package; with an older one (Debian's 1.13), before reading it.
+    // POSIX calls, not std::filesystem: a pip LibTorch exports its own std::filesystem::remove_all,
+    // which crashes when called from here.
+    char tmpl[] = "/tmp/braid-pt2-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    const std::string dir = tmpl;
+    { std::ofstream(dir + "/broken.pt2") << "not a zip archive"; }
+    dsl::SourceManager sm;
+    dsl::Diagnostics diags;
+    dsl::FrontendOptions fo;
+    fo.require_model_files = true;
+    auto plan = dsl::compile_source(dir + "/g.graph", R"(
+      model p = torch "broken.pt2" { def forward(x: tensor) -> tensor }
+      endpoint e(x: tensor) -> tensor { return p.forward(x) })", fo, sm, diags);
+    INFO(dsl::render_all(diags, sm));
+    REQUIRE(plan);
+    engine::BackendRegistry backends = engine::default_backends();
+    auto loaded = backends.find("torch")->load(plan->models[0]);
+    auto inspected = backends.find("torch")->inspect(plan->models[0].resolved_path);
+    ::unlink((dir + "/broken.pt2").c_str());
+    ::rmdir(dir.c_str());
+    REQUIRE_FALSE(loaded);
+    REQUIRE_FALSE(inspected);
+    CHECK(loaded.error().code == engine::ErrorCode::LoadError);
+#ifdef BRAID_TEST_AOTI
+    CHECK_MESSAGE(loaded.error().message.starts_with("cannot load `broken.pt2`: "), loaded.error().message);
+#else
+    CHECK_MESSAGE(loaded.error().message.starts_with("`broken.pt2` is an AOTInductor package, which this braid's LibTorch"),
+                  loaded.error().message);
+    CHECK_MESSAGE(loaded.error().message.find("LibTorch 2.6 or later") != std::string::npos, loaded.error().message);
+#endif
+    CHECK(inspected.error().message.find("broken.pt2") != std::string::npos);
   }
 
   TEST_CASE("multi_model: model A alone, model B alone, both") {

@@ -2,13 +2,8 @@
 // Error; values convert to and from IValue (convert.hpp) guided by the types the graph declares.
 #include "engine/backends/torch/torch_backend.hpp"
 
-#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
-#ifdef BRAID_TORCH_CUDA
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
 
 #include <functional>
 #include <sstream>
@@ -16,7 +11,9 @@
 #include <fmt/format.h>
 
 #include "engine/backends/blas.hpp"
+#include "engine/backends/torch/aoti.hpp"
 #include "engine/backends/torch/convert.hpp"
+#include "engine/backends/torch/guarded.hpp"
 #include "engine/batch_form.hpp"
 
 namespace braid::engine {
@@ -295,39 +292,12 @@ class TorchInstance final : public ModelInstance {
   // The device whose one-element tensors standing for numbers the engine reads later (-1: none).
   int deferred(const CallContext& ctx) const { return device_ >= 0 && ctx.stream() ? device_ : -1; }
 
-  // Runs `body(signature)` as LibTorch wants it run: on the call's stream, one intra-op thread,
-  // inference mode, every exception caught.
+  // Runs `body(signature)` under guarded() (guarded.hpp): on the call's stream, one intra-op
+  // thread, inference mode, every exception caught.
   template <typename Body>
   Result<Value> run(std::uint32_t method, const CallContext& ctx, Body&& body) {
     const plan::Method& sig = spec_.methods[method];
-    try {
-#ifdef BRAID_TORCH_CUDA
-      // On a device: everything below (input copies, the method, output conversions) is
-      // enqueued on the engine's stream. Nothing here waits for the device.
-      std::optional<c10::cuda::CUDAStreamGuard> on_stream;
-      std::optional<c10::cuda::CUDAGuard> on_device;
-      if (device_ >= 0 && ctx.stream()) {
-        on_stream.emplace(c10::cuda::getStreamFromExternal(static_cast<cudaStream_t>(ctx.stream().handle),
-                                                           static_cast<c10::DeviceIndex>(device_)));
-      } else if (device_ >= 0) {
-        on_device.emplace(static_cast<c10::DeviceIndex>(device_));
-      }
-#else
-      (void)ctx;
-#endif
-      // One intra-op thread on every thread that calls LibTorch, not only the one that made the
-      // backend: BLAS libraries (MKL in pip wheels) keep that setting per thread, and a pool
-      // thread left at the default runs every matmul on a team of threads that fights braid's
-      // own parallelism (measured: two chained 2,000-matmul calls 10x slower than one).
-      thread_local const bool single_threaded = (at::set_num_threads(1), true);
-      (void)single_threaded;
-      c10::InferenceMode guard;
-      return body(sig);
-    } catch (const c10::Error& e) {
-      return make_error(ErrorCode::ModelError, first_line(e.what_without_backtrace()));
-    } catch (const std::exception& e) {
-      return make_error(ErrorCode::ModelError, first_line(e.what()));
-    }
+    return guarded(device_, ctx, [&]() -> Result<Value> { return body(sig); });
   }
 
  private:
@@ -375,6 +345,7 @@ class TorchBackend final : public Backend {
         index = std::max(0, model.placement.device);
         device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
       }
+      if (aoti::is_package(model.resolved_path)) return aoti::load(model, index);
       torch::jit::Module m = torch::jit::load(model.resolved_path, device);
       m.eval();
       std::vector<std::optional<BatchMethod>> batch_methods;
@@ -413,6 +384,7 @@ class TorchBackend final : public Backend {
   }
 
   Result<std::vector<MethodSchema>> inspect(const std::string& path) override {
+    if (aoti::is_package(path)) return aoti::inspect(path);
     try {
       torch::jit::Module m = torch::jit::load(path, torch::kCPU);
       std::vector<MethodSchema> out;
