@@ -6,7 +6,7 @@
 # and on one stream; the kernels against LibTorch), then the CPU suites and the engine benchmark.
 # Exits 0 only when every step passed. scripts/gpu-rehearse.sh rehearses it without a GPU.
 # Prints everything; writes the suites' and benchmarks' output to $OUT (or ./gpu-out), at most
-# 8 files (what the device tool brings back).
+# 8 files (what the device tool brings back): a step that names a file another step wrote adds to it.
 #
 #   scripts/gpu-check.sh [DIR]        DIR: the .deb files (default .gpu-deps)
 set -euo pipefail
@@ -23,10 +23,17 @@ echo "gpu-check: torch $(python3 -c 'import torch; print(torch.__version__, torc
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 export PATH=/usr/local/cuda/bin:$PATH
 
+# The aoti suite's AOTInductor packages: for CUDA where a device is (the CPU ones are proven
+# without one), else for the CPU (scripts/gpu-rehearse.sh). Compiled in a step of their own after
+# the GPU figures (Inductor compiling for CUDA is the one part of this build that needs Triton):
+# the build proper compiles none.
+aoti=cpu
+python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' && aoti=cuda
+
 build=build-gpu
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=release -Dtorch_dir="$torch" -Dtorch_cuda=enabled -Dcuda=enabled \
-    -Ddeps_prefix="$prefix" -Dcxx11_abi="$abi" -Dgpu_archs=90
+    -Ddeps_prefix="$prefix" -Dcxx11_abi="$abi" -Dgpu_archs=90 -Daoti_devices=
 else
   meson configure "$build" -Ddeps_prefix="$prefix" >/dev/null
 fi
@@ -56,7 +63,7 @@ step() {  # step NAME SECONDS OUTFILE COMMAND...
   [ "$left" -lt "$limit" ] && limit=$left
   echo "gpu-check: $name (at most ${limit}s)" >&2
   set +e
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$out/$file"
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$out/$file"
   rc=${PIPESTATUS[0]}
   set -e
   [ "$rc" -eq 124 ] && echo "gpu-check: $name ran past ${limit}s and was stopped" >&2
@@ -77,8 +84,23 @@ if [ -x "$build/bench/braid-kernels-bench" ]; then
   step "braid-kernels-bench" 90 kernels-bench.md "$build/bench/braid-kernels-bench"
 fi
 if [ -x "$build/bench/braid-gpu-bench" ]; then
-  step "braid-gpu-bench --completion poll" 60 gpu-bench-poll.md "$build/bench/braid-gpu-bench" --completion poll
-  step "braid-gpu-bench --streams 1" 60 gpu-bench-1-stream.md "$build/bench/braid-gpu-bench" --streams 1
+  step "braid-gpu-bench --completion poll" 60 gpu-bench-variants.md "$build/bench/braid-gpu-bench" --completion poll
+  step "braid-gpu-bench --streams 1" 60 gpu-bench-variants.md "$build/bench/braid-gpu-bench" --streams 1
+fi
+# AOTInductor packages on the device: compiled, the aoti suite against eager PyTorch, then one
+# MLP through the torch backend's two formats (bench/aoti.graph): the package against the same
+# weights traced to TorchScript, a row and 64 rows.
+step "aoti suite ($aoti)" 240 aoti.txt bash -c "meson configure '$build' -Daoti_devices=$aoti >/dev/null &&
+  ninja -C '$build' && meson test -C '$build' --suite aoti --print-errorlogs --no-rebuild"
+if [ -f "$build/tests/aoti/mlp.$aoti.pt2" ]; then
+  sed "s/\.cpu\.\(pt2\|ts\.pt\)\" on cpu/.$aoti.\1\" on $aoti/" bench/aoti.graph >"$build/aoti-$aoti.graph"
+  rows64=$(python3 -c 'import json; print(json.dumps({"x": [[(i * 8 + j) / 100 for j in range(8)] for i in range(64)]}))')
+  for ep in aoti torchscript; do
+    for x in '{"x": [[1,2,3,4,5,6,7,8]]}' "$rows64"; do
+      step "aoti bench $ep" 30 aoti.txt "$build/bench/braid-bench" "$build/aoti-$aoti.graph" "$ep" \
+        --model-path "$build/tests/aoti" -i "$x" -d 5s
+    done
+  done
 fi
 step "CPU suites" 150 cpu-suites.txt meson test -C "$build" --print-errorlogs --no-rebuild --no-suite gpu
 step "braid-engine-bench" 60 engine-bench.md "$build/bench/braid-engine-bench"

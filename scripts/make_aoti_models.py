@@ -9,6 +9,8 @@ For each device it writes, into OUTDIR:
   pair.<device>.pt2   two models in one package (the methods `embed` and `score`):
                       embed(x [batch, 8]) -> {"mean": [batch], "norm": [batch]}   (a record)
                       score(a [batch, 4], b [batch, 4]) -> (dot [batch], diff [batch, 4])  (a list)
+  mlp.<device>.ts.pt  the same MLP, same weights, as TorchScript (torch.jit.trace), for
+                      bench/aoti.graph: one model through both of the torch backend's formats
   expected.<device>.json  fixed inputs and eager PyTorch's outputs for each method, which the
                       `aoti` suite compares braid's answers with.
 Weights are seeded: the same PyTorch writes the same packages. The batch dimension is dynamic.
@@ -16,6 +18,7 @@ Tooling around the engine (braid itself never runs Python): torch.export and AOT
 C++ front end.
 """
 import argparse
+import warnings
 import json
 import os
 import sys
@@ -51,6 +54,7 @@ def export(module, args, names):
 
 
 def main():
+    warnings.simplefilter("ignore")  # PyTorch's notes on its own internals, in every build log
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("outdir")
     ap.add_argument("--device", action="append", choices=["cpu", "cuda"])
@@ -80,6 +84,7 @@ def main():
             }
             package_aoti(os.path.join(a.outdir, f"pair.{device}.pt2"), files)
         with torch.no_grad():
+            torch.jit.trace(mods[0], (on(x),)).save(os.path.join(a.outdir, f"mlp.{device}.ts.pt"))
             expected = {
                 "forward": {"args": [x.tolist()], "result": mods[0](on(x)).cpu().tolist()},
                 "embed": {"args": [x.tolist()], "result": {k: v.cpu().tolist() for k, v in mods[1](on(x)).items()}},
