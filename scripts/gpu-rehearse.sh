@@ -79,7 +79,9 @@ expect "the gpu suite has no failure" grep -Eq '^Fail: +0' "$out/gpu-suite.txt"
 expect "braid-kernels-bench says there is no CUDA device" grep -q 'braid-kernels-bench: no CUDA device' "$log"
 expect "braid-gpu-bench says so for each of its three runs" test "$(grep -c 'braid-gpu-bench: no CUDA device' "$log")" -eq 3
 expect "braid-engine-bench printed its tables" grep -q 'ratio concurrent / sequential' "$out/engine-bench.md"
-expect "each of the 7 steps reported its status and time" test "$(grep -c ': exit [0-9]*, [0-9]* s$' "$out/phases.txt")" -eq 7
+expect "the aoti suite passes on packages compiled for the CPU" grep -Eq 'aoti / aoti +OK' "$out/aoti.txt"
+expect "the aoti bench ran each endpoint on both inputs" test "$(grep -c '^| concurrent ' "$out/aoti.txt")" -eq 4
+expect "each of the 12 steps reported its status and time" test "$(grep -c ': exit [0-9]*, [0-9]* s$' "$out/phases.txt")" -eq 12
 expect "no step ran past its limit" bash -c "! grep -q 'ran past' '$log'"
 expect "nothing aborted" bash -c "! grep -Eq 'Aborted|terminate called|Segmentation' '$log'"
 exit $fail

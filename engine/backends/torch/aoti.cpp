@@ -39,6 +39,7 @@ Error unsupported(const std::string& path) {
 }
 }  // namespace
 
+void check_inputs() {}
 Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model, int) { return unsupported(model.path); }
 Result<std::vector<MethodSchema>> inspect(const std::string& path) { return unsupported(path); }
 
@@ -358,12 +359,15 @@ auto loading(const std::string& path, Body&& body) -> decltype(body()) {
 
 }  // namespace
 
-Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model, int device) {
+void check_inputs() {
   // A package checks each input's dtype, shape, strides and device against what it was compiled
   // for only when asked (read once, at its first run). Unchecked, a wrong shape runs into its
-  // kernels: a crash or garbage, not an error.
-  static const bool check_inputs = (setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0), true);
-  (void)check_inputs;
+  // kernels: a crash or garbage, not an error. Set once, before any package runs.
+  static const bool once = (setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0), true);
+  (void)once;
+}
+
+Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model, int device) {
   return loading(model.path, [&]() -> Result<std::shared_ptr<ModelInstance>> {
     const std::set<std::string> names = model_names(model.resolved_path);
     const std::string want = device >= 0 ? "cuda" : "cpu";
@@ -407,13 +411,14 @@ Result<std::vector<MethodSchema>> inspect(const std::string& path) {
       s.name = method_of(name, names);
       s.batches_itself = true;
       // A model compiled for CUDA loads only where a device is: its name is all there is to check.
-      if (device_key(path, name) == "cuda" && !torch::cuda::is_available()) {
+      const bool cuda = device_key(path, name) == "cuda";
+      if (cuda && !torch::cuda::is_available()) {
         s.result = dsl::Type::error();
         s.signature_known = false;
         out.push_back(std::move(s));
         continue;
       }
-      AOTIModelPackageLoader loader(path, name, false, 1, device_key(path, name) == "cuda" ? 0 : -1);
+      AOTIModelPackageLoader loader(path, name, false, 1, cuda ? 0 : -1);
       auto sig = signature(loader, s.name);
       if (!sig) return sig.error();
       s.params = std::move(sig->params);

@@ -22,6 +22,11 @@ namespace braid::engine::aoti {
 // Whether `path` names an AOTInductor package (a `.pt2` file) rather than a TorchScript module.
 bool is_package(std::string_view path);
 
+// Turns on every package's own input checks (dtype, shape, device) for this process, unless
+// its environment says otherwise: the torch backend calls it once, as it is made, before any
+// package runs (it sets an environment variable).
+void check_inputs();
+
 // Loads the package `model.resolved_path` for the model's placement (`device`: -1 for the CPU),
 // one loader per method.
 Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model, int device);

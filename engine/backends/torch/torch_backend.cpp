@@ -315,6 +315,7 @@ class TorchBackend final : public Backend {
     // oversubscribing the cores. OpenBLAS's pthread build needs telling separately.
     at::set_num_threads(1);
     blas_one_thread();
+    aoti::check_inputs();
   }
 
   std::string_view name() const override { return "torch"; }
