@@ -53,6 +53,8 @@ using torch::inductor::AOTIModelPackageLoader;
 
 // The model a method runs, and back: `forward` is the package's `model` unless it has its own.
 constexpr std::string_view kDefaultModel = "model";
+// Runners of a package on a device, unless the model's `threads` says otherwise.
+constexpr std::size_t kDeviceRunners = 4;
 
 // The models in the package at `path`, by name: its records `data/aotinductor/<name>/...`.
 std::set<std::string> model_names(const std::string& path) {
@@ -371,8 +373,11 @@ Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model, int device
   return loading(model.path, [&]() -> Result<std::shared_ptr<ModelInstance>> {
     const std::set<std::string> names = model_names(model.resolved_path);
     const std::string want = device >= 0 ? "cuda" : "cpu";
-    // Each runner of a loader runs one call at a time: as many as the threads that may call it.
-    const std::size_t runners = std::max(1u, model.options.threads ? model.options.threads : std::thread::hardware_concurrency());
+    // Each runner of a loader runs one call at a time (a call waits for a free one) and holds its
+    // own intermediate buffers: on the CPU as many as the threads that may call it; on a device,
+    // whose stream pool is 4 by default, 4 (more would hold more device memory, not run faster).
+    std::size_t runners = std::max(1u, model.options.threads ? model.options.threads : std::thread::hardware_concurrency());
+    if (device >= 0 && !model.options.threads) runners = std::min<std::size_t>(runners, kDeviceRunners);
     std::vector<AotiInstance::Entry> methods;
     for (const auto& meth : model.methods) {
       if (meth.result && meth.result->is_stream()) {
