@@ -1,5 +1,6 @@
 #include "engine/http/handler.hpp"
 
+#include <cctype>
 #include <charconv>
 
 #include <boost/asio/use_awaitable.hpp>
@@ -69,17 +70,62 @@ json::object error_json(const engine::Error& e) {
   return body;
 }
 
-// The format a client asks for with its Accept header; nullopt: one JSON array at the end.
+// The format a client asks for with its Accept header (RFC 9110 media ranges with q-values);
+// nullopt: one JSON array at the end. The range with the highest q that braid can answer wins;
+// at equal q the more specific (`application/json` before `application/*` before `*/*`), then
+// the first listed. `q=0` refuses a format. No header, or nothing braid can answer: NDJSON.
 std::optional<StreamFormat> stream_format(const Request& req) {
   auto h = req.find(bhttp::field::accept);
   if (h == req.end()) return StreamFormat::NdJson;
-  std::string_view accept = h->value();
-  if (accept.find("text/event-stream") != std::string_view::npos) return StreamFormat::Sse;
-  if (accept.find("application/json") != std::string_view::npos && accept.find("ndjson") == std::string_view::npos &&
-      accept.find("jsonl") == std::string_view::npos && accept.find("*/*") == std::string_view::npos) {
-    return std::nullopt;
+  struct Choice {
+    std::optional<StreamFormat> format;
+    double q = -1;
+    int specific = 0;  // 3: a type, 2: `type/*`, 1: `*/*`
+  };
+  Choice best;
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  std::string_view rest = h->value();
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view range = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const auto semi = range.find(';');
+    std::string type(trim(range.substr(0, semi)));
+    for (char& ch : type) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    double q = 1;
+    for (std::string_view params = semi == std::string_view::npos ? "" : range.substr(semi + 1); !params.empty();) {
+      const auto next = params.find(';');
+      std::string_view param = trim(params.substr(0, next));
+      params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
+      if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        double v = 0;
+        auto [end, ec] = std::from_chars(param.data() + 2, param.data() + param.size(), v);
+        q = ec == std::errc() && end == param.data() + param.size() && v >= 0 && v <= 1 ? v : 0;
+      }
+    }
+    Choice c{std::nullopt, q, 3};
+    if (type == "text/event-stream" || type == "text/*") {
+      c.format = StreamFormat::Sse;
+      c.specific = type == "text/*" ? 2 : 3;
+    } else if (type == "application/x-ndjson" || type == "application/ndjson" || type == "application/jsonl" ||
+               type == "application/x-jsonlines") {
+      c.format = StreamFormat::NdJson;
+    } else if (type == "application/json") {
+      c.format = std::nullopt;
+    } else if (type == "application/*" || type == "*/*") {
+      c.format = StreamFormat::NdJson;
+      c.specific = type == "*/*" ? 1 : 2;
+    } else {
+      continue;  // nothing braid answers in
+    }
+    if (c.q <= 0) continue;
+    if (c.q > best.q || (c.q == best.q && c.specific > best.specific)) best = c;
   }
-  return StreamFormat::NdJson;
+  return best.q > 0 ? best.format : std::optional<StreamFormat>(StreamFormat::NdJson);
 }
 
 // Waits for a stream's first item or its end, whichever comes first. (A plain function, not a

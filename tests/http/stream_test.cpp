@@ -94,6 +94,22 @@ TEST_SUITE("http") {
     CHECK_FALSE(arr.chunked());
     CHECK(arr.body() == "[\"P\",\"Q\"]\n");
 
+    // Accept as media ranges with q-values: the highest q braid can answer, the more specific at
+    // equal q, q=0 refused; nothing braid answers in is NDJSON.
+    auto type_for = [&](const std::string& accept) {
+      auto r = post(c, "/s/words", R"({"text": "m"})", accept);
+      CHECK(r.result_int() == 200);
+      return std::string(r[bhttp::field::content_type]);
+    };
+    CHECK(type_for("application/json, text/event-stream;q=0.5") == "application/json");
+    CHECK(type_for("application/json;q=0.2, application/x-ndjson;q=0.9") == "application/x-ndjson");
+    CHECK(type_for("text/event-stream;q=0, */*") == "application/x-ndjson");
+    CHECK(type_for("*/*;q=0.1, text/event-stream") == "text/event-stream");
+    CHECK(type_for("application/json, */*") == "application/json");
+    CHECK(type_for("TEXT/Event-Stream; charset=utf-8") == "text/event-stream");
+    CHECK(type_for("text/html") == "application/x-ndjson");
+    CHECK(type_for("application/json;q=bogus, text/event-stream;q=0.3") == "text/event-stream");
+
     auto ks = post(c, "/v2/models/s.words/infer",
                    R"({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["k l"]}]})");
     CHECK(ks.result_int() == 200);
