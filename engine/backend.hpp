@@ -131,6 +131,7 @@ struct MethodSchema {
   dsl::TypeRef result;
   bool signature_known = true;  // false: only the name is known (a CUDA package where no GPU is)
   bool batches_itself = false;  // batched along its own first dimension (a package): no `_batch` form
+  std::string device;           // what it was compiled for ("cpu", "cuda"); empty: any (TorchScript)
 };
 
 class Backend {

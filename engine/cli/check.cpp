@@ -122,6 +122,13 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
         diags.report(dsl::Diag::model_file_method_missing, where, noun, m.path, meth.name, have);
         continue;
       }
+      // A file compiled for one kind of device (an AOTInductor package) runs only there.
+      const std::string_view placed = m.placement.kind == dsl::PlacementKind::Cuda ? "cuda" : "cpu";
+      if (!s->device.empty() && s->device != placed) {
+        diags.report(dsl::Diag::model_file_device, span_at(sm, m.loc, m.name.size()), m.name, m.placement.to_string(), m.name,
+                     meth.name, noun, m.path, s->device);
+        continue;
+      }
       if (!s->signature_known) continue;
       bool fits = s->params.size() == meth.params.size() && dsl::assignable(s->result, meth.result);
       for (std::size_t i = 0; fits && i < meth.params.size(); ++i) {

@@ -71,6 +71,22 @@ endpoint d(x: tensor) -> list<tensor> {{ return extra.score(x, x, x) }}
         check(re.search(e, r.stderr) is not None, f"diagnostic /{e}/ in {r.stderr!r}")
     check(len(re.findall(r": error: ", r.stderr)) == len(expected), f"exactly {len(expected)} errors: {r.stderr!r}")
 
+    # A package runs only on the device it was compiled for: placed elsewhere, an error at the
+    # model (the check reads the package's metadata; nothing is loaded on the device).
+    other = "cuda" if device == "cpu" else "cpu"
+    path = os.path.join(tmp, "placed.graph")
+    with open(path, "w") as f:
+        f.write(f"""model mlp = torch "mlp.{device}.pt2" on {other} {{
+  def forward(x: tensor) -> tensor
+}}
+endpoint a(x: tensor) -> tensor {{ return mlp.forward(x) }}
+""")
+    r = run_check(path)
+    check(r.returncode == 1 and re.search(rf"placed\.graph:1:7: error: model `mlp` is placed `on {other}`, but "
+                                          rf"`mlp\.forward` in model file `mlp\.{device}\.pt2` was compiled for `{device}` "
+                                          r"and runs only there", r.stderr) is not None,
+          f"a package placed on another device: {r.stderr!r}")
+
 if failures:
     sys.exit(1)
 print("check_cli: ok")

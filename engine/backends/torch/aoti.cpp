@@ -417,6 +417,7 @@ Result<std::vector<MethodSchema>> inspect(const std::string& path) {
       s.batches_itself = true;
       // A model compiled for CUDA loads only where a device is: its name is all there is to check.
       const bool cuda = device_key(path, name) == "cuda";
+      s.device = cuda ? "cuda" : "cpu";
       if (cuda && !torch::cuda::is_available()) {
         s.result = dsl::Type::error();
         s.signature_known = false;
