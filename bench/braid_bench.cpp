@@ -210,6 +210,32 @@ struct Measured {
   std::vector<engine::NodeStats> nodes;  // in process: deltas over the measurement
 };
 
+
+// The input as the table's header names it: as sent when short; else each field by its JSON shape
+// (an array of arrays of 8 numbers, 64 of them, reads "[64×8]") and the request's size in bytes,
+// so that a large batch does not bury the figures.
+std::string describe_input(const boost::json::object& in) {
+  auto text = boost::json::serialize(in);
+  if (text.size() <= 120) return text;
+  auto shape = [](const boost::json::value& v) {
+    std::string dims;
+    const boost::json::value* at = &v;
+    while (at->is_array()) {
+      const auto& a = at->as_array();
+      dims += (dims.empty() ? "" : "×") + std::to_string(a.size());
+      if (a.empty()) break;
+      at = &a.front();
+    }
+    if (!dims.empty()) return "[" + dims + "]";
+    if (v.is_string()) return fmt::format("string of {} bytes", v.as_string().size());
+    auto one = boost::json::serialize(v);
+    return one.size() <= 40 ? one : fmt::format("{} of {} bytes", v.is_object() ? "object" : "value", one.size());
+  };
+  std::string out = "{";
+  for (const auto& [key, value] : in) out += fmt::format("{}\"{}\": {}", out.size() > 1 ? ", " : "", std::string_view(key), shape(value));
+  return fmt::format("{}}} ({} bytes)", out, text.size());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -408,7 +434,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("braid-bench: %s %s, %s, %s, %s (+%s warm-up), input %s, commit %s, %s\n\n", o.file.c_str(), o.endpoint.c_str(),
-              where.c_str(), loop.c_str(), length.c_str(), o.warmup.c_str(), boost::json::serialize(json_in).c_str(), BRAID_COMMIT,
+              where.c_str(), loop.c_str(), length.c_str(), o.warmup.c_str(), describe_input(json_in.as_object()).c_str(), BRAID_COMMIT,
               machine.c_str());
   std::printf("| mode | requests | errors | req/s | mean (ms) | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | max (ms) |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

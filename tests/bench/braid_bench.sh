@@ -26,6 +26,10 @@ PY
 grep -q '^| concurrent / sequential |' "$tmp/cmp.md" || { fail "no ratio row"; cat "$tmp/cmp.md"; }
 grep -q '^| `gpt2.generate#1` | call | 1.00 |' "$tmp/cmp.md" || { fail "no per-node table"; cat "$tmp/cmp.md"; }
 grep -q '</svg>' "$tmp/p.svg" || fail "no plot"
+long=$(printf 'w%.0s' $(seq 300))
+"$bench" graphs/ensemble.graph ensemble_predict -i "{\"input_data\": \"$long\"}" -n 10 -w 0s >"$tmp/long.md" || fail "long input run"
+grep -q '^braid-bench: .*, input {"input_data": string of 300 bytes} (317 bytes), ' "$tmp/long.md" ||
+  { fail "a long input is not described by its shape in the header"; head -1 "$tmp/long.md"; }
 "$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": "hi"}' -d 1s -w 0s -r 100/s -o csv >"$tmp/o.csv" || fail "open loop"
 python3 - "$tmp/o.csv" <<'PY' || fail "open loop count"
 import csv, sys
