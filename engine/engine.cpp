@@ -219,20 +219,37 @@ std::vector<EndpointRef> Engine::endpoints() const {
 const std::vector<std::shared_ptr<const plan::Plan>>& Engine::plans() const { return impl_->plans; }
 
 Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const boost::json::object& in) const {
+  return decode_inputs(ref, in, {});
+}
+
+Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const boost::json::object& in,
+                                                 const std::vector<std::pair<std::string, Value>>& given) const {
   const plan::Endpoint& ep = *ref.endpoint;
-  for (const auto& kv : in) {
-    bool known = false;
-    for (const auto& i : ep.inputs) known = known || i.name == kv.key();
-    if (!known) {
-      std::string names;
-      for (const auto& i : ep.inputs) names += fmt::format("{}`{}`", names.empty() ? "" : ", ", i.name);
-      return make_error(ErrorCode::InvalidInput, fmt::format("unknown input `{}`; `{}` takes {}", std::string_view(kv.key()),
-                                                             ep.name, names.empty() ? "no inputs" : names));
+  auto unknown = [&](std::string_view name) -> std::optional<Error> {
+    for (const auto& i : ep.inputs) {
+      if (i.name == name) return std::nullopt;
     }
+    std::string names;
+    for (const auto& i : ep.inputs) names += fmt::format("{}`{}`", names.empty() ? "" : ", ", i.name);
+    return make_error(ErrorCode::InvalidInput,
+                      fmt::format("unknown input `{}`; `{}` takes {}", name, ep.name, names.empty() ? "no inputs" : names));
+  };
+  for (const auto& kv : in) {
+    if (auto e = unknown(kv.key())) return *e;
+  }
+  for (const auto& g : given) {
+    if (auto e = unknown(g.first)) return *e;
   }
   std::vector<Value> out;
   out.reserve(ep.inputs.size());
   for (const auto& i : ep.inputs) {
+    auto g = std::find_if(given.begin(), given.end(), [&](const auto& p) { return p.first == i.name; });
+    if (g != given.end()) {
+      auto v = fit_value(g->second, i.type, fmt::format("input `{}`", i.name));
+      if (!v) return v.error();
+      out.push_back(std::move(*v));
+      continue;
+    }
     auto it = in.find(i.name);
     if (it == in.end()) {
       if (i.default_value) {

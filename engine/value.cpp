@@ -73,8 +73,24 @@ std::vector<double> Tensor::to_doubles() const {
   return out;
 }
 
+DType host_dtype(DType declared) {
+  return declared == DType::Any || declared == DType::F16 || declared == DType::BF16 ? DType::F32 : declared;
+}
+
+Tensor Tensor::from_bytes(const void* bytes, std::vector<std::int64_t> shape, DType dtype) {
+  std::size_t n = 1;
+  for (auto d : shape) n *= static_cast<std::size_t>(d);
+  auto s = std::make_shared<HostStorage>(n * dtype_size(dtype));
+  if (n) std::memcpy(s->data(), bytes, n * dtype_size(dtype));
+  Tensor t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.storage = std::move(s);
+  return t;
+}
+
 Tensor Tensor::from_doubles(std::span<const double> values, std::vector<std::int64_t> shape, DType dtype) {
-  if (dtype == DType::Any || dtype == DType::F16 || dtype == DType::BF16) dtype = DType::F32;
+  dtype = host_dtype(dtype);
   auto s = std::make_shared<HostStorage>(values.size() * dtype_size(dtype));
   switch (dtype) {
     case DType::F64: convert_in<double>(values, s->data()); break;

@@ -23,6 +23,9 @@ namespace braid::engine {
 using dsl::DType;
 
 std::size_t dtype_size(DType d);
+// The dtype a host tensor decoded for a declared dtype holds: F16, BF16 and Any as F32 (backends
+// convert), others as they are.
+DType host_dtype(DType declared);
 
 // Where a tensor's bytes live. Host storage is plain memory; a backend may keep its own tensor
 // alive behind this interface (zero copy), including device memory that only it can read.
@@ -58,8 +61,12 @@ struct Tensor {
   int device() const { return storage ? storage->device() : -1; }
   // The elements as doubles (host tensors only; any dtype).
   std::vector<double> to_doubles() const;
-  // A host tensor of the given dtype holding `values` (converted), with `shape`.
+  // A host tensor of the given dtype holding `values` (converted), with `shape`; of dtype
+  // host_dtype(dtype).
   static Tensor from_doubles(std::span<const double> values, std::vector<std::int64_t> shape, DType dtype = DType::F32);
+  // A host tensor holding a copy of `bytes`: the product of `shape` elements of `dtype`, laid out
+  // as that dtype is in memory (little-endian).
+  static Tensor from_bytes(const void* bytes, std::vector<std::int64_t> shape, DType dtype);
 };
 
 class ValueStream;

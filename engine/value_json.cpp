@@ -3,6 +3,7 @@
 #include "engine/stream.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -24,6 +25,17 @@ json::value tensor_json(const std::vector<double>& data, const std::vector<std::
   a.reserve(static_cast<std::size_t>(shape[dim]));
   for (std::int64_t i = 0; i < shape[dim]; ++i) a.push_back(tensor_json(data, shape, dim + 1, pos, integral));
   return a;
+}
+
+// Whether a tensor of `shape` is one of tensor type `type` (dims of -1 take any size).
+std::optional<Error> shape_fits(const std::vector<std::int64_t>& shape, const dsl::TypeRef& type, const std::string& where) {
+  if (!type->shape) return std::nullopt;
+  bool fits = type->shape->size() == shape.size();
+  for (std::size_t i = 0; fits && i < shape.size(); ++i) fits = (*type->shape)[i] < 0 || (*type->shape)[i] == shape[i];
+  if (fits) return std::nullopt;
+  std::string got;
+  for (std::size_t i = 0; i < shape.size(); ++i) got += fmt::format("{}{}", i ? ", " : "", shape[i]);
+  return make_error(ErrorCode::InvalidInput, fmt::format("{}: expected `{}`, found shape [{}]", where, type->to_string(), got));
 }
 
 Error mismatch(const std::string& where, const dsl::TypeRef& type, const json::value& j) {
@@ -196,16 +208,7 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
       if (!collect_tensor(j, 0, shape, data, why)) {
         return make_error(ErrorCode::InvalidInput, fmt::format("{}: not a tensor ({})", where, why));
       }
-      if (type->shape) {
-        bool fits = type->shape->size() == shape.size();
-        for (std::size_t i = 0; fits && i < shape.size(); ++i) fits = (*type->shape)[i] < 0 || (*type->shape)[i] == shape[i];
-        if (!fits) {
-          std::string got;
-          for (std::size_t i = 0; i < shape.size(); ++i) got += fmt::format("{}{}", i ? ", " : "", shape[i]);
-          return make_error(ErrorCode::InvalidInput,
-                            fmt::format("{}: expected `{}`, found shape [{}]", where, type->to_string(), got));
-        }
-      }
+      if (auto e = shape_fits(shape, type, where)) return *e;
       return Value(Tensor::from_doubles(data, std::move(shape), type->dtype));
     }
     case TypeKind::List: {
@@ -249,6 +252,20 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
     }
   }
   return mismatch(where, type, j);
+}
+
+Result<Value> fit_value(Value v, const dsl::TypeRef& type, const std::string& where) {
+  const dsl::TypeRef& t = type->kind == dsl::TypeKind::Optional && !v.is_none() ? type->elem : type;
+  if (t->kind == dsl::TypeKind::Tensor && v.kind() == Value::Kind::Tensor) {
+    const Tensor& x = v.as_tensor();
+    if (x.dtype != host_dtype(t->dtype)) {
+      return make_error(ErrorCode::InvalidInput, fmt::format("{}: expected `{}`, found a tensor of {}", where, t->to_string(),
+                                                             dsl::dtype_name(x.dtype)));
+    }
+    if (auto e = shape_fits(x.shape, t, where)) return *e;
+    return v;
+  }
+  return from_json(to_json(v), type, where);  // anything else is checked (and converted) as its JSON would be
 }
 
 }  // namespace braid::engine

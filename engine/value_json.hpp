@@ -14,6 +14,11 @@ boost::json::value to_json(const Value& v);
 // `where` names the value in errors (e.g. "`labels`").
 Result<Value> from_json(const boost::json::value& j, const dsl::TypeRef& type, const std::string& where);
 
+// A value decoded elsewhere (a KServe input's binary tensor data) checked against the type it
+// must have, with errors worded as from_json's. A tensor's shape must fit the type's and its dtype
+// be host_dtype of the type's; other kinds must match the type's kind.
+Result<Value> fit_value(Value v, const dsl::TypeRef& type, const std::string& where);
+
 // A short description of a JSON value's kind: "number", "string", "array", ...
 std::string_view json_kind(const boost::json::value& j);
 

@@ -203,6 +203,25 @@ Response Handler::respond(const Request& req, unsigned status, const json::value
   return res;
 }
 
+Response Handler::respond(const Request& req, InferAnswer answer) {
+  if (!answer.binary) {
+    answer.body.push_back('\n');
+  }
+  Response res{bhttp::status::ok, req.version()};
+  res.set(bhttp::field::server, "braid");
+  // With binary outputs: the JSON part's length, then the raw data (as Triton answers).
+  res.set(bhttp::field::content_type, answer.binary ? "application/octet-stream" : "application/json");
+  if (answer.binary) res.set("Inference-Header-Content-Length", std::to_string(answer.json_size));
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(answer.body);
+  res.prepare_payload();
+  {
+    std::lock_guard lock(mu_);
+    ++responses_[200];
+  }
+  return res;
+}
+
 Response Handler::error(const Request& req, unsigned status, std::string message, std::string_view code) {
   return respond(req, status, json::object{{"error", std::move(message)}, {"code", code}});
 }
@@ -213,8 +232,8 @@ Response Handler::engine_error(const Request& req, const engine::Error& e) {
 
 boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::shared_ptr<engine::Engine> engine_ref,
                                                      const engine::EndpointRef& ep,
-                                                       json::object named, std::optional<json::object> kserve,
-                                                       std::shared_ptr<const engine::CallContext> cancel) {
+                                                     NamedInputs named, std::optional<InferAsk> kserve,
+                                                     std::shared_ptr<const engine::CallContext> cancel) {
   // A caller's budget (another braid server's remote call sends what is left of its own):
   // the run's deadline is the shorter of this and the endpoint's `timeout`.
   std::int64_t deadline_ns = 0;
@@ -229,8 +248,13 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     }
     deadline_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*d).count();
   }
+  // KServe's `parameters.timeout` (µs) bounds the run as the header does; the shorter wins.
+  if (kserve && kserve->timeout_us > 0) {
+    std::int64_t ns = kserve->timeout_us * 1000;
+    deadline_ns = deadline_ns == 0 ? ns : std::min(deadline_ns, ns);
+  }
   engine::Engine& engine = *engine_ref;
-  auto inputs = engine.decode_inputs(ep, named);
+  auto inputs = engine.decode_inputs(ep, named.json, named.values);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
   if (in_flight_.fetch_add(1) >= static_cast<std::int64_t>(options_.max_in_flight)) {
@@ -279,16 +303,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
   }
   if (!r) co_return engine_error(req, r.error());
   if (!kserve) co_return respond(req, 200, engine::to_json(*r));
-  const json::object& request = *kserve;
-  std::vector<std::string> wanted;
-  if (auto outs = request.if_contains("outputs"); outs && outs->is_array()) {
-    for (const auto& o : outs->as_array()) {
-      if (o.is_object()) {
-        if (auto n = o.as_object().if_contains("name"); n && n->is_string()) wanted.emplace_back(n->as_string());
-      }
-    }
-  }
-  co_return respond(req, 200, kserve_response(ep, *r, request.if_contains("id"), wanted));
+  co_return respond(req, kserve_response(ep, *r, *kserve));
 }
 
 boost::asio::awaitable<Response> Handler::reload(const Request& req) {
@@ -399,7 +414,9 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
         if (!body) co_return engine_error(req, body.error());
         auto named = kserve_inputs(*ep, *body);
         if (!named) co_return engine_error(req, named.error());
-        co_return co_await run_endpoint(req, engine, *ep, std::move(*named), std::move(*body), std::move(cancel));
+        auto ask = kserve_ask(*ep, body->json);
+        if (!ask) co_return engine_error(req, ask.error());
+        co_return co_await run_endpoint(req, engine, *ep, std::move(*named), std::move(*ask), std::move(cancel));
       }
     }
     co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
@@ -440,7 +457,10 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
     if (!post) co_return wrong_method("POST");
     auto body = body_object(req);
     if (!body) co_return engine_error(req, body.error());
-    co_return co_await run_endpoint(req, engine, *ep, std::move(*body), std::nullopt, std::move(cancel));
+    // A named local, not a temporary in the co_await: GCC 12 destroys some temporaries of a
+    // co_await expression twice.
+    NamedInputs named{std::move(*body), {}};
+    co_return co_await run_endpoint(req, engine, *ep, std::move(named), std::nullopt, std::move(cancel));
   }
   co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
                   "not_found");

@@ -24,6 +24,7 @@
 #include <boost/json/value.hpp>
 
 #include "engine/engine.hpp"
+#include "engine/http/kserve.hpp"
 #include "engine/stream.hpp"
 
 namespace braid::http {
@@ -104,14 +105,14 @@ class Handler {
   void cancel_all() { cancel_.cancel(); }
 
  private:
-  // `kserve`: the infer request, when the request came through KServe v2 (the answer is then an
-  // infer response).
+  // `kserve`: what the infer request asks of its answer, when the request came through KServe v2
+  // (the answer is then an infer response).
   boost::asio::awaitable<Answer> run_endpoint(const Request& req, std::shared_ptr<engine::Engine> engine,
-                                              const engine::EndpointRef& ep,
-                                                boost::json::object inputs, std::optional<boost::json::object> kserve,
-                                                std::shared_ptr<const engine::CallContext> cancel);
+                                              const engine::EndpointRef& ep, NamedInputs inputs,
+                                              std::optional<InferAsk> kserve, std::shared_ptr<const engine::CallContext> cancel);
   boost::asio::awaitable<Response> reload(const Request& req);
   Response respond(const Request& req, unsigned status, const boost::json::value& body);
+  Response respond(const Request& req, InferAnswer answer);
   Response error(const Request& req, unsigned status, std::string message, std::string_view code);
   Response engine_error(const Request& req, const engine::Error& e);
 

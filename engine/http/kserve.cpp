@@ -1,10 +1,13 @@
 #include "engine/http/kserve.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "engine/http/kserve_binary.hpp"
 #include "engine/json_text.hpp"
 #include "engine/value_json.hpp"
 
@@ -96,83 +99,68 @@ json::value nest(const std::vector<json::value>& flat, const std::vector<std::in
   return a;
 }
 
-json::object output_tensor(const std::string& name, const engine::Value& v, const TypeRef& type) {
+// One output of the response. JSON: its `data`. Binary: its data appended to `bytes` and its size
+// in `parameters.binary_data_size`; a host tensor's bytes are copied as they are.
+json::object output_tensor(const std::string& name, const engine::Value& v, const TypeRef& type, bool binary,
+                           std::string& bytes) {
   using engine::Value;
   Spec spec = spec_for(type);
   json::array data;
   std::vector<std::int64_t> shape;
   std::string datatype = spec.datatype;
+  const std::size_t start = bytes.size();
+  auto element = [&](const json::value& j) {
+    if (binary) binary::append_element(bytes, datatype, j);
+    else data.push_back(j);
+  };
   if (v.kind() == Value::Kind::Tensor && v.as_tensor().on_host()) {
     const auto& t = v.as_tensor();
     shape = t.shape;
     datatype = tensor_datatype(t.dtype);
-    bool integral = datatype.find("INT") != std::string::npos;
-    for (double d : t.to_doubles()) {
-      if (datatype == "BOOL") data.push_back(d != 0);
-      else if (integral) data.push_back(d >= 9.2233720368547758e18 ? INT64_MAX : d <= -9.2233720368547758e18 ? INT64_MIN
-                                                                                              : static_cast<std::int64_t>(d));
-      else data.push_back(d);
+    if (binary) {
+      bytes.append(static_cast<const char*>(t.host_data()), static_cast<std::size_t>(t.numel()) * engine::dtype_size(t.dtype));
+    } else {
+      bool integral = datatype.find("INT") != std::string::npos;
+      for (double d : t.to_doubles()) {
+        if (datatype == "BOOL") data.push_back(d != 0);
+        else if (integral) data.push_back(d >= 9.2233720368547758e18 ? INT64_MAX : d <= -9.2233720368547758e18 ? INT64_MIN
+                                                                                                : static_cast<std::int64_t>(d));
+        else data.push_back(d);
+      }
     }
   } else if (v.kind() == Value::Kind::List) {
     shape = {static_cast<std::int64_t>(v.as_list().size())};
-    for (const auto& e : v.as_list()) {
-      data.push_back(spec.json_text ? json::value(engine::json_text(engine::to_json(e))) : engine::to_json(e));
-    }
+    for (const auto& e : v.as_list()) element(spec.json_text ? json::value(engine::json_text(engine::to_json(e))) : engine::to_json(e));
   } else if (v.is_none()) {
     shape = {0};
   } else {
     shape = {1};
-    data.push_back(spec.json_text ? json::value(engine::json_text(engine::to_json(v))) : engine::to_json(v));
+    element(spec.json_text ? json::value(engine::json_text(engine::to_json(v))) : engine::to_json(v));
   }
   json::array js;
   for (auto d : shape) js.push_back(d);
-  return {{"name", name}, {"datatype", datatype}, {"shape", std::move(js)}, {"data", std::move(data)}};
+  json::object o{{"name", name}, {"datatype", datatype}, {"shape", std::move(js)}};
+  if (binary) o["parameters"] = json::object{{"binary_data_size", bytes.size() - start}};
+  else o["data"] = std::move(data);
+  return o;
 }
 
-template <typename T>
-T read_le(const unsigned char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);  // x86-64 and aarch64 are little-endian, as the protocol is
-  return v;
-}
-
-// Raw tensor bytes to a JSON array of elements.
-engine::Result<json::array> decode_binary(const std::string& name, const std::string& datatype, const unsigned char* p,
-                                          std::size_t n) {
-  json::array out;
-  auto fixed = [&](std::size_t width, auto convert) -> engine::Result<json::array> {
-    if (n % width != 0) {
-      return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: {} bytes of {} data", name, n, datatype));
-    }
-    for (std::size_t i = 0; i < n; i += width) out.push_back(convert(p + i));
-    return std::move(out);
-  };
-  if (datatype == "BYTES") {
-    std::size_t i = 0;
-    while (i < n) {
-      if (n - i < 4) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: truncated BYTES element", name));
-      auto len = read_le<std::uint32_t>(p + i);
-      i += 4;
-      if (n - i < len) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: truncated BYTES element", name));
-      out.push_back(json::string(std::string_view(reinterpret_cast<const char*>(p + i), len)));
-      i += len;
-    }
-    return out;
+// The endpoint's output names, as KServe v2 names them (docs/http.md).
+std::vector<std::string> output_names(const engine::EndpointRef& ep) {
+  const TypeRef& declared = ep.endpoint->result_type;
+  const TypeRef r = declared->is_stream() ? dsl::Type::list(declared->elem) : declared;
+  std::vector<std::string> names;
+  if (r->kind == TypeKind::Record) {
+    for (const auto& f : r->fields) names.push_back(f.name);
+  } else {
+    names.emplace_back("output");
   }
-  if (datatype == "FP32") return fixed(4, [](const unsigned char* q) { return json::value(static_cast<double>(read_le<float>(q))); });
-  if (datatype == "FP64") return fixed(8, [](const unsigned char* q) { return json::value(read_le<double>(q)); });
-  if (datatype == "INT64") return fixed(8, [](const unsigned char* q) { return json::value(read_le<std::int64_t>(q)); });
-  if (datatype == "INT32") return fixed(4, [](const unsigned char* q) { return json::value(read_le<std::int32_t>(q)); });
-  if (datatype == "INT16") return fixed(2, [](const unsigned char* q) { return json::value(read_le<std::int16_t>(q)); });
-  if (datatype == "INT8") return fixed(1, [](const unsigned char* q) { return json::value(read_le<std::int8_t>(q)); });
-  if (datatype == "UINT8") return fixed(1, [](const unsigned char* q) { return json::value(read_le<std::uint8_t>(q)); });
-  if (datatype == "BOOL") return fixed(1, [](const unsigned char* q) { return json::value(*q != 0); });
-  return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: binary {} data is not supported", name, datatype));
+  return names;
 }
 
 }  // namespace
 
-engine::Result<json::object> kserve_request(const std::string& body, std::optional<std::size_t> json_size) {
+engine::Result<KserveRequest> kserve_request(const std::string& body, std::optional<std::size_t> json_size) {
   std::size_t head = json_size.value_or(body.size());
   if (head > body.size()) {
     return make_error(ErrorCode::InvalidInput,
@@ -182,14 +170,15 @@ engine::Result<json::object> kserve_request(const std::string& body, std::option
   json::value v = json::parse(std::string_view(body).substr(0, head), ec);
   if (ec) return make_error(ErrorCode::InvalidInput, fmt::format("the request body is not valid JSON: {}", ec.message()));
   if (!v.is_object()) return make_error(ErrorCode::InvalidInput, "an infer request must be a JSON object");
-  json::object request = std::move(v.as_object());
+  KserveRequest request{std::move(v.as_object()), {}};
   if (!json_size) return request;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(body.data());
   std::size_t pos = head;
-  if (auto* inputs = request.if_contains("inputs"); inputs && inputs->is_array()) {
-    for (auto& in : inputs->as_array()) {
+  if (auto* inputs = request.json.if_contains("inputs"); inputs && inputs->is_array()) {
+    request.binary.resize(inputs->as_array().size());
+    for (std::size_t i = 0; i < inputs->as_array().size(); ++i) {
+      const auto& in = inputs->as_array()[i];
       if (!in.is_object()) continue;
-      auto& o = in.as_object();
+      const auto& o = in.as_object();
       const json::value* params = o.if_contains("parameters");
       const json::value* size = params && params->is_object() ? params->as_object().if_contains("binary_data_size") : nullptr;
       if (!size) continue;
@@ -197,11 +186,8 @@ engine::Result<json::object> kserve_request(const std::string& body, std::option
       if (!size->is_int64() || size->as_int64() < 0 || static_cast<std::size_t>(size->as_int64()) > body.size() - pos) {
         return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: binary_data_size runs past the body", name));
       }
-      std::string datatype = o.if_contains("datatype") && o.at("datatype").is_string() ? std::string(o.at("datatype").as_string()) : "";
       auto n = static_cast<std::size_t>(size->as_int64());
-      auto data = decode_binary(name, datatype, bytes + pos, n);
-      if (!data) return data.error();
-      o["data"] = std::move(*data);
+      request.binary[i] = std::string_view(body).substr(pos, n);
       pos += n;
     }
   }
@@ -231,28 +217,31 @@ json::object kserve_metadata(const engine::EndpointRef& ep) {
           {"outputs", std::move(outputs)}};
 }
 
-engine::Result<json::object> kserve_inputs(const engine::EndpointRef& ep, const json::object& request) {
-  json::object out;
-  auto it = request.find("inputs");
-  if (it == request.end() || !it->value().is_array()) {
+engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const KserveRequest& request) {
+  NamedInputs out;
+  auto it = request.json.find("inputs");
+  if (it == request.json.end() || !it->value().is_array()) {
     return make_error(ErrorCode::InvalidInput, "an infer request needs an `inputs` array");
   }
-  for (const auto& item : it->value().as_array()) {
+  const json::array& items = it->value().as_array();
+  for (std::size_t index = 0; index < items.size(); ++index) {
+    const json::value& item = items[index];
     if (!item.is_object()) return make_error(ErrorCode::InvalidInput, "each of `inputs` must be an object");
     const auto& t = item.as_object();
     auto name = t.if_contains("name");
     auto datatype = t.if_contains("datatype");
-    auto data = t.if_contains("data");
+    const json::value* data = t.if_contains("data");
+    std::optional<std::string_view> raw = index < request.binary.size() ? request.binary[index] : std::nullopt;
     if (!name || !name->is_string()) return make_error(ErrorCode::InvalidInput, "an input has no `name`");
     std::string n(name->as_string());
     if (!datatype || !datatype->is_string()) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` has no `datatype`", n));
-    if (!data) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` has no `data`", n));
+    if (!data && !raw) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` has no `data`", n));
     const plan::Input* decl = nullptr;
     for (const auto& in : ep.endpoint->inputs) {
       if (in.name == n) decl = &in;
     }
     if (!decl) {
-      out[n] = *data;  // the engine reports unknown inputs with the list of known ones
+      out.json[n] = data ? *data : json::value();  // the engine reports unknown inputs with the list of known ones
       continue;
     }
     Spec spec = spec_for(decl->type);
@@ -260,27 +249,55 @@ engine::Result<json::object> kserve_inputs(const engine::EndpointRef& ep, const 
     if (!compatible(spec.datatype, dt)) {
       return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: expected datatype {}, found {}", n, spec.datatype, dt));
     }
-    std::vector<json::value> flat;
-    flatten(*data, flat);
-    std::vector<std::int64_t> shape;
+    TypeRef type = decl->type->kind == TypeKind::Optional ? decl->type->elem : decl->type;
+    // The shape the input declares (checked against its element count below), if any.
+    std::optional<std::vector<std::int64_t>> declared;
+    std::int64_t declared_count = 1;
     if (auto s = t.if_contains("shape"); s && s->is_array()) {
       constexpr std::size_t kMaxRank = 32;
       if (s->as_array().size() > kMaxRank) {
         return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: shape has more than {} dimensions", n, kMaxRank));
       }
-      std::int64_t count = 1;
+      declared.emplace();
       for (const auto& d : s->as_array()) {
         if (!d.is_int64() || d.as_int64() < 0) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: bad shape", n));
-        shape.push_back(d.as_int64());
-        if (__builtin_mul_overflow(count, d.as_int64(), &count)) {
+        declared->push_back(d.as_int64());
+        if (__builtin_mul_overflow(declared_count, d.as_int64(), &declared_count)) {
           return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: the shape's size overflows", n));
         }
       }
-      if (count != static_cast<std::int64_t>(flat.size())) {
-        return make_error(ErrorCode::InvalidInput,
-                          fmt::format("input `{}`: shape holds {} elements but `data` has {}", n, count, flat.size()));
-      }
-      if (count == 0) shape = {0};  // an empty tensor: no nesting to build (a [huge, 0] shape is not work)
+    }
+    auto count_mismatch = [&](std::size_t found) {
+      return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: shape holds {} elements but `data` has {}", n, declared_count, found));
+    };
+    // A tensor sent as binary data becomes a tensor at once: its bytes copied as they are when
+    // their layout is the tensor's, else converted element by element; no JSON in between.
+    if (raw && type->kind == TypeKind::Tensor && binary::width(dt)) {
+      std::size_t w = *binary::width(dt);
+      if (raw->size() % w != 0) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: {} bytes of {} data", n, raw->size(), dt));
+      std::size_t count = raw->size() / w;
+      if (declared && static_cast<std::size_t>(declared_count) != count) return count_mismatch(count);
+      std::vector<std::int64_t> shape = declared ? *declared : std::vector<std::int64_t>{static_cast<std::int64_t>(count)};
+      dsl::DType want = engine::host_dtype(type->dtype);
+      engine::Tensor tensor = binary::same_layout(dt) == want
+                                  ? engine::Tensor::from_bytes(raw->data(), std::move(shape), want)
+                                  : engine::Tensor::from_doubles(binary::to_doubles(dt, *raw), std::move(shape), type->dtype);
+      out.values.emplace_back(n, engine::Value(std::move(tensor)));
+      continue;
+    }
+    json::value decoded;
+    if (raw) {
+      auto elements = binary::to_json(n, dt, *raw);
+      if (!elements) return elements.error();
+      decoded = std::move(*elements);
+      data = &decoded;
+    }
+    std::vector<json::value> flat;
+    flatten(*data, flat);
+    std::vector<std::int64_t> shape;
+    if (declared) {
+      if (declared_count != static_cast<std::int64_t>(flat.size())) return count_mismatch(flat.size());
+      shape = declared_count == 0 ? std::vector<std::int64_t>{0} : *declared;  // an empty tensor: no nesting to build
     } else {
       shape = {static_cast<std::int64_t>(flat.size())};
     }
@@ -295,42 +312,112 @@ engine::Result<json::object> kserve_inputs(const engine::EndpointRef& ep, const 
       }
       flat = std::move(parsed);
     }
-    TypeRef type = decl->type->kind == TypeKind::Optional ? decl->type->elem : decl->type;
     if (type->kind == TypeKind::List) {
-      out[n] = json::array(flat.begin(), flat.end());
+      out.json[n] = json::array(flat.begin(), flat.end());
     } else if (type->kind == TypeKind::Tensor) {
       std::size_t pos = 0;
-      out[n] = nest(flat, shape, 0, pos);
+      out.json[n] = nest(flat, shape, 0, pos);
     } else {
       if (flat.size() != 1) {
         return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: expected 1 element, found {}", n, flat.size()));
       }
-      out[n] = flat[0];
+      out.json[n] = flat[0];
     }
   }
   return out;
 }
 
-json::object kserve_response(const engine::EndpointRef& ep, const engine::Value& result, const json::value* id,
-                             const std::vector<std::string>& wanted) {
+engine::Result<InferAsk> kserve_ask(const engine::EndpointRef& ep, const json::object& request) {
+  InferAsk ask;
+  if (auto id = request.if_contains("id")) ask.id = *id;
+  // A `binary_data`-style flag: absent is `fallback`; else it must be a bool.
+  auto flag = [](const json::object* params, std::string_view key, bool fallback, const std::string& where) -> engine::Result<bool> {
+    const json::value* v = params ? params->if_contains(key) : nullptr;
+    if (!v) return fallback;
+    if (!v->is_bool()) return make_error(ErrorCode::InvalidInput, fmt::format("{}: `{}` must be true or false", where, key));
+    return v->as_bool();
+  };
+  auto params_of = [](const json::object& o, const std::string& where) -> engine::Result<const json::object*> {
+    const json::value* p = o.if_contains("parameters");
+    if (!p) return static_cast<const json::object*>(nullptr);
+    if (!p->is_object()) return make_error(ErrorCode::InvalidInput, fmt::format("{}: `parameters` must be an object", where));
+    return &p->as_object();
+  };
+  auto params = params_of(request, "the request");
+  if (!params) return params.error();
+  auto all = flag(*params, "binary_data_output", false, "the request's parameters");
+  if (!all) return all.error();
+  ask.binary_output = *all;
+  if (const json::value* t = *params ? (*params)->if_contains("timeout") : nullptr) {
+    constexpr std::int64_t kMaxUs = 24LL * 3600 * 1000 * 1000;  // the longest `timeout` a graph may set
+    if (!t->is_int64() || t->as_int64() < 0 || t->as_int64() > kMaxUs) {
+      return make_error(ErrorCode::InvalidInput,
+                        "the request's parameters: `timeout` must be a whole number of microseconds from 0 (none) to 24h");
+    }
+    ask.timeout_us = t->as_int64();
+  }
+  const json::value* outs = request.if_contains("outputs");
+  if (!outs) return ask;
+  if (!outs->is_array()) return make_error(ErrorCode::InvalidInput, "`outputs` must be an array of objects naming outputs");
+  std::vector<std::string> known = output_names(ep);
+  for (const auto& o : outs->as_array()) {
+    const json::value* n = o.is_object() ? o.as_object().if_contains("name") : nullptr;
+    if (!n || !n->is_string()) return make_error(ErrorCode::InvalidInput, "each of `outputs` must be an object with a `name`");
+    std::string name(n->as_string());
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      return make_error(ErrorCode::InvalidInput,
+                        fmt::format("no output `{}`; the outputs of {}.{} are {}", name, ep.plan->name, ep.endpoint->name,
+                                    fmt::format("`{}`", fmt::join(known, "`, `"))));
+    }
+    std::string where = fmt::format("output `{}`", name);
+    auto p = params_of(o.as_object(), where);
+    if (!p) return p.error();
+    if (const json::value* c = *p ? (*p)->if_contains("classification") : nullptr; c && !(c->is_int64() && c->as_int64() == 0)) {
+      return make_error(ErrorCode::InvalidInput, fmt::format("{}: classification outputs are not supported; ask for the output itself", where));
+    }
+    auto binary = flag(*p, "binary_data", ask.binary_output, where);
+    if (!binary) return binary.error();
+    bool seen = false;
+    for (const auto& [prior, _] : ask.outputs) seen = seen || prior == name;
+    if (!seen) ask.outputs.emplace_back(std::move(name), *binary);
+  }
+  return ask;
+}
+
+InferAnswer kserve_response(const engine::EndpointRef& ep, const engine::Value& result, const InferAsk& ask) {
   json::array outputs;
+  std::string bytes;
   const TypeRef& declared = ep.endpoint->result_type;
   const TypeRef r = declared->is_stream() ? dsl::Type::list(declared->elem) : declared;
-  auto want = [&](const std::string& n) { return wanted.empty() || std::find(wanted.begin(), wanted.end(), n) != wanted.end(); };
+  // Whether `n` is answered and how: as asked, or every output by the request's default.
+  auto ask_for = [&](const std::string& n) -> std::optional<bool> {
+    if (ask.outputs.empty()) return ask.binary_output;
+    for (const auto& [name, binary] : ask.outputs) {
+      if (name == n) return binary;
+    }
+    return std::nullopt;
+  };
   if (r->kind == TypeKind::Record && result.kind() == engine::Value::Kind::Record) {
     for (const auto& f : r->fields) {
-      if (!want(f.name)) continue;
+      auto binary = ask_for(f.name);
+      if (!binary) continue;
       const engine::Value* v = result.field(f.name);
-      outputs.push_back(output_tensor(f.name, v ? *v : engine::Value(), f.type));
+      outputs.push_back(output_tensor(f.name, v ? *v : engine::Value(), f.type, *binary, bytes));
     }
-  } else if (want("output")) {
-    outputs.push_back(output_tensor("output", result, r));
+  } else if (auto binary = ask_for("output")) {
+    outputs.push_back(output_tensor("output", result, r, *binary, bytes));
   }
   json::object o{{"model_name", fmt::format("{}.{}", ep.plan->name, ep.endpoint->name)},
                  {"model_version", "1"},
                  {"outputs", std::move(outputs)}};
-  if (id) o["id"] = *id;
-  return o;
+  if (ask.id) o["id"] = *ask.id;
+  InferAnswer a;
+  a.body = engine::json_text(o);
+  a.json_size = a.body.size();
+  a.binary = ask.outputs.empty() ? ask.binary_output
+                                 : std::any_of(ask.outputs.begin(), ask.outputs.end(), [](const auto& p) { return p.second; });
+  a.body += bytes;
+  return a;
 }
 
 }  // namespace braid::http

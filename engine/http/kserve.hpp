@@ -8,6 +8,10 @@
 //   anything else (records, lists of records) → BYTES [n], each element its JSON text
 
 #include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/json/value.hpp>
 
@@ -15,21 +19,51 @@
 
 namespace braid::http {
 
-// The JSON of an infer request. With the binary tensor data extension (the
-// `Inference-Header-Content-Length` header, as Triton's clients send by default), the body is that
+// An infer request: its JSON and, with the binary tensor data extension (the
+// `Inference-Header-Content-Length` header, as Triton's clients send by default: the body is that
 // many bytes of JSON followed by the inputs' raw data, whose sizes the inputs give in
-// `parameters.binary_data_size`; those inputs come back with their `data` decoded into JSON.
-engine::Result<boost::json::object> kserve_request(const std::string& body, std::optional<std::size_t> json_size);
+// `parameters.binary_data_size`), each input's raw data, by its index in `inputs`. The views are
+// into the body, which must outlive them.
+struct KserveRequest {
+  boost::json::object json;
+  std::vector<std::optional<std::string_view>> binary;
+};
+engine::Result<KserveRequest> kserve_request(const std::string& body, std::optional<std::size_t> json_size);
 
 // GET /v2/models/{name}: name, versions, platform, inputs and outputs with datatypes and shapes.
 boost::json::object kserve_metadata(const engine::EndpointRef& ep);
 
-// The `inputs` array of an infer request to braid's named JSON inputs (then decoded and checked
-// by the engine). Errors are InvalidInput with a message naming the input.
-engine::Result<boost::json::object> kserve_inputs(const engine::EndpointRef& ep, const boost::json::object& request);
+// The `inputs` of an infer request as braid's named inputs (then decoded and checked by the engine,
+// Engine::decode_inputs): JSON, and tensors made straight from binary data. Errors are
+// InvalidInput with a message naming the input.
+struct NamedInputs {
+  boost::json::object json;
+  std::vector<std::pair<std::string, engine::Value>> values;
+};
+engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const KserveRequest& request);
 
-// The infer response for a result. `wanted` lists the requested output names (empty: all).
-boost::json::object kserve_response(const engine::EndpointRef& ep, const engine::Value& result,
-                                    const boost::json::value* id, const std::vector<std::string>& wanted);
+// What an infer request asks of its answer, read (and checked) before the endpoint runs: its `id`;
+// the outputs it names in `outputs` (none named: all of them), each with whether its data comes as
+// raw bytes after the JSON (the binary tensor data extension: the output's
+// `parameters.binary_data`, else the request's `parameters.binary_data_output`, which Triton's
+// clients set when they name no outputs); and the request's `parameters.timeout` in microseconds
+// (0: none). An unknown output, a `classification` ask or a malformed parameter is InvalidInput.
+struct InferAsk {
+  std::optional<boost::json::value> id;
+  std::vector<std::pair<std::string, bool>> outputs;  // name, binary
+  bool binary_output = false;                         // for outputs not named
+  std::int64_t timeout_us = 0;
+};
+engine::Result<InferAsk> kserve_ask(const engine::EndpointRef& ep, const boost::json::object& request);
+
+// The infer response for a result: the JSON text, then (when some output is binary) each binary
+// output's raw data in the order of `outputs`; `json_size` is the length of the JSON part (the
+// response's Inference-Header-Content-Length).
+struct InferAnswer {
+  std::string body;
+  std::size_t json_size = 0;
+  bool binary = false;
+};
+InferAnswer kserve_response(const engine::EndpointRef& ep, const engine::Value& result, const InferAsk& ask);
 
 }  // namespace braid::http

@@ -377,6 +377,30 @@ TEST_SUITE("engine") {
     CHECK(parse(R"({"x": "a", "n": 2.5})").error().message == "input `n`: expected `int`, found a number");
   }
 
+  TEST_CASE("inputs given as values (binary tensor data) are checked against their types as JSON ones are") {
+    Harness h(fake_model("m") + R"(
+      endpoint e(x: tensor<f32, [?, 2]>, n: int = 3) -> {x: tensor<f32, [?, 2]>, n: int} { return {x: x, n: n} })");
+    auto ep = h.engine->find("test", "e");
+    const float data[] = {1, 2, 3, 4};
+    auto given = [&](engine::Tensor t, const char* json = "{}") {
+      std::vector<std::pair<std::string, Value>> values{{"x", Value(std::move(t))}};
+      return h.engine->decode_inputs(*ep, boost::json::parse(json).as_object(), values);
+    };
+    auto in = given(engine::Tensor::from_bytes(data, {2, 2}, dsl::DType::F32), R"({"n": 5})");
+    REQUIRE(in);
+    auto r = h.engine->run(*ep, *in).get();
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(r->field("x")->as_tensor().to_doubles() == std::vector<double>{1, 2, 3, 4});
+    CHECK(r->field("n")->as_int() == 5);
+    CHECK(given(engine::Tensor::from_bytes(data, {4}, dsl::DType::F32)).error().message ==
+          "input `x`: expected `tensor<f32, [?, 2]>`, found shape [4]");
+    const std::int32_t ints[] = {1, 2};
+    CHECK(given(engine::Tensor::from_bytes(ints, {1, 2}, dsl::DType::I32)).error().message ==
+          "input `x`: expected `tensor<f32, [?, 2]>`, found a tensor of i32");
+    std::vector<std::pair<std::string, Value>> stray{{"y", Value(1)}};
+    CHECK(h.engine->decode_inputs(*ep, {}, stray).error().message == "unknown input `y`; `e` takes `x`, `n`");
+  }
+
   TEST_CASE("a trace records every node execution with its thread") {
     Harness h(fake_model("a") + fake_model("b") + R"(
       endpoint e(x: str) -> list<str> { return all { a.meet(x, "t", 2), b.meet(x, "t", 2) } })");

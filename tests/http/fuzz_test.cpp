@@ -83,6 +83,17 @@ std::vector<Seed> seeds() {
        R"({"inputs": [{"name": "r", "shape": [1], "datatype": "BYTES", "data": ["{\"a\": 1, \"b\": [2.5], \"c\": false}"]},
                       {"name": "f", "shape": [1], "datatype": "FP64", "data": [0.25]}]})",
        {}},
+      // Binary outputs (raw data after the JSON), for all outputs or per output.
+      {verb::post, "/v2/models/g.ids/infer",
+       R"({"inputs": [{"name": "x", "shape": [2], "datatype": "INT64", "data": [5, -6]},
+                      {"name": "flags", "shape": [1, 2], "datatype": "BOOL", "data": [true, false]},
+                      {"name": "bytes", "shape": [2, 2], "datatype": "UINT8", "data": [1, 2, 3, 4]}],
+           "parameters": {"binary_data_output": true}})",
+       {}},
+      {verb::post, "/v2/models/g.rec/infer",
+       R"({"inputs": [{"name": "r", "shape": [1], "datatype": "BYTES", "data": ["{\"a\": 1, \"b\": [2.5], \"c\": false}"]}],
+           "outputs": [{"name": "r", "parameters": {"binary_data": true}}, {"name": "f", "parameters": {"binary_data": false}}]})",
+       {}},
       {verb::get, "/v2", "", {}},
       {verb::get, "/v2/health/ready", "", {}},
       {verb::get, "/v2/models/g.ids", "", {}},
@@ -114,7 +125,8 @@ const std::vector<std::string> kTokens = {
     "\"\\ud800\"", "[]", "{}", "[[]]", "[null]", "[[1,2,3,4]]", "[1,2,3]", "{\"a\":1}", "[", "]", "{", "}", ",", ":", "\"",
     "\\", "NaN", "Infinity", "-", "1e", "01", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
     "\"BYTES\"", "\"FP32\"", "\"INT64\"", "\"FP16\"", "\"BOOL\"", "\"UINT8\"", "\"INT8\"", "\"shape\"", "\"data\"",
-    "\"binary_data_size\"", "\"inputs\"", "\"parameters\"", "[1000000000000]", "[-1]", "[0]", "[2,0,1000000000]",
+    "\"binary_data_size\"", "\"inputs\"", "\"parameters\"", "\"outputs\"", "\"binary_data\"", "\"binary_data_output\"",
+    "\"classification\"", "[1000000000000]", "[-1]", "[0]", "[2,0,1000000000]",
     "[4294967296,4294967296]", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]",
 };
 
@@ -257,10 +269,23 @@ std::string problem(const http::Response& r, const Seed& s) {
     return "Content-Length does not match the body";
   }
   if (s.target == "/metrics" && ok) return r.body().find("braid_http_responses_total") == std::string::npos ? "metrics text" : "";
+  // With binary outputs, the JSON part is Inference-Header-Content-Length bytes and the rest is
+  // the outputs' data, exactly as long as their `binary_data_size`s say.
+  std::string_view text = r.body();
+  std::size_t binary = 0;
+  if (ok && r.count("Inference-Header-Content-Length")) {
+    if (r[bhttp::field::content_type] != "application/octet-stream") return "binary outputs without application/octet-stream";
+    std::size_t head = std::stoul(std::string(r["Inference-Header-Content-Length"]));
+    if (head > text.size()) return "Inference-Header-Content-Length past the body";
+    binary = text.size() - head;
+    text = text.substr(0, head);
+  }
   boost::system::error_code ec;
-  json::value body = json::parse(r.body(), ec);
+  json::value body = json::parse(text, ec);
   if (ec) return fmt::format("status {} with a body that is not JSON: {}", status, r.body().substr(0, 200));
-  if (r[bhttp::field::content_type] != "application/json") return "a JSON body without Content-Type application/json";
+  if (!r.count("Inference-Header-Content-Length") && r[bhttp::field::content_type] != "application/json") {
+    return "a JSON body without Content-Type application/json";
+  }
   if (!ok) {
     const json::object* o = body.if_object();
     if (!o || !o->if_contains("error") || !o->at("error").is_string() || o->at("error").as_string().empty() ||
@@ -270,6 +295,12 @@ std::string problem(const http::Response& r, const Seed& s) {
   } else if (s.method == bhttp::verb::post && s.target.find("/infer") != std::string::npos) {
     const json::object* o = body.if_object();
     if (!o || !o->if_contains("outputs") || !o->at("outputs").is_array()) return "a KServe answer without `outputs`";
+    std::size_t sizes = 0;
+    for (const auto& out : o->at("outputs").as_array()) {
+      const json::value* p = out.as_object().if_contains("parameters");
+      if (p) sizes += static_cast<std::size_t>(p->at("binary_data_size").as_int64());
+    }
+    if (sizes != binary) return fmt::format("binary outputs of {} bytes in all, but {} bytes follow the JSON", sizes, binary);
   }
   return {};
 }

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 
-from serve_support import check, failures, request, wait_until
+from serve_support import check, failures, request, serve, wait_until
 
 braid = sys.argv[1]
 PROMPT = "I have an idea!"
@@ -32,14 +32,7 @@ def post(port, path, body, accept=None):
     return conn, conn.getresponse()
 
 
-proc = subprocess.Popen([braid, "serve", "graphs/streaming.graph", "--port", "0"], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True)
-m = re.match(r"curl -sN? -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
-if m is None:
-    proc.kill()
-    print("FAIL: no curl line from braid serve", proc.stderr.read())
-    sys.exit(1)
-port = int(m.group(1))
+proc, port = serve(braid, "graphs/streaming.graph")
 try:
     check(wait_until(lambda: request(port, "GET", "/v2/health/ready")[0] == 200), "ready")
 

@@ -3,6 +3,9 @@ happens), requests with the Python standard library's HTTP client, and waiting f
 own state, read over HTTP."""
 import http.client
 import json
+import re
+import subprocess
+import sys
 import time
 
 failures = []
@@ -35,3 +38,16 @@ def wait_until(pred, seconds=60):
             pass
         time.sleep(0.02)
     return False
+
+
+def serve(braid, *args):
+    """Starts `braid serve ARGS --port 0`; returns the process and the port it printed (its first
+    line is the curl command for the first endpoint). Exits failing when it printed none."""
+    proc = subprocess.Popen([braid, "serve", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    m = re.match(r"curl -sN? -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+    if m is None:
+        proc.kill()
+        print("FAIL: no curl line from braid serve", proc.stderr.read())
+        sys.exit(1)
+    return proc, int(m.group(1))

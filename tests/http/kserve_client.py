@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""KServe v2 as Triton's own Python client speaks it (`pip install tritonclient[http]`), unchanged,
+against `braid serve tests/http/kserve_client.graph` on the generated models: binary inputs, binary
+outputs (the client's default when it names none), JSON outputs when asked, the same values both
+ways and as braid's own route answers them, and braid's errors as the client reports them.
+
+Skipped (exit 77) where tritonclient is not installed: Python packages are not part of the
+build's install step. BRAID_CLIENT_PYTHON names a Python that has it (a venv), and runs this
+script with it.
+
+usage: kserve_client.py BRAID_BINARY
+"""
+import json
+import os
+import subprocess
+import sys
+
+try:
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+except ImportError:
+    other = os.environ.get("BRAID_CLIENT_PYTHON")
+    if other and not os.environ.get("BRAID_CLIENT_REEXEC"):
+        os.environ["BRAID_CLIENT_REEXEC"] = "1"
+        os.execv(other, [other] + sys.argv)
+    print("SKIP: tritonclient is not installed (pip install 'tritonclient[http]'; BRAID_CLIENT_PYTHON=venv/bin/python3)")
+    sys.exit(77)
+
+from serve_support import check, failures, request, serve, wait_until
+
+braid = sys.argv[1]
+TEXT = "the graph runs fast and then every node joins"
+LABELS = ["graph", "speed", "weather"]
+
+proc, port = serve(braid, "tests/http/kserve_client.graph")
+
+
+def text_input(name, values):
+    t = httpclient.InferInput(name, [len(values)], "BYTES")
+    t.set_data_from_numpy(np.array([v.encode() for v in values], dtype=object))  # binary by default
+    return t
+
+
+try:
+    check(wait_until(lambda: request(port, "GET", "/v2/health/ready")[0] == 200), "ready")
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
+    check(client.is_server_live() and client.is_model_ready("kserve_client.encode"), "live and ready for the client")
+    meta = client.get_model_metadata("kserve_client.encode")
+    check([(o["name"], o["datatype"]) for o in meta["outputs"]] ==
+          [("hidden", "FP32"), ("mask", "BOOL"), ("words", "BYTES"), ("n", "INT64")], f"metadata {meta}")
+
+    # braid's own route: the reference.
+    status, body = request(port, "POST", "/kserve_client/encode", {"text": TEXT})
+    check(status == 200, f"encode status {status}")
+    ref = json.loads(body)
+    hidden = np.array(ref["hidden"], dtype=np.float32)
+
+    # No outputs named: the client asks for every output in binary.
+    r = client.infer("kserve_client.encode", [text_input("text", [TEXT])])
+    outs = {o["name"]: o for o in r.get_response()["outputs"]}
+    check(all("binary_data_size" in o.get("parameters", {}) and "data" not in o for o in outs.values()),
+          f"every output binary: {outs}")
+    check(r.as_numpy("hidden").dtype == np.float32 and r.as_numpy("hidden").shape == hidden.shape,
+          f"hidden {r.as_numpy('hidden').dtype} {r.as_numpy('hidden').shape}, want float32 {hidden.shape}")
+    check(np.array_equal(r.as_numpy("hidden"), hidden), "hidden: binary equals braid's JSON, bit for bit")
+    check(r.as_numpy("mask").tolist() == ref["mask"], f"mask {r.as_numpy('mask')}")
+    check(r.as_numpy("words").tolist() == [b"the", b"words"], f"words {r.as_numpy('words')}")
+    check(r.as_numpy("n").tolist() == [7] and r.as_numpy("n").dtype == np.int64, f"n {r.as_numpy('n')}")
+
+    # Outputs named, one as JSON: only those come back, each as asked.
+    r = client.infer("kserve_client.encode", [text_input("text", [TEXT])],
+                     outputs=[httpclient.InferRequestedOutput("mask", binary_data=False),
+                              httpclient.InferRequestedOutput("hidden")])
+    outs = {o["name"]: o for o in r.get_response()["outputs"]}
+    check(sorted(outs) == ["hidden", "mask"], f"named outputs only: {sorted(outs)}")
+    check("data" in outs.get("mask", {}) and "parameters" not in outs.get("mask", {}), f"mask as JSON: {outs.get('mask')}")
+    check(np.array_equal(r.as_numpy("hidden"), hidden), "hidden binary beside a JSON output")
+    check(r.as_numpy("mask").tolist() == ref["mask"], "mask as JSON")
+
+    # A list of records: BYTES, each element its JSON text.
+    r = client.infer("kserve_client.classify", [text_input("text", [TEXT]), text_input("labels", LABELS)])
+    got = [json.loads(e) for e in r.as_numpy("output")]
+    status, body = request(port, "POST", "/kserve_client/classify", {"text": TEXT, "labels": LABELS})
+    check(got == json.loads(body), f"classify {got} vs {body}")
+
+    # braid's 400s as the client reports them.
+    try:
+        client.infer("kserve_client.encode", [text_input("text", [TEXT])],
+                     outputs=[httpclient.InferRequestedOutput("nope")])
+        check(False, "an unknown output was answered")
+    except InferenceServerException as e:
+        check("no output `nope`" in str(e), f"unknown output: {e}")
+    try:
+        client.infer("kserve_client.encode", [text_input("txt", [TEXT])])
+        check(False, "an unknown input was answered")
+    except InferenceServerException as e:
+        check("txt" in str(e), f"unknown input: {e}")
+finally:
+    proc.send_signal(2)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        check(False, "braid serve did not stop on SIGINT")
+
+print("kserve-client:", "FAIL" if failures else "ok")
+sys.exit(1 if failures else 0)
