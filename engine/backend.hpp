@@ -85,6 +85,20 @@ class ModelInstance {
   // engine reads the number once the tensor's host copy has landed, so that no thread waits.
   virtual Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) = 0;
 
+  // Asynchronous calls. An instance whose calls wait on something outside this process (another
+  // server) says so here; the engine then calls call_async from the thread that has the
+  // arguments, with no pool thread held while the call waits. The instance starts the work,
+  // returns at once, and calls `done` exactly once, from any thread, with what `call` would have
+  // returned; `ctx` stays valid until then, and its cancellation should end the work early.
+  // Never for batched calls or models placed on a device (they use `call`).
+  virtual bool asynchronous(std::uint32_t method) const {
+    (void)method;
+    return false;
+  }
+  virtual void call_async(std::uint32_t method, std::vector<Value> args, const CallContext& ctx,
+                          std::function<void(Result<Value>)> done) {
+    done(call(method, args, ctx));
+  }
   // Batching. For a model whose graph sets `max_batch` above 1, the engine gathers calls of a
   // method that batched(method) accepts (across requests and the items of a map) and runs
   // them as one: call_batch gets the arguments of each call and returns one result per call,

@@ -175,6 +175,10 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
 // A node's attempt ended: success readies its consumers; failure retries, falls back or fails
 // the frame.
 void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r);
+// A call node's attempt (run_call.cpp): through the model's batcher, pool, device or
+// asynchronous instance; its result goes to node_result.
+void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+               const plan::CallNode& c);
 // A call of a model placed on a device (run_device.cpp): picks a stream, orders it after the
 // inputs' fences, enqueues the call, fences its result and, when `host_out`, copies it to the
 // host. `deliver` gets the result on an engine thread (now, or after the copy has landed).

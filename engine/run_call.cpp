@@ -1,0 +1,220 @@
+// Model calls: on the model's pool (or inline, keeping a chain on its thread), through its
+// batcher, on a device (run_device.cpp), streaming, or asynchronous (an instance that waits on
+// another server holds no thread); each bounded by its timeout.
+#include <fmt/format.h>
+
+#include "engine/ready_queue.hpp"
+#include "engine/run.hpp"
+
+namespace braid::engine::detail {
+namespace {
+
+using namespace std::chrono;
+
+std::int64_t timeout_of(const Frame& f, const plan::Node& n) {
+  if (n.options.timeout_ns) return n.options.timeout_ns;
+  if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return f.run->model(c->model).model->options.timeout_ns;
+  return 0;
+}
+
+// One attempt of a call with a timeout: whichever of the call and the timer ends first wins.
+struct TimedAttempt {
+  std::atomic<bool> claimed{false};
+  CallContext ctx;
+  boost::asio::steady_timer timer;
+  TimedAttempt(const CallContext* parent, boost::asio::thread_pool& pool) : ctx(parent), timer(pool.get_executor()) {}
+  bool claim() { return !claimed.exchange(true); }
+};
+
+std::int64_t since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
+
+// Runs `body`, one call into a backend, measured: the model's running count, the node's latency
+// and run time, the trace (as `category`). A backend that throws (none should) fails the node.
+template <typename R, typename Body>
+R measured(const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace, std::string_view category, Body&& body) {
+  m.metrics.running.fetch_add(1, std::memory_order_relaxed);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
+  R r = [&]() -> R {
+    try {
+      return body();
+    } catch (const std::exception& e) {
+      return make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
+    }
+  }();
+  const std::int64_t ran = since(t0);
+  nm.latency.observe(ran);
+  nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
+  m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
+  if (trace) trace->add({n.name, std::string(category), trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+  return r;
+}
+
+}  // namespace
+
+Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
+                         const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
+  return measured<Result<Value>>(n, m, nm, trace, "call", [&] { return inst.call(method, args, ctx); });
+}
+
+namespace {
+
+// One call of a streaming method: its stream is published at once, items go out as the model
+// emits them (to readers, on this thread), and the node ends with the stream. A timeout bounds
+// the whole stream. Not retried: its items may already have gone out.
+struct StreamCall {
+  std::atomic<bool> claimed{false};
+  CallContext ctx;
+  std::unique_ptr<boost::asio::steady_timer> timer;
+  explicit StreamCall(const CallContext* parent) : ctx(parent) {}
+  bool claim() { return !claimed.exchange(true); }
+};
+
+// The instance for the next call of `m`: round robin over its instances.
+ModelInstance* next_instance(LoadedModel& m) {
+  if (m.instances.size() == 1) return m.instances[0].get();
+  return m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
+}
+
+void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, const plan::Node& n, const plan::CallNode& c,
+                      LoadedModel& m, std::vector<Value> args) {
+  ModelInstance* inst = next_instance(m);
+  NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
+  auto s = std::make_shared<ValueStream>();
+  auto call = std::make_shared<StreamCall>(&f->ctx);
+  // Whichever claims the call first (the model ending, or the timer) ends the stream and the node.
+  auto finish = [f, local, s, call, &n](std::optional<Error> e) {
+    if (call->timer) call->timer->cancel();
+    if (e) e = named(std::move(*e), *f, n);
+    s->end(e);
+    with_ready_queue([&] { node_end(f, local, std::move(e)); });
+  };
+  auto end = [call, finish](std::optional<Error> e) {
+    if (call->claim()) finish(std::move(e));
+  };
+  if (std::int64_t timeout = timeout_of(*f, n)) {
+    call->ctx.set_deadline(std::chrono::steady_clock::now() + nanoseconds(timeout));
+    call->timer = std::make_unique<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(timeout));
+    call->timer->async_wait([call, finish, timeout](boost::system::error_code ec) {
+      // Claimed before the model is told to stop, so that what it says then (cancelled) is not
+      // taken for the reason.
+      if (ec || !call->claim()) return;
+      call->ctx.cancel();
+      finish(make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
+    });
+  }
+  node_publish(f, local, s);
+  m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+  post_to(*m.pool, [f, inst, method = c.method, args = std::move(args), s, call, end, &n, &m, &nm,
+                    queued_at = std::chrono::steady_clock::now()]() mutable {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
+    if (call->ctx.cancelled()) return end(make_error(ErrorCode::Cancelled, "cancelled"));
+    std::optional<Error> e = measured<std::optional<Error>>(n, m, nm, f->run->trace.get(), "stream", [&] {
+      return inst->call_stream(method, args, call->ctx, [&](Value item) {
+        if (call->ctx.cancelled()) return false;
+        s->push(std::move(item));
+        return !call->ctx.cancelled();
+      });
+    });
+    if (!e && call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
+    end(std::move(e));
+  });
+}
+
+}  // namespace
+
+void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+               const plan::CallNode& c) {
+  LoadedModel& m = f->run->model(c.model);
+  std::vector<Value> args;
+  args.reserve(c.args.size());
+  for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
+  if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, n, c, m, std::move(args));
+  std::int64_t timeout = timeout_of(*f, n);
+  Trace* trace = f->run->trace.get();
+
+  NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
+  Batcher* batcher = m.batcher(c.method);  // a batch picks its own instance
+  ModelInstance* inst = batcher ? m.instances[0].get() : next_instance(m);
+  auto batch_item = [&](const CallContext& ctx, std::function<void(Result<Value>)> deliver) {
+    return BatchItem{std::move(args), &ctx, &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {}, std::move(deliver)};
+  };
+  if (timeout == 0 && batcher) {
+    return batcher->add(batch_item(f->ctx, [f, local, attempt](Result<Value> r) { node_result(f, local, attempt, std::move(r)); }));
+  }
+  if (timeout == 0) {
+    auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n, &m, &nm]() mutable {
+      if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
+      if (m.device >= 0) {
+        return device_call(f, n, m, *inst, method, std::move(args), f->ctx, nm,
+                           [f, local, attempt](Result<Value> r) { node_result(f, local, attempt, std::move(r)); });
+      }
+      Result<Value> r = timed_call(*inst, method, args, f->ctx, n, m, nm, trace);
+      node_result(f, local, attempt, std::move(r));
+    };
+    // Keep a chain on this thread: run inline when this thread belongs to the model's pool and
+    // there is nothing else ready to run here; else hand the call to the pool.
+    if (m.pool->get_executor().running_in_this_thread() && nothing_else_ready()) {
+      flush_batchers();  // batches due must not wait for this call
+      body();
+    } else {
+      m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+      post_to(*m.pool, [body = std::move(body), &m, &nm, queued_at = std::chrono::steady_clock::now()]() mutable {
+        m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+        nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
+        body();
+      });
+    }
+    return;
+  }
+
+  // The timer lives on the CPU pool, which the engine's teardown frees last: a timed attempt
+  // may be held by work that a model's pool dropped when it stopped.
+  auto timed = std::make_shared<TimedAttempt>(&f->ctx, *f->run->engine->pool);
+  timed->ctx.set_deadline(std::chrono::steady_clock::now() + nanoseconds(timeout));
+  timed->timer.expires_after(nanoseconds(timeout));
+  timed->timer.async_wait([f, local, attempt, timed, timeout](boost::system::error_code ec) {
+    if (ec || !timed->claim()) return;
+    timed->ctx.cancel();
+    with_ready_queue([&] {
+      node_result(f, local, attempt,
+                  make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
+    });
+  });
+  if (batcher) {
+    return batcher->add(batch_item(timed->ctx, [f, local, attempt, timed](Result<Value> r) {
+      if (!timed->claim()) return;  // the timer won; this result is discarded
+      timed->timer.cancel();
+      node_result(f, local, attempt, std::move(r));
+    }));
+  }
+  m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+  post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm,
+                    queued_at = std::chrono::steady_clock::now()]() mutable {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
+    if (f->cancelled() || timed->ctx.cancelled()) {
+      if (!timed->claim()) return;  // the timer already reported
+      timed->timer.cancel();
+      return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
+    }
+    if (m.device >= 0) {
+      // The timeout bounds the call and, when the result goes to the host, the copy too.
+      return device_call(f, n, m, *inst, method, std::move(args), timed->ctx, nm, [f, local, attempt, timed](Result<Value> r) {
+        if (!timed->claim()) return;
+        timed->timer.cancel();
+        node_result(f, local, attempt, std::move(r));
+      });
+    }
+    Result<Value> r = timed_call(*inst, method, args, timed->ctx, n, m, nm, trace);
+    if (!timed->claim()) return;  // the timer won; this result is discarded
+    timed->timer.cancel();
+    node_result(f, local, attempt, std::move(r));
+  });
+}
+
+}  // namespace braid::engine::detail
