@@ -356,9 +356,9 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     auto it = resolved.find(decl);
     if (it != resolved.end()) m.resolved_path = it->second;
     m.placement = {decl->placement.kind, decl->placement.device};
-    // A remote model's call waits on the network, holding its thread: by default on a pool of its
-    // own (kRemoteThreads calls in flight), never on the shared pool, and with no warm-up (which
-    // would send the other server made-up inputs; it warms its own models).
+    // A remote model's calls wait on the network, holding no thread: at most `threads` of them
+    // in flight at once (kRemoteThreads by default), the others waiting in order; no warm-up
+    // (which would send the other server made-up inputs; it warms its own models).
     const bool remote = m.backend == "remote";
     m.options.instances = static_cast<std::uint32_t>(option_int(decl->options, "instances", 1));
     m.options.threads = static_cast<std::uint32_t>(option_int(decl->options, "threads", remote ? kRemoteThreads : 0));

@@ -70,7 +70,7 @@ inline constexpr std::uint32_t kRemoteThreads = 16;
 
 struct ModelOptions {
   std::uint32_t instances = 1;
-  std::uint32_t threads = 0;  // 0: the executor's default (remote models: kRemoteThreads)
+  std::uint32_t threads = 0;  // 0: the executor's default (remote models: kRemoteThreads calls in flight)
   std::uint32_t max_batch = 1;
   std::int64_t batch_window_ns = 0;
   std::int64_t timeout_ns = 0;  // 0: none

@@ -60,6 +60,10 @@ Engine::~Engine() {
     for (auto& p : impl->model_pools) p->stop();
     for (auto& p : impl->device_pools) p->join();
     for (auto& p : impl->model_pools) p->join();
+    // An asynchronous call still out (another server's answer) comes back to a stopped pool,
+    // which drops it; waited for here (it ends by its deadline or its request's cancellation at
+    // the latest), as a pool thread blocked in a call would be.
+    impl->async_calls.wait_idle();
     // 2. Every notification still pending fires: one more on each stream, waited for here,
     //    comes after them. They post to the CPU pool, which is still alive.
     if (impl->device) {
@@ -180,7 +184,18 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
         lm->instances.push_back(std::move(inst.value()));
       }
       if (m.placement.kind == dsl::PlacementKind::Cuda) lm->device = std::max(0, m.placement.device);
-      if (m.options.threads) {
+      // A model whose calls all wait outside this process (another server) holds no thread while
+      // they wait: `threads` bounds its calls in flight instead of sizing a pool, and the little
+      // work around each call (its result, the next node) runs on the shared pool.
+      lm->asynchronous = lm->device < 0 && m.options.max_batch <= 1 && !m.methods.empty() && !lm->instances.empty();
+      for (std::uint32_t mi = 0; lm->asynchronous && mi < m.methods.size(); ++mi) {
+        lm->asynchronous = lm->instances[0]->asynchronous(mi);
+      }
+      if (lm->asynchronous) {
+        lm->gate = std::make_unique<detail::AsyncGate>(m.options.threads);
+        lm->pool = impl->pool.get();
+        lm->pool_threads = threads;
+      } else if (m.options.threads) {
         impl->model_pools.push_back(std::make_unique<boost::asio::thread_pool>(m.options.threads));
         lm->pool = impl->model_pools.back().get();
         lm->pool_threads = m.options.threads;

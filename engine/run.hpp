@@ -15,6 +15,9 @@
 // is cancelled and is discarded.
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -68,6 +71,40 @@ struct ExecEndpoint {
   std::unique_ptr<EndpointMetrics> metrics;
 };
 
+// The calls of an asynchronous model in flight at once: at most `limit` (0: any number); the
+// others wait, in order, for one to come back.
+class AsyncGate {
+ public:
+  explicit AsyncGate(std::uint32_t limit = 0) : limit_(limit) {}
+  // Runs `start` now when a call may go out (true), else keeps it for leave() (false).
+  bool enter(std::function<void()>& start) {
+    std::lock_guard lock(mu_);
+    if (limit_ != 0 && in_flight_ >= limit_) {
+      waiting_.push_back(std::move(start));
+      return false;
+    }
+    ++in_flight_;
+    return true;
+  }
+  // A call came back: the next waiting start, which takes over its place, or an empty function.
+  std::function<void()> leave() {
+    std::lock_guard lock(mu_);
+    if (!waiting_.empty()) {
+      auto next = std::move(waiting_.front());
+      waiting_.pop_front();
+      return next;
+    }
+    --in_flight_;
+    return {};
+  }
+
+ private:
+  std::mutex mu_;
+  std::uint32_t limit_;
+  std::uint32_t in_flight_ = 0;
+  std::deque<std::function<void()>> waiting_;
+};
+
 struct LoadedModel {
   const plan::Model* model = nullptr;
   std::vector<std::shared_ptr<ModelInstance>> instances;
@@ -77,11 +114,39 @@ struct LoadedModel {
   unsigned pool_threads = 0;  // threads of `pool`
   ModelMetrics metrics;
   std::vector<std::unique_ptr<Batcher>> batchers;  // per method: its batcher, or null when not batched
+  // An asynchronous model (ModelInstance::asynchronous for every method): its `threads` bound
+  // its calls in flight, and its results are handled on the shared pool.
+  bool asynchronous = false;
+  std::unique_ptr<AsyncGate> gate;
   Batcher* batcher(std::uint32_t method) const { return method < batchers.size() ? batchers[method].get() : nullptr; }
 };
 
 struct RunState;
 struct Frame;
+
+// Asynchronous calls in flight (ModelInstance::call_async): ~Engine waits for the last one to
+// come back before it frees the pools and models their completions touch.
+class AsyncCalls {
+ public:
+  void begin() {
+    std::lock_guard lock(mu_);
+    ++n_;
+  }
+  void end() {
+    std::lock_guard lock(mu_);  // notified under the lock: the waiter may free this at once
+    --n_;
+    cv_.notify_all();
+  }
+  void wait_idle() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return n_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t n_ = 0;
+};
 
 }  // namespace braid::engine::detail
 
@@ -105,6 +170,7 @@ struct Engine::Impl {
   std::vector<std::string> environment_warnings;  // from each backend models were loaded through
   std::unique_ptr<std::atomic<std::uint32_t>[]> next_stream;
   std::atomic<std::uint64_t> host_copies{0}, host_copy_bytes{0}, stream_waits{0}, device_ops{0};
+  detail::AsyncCalls async_calls;
 };
 
 }  // namespace braid::engine

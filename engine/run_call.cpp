@@ -125,6 +125,97 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
   });
 }
 
+// A call of an asynchronous model: it goes out from the thread that has its arguments (or, while
+// the model has `threads` calls in flight, from the thread of the one that comes back next)
+// and holds no thread while it waits. Its result is handled on the model's pool, as a pooled
+// call's would be, so that the rest of the graph never runs on the instance's own threads (a
+// client's I/O thread). A timeout counts from the call's arrival, as it does on a pool.
+struct AsyncCall : std::enable_shared_from_this<AsyncCall> {
+  std::shared_ptr<Frame> f;
+  std::uint32_t local, attempt;
+  const plan::Node& n;
+  LoadedModel& m;
+  NodeMetrics& nm;
+  ModelInstance& inst;
+  std::uint32_t method;
+  std::vector<Value> args;
+  std::shared_ptr<TimedAttempt> timed;
+
+  AsyncCall(std::shared_ptr<Frame> f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n, LoadedModel& m,
+            NodeMetrics& nm, ModelInstance& inst, std::uint32_t method, std::vector<Value> args)
+      : f(std::move(f)), local(local), attempt(attempt), n(n), m(m), nm(nm), inst(inst), method(method), args(std::move(args)) {}
+
+  // The node's result, on the model's pool; unless the timer has given it already.
+  void deliver(Result<Value> r) {
+    post_to(*m.pool, [f = std::move(f), local = local, attempt = attempt, timed = std::move(timed), r = std::move(r)]() mutable {
+      if (timed) {
+        if (!timed->claim()) return;  // the timer won; this result is discarded
+        timed->timer.cancel();
+      }
+      node_result(f, local, attempt, std::move(r));
+    });
+  }
+
+  // Its place among the calls in flight is free: the next waiting call goes out.
+  void leave() {
+    if (auto next = m.gate->leave()) next();
+  }
+
+  void launch() {
+    if (f->cancelled() || (timed && timed->ctx.cancelled())) {
+      deliver(make_error(ErrorCode::Cancelled, "cancelled"));
+      return leave();
+    }
+    Engine::Impl& engine = *f->run->engine;
+    Trace* trace = f->run->trace.get();
+    m.metrics.running.fetch_add(1, std::memory_order_relaxed);
+    const auto t0 = steady_clock::now();
+    const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
+    engine.async_calls.begin();
+    const CallContext& ctx = timed ? timed->ctx : f->ctx;  // alive while this call holds `f` and `timed`
+    inst.call_async(method, std::move(args), ctx, [self = shared_from_this(), &engine, trace, t0, trace_t0](Result<Value> r) {
+      const std::int64_t ran = since(t0);
+      self->nm.latency.observe(ran);
+      self->nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
+      self->m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
+      if (trace) trace->add({self->n.name, "call", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+      self->deliver(std::move(r));  // the run's state moves on with the result
+      self->leave();                 // the next call is counted in flight before this one ends
+      engine.async_calls.end();      // last: ~Engine may free the model and its pools from here on
+    });
+  }
+};
+
+void async_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+                LoadedModel& m, NodeMetrics& nm, ModelInstance& inst, std::uint32_t method, std::vector<Value> args,
+                std::int64_t timeout) {
+  if (f->cancelled()) return node_result(f, local, attempt, make_error(ErrorCode::Cancelled, "cancelled"));
+  auto call = std::make_shared<AsyncCall>(f, local, attempt, n, m, nm, inst, method, std::move(args));
+  if (timeout) {
+    auto timed = std::make_shared<TimedAttempt>(&f->ctx, *f->run->engine->pool);
+    timed->ctx.set_deadline(steady_clock::now() + nanoseconds(timeout));
+    timed->timer.expires_after(nanoseconds(timeout));
+    timed->timer.async_wait([f, local, attempt, timed, timeout](boost::system::error_code ec) {
+      if (ec || !timed->claim()) return;
+      timed->ctx.cancel();  // the instance stops the call; its late result is dropped
+      with_ready_queue([&] {
+        node_result(f, local, attempt,
+                    make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
+      });
+    });
+    call->timed = std::move(timed);
+  }
+  std::function<void()> start = [call, &m] {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    call->launch();
+  };
+  m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+  if (m.gate->enter(start)) {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    call->launch();
+  }
+}
+
 }  // namespace
 
 void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
@@ -143,6 +234,9 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   auto batch_item = [&](const CallContext& ctx, std::function<void(Result<Value>)> deliver) {
     return BatchItem{std::move(args), &ctx, &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {}, std::move(deliver)};
   };
+  if (m.asynchronous) {
+    return async_call(f, local, attempt, n, m, nm, *inst, c.method, std::move(args), timeout);
+  }
   if (timeout == 0 && batcher) {
     return batcher->add(batch_item(f->ctx, [f, local, attempt](Result<Value> r) { node_result(f, local, attempt, std::move(r)); }));
   }

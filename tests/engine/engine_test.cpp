@@ -401,6 +401,78 @@ TEST_SUITE("engine") {
     CHECK(h.engine->decode_inputs(*ep, {}, stray).error().message == "unknown input `y`; `e` takes `x`, `n`");
   }
 
+  TEST_CASE("asynchronous calls hold no thread: more of them wait at once than the engine has threads") {
+    Harness h(R"(
+      model m = torch "m.pt" {
+        def async_meet(x: str, key: str, n: int) -> str
+        def async_fail(x: str) -> str
+      }
+      endpoint all4(xs: list<str>) -> list<str> { return each x in xs concurrent { m.async_meet(x, "four", 4) } }
+      endpoint broken(x: str) -> str { return m.async_fail(x) }
+    )",
+              1);
+    // Four calls meet (each waits until all four are running) on an engine of one thread.
+    auto r = h.run("all4", {Value::list({Value("a"), Value("b"), Value("c"), Value("d")})});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list({Value("a"), Value("b"), Value("c"), Value("d")}));
+    CHECK(h.fake->stats("m").max_running == 4);
+    auto b = h.run("broken", {Value("x")});
+    REQUIRE_FALSE(b);
+    CHECK(b.error().node == "m.async_fail#1");
+    CHECK(b.error().model == "m");
+    std::uint64_t calls = 0;  // counted as calls, as a pooled call is
+    for (const auto& n : h.engine->node_stats(*h.engine->find("test", "all4"))) calls += n.kind == "call" ? n.runs : 0;
+    CHECK(calls == 4);
+  }
+
+  TEST_CASE("an asynchronous model's `threads` bounds its calls in flight; the others wait their turn") {
+    Harness h(R"(
+      model m = torch "m.pt" {
+        threads = 2
+        def async_hold(x: str, key: str) -> str
+      }
+      endpoint three(keys: list<str>) -> list<str> { return each k in keys concurrent { m.async_hold(k, k) } }
+    )");
+    auto ep = h.engine->find("test", "three");
+    auto pending = h.engine->run(*ep, {Value::list({Value("a"), Value("b"), Value("c")})});
+    REQUIRE(h.fake->wait_for("m", [](const auto& s) { return s.running == 2; }));
+    CHECK(h.engine->metrics_text().find(R"(braid_model_queue_depth{graph="test",model="m"} 1)") != std::string::npos);
+    CHECK(h.fake->stats("m").calls == 2);
+    for (const char* k : {"a", "b", "c"}) h.fake->open(k);  // a place freed goes to the call waiting
+    auto r = pending.get();
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::list({Value("a"), Value("b"), Value("c")}));
+    CHECK(h.fake->stats("m").max_running == 2);
+    CHECK(h.fake->stats("m").calls == 3);
+    CHECK(h.engine->metrics_text().find(R"(braid_model_queue_depth{graph="test",model="m"} 0)") != std::string::npos);
+  }
+
+  TEST_CASE("an asynchronous call's timeout cancels it; a late answer is dropped, the engine waits for it to go") {
+    Harness h(R"(
+      model m = torch "m.pt" {
+        timeout = 30ms
+        def async_hold(x: str, key: str) -> str
+      }
+      endpoint e(x: str) -> str { return m.async_hold(x, "never") }
+    )");
+    auto r = h.run("e", {Value("x")});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+    CHECK(r.error().message == "timed out after 30ms");
+    CHECK(h.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
+    // A request cancelled by its caller: the call sees it and the run answers Cancelled.
+    engine::CallContext cancel;
+    engine::RunOptions o;
+    o.cancel = &cancel;
+    auto ep = h.engine->find("test", "e");
+    auto pending = h.engine->run(*ep, {Value("y")}, o);
+    REQUIRE(h.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+    cancel.cancel();
+    auto c = pending.get();
+    REQUIRE_FALSE(c);
+    CHECK(c.error().code == ErrorCode::Cancelled);
+  }
+
   TEST_CASE("a trace records every node execution with its thread") {
     Harness h(fake_model("a") + fake_model("b") + R"(
       endpoint e(x: str) -> list<str> { return all { a.meet(x, "t", 2), b.meet(x, "t", 2) } })");

@@ -65,6 +65,17 @@ class FakeInstance final : public engine::ModelInstance {
 
   bool batched(std::uint32_t) const override { return m_.options.max_batch > 1; }
 
+  // `async_<name>`: `<name>` run on a thread of its own, answered through `done`.
+  bool asynchronous(std::uint32_t method) const override { return m_.methods[method].name.rfind("async_", 0) == 0; }
+  void call_async(std::uint32_t method, std::vector<Value> args, const engine::CallContext& ctx,
+                  std::function<void(Result<Value>)> done) override {
+    std::string name = m_.methods[method].name.substr(6);
+    std::lock_guard lock(b_.threads_mu_);
+    b_.async_threads_.emplace_back([this, name, args = std::move(args), &ctx, done = std::move(done)] {
+      done(counted(ctx, [&] { return run(name, args, ctx); }));
+    });
+  }
+
   Result<std::vector<Value>> call_batch(std::uint32_t method, std::span<const std::vector<Value>> calls,
                                         const engine::CallContext& ctx) override {
     const std::string& name = m_.methods[method].name;

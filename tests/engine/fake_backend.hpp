@@ -22,6 +22,10 @@
 //                             (proves items go on while the model is still producing)
 //   broken(n: int)            "0" ... "n-1", then fails
 //
+// Asynchronous methods (ModelInstance::call_async): `async_<name>` behaves as `<name>` above, on a
+// thread of its own (joined when the backend goes), holding no thread of the engine's:
+// `async_meet` proves that such calls wait together beyond the model's `threads`.
+//
 // A model whose graph sets `max_batch` above 1 batches every method (ModelInstance::batched):
 // call_batch runs the calls one after another and fails as a whole when one of them fails, as
 // a real batched method would.
@@ -71,6 +75,9 @@ class FakeBackend final : public engine::Backend, public std::enable_shared_from
     std::vector<std::thread::id> unloaded_on;  // the thread that destroyed each instance
   };
 
+  ~FakeBackend() override {
+    for (auto& t : async_threads_) t.join();
+  }
   std::string_view name() const override { return "torch"; }
   engine::Result<std::shared_ptr<engine::ModelInstance>> load(const plan::Model& model) override;
   engine::Result<std::vector<engine::MethodSchema>> inspect(const std::string&) override {
@@ -98,6 +105,8 @@ class FakeBackend final : public engine::Backend, public std::enable_shared_from
   std::map<std::string, Stats> stats_;
   std::map<std::string, int> meeting_;  // key -> calls arrived
   std::map<std::string, bool> open_;    // hold keys released
+  std::mutex threads_mu_;
+  std::vector<std::thread> async_threads_;  // of asynchronous calls
 };
 
 // A plan compiled from source text for engine tests (no model files needed).

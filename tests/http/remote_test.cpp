@@ -41,6 +41,7 @@ model m = torch "m.pt" {
   def fail(x: str) -> str
   def count(x: str) -> int
   def words(text: str) -> stream<str>
+  def meet(x: str, key: str, n: int) -> str
 }
 endpoint shout(text: str) -> str { return m.upper(text) }
 endpoint both(text: str) -> list<str> { return all { m.upper(text), m.upper(text) } }
@@ -48,6 +49,7 @@ endpoint wait(key: str) -> str { return m.hold(key, key) }
 endpoint broken(text: str) -> str { return m.fail(text) }
 endpoint size(text: str) -> int { return m.count(text) }
 endpoint words(text: str) -> stream<str> { return each w in m.words(text) { m.upper(w) } }
+endpoint meet(x: str, key: str, n: int) -> str { return m.meet(x, key, n) }
 )";
 
 // The server called: graph `up` on fake models.
@@ -171,6 +173,22 @@ auto in(int ms) { return std::chrono::steady_clock::now() + std::chrono::millise
 }  // namespace
 
 TEST_SUITE("http") {
+  TEST_CASE("remote: `threads` calls in flight at once, on an engine of fewer threads") {
+    Upstream up;
+    // Each call on the other server waits until all four are running there; the calling engine
+    // has two threads, and none waits with a call.
+    Front front(up.port, R"(
+      threads = 4
+      def meet(x: str, key: str, n: int) -> str
+    }
+    endpoint four(xs: list<str>) -> list<str> { return each x in xs concurrent { up.meet(x, "four", 4) } }
+    )");
+    auto r = front.run("four", {Value::list({Value("a"), Value("b"), Value("c"), Value("d")})});
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(*r == Value::list({Value("a"), Value("b"), Value("c"), Value("d")}));
+    CHECK(up.fake->stats("m").max_running == 4);
+  }
+
   TEST_CASE("remote: a call is a POST to the other server's endpoint, and its answer is decoded as declared") {
     Upstream up;
     Front front(up.port, R"(
@@ -458,7 +476,7 @@ endpoint all_words(text: str) -> list<str> { return up.words(text) }
     auto b = engine::make_remote_backend();
     auto s = b->inspect(fmt::format("http://127.0.0.1:{}/up", up.port));
     REQUIRE(s);
-    REQUIRE(s->size() == 6);
+    REQUIRE(s->size() == 7);
     // A streaming endpoint answers a remote call with the array of its items: a list, to the caller.
     CHECK((*s)[5].name == "words");
     CHECK((*s)[5].result->to_string() == "list<str>");

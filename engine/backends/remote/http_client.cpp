@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -92,9 +93,9 @@ struct HttpClient::Impl {
   }
 };
 
-// One request: its coroutine on the I/O thread, its watchdog (deadline), and what the waiting
-// caller reads once `finished`. Every member but the result fields is touched on the I/O thread
-// only.
+// One request: its coroutine on the I/O thread, its timers (the deadline, the caller's
+// cancellation, a last resort past the deadline), and the caller's completion. Every member is
+// touched on the I/O thread only.
 struct HttpClient::Exchange {
   Impl& impl;
   Origin origin;
@@ -102,17 +103,18 @@ struct HttpClient::Exchange {
   http::request<http::string_body> request;
   Clock::time_point deadline;
   asio::steady_timer watchdog;
+  asio::steady_timer poll;     // the caller's cancellation, checked every kCancelPoll
+  asio::steady_timer give_up;  // past the deadline by kGrace: answer without the I/O
   tcp::resolver resolver;
   std::unique_ptr<beast::tcp_stream> stream;  // the connection in use (abort() closes it)
+  const CallContext* cancel = nullptr;        // null once finished: the caller may free it then
   bool timed_out = false;
   bool aborted = false;
-
-  std::mutex mu;
-  std::condition_variable cv;
   bool finished = false;
-  std::optional<Result<HttpAnswer>> result;
+  std::function<void(Result<HttpAnswer>)> done;
 
-  Exchange(Impl& i, Origin o) : impl(i), origin(std::move(o)), key(origin.key()), watchdog(i.ioc), resolver(i.ioc) {}
+  Exchange(Impl& i, Origin o)
+      : impl(i), origin(std::move(o)), key(origin.key()), watchdog(i.ioc), poll(i.ioc), give_up(i.ioc), resolver(i.ioc) {}
 
   void abort() {
     aborted = true;
@@ -124,16 +126,16 @@ struct HttpClient::Exchange {
     }
   }
 
-  // The first result stands.
+  // The first result stands, and goes to the caller.
   void finish(Result<HttpAnswer> r) {
+    if (finished) return;
+    finished = true;
+    cancel = nullptr;
     watchdog.cancel();
-    {
-      std::lock_guard lock(mu);
-      if (finished) return;
-      result = std::move(r);
-      finished = true;
-    }
-    cv.notify_all();
+    poll.cancel();
+    give_up.cancel();
+    auto d = std::move(done);
+    d(std::move(r));
   }
 
   std::string where() const { return fmt::format("http://{}", key); }
@@ -170,9 +172,41 @@ ClientStats HttpClient::stats() const {
 Result<HttpAnswer> HttpClient::exchange(const Origin& origin, http::verb method, std::string target, std::string body,
                                         std::vector<std::pair<std::string, std::string>> headers, Clock::time_point deadline,
                                         const CallContext* cancel) {
-  if (cancel && cancel->cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Result<HttpAnswer>> result;
+  exchange_async(origin, method, std::move(target), std::move(body), std::move(headers), deadline, cancel,
+                 [&](Result<HttpAnswer> r) {
+                   std::lock_guard lock(mu);  // notified under the lock: the caller's frame goes once it sees the result
+                   result = std::move(r);
+                   cv.notify_all();
+                 });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return result.has_value(); });
+  return std::move(*result);
+}
+
+namespace {
+
+void watch_cancel(const std::shared_ptr<HttpClient::Exchange>& x) {
+  x->poll.expires_after(kCancelPoll);
+  x->poll.async_wait([x](beast::error_code ec) {
+    if (ec || x->finished || !x->cancel) return;
+    if (x->cancel->cancelled()) return x->abort();  // the coroutine then finishes, Cancelled
+    watch_cancel(x);
+  });
+}
+
+}  // namespace
+
+void HttpClient::exchange_async(const Origin& origin, http::verb method, std::string target, std::string body,
+                                std::vector<std::pair<std::string, std::string>> headers, Clock::time_point deadline,
+                                const CallContext* cancel, std::function<void(Result<HttpAnswer>)> done) {
+  if (cancel && cancel->cancelled()) return done(make_error(ErrorCode::Cancelled, "cancelled"));
   auto x = std::make_shared<Exchange>(*impl_, origin);
   x->deadline = deadline;
+  x->cancel = cancel;
+  x->done = std::move(done);
   auto& req = x->request;
   req.method(method);
   req.target(target);
@@ -188,37 +222,29 @@ Result<HttpAnswer> HttpClient::exchange(const Origin& origin, http::verb method,
   req.body() = std::move(body);
   req.prepare_payload();
 
-  // An exception out of the exchange (none is expected: every step reports an error code) is
-  // its result too, so that the caller never waits for a result that will not come.
-  asio::co_spawn(impl_->ioc, run_exchange(x), [x](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      x->finish(make_error(ErrorCode::Internal, fmt::format("{}: {}", x->where(), ex.what())));
-    }
+  asio::post(impl_->ioc, [x] {
+    // At the latest a little past the deadline the caller has its answer, which the watchdog
+    // gives unless a name lookup (which nothing interrupts) holds the exchange: then the
+    // exchange ends when the lookup does, answered already.
+    const auto give_up = x->deadline < Clock::time_point::max() - kGrace ? x->deadline + kGrace : Clock::time_point::max();
+    x->give_up.expires_at(give_up);
+    x->give_up.async_wait([x](beast::error_code ec) {
+      if (ec || x->finished) return;
+      x->abort();
+      x->finish(make_error(ErrorCode::DeadlineExceeded, fmt::format("{} did not answer in time", x->where())));
+    });
+    if (x->cancel) watch_cancel(x);
+    // An exception out of the exchange (none is expected: every step reports an error code) is
+    // its result too, so that the caller never waits for a result that will not come.
+    asio::co_spawn(x->impl.ioc, run_exchange(x), [x](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        x->finish(make_error(ErrorCode::Internal, fmt::format("{}: {}", x->where(), ex.what())));
+      }
+    });
   });
-
-  // Until the I/O thread finishes the exchange, polling the caller's cancellation; and at the
-  // latest a little past the deadline, which the watchdog keeps unless a name lookup holds the
-  // exchange: then the caller answers alone, and the exchange ends when the lookup does.
-  std::unique_lock lock(x->mu);
-  bool abort_sent = false;
-  const auto give_up = deadline < Clock::time_point::max() - kGrace ? deadline + kGrace : Clock::time_point::max();
-  while (!x->finished) {
-    const auto until = cancel && !abort_sent ? std::min(give_up, Clock::now() + kCancelPoll) : give_up;
-    x->cv.wait_until(lock, until, [&] { return x->finished; });
-    if (x->finished) break;
-    if (Clock::now() >= give_up) {
-      asio::post(impl_->ioc, [x] { x->abort(); });
-      return make_error(ErrorCode::DeadlineExceeded, fmt::format("{} did not answer in time", x->where()));
-    }
-    if (!abort_sent && cancel && cancel->cancelled()) {
-      asio::post(impl_->ioc, [x] { x->abort(); });
-      abort_sent = true;
-    }
-  }
-  return std::move(*x->result);
 }
 
 namespace {

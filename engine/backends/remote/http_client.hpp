@@ -6,13 +6,15 @@
 //   HttpClient client;
 //   auto r = client.exchange({"10.0.0.7", 8000}, http::verb::post, "/ranking/rank", body, extra, deadline, &ctx);
 //
-// exchange() blocks its calling thread (a model's pool thread) until the answer, the deadline
-// or the cancellation; the I/O thread itself never waits. An idle connection is reused only
+// exchange_async() returns at once and calls its completion on the I/O thread; exchange() blocks
+// its calling thread until the answer, the deadline or the cancellation. The I/O thread itself
+// never waits. An idle connection is reused only
 // while it is younger than 30 s and still open; a request that a reused connection cannot take
 // (its server had closed it) is sent once more on a new one. Once a request has gone out whole,
 // nothing is sent again here: the server may be running it.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -66,6 +68,13 @@ class HttpClient {
   Result<HttpAnswer> exchange(const Origin& origin, boost::beast::http::verb method, std::string target, std::string body,
                               std::vector<std::pair<std::string, std::string>> headers,
                               std::chrono::steady_clock::time_point deadline, const CallContext* cancel);
+
+  // The same without a waiting thread: `done` is called exactly once, on the client's I/O thread
+  // (or at once on this one, when `cancel` is cancelled already), and must not block. `cancel`
+  // stays valid until then.
+  void exchange_async(const Origin& origin, boost::beast::http::verb method, std::string target, std::string body,
+                      std::vector<std::pair<std::string, std::string>> headers, std::chrono::steady_clock::time_point deadline,
+                      const CallContext* cancel, std::function<void(Result<HttpAnswer>)> done);
 
   ClientStats stats() const;
 

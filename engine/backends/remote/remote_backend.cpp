@@ -82,20 +82,52 @@ class RemoteInstance final : public ModelInstance {
       : client_(std::move(client)), address_(std::move(address)), origin_(origin_of(address_)), methods_(std::move(methods)) {}
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
+    auto req = prepare(method, args, ctx);
+    if (!req) return req.error();
+    return answer(methods_.at(method), req->url,
+                  client_->exchange(origin_, http::verb::post, std::move(req->target), std::move(req->body), {}, req->deadline, &ctx));
+  }
+
+  // A call waits on the other server, not on this process: no thread waits with it. The answer
+  // is read on the client's I/O thread.
+  bool asynchronous(std::uint32_t) const override { return true; }
+  void call_async(std::uint32_t method, std::vector<Value> args, const CallContext& ctx,
+                  std::function<void(Result<Value>)> done) override {
+    auto req = prepare(method, args, ctx);
+    if (!req) return done(req.error());
+    client_->exchange_async(origin_, http::verb::post, std::move(req->target), std::move(req->body), {}, req->deadline, &ctx,
+                            [this, method, url = req->url, done = std::move(done)](Result<remote::HttpAnswer> a) {
+                              done(answer(methods_.at(method), url, std::move(a)));
+                            });
+  }
+
+ private:
+  struct Request {
+    std::string url, target, body;
+    Clock::time_point deadline;
+  };
+
+  // The request of a call: the arguments as JSON by parameter name, and its deadline (the
+  // client sends what is left of it as Braid-Timeout, for the server called to stop by).
+  Result<Request> prepare(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) const {
     const plan::Method& m = methods_.at(method);
-    const std::string url = fmt::format("{}/{}", address_.to_string(), m.name);
+    Request r;
+    r.url = fmt::format("{}/{}", address_.to_string(), m.name);
     if (args.size() != m.params.size()) {
-      return make_error(ErrorCode::Internal, fmt::format("{}: {} arguments for {} parameters", url, args.size(), m.params.size()));
+      return make_error(ErrorCode::Internal, fmt::format("{}: {} arguments for {} parameters", r.url, args.size(), m.params.size()));
     }
     json::object body;
     for (std::size_t i = 0; i < args.size(); ++i) body[m.params[i].name] = to_json(args[i]);
-
     const auto now = Clock::now();
-    const auto deadline = ctx.deadline().value_or(now + kDefaultCallTimeout);
-    if (deadline <= now) return make_error(ErrorCode::DeadlineExceeded, fmt::format("no time was left to call {}", url));
-    // The client sends what is left of `deadline` as Braid-Timeout, for the server called to stop by.
-    auto answer = client_->exchange(origin_, http::verb::post, fmt::format("/{}/{}", address_.graph, m.name), json_text(body), {},
-                                    deadline, &ctx);
+    r.deadline = ctx.deadline().value_or(now + kDefaultCallTimeout);
+    if (r.deadline <= now) return make_error(ErrorCode::DeadlineExceeded, fmt::format("no time was left to call {}", r.url));
+    r.target = fmt::format("/{}/{}", address_.graph, m.name);
+    r.body = json_text(body);
+    return r;
+  }
+
+  // The call's result from the other server's answer, checked against the declared type.
+  static Result<Value> answer(const plan::Method& m, const std::string& url, Result<remote::HttpAnswer> answer) {
     if (!answer) {
       Error e = answer.error();
       if (e.code == ErrorCode::DeadlineExceeded) e.message = fmt::format("{} did not answer in time", url);
@@ -120,7 +152,6 @@ class RemoteInstance final : public ModelInstance {
     return r;
   }
 
- private:
   std::shared_ptr<remote::HttpClient> client_;
   dsl::RemoteAddress address_;
   remote::Origin origin_;
