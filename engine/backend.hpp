@@ -134,6 +134,13 @@ class ModelInstance {
     (void)method, (void)args, (void)ctx, (void)emit;
     return make_error(ErrorCode::ModelError, "this backend cannot stream");
   }
+  // The same for an asynchronous instance (asynchronous(method) is true): returns at once; the
+  // items go to `emit` from any thread, one at a time and in order, then `done` is called exactly
+  // once with how the stream ended. `ctx` stays valid until then.
+  virtual void call_stream_async(std::uint32_t method, std::vector<Value> args, const CallContext& ctx,
+                                 std::function<bool(Value)> emit, std::function<void(std::optional<Error>)> done) {
+    done(call_stream(method, args, ctx, emit));
+  }
 };
 
 // The signature of a method as the model file declares it (a TorchScript schema, an AOTInductor

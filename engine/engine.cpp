@@ -483,7 +483,7 @@ std::string Engine::metrics_text() const {
           out, "braid_node_duration_seconds", fmt::format("{},node=\"{}\"", ep_labels(*ex), prometheus_label(n.name)));
     }
   }
-  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool or in its batcher.");
+  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool, in its batcher, or for a place among its calls in flight.");
   for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
     for (const auto& lm : impl_->models[pi]) {
       out += fmt::format("braid_model_queue_depth{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),

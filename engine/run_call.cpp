@@ -1,6 +1,7 @@
 // Model calls: on the model's pool (or inline, keeping a chain on its thread), through its
 // batcher, on a device (run_device.cpp), streaming, or asynchronous (an instance that waits on
 // another server holds no thread); each bounded by its timeout.
+#include <boost/asio/strand.hpp>
 #include <fmt/format.h>
 
 #include "engine/ready_queue.hpp"
@@ -79,6 +80,58 @@ ModelInstance* next_instance(LoadedModel& m) {
   return m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
 }
 
+// A streaming call of an asynchronous model (another server's stream): it goes out when the
+// model has a place among its calls in flight and holds no thread while its items arrive. The
+// items, and then the end, reach the stream in order through a strand of the model's pool, so
+// that what reads them (an `each`, a client's answer) never runs on the instance's own thread.
+template <typename End>
+void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, NodeMetrics& nm,
+                       ModelInstance& inst, std::uint32_t method, std::vector<Value> args,
+                       const std::shared_ptr<ValueStream>& s, const std::shared_ptr<StreamCall>& call, End end) {
+  auto launch = [f, &n, &m, &nm, &inst, method, args = std::move(args), s, call, end]() mutable {
+    auto leave = [&m] {
+      if (auto next = m.gate->leave()) next();
+    };
+    auto order = boost::asio::make_strand(*m.pool);
+    if (call->ctx.cancelled()) {
+      boost::asio::post(order, [end] { end(make_error(ErrorCode::Cancelled, "cancelled")); });
+      return leave();
+    }
+    Engine::Impl& engine = *f->run->engine;
+    Trace* trace = f->run->trace.get();
+    m.metrics.running.fetch_add(1, std::memory_order_relaxed);
+    const auto t0 = steady_clock::now();
+    const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
+    engine.async_calls.begin();
+    auto emit = [order, s, call](Value item) {
+      if (call->ctx.cancelled()) return false;
+      boost::asio::post(order, [s, item = std::move(item)]() mutable { s->push(std::move(item)); });
+      return true;
+    };
+    auto done = [f, order, call, end, leave, &n, &m, &nm, &engine, trace, t0, trace_t0](std::optional<Error> e) {
+      const std::int64_t ran = since(t0);
+      nm.latency.observe(ran);
+      nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
+      m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
+      if (trace) trace->add({n.name, "stream", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+      if (!e && call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
+      boost::asio::post(order, [end, e = std::move(e)]() mutable { end(std::move(e)); });  // after the items
+      leave();
+      engine.async_calls.end();  // last: ~Engine may free the model and its pools from here on
+    };
+    inst.call_stream_async(method, std::move(args), call->ctx, std::move(emit), std::move(done));
+  };
+  std::function<void()> start = [launch, &m]() mutable {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    launch();
+  };
+  m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+  if (m.gate->enter(start)) {
+    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
+    launch();
+  }
+}
+
 void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, const plan::Node& n, const plan::CallNode& c,
                       LoadedModel& m, std::vector<Value> args) {
   ModelInstance* inst = next_instance(m);
@@ -107,6 +160,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
     });
   }
   node_publish(f, local, s);
+  if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   post_to(*m.pool, [f, inst, method = c.method, args = std::move(args), s, call, end, &n, &m, &nm,
                     queued_at = std::chrono::steady_clock::now()]() mutable {

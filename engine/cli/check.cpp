@@ -112,7 +112,7 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
         if (x.name == meth.name) s = &x;
       }
       auto where = span_at(sm, meth.loc, meth.name.size());
-      if (meth.result && meth.result->is_stream()) {
+      if (meth.result && meth.result->is_stream() && !remote) {
         verify_streaming(m, meth, *schemas, noun, where, diags);
         continue;
       }
@@ -130,7 +130,12 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
         continue;
       }
       if (!s->signature_known) continue;
-      bool fits = s->params.size() == meth.params.size() && dsl::assignable(s->result, meth.result);
+      // A remote streaming endpoint (`stream<T>`) is read as a stream, or whole as `list<T>`.
+      dsl::TypeRef result = s->result;
+      if (remote && result && result->is_stream() && meth.result && !meth.result->is_stream()) {
+        result = dsl::Type::list(result->elem);
+      }
+      bool fits = s->params.size() == meth.params.size() && dsl::assignable(result, meth.result);
       for (std::size_t i = 0; fits && i < meth.params.size(); ++i) {
         fits = dsl::assignable(meth.params[i].type, s->params[i].type);
       }

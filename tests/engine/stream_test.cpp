@@ -12,6 +12,7 @@
 #include "engine/engine.hpp"
 #include "engine/stream.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/engine/stream_drain.hpp"
 
 namespace braid::test {
 namespace {
@@ -50,43 +51,6 @@ struct Harness {
     return engine->run(*ep, std::move(inputs), o).get();
   }
 };
-
-// Reads a stream to its end: its items (as strings) and how it ended.
-struct Drain {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> items;
-  bool ended = false;
-  std::optional<engine::Error> error;
-
-  explicit Drain(const std::shared_ptr<engine::ValueStream>& s) {
-    s->read(
-        [this](const Value& v) {
-          std::lock_guard lock(mu);
-          items.push_back(v.as_str());
-          cv.notify_all();
-        },
-        [this](const std::optional<engine::Error>& e) {
-          std::lock_guard lock(mu);
-          ended = true;
-          error = e;
-          cv.notify_all();
-        });
-  }
-  // Waits (10 s at most) until `pred` holds; false on timeout.
-  template <typename Pred>
-  bool wait(Pred pred) {
-    std::unique_lock lock(mu);
-    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return pred(*this); });
-  }
-  bool wait_end() { return wait([](const Drain& d) { return d.ended; }); }
-};
-
-std::shared_ptr<engine::ValueStream> stream_of(const engine::Result<Value>& r) {
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().describe()));
-  REQUIRE(r->kind() == Value::Kind::Stream);
-  return r->as_stream();
-}
 
 std::vector<std::string> strs(const Value& v) {
   std::vector<std::string> out;

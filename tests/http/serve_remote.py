@@ -5,7 +5,9 @@ running server with `braid check --require-models`, a mismatched declaration is 
 file:line:col diagnostic, the front server's answer contains the other server's answer (one call
 there per request), and once the other server is gone the front answers a JSON error naming the
 node and the address, and keeps serving; then the check fails, but a front server still starts
-without the other one.
+without the other one. Then a stream across servers: graphs/remote_streaming.graph reads
+graphs/streaming.graph's generated words from its server as they are made and scores them
+itself; its answer, streamed to the client, is the other server's own `generate_scored`.
 
 usage: serve_remote.py BRAID_BINARY
 """
@@ -17,20 +19,14 @@ import subprocess
 import sys
 import tempfile
 
+import serve_support
 from serve_support import check, failures, request, wait_until
 
 braid = sys.argv[1]
 
 
 def serve(graph):
-    proc = subprocess.Popen([braid, "serve", graph, "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    m = re.match(r"curl -s -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
-    if m is None:
-        proc.kill()
-        print("FAIL: no curl line from braid serve", graph, proc.stderr.read())
-        sys.exit(1)
-    port = int(m.group(1))
+    proc, port = serve_support.serve(braid, graph)
     check(wait_until(lambda: request(port, "GET", "/v2/health/ready")[0] == 200), f"{graph} ready")
     return proc, port
 
@@ -113,6 +109,51 @@ with tempfile.TemporaryDirectory() as tmp:
         stop(back)
         if front is not None:
             check(stop(front) == 0, "the front server stopped cleanly")
+
+
+def ndjson(body):
+    return [json.loads(line) for line in body.decode().splitlines() if line]
+
+
+# A stream across servers.
+back, back_port = serve("graphs/streaming.graph")
+front = None
+with tempfile.TemporaryDirectory() as tmp:
+    try:
+        with open("graphs/remote_streaming.graph") as f:
+            text = f.read()
+        check("http://127.0.0.1:8002/streaming" in text, "the streaming example names its server")
+        graph = os.path.join(tmp, "remote_streaming.graph")
+        with open(graph, "w") as f:
+            f.write(text.replace("127.0.0.1:8002", f"127.0.0.1:{back_port}"))
+        r = subprocess.run([braid, "check", "--require-models", graph], capture_output=True, text=True)
+        check(r.returncode == 0, f"the streaming example checks against the server: {r.stderr!r}")
+        # The other server's `generate_text` is no stream: declared as one, the check says so.
+        wrong = os.path.join(tmp, "wrong_stream.graph")
+        with open(wrong, "w") as f:
+            f.write(text.replace("127.0.0.1:8002", f"127.0.0.1:{back_port}")
+                        .replace("def generate_words(prompt: str) -> stream<str>",
+                                 "def generate_text(prompt: str) -> stream<str>")
+                        .replace("generator.generate_words(", "generator.generate_text("))
+        r = subprocess.run([braid, "check", "--require-models", wrong], capture_output=True, text=True)
+        check(r.returncode == 1 and "error: `generator.generate_text` is declared `(prompt: str) -> stream<str>`, "
+              "but the remote graph has `(prompt: str) -> {text: str, words: int}`" in r.stderr,
+              f"a stream declared for an endpoint that does not stream: {r.stderr!r}")
+
+        front, front_port = serve(graph)
+        status, body = request(front_port, "POST", "/remote_streaming/scored", {"prompt": "a quiet morning"})
+        check(status == 200, f"the front streamed: {status} {body[:300]!r}")
+        bs, bbody = request(back_port, "POST", "/streaming/generate_scored", {"prompt": "a quiet morning"})
+        records = ndjson(body) if status == 200 else []
+        check(bs == 200 and len(records) > 1 and records == ndjson(bbody),
+              f"the front's records are the back server's own: {body[:300]!r} vs {bbody[:300]!r}")
+        status, body = request(front_port, "POST", "/remote_streaming/words", {"prompt": "a quiet morning"})
+        check(status == 200 and json.loads(body) == [r["word"] for r in records],
+              f"the words read whole: {status} {body[:300]!r}")
+    finally:
+        stop(back)
+        if front is not None:
+            check(stop(front) == 0, "the streaming front server stopped cleanly")
 
 if failures:
     sys.exit(1)

@@ -49,6 +49,16 @@ bool still_open(beast::tcp_stream& s) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+// Whether the Content-Type of `res` is the media type `type` (parameters aside, any case).
+bool media_type_is(const http::response_header<>& res, std::string_view type) {
+  auto it = res.find(http::field::content_type);
+  if (it == res.end()) return false;
+  std::string_view v = it->value();
+  v = v.substr(0, v.find(';'));
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return beast::iequals(v, type);
+}
+
 }  // namespace
 
 struct HttpClient::Impl {
@@ -112,6 +122,8 @@ struct HttpClient::Exchange {
   bool aborted = false;
   bool finished = false;
   std::function<void(Result<HttpAnswer>)> done;
+  std::function<bool(std::string_view)> on_body;  // set: the body of a 200 answer of stream_type goes to it
+  std::string stream_type;
 
   Exchange(Impl& i, Origin o)
       : impl(i), origin(std::move(o)), key(origin.key()), watchdog(i.ioc), poll(i.ioc), give_up(i.ioc), resolver(i.ioc) {}
@@ -202,11 +214,22 @@ void watch_cancel(const std::shared_ptr<HttpClient::Exchange>& x) {
 void HttpClient::exchange_async(const Origin& origin, http::verb method, std::string target, std::string body,
                                 std::vector<std::pair<std::string, std::string>> headers, Clock::time_point deadline,
                                 const CallContext* cancel, std::function<void(Result<HttpAnswer>)> done) {
+  exchange_streamed(origin, method, std::move(target), std::move(body), std::move(headers), deadline, cancel, {}, nullptr,
+                    std::move(done));
+}
+
+void HttpClient::exchange_streamed(const Origin& origin, http::verb method, std::string target, std::string body,
+                                   std::vector<std::pair<std::string, std::string>> headers, Clock::time_point deadline,
+                                   const CallContext* cancel, std::string stream_type,
+                                   std::function<bool(std::string_view)> on_body,
+                                   std::function<void(Result<HttpAnswer>)> done) {
   if (cancel && cancel->cancelled()) return done(make_error(ErrorCode::Cancelled, "cancelled"));
   auto x = std::make_shared<Exchange>(*impl_, origin);
   x->deadline = deadline;
   x->cancel = cancel;
   x->done = std::move(done);
+  x->on_body = std::move(on_body);
+  x->stream_type = std::move(stream_type);
   auto& req = x->request;
   req.method(method);
   req.target(target);
@@ -305,8 +328,34 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(impl.max_body);
-    auto [rec, rn] = co_await http::async_read(*x->stream, buffer, parser, tuple_awaitable);
-    (void)rn;
+    auto [hec, hn] = co_await http::async_read_header(*x->stream, buffer, parser, tuple_awaitable);
+    (void)hn;
+    beast::error_code rec = hec;
+    if (!rec && x->on_body && parser.get().result_int() == 200 && media_type_is(parser.get(), x->stream_type)) {
+      // Streamed: each piece of the body goes to on_body as it arrives, and is not kept.
+      parser.body_limit(boost::none);
+      while (!parser.is_done()) {
+        auto [sec, sn] = co_await http::async_read_some(*x->stream, buffer, parser, tuple_awaitable);
+        (void)sn;
+        auto& piece = parser.get().body();
+        if (!piece.empty() && !x->aborted) {
+          const bool more = x->on_body(piece);
+          piece.clear();
+          if (!more) {
+            x->abort();
+            co_return x->finish(make_error(ErrorCode::Cancelled, "cancelled"));
+          }
+        }
+        if (sec) {
+          rec = sec;
+          break;
+        }
+      }
+    } else if (!rec && !parser.is_done()) {
+      auto [bec, bn] = co_await http::async_read(*x->stream, buffer, parser, tuple_awaitable);
+      (void)bn;
+      rec = bec;
+    }
     if (rec) {
       x->stream.reset();
       if (rec == http::error::body_limit) {

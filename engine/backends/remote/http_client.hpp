@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -75,6 +76,18 @@ class HttpClient {
   void exchange_async(const Origin& origin, boost::beast::http::verb method, std::string target, std::string body,
                       std::vector<std::pair<std::string, std::string>> headers, std::chrono::steady_clock::time_point deadline,
                       const CallContext* cancel, std::function<void(Result<HttpAnswer>)> done);
+
+  // exchange_async for an answer that arrives over time (server-sent events): the body of a 200
+  // answer whose Content-Type is the media type `stream_type` is handed to `on_body` piece by
+  // piece as it arrives (no size limit: the caller bounds what it keeps), on the I/O thread;
+  // `on_body` returns false to stop reading, which closes the connection and ends the exchange
+  // Cancelled. `done` then gets the answer without its body, once the body has ended. Any other
+  // answer is read whole, as exchange_async reads it.
+  void exchange_streamed(const Origin& origin, boost::beast::http::verb method, std::string target, std::string body,
+                         std::vector<std::pair<std::string, std::string>> headers,
+                         std::chrono::steady_clock::time_point deadline, const CallContext* cancel,
+                         std::string stream_type, std::function<bool(std::string_view)> on_body,
+                         std::function<void(Result<HttpAnswer>)> done);
 
   ClientStats stats() const;
 

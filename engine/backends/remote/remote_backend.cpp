@@ -1,6 +1,7 @@
 #include "engine/backends/remote/remote_backend.hpp"
 
 #include <cmath>
+#include <condition_variable>
 #include <mutex>
 
 #include <boost/json.hpp>
@@ -9,6 +10,7 @@
 #include "dsl/parser.hpp"
 #include "dsl/remote.hpp"
 #include "engine/backends/remote/http_client.hpp"
+#include "engine/backends/remote/sse.hpp"
 #include "engine/json_text.hpp"
 #include "engine/value_json.hpp"
 
@@ -24,6 +26,8 @@ using Clock = std::chrono::steady_clock;
 // Braid-Timeout from the client) still gives up after this long.
 constexpr auto kDefaultCallTimeout = std::chrono::seconds(60);
 constexpr auto kInspectTimeout = std::chrono::seconds(5);
+// The largest event of a stream read from another server (one item).
+constexpr std::size_t kMaxEvent = 64u << 20;
 
 // Started with the first remote model: most processes load none.
 class SharedClient {
@@ -76,6 +80,107 @@ std::string answer_message(const remote::HttpAnswer& a) {
   return text.empty() ? std::string("(no body)") : text;
 }
 
+// The error of an answer other than 200, as a call's: busy or stopping (429, 503) is
+// `overloaded` (another try, or another server, may do), 504 a deadline.
+Error status_error(const std::string& url, const remote::HttpAnswer& a) {
+  const auto code = a.status == 504                      ? ErrorCode::DeadlineExceeded
+                    : a.status == 429 || a.status == 503 ? ErrorCode::Overloaded
+                                                         : ErrorCode::ModelError;
+  return make_error(code, fmt::format("{} answered {}: {}", url, a.status, answer_message(a)));
+}
+
+// A failed exchange, named by the call's address where it timed out.
+Error exchange_error(const std::string& url, Error e) {
+  if (e.code == ErrorCode::DeadlineExceeded) e.message = fmt::format("{} did not answer in time", url);
+  return e;
+}
+
+// One streaming call's answer, read as its events arrive (the braid server called writes an
+// item as `data: <json>`, then `event: end`, or `event: error` with its error object): each item
+// decoded as the declared item type and emitted at once.
+class StreamReading {
+ public:
+  StreamReading(const plan::Method& m, std::string url, std::function<bool(Value)> emit, std::size_t max_event)
+      : m_(m), url_(std::move(url)), emit_(std::move(emit)), sse_(max_event), max_event_(max_event) {}
+
+  // A piece of the body: false stops reading (an item was refused, or nobody wants more).
+  bool feed(std::string_view piece) {
+    auto fed = sse_.feed(piece, [this](std::string_view event, std::string_view data) { return on_event(event, data); });
+    if (fed == remote::SseReader::Fed::TooLarge) {
+      outcome_ = make_error(ErrorCode::ModelError, fmt::format("{} sent an event larger than {} bytes", url_, max_event_));
+    }
+    return fed == remote::SseReader::Fed::More;
+  }
+
+  // How the stream ended, once the exchange has.
+  std::optional<Error> finish(Result<remote::HttpAnswer> a) {
+    if (outcome_) return outcome_;  // what the events said, or why reading stopped
+    if (!a) return exchange_error(url_, a.error());
+    if (a->status != 200) return status_error(url_, *a);
+    if (!streamed(*a)) {
+      return make_error(ErrorCode::ModelError, fmt::format("{} answered 200 with `{}`, not a stream of events: is it a "
+                                                           "streaming endpoint?", url_, a->content_type));
+    }
+    if (!ended_) return make_error(ErrorCode::ModelError, fmt::format("{} stopped its stream before its end", url_));
+    return std::nullopt;
+  }
+
+  static bool streamed(const remote::HttpAnswer& a) { return a.content_type.rfind("text/event-stream", 0) == 0; }
+
+ private:
+  bool on_event(std::string_view event, std::string_view data) {
+    if (ended_) return true;  // nothing counts after the end
+    if (event.empty() || event == "message") {
+      boost::system::error_code ec;
+      json::value v = json::parse(data, ec);
+      if (ec) {
+        outcome_ = make_error(ErrorCode::ModelError, fmt::format("{} sent an item that is not JSON: {}", url_, ec.message()));
+        return false;
+      }
+      auto item = from_json(v, m_.result->elem, "its item");
+      if (!item) {
+        outcome_ = make_error(ErrorCode::ModelError, fmt::format("{} sent an item that is not the declared `{}`: {}", url_,
+                                                                 m_.result->elem->to_string(), item.error().message));
+        return false;
+      }
+      if (!emit_(std::move(*item))) {
+        outcome_ = make_error(ErrorCode::Cancelled, "cancelled");
+        return false;
+      }
+      return true;
+    }
+    if (event == "end") {
+      ended_ = true;
+      return true;
+    }
+    if (event == "error") {  // the stream failed there, after the items before it
+      remote::HttpAnswer a{200, "application/json", std::string(data)};
+      ErrorCode code = ErrorCode::ModelError;
+      boost::system::error_code ec;
+      json::value v = json::parse(data, ec);
+      if (const json::object* o = ec ? nullptr : v.if_object()) {
+        if (const json::value* c = o->if_contains("code"); c && c->is_string()) {
+          const std::string_view name = c->as_string();
+          if (name == error_code_name(ErrorCode::DeadlineExceeded)) code = ErrorCode::DeadlineExceeded;
+          if (name == error_code_name(ErrorCode::Overloaded)) code = ErrorCode::Overloaded;
+        }
+      }
+      outcome_ = make_error(code, fmt::format("{} failed in its stream: {}", url_, answer_message(a)));
+      ended_ = true;
+      return true;
+    }
+    return true;  // an event of another kind: not braid's, skipped
+  }
+
+  const plan::Method& m_;
+  std::string url_;
+  std::function<bool(Value)> emit_;
+  remote::SseReader sse_;
+  std::size_t max_event_;
+  std::optional<Error> outcome_;
+  bool ended_ = false;
+};
+
 class RemoteInstance final : public ModelInstance {
  public:
   RemoteInstance(std::shared_ptr<remote::HttpClient> client, dsl::RemoteAddress address, std::vector<plan::Method> methods)
@@ -99,6 +204,35 @@ class RemoteInstance final : public ModelInstance {
                             [this, method, url = req->url, done = std::move(done)](Result<remote::HttpAnswer> a) {
                               done(answer(methods_.at(method), url, std::move(a)));
                             });
+  }
+
+  // A streaming method calls a streaming endpoint there and reads its server-sent events as they
+  // arrive (on the client's I/O thread): each item is emitted while the other server still
+  // produces the next.
+  void call_stream_async(std::uint32_t method, std::vector<Value> args, const CallContext& ctx,
+                         std::function<bool(Value)> emit, std::function<void(std::optional<Error>)> done) override {
+    auto req = prepare(method, args, ctx);
+    if (!req) return done(req.error());
+    auto reading = std::make_shared<StreamReading>(methods_.at(method), req->url, std::move(emit), kMaxEvent);
+    client_->exchange_streamed(
+        origin_, http::verb::post, std::move(req->target), std::move(req->body), {{"Accept", "text/event-stream"}},
+        req->deadline, &ctx, "text/event-stream", [reading](std::string_view piece) { return reading->feed(piece); },
+        [reading, done = std::move(done)](Result<remote::HttpAnswer> a) { done(reading->finish(std::move(a))); });
+  }
+  // The same, waited for (the engine streams asynchronously; this is for other callers).
+  std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
+                                   const std::function<bool(Value)>& emit) override {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<std::optional<Error>> result;
+    call_stream_async(method, std::vector<Value>(args.begin(), args.end()), ctx, emit, [&](std::optional<Error> e) {
+      std::lock_guard lock(mu);  // notified under the lock: this frame goes once the result is seen
+      result = std::move(e);
+      cv.notify_all();
+    });
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return result.has_value(); });
+    return std::move(*result);
   }
 
  private:
@@ -128,18 +262,8 @@ class RemoteInstance final : public ModelInstance {
 
   // The call's result from the other server's answer, checked against the declared type.
   static Result<Value> answer(const plan::Method& m, const std::string& url, Result<remote::HttpAnswer> answer) {
-    if (!answer) {
-      Error e = answer.error();
-      if (e.code == ErrorCode::DeadlineExceeded) e.message = fmt::format("{} did not answer in time", url);
-      return e;
-    }
-    if (answer->status != 200) {
-      // Busy or stopping (429, 503) is `overloaded`: another try, or another server, may do.
-      const auto code = answer->status == 504                            ? ErrorCode::DeadlineExceeded
-                        : answer->status == 429 || answer->status == 503 ? ErrorCode::Overloaded
-                                                                         : ErrorCode::ModelError;
-      return make_error(code, fmt::format("{} answered {}: {}", url, answer->status, answer_message(*answer)));
-    }
+    if (!answer) return exchange_error(url, answer.error());
+    if (answer->status != 200) return status_error(url, *answer);
     boost::system::error_code ec;
     json::value v = json::parse(answer->body, ec);
     if (ec) return make_error(ErrorCode::ModelError, fmt::format("{} answered 200 with a body that is not JSON: {}", url, ec.message()));
@@ -203,9 +327,8 @@ Result<std::vector<MethodSchema>> schemas_from(const json::value& v, const dsl::
       }
       s.result = type(result->as_string());
       if (!s.result) return malformed(fmt::format("type `{}`", std::string_view(result->as_string())));
-      // A streaming endpoint answers a remote call (which accepts application/json alone) with
-      // the array of its items, once its stream has ended: to the caller it is a list.
-      if (s.result->is_stream()) s.result = dsl::Type::list(s.result->elem);
+      // A streaming endpoint stays `stream<T>`: a remote method may declare it so (its items
+      // arrive as they are made) or as `list<T>` (the array of them, once the stream has ended).
       out.push_back(std::move(s));
     }
     return out;

@@ -1,0 +1,243 @@
+// Remote streams: a remote model's streaming method reads another braid server's streaming
+// endpoint as server-sent events, item by item while that server still produces them. The
+// server called is the real http::Server on fake models; broken answers come from a scripted
+// peer; the event reader itself is fed byte by byte.
+#include <doctest/doctest.h>
+
+#include <future>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "engine/backends/remote/sse.hpp"
+#include "tests/engine/stream_drain.hpp"
+#include "tests/http/remote_support.hpp"
+
+namespace braid::test {
+using namespace remote_support;
+
+namespace {
+
+// A 200 answer of server-sent events, chunked, whose body is `events`: written whole, as a
+// server that has them all would (the peer closes the connection after it when asked).
+std::string sse_answer(std::string_view events, std::string_view type = "text/event-stream") {
+  return fmt::format("HTTP/1.1 200 OK\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n0\r\n\r\n", type,
+                     events.size(), events);
+}
+
+std::string answer_with(std::string_view status, std::string_view type, std::string_view body) {
+  return fmt::format("HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}", status, type, body.size(), body);
+}
+
+struct Event {
+  std::string event, data;
+  bool operator==(const Event&) const = default;
+};
+
+// What the reader makes of `bytes` fed in pieces of `step` bytes.
+std::vector<Event> events_of(std::string_view bytes, std::size_t step, engine::remote::SseReader::Fed* last = nullptr) {
+  engine::remote::SseReader r(64);
+  std::vector<Event> out;
+  auto fed = engine::remote::SseReader::Fed::More;
+  for (std::size_t i = 0; i < bytes.size() && fed == engine::remote::SseReader::Fed::More; i += step) {
+    fed = r.feed(bytes.substr(i, step), [&](std::string_view e, std::string_view d) {
+      out.push_back({std::string(e), std::string(d)});
+      return true;
+    });
+  }
+  if (last) *last = fed;
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("http") {
+  TEST_CASE("remote stream: items arrive while the other server still makes them, and flow on through `each`") {
+    Upstream up;
+    Front front(up.port, R"(
+  def gated(n: int, key: str) -> stream<str>
+  def shout(text: str) -> str
+}
+endpoint relay(n: int, key: str) -> stream<str> { return each w in up.gated(n, key) { join([w, up.shout("x")], sep: "") } }
+)");
+    Drain d(stream_of(front.run("relay", {Value(std::int64_t{3}), Value("relay")})));
+    // Item 1 is made there only once "relay1" opens: item 0 got here, and through a second
+    // remote call, while the stream it came from was still running.
+    REQUIRE(d.wait([](const Drain& x) { return x.items.size() == 1; }));
+    CHECK(!d.ended);
+    CHECK(d.items[0] == "0X");
+    up.fake->open("relay1");
+    REQUIRE(d.wait([](const Drain& x) { return x.items.size() == 2; }));
+    CHECK(!d.ended);
+    up.fake->open("relay2");
+    REQUIRE(d.wait_end());
+    CHECK(!d.error);
+    CHECK(d.items == std::vector<std::string>{"0X", "1X", "2X"});
+  }
+
+  TEST_CASE("remote stream: streams read at once hold no thread: more of them than the engine has threads") {
+    Upstream up;
+    // Four streams, each waiting there for its second item, on a calling engine of two threads.
+    Front front(up.port, R"(
+  threads = 4
+  def gated(n: int, key: str) -> stream<str>
+}
+endpoint four(keys: list<str>) -> list<list<str>> { return each k in keys concurrent { collect(up.gated(2, k)) } }
+)");
+    auto run = std::async(std::launch::async, [&] {
+      return front.run("four", {Value::list({Value("a"), Value("b"), Value("c"), Value("d")})});
+    });
+    CHECK(up.fake->wait_for("m", [](const FakeBackend::Stats& st) { return st.running == 4; }));
+    for (const char* k : {"a1", "b1", "c1", "d1"}) up.fake->open(k);
+    auto r = run.get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->as_list().size() == 4);
+    CHECK(r->as_list()[3] == Value::list({Value("0"), Value("1")}));
+  }
+
+  TEST_CASE("remote stream: read whole with `collect`, or declared as a list") {
+    Upstream up;
+    Front front(up.port, R"(
+  def words(text: str) -> stream<str>
+}
+endpoint counted(text: str) -> int { return len(collect(up.words(text))) }
+)");
+    auto r = front.run("counted", {Value("a bb ccc dddd")});
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    CHECK(r->as_int() == 4);
+  }
+
+  TEST_CASE("remote stream: the other server's failure mid-stream ends this stream with it, after the items before it") {
+    Upstream up;
+    Front front(up.port, R"(
+  def fails_after(n: int) -> stream<str>
+}
+endpoint relay(n: int) -> stream<str> { return up.fails_after(n) }
+)");
+    Drain d(stream_of(front.run("relay", {Value(std::int64_t{2})})));
+    REQUIRE(d.wait_end());
+    CHECK(d.items == std::vector<std::string>{"0", "1"});
+    REQUIRE(d.error);
+    CHECK(d.error->code == ErrorCode::ModelError);
+    CHECK(d.error->model == "up");
+    const std::string url = fmt::format("http://127.0.0.1:{}/up/fails_after", up.port);
+    CHECK_MESSAGE(d.error->message.find(url + " failed in its stream: model_error:") != std::string::npos, d.error->message);
+    CHECK_MESSAGE(d.error->message.find("broke after 2 items") != std::string::npos, d.error->message);
+    // The next call still works.
+    Drain again(stream_of(front.run("relay", {Value(std::int64_t{1})})));
+    REQUIRE(again.wait_end());
+    CHECK(again.items == std::vector<std::string>{"0"});
+  }
+
+  TEST_CASE("remote stream: a timeout, or the caller's cancellation, ends it here and stops the stream there") {
+    Upstream up;
+    Front front(up.port, R"(
+  def gated(n: int, key: str) -> stream<str>
+}
+endpoint slow(n: int, key: str) -> stream<str> { return up.gated(n, key) with { timeout = 200ms } }
+endpoint relay(n: int, key: str) -> stream<str> { return up.gated(n, key) }
+)");
+    SUBCASE("timeout") {
+      Drain d(stream_of(front.run("slow", {Value(std::int64_t{3}), Value("never")})));
+      REQUIRE(d.wait_end());
+      CHECK(d.items == std::vector<std::string>{"0"});
+      REQUIRE(d.error);
+      CHECK(d.error->code == ErrorCode::DeadlineExceeded);
+    }
+    SUBCASE("cancelled") {
+      auto cancel = std::make_shared<engine::CallContext>();
+      engine::RunOptions o;
+      o.shared_cancel = cancel;
+      auto r = front.engine->run(*front.engine->find("front", "relay"), {Value(std::int64_t{3}), Value("never")}, o).get();
+      Drain d(stream_of(r));
+      REQUIRE(d.wait([](const Drain& x) { return x.items.size() == 1; }));
+      cancel->cancel();
+      REQUIRE(d.wait_end());
+      REQUIRE(d.error);
+      CHECK(d.error->code == ErrorCode::Cancelled);
+    }
+    // The connection closed, the server called cancelled its run: its model saw it.
+    CHECK(up.fake->wait_for("m", [](const FakeBackend::Stats& st) { return st.cancelled == 1; }));
+  }
+
+  TEST_CASE("remote stream: answers that are not a whole stream of the declared items fail, saying what was wrong") {
+    struct Case {
+      std::string name, answer, message;
+      ErrorCode code = ErrorCode::ModelError;
+      std::vector<std::string> items;
+    };
+    const std::vector<Case> cases = {
+        {"no end event", sse_answer("data: \"a\"\n\n"), "stopped its stream before its end", ErrorCode::ModelError, {"a"}},
+        {"an item of another type", sse_answer("data: \"a\"\n\ndata: 5\n\nevent: end\ndata: null\n\n"),
+         "sent an item that is not the declared `str`", ErrorCode::ModelError, {"a"}},
+        {"an item that is not JSON", sse_answer("data: {\n\n"), "sent an item that is not JSON"},
+        {"not a stream", json_answer(R"(["a"])"), "answered 200 with `application/json`, not a stream of events"},
+        {"busy", answer_with("503 Service Unavailable", "application/json", R"({"error": "stopping", "code": "cancelled"})"),
+         "answered 503: cancelled: stopping", ErrorCode::Overloaded},
+        {"an error event", sse_answer("data: \"a\"\n\nevent: error\ndata: {\"error\": \"too slow\", \"code\": \"deadline_exceeded\"}\n\n"),
+         "failed in its stream: deadline_exceeded: too slow", ErrorCode::DeadlineExceeded, {"a"}},
+        {"cut off",  // the connection closes inside the chunked body
+         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nb\r\ndata: \"a\"\n\n\r\n",
+         "reading the answer", ErrorCode::ModelError, {"a"}},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.name);
+      ScriptedPeer peer([&](const auto&, int, int) { return c.answer; }, true);
+      Front front(peer.port(), R"(
+  def words(text: str) -> stream<str>
+}
+endpoint relay(text: str) -> stream<str> { return up.words(text) }
+)");
+      Drain d(stream_of(front.run("relay", {Value("x")})));
+      REQUIRE(d.wait_end());
+      CHECK(d.items == c.items);
+      REQUIRE(d.error);
+      CHECK(d.error->code == c.code);
+      CHECK_MESSAGE(d.error->message.find(c.message) != std::string::npos, d.error->message);
+      CHECK(d.error->message.find(fmt::format("127.0.0.1:{}", peer.port())) != std::string::npos);
+      REQUIRE(peer.seen_count() == 1);
+      CHECK(peer.seen_at(0)[bhttp::field::accept] == "text/event-stream");
+    }
+  }
+
+  TEST_CASE("remote client: a streamed answer comes in pieces as it arrives; its connection is reused after its end") {
+    Upstream up;
+    engine::remote::HttpClient client;
+    for (int i = 0; i < 2; ++i) {
+      std::string body;
+      std::promise<engine::Result<engine::remote::HttpAnswer>> done;
+      client.exchange_streamed(local(up.port), bhttp::verb::post, "/up/words", R"({"text": "a b"})",
+                               {{"Accept", "text/event-stream"}}, in(10000), nullptr, "text/event-stream",
+                               [&](std::string_view piece) { return body += piece, true; },
+                               [&](engine::Result<engine::remote::HttpAnswer> a) { done.set_value(std::move(a)); });
+      auto a = done.get_future().get();
+      REQUIRE(a);
+      CHECK(a->status == 200);
+      CHECK(a->body.empty());  // it went to on_body
+      CHECK(body == "data: \"A\"\n\ndata: \"B\"\n\nevent: end\ndata: null\n\n");  // `words` there upper-cases
+    }
+    CHECK(client.stats().connections_opened == 1);
+    CHECK(client.stats().exchanges == 2);
+  }
+
+  TEST_CASE("server-sent events: read the same in any pieces, with any line ends; an event too large is refused") {
+    const std::vector<Event> want = {{"", "\"a\""}, {"", "1\n2"}, {"end", "null"}};
+    for (std::string_view text : {"data: \"a\"\n\n: a comment\ndata: 1\ndata:2\nid: 7\n\nevent: end\ndata: null\n\n",
+                                  "data: \"a\"\r\n\r\n: a comment\r\ndata: 1\r\ndata:2\r\n\r\nevent: end\r\ndata: null\r\n\r\n",
+                                  "data: \"a\"\r\r: a comment\rdata: 1\rdata:2\r\revent: end\rdata: null\r\r"}) {
+      for (std::size_t step : {std::size_t{1}, std::size_t{2}, std::size_t{3}, text.size()}) {
+        CAPTURE(text);
+        CAPTURE(step);
+        CHECK(events_of(text, step) == want);
+      }
+    }
+    // An event name without data is not dispatched; nor is an unfinished event.
+    CHECK(events_of("event: x\n\ndata: 1\n\ndata: 2\n", 1) == std::vector<Event>{{"", "1"}});
+    engine::remote::SseReader::Fed last{};
+    CHECK(events_of("data: " + std::string(100, 'x') + "\n\n", 7, &last).empty());
+    CHECK(last == engine::remote::SseReader::Fed::TooLarge);
+  }
+}
+
+}  // namespace braid::test
