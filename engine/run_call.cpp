@@ -80,48 +80,37 @@ ModelInstance* next_instance(LoadedModel& m) {
   return m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
 }
 
-// A streaming call of an asynchronous model (another server's stream): it goes out when the
-// model has a place among its calls in flight and holds no thread while its items arrive. The
-// items, and then the end, reach the stream in order through a strand of the model's pool, so
-// that what reads them (an `each`, a client's answer) never runs on the instance's own thread.
-template <typename End>
-void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, NodeMetrics& nm,
-                       ModelInstance& inst, std::uint32_t method, std::vector<Value> args,
-                       const std::shared_ptr<ValueStream>& s, const std::shared_ptr<StreamCall>& call, End end) {
-  auto launch = [f, &n, &m, &nm, &inst, method, args = std::move(args), s, call, end]() mutable {
-    auto leave = [&m] {
-      if (auto next = m.gate->leave()) next();
-    };
-    auto order = boost::asio::make_strand(*m.pool);
-    if (call->ctx.cancelled()) {
-      boost::asio::post(order, [end] { end(make_error(ErrorCode::Cancelled, "cancelled")); });
-      return leave();
-    }
-    Engine::Impl& engine = *f->run->engine;
-    Trace* trace = f->run->trace.get();
+// The time an asynchronous call or stream is out, from when it goes out to when it comes back:
+// the model's running count, the node's latency and run time, the trace. Counted in AsyncCalls
+// meanwhile, so that ~Engine waits for it: release() is the last thing its completion does.
+struct OutAndBack {
+  const plan::Node& n;
+  LoadedModel& m;
+  NodeMetrics& nm;
+  Engine::Impl& engine;
+  Trace* trace;
+  steady_clock::time_point t0 = steady_clock::now();
+  std::int64_t trace_t0 = trace ? trace->now_us() : 0;
+
+  OutAndBack(const Frame& f, const plan::Node& n, LoadedModel& m, NodeMetrics& nm)
+      : n(n), m(m), nm(nm), engine(*f.run->engine), trace(f.run->trace.get()) {
     m.metrics.running.fetch_add(1, std::memory_order_relaxed);
-    const auto t0 = steady_clock::now();
-    const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
     engine.async_calls.begin();
-    auto emit = [order, s, call](Value item) {
-      if (call->ctx.cancelled()) return false;
-      boost::asio::post(order, [s, item = std::move(item)]() mutable { s->push(std::move(item)); });
-      return true;
-    };
-    auto done = [f, order, call, end, leave, &n, &m, &nm, &engine, trace, t0, trace_t0](std::optional<Error> e) {
-      const std::int64_t ran = since(t0);
-      nm.latency.observe(ran);
-      nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
-      m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
-      if (trace) trace->add({n.name, "stream", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
-      if (!e && call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
-      boost::asio::post(order, [end, e = std::move(e)]() mutable { end(std::move(e)); });  // after the items
-      leave();
-      engine.async_calls.end();  // last: ~Engine may free the model and its pools from here on
-    };
-    inst.call_stream_async(method, std::move(args), call->ctx, std::move(emit), std::move(done));
-  };
-  std::function<void()> start = [launch, &m]() mutable {
+  }
+  void back(std::string_view category) const {
+    const std::int64_t ran = since(t0);
+    nm.latency.observe(ran);
+    nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
+    m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
+    if (trace) trace->add({n.name, std::string(category), trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+  }
+  void release() const { engine.async_calls.end(); }  // ~Engine may free the model and its pools from here on
+};
+
+// Runs `launch` once the asynchronous model `m` has a place among its calls in flight: now, or
+// when a call out comes back (waiting, it is counted in the model's queue depth).
+void through_gate(LoadedModel& m, std::function<void()> launch) {
+  std::function<void()> start = [launch, &m] {
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     launch();
   };
@@ -130,6 +119,44 @@ void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, Loa
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     launch();
   }
+}
+
+// Its place among the calls in flight is free: the next waiting call goes out.
+void leave_gate(LoadedModel& m) {
+  if (auto next = m.gate->leave()) next();
+}
+
+// A streaming call of an asynchronous model (another server's stream): it goes out when the
+// model has a place among its calls in flight and holds no thread while its items arrive. The
+// items, and then the end, reach the stream in order through a strand of the model's pool, so
+// that what reads them (an `each`, a client's answer) never runs on the instance's own thread.
+template <typename End>
+void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, NodeMetrics& nm,
+                       ModelInstance& inst, std::uint32_t method, std::vector<Value> args,
+                       const std::shared_ptr<ValueStream>& s, const std::shared_ptr<StreamCall>& call, End end) {
+  // A std::function must be copyable: the arguments are shared until the call takes them.
+  auto shared_args = std::make_shared<std::vector<Value>>(std::move(args));
+  through_gate(m, [f, &n, &m, &nm, &inst, method, shared_args, s, call, end] {
+    auto order = boost::asio::make_strand(*m.pool);
+    if (call->ctx.cancelled()) {
+      boost::asio::post(order, [end] { end(make_error(ErrorCode::Cancelled, "cancelled")); });
+      return leave_gate(m);
+    }
+    auto out = std::make_shared<OutAndBack>(*f, n, m, nm);
+    auto emit = [order, s, call](Value item) {
+      if (call->ctx.cancelled()) return false;
+      boost::asio::post(order, [s, item = std::move(item)]() mutable { s->push(std::move(item)); });
+      return true;
+    };
+    auto done = [order, call, end, out, &m](std::optional<Error> e) {
+      out->back("stream");
+      if (!e && call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
+      boost::asio::post(order, [end, e = std::move(e)]() mutable { end(std::move(e)); });  // after the items
+      leave_gate(m);
+      out->release();  // last
+    };
+    inst.call_stream_async(method, std::move(*shared_args), call->ctx, std::move(emit), std::move(done));
+  });
 }
 
 void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, const plan::Node& n, const plan::CallNode& c,
@@ -210,32 +237,18 @@ struct AsyncCall : std::enable_shared_from_this<AsyncCall> {
     });
   }
 
-  // Its place among the calls in flight is free: the next waiting call goes out.
-  void leave() {
-    if (auto next = m.gate->leave()) next();
-  }
-
   void launch() {
     if (f->cancelled() || (timed && timed->ctx.cancelled())) {
       deliver(make_error(ErrorCode::Cancelled, "cancelled"));
-      return leave();
+      return leave_gate(m);
     }
-    Engine::Impl& engine = *f->run->engine;
-    Trace* trace = f->run->trace.get();
-    m.metrics.running.fetch_add(1, std::memory_order_relaxed);
-    const auto t0 = steady_clock::now();
-    const std::int64_t trace_t0 = trace ? trace->now_us() : 0;
-    engine.async_calls.begin();
+    auto out = std::make_shared<OutAndBack>(*f, n, m, nm);
     const CallContext& ctx = timed ? timed->ctx : f->ctx;  // alive while this call holds `f` and `timed`
-    inst.call_async(method, std::move(args), ctx, [self = shared_from_this(), &engine, trace, t0, trace_t0](Result<Value> r) {
-      const std::int64_t ran = since(t0);
-      self->nm.latency.observe(ran);
-      self->nm.run_ns.fetch_add(static_cast<std::uint64_t>(ran), std::memory_order_relaxed);
-      self->m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
-      if (trace) trace->add({self->n.name, "call", trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
+    inst.call_async(method, std::move(args), ctx, [self = shared_from_this(), out](Result<Value> r) {
+      out->back("call");
       self->deliver(std::move(r));  // the run's state moves on with the result
-      self->leave();                 // the next call is counted in flight before this one ends
-      engine.async_calls.end();      // last: ~Engine may free the model and its pools from here on
+      leave_gate(self->m);           // the next call is counted in flight before this one ends
+      out->release();                // last
     });
   }
 };
@@ -259,15 +272,7 @@ void async_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
     });
     call->timed = std::move(timed);
   }
-  std::function<void()> start = [call, &m] {
-    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
-    call->launch();
-  };
-  m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-  if (m.gate->enter(start)) {
-    m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
-    call->launch();
-  }
+  through_gate(m, [call] { call->launch(); });
 }
 
 }  // namespace

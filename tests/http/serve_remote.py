@@ -41,24 +41,33 @@ def stop(proc):
         return None
 
 
+def pointed(example, address, port, tmp, name=None, edits=()):
+    """A copy of graphs/EXAMPLE in TMP whose remote model calls 127.0.0.1:PORT instead of ADDRESS,
+    with EDITS (pairs of old and new text) made to it."""
+    with open(f"graphs/{example}") as f:
+        text = f.read()
+    check(f"http://{address}/" in text, f"{example} names its server")
+    text = text.replace(address, f"127.0.0.1:{port}")
+    for old, new in edits:
+        check(old in text, f"{example} has {old!r}")
+        text = text.replace(old, new)
+    path = os.path.join(tmp, name or example)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 back, back_port = serve("graphs/sequential.graph")
 front = None
 with tempfile.TemporaryDirectory() as tmp:
     try:
-        with open("graphs/remote.graph") as f:
-            text = f.read()
-        check("http://127.0.0.1:8001/sequential" in text, "the example names its server")
-        graph = os.path.join(tmp, "remote.graph")
-        with open(graph, "w") as f:
-            f.write(text.replace("127.0.0.1:8001", f"127.0.0.1:{back_port}"))
+        graph = pointed("remote.graph", "127.0.0.1:8001", back_port, tmp)
 
         # Checked against the running server.
         r = subprocess.run([braid, "check", "--require-models", graph], capture_output=True, text=True)
         check(r.returncode == 0 and "2 with model files checked" in r.stderr, f"check against the server: {r.stderr!r}")
-        wrong = os.path.join(tmp, "wrong.graph")
-        with open(wrong, "w") as f:
-            f.write(text.replace("127.0.0.1:8001", f"127.0.0.1:{back_port}")
-                        .replace("def predict(input_data: str", "def predict(text: str"))
+        wrong = pointed("remote.graph", "127.0.0.1:8001", back_port, tmp, "wrong.graph",
+                        [("def predict(input_data: str", "def predict(text: str")])
         r = subprocess.run([braid, "check", "--require-models", wrong], capture_output=True, text=True)
         check(r.returncode == 1, "a mismatched declaration fails the check")
         check(re.search(r"wrong\.graph:\d+:7: error: parameter 1 of `classifier\.predict` is `text`, "
@@ -120,21 +129,13 @@ back, back_port = serve("graphs/streaming.graph")
 front = None
 with tempfile.TemporaryDirectory() as tmp:
     try:
-        with open("graphs/remote_streaming.graph") as f:
-            text = f.read()
-        check("http://127.0.0.1:8002/streaming" in text, "the streaming example names its server")
-        graph = os.path.join(tmp, "remote_streaming.graph")
-        with open(graph, "w") as f:
-            f.write(text.replace("127.0.0.1:8002", f"127.0.0.1:{back_port}"))
+        graph = pointed("remote_streaming.graph", "127.0.0.1:8002", back_port, tmp)
         r = subprocess.run([braid, "check", "--require-models", graph], capture_output=True, text=True)
         check(r.returncode == 0, f"the streaming example checks against the server: {r.stderr!r}")
         # The other server's `generate_text` is no stream: declared as one, the check says so.
-        wrong = os.path.join(tmp, "wrong_stream.graph")
-        with open(wrong, "w") as f:
-            f.write(text.replace("127.0.0.1:8002", f"127.0.0.1:{back_port}")
-                        .replace("def generate_words(prompt: str) -> stream<str>",
-                                 "def generate_text(prompt: str) -> stream<str>")
-                        .replace("generator.generate_words(", "generator.generate_text("))
+        wrong = pointed("remote_streaming.graph", "127.0.0.1:8002", back_port, tmp, "wrong_stream.graph",
+                        [("def generate_words(prompt: str) -> stream<str>", "def generate_text(prompt: str) -> stream<str>"),
+                         ("generator.generate_words(", "generator.generate_text(")])
         r = subprocess.run([braid, "check", "--require-models", wrong], capture_output=True, text=True)
         check(r.returncode == 1 and "error: `generator.generate_text` is declared `(prompt: str) -> stream<str>`, "
               "but the remote graph has `(prompt: str) -> {text: str, words: int}`" in r.stderr,
