@@ -136,10 +136,13 @@ class ModelInstance {
   }
   // The same for an asynchronous instance (asynchronous(method) is true): returns at once; the
   // items go to `emit` from any thread, one at a time and in order, then `done` is called exactly
-  // once with how the stream ended. `ctx` stays valid until then.
+  // once with how the stream ended. `ctx` stays valid until then. Every copy of `emit` is
+  // destroyed before `done` is called: what `emit` holds may be freed as soon as `done` returns.
   virtual void call_stream_async(std::uint32_t method, std::vector<Value> args, const CallContext& ctx,
                                  std::function<bool(Value)> emit, std::function<void(std::optional<Error>)> done) {
-    done(call_stream(method, args, ctx, emit));
+    auto e = call_stream(method, args, ctx, emit);
+    emit = nullptr;
+    done(std::move(e));
   }
 };
 

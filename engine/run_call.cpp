@@ -80,22 +80,33 @@ ModelInstance* next_instance(LoadedModel& m) {
   return m.instances[m.next.fetch_add(1, std::memory_order_relaxed) % m.instances.size()].get();
 }
 
+// An asynchronous call or stream counted in the engine's AsyncCalls for as long as this lives:
+// ~Engine waits for the count to end before it frees the pools and models that the call's
+// completion touches. Declared first in what holds it, so that it ends last.
+class AsyncCallsHold {
+ public:
+  explicit AsyncCallsHold(AsyncCalls& calls) : calls_(calls) { calls_.begin(); }
+  ~AsyncCallsHold() { calls_.end(); }
+  AsyncCallsHold(const AsyncCallsHold&) = delete;
+  AsyncCallsHold& operator=(const AsyncCallsHold&) = delete;
+
+ private:
+  AsyncCalls& calls_;
+};
+
 // The time an asynchronous call or stream is out, from when it goes out to when it comes back:
-// the model's running count, the node's latency and run time, the trace. Counted in AsyncCalls
-// meanwhile, so that ~Engine waits for it: release() is the last thing its completion does.
+// the model's running count, the node's latency and run time, the trace.
 struct OutAndBack {
   const plan::Node& n;
   LoadedModel& m;
   NodeMetrics& nm;
-  Engine::Impl& engine;
   Trace* trace;
   steady_clock::time_point t0 = steady_clock::now();
   std::int64_t trace_t0 = trace ? trace->now_us() : 0;
 
   OutAndBack(const Frame& f, const plan::Node& n, LoadedModel& m, NodeMetrics& nm)
-      : n(n), m(m), nm(nm), engine(*f.run->engine), trace(f.run->trace.get()) {
+      : n(n), m(m), nm(nm), trace(f.run->trace.get()) {
     m.metrics.running.fetch_add(1, std::memory_order_relaxed);
-    engine.async_calls.begin();
   }
   void back(std::string_view category) const {
     const std::int64_t ran = since(t0);
@@ -104,7 +115,6 @@ struct OutAndBack {
     m.metrics.running.fetch_sub(1, std::memory_order_relaxed);
     if (trace) trace->add({n.name, std::string(category), trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
   }
-  void release() const { engine.async_calls.end(); }  // ~Engine may free the model and its pools from here on
 };
 
 // Runs `launch` once the asynchronous model `m` has a place among its calls in flight: now, or
@@ -134,28 +144,43 @@ template <typename End>
 void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedModel& m, NodeMetrics& nm,
                        ModelInstance& inst, std::uint32_t method, std::vector<Value> args,
                        const std::shared_ptr<ValueStream>& s, const std::shared_ptr<StreamCall>& call, End end) {
-  // A std::function must be copyable: the arguments are shared until the call takes them.
-  auto shared_args = std::make_shared<std::vector<Value>>(std::move(args));
-  through_gate(m, [f, &n, &m, &nm, &inst, method, shared_args, s, call, end] {
-    auto order = boost::asio::make_strand(*m.pool);
-    if (call->ctx.cancelled()) {
-      boost::asio::post(order, [end] { end(make_error(ErrorCode::Cancelled, "cancelled")); });
+  // Everything the call's callbacks hold of the engine (a strand over its pool, the stream, the
+  // node's end and through it the frame), held once, by whichever of them are alive: the gate's
+  // start, `emit` and `done` in the instance, items and the end posted to the strand. Its first
+  // member counts the stream in AsyncCalls and goes last, so that ~Engine frees the pool only
+  // once the last of them has let go of all of it.
+  struct Held {
+    AsyncCallsHold hold;
+    boost::asio::strand<boost::asio::thread_pool::executor_type> order;
+    std::shared_ptr<ValueStream> s;
+    std::shared_ptr<StreamCall> call;
+    End end;
+    std::vector<Value> args;
+    Held(Engine::Impl& e, boost::asio::thread_pool& pool, std::shared_ptr<ValueStream> s, std::shared_ptr<StreamCall> call,
+         End end, std::vector<Value> args)
+        : hold(e.async_calls), order(boost::asio::make_strand(pool)), s(std::move(s)), call(std::move(call)),
+          end(std::move(end)), args(std::move(args)) {}
+  };
+  auto held = std::make_shared<Held>(*f->run->engine, *m.pool, s, call, std::move(end), std::move(args));
+  through_gate(m, [f, &n, &m, &nm, &inst, method, held] {
+    if (held->call->ctx.cancelled()) {
+      boost::asio::post(held->order, [held] { held->end(make_error(ErrorCode::Cancelled, "cancelled")); });
       return leave_gate(m);
     }
     auto out = std::make_shared<OutAndBack>(*f, n, m, nm);
-    auto emit = [order, s, call](Value item) {
-      if (call->ctx.cancelled()) return false;
-      boost::asio::post(order, [s, item = std::move(item)]() mutable { s->push(std::move(item)); });
+    auto emit = [held](Value item) {
+      if (held->call->ctx.cancelled()) return false;
+      boost::asio::post(held->order, [held, item = std::move(item)]() mutable { held->s->push(std::move(item)); });
       return true;
     };
-    auto done = [order, call, end, out, &m](std::optional<Error> e) {
+    auto done = [held, out, &m](std::optional<Error> e) {
       out->back("stream");
-      if (!e && call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
-      boost::asio::post(order, [end, e = std::move(e)]() mutable { end(std::move(e)); });  // after the items
+      if (!e && held->call->ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
+      boost::asio::post(held->order, [held, e = std::move(e)]() mutable { held->end(std::move(e)); });  // after the items
       leave_gate(m);
-      out->release();  // last
     };
-    inst.call_stream_async(method, std::move(*shared_args), call->ctx, std::move(emit), std::move(done));
+    std::vector<Value> args = std::move(held->args);
+    inst.call_stream_async(method, std::move(args), held->call->ctx, std::move(emit), std::move(done));
   });
 }
 
@@ -243,12 +268,13 @@ struct AsyncCall : std::enable_shared_from_this<AsyncCall> {
       return leave_gate(m);
     }
     auto out = std::make_shared<OutAndBack>(*f, n, m, nm);
+    auto hold = std::make_shared<AsyncCallsHold>(f->run->engine->async_calls);
     const CallContext& ctx = timed ? timed->ctx : f->ctx;  // alive while this call holds `f` and `timed`
-    inst.call_async(method, std::move(args), ctx, [self = shared_from_this(), out](Result<Value> r) {
+    inst.call_async(method, std::move(args), ctx, [self = shared_from_this(), out, hold](Result<Value> r) mutable {
       out->back("call");
-      self->deliver(std::move(r));  // the run's state moves on with the result
+      self->deliver(std::move(r));  // the run's state moves on with the result (deliver lets go of it here)
       leave_gate(self->m);           // the next call is counted in flight before this one ends
-      out->release();                // last
+      hold.reset();                  // last: ~Engine may free the model and its pools from here on
     });
   }
 };

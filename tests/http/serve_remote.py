@@ -132,6 +132,13 @@ with tempfile.TemporaryDirectory() as tmp:
         graph = pointed("remote_streaming.graph", "127.0.0.1:8002", back_port, tmp)
         r = subprocess.run([braid, "check", "--require-models", graph], capture_output=True, text=True)
         check(r.returncode == 0, f"the streaming example checks against the server: {r.stderr!r}")
+        # A streaming endpoint there may be declared a list here (read whole).
+        whole = pointed("remote_streaming.graph", "127.0.0.1:8002", back_port, tmp, "whole.graph",
+                        [("def generate_words(prompt: str) -> stream<str>", "def generate_words(prompt: str) -> list<str>"),
+                         ("collect(generator.generate_words(prompt))", "generator.generate_words(prompt)"),
+                         ("-> stream<{word: str, score: float}>", "-> list<{word: str, score: float}>")])
+        r = subprocess.run([braid, "check", "--require-models", whole], capture_output=True, text=True)
+        check(r.returncode == 0, f"a streaming endpoint there declared as a list: {r.stderr!r}")
         # The other server's `generate_text` is no stream: declared as one, the check says so.
         wrong = pointed("remote_streaming.graph", "127.0.0.1:8002", back_port, tmp, "wrong_stream.graph",
                         [("def generate_words(prompt: str) -> stream<str>", "def generate_text(prompt: str) -> stream<str>"),

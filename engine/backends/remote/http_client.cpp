@@ -143,6 +143,7 @@ struct HttpClient::Exchange {
     if (finished) return;
     finished = true;
     cancel = nullptr;
+    on_body = nullptr;  // what it holds of the caller's goes before the caller hears the end
     watchdog.cancel();
     poll.cancel();
     give_up.cancel();
@@ -331,14 +332,15 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     auto [hec, hn] = co_await http::async_read_header(*x->stream, buffer, parser, tuple_awaitable);
     (void)hn;
     beast::error_code rec = hec;
-    if (!rec && x->on_body && parser.get().result_int() == 200 && media_type_is(parser.get(), x->stream_type)) {
+    const bool streamed = !rec && x->on_body && parser.get().result_int() == 200 && media_type_is(parser.get(), x->stream_type);
+    if (streamed) {
       // Streamed: each piece of the body goes to on_body as it arrives, and is not kept.
       parser.body_limit(boost::none);
       while (!parser.is_done()) {
         auto [sec, sn] = co_await http::async_read_some(*x->stream, buffer, parser, tuple_awaitable);
         (void)sn;
         auto& piece = parser.get().body();
-        if (!piece.empty() && !x->aborted) {
+        if (!piece.empty() && !x->aborted && x->on_body) {
           const bool more = x->on_body(piece);
           piece.clear();
           if (!more) {
@@ -373,6 +375,7 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     if (auto ct = res.find(http::field::content_type); ct != res.end()) answer.content_type = std::string(ct->value());
     const bool keep = res.keep_alive() && buffer.size() == 0;
     answer.body = std::move(res.body());
+    answer.streamed = streamed;
     {
       std::lock_guard lock(impl.mu);
       ++impl.stats.exchanges;

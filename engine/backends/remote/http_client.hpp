@@ -38,6 +38,7 @@ struct HttpAnswer {
   unsigned status = 0;
   std::string content_type;
   std::string body;
+  bool streamed = false;  // the body went to exchange_streamed's on_body, not here
 };
 
 struct ClientStats {

@@ -112,20 +112,20 @@ class StreamReading {
     return fed == remote::SseReader::Fed::More;
   }
 
-  // How the stream ended, once the exchange has.
+  // How the stream ended, once the exchange has. The caller's `emit` is dropped here, before
+  // the caller hears the end (what it holds may be freed once it has).
   std::optional<Error> finish(Result<remote::HttpAnswer> a) {
+    emit_ = nullptr;
     if (outcome_) return outcome_;  // what the events said, or why reading stopped
+    if (ended_) return std::nullopt;  // complete, whatever became of the connection after its end
     if (!a) return exchange_error(url_, a.error());
     if (a->status != 200) return status_error(url_, *a);
-    if (!streamed(*a)) {
+    if (!a->streamed) {
       return make_error(ErrorCode::ModelError, fmt::format("{} answered 200 with `{}`, not a stream of events: is it a "
                                                            "streaming endpoint?", url_, a->content_type));
     }
-    if (!ended_) return make_error(ErrorCode::ModelError, fmt::format("{} stopped its stream before its end", url_));
-    return std::nullopt;
+    return make_error(ErrorCode::ModelError, fmt::format("{} stopped its stream before its end", url_));
   }
-
-  static bool streamed(const remote::HttpAnswer& a) { return a.content_type.rfind("text/event-stream", 0) == 0; }
 
  private:
   bool on_event(std::string_view event, std::string_view data) {
@@ -143,7 +143,7 @@ class StreamReading {
                                                                  m_.result->elem->to_string(), item.error().message));
         return false;
       }
-      if (!emit_(std::move(*item))) {
+      if (!emit_ || !emit_(std::move(*item))) {
         outcome_ = make_error(ErrorCode::Cancelled, "cancelled");
         return false;
       }

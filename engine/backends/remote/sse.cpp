@@ -3,6 +3,15 @@
 namespace braid::engine::remote {
 
 SseReader::Fed SseReader::feed(std::string_view bytes, const OnEvent& on_event) {
+  // A byte order mark may open the stream (and nowhere else).
+  for (; bom_seen_ < 3 && !bytes.empty(); ++bom_seen_) {
+    if (bytes.front() != "\xEF\xBB\xBF"[bom_seen_]) {
+      if (bom_seen_ > 0) partial_.append("\xEF\xBB\xBF", bom_seen_);  // not a mark after all
+      bom_seen_ = 3;
+      break;
+    }
+    bytes.remove_prefix(1);
+  }
   std::size_t start = 0;
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     const char c = bytes[i];

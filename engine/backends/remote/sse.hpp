@@ -7,8 +7,8 @@
 //
 // An event is its `event:` field (empty when it has none: a plain message) and its `data:` lines
 // joined by "\n"; it is handed over at the blank line that ends it. Lines end in "\n", "\r\n" or
-// "\r"; comments (":") and other fields (`id:`, `retry:`) are skipped. Nothing here knows what the
-// events mean.
+// "\r"; comments (":") and other fields (`id:`, `retry:`) are skipped; a byte order mark at the
+// start is dropped. Nothing here knows what the events mean.
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -37,6 +37,7 @@ class SseReader {
   bool after_cr_ = false;  // the last byte was "\r": a "\n" right after it ends nothing
   std::string event_, data_;
   bool has_data_ = false;
+  std::size_t bom_seen_ = 0;  // bytes of a leading byte order mark read; 3 once past the start
 };
 
 }  // namespace braid::engine::remote
