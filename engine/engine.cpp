@@ -238,7 +238,8 @@ Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const b
 }
 
 Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const boost::json::object& in,
-                                                 const std::vector<std::pair<std::string, Value>>& given) const {
+                                                 const std::vector<std::pair<std::string, Value>>& given,
+                                                 const std::string_view* binary) const {
   const plan::Endpoint& ep = *ref.endpoint;
   auto unknown = [&](std::string_view name) -> std::optional<Error> {
     for (const auto& i : ep.inputs) {
@@ -274,7 +275,7 @@ Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const b
       return make_error(ErrorCode::InvalidInput,
                         fmt::format("missing input `{}` of type `{}`", i.name, i.type->to_string()));
     }
-    auto v = from_json(it->value(), i.type, fmt::format("input `{}`", i.name));
+    auto v = from_json(it->value(), i.type, fmt::format("input `{}`", i.name), binary);
     if (!v) return v.error();
     out.push_back(std::move(*v));
   }

@@ -110,9 +110,11 @@ class Engine {
   // mistyped inputs are InvalidInput errors that say which input and why.
   Result<std::vector<Value>> decode_inputs(const EndpointRef& ep, const boost::json::object& inputs) const;
   // The same, with some inputs given as values already (a KServe input's binary tensor data,
-  // decoded without JSON in between), each checked against its declared type (fit_value).
+  // decoded without JSON in between), each checked against its declared type (fit_value), and,
+  // with `binary`, the raw data that binary tensor references in the JSON point into.
   Result<std::vector<Value>> decode_inputs(const EndpointRef& ep, const boost::json::object& inputs,
-                                           const std::vector<std::pair<std::string, Value>>& given) const;
+                                           const std::vector<std::pair<std::string, Value>>& given,
+                                           const std::string_view* binary = nullptr) const;
 
   // Starts a run; `done` is called exactly once, on an engine thread. An endpoint whose result
   // is a stream gets it (a Value of kind Stream, stream.hpp) as soon as the stream exists, while

@@ -3,6 +3,7 @@
 #include "engine/stream.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <optional>
 
 #include <boost/json.hpp>
@@ -53,7 +54,7 @@ bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int6
         why = "ragged nesting";
         return false;
       }
-      shape.push_back(static_cast<std::int64_t>(a.size()));
+      shape.resize(dim + 1, static_cast<std::int64_t>(a.size()));  // (push_back: a false -Warray-bounds in g++ 12)
     } else if (shape[dim] != static_cast<std::int64_t>(a.size())) {
       why = fmt::format("ragged: dimension {} has lengths {} and {}", dim, shape[dim], a.size());
       return false;
@@ -82,7 +83,103 @@ bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int6
   return true;
 }
 
+constexpr std::string_view kOffset = "binary_data_offset";
+constexpr std::string_view kSize = "binary_data_size";
+
+// A host tensor as a reference to its bytes, appended to `binary`.
+json::value tensor_reference(const Tensor& t, std::string& binary) {
+  const std::size_t bytes = static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype);
+  json::array shape;
+  for (auto d : t.shape) shape.push_back(d);
+  json::object o{{"dtype", dsl::dtype_name(t.dtype)},
+                 {"shape", std::move(shape)},
+                 {kOffset, binary.size()},
+                 {kSize, bytes}};
+  binary.append(static_cast<const char*>(t.host_data()), bytes);
+  return o;
+}
+
+std::optional<std::uint64_t> unsigned_of(const json::value& j) {
+  if (j.is_uint64()) return j.as_uint64();
+  if (j.is_int64() && j.as_int64() >= 0) return static_cast<std::uint64_t>(j.as_int64());
+  return std::nullopt;
+}
+
+// A tensor of `type` from a reference to bytes of `binary`: the bytes copied as they are when the
+// dtype sent is the one the type's host tensors hold, else converted element by element (as a
+// JSON tensor would be), so that a value is the same whichever way it came.
+Result<Value> tensor_from_reference(const json::object& o, const dsl::TypeRef& type, const std::string& where,
+                                    std::string_view binary) {
+  auto bad = [&](std::string why) {
+    return make_error(ErrorCode::InvalidInput, fmt::format("{}: bad binary tensor reference: {}", where, why));
+  };
+  for (const auto& kv : o) {
+    const std::string_view k = kv.key();
+    if (k != "dtype" && k != "shape" && k != kOffset && k != kSize) {
+      return bad(fmt::format("unknown key `{}` (it has `dtype`, `shape`, `{}` and `{}`)", k, kOffset, kSize));
+    }
+  }
+  const json::value* dt = o.if_contains("dtype");
+  const json::value* sh = o.if_contains("shape");
+  const json::value* off = o.if_contains(kOffset);
+  const json::value* size = o.if_contains(kSize);
+  if (!dt || !sh || !off || !size) return bad(fmt::format("it needs `dtype`, `shape`, `{}` and `{}`", kOffset, kSize));
+  std::optional<DType> dtype = dt->is_string() ? dsl::parse_dtype(dt->as_string()) : std::nullopt;
+  if (!dtype || *dtype != host_dtype(*dtype)) {
+    return bad(fmt::format("`dtype` must be one of f32, f64, i8, i16, i32, i64, u8, bool, found {}",
+                           dt->is_string() ? fmt::format("`{}`", std::string_view(dt->as_string())) : std::string(json_kind(*dt))));
+  }
+  if (!sh->is_array()) return bad(fmt::format("`shape` must be an array of sizes, found {}", json_kind(*sh)));
+  constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 40;
+  std::vector<std::int64_t> shape;
+  std::uint64_t n = 1;
+  for (const auto& d : sh->as_array()) {
+    auto v = unsigned_of(d);
+    if (!v) return bad("`shape` must be an array of sizes (integers from 0)");
+    if (*v != 0 && n > kMaxElements / *v) return bad("`shape` has more elements than any body could hold");
+    shape.push_back(static_cast<std::int64_t>(*v));
+    n *= *v;
+  }
+  auto offset = unsigned_of(*off);
+  auto bytes = unsigned_of(*size);
+  if (!offset || !bytes) return bad(fmt::format("`{}` and `{}` must be integers from 0", kOffset, kSize));
+  if (*bytes != n * dtype_size(*dtype)) {
+    return bad(fmt::format("`{}` is {}, but {} elements of {} take {} bytes", kSize, *bytes, n, dsl::dtype_name(*dtype),
+                           n * dtype_size(*dtype)));
+  }
+  if (*offset > binary.size() || *bytes > binary.size() - *offset) {
+    return bad(fmt::format("{} bytes from byte {} run past the end of the binary data ({} bytes)", *bytes, *offset,
+                           binary.size()));
+  }
+  if (auto e = shape_fits(shape, type, where)) return *e;
+  std::string_view data = binary.substr(*offset, *bytes);
+  std::string bools;
+  if (*dtype == DType::Bool) {  // any byte other than 0 is true, as in C and numpy
+    bools.assign(data);
+    for (char& c : bools) c = static_cast<char>(c != 0);
+    data = bools;
+  }
+  Tensor t = Tensor::from_bytes(data.data(), shape, *dtype);
+  if (*dtype != host_dtype(type->dtype)) t = Tensor::from_doubles(t.to_doubles(), std::move(shape), type->dtype);
+  return Value(std::move(t));
+}
+
 }  // namespace
+
+bool holds_tensor(const dsl::TypeRef& type) {
+  switch (type->kind) {
+    case TypeKind::Tensor: return true;
+    case TypeKind::List:
+    case TypeKind::Optional:
+    case TypeKind::Stream: return holds_tensor(type->elem);
+    case TypeKind::Record:
+      for (const auto& f : type->fields) {
+        if (holds_tensor(f.type)) return true;
+      }
+      return false;
+    default: return false;
+  }
+}
 
 std::string_view json_kind(const json::value& j) {
   switch (j.kind()) {
@@ -98,7 +195,7 @@ std::string_view json_kind(const json::value& j) {
   return "a value";
 }
 
-json::value to_json(const Value& v) {
+json::value to_json(const Value& v, std::string* binary) {
   switch (v.kind()) {
     case Value::Kind::None: return nullptr;
     case Value::Kind::Bool: return v.as_bool();
@@ -111,6 +208,7 @@ json::value to_json(const Value& v) {
     case Value::Kind::Tensor: {
       const Tensor& t = v.as_tensor();
       if (!t.on_host()) return json::string("<tensor on device>");
+      if (binary && t.dtype == host_dtype(t.dtype)) return tensor_reference(t, *binary);
       std::vector<double> data = t.to_doubles();
       std::size_t pos = 0;
       bool integral = t.dtype == DType::I64 || t.dtype == DType::I32 || t.dtype == DType::I16 || t.dtype == DType::I8 ||
@@ -124,26 +222,27 @@ json::value to_json(const Value& v) {
     case Value::Kind::List: {
       json::array a;
       a.reserve(v.as_list().size());
-      for (const auto& e : v.as_list()) a.push_back(to_json(e));
+      for (const auto& e : v.as_list()) a.push_back(to_json(e, binary));
       return a;
     }
     case Value::Kind::Record: {
       json::object o;
       const auto& r = v.as_record();
       o.reserve(r.names.size());
-      for (std::size_t i = 0; i < r.names.size(); ++i) o[r.names[i]] = to_json(r.values[i]);
+      for (std::size_t i = 0; i < r.names.size(); ++i) o[r.names[i]] = to_json(r.values[i], binary);
       return o;
     }
     case Value::Kind::Stream: {  // its items so far: callers wait for its end first
       json::array a;
-      for (const auto& e : v.as_stream()->items()) a.push_back(to_json(e));
+      for (const auto& e : v.as_stream()->items()) a.push_back(to_json(e, binary));
       return a;
     }
   }
   return nullptr;
 }
 
-Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const std::string& where) {
+Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const std::string& where,
+                        const std::string_view* binary) {
   switch (type->kind) {
     case TypeKind::Error: {
       // No declared type: convert by shape.
@@ -176,7 +275,7 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
     }
     case TypeKind::Optional:
       if (j.is_null()) return Value();
-      return from_json(j, type->elem, where);
+      return from_json(j, type->elem, where, binary);
     case TypeKind::Stream:
       return make_error(ErrorCode::InvalidInput, fmt::format("{}: a stream cannot be given as JSON", where));
     case TypeKind::None:
@@ -204,6 +303,14 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
       std::vector<std::int64_t> shape;
       std::vector<double> data;
       std::string why;
+      if (j.is_object() && j.as_object().contains(kOffset)) {
+        if (!binary) {
+          return make_error(ErrorCode::InvalidInput,
+                            fmt::format("{}: a binary tensor reference, but the body has no binary data (send its JSON part's "
+                                        "length as Inference-Header-Content-Length)", where));
+        }
+        return tensor_from_reference(j.as_object(), type, where, *binary);
+      }
       if (!j.is_array() && !j.is_number()) return mismatch(where, type, j);
       if (!collect_tensor(j, 0, shape, data, why)) {
         return make_error(ErrorCode::InvalidInput, fmt::format("{}: not a tensor ({})", where, why));
@@ -216,7 +323,7 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
       std::vector<Value> items;
       items.reserve(j.as_array().size());
       for (std::size_t i = 0; i < j.as_array().size(); ++i) {
-        auto e = from_json(j.as_array()[i], type->elem, fmt::format("{}[{}]", where, i));
+        auto e = from_json(j.as_array()[i], type->elem, fmt::format("{}[{}]", where, i), binary);
         if (!e) return e.error();
         items.push_back(std::move(*e));
       }
@@ -243,7 +350,7 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
           }
           return make_error(ErrorCode::InvalidInput, fmt::format("{}: missing field `{}`", where, f.name));
         }
-        auto e = from_json(it->value(), f.type, fmt::format("{}.{}", where, f.name));
+        auto e = from_json(it->value(), f.type, fmt::format("{}.{}", where, f.name), binary);
         if (!e) return e.error();
         names.push_back(f.name);
         values.push_back(std::move(*e));

@@ -9,10 +9,18 @@
 
 namespace braid::engine {
 
-boost::json::value to_json(const Value& v);
+// With `binary`, each host tensor's bytes are appended to it and the JSON holds a reference to
+// them instead of nested arrays (binary tensors, http.md#binary-tensors):
+//   {"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24}
+boost::json::value to_json(const Value& v, std::string* binary = nullptr);
 
-// `where` names the value in errors (e.g. "`labels`").
-Result<Value> from_json(const boost::json::value& j, const dsl::TypeRef& type, const std::string& where);
+// `where` names the value in errors (e.g. "`labels`"). With `binary` (the raw data after a JSON
+// part), a tensor may also be such a reference to bytes of it; without, a reference is an error.
+Result<Value> from_json(const boost::json::value& j, const dsl::TypeRef& type, const std::string& where,
+                        const std::string_view* binary = nullptr);
+
+// Whether a value of this type can hold a tensor (at any depth).
+bool holds_tensor(const dsl::TypeRef& type);
 
 // A value decoded elsewhere (a KServe input's binary tensor data) checked against the type it
 // must have, with errors worded as from_json's. A tensor's shape must fit the type's and its dtype

@@ -50,11 +50,25 @@ json::object endpoint_json(const engine::EndpointRef& ep) {
           {"kserve", fmt::format("/v2/models/{}.{}", ep.plan->name, ep.endpoint->name)}};
 }
 
+// The Inference-Header-Content-Length header (the length of the JSON part of a body whose raw
+// tensor data follows it), when the request has one.
+engine::Result<std::optional<std::size_t>> json_part_size(const Request& req) {
+  auto h = req.find("Inference-Header-Content-Length");
+  if (h == req.end()) return std::optional<std::size_t>();
+  std::size_t n = 0;
+  auto text = h->value();
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    return engine::make_error(ErrorCode::InvalidInput, "Inference-Header-Content-Length is not a number");
+  }
+  return std::optional<std::size_t>(n);
+}
+
 // Parses a JSON request body into an object; the message says what is wrong.
-engine::Result<json::object> body_object(const Request& req) {
-  if (req.body().empty()) return engine::make_error(ErrorCode::InvalidInput, "the request body is empty; send a JSON object");
+engine::Result<json::object> body_object(std::string_view text) {
+  if (text.empty()) return engine::make_error(ErrorCode::InvalidInput, "the request body is empty; send a JSON object");
   boost::system::error_code ec;
-  json::value v = json::parse(req.body(), ec);
+  json::value v = json::parse(text, ec);
   if (ec) return engine::make_error(ErrorCode::InvalidInput, fmt::format("the request body is not valid JSON: {}", ec.message()));
   if (!v.is_object()) {
     return engine::make_error(ErrorCode::InvalidInput,
@@ -74,21 +88,16 @@ json::object error_json(const engine::Error& e) {
 // nullopt: one JSON array at the end. The range with the highest q that braid can answer wins;
 // at equal q the more specific (`application/json` before `application/*` before `*/*`), then
 // the first listed. `q=0` refuses a format. No header, or nothing braid can answer: NDJSON.
-std::optional<StreamFormat> stream_format(const Request& req) {
-  auto h = req.find(bhttp::field::accept);
-  if (h == req.end()) return StreamFormat::NdJson;
-  struct Choice {
-    std::optional<StreamFormat> format;
-    double q = -1;
-    int specific = 0;  // 3: a type, 2: `type/*`, 1: `*/*`
-  };
-  Choice best;
+// Calls `fn(type, q)` for each media range of an Accept header: the type lower-cased, q its
+// quality (1 when not given, 0 when not a number from 0 to 1).
+template <typename Fn>
+void for_each_media_range(std::string_view accept, Fn fn) {
   auto trim = [](std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
     return v;
   };
-  std::string_view rest = h->value();
+  std::string_view rest = accept;
   while (!rest.empty()) {
     const auto comma = rest.find(',');
     std::string_view range = rest.substr(0, comma);
@@ -107,6 +116,20 @@ std::optional<StreamFormat> stream_format(const Request& req) {
         q = ec == std::errc() && end == param.data() + param.size() && v >= 0 && v <= 1 ? v : 0;
       }
     }
+    fn(type, q);
+  }
+}
+
+std::optional<StreamFormat> stream_format(const Request& req) {
+  auto h = req.find(bhttp::field::accept);
+  if (h == req.end()) return StreamFormat::NdJson;
+  struct Choice {
+    std::optional<StreamFormat> format;
+    double q = -1;
+    int specific = 0;  // 3: a type, 2: `type/*`, 1: `*/*`
+  };
+  Choice best;
+  for_each_media_range(h->value(), [&](const std::string& type, double q) {
     Choice c{std::nullopt, q, 3};
     if (type == "text/event-stream" || type == "text/*") {
       c.format = StreamFormat::Sse;
@@ -120,12 +143,26 @@ std::optional<StreamFormat> stream_format(const Request& req) {
       c.format = StreamFormat::NdJson;
       c.specific = type == "*/*" ? 1 : 2;
     } else {
-      continue;  // nothing braid answers in
+      return;  // nothing braid answers in
     }
-    if (c.q <= 0) continue;
+    if (c.q <= 0) return;
     if (c.q > best.q || (c.q == best.q && c.specific > best.specific)) best = c;
-  }
+  });
   return best.q > 0 ? best.format : std::optional<StreamFormat>(StreamFormat::NdJson);
+}
+
+// Whether a client asks for a result's tensors as raw data after the JSON (binary tensors): its
+// Accept header names `application/octet-stream`, at a quality no lower than `application/json`'s
+// (wildcards never ask for it).
+bool wants_binary(const Request& req) {
+  auto h = req.find(bhttp::field::accept);
+  if (h == req.end()) return false;
+  double binary = 0, json = 0;
+  for_each_media_range(h->value(), [&](const std::string& type, double q) {
+    if (type == "application/octet-stream") binary = std::max(binary, q);
+    if (type == "application/json") json = std::max(json, q);
+  });
+  return binary > 0 && binary >= json;
 }
 
 // Waits for a stream's first item or its end, whichever comes first. (A plain function, not a
@@ -254,7 +291,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     deadline_ns = deadline_ns == 0 ? ns : std::min(deadline_ns, ns);
   }
   engine::Engine& engine = *engine_ref;
-  auto inputs = engine.decode_inputs(ep, named.json, named.values);
+  auto inputs = engine.decode_inputs(ep, named.json, named.values, named.binary ? &*named.binary : nullptr);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
   if (in_flight_.fetch_add(1) >= static_cast<std::int64_t>(options_.max_in_flight)) {
@@ -302,6 +339,16 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     in_flight_.fetch_sub(1);
   }
   if (!r) co_return engine_error(req, r.error());
+  if (!kserve && wants_binary(req)) {
+    // The result's host tensors as raw data after the JSON part, as a KServe binary answer is.
+    InferAnswer a;
+    a.binary = true;
+    std::string raw;
+    a.body = engine::json_text(engine::to_json(*r, &raw));
+    a.json_size = a.body.size();
+    a.body += raw;
+    co_return respond(req, std::move(a));
+  }
   if (!kserve) co_return respond(req, 200, engine::to_json(*r));
   co_return respond(req, kserve_response(ep, *r, *kserve));
 }
@@ -400,17 +447,9 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
       }
       if (parts.size() == 4 && parts[3] == "infer") {
         if (!post) co_return wrong_method("POST");
-        std::optional<std::size_t> json_size;
-        if (auto h = req.find("Inference-Header-Content-Length"); h != req.end()) {
-          std::size_t n = 0;
-          auto text = h->value();
-          auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-          if (ec != std::errc() || p != text.data() + text.size()) {
-            co_return error(req, 400, "Inference-Header-Content-Length is not a number", "invalid_input");
-          }
-          json_size = n;
-        }
-        auto body = kserve_request(req.body(), json_size);
+        auto json_size = json_part_size(req);
+        if (!json_size) co_return engine_error(req, json_size.error());
+        auto body = kserve_request(req.body(), *json_size);
         if (!body) co_return engine_error(req, body.error());
         auto named = kserve_inputs(*ep, *body);
         if (!named) co_return engine_error(req, named.error());
@@ -455,11 +494,26 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
                       "not_found");
     }
     if (!post) co_return wrong_method("POST");
-    auto body = body_object(req);
+    // With Inference-Header-Content-Length, the JSON part is followed by raw tensor data
+    // (binary tensors: http.md).
+    auto json_size = json_part_size(req);
+    if (!json_size) co_return engine_error(req, json_size.error());
+    std::string_view text = req.body();
+    std::optional<std::string_view> binary;
+    if (*json_size) {
+      if (**json_size > text.size()) {
+        co_return error(req, 400,
+                        fmt::format("Inference-Header-Content-Length is {} but the body has {} bytes", **json_size, text.size()),
+                        "invalid_input");
+      }
+      binary = text.substr(**json_size);
+      text = text.substr(0, **json_size);
+    }
+    auto body = body_object(text);
     if (!body) co_return engine_error(req, body.error());
     // A named local, not a temporary in the co_await: GCC 12 destroys some temporaries of a
     // co_await expression twice.
-    NamedInputs named{std::move(*body), {}};
+    NamedInputs named{std::move(*body), {}, binary};
     co_return co_await run_endpoint(req, engine, *ep, std::move(named), std::nullopt, std::move(cancel));
   }
   co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),

@@ -39,6 +39,9 @@ boost::json::object kserve_metadata(const engine::EndpointRef& ep);
 struct NamedInputs {
   boost::json::object json;
   std::vector<std::pair<std::string, engine::Value>> values;
+  // The raw data after the JSON part that binary tensor references point into (braid's own
+  // route with Inference-Header-Content-Length); a view into the request's body.
+  std::optional<std::string_view> binary;
 };
 engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const KserveRequest& request);
 

@@ -1,6 +1,10 @@
 // Values and their JSON form.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+
 #include <boost/json.hpp>
 
 #include "dsl/types.hpp"
@@ -15,6 +19,16 @@ using engine::Value;
 
 engine::Result<Value> decode(const char* text, const dsl::TypeRef& t) {
   return engine::from_json(boost::json::parse(text), t, "`v`");
+}
+
+// `text` with raw data after it, decoded as binary tensors are.
+engine::Result<Value> decode_binary(const std::string& text, std::string_view raw, const dsl::TypeRef& t) {
+  return engine::from_json(boost::json::parse(text), t, "`v`", &raw);
+}
+
+template <typename T>
+Value host_tensor(std::vector<T> xs, std::vector<std::int64_t> shape, dsl::DType d) {
+  return Value(engine::Tensor::from_bytes(xs.data(), std::move(shape), d));
 }
 
 }  // namespace
@@ -83,6 +97,102 @@ TEST_SUITE("values") {
     CHECK(decode("5.0", Type::integer())->as_int() == 5);
     CHECK(!decode("5.5", Type::integer()));
     CHECK(!decode("true", Type::integer()));
+  }
+
+  TEST_CASE("binary tensors: a value's tensors as raw bytes round trip bit for bit, at any depth") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    // What JSON cannot carry: NaN (null in JSON), -0.0, an i64 past 2^53 (JSON goes through doubles).
+    Value f = host_tensor<float>({1.5f, static_cast<float>(nan), -0.0f, 3e38f}, {2, 2}, dsl::DType::F32);
+    Value ids = host_tensor<std::int64_t>({(std::int64_t{1} << 53) + 1, -7}, {2}, dsl::DType::I64);
+    Value flags = host_tensor<std::uint8_t>({1, 0, 1}, {3}, dsl::DType::Bool);
+    Value empty = host_tensor<double>({}, {0, 4}, dsl::DType::F64);
+    Value v = Value::record({"f", "many", "n"}, {f, Value::list({ids, flags, empty}), Value(std::int64_t{2})});
+    auto t = Type::record({{"f", Type::tensor(dsl::DType::F32, std::vector<std::int64_t>{2, -1})},
+                           {"many", Type::list(Type::tensor())},
+                           {"n", Type::integer()}});
+    std::string raw;
+    const std::string text = engine::json_text(engine::to_json(v, &raw));
+    CHECK(text == R"({"f":{"dtype":"f32","shape":[2,2],"binary_data_offset":0,"binary_data_size":16},"many":[)"
+                  R"({"dtype":"i64","shape":[2],"binary_data_offset":16,"binary_data_size":16},)"
+                  R"({"dtype":"bool","shape":[3],"binary_data_offset":32,"binary_data_size":3},)"
+                  R"({"dtype":"f64","shape":[0,4],"binary_data_offset":35,"binary_data_size":0}],"n":2})");
+    CHECK(raw.size() == 35);
+    // `tensor` (any dtype) decodes as a JSON tensor would, to f32: the i64 kept exactly needs its
+    // dtype declared.
+    auto exact = Type::record({{"f", Type::tensor(dsl::DType::F32)},
+                               {"many", Type::list(Type::tensor(dsl::DType::I64))},
+                               {"n", Type::integer()}});
+    auto back = decode_binary(text, raw, exact);
+    REQUIRE_MESSAGE(back, (back ? "" : back.error().message));
+    const auto& bf = back->field("f")->as_tensor();
+    REQUIRE(bf.dtype == dsl::DType::F32);
+    CHECK(std::memcmp(bf.host_data(), f.as_tensor().host_data(), 16) == 0);  // NaN and -0.0 as they were
+    const auto& bi = back->field("many")->as_list()[0].as_tensor();
+    CHECK(static_cast<const std::int64_t*>(bi.host_data())[0] == (std::int64_t{1} << 53) + 1);
+    CHECK(back->field("many")->as_list()[1].as_tensor().to_doubles() == std::vector<double>{1, 0, 1});
+    CHECK(back->field("many")->as_list()[2].as_tensor().shape == std::vector<std::int64_t>{0, 4});
+    // Declared `tensor`: converted to f32, as the same values sent as JSON arrays would be.
+    auto loose = decode_binary(text, raw, t);
+    REQUIRE(loose);
+    CHECK(loose->field("many")->as_list()[0].as_tensor().dtype == dsl::DType::F32);
+    CHECK(loose->field("many")->as_list()[0].as_tensor().to_doubles() ==
+          std::vector<double>{static_cast<float>((std::int64_t{1} << 53) + 1), -7});
+  }
+
+  TEST_CASE("binary tensors: a dtype other than the declared one converts; any non-zero byte is true") {
+    const std::string raw("\x01\x00\x00\x00\xfe\xff\xff\xff\x00\x07", 10);  // i32 1, -2; then bytes 0, 7
+    auto f = decode_binary(R"({"dtype": "i32", "shape": [2], "binary_data_offset": 0, "binary_data_size": 8})", raw,
+                           Type::tensor(dsl::DType::F64));
+    REQUIRE(f);
+    CHECK(f->as_tensor().dtype == dsl::DType::F64);
+    CHECK(f->as_tensor().to_doubles() == std::vector<double>{1, -2});
+    auto b = decode_binary(R"({"dtype": "bool", "shape": [2], "binary_data_offset": 8, "binary_data_size": 2})", raw,
+                           Type::tensor(dsl::DType::Bool));
+    REQUIRE(b);
+    CHECK(static_cast<const std::uint8_t*>(b->as_tensor().host_data())[1] == 1);
+  }
+
+  TEST_CASE("binary tensors: a bad reference says what is wrong with it") {
+    const std::string raw(24, '\0');
+    auto t = Type::tensor(dsl::DType::F32, std::vector<std::int64_t>{-1, 3});
+    auto why = [&](const char* text) {
+      auto r = decode_binary(text, raw, t);
+      return r ? std::string("decoded") : r.error().message;
+    };
+    const std::string bad = "`v`: bad binary tensor reference: ";
+    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})") == "decoded");
+    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 4, "binary_data_size": 24})") ==
+          bad + "24 bytes from byte 4 run past the end of the binary data (24 bytes)");
+    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 20})") ==
+          bad + "`binary_data_size` is 20, but 6 elements of f32 take 24 bytes");
+    CHECK(why(R"({"dtype": "f16", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 12})") ==
+          bad + "`dtype` must be one of f32, f64, i8, i16, i32, i64, u8, bool, found `f16`");
+    CHECK(why(R"({"dtype": 3, "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})") ==
+          bad + "`dtype` must be one of f32, f64, i8, i16, i32, i64, u8, bool, found an integer");
+    CHECK(why(R"({"dtype": "f32", "shape": [2, -3], "binary_data_offset": 0, "binary_data_size": 24})") ==
+          bad + "`shape` must be an array of sizes (integers from 0)");
+    CHECK(why(R"({"dtype": "f32", "shape": [1099511627776, 1099511627776], "binary_data_offset": 0, "binary_data_size": 0})") ==
+          bad + "`shape` has more elements than any body could hold");
+    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 18446744073709551615, "binary_data_size": 24})") ==
+          bad + "24 bytes from byte 18446744073709551615 run past the end of the binary data (24 bytes)");
+    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0})") ==
+          bad + "it needs `dtype`, `shape`, `binary_data_offset` and `binary_data_size`");
+    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24, "x": 1})") ==
+          bad + "unknown key `x` (it has `dtype`, `shape`, `binary_data_offset` and `binary_data_size`)");
+    CHECK(why(R"({"dtype": "f32", "shape": [6], "binary_data_offset": 0, "binary_data_size": 24})") ==
+          "`v`: expected `tensor<f32, [?, 3]>`, found shape [6]");
+    // Without raw data, a reference is refused; any other object where a tensor goes is a mismatch.
+    auto plain = decode(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})", t);
+    REQUIRE(!plain);
+    CHECK(plain.error().message.find("a binary tensor reference, but the body has no binary data") != std::string::npos);
+    CHECK(decode(R"({"a": 1})", t).error().message == "`v`: expected `tensor<f32, [?, 3]>`, found an object");
+  }
+
+  TEST_CASE("holds_tensor: whether a type can carry a tensor, at any depth") {
+    CHECK(engine::holds_tensor(Type::tensor()));
+    CHECK(engine::holds_tensor(Type::list(Type::record({{"a", Type::optional(Type::tensor())}}))));
+    CHECK_FALSE(engine::holds_tensor(Type::list(Type::record({{"a", Type::str()}}))));
+    CHECK_FALSE(engine::holds_tensor(Type::error()));
   }
 }
 

@@ -113,6 +113,68 @@ TEST_SUITE("http") {
     CHECK(f.call(bhttp::verb::get, "/g/shout")[bhttp::field::allow] == "POST");
   }
 
+  TEST_CASE("POST /{graph}/{endpoint} with binary tensors: raw data after the JSON, both ways, by the headers") {
+    Fixture f;
+    auto le = [](float v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); };
+    const std::string data = le(1.5f) + le(-0.0f) + le(3.0f) + le(4.25f);
+    const std::string head =
+        R"({"x": {"dtype": "f32", "shape": [2, 2], "binary_data_offset": 0, "binary_data_size": 16}, "words": ["a"], "ok": true, "f": 0.5})";
+    auto request = [&](std::string json_size, const char* accept, std::size_t data_size = 16) {
+      http::Request req{bhttp::verb::post, "/g/mixed", 11};
+      req.set("Inference-Header-Content-Length", json_size);
+      if (accept) req.set(bhttp::field::accept, accept);
+      req.body() = head + data.substr(0, data_size);
+      req.prepare_payload();
+      return f.call(std::move(req));
+    };
+    const std::string n = std::to_string(head.size());
+
+    // Binary in, JSON out (no Accept asks for more).
+    auto plain = request(n, nullptr);
+    REQUIRE(plain.result_int() == 200);
+    CHECK(plain[bhttp::field::content_type] == "application/json");
+    CHECK(f.body_of(plain) == json::parse(R"({"x": [[1.5, -0.0], [3.0, 4.25]], "words": ["a"], "ok": true, "f": 0.5, "r": {"a": 7}})"));
+
+    // Asked for: the answer's tensors come back as raw data after its JSON part, bit for bit.
+    for (const char* accept : {"application/octet-stream", "application/json;q=0.9, Application/Octet-Stream",
+                               "application/octet-stream, application/json"}) {
+      CAPTURE(accept);
+      auto bin = request(n, accept);
+      REQUIRE(bin.result_int() == 200);
+      CHECK(bin[bhttp::field::content_type] == "application/octet-stream");
+      REQUIRE(bin.count("Inference-Header-Content-Length") == 1);
+      std::size_t json_size = std::stoul(std::string(bin["Inference-Header-Content-Length"]));
+      REQUIRE(json_size <= bin.body().size());
+      CHECK(json::parse(bin.body().substr(0, json_size)) ==
+            json::parse(R"({"x": {"dtype": "f32", "shape": [2, 2], "binary_data_offset": 0, "binary_data_size": 16},
+                            "words": ["a"], "ok": true, "f": 0.5, "r": {"a": 7}})"));
+      CHECK(bin.body().substr(json_size) == data);
+    }
+    // Not asked for, or JSON preferred: JSON (wildcards never ask for raw data).
+    for (const char* accept : {"*/*", "application/*", "application/octet-stream;q=0", "application/json, application/octet-stream;q=0.5"}) {
+      CAPTURE(accept);
+      auto r = request(n, accept);
+      CHECK(r.result_int() == 200);
+      CHECK(r[bhttp::field::content_type] == "application/json");
+    }
+
+    // What is wrong with the framing or a reference is a 400 that says so.
+    auto not_number = request("12x", nullptr);
+    CHECK(not_number.result_int() == 400);
+    CHECK(f.body_of(not_number).at("error") == "Inference-Header-Content-Length is not a number");
+    auto past = request("100000", nullptr);
+    CHECK(past.result_int() == 400);
+    CHECK(f.body_of(past).at("error").as_string() ==
+          fmt::format("Inference-Header-Content-Length is 100000 but the body has {} bytes", head.size() + data.size()));
+    auto short_data = request(n, nullptr, 12);
+    CHECK(short_data.result_int() == 400);
+    CHECK(f.body_of(short_data).at("error") ==
+          "input `x`: bad binary tensor reference: 16 bytes from byte 0 run past the end of the binary data (12 bytes)");
+    auto no_data = f.call(bhttp::verb::post, "/g/mixed", head);
+    CHECK(no_data.result_int() == 400);
+    CHECK(std::string_view(f.body_of(no_data).at("error").as_string()).starts_with("input `x`: a binary tensor reference, but"));
+  }
+
   TEST_CASE("a model error is a 500 naming the node; a passed deadline is a 504") {
     Fixture f;
     auto r = f.call(bhttp::verb::post, "/g/broken", R"({"x": "a"})");

@@ -49,6 +49,8 @@ endpoint words(text: str) -> stream<str> { return each w in m.words(text) { m.up
 endpoint meet(x: str, key: str, n: int) -> str { return m.meet(x, key, n) }
 endpoint gated(n: int, key: str) -> stream<str> { return m.gated(n, key) }
 endpoint fails_after(n: int) -> stream<str> { return m.broken(n) }
+endpoint pass(x: tensor<f32, [?, ?]>, ids: list<tensor<i64, [?]>>)
+    -> {x: tensor<f32, [?, ?]>, ids: list<tensor<i64, [?]>>} { return {x: x, ids: ids} }
 )";
 
 // The server called: graph `up` on fake models.

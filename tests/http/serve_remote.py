@@ -8,13 +8,17 @@ node and the address, and keeps serving; then the check fails, but a front serve
 without the other one. Then a stream across servers: graphs/remote_streaming.graph reads
 graphs/streaming.graph's generated words from its server as they are made and scores them
 itself; its answer, streamed to the client, is the other server's own `generate_scored`.
+Last, a tensor relayed through a remote node, sent and answered as raw bytes (binary tensors),
+comes back bit for bit.
 
 usage: serve_remote.py BRAID_BINARY
 """
+import http.client
 import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -162,6 +166,57 @@ with tempfile.TemporaryDirectory() as tmp:
         stop(back)
         if front is not None:
             check(stop(front) == 0, "the streaming front server stopped cleanly")
+
+# Tensors across servers: as raw bytes, both ways, bit for bit (NaN and -0.0 included, which
+# JSON cannot carry), whether the client sends them so or as JSON.
+ECHO = """endpoint echo(x: tensor<f32, [?, 4]>) -> tensor<f32, [?, 4]> { return x }
+"""
+RELAY = """model up = remote "http://127.0.0.1:{port}/echo" {{
+  def echo(x: tensor<f32, [?, 4]>) -> tensor<f32, [?, 4]>
+}}
+endpoint relay(x: tensor<f32, [?, 4]>) -> tensor<f32, [?, 4]> {{ return up.echo(x) }}
+"""
+with tempfile.TemporaryDirectory() as tmp:
+    with open(os.path.join(tmp, "echo.graph"), "w") as f:
+        f.write(ECHO)
+    back, back_port = serve(os.path.join(tmp, "echo.graph"))
+    front = None
+    try:
+        with open(os.path.join(tmp, "relay.graph"), "w") as f:
+            f.write(RELAY.format(port=back_port))
+        r = subprocess.run([braid, "check", "--require-models", os.path.join(tmp, "relay.graph")],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"the tensor relay checks against the server: {r.stderr!r}")
+        front, front_port = serve(os.path.join(tmp, "relay.graph"))
+        data = struct.pack("<8f", float("nan"), -0.0, 1.5, 3.4e38, 1e-45, -1, 0, 2)
+        head = json.dumps({"x": {"dtype": "f32", "shape": [2, 4], "binary_data_offset": 0,
+                                 "binary_data_size": len(data)}}).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", front_port, timeout=30)
+        conn.request("POST", "/relay/relay", head + data, {"Inference-Header-Content-Length": str(len(head)),
+                                                           "Content-Type": "application/octet-stream",
+                                                           "Accept": "application/octet-stream"})
+        res = conn.getresponse()
+        body = res.read()
+        n = int(res.getheader("Inference-Header-Content-Length") or -1)
+        check(res.status == 200 and res.getheader("Content-Type") == "application/octet-stream" and 0 <= n <= len(body),
+              f"the relay answered raw data: {res.status} {body[:300]!r}")
+        if res.status == 200 and 0 <= n <= len(body):
+            ref = json.loads(body[:n])
+            check(ref == {"dtype": "f32", "shape": [2, 4], "binary_data_offset": 0, "binary_data_size": 32},
+                  f"the answer refers to its data: {ref!r}")
+            check(body[n:] == data, f"the tensor came back bit for bit: {body[n:]!r} vs {data!r}")
+        # A JSON client of the same relay: the same values as JSON (the hop is still raw bytes).
+        conn.request("POST", "/relay/relay", json.dumps({"x": [[1.5, -2, 0.25, 4], [5, 6, 7, 8]]}),
+                     {"Content-Type": "application/json"})
+        res = conn.getresponse()
+        body = res.read()
+        check(res.status == 200 and json.loads(body) == [[1.5, -2, 0.25, 4], [5, 6, 7, 8]],
+              f"a JSON client gets JSON: {res.status} {body[:300]!r}")
+        conn.close()
+    finally:
+        stop(back)
+        if front is not None:
+            check(stop(front) == 0, "the tensor relay stopped cleanly")
 
 if failures:
     sys.exit(1)

@@ -332,6 +332,9 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     auto [hec, hn] = co_await http::async_read_header(*x->stream, buffer, parser, tuple_awaitable);
     (void)hn;
     beast::error_code rec = hec;
+    // Room for 64 KiB reads for a large body (Beast reads what the buffer has room for, else
+    // 512 bytes at a time).
+    if (!rec && parser.content_length().value_or(0) > buffer.capacity()) buffer.reserve(64 * 1024);
     const bool streamed = !rec && x->on_body && parser.get().result_int() == 200 && media_type_is(parser.get(), x->stream_type);
     if (streamed) {
       // Streamed: each piece of the body goes to on_body as it arrives, and is not kept.
@@ -373,6 +376,7 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     HttpAnswer answer;
     answer.status = res.result_int();
     if (auto ct = res.find(http::field::content_type); ct != res.end()) answer.content_type = std::string(ct->value());
+    if (auto n = res.find("Inference-Header-Content-Length"); n != res.end()) answer.json_part_size = std::string(n->value());
     const bool keep = res.keep_alive() && buffer.size() == 0;
     answer.body = std::move(res.body());
     answer.streamed = streamed;

@@ -39,6 +39,9 @@ struct HttpAnswer {
   std::string content_type;
   std::string body;
   bool streamed = false;  // the body went to exchange_streamed's on_body, not here
+  // Inference-Header-Content-Length, as sent: the length of the body's JSON part when raw
+  // tensor data follows it (binary tensors); empty when the answer has no such header.
+  std::string json_part_size;
 };
 
 struct ClientStats {

@@ -1,5 +1,6 @@
 #include "engine/backends/remote/remote_backend.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
@@ -190,7 +191,8 @@ class RemoteInstance final : public ModelInstance {
     auto req = prepare(method, args, ctx);
     if (!req) return req.error();
     return answer(methods_.at(method), req->url,
-                  client_->exchange(origin_, http::verb::post, std::move(req->target), std::move(req->body), {}, req->deadline, &ctx));
+                  client_->exchange(origin_, http::verb::post, std::move(req->target), std::move(req->body),
+                                    std::move(req->headers), req->deadline, &ctx));
   }
 
   // A call waits on the other server, not on this process: no thread waits with it. The answer
@@ -200,7 +202,8 @@ class RemoteInstance final : public ModelInstance {
                   std::function<void(Result<Value>)> done) override {
     auto req = prepare(method, args, ctx);
     if (!req) return done(req.error());
-    client_->exchange_async(origin_, http::verb::post, std::move(req->target), std::move(req->body), {}, req->deadline, &ctx,
+    client_->exchange_async(origin_, http::verb::post, std::move(req->target), std::move(req->body), std::move(req->headers),
+                            req->deadline, &ctx,
                             [this, method, url = req->url, done = std::move(done)](Result<remote::HttpAnswer> a) {
                               done(answer(methods_.at(method), url, std::move(a)));
                             });
@@ -214,9 +217,9 @@ class RemoteInstance final : public ModelInstance {
     auto req = prepare(method, args, ctx);
     if (!req) return done(req.error());
     auto reading = std::make_shared<StreamReading>(methods_.at(method), req->url, std::move(emit), kMaxEvent);
+    req->headers.emplace_back("Accept", "text/event-stream");
     client_->exchange_streamed(
-        origin_, http::verb::post, std::move(req->target), std::move(req->body), {{"Accept", "text/event-stream"}},
-        req->deadline, &ctx, "text/event-stream", [reading](std::string_view piece) { return reading->feed(piece); },
+        origin_, http::verb::post, std::move(req->target), std::move(req->body), std::move(req->headers), req->deadline, &ctx, "text/event-stream", [reading](std::string_view piece) { return reading->feed(piece); },
         [reading, done = std::move(done)](Result<remote::HttpAnswer> a) { done(reading->finish(std::move(a))); });
   }
   // The same, waited for (the engine streams asynchronously; this is for other callers).
@@ -238,11 +241,14 @@ class RemoteInstance final : public ModelInstance {
  private:
   struct Request {
     std::string url, target, body;
+    std::vector<std::pair<std::string, std::string>> headers;
     Clock::time_point deadline;
   };
 
   // The request of a call: the arguments as JSON by parameter name, and its deadline (the
   // client sends what is left of it as Braid-Timeout, for the server called to stop by).
+  // Tensors travel as raw bytes after the JSON, both ways (binary tensors, http.md): the
+  // arguments' host tensors always, the answer's when the method's result can hold one.
   Result<Request> prepare(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) const {
     const plan::Method& m = methods_.at(method);
     Request r;
@@ -251,12 +257,21 @@ class RemoteInstance final : public ModelInstance {
       return make_error(ErrorCode::Internal, fmt::format("{}: {} arguments for {} parameters", r.url, args.size(), m.params.size()));
     }
     json::object body;
-    for (std::size_t i = 0; i < args.size(); ++i) body[m.params[i].name] = to_json(args[i]);
+    std::string raw;
+    for (std::size_t i = 0; i < args.size(); ++i) body[m.params[i].name] = to_json(args[i], &raw);
     const auto now = Clock::now();
     r.deadline = ctx.deadline().value_or(now + kDefaultCallTimeout);
     if (r.deadline <= now) return make_error(ErrorCode::DeadlineExceeded, fmt::format("no time was left to call {}", r.url));
     r.target = fmt::format("/{}/{}", address_.graph, m.name);
     r.body = json_text(body);
+    if (!raw.empty()) {
+      r.headers.emplace_back("Content-Type", "application/octet-stream");
+      r.headers.emplace_back("Inference-Header-Content-Length", std::to_string(r.body.size()));
+      r.body += raw;
+    }
+    if (!m.result->is_stream() && holds_tensor(m.result)) {
+      r.headers.emplace_back("Accept", "application/octet-stream, application/json;q=0.9");
+    }
     return r;
   }
 
@@ -264,10 +279,23 @@ class RemoteInstance final : public ModelInstance {
   static Result<Value> answer(const plan::Method& m, const std::string& url, Result<remote::HttpAnswer> answer) {
     if (!answer) return exchange_error(url, answer.error());
     if (answer->status != 200) return status_error(url, *answer);
+    std::string_view text = answer->body;
+    std::optional<std::string_view> binary;  // the raw data of the answer's tensors, after its JSON
+    if (!answer->json_part_size.empty()) {
+      const std::string& h = answer->json_part_size;
+      std::size_t n = 0;
+      auto [p, e] = std::from_chars(h.data(), h.data() + h.size(), n);
+      if (e != std::errc() || p != h.data() + h.size() || n > text.size()) {
+        return make_error(ErrorCode::ModelError, fmt::format("{} answered Inference-Header-Content-Length `{}` for a body "
+                                                             "of {} bytes", url, clip(h, 40), text.size()));
+      }
+      binary = text.substr(n);
+      text = text.substr(0, n);
+    }
     boost::system::error_code ec;
-    json::value v = json::parse(answer->body, ec);
+    json::value v = json::parse(text, ec);
     if (ec) return make_error(ErrorCode::ModelError, fmt::format("{} answered 200 with a body that is not JSON: {}", url, ec.message()));
-    auto r = from_json(v, m.result, "its answer");
+    auto r = from_json(v, m.result, "its answer", binary ? &*binary : nullptr);
     if (!r) {
       return make_error(ErrorCode::ModelError,
                         fmt::format("{} answered a value that is not the declared `{}`: {}", url, m.result->to_string(),
