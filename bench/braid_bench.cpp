@@ -110,6 +110,9 @@ class HttpClient final : public Client {
       auto [wec, wn] = co_await bhttp::async_write(*stream_, req, tuple_awaitable);
       bhttp::response<bhttp::string_body> res;
       boost::system::error_code rec;
+      // Room for 64 KiB reads: Beast reads what the buffer has room for (512 bytes at first), and
+      // a large answer read 512 bytes at a time would time this client, not the server.
+      buffer_.reserve(64 * 1024);
       if (!wec) std::tie(rec, wn) = co_await bhttp::async_read(*stream_, buffer_, res, tuple_awaitable);
       if (wec || rec) {  // a closed kept-alive connection: reconnect once
         stream_.reset();
