@@ -239,7 +239,7 @@ Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const b
 
 Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const boost::json::object& in,
                                                  const std::vector<std::pair<std::string, Value>>& given,
-                                                 const std::string_view* binary) const {
+                                                 BinaryData* binary) const {
   const plan::Endpoint& ep = *ref.endpoint;
   auto unknown = [&](std::string_view name) -> std::optional<Error> {
     for (const auto& i : ep.inputs) {

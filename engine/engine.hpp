@@ -34,6 +34,8 @@
 
 namespace braid::engine {
 
+struct BinaryData;  // value_json.hpp
+
 struct EngineOptions {
   unsigned cpu_threads = 0;  // 0: the number of hardware threads
   // Run every concurrent group's branches and every map's items one after another, as if the
@@ -114,7 +116,7 @@ class Engine {
   // with `binary`, the raw data that binary tensor references in the JSON point into.
   Result<std::vector<Value>> decode_inputs(const EndpointRef& ep, const boost::json::object& inputs,
                                            const std::vector<std::pair<std::string, Value>>& given,
-                                           const std::string_view* binary = nullptr) const;
+                                           BinaryData* binary = nullptr) const;
 
   // Starts a run; `done` is called exactly once, on an engine thread. An endpoint whose result
   // is a stream gets it (a Value of kind Stream, stream.hpp) as soon as the stream exists, while

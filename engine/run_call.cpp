@@ -179,8 +179,8 @@ void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, Loa
       boost::asio::post(held->order, [held, e = std::move(e)]() mutable { held->end(std::move(e)); });  // after the items
       leave_gate(m);
     };
-    std::vector<Value> args = std::move(held->args);
-    inst.call_stream_async(method, std::move(args), held->call->ctx, std::move(emit), std::move(done));
+    std::vector<Value> call_args = std::move(held->args);
+    inst.call_stream_async(method, std::move(call_args), held->call->ctx, std::move(emit), std::move(done));
   });
 }
 

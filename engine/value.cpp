@@ -98,8 +98,12 @@ Tensor Tensor::from_doubles(std::span<const double> values, std::vector<std::int
     case DType::I32: convert_in<std::int32_t>(values, s->data()); break;
     case DType::I16: convert_in<std::int16_t>(values, s->data()); break;
     case DType::I8: convert_in<std::int8_t>(values, s->data()); break;
-    case DType::U8:
-    case DType::Bool: convert_in<std::uint8_t>(values, s->data()); break;
+    case DType::U8: convert_in<std::uint8_t>(values, s->data()); break;
+    case DType::Bool: {  // one byte, 0 or 1: any number other than 0 is true
+      auto* p = reinterpret_cast<std::uint8_t*>(s->data());
+      for (std::size_t i = 0; i < values.size(); ++i) p[i] = values[i] != 0;
+      break;
+    }
     default: convert_in<float>(values, s->data()); break;
   }
   Tensor t;

@@ -2,6 +2,7 @@
 
 #include "engine/stream.hpp"
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -83,8 +84,33 @@ bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int6
   return true;
 }
 
+// Whether every value converts to an element of `declared`'s host dtype: an integer dtype takes
+// only finite numbers within its range (a cast of any other is undefined), fractions truncated.
+std::optional<Error> fits_dtype(const std::vector<double>& values, DType declared, const std::string& where) {
+  double lo = 0, hi = 0;  // the range, hi exclusive
+  switch (host_dtype(declared)) {
+    case DType::I8: lo = -128.0, hi = 128.0; break;
+    case DType::I16: lo = -32768.0, hi = 32768.0; break;
+    case DType::I32: lo = -2147483648.0, hi = 2147483648.0; break;
+    case DType::I64: lo = -9223372036854775808.0, hi = 9223372036854775808.0; break;
+    case DType::U8: lo = 0, hi = 256.0; break;
+    default: return std::nullopt;  // floats take any number; bool, any (non-zero is true)
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double v = std::trunc(values[i]);
+    if (!(v >= lo && v < hi)) {  // NaN fails too
+      return make_error(ErrorCode::InvalidInput, fmt::format("{}: element {} ({}) does not fit in {}", where, i, values[i],
+                                                             dsl::dtype_name(host_dtype(declared))));
+    }
+  }
+  return std::nullopt;
+}
+
 constexpr std::string_view kOffset = "binary_data_offset";
 constexpr std::string_view kSize = "binary_data_size";
+
+// The wire's elements are little-endian, as they are in memory here (copied as they are).
+static_assert(std::endian::native == std::endian::little, "binary tensors assume a little-endian host");
 
 // A host tensor as a reference to its bytes, appended to `binary`.
 json::value tensor_reference(const Tensor& t, std::string& binary) {
@@ -109,7 +135,7 @@ std::optional<std::uint64_t> unsigned_of(const json::value& j) {
 // dtype sent is the one the type's host tensors hold, else converted element by element (as a
 // JSON tensor would be), so that a value is the same whichever way it came.
 Result<Value> tensor_from_reference(const json::object& o, const dsl::TypeRef& type, const std::string& where,
-                                    std::string_view binary) {
+                                    BinaryData& binary) {
   auto bad = [&](std::string why) {
     return make_error(ErrorCode::InvalidInput, fmt::format("{}: bad binary tensor reference: {}", where, why));
   };
@@ -136,7 +162,9 @@ Result<Value> tensor_from_reference(const json::object& o, const dsl::TypeRef& t
   for (const auto& d : sh->as_array()) {
     auto v = unsigned_of(d);
     if (!v) return bad("`shape` must be an array of sizes (integers from 0)");
-    if (*v != 0 && n > kMaxElements / *v) return bad("`shape` has more elements than any body could hold");
+    if (*v > kMaxElements || (*v != 0 && n > kMaxElements / *v)) {
+      return bad("`shape` has more elements than any body could hold");
+    }
     shape.push_back(static_cast<std::int64_t>(*v));
     n *= *v;
   }
@@ -147,12 +175,17 @@ Result<Value> tensor_from_reference(const json::object& o, const dsl::TypeRef& t
     return bad(fmt::format("`{}` is {}, but {} elements of {} take {} bytes", kSize, *bytes, n, dsl::dtype_name(*dtype),
                            n * dtype_size(*dtype)));
   }
-  if (*offset > binary.size() || *bytes > binary.size() - *offset) {
-    return bad(fmt::format("{} bytes from byte {} run past the end of the binary data ({} bytes)", *bytes, *offset,
-                           binary.size()));
+  const std::size_t have = binary.bytes.size();
+  if (*offset > have || *bytes > have - *offset) {
+    return bad(fmt::format("{} bytes from byte {} run past the end of the binary data ({} bytes)", *bytes, *offset, have));
   }
+  if (*bytes > have - binary.referred) {
+    return bad(fmt::format("the references refer to more bytes in all than the binary data has ({}): each byte may be "
+                           "referred to once", have));
+  }
+  binary.referred += *bytes;
   if (auto e = shape_fits(shape, type, where)) return *e;
-  std::string_view data = binary.substr(*offset, *bytes);
+  std::string_view data = binary.bytes.substr(*offset, *bytes);
   std::string bools;
   if (*dtype == DType::Bool) {  // any byte other than 0 is true, as in C and numpy
     bools.assign(data);
@@ -160,7 +193,11 @@ Result<Value> tensor_from_reference(const json::object& o, const dsl::TypeRef& t
     data = bools;
   }
   Tensor t = Tensor::from_bytes(data.data(), shape, *dtype);
-  if (*dtype != host_dtype(type->dtype)) t = Tensor::from_doubles(t.to_doubles(), std::move(shape), type->dtype);
+  if (*dtype != host_dtype(type->dtype)) {
+    std::vector<double> values = t.to_doubles();
+    if (auto e = fits_dtype(values, type->dtype, where)) return *e;
+    t = Tensor::from_doubles(values, std::move(shape), type->dtype);
+  }
   return Value(std::move(t));
 }
 
@@ -241,8 +278,7 @@ json::value to_json(const Value& v, std::string* binary) {
   return nullptr;
 }
 
-Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const std::string& where,
-                        const std::string_view* binary) {
+Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const std::string& where, BinaryData* binary) {
   switch (type->kind) {
     case TypeKind::Error: {
       // No declared type: convert by shape.
@@ -306,8 +342,8 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
       if (j.is_object() && j.as_object().contains(kOffset)) {
         if (!binary) {
           return make_error(ErrorCode::InvalidInput,
-                            fmt::format("{}: a binary tensor reference, but the body has no binary data (send its JSON part's "
-                                        "length as Inference-Header-Content-Length)", where));
+                            fmt::format("{}: a binary tensor reference, but no binary data follows the JSON (no "
+                                        "Inference-Header-Content-Length gives the JSON part's length)", where));
         }
         return tensor_from_reference(j.as_object(), type, where, *binary);
       }
@@ -316,6 +352,7 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
         return make_error(ErrorCode::InvalidInput, fmt::format("{}: not a tensor ({})", where, why));
       }
       if (auto e = shape_fits(shape, type, where)) return *e;
+      if (auto e = fits_dtype(data, type->dtype, where)) return *e;
       return Value(Tensor::from_doubles(data, std::move(shape), type->dtype));
     }
     case TypeKind::List: {

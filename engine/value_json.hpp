@@ -2,6 +2,9 @@
 // Values to and from JSON (Boost.JSON). Decoding is checked against the DSL type the value must
 // have, and errors say where: "`labels`[1]: expected `str`, found number".
 
+#include <cstdint>
+#include <string_view>
+
 #include <boost/json/value.hpp>
 
 #include "engine/status.hpp"
@@ -14,10 +17,19 @@ namespace braid::engine {
 //   {"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24}
 boost::json::value to_json(const Value& v, std::string* binary = nullptr);
 
-// `where` names the value in errors (e.g. "`labels`"). With `binary` (the raw data after a JSON
-// part), a tensor may also be such a reference to bytes of it; without, a reference is an error.
+// The raw data after a JSON part, which binary tensor references point into (a view: it must
+// outlive the decoding, not the values decoded, which copy). The references of one body may not
+// refer to more bytes in all than there are: no byte is decoded twice, so a body cannot make its
+// reader allocate more than a few times its own size.
+struct BinaryData {
+  std::string_view bytes;
+  std::uint64_t referred = 0;  // bytes referred to so far
+};
+
+// `where` names the value in errors (e.g. "`labels`"). With `binary`, a tensor may also be a
+// reference to bytes of it; without, a reference is an error.
 Result<Value> from_json(const boost::json::value& j, const dsl::TypeRef& type, const std::string& where,
-                        const std::string_view* binary = nullptr);
+                        BinaryData* binary = nullptr);
 
 // Whether a value of this type can hold a tensor (at any depth).
 bool holds_tensor(const dsl::TypeRef& type);

@@ -152,17 +152,22 @@ std::optional<StreamFormat> stream_format(const Request& req) {
 }
 
 // Whether a client asks for a result's tensors as raw data after the JSON (binary tensors): its
-// Accept header names `application/octet-stream`, at a quality no lower than `application/json`'s
-// (wildcards never ask for it).
+// Accept header names `application/octet-stream` (wildcards never ask for it) at a quality above
+// JSON's, which is that of the most specific range matching `application/json` (RFC 9110:
+// `application/json`, else `application/*`, else `*/*`; none of them: 0). A tie is JSON.
 bool wants_binary(const Request& req) {
   auto h = req.find(bhttp::field::accept);
   if (h == req.end()) return false;
-  double binary = 0, json = 0;
+  double binary = -1;
+  double json[3] = {-1, -1, -1};  // by how specific the matching range is: `*/*`, `application/*`, `application/json`
   for_each_media_range(h->value(), [&](const std::string& type, double q) {
     if (type == "application/octet-stream") binary = std::max(binary, q);
-    if (type == "application/json") json = std::max(json, q);
+    if (type == "*/*") json[0] = std::max(json[0], q);
+    if (type == "application/*") json[1] = std::max(json[1], q);
+    if (type == "application/json") json[2] = std::max(json[2], q);
   });
-  return binary > 0 && binary >= json;
+  const double json_q = json[2] >= 0 ? json[2] : json[1] >= 0 ? json[1] : std::max(json[0], 0.0);
+  return binary > 0 && binary > json_q;
 }
 
 // Waits for a stream's first item or its end, whichever comes first. (A plain function, not a
@@ -291,7 +296,8 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     deadline_ns = deadline_ns == 0 ? ns : std::min(deadline_ns, ns);
   }
   engine::Engine& engine = *engine_ref;
-  auto inputs = engine.decode_inputs(ep, named.json, named.values, named.binary ? &*named.binary : nullptr);
+  engine::BinaryData binary{named.binary.value_or(std::string_view())};
+  auto inputs = engine.decode_inputs(ep, named.json, named.values, named.binary ? &binary : nullptr);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
   if (in_flight_.fetch_add(1) >= static_cast<std::int64_t>(options_.max_in_flight)) {

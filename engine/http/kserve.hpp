@@ -40,7 +40,8 @@ struct NamedInputs {
   boost::json::object json;
   std::vector<std::pair<std::string, engine::Value>> values;
   // The raw data after the JSON part that binary tensor references point into (braid's own
-  // route with Inference-Header-Content-Length); a view into the request's body.
+  // route with Inference-Header-Content-Length): a view into the request's body, which must
+  // outlive the decoding of the inputs (their values copy what they need).
   std::optional<std::string_view> binary;
 };
 engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const KserveRequest& request);

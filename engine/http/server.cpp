@@ -145,8 +145,9 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       // Beast reads as much as the buffer has room for, which stays at its first 512 bytes: a
       // large body (tensors) took a read call per 512 bytes (3 ms for 512 KiB). Room for 64 KiB
       // reads while it arrives, given back after it.
-      const bool large = parser.content_length().value_or(0) > buffer.capacity();
-      if (large) buffer.reserve(64 * 1024);
+      const std::uint64_t length = parser.content_length().value_or(0);
+      const bool large = length > buffer.capacity();
+      if (large) buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, 64 * 1024)));
       std::tie(ec, n) = co_await bhttp::async_read(s->stream, buffer, parser, tuple_awaitable);
       if (large) buffer.shrink_to_fit();
     }

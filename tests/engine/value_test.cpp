@@ -6,6 +6,7 @@
 #include <limits>
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
 
 #include "dsl/types.hpp"
 #include "engine/json_text.hpp"
@@ -23,7 +24,8 @@ engine::Result<Value> decode(const char* text, const dsl::TypeRef& t) {
 
 // `text` with raw data after it, decoded as binary tensors are.
 engine::Result<Value> decode_binary(const std::string& text, std::string_view raw, const dsl::TypeRef& t) {
-  return engine::from_json(boost::json::parse(text), t, "`v`", &raw);
+  engine::BinaryData data{raw};
+  return engine::from_json(boost::json::parse(text), t, "`v`", &data);
 }
 
 template <typename T>
@@ -184,8 +186,52 @@ TEST_SUITE("values") {
     // Without raw data, a reference is refused; any other object where a tensor goes is a mismatch.
     auto plain = decode(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})", t);
     REQUIRE(!plain);
-    CHECK(plain.error().message.find("a binary tensor reference, but the body has no binary data") != std::string::npos);
+    CHECK(plain.error().message.find("a binary tensor reference, but no binary data follows the JSON") != std::string::npos);
     CHECK(decode(R"({"a": 1})", t).error().message == "`v`: expected `tensor<f32, [?, 3]>`, found an object");
+  }
+
+  TEST_CASE("binary tensors: no byte is referred to twice, so a body cannot multiply itself") {
+    const std::string raw(16, '\1');
+    auto t = Type::list(Type::tensor(dsl::DType::F32));
+    const char* ref = R"({"dtype": "u8", "shape": [8], "binary_data_offset": 0, "binary_data_size": 8})";
+    engine::BinaryData halves{raw};
+    auto two = engine::from_json(boost::json::parse(fmt::format("[{}, {}]", ref,
+        R"({"dtype": "u8", "shape": [8], "binary_data_offset": 8, "binary_data_size": 8})")), t, "`v`", &halves);
+    CHECK(two);
+    engine::BinaryData same{raw};
+    auto thrice = engine::from_json(boost::json::parse(fmt::format("[{0}, {0}, {0}]", ref)), t, "`v`", &same);
+    REQUIRE(!thrice);
+    CHECK(thrice.error().message ==
+          "`v`[2]: bad binary tensor reference: the references refer to more bytes in all than the binary data has (16): "
+          "each byte may be referred to once");
+  }
+
+  TEST_CASE("tensors: a dimension past any body, even after a 0, is refused; so is a number an integer dtype cannot hold") {
+    const std::string raw(8, '\0');
+    auto huge = decode_binary(R"({"dtype": "f32", "shape": [0, 18446744073709551615], "binary_data_offset": 0, "binary_data_size": 0})",
+                              raw, Type::tensor());
+    REQUIRE(!huge);
+    CHECK(huge.error().message == "`v`: bad binary tensor reference: `shape` has more elements than any body could hold");
+    // Converted to an integer dtype, each number must fit it (a cast of any other is undefined):
+    // NaN and infinities only come as binary data, too large a number either way.
+    const float nan_inf[2] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()};
+    auto nan = decode_binary(R"({"dtype": "f32", "shape": [2], "binary_data_offset": 0, "binary_data_size": 8})",
+                             std::string_view(reinterpret_cast<const char*>(nan_inf), 8), Type::tensor(dsl::DType::I32));
+    REQUIRE(!nan);
+    CHECK(nan.error().message == "`v`: element 0 (nan) does not fit in i32");
+    auto big = decode("[1, 2147483648]", Type::tensor(dsl::DType::I32));
+    REQUIRE(!big);
+    CHECK(big.error().message == "`v`: element 1 (2147483648) does not fit in i32");
+    CHECK(decode("[-2147483648.5, 255.9]", Type::tensor(dsl::DType::I32)));  // fractions are cut, as before
+    CHECK(!decode("[256]", Type::tensor(dsl::DType::U8)));
+    CHECK(!decode("[-1]", Type::tensor(dsl::DType::U8)));
+    CHECK(decode("[9.2e18]", Type::tensor(dsl::DType::I64)));
+    CHECK(!decode("[9.3e18]", Type::tensor(dsl::DType::I64)));
+    // A bool tensor holds 0 or 1, whatever number it was made from.
+    auto b = decode("[0, 2, -0.5]", Type::tensor(dsl::DType::Bool));
+    REQUIRE(b);
+    const auto* bytes = static_cast<const std::uint8_t*>(b->as_tensor().host_data());
+    CHECK((bytes[0] == 0 && bytes[1] == 1 && bytes[2] == 1));
   }
 
   TEST_CASE("holds_tensor: whether a type can carry a tensor, at any depth") {

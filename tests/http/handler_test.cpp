@@ -137,7 +137,7 @@ TEST_SUITE("http") {
 
     // Asked for: the answer's tensors come back as raw data after its JSON part, bit for bit.
     for (const char* accept : {"application/octet-stream", "application/json;q=0.9, Application/Octet-Stream",
-                               "application/octet-stream, application/json"}) {
+                               "application/octet-stream, */*;q=0.5", "application/octet-stream;q=0.5"}) {
       CAPTURE(accept);
       auto bin = request(n, accept);
       REQUIRE(bin.result_int() == 200);
@@ -150,8 +150,12 @@ TEST_SUITE("http") {
                             "words": ["a"], "ok": true, "f": 0.5, "r": {"a": 7}})"));
       CHECK(bin.body().substr(json_size) == data);
     }
-    // Not asked for, or JSON preferred: JSON (wildcards never ask for raw data).
-    for (const char* accept : {"*/*", "application/*", "application/octet-stream;q=0", "application/json, application/octet-stream;q=0.5"}) {
+    // Not asked for, or JSON preferred, or a tie: JSON. Wildcards never ask for raw data, and
+    // they give JSON their quality (the most specific range that matches it does).
+    for (const char* accept : {"*/*", "application/*", "application/octet-stream;q=0",
+                               "application/json, application/octet-stream;q=0.5", "application/octet-stream, application/json",
+                               "application/octet-stream;q=0.5, */*", "application/octet-stream;q=0.5, application/*",
+                               "application/octet-stream;q=0.5, application/*;q=0.4, application/json"}) {
       CAPTURE(accept);
       auto r = request(n, accept);
       CHECK(r.result_int() == 200);

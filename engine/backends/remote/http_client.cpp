@@ -334,7 +334,9 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     beast::error_code rec = hec;
     // Room for 64 KiB reads for a large body (Beast reads what the buffer has room for, else
     // 512 bytes at a time).
-    if (!rec && parser.content_length().value_or(0) > buffer.capacity()) buffer.reserve(64 * 1024);
+    if (const std::uint64_t length = rec ? 0 : parser.content_length().value_or(0); length > buffer.capacity()) {
+      buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, 64 * 1024)));
+    }
     const bool streamed = !rec && x->on_body && parser.get().result_int() == 200 && media_type_is(parser.get(), x->stream_type);
     if (streamed) {
       // Streamed: each piece of the body goes to on_body as it arrives, and is not kept.

@@ -280,7 +280,7 @@ class RemoteInstance final : public ModelInstance {
     if (!answer) return exchange_error(url, answer.error());
     if (answer->status != 200) return status_error(url, *answer);
     std::string_view text = answer->body;
-    std::optional<std::string_view> binary;  // the raw data of the answer's tensors, after its JSON
+    std::optional<BinaryData> binary;  // the raw data of the answer's tensors, after its JSON
     if (!answer->json_part_size.empty()) {
       const std::string& h = answer->json_part_size;
       std::size_t n = 0;
@@ -289,7 +289,7 @@ class RemoteInstance final : public ModelInstance {
         return make_error(ErrorCode::ModelError, fmt::format("{} answered Inference-Header-Content-Length `{}` for a body "
                                                              "of {} bytes", url, clip(h, 40), text.size()));
       }
-      binary = text.substr(n);
+      binary = BinaryData{text.substr(n)};
       text = text.substr(0, n);
     }
     boost::system::error_code ec;
