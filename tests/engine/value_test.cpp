@@ -163,26 +163,32 @@ TEST_SUITE("values") {
     };
     const std::string bad = "`v`: bad binary tensor reference: ";
     CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})") == "decoded");
-    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 4, "binary_data_size": 24})") ==
-          bad + "24 bytes from byte 4 run past the end of the binary data (24 bytes)");
-    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 20})") ==
-          bad + "`binary_data_size` is 20, but 6 elements of f32 take 24 bytes");
-    CHECK(why(R"({"dtype": "f16", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 12})") ==
-          bad + "`dtype` must be one of f32, f64, i8, i16, i32, i64, u8, bool, found `f16`");
-    CHECK(why(R"({"dtype": 3, "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})") ==
-          bad + "`dtype` must be one of f32, f64, i8, i16, i32, i64, u8, bool, found an integer");
-    CHECK(why(R"({"dtype": "f32", "shape": [2, -3], "binary_data_offset": 0, "binary_data_size": 24})") ==
-          bad + "`shape` must be an array of sizes (integers from 0)");
-    CHECK(why(R"({"dtype": "f32", "shape": [1099511627776, 1099511627776], "binary_data_offset": 0, "binary_data_size": 0})") ==
-          bad + "`shape` has more elements than any body could hold");
-    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 18446744073709551615, "binary_data_size": 24})") ==
-          bad + "24 bytes from byte 18446744073709551615 run past the end of the binary data (24 bytes)");
-    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0})") ==
-          bad + "it needs `dtype`, `shape`, `binary_data_offset` and `binary_data_size`");
-    CHECK(why(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24, "x": 1})") ==
-          bad + "unknown key `x` (it has `dtype`, `shape`, `binary_data_offset` and `binary_data_size`)");
-    CHECK(why(R"({"dtype": "f32", "shape": [6], "binary_data_offset": 0, "binary_data_size": 24})") ==
-          "`v`: expected `tensor<f32, [?, 3]>`, found shape [6]");
+    const std::pair<const char*, std::string> cases[] = {
+        {R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 4, "binary_data_size": 24})",
+         bad + "24 bytes from byte 4 run past the end of the binary data (24 bytes)"},
+        {R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 20})",
+         bad + "`binary_data_size` is 20, but 6 elements of f32 take 24 bytes"},
+        {R"({"dtype": "f16", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 12})",
+         bad + "`dtype` must be one of f32, f64, i8, i16, i32, i64, u8, bool, found `f16`"},
+        {R"({"dtype": 3, "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})",
+         bad + "`dtype` must be one of f32, f64, i8, i16, i32, i64, u8, bool, found an integer"},
+        {R"({"dtype": "f32", "shape": [2, -3], "binary_data_offset": 0, "binary_data_size": 24})",
+         bad + "`shape` must be an array of sizes (integers from 0)"},
+        {R"({"dtype": "f32", "shape": [1099511627776, 1099511627776], "binary_data_offset": 0, "binary_data_size": 0})",
+         bad + "`shape` has more elements than any body could hold"},
+        {R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 18446744073709551615, "binary_data_size": 24})",
+         bad + "24 bytes from byte 18446744073709551615 run past the end of the binary data (24 bytes)"},
+        {R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0})",
+         bad + "it needs `dtype`, `shape`, `binary_data_offset` and `binary_data_size`"},
+        {R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24, "x": 1})",
+         bad + "unknown key `x` (it has `dtype`, `shape`, `binary_data_offset` and `binary_data_size`)"},
+        {R"({"dtype": "f32", "shape": [6], "binary_data_offset": 0, "binary_data_size": 24})",
+         "`v`: expected `tensor<f32, [?, 3]>`, found shape [6]"},
+    };
+    for (const auto& [text, message] : cases) {
+      CAPTURE(text);
+      CHECK(why(text) == message);
+    }
     // Without raw data, a reference is refused; any other object where a tensor goes is a mismatch.
     auto plain = decode(R"({"dtype": "f32", "shape": [2, 3], "binary_data_offset": 0, "binary_data_size": 24})", t);
     REQUIRE(!plain);
