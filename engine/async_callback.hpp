@@ -38,19 +38,25 @@ struct PendingCompletion {
   Work work;
   std::optional<T> result;
   std::atomic<bool> posted{false};  // the calling thread has let go of its executor copies
+  unsigned tries = 0;               // deliveries that found `posted` false (on the executor's threads only)
 };
 
 // On the handler's executor: runs the handler once the calling thread is done posting.
 template <typename T, typename Handler>
 void deliver(std::shared_ptr<PendingCompletion<T, Handler>> p) {
-  // The calling thread stores `posted` right after its post returns: nanoseconds, unless it was
-  // preempted in between, and then it needs a CPU more than this thread does. So this thread
-  // yields while it waits. (It used to post itself again instead, which kept it busy re-posting
-  // for as long as the calling thread waited for a CPU: on a machine with fewer CPUs than busy
-  // threads, a scheduler time slice, milliseconds, for about one request in ten.)
-  for (unsigned spin = 0; !p->posted.load(std::memory_order_acquire); ++spin) {
-    if (spin >= 64) std::this_thread::yield();
+  // The calling thread stores `posted` right after its post returns, often while this runs
+  // already (the post woke this thread). Posted again, this goes back to the executor's other
+  // work and looks again a moment later: enough, unless the calling thread was preempted
+  // between its post and its store, when re-posting would keep this thread busy, and a CPU the
+  // calling thread needs, for a whole scheduler time slice (milliseconds, on a machine with
+  // fewer CPUs than busy threads: the remote-call tail in benchmarks.md). So after some 256
+  // tries (tens of microseconds) this thread yields until the store.
+  if (!p->posted.load(std::memory_order_acquire) && ++p->tries <= 256) {
+    auto ex = p->work.get_executor();
+    boost::asio::post(ex, [p = std::move(p)]() mutable { deliver(std::move(p)); });
+    return;
   }
+  while (!p->posted.load(std::memory_order_acquire)) std::this_thread::yield();
   auto work = std::move(p->work);
   Handler h = std::move(p->handler);
   T r = std::move(*p->result);
