@@ -328,6 +328,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
       head.set(bhttp::field::server, "braid");
       head.set(bhttp::field::content_type, *format == StreamFormat::Sse ? "text/event-stream" : "application/x-ndjson");
       head.set(bhttp::field::cache_control, "no-cache");
+      head.set(bhttp::field::vary, "Accept");
       head.keep_alive(req.keep_alive());
       {
         std::lock_guard lock(mu_);
@@ -353,9 +354,16 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     a.body = engine::json_text(engine::to_json(*r, &raw));
     a.json_size = a.body.size();
     a.body += raw;
-    co_return respond(req, std::move(a));
+    Response res = respond(req, std::move(a));
+    res.set(bhttp::field::vary, "Accept");
+    co_return res;
   }
-  if (!kserve) co_return respond(req, 200, engine::to_json(*r));
+  if (!kserve) {
+    // The representation depends on Accept (raw tensor data, or a stream's format).
+    Response res = respond(req, 200, engine::to_json(*r));
+    res.set(bhttp::field::vary, "Accept");
+    co_return res;
+  }
   co_return respond(req, kserve_response(ep, *r, *kserve));
 }
 

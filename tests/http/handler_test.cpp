@@ -133,6 +133,7 @@ TEST_SUITE("http") {
     auto plain = request(n, nullptr);
     REQUIRE(plain.result_int() == 200);
     CHECK(plain[bhttp::field::content_type] == "application/json");
+    CHECK(plain[bhttp::field::vary] == "Accept");  // the answer depends on it
     CHECK(f.body_of(plain) == json::parse(R"({"x": [[1.5, -0.0], [3.0, 4.25]], "words": ["a"], "ok": true, "f": 0.5, "r": {"a": 7}})"));
 
     // Asked for: the answer's tensors come back as raw data after its JSON part, bit for bit.
@@ -142,6 +143,7 @@ TEST_SUITE("http") {
       auto bin = request(n, accept);
       REQUIRE(bin.result_int() == 200);
       CHECK(bin[bhttp::field::content_type] == "application/octet-stream");
+      CHECK(bin[bhttp::field::vary] == "Accept");
       REQUIRE(bin.count("Inference-Header-Content-Length") == 1);
       std::size_t json_size = std::stoul(std::string(bin["Inference-Header-Content-Length"]));
       REQUIRE(json_size <= bin.body().size());
