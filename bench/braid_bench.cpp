@@ -91,7 +91,11 @@ class EngineClient final : public Client {
 class HttpClient final : public Client {
  public:
   HttpClient(asio::io_context& ioc, asio::ip::tcp::endpoint at, std::string host, std::string target, std::string body)
-      : ioc_(ioc), at_(at), host_(std::move(host)), target_(std::move(target)), body_(std::move(body)) {}
+      : ioc_(ioc), at_(at), host_(std::move(host)), target_(std::move(target)), body_(std::move(body)) {
+    // Room for 64 KiB reads: Beast reads what the buffer has room for (512 bytes at first), and
+    // a large answer read 512 bytes at a time would time this client, not the server.
+    buffer_.reserve(64 * 1024);
+  }
   asio::awaitable<Outcome> call() override {
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (!stream_) {
@@ -110,9 +114,6 @@ class HttpClient final : public Client {
       auto [wec, wn] = co_await bhttp::async_write(*stream_, req, tuple_awaitable);
       bhttp::response<bhttp::string_body> res;
       boost::system::error_code rec;
-      // Room for 64 KiB reads: Beast reads what the buffer has room for (512 bytes at first), and
-      // a large answer read 512 bytes at a time would time this client, not the server.
-      buffer_.reserve(64 * 1024);
       if (!wec) std::tie(rec, wn) = co_await bhttp::async_read(*stream_, buffer_, res, tuple_awaitable);
       if (wec || rec) {  // a closed kept-alive connection: reconnect once
         stream_.reset();

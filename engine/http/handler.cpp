@@ -296,8 +296,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     deadline_ns = deadline_ns == 0 ? ns : std::min(deadline_ns, ns);
   }
   engine::Engine& engine = *engine_ref;
-  engine::BinaryData binary{named.binary.value_or(std::string_view())};
-  auto inputs = engine.decode_inputs(ep, named.json, named.values, named.binary ? &binary : nullptr);
+  auto inputs = engine.decode_inputs(ep, named.json, named.values, named.binary ? &*named.binary : nullptr);
   if (!inputs) co_return engine_error(req, inputs.error());
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
   if (in_flight_.fetch_add(1) >= static_cast<std::int64_t>(options_.max_in_flight)) {
@@ -346,22 +345,21 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     in_flight_.fetch_sub(1);
   }
   if (!r) co_return engine_error(req, r.error());
-  if (!kserve && wants_binary(req)) {
-    // The result's host tensors as raw data after the JSON part, as a KServe binary answer is.
-    InferAnswer a;
-    a.binary = true;
-    std::string raw;
-    a.body = engine::json_text(engine::to_json(*r, &raw));
-    a.json_size = a.body.size();
-    a.body += raw;
-    Response res = respond(req, std::move(a));
-    res.set(bhttp::field::vary, "Accept");
-    co_return res;
-  }
   if (!kserve) {
-    // The representation depends on Accept (raw tensor data, or a stream's format).
-    Response res = respond(req, 200, engine::to_json(*r));
-    res.set(bhttp::field::vary, "Accept");
+    Response res;
+    if (wants_binary(req)) {
+      // The result's host tensors as raw data after the JSON part, as a KServe binary answer is.
+      InferAnswer a;
+      a.binary = true;
+      std::string raw;
+      a.body = engine::json_text(engine::to_json(*r, &raw));
+      a.json_size = a.body.size();
+      a.body += raw;
+      res = respond(req, std::move(a));
+    } else {
+      res = respond(req, 200, engine::to_json(*r));
+    }
+    res.set(bhttp::field::vary, "Accept");  // the representation depends on it
     co_return res;
   }
   co_return respond(req, kserve_response(ep, *r, *kserve));
@@ -513,14 +511,14 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
     auto json_size = json_part_size(req);
     if (!json_size) co_return engine_error(req, json_size.error());
     std::string_view text = req.body();
-    std::optional<std::string_view> binary;
+    std::optional<engine::BinaryData> binary;
     if (*json_size) {
       if (**json_size > text.size()) {
         co_return error(req, 400,
                         fmt::format("Inference-Header-Content-Length is {} but the body has {} bytes", **json_size, text.size()),
                         "invalid_input");
       }
-      binary = text.substr(**json_size);
+      binary = engine::BinaryData{text.substr(**json_size)};
       text = text.substr(0, **json_size);
     }
     auto body = body_object(text);

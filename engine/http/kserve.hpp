@@ -16,6 +16,7 @@
 #include <boost/json/value.hpp>
 
 #include "engine/engine.hpp"
+#include "engine/value_json.hpp"
 
 namespace braid::http {
 
@@ -42,7 +43,7 @@ struct NamedInputs {
   // The raw data after the JSON part that binary tensor references point into (braid's own
   // route with Inference-Header-Content-Length): a view into the request's body, which must
   // outlive the decoding of the inputs (their values copy what they need).
-  std::optional<std::string_view> binary;
+  std::optional<engine::BinaryData> binary;
 };
 engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const KserveRequest& request);
 

@@ -219,7 +219,8 @@ class RemoteInstance final : public ModelInstance {
     auto reading = std::make_shared<StreamReading>(methods_.at(method), req->url, std::move(emit), kMaxEvent);
     req->headers.emplace_back("Accept", "text/event-stream");
     client_->exchange_streamed(
-        origin_, http::verb::post, std::move(req->target), std::move(req->body), std::move(req->headers), req->deadline, &ctx, "text/event-stream", [reading](std::string_view piece) { return reading->feed(piece); },
+        origin_, http::verb::post, std::move(req->target), std::move(req->body), std::move(req->headers), req->deadline,
+        &ctx, "text/event-stream", [reading](std::string_view piece) { return reading->feed(piece); },
         [reading, done = std::move(done)](Result<remote::HttpAnswer> a) { done(reading->finish(std::move(a))); });
   }
   // The same, waited for (the engine streams asynchronously; this is for other callers).
