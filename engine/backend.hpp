@@ -24,6 +24,13 @@
 
 namespace braid::engine {
 
+// What a stepped stream (ModelInstance::open_stream) keeps between its steps: the backend's
+// own, opaque to the engine.
+class StreamState {
+ public:
+  virtual ~StreamState() = default;
+};
+
 // Passed to every call: lets long-running work notice that nobody wants its result any more
 // (the request was cancelled, a `first` join was won by another branch, a timeout passed).
 // Contexts chain: cancelling one cancels every context below it (a request, a branch of a group,
@@ -143,6 +150,33 @@ class ModelInstance {
     auto e = call_stream(method, args, ctx, emit);
     emit = nullptr;
     done(std::move(e));
+  }
+
+  // Stepped streams: continuous batching. For a streaming method that steps(method) accepts
+  // (the graph sets `max_batch` above 1 and the model has a batched step), the engine opens
+  // each call's stream with open_stream and then advances the streams of every request
+  // together, one item each per step_streams, so that a stream joins the batch at the next
+  // step after it starts and leaves it when it ends (as a generation server's continuous
+  // batching does). A stream's state belongs to the model: any of its instances may step it,
+  // one step at a time. Called on pool threads, like `call`; models placed on the CPU only.
+  virtual bool steps(std::uint32_t method) const {
+    (void)method;
+    return false;
+  }
+  // Takes the call's arguments (as call_stream's) into a new stream's state.
+  virtual Result<std::unique_ptr<StreamState>> open_stream(std::uint32_t method, std::span<const Value> args) {
+    (void)method, (void)args;
+    return make_error(ErrorCode::ModelError, "this backend cannot step streams");
+  }
+  // Advances each of `streams` by one step: for each, its next item, nullopt when it has ended
+  // (it is not stepped again), or an Error that ends that stream alone. One Error for the
+  // whole step leaves every stream as it was, and the engine then steps each alone, so that
+  // only a failing stream fails.
+  using StepResult = Result<std::optional<Value>>;
+  virtual Result<std::vector<StepResult>> step_streams(std::uint32_t method, std::span<StreamState* const> streams,
+                                                       const CallContext& ctx) {
+    (void)method, (void)streams, (void)ctx;
+    return make_error(ErrorCode::ModelError, "this backend cannot step streams");
   }
 };
 

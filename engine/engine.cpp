@@ -86,6 +86,9 @@ Engine::~Engine() {
         for (auto& b : lm->batchers) {
           if (b) b->stop();  // its timer, before the CPU pool goes
         }
+        for (auto& b : lm->stream_batchers) {
+          if (b) b->stop();
+        }
       }
     }
     impl->device_pools.clear();
@@ -210,6 +213,11 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
       lm->batchers.resize(m.methods.size());
       for (std::uint32_t mi = 0; m.options.max_batch > 1 && mi < m.methods.size(); ++mi) {
         if (lm->instances[0]->batched(mi)) lm->batchers[mi] = std::make_unique<detail::Batcher>(*impl, *lm, mi);
+      }
+      // Streaming methods whose streams the instances step together (continuous batching).
+      lm->stream_batchers.resize(m.methods.size());
+      for (std::uint32_t mi = 0; m.options.max_batch > 1 && mi < m.methods.size(); ++mi) {
+        if (lm->instances[0]->steps(mi)) lm->stream_batchers[mi] = std::make_unique<detail::StreamBatcher>(*impl, *lm, mi);
       }
       models.push_back(std::move(lm));
     }
@@ -347,6 +355,28 @@ Value synthetic(const dsl::TypeRef& t) {
   }
 }
 
+// One step of `n` streams opened on `args` (a stepped streaming method's warm-up): the first
+// step's error, or the first stream's.
+std::optional<Error> warm_steps(ModelInstance& inst, std::uint32_t method, const std::vector<Value>& args, std::uint32_t n,
+                                const CallContext& ctx) {
+  std::vector<std::unique_ptr<StreamState>> owned;
+  std::vector<StreamState*> states;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto s = inst.open_stream(method, args);
+    if (!s) return s.error();
+    states.push_back(s->get());
+    owned.push_back(std::move(*s));
+  }
+  for (std::size_t k : {std::size_t{1}, states.size()}) {
+    auto r = inst.step_streams(method, std::span<StreamState* const>(states.data(), k), ctx);
+    if (!r) return r.error();
+    for (auto& item : *r) {
+      if (!item) return item.error();
+    }
+  }
+  return std::nullopt;
+}
+
 // Warms one method of one instance up; the error's message, if any. On a device, on every
 // thread of the model's pool (LibTorch keeps cuBLAS and cuDNN handles per thread) and, from
 // each, on every stream (and workspaces per stream), then waits for the device.
@@ -356,8 +386,10 @@ std::optional<std::string> warm(Engine::Impl& impl, detail::LoadedModel& lm, Mod
   const bool batched = lm.batcher(method) != nullptr;
   const std::vector<std::vector<Value>> batch(batched ? lm.model->options.max_batch : 0, args);
   const bool streams = lm.model->methods[method].result->is_stream();
+  const bool stepped = lm.stream_batcher(method) != nullptr;
   auto once = [&](const CallContext& ctx) -> std::optional<Error> {
-    // A streaming method: up to its first item.
+    // A streaming method: up to its first item; stepped together, also one step of a full batch.
+    if (streams && stepped) return warm_steps(inst, method, args, lm.model->options.max_batch, ctx);
     if (streams) return inst.call_stream(method, args, ctx, [](Value) { return false; });
     auto r = inst.call(method, args, ctx);
     if (!r) return r.error();
@@ -502,7 +534,7 @@ std::string Engine::metrics_text() const {
   auto each_batched = [&](auto&& fn) {
     for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
       for (const auto& lm : impl_->models[pi]) {
-        if (std::none_of(lm->batchers.begin(), lm->batchers.end(), [](const auto& b) { return b != nullptr; })) continue;
+        if (!lm->batches()) continue;
         fn(fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name), prometheus_label(lm->model->name)),
            lm->metrics);
       }

@@ -14,6 +14,7 @@
 // usefulness (the losers of a `first`, a call past its timeout) finishes against a frame that
 // is cancelled and is discarded.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -27,6 +28,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "engine/batcher.hpp"
+#include "engine/stream_batcher.hpp"
 #include "engine/device.hpp"
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
@@ -114,11 +116,19 @@ struct LoadedModel {
   unsigned pool_threads = 0;  // threads of `pool`
   ModelMetrics metrics;
   std::vector<std::unique_ptr<Batcher>> batchers;  // per method: its batcher, or null when not batched
+  std::vector<std::unique_ptr<StreamBatcher>> stream_batchers;  // per method: its stream batcher, or null
   // An asynchronous model (ModelInstance::asynchronous for every method): its `threads` bound
   // its calls in flight, and its results are handled on the shared pool.
   bool asynchronous = false;
   std::unique_ptr<AsyncGate> gate;
   Batcher* batcher(std::uint32_t method) const { return method < batchers.size() ? batchers[method].get() : nullptr; }
+  StreamBatcher* stream_batcher(std::uint32_t method) const {
+    return method < stream_batchers.size() ? stream_batchers[method].get() : nullptr;
+  }
+  bool batches() const {
+    auto any = [](const auto& v) { return std::any_of(v.begin(), v.end(), [](const auto& b) { return b != nullptr; }); };
+    return any(batchers) || any(stream_batchers);
+  }
 };
 
 struct RunState;

@@ -65,7 +65,9 @@ namespace {
 
 // One call of a streaming method: its stream is published at once, items go out as the model
 // emits them (to readers, on this thread), and the node ends with the stream. A timeout bounds
-// the whole stream. Not retried: its items may already have gone out.
+// the whole stream. Not retried: its items may already have gone out. A method whose streams
+// step together goes through its StreamBatcher (stream_batcher.hpp) instead of a thread of its
+// own.
 struct StreamCall {
   std::atomic<bool> claimed{false};
   CallContext ctx;
@@ -213,6 +215,17 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
   }
   node_publish(f, local, s);
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
+  if (StreamBatcher* sb = m.stream_batcher(c.method)) {  // stepped with the other requests' streams
+    StreamItem item;
+    item.args = std::move(args);
+    item.s = s;
+    item.ctx = &call->ctx;
+    item.node = &n;
+    item.metrics = &nm;
+    item.trace = f->run->trace.get();
+    item.end = end;
+    return sb->add(std::move(item));
+  }
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   post_to(*m.pool, [f, inst, method = c.method, args = std::move(args), s, call, end, &n, &m, &nm,
                     queued_at = std::chrono::steady_clock::now()]() mutable {

@@ -1,8 +1,8 @@
 #pragma once
 // The harness of the device tests (device_test.cpp, device_ops_test.cpp) and the batcher's
 // (batch_test.cpp): an engine over the fake backend and a fake device
-// (tests/engine/fake_device.hpp), the models they call, and helpers to start requests and read
-// their results.
+// (tests/engine/fake_device.hpp), the models they call, and helpers to start requests, read
+// their results and wait for a model's figures. The stream batcher's tests use it too.
 
 #include <doctest/doctest.h>
 
@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <future>
 #include <string_view>
+#include <thread>
 
 #include "engine/engine.hpp"
 #include "tests/engine/fake_backend.hpp"
@@ -76,6 +77,26 @@ struct DeviceHarness {
     return engine->run(*ep, std::move(inputs));
   }
 };
+
+// The engine's figures for model `name` now.
+inline engine::ModelStats model(const engine::Engine& e, const std::string& name) {
+  for (auto& m : e.model_stats()) {
+    if (m.name == name) return m;
+  }
+  FAIL("no model " << name);
+  return {};
+}
+
+// Waits (up to 10 s) until `pred` holds of the engine's figures for `name`.
+template <typename Pred>
+bool wait_model(const engine::Engine& e, const std::string& name, Pred pred) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pred(model(e, name))) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 inline Value tensor(std::vector<double> xs) {
   std::vector<std::int64_t> shape{static_cast<std::int64_t>(xs.size())};

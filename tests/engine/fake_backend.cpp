@@ -63,7 +63,80 @@ class FakeInstance final : public engine::ModelInstance {
     return r;
   }
 
-  bool batched(std::uint32_t) const override { return m_.options.max_batch > 1; }
+  bool batched(std::uint32_t method) const override { return m_.options.max_batch > 1 && !streams(method); }
+
+  // Stepped streams (a streaming method of a model with `max_batch` above 1): words, gated and
+  // broken, one item a step. A step of several streams fails as a whole when one of them would
+  // fail (a `words` stream at the word "boom", a `broken` one at its end), as a real batched
+  // step would; alone, only that stream fails.
+  bool steps(std::uint32_t method) const override { return m_.options.max_batch > 1 && streams(method); }
+
+  struct FakeStream final : engine::StreamState {
+    std::string name;
+    std::vector<std::string> items;
+    std::size_t next = 0;
+    std::string key;  // gated: item i > 0 once open("<key><i>")
+  };
+
+  Result<std::unique_ptr<engine::StreamState>> open_stream(std::uint32_t method, std::span<const Value> args) override {
+    auto s = std::make_unique<FakeStream>();
+    s->name = m_.methods[method].name;
+    if (s->name == "words") {
+      const std::string text = args[0].as_str();
+      for (std::size_t pos = 0; pos < text.size();) {
+        std::size_t next = text.find(' ', pos);
+        if (next == std::string::npos) next = text.size();
+        if (next > pos) s->items.push_back(text.substr(pos, next - pos));
+        pos = next + 1;
+      }
+    } else if (s->name == "gated" || s->name == "broken") {
+      for (std::int64_t i = 0; i < args[0].as_int(); ++i) s->items.push_back(std::to_string(i));
+      if (s->name == "gated") s->key = args[1].as_str();
+    } else {
+      return make_error(ErrorCode::ModelError, fmt::format("`{}` does not stream", s->name));
+    }
+    return std::unique_ptr<engine::StreamState>(std::move(s));
+  }
+
+  Result<std::vector<StepResult>> step_streams(std::uint32_t, std::span<engine::StreamState* const> streams,
+                                               const engine::CallContext& ctx) override {
+    {
+      std::lock_guard lock(b_.mu_);
+      auto& s = b_.stats_[m_.name];
+      s.steps.push_back(static_cast<int>(streams.size()));
+      s.threads.insert(std::this_thread::get_id());
+    }
+    b_.cv_.notify_all();
+    auto fails = [](const FakeStream& s) {
+      return (s.name == "words" && s.next < s.items.size() && s.items[s.next] == "boom") ||
+             (s.name == "broken" && s.next == s.items.size());
+    };
+    if (streams.size() > 1) {
+      for (auto* st : streams) {
+        if (fails(static_cast<FakeStream&>(*st))) return make_error(ErrorCode::ModelError, "the step failed");
+      }
+    }
+    std::vector<StepResult> out;
+    for (auto* st : streams) {
+      auto& s = static_cast<FakeStream&>(*st);
+      if (fails(s)) {
+        out.emplace_back(make_error(ErrorCode::ModelError, fmt::format("`{}` failed at item {}", s.name, s.next)));
+        continue;
+      }
+      if (s.next == s.items.size()) {
+        out.emplace_back(std::optional<Value>());
+        continue;
+      }
+      if (!s.key.empty() && s.next > 0) {
+        std::unique_lock lock(b_.mu_);
+        const std::string k = s.key + std::to_string(s.next);
+        while (!b_.open_[k] && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
+        if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
+      }
+      out.emplace_back(std::optional<Value>(Value(s.items[s.next++])));
+    }
+    return out;
+  }
 
   // `async_<name>`: `<name>` run on a thread of its own, answered through `done`.
   bool asynchronous(std::uint32_t method) const override { return m_.methods[method].name.rfind("async_", 0) == 0; }
@@ -110,6 +183,11 @@ class FakeInstance final : public engine::ModelInstance {
   }
 
  private:
+  bool streams(std::uint32_t method) const {
+    const auto& r = m_.methods[method].result;
+    return r && r->is_stream();
+  }
+
   std::optional<engine::Error> stream(const std::string& name, std::span<const Value> args, const engine::CallContext& ctx,
                                       const std::function<bool(Value)>& emit) {
     if (name == "words") {

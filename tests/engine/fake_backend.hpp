@@ -28,7 +28,9 @@
 //
 // A model whose graph sets `max_batch` above 1 batches every method (ModelInstance::batched):
 // call_batch runs the calls one after another and fails as a whole when one of them fails, as
-// a real batched method would.
+// a real batched method would. Its streaming methods step (ModelInstance::steps): one item per
+// stream a step; a step of several fails as a whole when one stream would fail (`words` at the
+// word "boom", which fails that stream alone; `broken` at its end).
 //
 // Tensor methods (f32), for the device path: on a model placed `on cuda` they enqueue their
 // work on the call's stream of `device` (a FakeDevice) and return device tensors at once; on
@@ -72,6 +74,7 @@ class FakeBackend final : public engine::Backend, public std::enable_shared_from
     int finished = 0;
     std::set<std::thread::id> threads;  // every thread that made a call
     std::vector<int> batches;            // the size of each call_batch, in order
+    std::vector<int> steps;              // the streams of each step of stepped streams, in order
     std::vector<std::thread::id> unloaded_on;  // the thread that destroyed each instance
   };
 

@@ -59,7 +59,10 @@ void save(torch::jit::Module& m, const std::filesystem::path& dir, const std::st
 // `def generate(prompt: str) -> stream<str>`, engine/backends/torch/torch_backend.cpp): the word
 // generate picks after the words `emitted` (the network's state recomputed from the prompt and
 // them, with the very operations generate runs), or None after `steps` words. Fed back its own
-// words, it yields exactly generate's: generate(p) == p + " " + " ".join(words).
+// words, it yields exactly generate's: generate(p) == p + " " + " ".join(words). And
+// generate_next_batch(prompts, emitted) is generate_next for many streams at once (continuous
+// batching), their states advanced together with matrix products, each stream as far as its
+// own words go.
 void generator(const std::filesystem::path& dir, const std::string& file, const std::string& method, double seed,
                int64_t steps, const std::vector<std::string>& vocab) {
   auto m = text_module("Generator", seed);
@@ -86,6 +89,32 @@ def )" + method + R"(_next(self, prompt: str, emitted: List[str]) -> Optional[st
         h = torch.tanh(torch.mv(self.w_in, self.features(emitted[step])) * 4.0 + torch.roll(h, step + 1) * 2.0)
     idx = int(torch.argmax(torch.mv(self.w_out, h)).item())
     return self.vocab[idx]
+
+def )" + method + R"(_next_batch(self, prompt: List[str], emitted: List[List[str]]) -> List[Optional[str]]:
+    n = len(prompt)
+    x = torch.stack([self.features(p) for p in prompt])
+    h = torch.tanh(torch.mm(x, self.w_in.t()) * 4.0)
+    longest = 0
+    for e in emitted:
+        longest = max(longest, min(len(e), self.steps))
+    for step in range(longest):
+        rows: List[Tensor] = []
+        for j in range(n):
+            if step < len(emitted[j]):
+                rows.append(self.features(emitted[j][step]))
+            else:
+                rows.append(torch.zeros(self.dim, device=self.w_in.device))
+        moved = torch.tanh(torch.mm(torch.stack(rows), self.w_in.t()) * 4.0 + torch.roll(h, step + 1, 1) * 2.0)
+        mask = torch.tensor([step < len(e) for e in emitted], device=self.w_in.device).unsqueeze(1)
+        h = torch.where(mask, moved, h)
+    idx: List[int] = torch.argmax(torch.mm(h, self.w_out.t()), 1).tolist()
+    out: List[Optional[str]] = []
+    for j in range(n):
+        if len(emitted[j]) >= self.steps:
+            out.append(None)
+        else:
+            out.append(self.vocab[idx[j]])
+    return out
 )");
   save(m, dir, file);
 }

@@ -63,7 +63,12 @@ Result<std::optional<BatchMethod>> batch_method(torch::jit::Module& m, const pla
 //   def m_next(self, p1: A, ..., emitted: List[T]) -> Optional[T]
 //
 // called again and again with the items it has returned so far (an empty list first): each
-// result that is not None is the next item, None ends the stream. The file has no `m`.
+// result that is not None is the next item, None ends the stream. The file has no `m`. When
+// the graph sets `max_batch` above 1, the streams of all requests step together through
+//
+//   def m_next_batch(self, p1: List[A], ..., emitted: List[List[T]]) -> List[Optional[T]]
+//
+// one entry per stream in each list (continuous batching, ModelInstance::steps).
 bool streams(const plan::Method& meth) { return meth.result && meth.result->is_stream(); }
 
 // The name of the file's method that runs `meth`.
@@ -98,12 +103,61 @@ std::optional<std::string> next_mismatch(const torch::jit::Method& next, const p
   return std::nullopt;
 }
 
+// The signature `<m>_next_batch` must have: each of `<m>_next`'s parameters and its result as a
+// list.
+std::string next_batch_signature(const plan::Method& meth) {
+  std::vector<plan::Param> params = meth.params;
+  params.push_back({"emitted", dsl::Type::list(meth.result->elem)});
+  for (auto& p : params) p.type = dsl::Type::list(p.type);
+  return meth.name + "_next_batch" + signature_text(params, dsl::Type::list(dsl::Type::optional(meth.result->elem)));
+}
+
+// Checks `<m>_next_batch` (`batch`) against `<m>_next` (`next`, already checked): the same
+// parameters, each a list of what `next` takes, and a list of what `next` returns. Nullopt
+// when it fits; else what is wrong.
+std::optional<std::string> next_batch_mismatch(const torch::jit::Method& batch, const torch::jit::Method& next) {
+  const auto& b = batch.function().getSchema();
+  const auto& n = next.function().getSchema();
+  if (b.arguments().size() != n.arguments().size()) {
+    return fmt::format("it takes {} parameters where {} are wanted", b.arguments().size() - 1, n.arguments().size() - 1);
+  }
+  for (std::size_t i = 1; i < b.arguments().size(); ++i) {
+    const c10::TypePtr t = b.arguments()[i].type();
+    if (t->kind() != c10::TypeKind::ListType || *t->expectRef<c10::ListType>().getElementType() != *n.arguments()[i].type()) {
+      return fmt::format("its parameter {} is `{}`, not `List[{}]`", i, t->annotation_str(),
+                         n.arguments()[i].type()->annotation_str());
+    }
+  }
+  const c10::TypePtr r = b.returns().size() == 1 ? b.returns()[0].type() : nullptr;
+  if (!r || r->kind() != c10::TypeKind::ListType || *r->expectRef<c10::ListType>().getElementType() != *n.returns()[0].type()) {
+    return fmt::format("its result is `{}`, not `List[{}]`", r ? r->annotation_str() : std::string("not one value"),
+                       n.returns()[0].type()->annotation_str());
+  }
+  return std::nullopt;
+}
+
+// A stream's state between its steps: the call's arguments, and the items it emitted so far
+// as one list that every step is handed (so a step costs no more at the thousandth item than
+// at the first).
+struct TorchStream final : StreamState {
+  std::vector<c10::IValue> args;
+  c10::impl::GenericList emitted;
+  explicit TorchStream(c10::TypePtr item) : emitted(std::move(item)) {}
+};
+
 class TorchInstance final : public ModelInstance {
  public:
   TorchInstance(torch::jit::Module m, const plan::Model& spec, int device,
                 std::vector<std::optional<BatchMethod>> batch_methods)
       : module_(std::move(m)), spec_(spec), device_(device), batch_methods_(std::move(batch_methods)) {
-    for (const auto& meth : spec.methods) methods_.push_back(module_.get_method(file_method(meth)));
+    for (const auto& meth : spec.methods) {
+      methods_.push_back(module_.get_method(file_method(meth)));
+      // Checked by load(): present only when the graph batches.
+      next_batch_.emplace_back();
+      if (streams(meth) && spec.options.max_batch > 1) {
+        if (auto nb = module_.find_method(meth.name + "_next_batch")) next_batch_.back() = *nb;
+      }
+    }
   }
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
@@ -124,49 +178,79 @@ class TorchInstance final : public ModelInstance {
     });
   }
 
-  // `<m>_next` again and again (see streams() above), each item emitted as soon as it is back.
-  // The list handed back holds the very IValues the model returned (a fresh list each call, so
-  // that a model appending to it cannot change what the next call sees).
+  // `<m>_next` again and again (see streams() above), each item emitted as soon as it is back:
+  // a stream of its own, stepped until it ends.
   std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                                    const std::function<bool(Value)>& emit) override {
+    auto opened = open_stream(method, args);
+    if (!opened) return opened.error();
+    auto& stream = static_cast<TorchStream&>(**opened);
+    while (!ctx.cancelled()) {
+      Result<std::optional<Value>> item = make_error(ErrorCode::Internal, "not run");
+      auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
+        item = step_one(method, sig, stream);
+        return Value();
+      });
+      if (!r) item = r.error();
+      if (!item) {
+        Error e = item.error();
+        e.message = fmt::format("`{}_next`: {}", spec_.methods[method].name, e.message);
+        return e;
+      }
+      if (!*item || !emit(std::move(**item))) break;
+    }
+    return std::nullopt;
+  }
+
+  bool steps(std::uint32_t method) const override { return method < next_batch_.size() && next_batch_[method]; }
+
+  Result<std::unique_ptr<StreamState>> open_stream(std::uint32_t method, std::span<const Value> args) override {
     if (method >= spec_.methods.size() || !streams(spec_.methods[method])) {
       return make_error(ErrorCode::ModelError,
                         fmt::format("`{}` does not stream", method < spec_.methods.size() ? spec_.methods[method].name : "?"));
     }
-    auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
-      torch::jit::Method& next = methods_[method];
-      const auto& schema = next.function().getSchema();
-      const c10::TypePtr item_type = schema.arguments().back().type()->expectRef<c10::ListType>().getElementType();
-      const dsl::TypeRef item = dsl::Type::optional(sig.result->elem);
-      std::vector<c10::IValue> prefix;
-      prefix.reserve(args.size());
+    std::unique_ptr<StreamState> out;
+    CallContext none;
+    auto r = run(method, none, [&](const plan::Method& sig) -> Result<Value> {
+      const auto& schema = methods_[method].function().getSchema();
+      auto s = std::make_unique<TorchStream>(schema.arguments().back().type()->expectRef<c10::ListType>().getElementType());
+      s->args.reserve(args.size());
       for (std::size_t i = 0; i < args.size(); ++i) {
         auto iv = to_ivalue(args[i], i < sig.params.size() ? sig.params[i].type : dsl::Type::error(), device_);
         if (!iv) return iv.error();
-        prefix.push_back(std::move(*iv));
+        s->args.push_back(std::move(*iv));
       }
-      std::vector<c10::IValue> emitted;
-      while (!ctx.cancelled()) {
-        c10::impl::GenericList list(item_type);
-        list.reserve(emitted.size());
-        for (const auto& e : emitted) list.push_back(e);
-        std::vector<c10::IValue> stack = prefix;
-        stack.emplace_back(std::move(list));
-        c10::IValue out = next(std::move(stack));
-        if (out.isNone()) break;
-        auto v = from_ivalue(out, item, deferred(ctx));
-        if (!v) return v.error();
-        emitted.push_back(std::move(out));
-        if (!emit(std::move(*v))) break;
-      }
+      out = std::move(s);
       return Value();
     });
-    if (!r) {
-      Error e = r.error();
-      e.message = fmt::format("`{}_next`: {}", spec_.methods[method].name, e.message);
+    if (!r) return r.error();
+    return out;
+  }
+
+  // One stream: `<m>_next`. Several: one call of `<m>_next_batch` for all of them.
+  Result<std::vector<StepResult>> step_streams(std::uint32_t method, std::span<StreamState* const> streams,
+                                               const CallContext& ctx) override {
+    std::vector<StepResult> out;
+    auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
+      if (streams.size() == 1 || !steps(method)) {
+        for (StreamState* s : streams) out.push_back(step_one(method, sig, static_cast<TorchStream&>(*s)));
+        return Value();
+      }
+      auto stepped = step_batch(method, sig, streams);
+      if (!stepped) return stepped.error();
+      out = std::move(*stepped);
+      return Value();
+    });
+    const std::string_view form = streams.size() == 1 || !steps(method) ? "" : "_batch";
+    auto say = [&](Error e) {
+      e.message = fmt::format("`{}_next{}`: {}", spec_.methods[method].name, form, e.message);
       return e;
+    };
+    if (!r) return say(r.error());
+    for (auto& item : out) {
+      if (!item) item = say(item.error());
     }
-    return std::nullopt;
+    return out;
   }
 
   bool batched(std::uint32_t method) const override { return method < batch_methods_.size() && batch_methods_[method]; }
@@ -289,6 +373,70 @@ class TorchInstance final : public ModelInstance {
     return results;
   }
 
+  // The next item of `s` from `<m>_next`, inside run(); the item joins the list it is handed.
+  StepResult step_one(std::uint32_t method, const plan::Method& sig, TorchStream& s) {
+    std::vector<c10::IValue> stack = s.args;
+    stack.emplace_back(s.emitted);  // the list itself, not a copy
+    const std::size_t before = s.emitted.size();
+    c10::IValue out = methods_[method](std::move(stack));
+    return taken(sig, s, before, std::move(out));
+  }
+
+  // The next item of each stream from one call of `<m>_next_batch`, inside run().
+  Result<std::vector<StepResult>> step_batch(std::uint32_t method, const plan::Method& sig,
+                                             std::span<StreamState* const> streams) {
+    torch::jit::Method& batch = *next_batch_[method];
+    const auto& schema = batch.function().getSchema();
+    std::vector<c10::IValue> stack;
+    stack.reserve(schema.arguments().size() - 1);
+    std::vector<std::size_t> before;
+    before.reserve(streams.size());
+    for (std::size_t p = 1; p < schema.arguments().size(); ++p) {
+      c10::impl::GenericList list(schema.arguments()[p].type()->expectRef<c10::ListType>().getElementType());
+      list.reserve(streams.size());
+      const bool emitted = p + 1 == schema.arguments().size();
+      for (StreamState* st : streams) {
+        auto& s = static_cast<TorchStream&>(*st);
+        if (emitted) {
+          list.push_back(s.emitted);
+          before.push_back(s.emitted.size());
+        } else {
+          list.push_back(s.args[p - 1]);
+        }
+      }
+      stack.emplace_back(std::move(list));
+    }
+    c10::IValue out = batch(std::move(stack));
+    if (!out.isList() || out.toListRef().size() != streams.size()) {
+      return make_error(ErrorCode::ModelError, fmt::format("it returned {} for {} streams",
+                                                           out.isList() ? fmt::format("{} items", out.toListRef().size())
+                                                                        : std::string("no list"),
+                                                           streams.size()));
+    }
+    std::vector<StepResult> results;
+    results.reserve(streams.size());
+    const auto items = out.toList();
+    for (std::size_t j = 0; j < streams.size(); ++j) {
+      results.push_back(taken(sig, static_cast<TorchStream&>(*streams[j]), before[j], items.get(j)));
+    }
+    return results;
+  }
+
+  // What one step returned for `s` (None: the end), appended to its items; the list the step
+  // was handed must still hold the `before` items it had (a model that changes it would see
+  // other items than it emitted).
+  StepResult taken(const plan::Method& sig, TorchStream& s, std::size_t before, c10::IValue out) {
+    if (s.emitted.size() != before) {
+      return make_error(ErrorCode::ModelError, fmt::format("the step changed `emitted`, the list of the {} items emitted so far "
+                                                           "(it holds {} after it)", before, s.emitted.size()));
+    }
+    if (out.isNone()) return std::optional<Value>();
+    auto v = from_ivalue(out, dsl::Type::optional(sig.result->elem), -1);
+    if (!v) return v.error();
+    s.emitted.push_back(std::move(out));
+    return std::optional<Value>(std::move(*v));
+  }
+
   // The device whose one-element tensors standing for numbers the engine reads later (-1: none).
   int deferred(const CallContext& ctx) const { return device_ >= 0 && ctx.stream() ? device_ : -1; }
 
@@ -306,6 +454,7 @@ class TorchInstance final : public ModelInstance {
   int device_;  // -1: the CPU
   std::vector<torch::jit::Method> methods_;
   std::vector<std::optional<BatchMethod>> batch_methods_;  // per method: its `_batch` form, if batched
+  std::vector<std::optional<torch::jit::Method>> next_batch_;  // per streaming method: `_next_batch`, if batched
 };
 
 class TorchBackend final : public Backend {
@@ -352,7 +501,7 @@ class TorchBackend final : public Backend {
       std::vector<std::optional<BatchMethod>> batch_methods;
       for (const auto& meth : model.methods) {
         if (streams(meth)) {
-          // Never batched: no `_batch` is looked for.
+          // Batched through `_next_batch` (if any), never `_batch`.
           const std::string name = file_method(meth);
           auto next = m.find_method(name);
           if (!next) {
@@ -364,6 +513,15 @@ class TorchBackend final : public Backend {
             return make_error(ErrorCode::LoadError,
                               fmt::format("model file `{}`: `{}` must be `{}` for the streaming method `{}`, but {}", model.path,
                                           name, next_signature(meth), meth.name, *wrong));
+          }
+          if (model.options.max_batch > 1) {
+            if (auto nb = m.find_method(name + "_batch")) {
+              if (auto wrong = next_batch_mismatch(*nb, *next)) {
+                return make_error(ErrorCode::LoadError,
+                                  fmt::format("model file `{}`: `{}_batch` must be `{}` for the batched streaming method `{}`, "
+                                              "but {}", model.path, name, next_batch_signature(meth), meth.name, *wrong));
+              }
+            }
           }
           batch_methods.emplace_back();
           continue;

@@ -1,0 +1,233 @@
+// The stream batcher: steps the streams of one method together (see stream_batcher.hpp).
+#include "engine/stream_batcher.hpp"
+
+#include <fmt/format.h>
+
+#include "engine/run.hpp"
+
+namespace braid::engine::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t ns_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+}
+
+// One step of `states`: an item, an end or an error for each, or the step's error; an exception
+// or a wrong count is the step's error.
+Result<std::vector<ModelInstance::StepResult>> step_streams(ModelInstance& inst, std::uint32_t method,
+                                                            std::span<StreamState* const> states, const CallContext& ctx) {
+  Result<std::vector<ModelInstance::StepResult>> r = make_error(ErrorCode::Internal, "not run");
+  try {
+    r = inst.step_streams(method, states, ctx);
+  } catch (const std::exception& e) {  // backends must not throw; if one does, the step failed
+    return make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
+  }
+  if (r && r->size() != states.size()) {
+    return make_error(ErrorCode::ModelError, fmt::format("a step returned {} results for {} streams", r->size(), states.size()));
+  }
+  return r;
+}
+
+}  // namespace
+
+StreamBatcher::StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method)
+    : engine_(engine),
+      m_(m),
+      method_(method),
+      max_(std::max<std::uint32_t>(1, m.model->options.max_batch)),
+      window_(m.model->options.batch_window_ns),
+      slots_(std::max<std::size_t>({1, m.instances.size(), m.pool_threads})),
+      timer_(std::make_unique<boost::asio::steady_timer>(engine.pool->get_executor())) {}
+
+void StreamBatcher::add(StreamItem item) {
+  item.queued = Clock::now();
+  std::unique_lock lock(mu_);
+  if (stopped_) return;
+  m_.metrics.queued.fetch_add(1, std::memory_order_relaxed);
+  queue_.push_back(std::move(item));
+  dispatch(lock);
+}
+
+void StreamBatcher::stop() {
+  std::deque<StreamItem> dropped;
+  std::unique_ptr<boost::asio::steady_timer> timer;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    dropped.swap(queue_);
+    timer = std::move(timer_);
+  }
+  if (timer) timer->cancel();
+}
+
+void StreamBatcher::dispatch(std::unique_lock<std::mutex>& lock) {
+  (void)lock;
+  while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
+    // A step is due when a stream that has stepped before waits (its next item is never held
+    // back), when the streams fill one step more than those scheduled take, when the oldest
+    // new one has waited its window, or at once without a window.
+    const bool full = queue_.size() >= (posted_ + 1) * max_;
+    const Clock::time_point due = queue_.front().queued + window_;
+    if (stepped_waiting_ == 0 && !full && window_.count() > 0 && Clock::now() < due) {
+      if (!timer_armed_ || due < timer_at_) {
+        timer_armed_ = true;
+        timer_at_ = due;
+        timer_->expires_at(due);
+        timer_->async_wait([this](boost::system::error_code ec) {
+          if (ec) return;  // re-armed earlier, or stopped
+          std::unique_lock l(mu_);
+          timer_armed_ = false;
+          dispatch(l);
+        });
+      }
+      return;
+    }
+    ++busy_;
+    ++posted_;
+    boost::asio::post(*m_.pool, [this] { run_with_ready_queue([this] { run(); }); });
+  }
+}
+
+void StreamBatcher::run() {
+  std::vector<StreamItem> items, dropped;
+  {
+    std::unique_lock lock(mu_);
+    --posted_;
+    // An even share of what waits with the steps scheduled behind this one (idle instances
+    // split the streams), at most `max_batch`.
+    const std::size_t take = std::min(max_, (queue_.size() + posted_) / (posted_ + 1));
+    while (!queue_.empty() && items.size() + dropped.size() < take) {
+      StreamItem item = std::move(queue_.front());
+      queue_.pop_front();
+      if (item.stepped) --stepped_waiting_;
+      (item.ctx->cancelled() ? dropped : items).push_back(std::move(item));
+    }
+    if (items.empty()) --busy_;
+    dispatch(lock);  // more streams wait: another instance may take them now
+  }
+  m_.metrics.queued.fetch_sub(static_cast<std::int64_t>(items.size() + dropped.size()), std::memory_order_relaxed);
+  for (auto& item : dropped) finish(item, make_error(ErrorCode::Cancelled, "cancelled"));
+  if (items.empty()) return;
+
+  ModelInstance& inst = m_.instances.size() == 1
+                            ? *m_.instances[0]
+                            : *m_.instances[m_.next.fetch_add(1, std::memory_order_relaxed) % m_.instances.size()];
+  step(inst, items);
+  std::unique_lock lock(mu_);
+  --busy_;
+  if (!stopped_) {
+    const Clock::time_point now = Clock::now();
+    for (auto& item : items) {
+      item.queued = now;
+      item.stepped = true;
+      queue_.push_back(std::move(item));
+    }
+    stepped_waiting_ += items.size();
+    m_.metrics.queued.fetch_add(static_cast<std::int64_t>(items.size()), std::memory_order_relaxed);
+  }
+  dispatch(lock);
+}
+
+void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
+  const Clock::time_point t0 = Clock::now();
+  // New streams open first (a bad argument ends that stream alone).
+  std::vector<StreamItem> live;
+  live.reserve(items.size());
+  for (auto& item : items) {
+    item.metrics->queue_ns.fetch_add(static_cast<std::uint64_t>(ns_between(item.queued, t0)), std::memory_order_relaxed);
+    if (!item.state) {
+      item.started = t0;
+      item.trace_t0 = item.trace ? item.trace->now_us() : 0;
+      Result<std::unique_ptr<StreamState>> opened = make_error(ErrorCode::Internal, "not opened");
+      try {
+        opened = inst.open_stream(method_, item.args);
+      } catch (const std::exception& e) {
+        opened = make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
+      }
+      if (!opened) {
+        finish(item, opened.error());
+        continue;
+      }
+      item.state = std::move(*opened);
+      item.args.clear();
+    }
+    live.push_back(std::move(item));
+  }
+  items.clear();
+  if (live.empty()) return;
+
+  std::vector<StreamState*> states;
+  states.reserve(live.size());
+  for (const auto& item : live) states.push_back(item.state.get());
+  const auto n = static_cast<std::int64_t>(live.size());
+  m_.metrics.running.fetch_add(n, std::memory_order_relaxed);
+  const Clock::time_point began = Clock::now();
+  // A step of one stream is that call's (it sees that call's cancellation).
+  CallContext ctx(live.size() == 1 ? live[0].ctx : nullptr);
+  auto r = step_streams(inst, method_, states, ctx);
+  const std::int64_t ran = ns_between(began, Clock::now());
+  m_.metrics.running.fetch_sub(n, std::memory_order_relaxed);
+  m_.metrics.batch_size.observe(live.size());
+
+  if (!r && live.size() > 1) {
+    // Each stream alone, so that only a failing one fails (the step left every stream as it was).
+    m_.metrics.batch_failures.fetch_add(1, std::memory_order_relaxed);
+    for (auto& item : live) {
+      if (item.ctx->cancelled()) {
+        finish(item, make_error(ErrorCode::Cancelled, "cancelled"));
+        continue;
+      }
+      StreamState* one[] = {item.state.get()};
+      CallContext alone(item.ctx);
+      m_.metrics.running.fetch_add(1, std::memory_order_relaxed);
+      const Clock::time_point a0 = Clock::now();
+      auto r1 = step_streams(inst, method_, one, alone);
+      item.metrics->run_ns.fetch_add(static_cast<std::uint64_t>(ns_between(a0, Clock::now())), std::memory_order_relaxed);
+      m_.metrics.running.fetch_sub(1, std::memory_order_relaxed);
+      if (take(item, r1 ? std::move((*r1)[0]) : ModelInstance::StepResult(r1.error()))) items.push_back(std::move(item));
+    }
+    return;
+  }
+  // Each stream's share of the time running is the step's over its streams (so that a node's
+  // run time sums to the model's, batched or not).
+  const auto share = static_cast<std::uint64_t>(ran / n);
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    StreamItem& item = live[i];
+    item.metrics->run_ns.fetch_add(share, std::memory_order_relaxed);
+    if (take(item, r ? std::move((*r)[i]) : ModelInstance::StepResult(r.error()))) items.push_back(std::move(item));
+  }
+}
+
+bool StreamBatcher::take(StreamItem& item, ModelInstance::StepResult r) {
+  if (!r) {
+    finish(item, std::move(r.error()));
+    return false;
+  }
+  if (!*r) {
+    finish(item, std::nullopt);
+    return false;
+  }
+  if (item.ctx->cancelled()) {
+    finish(item, make_error(ErrorCode::Cancelled, "cancelled"));
+    return false;
+  }
+  item.s->push(std::move(**r));
+  return true;
+}
+
+void StreamBatcher::finish(StreamItem& item, std::optional<Error> e) {
+  if (item.state) {  // it ran from its first step (one that never opened ran no time)
+    item.metrics->latency.observe(ns_between(item.started, Clock::now()));
+    if (item.trace) {
+      item.trace->add({item.node->name, "stream", item.trace_t0, item.trace->now_us() - item.trace_t0, Trace::thread_number()});
+    }
+  }
+  if (!e && item.ctx->cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
+  auto end = std::move(item.end);
+  item.state.reset();
+  end(std::move(e));
+}
+
+}  // namespace braid::engine::detail

@@ -1,0 +1,105 @@
+#pragma once
+// The stream batcher in front of one streaming method of one model: continuous batching
+// (scheduler internals).
+//
+// A streaming call of a model whose graph sets `max_batch` above 1, calling a method its
+// instances step (ModelInstance::steps), does not run its stream to the end on a thread of its
+// own: it adds the stream here, and the batcher advances the streams of every request
+// together, one item each per step (ModelInstance::step_streams), on the model's pool, at most
+// one step per instance at a time. A stream joins at the next step after it arrives and leaves
+// when it ends, so a long stream never holds a short one back and a new one never waits for
+// the others to end (a generation server's continuous batching). With more streams than
+// `max_batch`, steps take them in turn (each goes to the back once stepped).
+//
+// A step starts when an instance is free and a stream waits for it. `batch_window` holds back
+// only the first step of new streams (until `max_batch` wait, or the oldest has waited the
+// window); a stream that has stepped before is due at once. A stream whose call was cancelled
+// (its request gone, its timeout past) is dropped when a step would take it. When a step fails
+// as a whole, each of its streams steps alone, so that only a failing stream fails. Each item
+// goes to its stream's readers on the thread that ran the step.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "dsl/plan.hpp"
+#include "engine/backend.hpp"
+#include "engine/engine.hpp"
+#include "engine/metrics.hpp"
+#include "engine/stream.hpp"
+#include "engine/trace.hpp"
+
+namespace braid::engine::detail {
+
+struct LoadedModel;
+
+struct StreamItem {
+  std::vector<Value> args;              // the call's, until its first step opens the stream
+  std::unique_ptr<StreamState> state;   // the backend's, once opened
+  std::shared_ptr<ValueStream> s;       // where its items go
+  // The call's context (its request, its timeout), checked before each step. `end` keeps it
+  // and the pointers below alive.
+  const CallContext* ctx = nullptr;
+  const plan::Node* node = nullptr;
+  NodeMetrics* metrics = nullptr;
+  Trace* trace = nullptr;
+  // Ends the stream and its node (the first end counts), on an engine thread with a ready queue.
+  std::function<void(std::optional<Error>)> end;
+
+  std::chrono::steady_clock::time_point queued;   // since when it waits for a step
+  std::chrono::steady_clock::time_point started;  // its first step (the node's latency counts from here)
+  std::int64_t trace_t0 = 0;
+  bool stepped = false;  // it has had a step: the next one is due at once
+};
+
+class StreamBatcher {
+ public:
+  // The window's timer runs on the engine's CPU pool, which its teardown frees last.
+  StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method);
+  StreamBatcher(const StreamBatcher&) = delete;
+  StreamBatcher& operator=(const StreamBatcher&) = delete;
+
+  void add(StreamItem item);
+  // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
+  // streams still waiting (their runs never complete, as with work a stopped pool drops) and
+  // the timer.
+  void stop();
+
+ private:
+  // Schedules steps while an instance is free and streams are due; else arms the window's timer.
+  void dispatch(std::unique_lock<std::mutex>& lock);
+  // A step task on the model's pool: takes its streams, steps them, puts back those that go on.
+  void run();
+  // Opens and steps `items` on `inst`; ends those that end and leaves the others in `items`.
+  void step(ModelInstance& inst, std::vector<StreamItem>& items);
+  // What one step gave `item`: an item (it goes on: true), its end, or its error.
+  bool take(StreamItem& item, ModelInstance::StepResult r);
+  // Ends `item`'s stream and node: the node's latency (the whole stream) and trace, then `end`.
+  void finish(StreamItem& item, std::optional<Error> e);
+
+  Engine::Impl& engine_;
+  LoadedModel& m_;
+  const std::uint32_t method_;
+  const std::size_t max_;
+  const std::chrono::nanoseconds window_;
+  const std::size_t slots_;  // steps at once: one per instance
+
+  std::mutex mu_;
+  std::deque<StreamItem> queue_;
+  std::size_t stepped_waiting_ = 0;  // streams in queue_ that have stepped before
+  std::size_t busy_ = 0;             // steps scheduled or running
+  std::size_t posted_ = 0;           // steps scheduled, not yet started
+  bool stopped_ = false;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  std::chrono::steady_clock::time_point timer_at_{};
+  bool timer_armed_ = false;
+};
+
+}  // namespace braid::engine::detail

@@ -1,0 +1,167 @@
+// The stream batcher (engine/stream_batcher.hpp), continuous batching, with the fake backend,
+// whose streaming methods step when their model's graph sets `max_batch`
+// (FakeBackend::Stats::steps records how many streams each step advanced): the streams of
+// several requests step together and leave as they end, a stream that arrives while others run
+// joins them at the next step, a step that fails runs its streams alone so that only the
+// failing one fails, more streams than `max_batch` take turns, a timeout ends its own stream
+// alone, and a model without `max_batch` runs each stream on a thread of its own. One thread
+// per model makes the step sizes exact; a window of an hour makes the first step wait until
+// it is full.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <future>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "tests/engine/device_harness.hpp"
+#include "tests/engine/stream_drain.hpp"
+
+namespace braid::test {
+namespace {
+
+using engine::ErrorCode;
+
+const char* kStepped = R"(
+model full = torch "full.pt" on cpu {
+  max_batch = 4, batch_window = 1h, threads = 1
+  def words(text: str) -> stream<str>
+}
+model now = torch "now.pt" on cpu {
+  max_batch = 4, threads = 1
+  def words(text: str) -> stream<str>
+  def gated(n: int, key: str) -> stream<str>
+  def broken(n: int) -> stream<str>
+}
+model two = torch "two.pt" on cpu {
+  max_batch = 2, batch_window = 1h, threads = 1
+  def words(text: str) -> stream<str>
+}
+model alone = torch "alone.pt" on cpu {
+  def words(text: str) -> stream<str>
+}
+endpoint full(text: str) -> list<str> { return collect(full.words(text)) }
+endpoint now(text: str) -> list<str> { return collect(now.words(text)) }
+endpoint gated(n: int, key: str) -> stream<str> { return now.gated(n, key) }
+endpoint timed(n: int, key: str) -> stream<str> { return now.gated(n, key) with { timeout = 30ms } }
+endpoint broken(n: int) -> list<str> { return collect(now.broken(n)) }
+endpoint two(text: str) -> list<str> { return collect(two.words(text)) }
+endpoint alone(text: str) -> list<str> { return collect(alone.words(text)) }
+)";
+
+std::vector<std::string> strings(const engine::Result<Value>& r) {
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+  std::vector<std::string> out;
+  for (const auto& v : r->as_list()) out.push_back(v.as_str());
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("engine") {
+  TEST_CASE("stream batch: the streams of four requests step together and leave as they end") {
+    DeviceHarness h(kStepped);
+    const std::vector<std::string> texts{"a", "b c", "d e f", "g h i j"};
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (const auto& t : texts) runs.push_back(h.start("full", {Value(t)}));
+    CHECK(strings(runs[0].get()) == std::vector<std::string>{"a"});
+    CHECK(strings(runs[1].get()) == std::vector<std::string>{"b", "c"});
+    CHECK(strings(runs[2].get()) == std::vector<std::string>{"d", "e", "f"});
+    CHECK(strings(runs[3].get()) == std::vector<std::string>{"g", "h", "i", "j"});
+    // A stream of k words ends at its step k + 1 (the model says so then).
+    CHECK(h.fake->stats("full").steps == std::vector<int>{4, 4, 3, 2, 1});
+    auto m = model(*h.engine, "full");
+    CHECK(m.batches == 5);
+    CHECK(m.batched_calls == 14);
+    CHECK(m.queued == 0);
+    CHECK(h.engine->metrics_text().find("braid_model_batch_size_bucket{graph=\"test\",model=\"full\",le=\"4\"} 5") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("stream batch: a stream that arrives while others run joins them at the next step") {
+    DeviceHarness h(kStepped);
+    h.fake->open("g2");
+    h.fake->open("h1");
+    Drain first(stream_of(h.start("gated", {Value(std::int64_t{3}), Value("g")}).get()));
+    // Its second step waits inside the model for open("g1"); meanwhile a second stream arrives.
+    REQUIRE(first.wait([](const Drain& d) { return d.items.size() == 1; }));
+    REQUIRE(h.fake->wait_for("now", [](const FakeBackend::Stats& s) { return s.steps.size() == 2; }));
+    Drain second(stream_of(h.start("gated", {Value(std::int64_t{2}), Value("h")}).get()));
+    REQUIRE(wait_model(*h.engine, "now", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    h.fake->open("g1");
+    REQUIRE(first.wait_end());
+    REQUIRE(second.wait_end());
+    CHECK_FALSE(first.error);
+    CHECK_FALSE(second.error);
+    CHECK(first.items == std::vector<std::string>{"0", "1", "2"});
+    CHECK(second.items == std::vector<std::string>{"0", "1"});
+    // The first alone twice; then both: its "2" and the second's "0", its end and the second's
+    // "1"; then the second's end, alone.
+    const auto steps = h.fake->stats("now").steps;
+    CHECK_MESSAGE((steps == std::vector<int>{1, 1, 2, 2, 1}), fmt::format("{}", fmt::join(steps, ",")));
+  }
+
+  TEST_CASE("stream batch: a step that fails runs its streams alone, and only the failing stream fails") {
+    DeviceHarness h(kStepped);
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (const char* t : {"a b c", "d boom e", "f g h"}) runs.push_back(h.start("full", {Value(t)}));
+    runs.push_back(h.start("full", {Value("i j k")}));
+    CHECK(strings(runs[0].get()) == std::vector<std::string>{"a", "b", "c"});
+    auto failed = runs[1].get();
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().code == ErrorCode::ModelError);
+    CHECK(failed.error().model == "full");
+    CHECK(failed.error().message.find("`words` failed at item 1") != std::string::npos);
+    CHECK(strings(runs[2].get()) == std::vector<std::string>{"f", "g", "h"});
+    CHECK(strings(runs[3].get()) == std::vector<std::string>{"i", "j", "k"});
+    // Step 2 failed as a whole: its four streams stepped alone; then three went on together.
+    CHECK(h.fake->stats("full").steps == std::vector<int>{4, 4, 1, 1, 1, 1, 3, 3});
+    CHECK(model(*h.engine, "full").batch_failures == 1);
+
+    // A stream that fails at its end, alone: the items before it stay, the error names the node.
+    auto broken = h.start("broken", {Value(std::int64_t{2})}).get();
+    REQUIRE_FALSE(broken);
+    CHECK(broken.error().message.find("`broken` failed at item 2") != std::string::npos);
+  }
+
+  TEST_CASE("stream batch: more streams than max_batch take turns") {
+    DeviceHarness h(kStepped);
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (const char* t : {"a b", "c d", "e f"}) runs.push_back(h.start("two", {Value(t)}));
+    CHECK(strings(runs[0].get()) == std::vector<std::string>{"a", "b"});
+    CHECK(strings(runs[1].get()) == std::vector<std::string>{"c", "d"});
+    CHECK(strings(runs[2].get()) == std::vector<std::string>{"e", "f"});
+    // Nine steps of a stream in all, at most two at a time: the third stream never waits for
+    // the first two to end (its first item comes at the second step, not the fourth).
+    auto steps = h.fake->stats("two").steps;
+    CHECK(std::all_of(steps.begin(), steps.end(), [](int n) { return n <= 2; }));
+    int total = 0;
+    for (int n : steps) total += n;
+    CHECK(total == 9);
+    REQUIRE(steps.size() >= 2);
+    CHECK(steps[0] == 2);
+  }
+
+  TEST_CASE("stream batch: a timeout ends its own stream, and the others go on") {
+    DeviceHarness h(kStepped);
+    Drain timed(stream_of(h.start("timed", {Value(std::int64_t{3}), Value("never")}).get()));
+    REQUIRE(timed.wait_end());
+    CHECK(timed.items == std::vector<std::string>{"0"});
+    REQUIRE(timed.error);
+    CHECK(timed.error->code == ErrorCode::DeadlineExceeded);
+    CHECK(strings(h.start("now", {Value("still here")}).get()) == std::vector<std::string>{"still", "here"});
+    CHECK(model(*h.engine, "now").queued == 0);
+  }
+
+  TEST_CASE("stream batch: a model without max_batch streams on a thread of its own, never stepped") {
+    DeviceHarness h(kStepped);
+    CHECK(strings(h.start("alone", {Value("p q")}).get()) == std::vector<std::string>{"p", "q"});
+    CHECK(h.fake->stats("alone").steps.empty());
+    CHECK(h.fake->stats("alone").calls == 1);
+    CHECK(h.engine->metrics_text().find("model=\"alone\"") != std::string::npos);
+    CHECK(h.engine->metrics_text().find("braid_model_batch_size_bucket{graph=\"test\",model=\"alone\"") == std::string::npos);
+  }
+}
+
+}  // namespace braid::test
