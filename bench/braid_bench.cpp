@@ -9,6 +9,7 @@
 //   braid-bench G E --http http://127.0.0.1:8000 --rate 200/s -o json
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -57,6 +58,8 @@ struct Options {
 struct Outcome {
   bool ok = true;
   std::string error;
+  std::optional<Clock::time_point> first_item;  // a stream's (in process)
+  std::size_t items = 0;
 };
 
 // One request. In process: the engine's asynchronous run. Over HTTP: a POST on this worker's
@@ -74,9 +77,20 @@ class EngineClient final : public Client {
     auto r = co_await e_.async_run(ep_, in_, {}, asio::use_awaitable);
     if (r && r->kind() == engine::Value::Kind::Stream) {  // a stream: done at its end
       const std::shared_ptr<engine::ValueStream> s = r->as_stream();
-      if (auto e = co_await engine::async_stream_end(s, asio::use_awaitable)) {
-        co_return Outcome{false, std::string(engine::error_code_name(e->code))};
-      }
+      // When its first item came, and how many came (read on the engine's threads).
+      auto first = std::make_shared<std::atomic<Clock::rep>>(0);
+      auto items = std::make_shared<std::atomic<std::size_t>>(0);
+      s->read(
+          [first, items](const engine::Value&) {
+            if (items->fetch_add(1, std::memory_order_relaxed) == 0) first->store(Clock::now().time_since_epoch().count());
+          },
+          [](const std::optional<engine::Error>&) {});
+      auto e = co_await engine::async_stream_end(s, asio::use_awaitable);
+      Outcome o;
+      if (e) o = Outcome{false, std::string(engine::error_code_name(e->code))};
+      o.items = items->load();
+      if (o.items) o.first_item = Clock::time_point(Clock::duration(first->load()));
+      co_return o;
     }
     if (r) co_return Outcome{};
     co_return Outcome{false, std::string(engine::error_code_name(r.error().code))};
@@ -170,7 +184,9 @@ RunResult drive(asio::io_context& ioc, std::vector<std::unique_ptr<Client>>& cli
       if (keep) {
         std::lock_guard lock(mu);
         out.samples.push_back({std::chrono::duration<double>(intended - start).count(),
-                               std::chrono::duration<double, std::micro>(done - intended).count(), o.ok, o.error});
+                               std::chrono::duration<double, std::micro>(done - intended).count(), o.ok, o.error,
+                               o.first_item ? std::chrono::duration<double, std::micro>(*o.first_item - intended).count() : -1.0,
+                               o.items});
       }
     }
   };
@@ -416,6 +432,11 @@ int main(int argc, char** argv) {
                       {"latency_ms", {{"mean", s.mean_us / 1e3}, {"p50", s.p50_us / 1e3}, {"p90", s.p90_us / 1e3},
                                       {"p99", s.p99_us / 1e3}, {"p99.9", s.p999_us / 1e3}, {"max", s.max_us / 1e3}}},
                       {"nodes", std::move(nodes)}});
+      if (s.streamed) {
+        runs.back().as_object()["stream"] = {{"streamed", s.streamed}, {"items_per_s", s.items_per_s},
+                                             {"first_item_ms", {{"p50", s.first_p50_us / 1e3}, {"p90", s.first_p90_us / 1e3},
+                                                                {"p99", s.first_p99_us / 1e3}, {"max", s.first_max_us / 1e3}}}};
+      }
     }
     boost::json::object root{{"graph", o.file}, {"endpoint", o.endpoint}, {"input", json_in}, {"where", where},
                              {"http_path", o.http_path},
@@ -453,6 +474,16 @@ int main(int argc, char** argv) {
     std::printf("| concurrent / sequential | | | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", c.throughput / q.throughput,
                 c.mean_us / q.mean_us, c.p50_us / q.p50_us, c.p90_us / q.p90_us, c.p99_us / q.p99_us, c.p999_us / q.p999_us,
                 c.max_us / q.max_us);
+  }
+  if (std::any_of(results.begin(), results.end(), [](const Measured& m) { return m.summary.streamed > 0; })) {
+    std::printf("\nstreamed answers (from the request to its first item; items a second in all):\n\n");
+    std::printf("| mode | streams | first item p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | items/s |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto& m : results) {
+      const auto& s = m.summary;
+      std::printf("| %s | %zu | %.3f | %.3f | %.3f | %.3f | %.0f |\n", m.mode.c_str(), s.streamed, s.first_p50_us / 1e3,
+                  s.first_p90_us / 1e3, s.first_p99_us / 1e3, s.first_max_us / 1e3, s.items_per_s);
+    }
   }
   for (const auto& m : results) {
     if (!m.summary.errors_by_kind.empty()) {

@@ -56,6 +56,19 @@ Summary summarize(const std::vector<Sample>& samples, double duration_s) {
   s.p99_us = percentile(lat, 99);
   s.p999_us = percentile(lat, 99.9);
   s.max_us = lat.empty() ? 0 : lat.back();
+  std::vector<double> first;
+  std::size_t items = 0;
+  for (const auto& x : samples) {
+    if (x.first_item_us >= 0) first.push_back(x.first_item_us);
+    items += x.items;
+  }
+  std::sort(first.begin(), first.end());
+  s.streamed = first.size();
+  s.first_p50_us = percentile(first, 50);
+  s.first_p90_us = percentile(first, 90);
+  s.first_p99_us = percentile(first, 99);
+  s.first_max_us = first.empty() ? 0 : first.back();
+  s.items_per_s = duration_s > 0 ? static_cast<double>(items) / duration_s : 0;
   return s;
 }
 

@@ -13,6 +13,10 @@ struct Sample {
   double latency_us = 0;  // from the intended send time to the answer
   bool ok = true;
   std::string error;      // kind of error when !ok: an engine error code or an HTTP status
+  // A streamed answer (in process): from the intended send time to its first item (negative:
+  // no item, or not a stream), and how many items it had.
+  double first_item_us = -1;
+  std::size_t items = 0;
 };
 
 struct Summary {
@@ -23,6 +27,10 @@ struct Summary {
   double throughput = 0;  // completed requests per second (errors included)
   double mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   std::map<std::string, std::size_t> errors_by_kind;
+  // Streamed answers: how many had a first item, its latency, and items per second in all.
+  std::size_t streamed = 0;
+  double first_p50_us = 0, first_p90_us = 0, first_p99_us = 0, first_max_us = 0;
+  double items_per_s = 0;
 };
 
 // The nearest-rank percentile (p in [0, 100]) of ascending `sorted`: the smallest value with at

@@ -1,6 +1,8 @@
 // The stream batcher: steps the streams of one method together (see stream_batcher.hpp).
 #include "engine/stream_batcher.hpp"
 
+#include <boost/asio/defer.hpp>
+#include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
 #include "engine/run.hpp"
@@ -62,7 +64,7 @@ void StreamBatcher::stop() {
   if (timer) timer->cancel();
 }
 
-void StreamBatcher::dispatch(std::unique_lock<std::mutex>& lock) {
+void StreamBatcher::dispatch(std::unique_lock<std::mutex>& lock, bool continuation) {
   (void)lock;
   while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
     // A step is due when a stream that has stepped before waits (its next item is never held
@@ -86,7 +88,16 @@ void StreamBatcher::dispatch(std::unique_lock<std::mutex>& lock) {
     }
     ++busy_;
     ++posted_;
-    boost::asio::post(*m_.pool, [this] { run_with_ready_queue([this] { run(); }); });
+    auto task = [this] { run_with_ready_queue([this] { run(); }); };
+    // From a step that just ended on the pool: the next step is its continuation, run by this
+    // thread once the step's handler (and what it readied) is done, with no other thread woken
+    // (a hop to a sleeping thread costs about 10 us, a third of a small model's step).
+    if (continuation && m_.pool->get_executor().running_in_this_thread()) {
+      continuation = false;
+      boost::asio::defer(*m_.pool, std::move(task));
+    } else {
+      boost::asio::post(*m_.pool, std::move(task));
+    }
   }
 }
 
@@ -127,7 +138,7 @@ void StreamBatcher::run() {
     stepped_waiting_ += items.size();
     m_.metrics.queued.fetch_add(static_cast<std::int64_t>(items.size()), std::memory_order_relaxed);
   }
-  dispatch(lock);
+  dispatch(lock, true);
 }
 
 void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {

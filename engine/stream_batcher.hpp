@@ -74,7 +74,8 @@ class StreamBatcher {
 
  private:
   // Schedules steps while an instance is free and streams are due; else arms the window's timer.
-  void dispatch(std::unique_lock<std::mutex>& lock);
+  // `continuation`: called by a step that just ended, whose thread may run the next step itself.
+  void dispatch(std::unique_lock<std::mutex>& lock, bool continuation = false);
   // A step task on the model's pool: takes its streams, steps them, puts back those that go on.
   void run();
   // Opens and steps `items` on `inst`; ends those that end and leaves the others in `items`.

@@ -27,6 +27,20 @@ torch::Tensor weights(int64_t rows, int64_t cols, double seed) {
   return t;
 }
 
+// The same, scrambled (the fractional part of a large multiple): full rank, where weights()
+// gives matrices of rank 2, so that a stack of such layers keeps telling inputs apart.
+torch::Tensor scrambled_weights(int64_t rows, int64_t cols, double seed) {
+  auto t = torch::empty({rows, cols}, torch::kFloat32);
+  auto a = t.accessor<float, 2>();
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      const double v = std::sin(seed * 12.9898 + static_cast<double>(i) * 78.233 + static_cast<double>(j) * 37.719) * 43758.5453;
+      a[i][j] = static_cast<float>((v - std::floor(v)) * 2.0 - 1.0);
+    }
+  }
+  return t;
+}
+
 // Text features shared by every text model: a normalised bag of hashed characters. Every tensor a
 // method makes is made on the device of the model's weights, so that each model also runs when
 // a graph places it `on cuda`.
@@ -400,6 +414,106 @@ def labels(self, n: int) -> Tensor:
   save(m, dir, "gpu_encoder.pt");
 }
 
+// A language model's decoding step, as far as its cost goes: each word comes from the last one
+// and its position (the first from the prompt) through embeddings and four dense 512-wide
+// layers, `steps`
+// words in all. Its weights (4 MB) are read once per step whatever the number of streams the
+// step advances, and what it does per stream is small (a dictionary lookup), so a step of many
+// streams (generate_next_batch: continuous batching) costs much less than as many steps of one,
+// as a real decoder's does.
+void decoder(const std::filesystem::path& dir, const std::vector<std::string>& vocab) {
+  constexpr int64_t kWide = 512;
+  const auto n = static_cast<int64_t>(vocab.size());
+  auto m = text_module("Decoder", 11.0);
+  m.register_parameter("embed", scrambled_weights(n, kWide, 12.0), false);
+  m.register_parameter("position", scrambled_weights(32, kWide, 18.0), false);
+  for (int i = 0; i < 4; ++i) {
+    m.register_parameter("w_" + std::to_string(i),
+                         scrambled_weights(kWide, kWide, 13.0 + i) * (1.5 / std::sqrt(static_cast<double>(kWide))), false);
+  }
+  m.register_parameter("w_vocab", scrambled_weights(n, kWide, 17.0), false);
+  m.register_attribute("steps", c10::IntType::get(), int64_t{32});
+  c10::List<std::string> words;
+  c10::Dict<std::string, int64_t> index;
+  for (int64_t i = 0; i < n; ++i) {
+    words.push_back(vocab[static_cast<std::size_t>(i)]);
+    index.insert(vocab[static_cast<std::size_t>(i)], i);
+  }
+  m.register_attribute("vocab", c10::ListType::ofStrings(), words);
+  m.register_attribute("index", c10::DictType::create(c10::StringType::get(), c10::IntType::get()), index);
+  m.define(R"(
+def decode(self, tokens: List[int], positions: List[int]) -> List[int]:
+    h = self.embed[torch.tensor(tokens, device=self.embed.device)]
+    h = h + self.position[torch.tensor(positions, device=self.embed.device)]
+    h = torch.tanh(torch.mm(h, self.w_0.t()))
+    h = torch.tanh(torch.mm(h, self.w_1.t()))
+    h = torch.tanh(torch.mm(h, self.w_2.t()))
+    h = torch.tanh(torch.mm(h, self.w_3.t()))
+    out: List[int] = torch.argmax(torch.mm(h, self.w_vocab.t()), 1).tolist()
+    return out
+
+def last_token(self, prompt: str, emitted: List[str]) -> int:
+    n = len(emitted)
+    if n == 0:
+        return int(torch.argmax(self.features(prompt)).item()) % len(self.vocab)
+    return self.index[emitted[n - 1]]
+
+def generate_next(self, prompt: str, emitted: List[str]) -> Optional[str]:
+    if len(emitted) >= self.steps:
+        return None
+    return self.vocab[self.decode([self.last_token(prompt, emitted)], [len(emitted) % 32])[0]]
+
+def generate_next_batch(self, prompt: List[str], emitted: List[List[str]]) -> List[Optional[str]]:
+    tokens: List[int] = []
+    positions: List[int] = []
+    for j in range(len(prompt)):
+        tokens.append(self.last_token(prompt[j], emitted[j]))
+        positions.append(len(emitted[j]) % 32)
+    idx = self.decode(tokens, positions)
+    out: List[Optional[str]] = []
+    for j in range(len(prompt)):
+        if len(emitted[j]) >= self.steps:
+            out.append(None)
+        else:
+            out.append(self.vocab[idx[j]])
+    return out
+)");
+  save(m, dir, "decoder.pt");
+}
+
+// Streams for the edges of the streaming protocol: count(n) is 0, 1, ... n - 1 (batched too);
+// tamper(n) appends to the list of items it is handed (which braid refuses); skewed(n) has a
+// `_next_batch` of the wrong shape (its `emitted` is not a list of lists).
+void counter(const std::filesystem::path& dir) {
+  torch::jit::Module m("Counter");
+  m.define(R"(
+def count_next(self, n: int, emitted: List[int]) -> Optional[int]:
+    if len(emitted) >= n:
+        return None
+    return len(emitted)
+
+def count_next_batch(self, n: List[int], emitted: List[List[int]]) -> List[Optional[int]]:
+    out: List[Optional[int]] = []
+    for j in range(len(n)):
+        out.append(self.count_next(n[j], emitted[j]))
+    return out
+
+def tamper_next(self, n: int, emitted: List[int]) -> Optional[int]:
+    if len(emitted) >= n:
+        return None
+    emitted.append(-1)
+    return len(emitted)
+
+def skewed_next(self, n: int, emitted: List[int]) -> Optional[int]:
+    return self.count_next(n, emitted)
+
+def skewed_next_batch(self, n: List[int], emitted: List[int]) -> List[Optional[int]]:
+    out: List[Optional[int]] = []
+    return out
+)");
+  save(m, dir, "counter.pt");
+}
+
 // The identity on strings: for measuring what braid adds around a model call.
 void echo(const std::filesystem::path& dir) {
   torch::jit::Module m("Echo");
@@ -438,6 +552,8 @@ int main(int argc, char** argv) {
     dense(dir);
     pooler(dir);
     echo(dir);
+    decoder(dir, vocab);
+    counter(dir);
     gpu_step(dir);
     gpu_busy(dir);
     gpu_logits(dir);
