@@ -42,9 +42,35 @@ void verify_batched(const plan::Model& m, const plan::Method& meth, const std::v
   }
 }
 
+// A batched model's streaming method (`max_batch` above 1) steps the streams of all requests
+// together through the file's `m_next_batch`, which takes each of `m_next`'s parameters (`next`)
+// as a list and returns a list of what `m_next` returns; without one, each stream steps alone.
+void verify_stream_batched(const plan::Model& m, const plan::Method& meth, const std::vector<plan::Param>& next,
+                           const std::vector<engine::MethodSchema>& schemas, const dsl::Span& where, dsl::Diagnostics& diags) {
+  const std::string name = meth.name + "_next_batch";
+  const engine::MethodSchema* s = nullptr;
+  for (const auto& x : schemas) {
+    if (x.name == name) s = &x;
+  }
+  if (!s) {
+    diags.report(dsl::Diag::model_file_stream_batch_missing, where, m.name, meth.name, m.options.max_batch, m.path, meth.name);
+    return;
+  }
+  std::vector<plan::Param> want = next;
+  for (auto& p : want) p.type = dsl::Type::list(p.type);
+  const dsl::TypeRef result = dsl::Type::list(dsl::Type::optional(meth.result->elem));
+  bool fits = s->params.size() == want.size() && dsl::assignable(s->result, result);
+  for (std::size_t i = 0; fits && i < want.size(); ++i) fits = dsl::assignable(want[i].type, s->params[i].type);
+  if (!fits) {
+    diags.report(dsl::Diag::model_file_stream_batch_signature, where, m.name, meth.name, meth.name,
+                 engine::signature_text(want, result), engine::signature_text(s->params, s->result));
+  }
+}
+
 // A streaming method `m(params) -> stream<T>` runs through the file's `m_next(params, emitted:
 // list<T>) -> T?` (engine/backends/torch/torch_backend.cpp): called with the items it returned so
-// far, None ending the stream. The file has no `m`; `m_next` is checked instead, never batched.
+// far, None ending the stream. The file has no `m`; `m_next` is checked instead (and, batched,
+// `m_next_batch`).
 void verify_streaming(const plan::Model& m, const plan::Method& meth, const std::vector<engine::MethodSchema>& schemas,
                       std::string_view noun, const dsl::Span& where, dsl::Diagnostics& diags) {
   const std::string name = meth.name + "_next";
@@ -84,6 +110,7 @@ void verify_streaming(const plan::Model& m, const plan::Method& meth, const std:
     diags.report(dsl::Diag::model_file_param_name, where, i + 1, m.name, meth.name, meth.params[i].name, s->params[i].name,
                  fmt::format("{}'s `{}`", noun, name));
   }
+  if (m.options.max_batch > 1 && m.backend != "remote") verify_stream_batched(m, meth, want, schemas, where, diags);
 }
 
 // Compares each declared method with what the model file says (TorchScript schemas).

@@ -92,8 +92,8 @@ endpoint e(x: tensor) -> str { return p.label(x) }
 G
 expect_error "label.graph:2:7: error: \`p.label\` is batched, so the model file's \`label_batch\` must be \`(x: list<tensor>) -> list<str>\` or, packed, \`(x: tensor, x_lengths: tensor) -> list<str>\` (each \`_lengths\` optional, a tensor or a \`list<int>\`), but it is \`(x: tensor) -> tensor\`" check "$tmp/label.graph"
 # A streaming method `m(...) -> stream<T>` is checked against the file's `m_next(..., emitted:
-# list<T>) -> T?` (never batched: no `_batch` warning); a file without one, or with one of
-# another shape, is an error that says so.
+# list<T>) -> T?` (never `_batch`: with `max_batch`, `m_next_batch` steps the streams together);
+# a file without one, or with one of another shape, is an error that says so.
 cat >"$tmp/stream.graph" <<G
 model gen = torch "models/gpt2.pt" { max_batch = 4
                                      def generate(prompt: str) -> stream<str> }
@@ -109,4 +109,27 @@ endpoint f(p: str) -> list<float> { return collect(bert.classify(p)) }
 G
 expect_error "stream_bad.graph:1:42: error: \`gen.generate\` is declared \`(prompt: str, n: int) -> stream<str>\`, so the model file's \`generate_next\` must be \`(prompt: str, n: int, emitted: list<str>) -> str?\`, but the model file has \`(prompt: str, emitted: list<str>) -> str?\`" check --require-models "$tmp/stream_bad.graph"
 expect_error "stream_bad.graph:2:43: error: model file \`models/bert.pt\` has no method \`classify_next\`, which the streaming method \`bert.classify\` needs: \`classify_next(text: str, emitted: list<float>) -> float?\`; it has" check --require-models "$tmp/stream_bad.graph"
+# Batched, a streaming method steps through `m_next_batch`: a file without one is a warning (each
+# stream steps alone), one of another shape an error that shows the shape wanted.
+cat >"$tmp/stream_batch.graph" <<G
+model c = torch "models/counter.pt" { max_batch = 4
+                                      def count(n: int) -> stream<int>
+                                      def alone(n: int) -> stream<int>
+                                      def skewed(n: int) -> stream<int> }
+endpoint e(n: int) -> list<int> { return collect(c.count(n)) }
+endpoint f(n: int) -> list<int> { return collect(c.alone(n)) }
+endpoint g(n: int) -> list<int> { return collect(c.skewed(n)) }
+G
+expect_error "stream_batch.graph:4:43: error: \`c.skewed\` is batched, so the model file's \`skewed_next_batch\` must be \`(n: list<int>, emitted: list<list<int>>) -> list<int?>\`, but it is \`(n: list<int>, emitted: list<int>) -> list<int?>\`" check --require-models "$tmp/stream_batch.graph"
+grep -qF "stream_batch.graph:3:43: warning: \`c.alone\` steps one stream at a time: \`max_batch\` is 4, but model file \`models/counter.pt\` has no \`alone_next_batch\`" "$tmp/err" ||
+  { fail "the warning for a batched streaming method without _next_batch:"; cat "$tmp/err"; }
+grep -q "c.count" "$tmp/err" && { fail "count has count_next_batch, yet:"; cat "$tmp/err"; }
+# And it runs: the streams of a map's items, stepped together.
+cat >"$tmp/stream_run.graph" <<G
+model c = torch "models/counter.pt" { max_batch = 4
+                                      def count(n: int) -> stream<int> }
+endpoint e(ns: list<int>) -> list<list<int>> { return each n in ns { collect(c.count(n)) } }
+G
+out=$("$braid" run "$tmp/stream_run.graph" e -i '{"ns": [3, 0, 1]}') || fail "run a batched stream"
+[[ $out == "[[0,1,2],[],[0]]" ]] || fail "batched count: $out"
 exit $status

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <future>
 #include <stdexcept>
 #include <thread>
 
@@ -233,6 +235,169 @@ TEST_SUITE("torch") {
                                              "str?` for the streaming method `generate`, but it takes 2 parameters") !=
                       std::string::npos,
                   extra.error().message);
+  }
+
+  TEST_CASE("streaming, batched: `<m>_next_batch` steps many streams as `<m>_next` steps each, joining and leaving") {
+    auto plan = models_of(R"(
+      model gen = torch "models/gpt2.pt" { def generate(prompt: str) -> stream<str> }
+      model gen_b = torch "models/gpt2.pt" { max_batch = 4
+                                             def generate(prompt: str) -> stream<str> }
+      model dec = torch "models/decoder.pt" { def generate(prompt: str) -> stream<str> }
+      model dec_b = torch "models/decoder.pt" { max_batch = 8
+                                                def generate(prompt: str) -> stream<str> }
+      endpoint e(p: str) -> float { return 1.0 })");
+    engine::BackendRegistry backends = engine::default_backends();
+    engine::Backend* torch = backends.find("torch");
+    REQUIRE(torch);
+    const std::vector<std::string> prompts{"I have an idea!", "", "das ist nicht gut", "the graph runs fast", "braid"};
+    for (const auto& [one_name, batched_name] : {std::pair{"gen", "gen_b"}, std::pair{"dec", "dec_b"}}) {
+      CAPTURE(batched_name);
+      auto one = torch->load(model_named(*plan, one_name));
+      auto batched = torch->load(model_named(*plan, batched_name));
+      REQUIRE(one);
+      REQUIRE(batched);
+      CHECK_FALSE((*one)->steps(0));  // no max_batch: never stepped together
+      REQUIRE((*batched)->steps(0));
+      CHECK_FALSE((*batched)->batched(0));  // a stream is stepped, not batched as a call
+      // Each prompt's words, one stream at a time.
+      std::vector<std::vector<std::string>> want;
+      for (const auto& p : prompts) {
+        std::vector<engine::Value> args{engine::Value(p)};
+        engine::CallContext ctx;
+        auto& items = want.emplace_back();
+        REQUIRE_FALSE((*one)->call_stream(0, args, ctx, [&](engine::Value v) { return items.push_back(v.as_str()), true; }));
+        CHECK_FALSE(items.empty());
+      }
+      // Stepped together: stream j joins at step j (the others are then at other lengths), and
+      // each leaves when it ends.
+      std::vector<std::unique_ptr<engine::StreamState>> states;
+      for (const auto& p : prompts) {
+        std::vector<engine::Value> args{engine::Value(p)};
+        auto s = (*batched)->open_stream(0, args);
+        REQUIRE_MESSAGE(s, (s ? "" : s.error().message));
+        states.push_back(std::move(*s));
+      }
+      std::vector<std::vector<std::string>> got(prompts.size());
+      std::vector<bool> ended(prompts.size(), false);
+      std::size_t widest = 0;
+      for (std::size_t step = 0; std::find(ended.begin(), ended.end(), false) != ended.end(); ++step) {
+        REQUIRE(step < 100);
+        std::vector<std::size_t> in;
+        std::vector<engine::StreamState*> batch;
+        for (std::size_t j = 0; j < prompts.size(); ++j) {
+          if (j <= step && !ended[j]) in.push_back(j), batch.push_back(states[j].get());
+        }
+        widest = std::max(widest, batch.size());
+        engine::CallContext ctx;
+        auto r = (*batched)->step_streams(0, batch, ctx);
+        REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+        REQUIRE(r->size() == batch.size());
+        for (std::size_t k = 0; k < in.size(); ++k) {
+          auto& item = (*r)[k];
+          REQUIRE_MESSAGE(item, (item ? "" : item.error().message));
+          if (*item) {
+            got[in[k]].push_back((*item)->as_str());
+          } else {
+            ended[in[k]] = true;
+          }
+        }
+      }
+      CHECK(widest == prompts.size());
+      for (std::size_t j = 0; j < prompts.size(); ++j) CHECK(got[j] == want[j]);
+    }
+  }
+
+  TEST_CASE("streaming, batched: through the engine, concurrent requests share steps and get their own words") {
+    auto plan = models_of(R"(
+      model one = torch "models/decoder.pt" { def generate(prompt: str) -> stream<str> }
+      model many = torch "models/decoder.pt" { max_batch = 8, batch_window = 1h
+                                               def generate(prompt: str) -> stream<str> }
+      endpoint one(p: str) -> list<str> { return collect(one.generate(p)) }
+      endpoint many(p: str) -> list<str> { return collect(many.generate(p)) })");
+    auto e = engine::Engine::create({plan}, engine::default_backends(), {2});
+    REQUIRE_MESSAGE(e, (e ? "" : e.error().describe()));
+    auto run = [&](const char* endpoint, const std::string& p) {
+      auto ep = (*e)->find(plan->name, endpoint);
+      REQUIRE(ep);
+      return (*e)->run(*ep, {engine::Value(p)});
+    };
+    std::vector<std::string> prompts;
+    for (int i = 0; i < 8; ++i) prompts.push_back(fmt::format("prompt number {} {}", i, std::string(static_cast<std::size_t>(i), '!')));
+    // Eight at once: the first step waits for all eight (a window of an hour, max_batch 8).
+    std::vector<std::future<engine::Result<engine::Value>>> runs;
+    for (const auto& p : prompts) runs.push_back(run("many", p));
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      auto want = run("one", prompts[i]).get();
+      auto got = runs[i].get();
+      REQUIRE_MESSAGE(got, (got ? "" : got.error().describe()));
+      REQUIRE(want);
+      CHECK(engine::json_text(engine::to_json(*got)) == engine::json_text(engine::to_json(*want)));
+      CHECK(got->as_list().size() == 32);  // decoder.pt's steps
+    }
+    const auto m = stats_of(**e, "many");
+    // 33 steps of each stream (32 words, then the end), at most 8 a step, the first of all 8.
+    CHECK(m.batched_calls == 8 * 33);
+    CHECK(m.batches < m.batched_calls);
+    CHECK(m.batch_failures == 0);
+    CHECK((*e)->metrics_text().find("braid_model_batch_size_bucket{graph=\"streams\",model=\"many\",le=\"8\"}") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("streaming: the items handed back are kept, not copied, and a model may not change them") {
+    auto plan = models_of(R"(
+      model c = torch "models/counter.pt" { max_batch = 4
+                                            def count(n: int) -> stream<int>
+                                            def tamper(n: int) -> stream<int> }
+      model skewed = torch "models/counter.pt" { max_batch = 4
+                                                 def skewed(n: int) -> stream<int> }
+      model unbatched = torch "models/counter.pt" { def skewed(n: int) -> stream<int> }
+      endpoint e(p: str) -> float { return 1.0 })");
+    engine::BackendRegistry backends = engine::default_backends();
+    engine::Backend* torch = backends.find("torch");
+    REQUIRE(torch);
+    auto c = torch->load(model_named(*plan, "c"));
+    REQUIRE_MESSAGE(c, (c ? "" : c.error().message));
+    engine::CallContext ctx;
+    // A long stream: each step is handed the same list of what came before, so 20,000 items
+    // are a matter of milliseconds (a copy per step would be 200 million).
+    std::vector<engine::Value> args{engine::Value(std::int64_t{20000})};
+    std::int64_t next = 0;
+    bool in_order = true;
+    REQUIRE_FALSE((*c)->call_stream(0, args, ctx, [&](engine::Value v) { return in_order = in_order && v.as_int() == next++, true; }));
+    CHECK(next == 20000);
+    CHECK(in_order);
+    // A step that appends to its `emitted`: an error that says so, after the first item.
+    std::size_t items = 0;
+    auto e = (*c)->call_stream(1, args, ctx, [&](engine::Value) { return ++items, true; });
+    REQUIRE(e);
+    CHECK(items == 0);
+    CHECK_MESSAGE(e->message.find("`tamper_next`: the step changed `emitted`") != std::string::npos, e->message);
+    // The same in a batch (tamper_next_batch changes the second stream's list only): that
+    // stream alone fails; the first goes on.
+    std::vector<engine::Value> two{engine::Value(std::int64_t{2})};
+    auto first = (*c)->open_stream(1, two);
+    auto second = (*c)->open_stream(1, two);
+    REQUIRE(first);
+    REQUIRE(second);
+    engine::StreamState* both[] = {first->get(), second->get()};
+    auto r = (*c)->step_streams(1, both, ctx);
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+    REQUIRE(r->size() == 2);
+    REQUIRE((*r)[0]);
+    REQUIRE(*(*r)[0]);
+    CHECK((*(*r)[0])->as_int() == 0);
+    REQUIRE_FALSE((*r)[1]);
+    CHECK_MESSAGE((*r)[1].error().message.find("`tamper_next_batch`: the step changed `emitted`") != std::string::npos,
+                  (*r)[1].error().message);
+    // A `_next_batch` of another shape: the model does not load, and the message says why.
+    auto skewed = torch->load(model_named(*plan, "skewed"));
+    REQUIRE_FALSE(skewed);
+    CHECK_MESSAGE(skewed.error().message.find("`skewed_next_batch` must be `skewed_next_batch(n: list<int>, emitted: "
+                                              "list<list<int>>) -> list<int?>` for the batched streaming method `skewed`, "
+                                              "but its parameter 2 is `List[int]`, not `List[List[int]]`") != std::string::npos,
+                  skewed.error().message);
+    // Without max_batch it is never looked at.
+    CHECK(torch->load(model_named(*plan, "unbatched")));
   }
 
   TEST_CASE("a .pt2 file is an AOTInductor package: an error that says why it cannot load, never TorchScript's") {

@@ -482,7 +482,8 @@ def generate_next_batch(self, prompt: List[str], emitted: List[List[str]]) -> Li
 }
 
 // Streams for the edges of the streaming protocol: count(n) is 0, 1, ... n - 1 (batched too);
-// tamper(n) appends to the list of items it is handed (which braid refuses); skewed(n) has a
+// tamper(n) appends to the list of items it is handed (which braid refuses; batched, only the
+// second stream's, the fourth's...); alone(n) has no batched form; skewed(n) has a
 // `_next_batch` of the wrong shape (its `emitted` is not a list of lists).
 void counter(const std::filesystem::path& dir) {
   torch::jit::Module m("Counter");
@@ -503,6 +504,17 @@ def tamper_next(self, n: int, emitted: List[int]) -> Optional[int]:
         return None
     emitted.append(-1)
     return len(emitted)
+
+def tamper_next_batch(self, n: List[int], emitted: List[List[int]]) -> List[Optional[int]]:
+    out: List[Optional[int]] = []
+    for j in range(len(n)):
+        if j % 2 == 1:
+            emitted[j].append(-1)
+        out.append(len(emitted[j]))
+    return out
+
+def alone_next(self, n: int, emitted: List[int]) -> Optional[int]:
+    return self.count_next(n, emitted)
 
 def skewed_next(self, n: int, emitted: List[int]) -> Optional[int]:
     return self.count_next(n, emitted)
