@@ -77,19 +77,11 @@ class EngineClient final : public Client {
     auto r = co_await e_.async_run(ep_, in_, {}, asio::use_awaitable);
     if (r && r->kind() == engine::Value::Kind::Stream) {  // a stream: done at its end
       const std::shared_ptr<engine::ValueStream> s = r->as_stream();
-      // When its first item came, and how many came (read on the engine's threads).
-      auto first = std::make_shared<std::atomic<Clock::rep>>(0);
-      auto items = std::make_shared<std::atomic<std::size_t>>(0);
-      s->read(
-          [first, items](const engine::Value&) {
-            if (items->fetch_add(1, std::memory_order_relaxed) == 0) first->store(Clock::now().time_since_epoch().count());
-          },
-          [](const std::optional<engine::Error>&) {});
       auto e = co_await engine::async_stream_end(s, asio::use_awaitable);
       Outcome o;
       if (e) o = Outcome{false, std::string(engine::error_code_name(e->code))};
-      o.items = items->load();
-      if (o.items) o.first_item = Clock::time_point(Clock::duration(first->load()));
+      o.items = s->size();
+      o.first_item = s->first_pushed();  // when the model emitted it (this client may read later)
       co_return o;
     }
     if (r) co_return Outcome{};

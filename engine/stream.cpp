@@ -7,6 +7,7 @@ void ValueStream::push(Value item) {
   {
     std::lock_guard lock(mu_);
     if (ended_) return;
+    if (items_.empty()) first_at_ = std::chrono::steady_clock::now();
     items_.push_back(std::move(item));
     readers = readers_;
   }
@@ -89,6 +90,12 @@ std::vector<Value> ValueStream::items() const {
 std::optional<Error> ValueStream::error() const {
   std::lock_guard lock(mu_);
   return error_;
+}
+
+std::optional<std::chrono::steady_clock::time_point> ValueStream::first_pushed() const {
+  std::lock_guard lock(mu_);
+  if (items_.empty()) return std::nullopt;
+  return first_at_;
 }
 
 std::size_t ValueStream::size() const {

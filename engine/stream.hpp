@@ -18,6 +18,7 @@
 // There is no back-pressure: a producer faster than its slowest reader grows the buffer. Items
 // are small (tokens, records) and a request's deadline bounds a stream's length in time.
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -56,6 +57,9 @@ class ValueStream {
   std::vector<Value> items() const;
   std::optional<Error> error() const;
   std::size_t size() const;
+  // When the first item was pushed (nullopt before): what a client waits for first, whenever
+  // it starts reading.
+  std::optional<std::chrono::steady_clock::time_point> first_pushed() const;
 
  private:
   struct Reader {
@@ -70,6 +74,7 @@ class ValueStream {
 
   mutable std::mutex mu_;
   std::vector<Value> items_;
+  std::chrono::steady_clock::time_point first_at_{};
   bool ended_ = false;
   std::optional<Error> error_;
   std::vector<std::shared_ptr<Reader>> readers_;

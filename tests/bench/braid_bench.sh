@@ -36,6 +36,20 @@ import csv, sys
 row = list(csv.DictReader(open(sys.argv[1])))[0]
 assert 95 <= int(row["requests"]) <= 100, row["requests"]   # 100/s for 1 s, intended times
 PY
+# A streaming endpoint: each answer's first item and the items a second (32 words a stream).
+"$bench" graphs/generation.graph words -n 40 -w 0s -c 4 -o json >"$tmp/s.json" || fail "stream run"
+python3 - "$tmp/s.json" <<'PY' || fail "stream figures"
+import json, sys
+r = json.load(open(sys.argv[1]))["runs"][0]
+assert r["requests"] == 40 and r["errors"] == 0, r
+s = r["stream"]
+assert s["streamed"] == 40, s
+first = s["first_item_ms"]
+assert 0 < first["p50"] <= first["p99"] <= first["max"] <= r["latency_ms"]["max"], (first, r["latency_ms"])
+assert s["items_per_s"] > 0
+PY
+"$bench" graphs/generation.graph words -n 10 -w 0s >"$tmp/s.md" || fail "stream run (md)"
+grep -q '^| concurrent | 10 | [0-9.]* | ' "$tmp/s.md" || { fail "no streamed answers table"; cat "$tmp/s.md"; }
 # Over HTTP against the real server.
 "$braid" serve graphs/ensemble.graph --port 0 >"$tmp/serve.out" 2>/dev/null & pids+=($!)
 for _ in $(seq 200); do [ -s "$tmp/serve.out" ] && break; sleep 0.05; done
