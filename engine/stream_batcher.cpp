@@ -64,8 +64,34 @@ void StreamBatcher::stop() {
   if (timer) timer->cancel();
 }
 
+void StreamBatcher::drop_cancelled(std::size_t wanted) {
+  std::vector<StreamItem> dropped;
+  std::size_t live = 0;
+  for (auto it = queue_.begin(); it != queue_.end() && live < wanted;) {
+    if (it->ctx->cancelled()) {
+      if (it->stepped) --stepped_waiting_;
+      dropped.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++live;
+      ++it;
+    }
+  }
+  if (dropped.empty()) return;
+  m_.metrics.queued.fetch_sub(static_cast<std::int64_t>(dropped.size()), std::memory_order_relaxed);
+  // Ended from the CPU pool: this thread holds the batcher's lock.
+  boost::asio::post(*engine_.pool, [this, dropped = std::move(dropped)]() mutable {
+    run_with_ready_queue([&] {
+      for (auto& item : dropped) finish(item, make_error(ErrorCode::Cancelled, "cancelled"));
+    });
+  });
+}
+
 void StreamBatcher::dispatch(std::unique_lock<std::mutex>& lock, bool continuation) {
   (void)lock;
+  // Streams whose call was cancelled while they waited do not count towards a step: before a
+  // step is scheduled, those among the streams it could take are ended.
+  if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);
   while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
     // A step is due when a stream that has stepped before waits (its next item is never held
     // back), when the streams fill one step more than those scheduled take, when the oldest

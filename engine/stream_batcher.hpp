@@ -76,6 +76,8 @@ class StreamBatcher {
   // Schedules steps while an instance is free and streams are due; else arms the window's timer.
   // `continuation`: called by a step that just ended, whose thread may run the next step itself.
   void dispatch(std::unique_lock<std::mutex>& lock, bool continuation = false);
+  // Ends the cancelled streams among the first ones until `wanted` live streams lead the queue.
+  void drop_cancelled(std::size_t wanted);
   // A step task on the model's pool: takes its streams, steps them, puts back those that go on.
   void run();
   // Opens and steps `items` on `inst`; ends those that end and leaves the others in `items`.

@@ -4,9 +4,9 @@
 // several requests step together and leave as they end, a stream that arrives while others run
 // joins them at the next step, a step that fails runs its streams alone so that only the
 // failing one fails, more streams than `max_batch` take turns, a timeout ends its own stream
-// alone, and a model without `max_batch` runs each stream on a thread of its own. One thread
-// per model makes the step sizes exact; a window of an hour makes the first step wait until
-// it is full.
+// alone, a stream whose request gave up while it waited is dropped, and a model without
+// `max_batch` runs each stream on a thread of its own. One thread per model makes the step
+// sizes exact; a window of an hour makes the first step wait until it is full.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -152,6 +152,29 @@ TEST_SUITE("engine") {
     CHECK(timed.error->code == ErrorCode::DeadlineExceeded);
     CHECK(strings(h.start("now", {Value("still here")}).get()) == std::vector<std::string>{"still", "here"});
     CHECK(model(*h.engine, "now").queued == 0);
+  }
+
+  TEST_CASE("stream batch: a stream whose request gave up while it waited never reaches the model nor takes a place") {
+    DeviceHarness h(kStepped);
+    auto cancel = std::make_shared<engine::CallContext>();
+    engine::RunOptions o;
+    o.shared_cancel = cancel;
+    auto ep = h.engine->find("test", "full");
+    REQUIRE(ep);
+    auto gone = h.engine->run(*ep, {Value("never seen")}, o);
+    REQUIRE(wait_model(*h.engine, "full", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    cancel->cancel();
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (const char* t : {"a", "b", "c", "d"}) runs.push_back(h.start("full", {Value(t)}));
+    auto r = gone.get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::Cancelled);
+    for (auto& run : runs) CHECK(strings(run.get()).size() == 1);
+    // The four that stayed filled the first step: the one that gave up took no place in it.
+    const auto steps = h.fake->stats("full").steps;
+    REQUIRE_FALSE(steps.empty());
+    CHECK(steps[0] == 4);
+    CHECK(model(*h.engine, "full").queued == 0);
   }
 
   TEST_CASE("stream batch: a model without max_batch streams on a thread of its own, never stepped") {
