@@ -183,7 +183,7 @@ struct StreamMap {
   std::shared_ptr<Frame> frame;
   std::uint32_t local = 0;
   const plan::MapNode* map = nullptr;
-  std::shared_ptr<ValueStream> out;
+  std::shared_ptr<ValueStream> in, out;
   std::size_t limit = 0;                              // 0: unlimited
   std::deque<std::pair<std::size_t, Value>> waiting;  // items not started yet (over the limit)
   std::map<std::size_t, Value> ready;                 // results that finished before an earlier one
@@ -233,6 +233,12 @@ std::shared_ptr<Frame> stream_item_frame(const std::shared_ptr<StreamMap>& m, st
 }
 
 void end_stream_map(const std::shared_ptr<StreamMap>& m, std::optional<Error> e) {
+  // An item cancelled because the input failed (the producer ends its stream, then fails the
+  // frame, which cancels the items) may report before the input's end reaches this map, when
+  // another thread is still handing it items: the input's error is the reason, not the item's.
+  if (e && e->code == ErrorCode::Cancelled) {
+    if (auto cause = m->in->error()) e = std::move(cause);
+  }
   {
     std::lock_guard lock(m->mu);
     if (m->done) return;
@@ -342,7 +348,8 @@ void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local) {
   m->out = std::make_shared<ValueStream>();
   m->limit = f->run->engine->sequential ? 1 : m->map->concurrency;
   m->t0 = now_ns();
-  std::shared_ptr<ValueStream> in = f->lookup(m->map->list).as_stream();
+  m->in = f->lookup(m->map->list).as_stream();
+  const std::shared_ptr<ValueStream>& in = m->in;
   node_publish(f, local, m->out);
   boost::asio::thread_pool& pool = *f->run->engine->pool;
   in->read(

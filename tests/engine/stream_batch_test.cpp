@@ -35,8 +35,8 @@ model now = torch "now.pt" on cpu {
   def broken(n: int) -> stream<str>
 }
 model two = torch "two.pt" on cpu {
-  max_batch = 2, batch_window = 1h, threads = 1
-  def words(text: str) -> stream<str>
+  max_batch = 2, threads = 1
+  def gated(n: int, key: str) -> stream<str>
 }
 model alone = torch "alone.pt" on cpu {
   def words(text: str) -> stream<str>
@@ -46,7 +46,7 @@ endpoint now(text: str) -> list<str> { return collect(now.words(text)) }
 endpoint gated(n: int, key: str) -> stream<str> { return now.gated(n, key) }
 endpoint timed(n: int, key: str) -> stream<str> { return now.gated(n, key) with { timeout = 30ms } }
 endpoint broken(n: int) -> list<str> { return collect(now.broken(n)) }
-endpoint two(text: str) -> list<str> { return collect(two.words(text)) }
+endpoint two(n: int, key: str) -> list<str> { return collect(two.gated(n, key)) }
 endpoint alone(text: str) -> list<str> { return collect(alone.words(text)) }
 )";
 
@@ -127,20 +127,20 @@ TEST_SUITE("engine") {
 
   TEST_CASE("stream batch: more streams than max_batch take turns") {
     DeviceHarness h(kStepped);
-    std::vector<std::future<engine::Result<Value>>> runs;
-    for (const char* t : {"a b", "c d", "e f"}) runs.push_back(h.start("two", {Value(t)}));
-    CHECK(strings(runs[0].get()) == std::vector<std::string>{"a", "b"});
-    CHECK(strings(runs[1].get()) == std::vector<std::string>{"c", "d"});
-    CHECK(strings(runs[2].get()) == std::vector<std::string>{"e", "f"});
-    // Nine steps of a stream in all, at most two at a time: the third stream never waits for
-    // the first two to end (its first item comes at the second step, not the fourth).
-    auto steps = h.fake->stats("two").steps;
-    CHECK(std::all_of(steps.begin(), steps.end(), [](int n) { return n <= 2; }));
-    int total = 0;
-    for (int n : steps) total += n;
-    CHECK(total == 9);
-    REQUIRE(steps.size() >= 2);
-    CHECK(steps[0] == 2);
+    h.fake->open("b1");
+    h.fake->open("c1");
+    auto a = h.start("two", {Value(std::int64_t{2}), Value("a")});
+    // A's second step waits inside the model for open("a1"); meanwhile B and C arrive.
+    REQUIRE(h.fake->wait_for("two", [](const FakeBackend::Stats& s) { return s.steps.size() == 2; }));
+    auto b = h.start("two", {Value(std::int64_t{2}), Value("b")});
+    auto c = h.start("two", {Value(std::int64_t{2}), Value("c")});
+    REQUIRE(wait_model(*h.engine, "two", [](const engine::ModelStats& m) { return m.queued == 2; }));
+    h.fake->open("a1");
+    for (auto* run : {&a, &b, &c}) CHECK(strings(run->get()) == std::vector<std::string>{"0", "1"});
+    // A alone twice; then B and C (A, which has stepped, waits its turn behind them); A's end
+    // and B's "1"; C's "1" and B's end; C's end.
+    const auto steps = h.fake->stats("two").steps;
+    CHECK_MESSAGE((steps == std::vector<int>{1, 1, 2, 2, 2, 1}), fmt::format("{}", fmt::join(steps, ",")));
   }
 
   TEST_CASE("stream batch: a timeout ends its own stream, and the others go on") {

@@ -181,7 +181,7 @@ endpoint item_fails(text: str) -> stream<str> { return each w in src.words(text)
     Drain dm(stream_of(bm));
     REQUIRE(dm.wait_end());
     REQUIRE(dm.error);
-    CHECK(dm.error->model == "src");
+    CHECK_MESSAGE(dm.error->model == "src", dm.error->describe());
     CHECK(dm.items.size() <= 3);
   } else {
     CHECK(bm.error().model == "src");
