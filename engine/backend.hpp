@@ -134,8 +134,9 @@ class ModelInstance {
   // stream is complete, or the Error that stopped it (the items already emitted stay emitted).
   // `emit` returns false once nobody wants more items (the request was cancelled, a timeout
   // passed): the instance then stops as soon as it can and returns. Called on a pool thread,
-  // possibly from several at once, like `call`; never batched; models placed on the CPU only
-  // (the checker refuses a streaming method elsewhere).
+  // possibly from several at once, like `call`; models placed on the CPU only (the checker
+  // refuses a streaming method elsewhere). A method that steps() accepts, in a graph that sets
+  // `max_batch`, is stepped instead (below).
   virtual std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                                            const std::function<bool(Value)>& emit) {
     (void)method, (void)args, (void)ctx, (void)emit;

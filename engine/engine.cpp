@@ -540,9 +540,9 @@ std::string Engine::metrics_text() const {
       }
     }
   };
-  header("braid_model_batch_size", "histogram", "Calls per batch, per batched model.");
+  header("braid_model_batch_size", "histogram", "Calls per batch (streams per step, for stepped streams), per batched model.");
   each_batched([&](const std::string& labels, const ModelMetrics& m) { m.batch_size.render(out, "braid_model_batch_size", labels); });
-  header("braid_model_batch_failures_total", "counter", "Batches that failed as a whole; their calls then ran alone.");
+  header("braid_model_batch_failures_total", "counter", "Batches (or steps) that failed as a whole; their calls (streams) then ran alone.");
   each_batched([&](const std::string& labels, const ModelMetrics& m) {
     out += fmt::format("braid_model_batch_failures_total{{{}}} {}\n", labels, m.batch_failures.load());
   });
