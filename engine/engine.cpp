@@ -493,6 +493,13 @@ std::string Engine::metrics_text() const {
   }
   header("braid_request_duration_seconds", "histogram", "Request latency inside the engine, per endpoint.");
   for (const auto& ex : impl_->endpoints) ex->metrics->latency.render(out, "braid_request_duration_seconds", ep_labels(*ex));
+  header("braid_request_first_item_seconds", "histogram",
+         "From the request to its result's first item, per endpoint whose result is a stream.");
+  for (const auto& ex : impl_->endpoints) {
+    const auto& result = ex->ref.endpoint->result_type;
+    if (!result || !result->is_stream()) continue;
+    ex->metrics->first_item.render(out, "braid_request_first_item_seconds", ep_labels(*ex));
+  }
   header("braid_node_runs_total", "counter", "Node executions that succeeded, per node.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {

@@ -51,6 +51,7 @@ struct EndpointMetrics {
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::int64_t> in_flight{0};
   Histogram latency;
+  Histogram first_item;  // a streamed result's: from the request to its first item
   std::vector<NodeMetrics> nodes;  // by NodeId
   explicit EndpointMetrics(std::size_t n) : nodes(n) {}
 };

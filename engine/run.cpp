@@ -150,9 +150,16 @@ void RunState::finish(Result<Value> r) {
   if (!r) em.errors.fetch_add(1, std::memory_order_relaxed);
   em.in_flight.fetch_sub(1, std::memory_order_relaxed);
   em.latency.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+  std::shared_ptr<ValueStream> streamed;
   {
     std::lock_guard lock(deadline_mu);
     if (deadline) deadline->cancel();
+    streamed = result_stream;
+  }
+  if (streamed) {  // what a streaming client waits for first
+    if (auto first = streamed->first_pushed()) {
+      em.first_item.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(*first - started).count());
+    }
   }
   ctx.cancel();  // whatever still runs for this request is no longer wanted
   if (delivered.exchange(true)) {

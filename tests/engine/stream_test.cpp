@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <future>
+#include <thread>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -83,6 +84,19 @@ endpoint both(text: str) -> {n: int, upper: list<str>} {
   Drain raw(stream_of(h.run("raw", {Value("one two")})));
   REQUIRE(raw.wait_end());
   CHECK(raw.items == std::vector<std::string>{"one", "two"});
+  // Its time to the first item, per endpoint whose result is a stream (counted when the run
+  // finishes, just after its stream ends).
+  const std::string raw_counted = "braid_request_first_item_seconds_count{graph=\"test\",endpoint=\"raw\"} 1\n";
+  const std::string mapped_counted = "braid_request_first_item_seconds_count{graph=\"test\",endpoint=\"mapped\"} 1\n";
+  auto counted = [&] {
+    const std::string m = h.engine->metrics_text();
+    return m.find(raw_counted) != std::string::npos && m.find(mapped_counted) != std::string::npos;
+  };
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!counted() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  CHECK(counted());
+  const std::string metrics = h.engine->metrics_text();
+  CHECK(metrics.find("braid_request_first_item_seconds_count{graph=\"test\",endpoint=\"collected\"}") == std::string::npos);
 
   // One stream read twice (by `each` and by `collect`): both see every item.
   auto b = h.run("both", {Value("p q r s")});
