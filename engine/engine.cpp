@@ -355,20 +355,20 @@ Value synthetic(const dsl::TypeRef& t) {
   }
 }
 
-// One step of `n` streams opened on `args` (a stepped streaming method's warm-up): the first
-// step's error, or the first stream's.
+// A stepped streaming method's warm-up: the first step of one stream opened on `args`, then of
+// `n` more together; the first error, of a step or of a stream.
 std::optional<Error> warm_steps(ModelInstance& inst, std::uint32_t method, const std::vector<Value>& args, std::uint32_t n,
                                 const CallContext& ctx) {
-  std::vector<std::unique_ptr<StreamState>> owned;
-  std::vector<StreamState*> states;
-  for (std::uint32_t i = 0; i < n; ++i) {
-    auto s = inst.open_stream(method, args);
-    if (!s) return s.error();
-    states.push_back(s->get());
-    owned.push_back(std::move(*s));
-  }
-  for (std::size_t k : {std::size_t{1}, states.size()}) {
-    auto r = inst.step_streams(method, std::span<StreamState* const>(states.data(), k), ctx);
+  for (std::uint32_t k : {1u, n}) {
+    std::vector<std::unique_ptr<StreamState>> owned;
+    std::vector<StreamState*> states;
+    for (std::uint32_t i = 0; i < k; ++i) {
+      auto s = inst.open_stream(method, args);
+      if (!s) return s.error();
+      states.push_back(s->get());
+      owned.push_back(std::move(*s));
+    }
+    auto r = inst.step_streams(method, states, ctx);
     if (!r) return r.error();
     for (auto& item : *r) {
       if (!item) return item.error();
@@ -523,7 +523,7 @@ std::string Engine::metrics_text() const {
           out, "braid_node_duration_seconds", fmt::format("{},node=\"{}\"", ep_labels(*ex), prometheus_label(n.name)));
     }
   }
-  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool, in its batcher, or for a place among its calls in flight.");
+  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool, in its batcher, or for a place among its calls in flight; streams waiting for their next step.");
   for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
     for (const auto& lm : impl_->models[pi]) {
       out += fmt::format("braid_model_queue_depth{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),

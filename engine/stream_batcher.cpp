@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include "engine/ready_queue.hpp"
 #include "engine/run.hpp"
 
 namespace braid::engine::detail {
@@ -114,11 +115,14 @@ void StreamBatcher::dispatch(std::unique_lock<std::mutex>& lock, bool continuati
     }
     ++busy_;
     ++posted_;
+    if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);
     auto task = [this] { run_with_ready_queue([this] { run(); }); };
-    // From a step that just ended on the pool: the next step is its continuation, run by this
-    // thread once the step's handler (and what it readied) is done, with no other thread woken
-    // (a hop to a sleeping thread costs about 10 us, a third of a small model's step).
-    if (continuation && m_.pool->get_executor().running_in_this_thread()) {
+    // From a step that just ended on the pool, with nothing readied on this thread: the next
+    // step is its continuation, run by this thread as soon as the step's handler returns, with
+    // no other thread woken (a hop to a sleeping thread costs about 10 us, a third of a small
+    // model's step). Had the step readied nodes (an item's consumer, a stream's end), this
+    // thread would run them first, maybe a model call inline: the next step is posted then.
+    if (continuation && nothing_else_ready() && m_.pool->get_executor().running_in_this_thread()) {
       continuation = false;
       boost::asio::defer(*m_.pool, std::move(task));
     } else {
@@ -135,7 +139,7 @@ void StreamBatcher::run() {
     // An even share of what waits with the steps scheduled behind this one (idle instances
     // split the streams), at most `max_batch`.
     const std::size_t take = std::min(max_, (queue_.size() + posted_) / (posted_ + 1));
-    while (!queue_.empty() && items.size() + dropped.size() < take) {
+    while (!queue_.empty() && items.size() < take) {  // the cancelled ones take no place
       StreamItem item = std::move(queue_.front());
       queue_.pop_front();
       if (item.stepped) --stepped_waiting_;

@@ -5,11 +5,13 @@
 // A streaming call of a model whose graph sets `max_batch` above 1, calling a method its
 // instances step (ModelInstance::steps), does not run its stream to the end on a thread of its
 // own: it adds the stream here, and the batcher advances the streams of every request
-// together, one item each per step (ModelInstance::step_streams), on the model's pool, at most
-// one step per instance at a time. A stream joins at the next step after it arrives and leaves
-// when it ends, so a long stream never holds a short one back and a new one never waits for
-// the others to end (a generation server's continuous batching). With more streams than
-// `max_batch`, steps take them in turn (each goes to the back once stepped).
+// together, one item each per step (ModelInstance::step_streams), on the model's pool, as many
+// steps at once as the pool has threads (or the model instances, if more). A stream joins a
+// step as soon as its turn comes and leaves when it ends, so a long stream never holds a short
+// one back and a new one never waits for the others to end (a generation server's continuous
+// batching). Streams wait in one queue, in order: a new one at the back, and each stepped one
+// back there after its step, so that with more streams than `max_batch` steps take them in
+// turn, and a new one joins the next step unless `max_batch` streams wait before it.
 //
 // A step starts when an instance is free and a stream waits for it. `batch_window` holds back
 // only the first step of new streams (until `max_batch` wait, or the oldest has waited the

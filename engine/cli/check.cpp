@@ -43,9 +43,10 @@ void verify_batched(const plan::Model& m, const plan::Method& meth, const std::v
 }
 
 // A batched model's streaming method (`max_batch` above 1) steps the streams of all requests
-// together through the file's `m_next_batch`, which takes each of `m_next`'s parameters (`next`)
-// as a list and returns a list of what `m_next` returns; without one, each stream steps alone.
-void verify_stream_batched(const plan::Model& m, const plan::Method& meth, const std::vector<plan::Param>& next,
+// together through the file's `m_next_batch`, which takes each of the file's `m_next`'s
+// parameters (`next`) as a list and returns a list of what it returns, types exactly as there
+// (as the backend checks when it loads the file); without one, each stream steps alone.
+void verify_stream_batched(const plan::Model& m, const plan::Method& meth, const engine::MethodSchema& next,
                            const std::vector<engine::MethodSchema>& schemas, const dsl::Span& where, dsl::Diagnostics& diags) {
   const std::string name = meth.name + "_next_batch";
   const engine::MethodSchema* s = nullptr;
@@ -56,11 +57,12 @@ void verify_stream_batched(const plan::Model& m, const plan::Method& meth, const
     diags.report(dsl::Diag::model_file_stream_batch_missing, where, m.name, meth.name, m.options.max_batch, m.path, meth.name);
     return;
   }
-  std::vector<plan::Param> want = next;
+  std::vector<plan::Param> want = next.params;
   for (auto& p : want) p.type = dsl::Type::list(p.type);
-  const dsl::TypeRef result = dsl::Type::list(dsl::Type::optional(meth.result->elem));
-  bool fits = s->params.size() == want.size() && dsl::assignable(s->result, result);
-  for (std::size_t i = 0; fits && i < want.size(); ++i) fits = dsl::assignable(want[i].type, s->params[i].type);
+  const dsl::TypeRef result = dsl::Type::list(next.result);
+  auto same = [](const dsl::TypeRef& a, const dsl::TypeRef& b) { return a && b && a->to_string() == b->to_string(); };
+  bool fits = s->params.size() == want.size() && same(s->result, result);
+  for (std::size_t i = 0; fits && i < want.size(); ++i) fits = same(want[i].type, s->params[i].type);
   if (!fits) {
     diags.report(dsl::Diag::model_file_stream_batch_signature, where, m.name, meth.name, meth.name,
                  engine::signature_text(want, result), engine::signature_text(s->params, s->result));
@@ -110,7 +112,7 @@ void verify_streaming(const plan::Model& m, const plan::Method& meth, const std:
     diags.report(dsl::Diag::model_file_param_name, where, i + 1, m.name, meth.name, meth.params[i].name, s->params[i].name,
                  fmt::format("{}'s `{}`", noun, name));
   }
-  if (m.options.max_batch > 1 && m.backend != "remote") verify_stream_batched(m, meth, want, schemas, where, diags);
+  if (m.options.max_batch > 1 && m.backend != "remote") verify_stream_batched(m, meth, *s, schemas, where, diags);
 }
 
 // Compares each declared method with what the model file says (TorchScript schemas).

@@ -120,11 +120,17 @@ endpoint e(n: int) -> list<int> { return collect(c.count(n)) }
 endpoint f(n: int) -> list<int> { return collect(c.alone(n)) }
 endpoint g(n: int) -> list<int> { return collect(c.skewed(n)) }
 G
+cat >"$tmp/stream_loose.graph" <<G
+model c = torch "models/counter.pt" { max_batch = 4
+                                      def loose(n: int) -> stream<int> }
+endpoint e(n: int) -> list<int> { return collect(c.loose(n)) }
+G
+expect_error "stream_loose.graph:2:43: error: \`c.loose\` is batched, so the model file's \`loose_next_batch\` must be \`(n: list<int>, emitted: list<list<int>>) -> list<int?>\`, but it is \`(n: list<float>, emitted: list<list<int>>) -> list<int>\`" check --require-models "$tmp/stream_loose.graph"
 expect_error "stream_batch.graph:4:43: error: \`c.skewed\` is batched, so the model file's \`skewed_next_batch\` must be \`(n: list<int>, emitted: list<list<int>>) -> list<int?>\`, but it is \`(n: list<int>, emitted: list<int>) -> list<int?>\`" check --require-models "$tmp/stream_batch.graph"
 grep -qF "stream_batch.graph:3:43: warning: \`c.alone\` steps one stream at a time: \`max_batch\` is 4, but model file \`models/counter.pt\` has no \`alone_next_batch\`" "$tmp/err" ||
   { fail "the warning for a batched streaming method without _next_batch:"; cat "$tmp/err"; }
 grep -q "c.count" "$tmp/err" && { fail "count has count_next_batch, yet:"; cat "$tmp/err"; }
-# And it runs: the streams of a map's items, stepped together.
+# And it runs: the streams of a map's items, stepped (together, when they meet in a step).
 cat >"$tmp/stream_run.graph" <<G
 model c = torch "models/counter.pt" { max_batch = 4
                                       def count(n: int) -> stream<int> }

@@ -66,7 +66,7 @@ struct DeviceHarness {
   // Nothing the engine's notifications held was released where they ran (a CUDA callback may
   // make no CUDA call; see FakeDeviceStorage::released_in_notifications).
   ~DeviceHarness() {
-    for (const char* key : {"go", "a", "k", "k2"}) fake->open(key);
+    fake->open_all();
     engine.reset();
     CHECK(FakeDeviceStorage::released_in_notifications() == released_in_notifications);
   }

@@ -83,6 +83,7 @@ class FakeInstance final : public engine::ModelInstance {
     s->name = m_.methods[method].name;
     if (s->name == "words") {
       const std::string text = args[0].as_str();
+      if (text == "refuse") return make_error(ErrorCode::ModelError, "`words` cannot open `refuse`");
       for (std::size_t pos = 0; pos < text.size();) {
         std::size_t next = text.find(' ', pos);
         if (next == std::string::npos) next = text.size();
@@ -130,7 +131,7 @@ class FakeInstance final : public engine::ModelInstance {
       if (!s.key.empty() && s.next > 0) {
         std::unique_lock lock(b_.mu_);
         const std::string k = s.key + std::to_string(s.next);
-        while (!b_.open_[k] && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
+        while (!b_.is_open(k) && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
         if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
       }
       out.emplace_back(std::optional<Value>(Value(s.items[s.next++])));
@@ -208,7 +209,7 @@ class FakeInstance final : public engine::ModelInstance {
         if (i > 0 && name == "gated") {  // item i once open("<key><i>")
           std::unique_lock lock(b_.mu_);
           const std::string k = key + std::to_string(i);
-          while (!b_.open_[k] && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
+          while (!b_.is_open(k) && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
         }
         if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
         if (!emit(Value(std::to_string(i)))) return std::nullopt;
@@ -251,7 +252,7 @@ class FakeInstance final : public engine::ModelInstance {
     if (name == "hold") {
       std::string key = args[1].as_str();
       std::unique_lock lock(b_.mu_);
-      while (!b_.open_[key] && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
+      while (!b_.is_open(key) && !ctx.cancelled()) b_.cv_.wait_for(lock, std::chrono::milliseconds(5));
       if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
       return args[0];
     }
@@ -277,7 +278,7 @@ class FakeInstance final : public engine::ModelInstance {
       std::string key = args[1].as_str();
       {
         std::unique_lock lock(b_.mu_);
-        b_.cv_.wait(lock, [&] { return b_.open_[key]; });
+        b_.cv_.wait(lock, [&] { return b_.is_open(key); });
       }
       std::vector<Value> a{args[0], Value(1.0)};
       return tensor_method("scale", a, ctx);
@@ -381,7 +382,7 @@ class FakeInstance final : public engine::ModelInstance {
     if (!ctx.stream()) {  // on the CPU: compute now
       if (!key.empty()) {
         std::unique_lock lock(b_.mu_);
-        b_.cv_.wait(lock, [&] { return b_.open_[key]; });
+        b_.cv_.wait(lock, [&] { return b_.is_open(key); });
       }
       std::vector<double> out(n);
       for (std::size_t i = 0; i < n; ++i) out[i] = a->host[i] * k + (add ? b->host[i] : 0.0f);
@@ -396,7 +397,7 @@ class FakeInstance final : public engine::ModelInstance {
     d.enqueue(ctx.stream(), [&backend, &d, out, a = std::move(*a), b = std::move(*b), k, add, key, n] {
       if (!key.empty()) {  // a long kernel: the stream goes on once the test opens the key
         std::unique_lock lock(backend.mu_);
-        backend.cv_.wait(lock, [&] { return backend.open_[key]; });
+        backend.cv_.wait(lock, [&] { return backend.is_open(key); });
       }
       const float* pa = a.get(d);
       const float* pb = add ? b.get(d) : nullptr;
@@ -417,6 +418,14 @@ class FakeInstance final : public engine::ModelInstance {
 
 Result<std::shared_ptr<engine::ModelInstance>> FakeBackend::load(const plan::Model& model) {
   return std::shared_ptr<engine::ModelInstance>(std::make_shared<FakeInstance>(*this, model));
+}
+
+void FakeBackend::open_all() {
+  {
+    std::lock_guard lock(mu_);
+    all_open_ = true;
+  }
+  cv_.notify_all();
 }
 
 void FakeBackend::open(const std::string& key) {

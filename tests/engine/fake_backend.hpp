@@ -30,7 +30,8 @@
 // call_batch runs the calls one after another and fails as a whole when one of them fails, as
 // a real batched method would. Its streaming methods step (ModelInstance::steps): one item per
 // stream a step; a step of several fails as a whole when one stream would fail (`words` at the
-// word "boom", which fails that stream alone; `broken` at its end).
+// word "boom", which fails that stream alone; `broken` at its end); `words("refuse")` fails to
+// open.
 //
 // Tensor methods (f32), for the device path: on a model placed `on cuda` they enqueue their
 // work on the call's stream of `device` (a FakeDevice) and return device tensors at once; on
@@ -90,6 +91,8 @@ class FakeBackend final : public engine::Backend, public std::enable_shared_from
   Stats stats(const std::string& model);
   // Lets every `hold` call with this key (present and future) return.
   void open(const std::string& key);
+  // Opens every key, present and future (a test's teardown: nothing it gated stays blocked).
+  void open_all();
   int flaky_failures = 0;
   FakeDevice* device = nullptr;  // for models placed `on cuda`
   std::vector<std::string> environment;  // what warnings() says
@@ -108,6 +111,8 @@ class FakeBackend final : public engine::Backend, public std::enable_shared_from
   std::map<std::string, Stats> stats_;
   std::map<std::string, int> meeting_;  // key -> calls arrived
   std::map<std::string, bool> open_;    // hold keys released
+  bool all_open_ = false;
+  bool is_open(const std::string& key) { return all_open_ || open_[key]; }  // under mu_
   std::mutex threads_mu_;
   std::vector<std::thread> async_threads_;  // of asynchronous calls
 };

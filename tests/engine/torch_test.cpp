@@ -350,6 +350,8 @@ TEST_SUITE("torch") {
                                             def tamper(n: int) -> stream<int> }
       model skewed = torch "models/counter.pt" { max_batch = 4
                                                  def skewed(n: int) -> stream<int> }
+      model loose = torch "models/counter.pt" { max_batch = 4
+                                                def loose(n: int) -> stream<int> }
       model unbatched = torch "models/counter.pt" { def skewed(n: int) -> stream<int> }
       endpoint e(p: str) -> float { return 1.0 })");
     engine::BackendRegistry backends = engine::default_backends();
@@ -366,7 +368,7 @@ TEST_SUITE("torch") {
     REQUIRE_FALSE((*c)->call_stream(0, args, ctx, [&](engine::Value v) { return in_order = in_order && v.as_int() == next++, true; }));
     CHECK(next == 20000);
     CHECK(in_order);
-    // A step that appends to its `emitted`: an error that says so, after the first item.
+    // A step that appends to its `emitted`: an error that says so (at its first step).
     std::size_t items = 0;
     auto e = (*c)->call_stream(1, args, ctx, [&](engine::Value) { return ++items, true; });
     REQUIRE(e);
@@ -396,6 +398,10 @@ TEST_SUITE("torch") {
                                               "list<list<int>>) -> list<int?>` for the batched streaming method `skewed`, "
                                               "but its parameter 2 is `List[int]`, not `List[List[int]]`") != std::string::npos,
                   skewed.error().message);
+    auto loose = torch->load(model_named(*plan, "loose"));
+    REQUIRE_FALSE(loose);
+    CHECK_MESSAGE(loose.error().message.find("but its parameter 1 is `List[float]`, not `List[int]`") != std::string::npos,
+                  loose.error().message);
     // Without max_batch it is never looked at.
     CHECK(torch->load(model_named(*plan, "unbatched")));
   }

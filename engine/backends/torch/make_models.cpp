@@ -483,8 +483,9 @@ def generate_next_batch(self, prompt: List[str], emitted: List[List[str]]) -> Li
 
 // Streams for the edges of the streaming protocol: count(n) is 0, 1, ... n - 1 (batched too);
 // tamper(n) appends to the list of items it is handed (which braid refuses; batched, only the
-// second stream's, the fourth's...); alone(n) has no batched form; skewed(n) has a
-// `_next_batch` of the wrong shape (its `emitted` is not a list of lists).
+// second stream's, the fourth's...); alone(n) has no batched form; skewed(n) and loose(n) have
+// a `_next_batch` of the wrong shape (skewed's `emitted` is not a list of lists; loose takes
+// floats where `_next` takes an int, and returns ints where `_next` may return None).
 void counter(const std::filesystem::path& dir) {
   torch::jit::Module m("Counter");
   m.define(R"(
@@ -515,6 +516,13 @@ def tamper_next_batch(self, n: List[int], emitted: List[List[int]]) -> List[Opti
 
 def alone_next(self, n: int, emitted: List[int]) -> Optional[int]:
     return self.count_next(n, emitted)
+
+def loose_next(self, n: int, emitted: List[int]) -> Optional[int]:
+    return self.count_next(n, emitted)
+
+def loose_next_batch(self, n: List[float], emitted: List[List[int]]) -> List[int]:
+    out: List[int] = []
+    return out
 
 def skewed_next(self, n: int, emitted: List[int]) -> Optional[int]:
     return self.count_next(n, emitted)

@@ -142,6 +142,7 @@ std::optional<std::string> next_batch_mismatch(const torch::jit::Method& batch, 
 struct TorchStream final : StreamState {
   std::vector<c10::IValue> args;
   c10::impl::GenericList emitted;
+  std::size_t count = 0;  // the items braid appended to `emitted`: what its length must be
   explicit TorchStream(c10::TypePtr item) : emitted(std::move(item)) {}
 };
 
@@ -232,10 +233,11 @@ class TorchInstance final : public ModelInstance {
                                                const CallContext& ctx) override {
     std::vector<StepResult> out;
     auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
-      if (streams.size() == 1 || !steps(method)) {
-        for (StreamState* s : streams) out.push_back(step_one(method, sig, static_cast<TorchStream&>(*s)));
+      if (streams.size() == 1) {
+        out.push_back(step_one(method, sig, static_cast<TorchStream&>(*streams[0])));
         return Value();
       }
+      if (!steps(method)) return make_error(ErrorCode::ModelError, "several streams in one step need `_next_batch`");
       auto stepped = step_batch(method, sig, streams);
       if (!stepped) return stepped.error();
       out = std::move(*stepped);
@@ -375,11 +377,13 @@ class TorchInstance final : public ModelInstance {
 
   // The next item of `s` from `<m>_next`, inside run(); the item joins the list it is handed.
   StepResult step_one(std::uint32_t method, const plan::Method& sig, TorchStream& s) {
+    if (auto e = changed(s)) return *e;
     std::vector<c10::IValue> stack = s.args;
     stack.emplace_back(s.emitted);  // the list itself, not a copy
-    const std::size_t before = s.emitted.size();
     c10::IValue out = methods_[method](std::move(stack));
-    return taken(sig, s, before, std::move(out));
+    auto item = converted(sig, s, out);
+    if (item && *item) append(s, std::move(out));
+    return item;
   }
 
   // The next item of each stream from one call of `<m>_next_batch`, inside run().
@@ -387,22 +391,18 @@ class TorchInstance final : public ModelInstance {
                                              std::span<StreamState* const> streams) {
     torch::jit::Method& batch = *next_batch_[method];
     const auto& schema = batch.function().getSchema();
+    for (StreamState* st : streams) {  // one stream's list changed earlier fails the step: each then steps alone
+      if (auto e = changed(static_cast<TorchStream&>(*st))) return *e;
+    }
     std::vector<c10::IValue> stack;
     stack.reserve(schema.arguments().size() - 1);
-    std::vector<std::size_t> before;
-    before.reserve(streams.size());
     for (std::size_t p = 1; p < schema.arguments().size(); ++p) {
       c10::impl::GenericList list(schema.arguments()[p].type()->expectRef<c10::ListType>().getElementType());
       list.reserve(streams.size());
       const bool emitted = p + 1 == schema.arguments().size();
       for (StreamState* st : streams) {
         auto& s = static_cast<TorchStream&>(*st);
-        if (emitted) {
-          list.push_back(s.emitted);
-          before.push_back(s.emitted.size());
-        } else {
-          list.push_back(s.args[p - 1]);
-        }
+        list.push_back(emitted ? c10::IValue(s.emitted) : s.args[p - 1]);
       }
       stack.emplace_back(std::move(list));
     }
@@ -413,28 +413,41 @@ class TorchInstance final : public ModelInstance {
                                                                         : std::string("no list"),
                                                            streams.size()));
     }
+    // Every item converted before any joins its stream's list: a conversion that throws fails
+    // the whole step with every stream as it was.
     std::vector<StepResult> results;
     results.reserve(streams.size());
     const auto items = out.toList();
     for (std::size_t j = 0; j < streams.size(); ++j) {
-      results.push_back(taken(sig, static_cast<TorchStream&>(*streams[j]), before[j], items.get(j)));
+      results.push_back(converted(sig, static_cast<TorchStream&>(*streams[j]), items.get(j)));
+    }
+    for (std::size_t j = 0; j < streams.size(); ++j) {
+      if (results[j] && *results[j]) append(static_cast<TorchStream&>(*streams[j]), items.get(j));
     }
     return results;
   }
 
-  // What one step returned for `s` (None: the end), appended to its items; the list the step
-  // was handed must still hold the `before` items it had (a model that changes it would see
-  // other items than it emitted).
-  StepResult taken(const plan::Method& sig, TorchStream& s, std::size_t before, c10::IValue out) {
-    if (s.emitted.size() != before) {
-      return make_error(ErrorCode::ModelError, fmt::format("the step changed `emitted`, the list of the {} items emitted so far "
-                                                           "(it holds {} after it)", before, s.emitted.size()));
-    }
+  // Whether the model changed the length of `s`'s list of items (in this step or in one that
+  // failed): it would then see other items than it emitted, so the stream fails.
+  static std::optional<Error> changed(const TorchStream& s) {
+    if (s.emitted.size() == s.count) return std::nullopt;
+    return make_error(ErrorCode::ModelError, fmt::format("the step changed `emitted`, the list of the {} items emitted so far "
+                                                         "(it holds {})",
+                                                         s.count, s.emitted.size()));
+  }
+
+  // What one step returned for `s`: its next item, or its end (None). Nothing changes yet.
+  StepResult converted(const plan::Method& sig, const TorchStream& s, const c10::IValue& out) {
+    if (auto e = changed(s)) return *e;
     if (out.isNone()) return std::optional<Value>();
     auto v = from_ivalue(out, dsl::Type::optional(sig.result->elem), -1);
     if (!v) return v.error();
-    s.emitted.push_back(std::move(out));
     return std::optional<Value>(std::move(*v));
+  }
+
+  static void append(TorchStream& s, c10::IValue item) {
+    s.emitted.push_back(std::move(item));
+    ++s.count;
   }
 
   // The device whose one-element tensors standing for numbers the engine reads later (-1: none).
