@@ -418,9 +418,9 @@ def labels(self, n: int) -> Tensor:
 // and its position (the first from the prompt) through embeddings and four dense 512-wide
 // layers, `steps`
 // words in all. Its weights (4 MB) are read once per step whatever the number of streams the
-// step advances, and what it does per stream is small (a dictionary lookup), so a step of many
-// streams (generate_next_batch: continuous batching) costs much less than as many steps of one,
-// as a real decoder's does.
+// step advances, and what it does per stream is small (a word looked up in its vocabulary), so
+// a step of many streams (generate_next_batch: continuous batching) costs much less than as many
+// steps of one, as a real decoder's does.
 void decoder(const std::filesystem::path& dir, const std::vector<std::string>& vocab) {
   constexpr int64_t kWide = 512;
   const auto n = static_cast<int64_t>(vocab.size());
@@ -434,13 +434,8 @@ void decoder(const std::filesystem::path& dir, const std::vector<std::string>& v
   m.register_parameter("w_vocab", scrambled_weights(n, kWide, 17.0), false);
   m.register_attribute("steps", c10::IntType::get(), int64_t{32});
   c10::List<std::string> words;
-  c10::Dict<std::string, int64_t> index;
-  for (int64_t i = 0; i < n; ++i) {
-    words.push_back(vocab[static_cast<std::size_t>(i)]);
-    index.insert(vocab[static_cast<std::size_t>(i)], i);
-  }
+  for (const auto& w : vocab) words.push_back(w);
   m.register_attribute("vocab", c10::ListType::ofStrings(), words);
-  m.register_attribute("index", c10::DictType::create(c10::StringType::get(), c10::IntType::get()), index);
   m.define(R"(
 def decode(self, tokens: List[int], positions: List[int]) -> List[int]:
     h = self.embed[torch.tensor(tokens, device=self.embed.device)]
@@ -456,7 +451,7 @@ def last_token(self, prompt: str, emitted: List[str]) -> int:
     n = len(emitted)
     if n == 0:
         return int(torch.argmax(self.features(prompt)).item()) % len(self.vocab)
-    return self.index[emitted[n - 1]]
+    return self.vocab.index(emitted[n - 1])
 
 def generate_next(self, prompt: str, emitted: List[str]) -> Optional[str]:
     if len(emitted) >= self.steps:
