@@ -42,6 +42,10 @@ model soon = torch "soon.pt" on cpu {
   max_batch = 4, batch_window = 1ms, threads = 1
   def words(text: str) -> stream<str>
 }
+model wide = torch "wide.pt" on cpu {
+  max_batch = 4, instances = 2, threads = 2
+  def words(text: str) -> stream<str>
+}
 model alone = torch "alone.pt" on cpu {
   def words(text: str) -> stream<str>
 }
@@ -52,6 +56,7 @@ endpoint timed(n: int, key: str) -> stream<str> { return now.gated(n, key) with 
 endpoint broken(n: int) -> list<str> { return collect(now.broken(n)) }
 endpoint two(n: int, key: str) -> list<str> { return collect(two.gated(n, key)) }
 endpoint soon(text: str) -> list<str> { return collect(soon.words(text)) }
+endpoint wide(text: str) -> list<str> { return collect(wide.words(text)) }
 endpoint alone(text: str) -> list<str> { return collect(alone.words(text)) }
 )";
 
@@ -211,6 +216,25 @@ TEST_SUITE("engine") {
     h.engine.reset();  // returns: the waiting stream is dropped with the batcher
     CHECK(h.fake->stats("full").steps.empty());
     CHECK(h.fake->stats("full").unloaded_on.size() == 1);
+  }
+
+  TEST_CASE("stream batch: two instances on two threads step at once, each stream whole and in order") {
+    DeviceHarness h(kStepped);
+    std::vector<std::string> texts;
+    for (int i = 0; i < 12; ++i) texts.push_back(fmt::format("s{0}a s{0}b s{0}c s{0}d", i));
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (const auto& t : texts) runs.push_back(h.start("wide", {Value(t)}));
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      const std::string n = std::to_string(i);
+      CHECK(strings(runs[i].get()) == std::vector<std::string>{"s" + n + "a", "s" + n + "b", "s" + n + "c", "s" + n + "d"});
+    }
+    // Each stream five steps (four words, then the end), at most four streams a step.
+    const auto steps = h.fake->stats("wide").steps;
+    int total = 0;
+    for (int n : steps) total += n;
+    CHECK(total == 12 * 5);
+    CHECK(std::all_of(steps.begin(), steps.end(), [](int n) { return n >= 1 && n <= 4; }));
+    CHECK(model(*h.engine, "wide").queued == 0);
   }
 
   TEST_CASE("stream batch: a model without max_batch streams on a thread of its own, never stepped") {
