@@ -51,7 +51,16 @@ struct BatchItem {
   std::function<void(Result<Value>)> deliver;
 };
 
-class Batcher {
+// What gathers calls (or streams) into batches: a thread draining its ready queue, which may add
+// several at once (a map's items), flushes it once the drain ends (dispatch_after_drain).
+class Gathering {
+ public:
+  virtual ~Gathering() = default;
+  // Schedules what is due.
+  virtual void flush() = 0;
+};
+
+class Batcher final : public Gathering {
  public:
   // The window's timer runs on the engine's CPU pool, which its teardown frees last.
   Batcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method);
@@ -60,7 +69,7 @@ class Batcher {
 
   void add(BatchItem item);
   // Schedules what is due (calls added during a drain of the ready queue, once it ends).
-  void flush();
+  void flush() override;
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
   // calls still waiting (their runs never complete, as with work a stopped pool drops) and the
   // timer.

@@ -21,13 +21,13 @@ struct Ready {
 };
 inline thread_local std::vector<Ready>* tl_ready = nullptr;
 // Batchers calls were added to during the current drain (dispatch_after_drain).
-inline thread_local std::vector<Batcher*>* tl_batchers = nullptr;
+inline thread_local std::vector<Gathering*>* tl_batchers = nullptr;
 
 inline void flush_batchers() {
   if (!tl_batchers || tl_batchers->empty()) return;
-  std::vector<Batcher*> due;
+  std::vector<Gathering*> due;
   due.swap(*tl_batchers);
-  for (Batcher* b : due) b->flush();
+  for (Gathering* b : due) b->flush();
 }
 
 // Runs `fn` with a ready queue on this thread, then drains the queue. Nested calls (from inside
@@ -40,7 +40,7 @@ void with_ready_queue(Fn&& fn) {
   }
   std::vector<Ready> queue;
   queue.reserve(16);
-  std::vector<Batcher*> batchers;
+  std::vector<Gathering*> batchers;
   tl_ready = &queue;
   tl_batchers = &batchers;
   struct Reset {

@@ -33,7 +33,7 @@ Error named(Error e, const Frame& f, const plan::Node& n) {
   return e;
 }
 
-bool dispatch_after_drain(Batcher* b) {
+bool dispatch_after_drain(Gathering* b) {
   if (!tl_batchers) return false;
   if (std::find(tl_batchers->begin(), tl_batchers->end(), b) == tl_batchers->end()) tl_batchers->push_back(b);
   return true;

@@ -290,7 +290,7 @@ void run_with_ready_queue(const std::function<void()>& fn);
 // Called by a batcher a call was just added to: when this thread is draining its ready queue,
 // notes `b` to be flushed once the drain ends (or before this thread runs a model call
 // inline), and returns true; else false (the batcher dispatches now).
-bool dispatch_after_drain(Batcher* b);
+bool dispatch_after_drain(Gathering* b);
 // Structured nodes (run_structured.cpp).
 void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);

@@ -50,6 +50,14 @@ void StreamBatcher::add(StreamItem item) {
   if (stopped_) return;
   m_.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   queue_.push_back(std::move(item));
+  // Added while this thread drains its ready queue: the streams it adds next (a map's other
+  // items) join before a step is scheduled.
+  if (dispatch_after_drain(this)) return;
+  dispatch(lock);
+}
+
+void StreamBatcher::flush() {
+  std::unique_lock lock(mu_);
   dispatch(lock);
 }
 

@@ -32,6 +32,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "dsl/plan.hpp"
+#include "engine/batcher.hpp"
 #include "engine/backend.hpp"
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
@@ -61,7 +62,7 @@ struct StreamItem {
   bool stepped = false;  // it has had a step: the next one is due at once
 };
 
-class StreamBatcher {
+class StreamBatcher final : public Gathering {
  public:
   // The window's timer runs on the engine's CPU pool, which its teardown frees last.
   StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method);
@@ -69,6 +70,8 @@ class StreamBatcher {
   StreamBatcher& operator=(const StreamBatcher&) = delete;
 
   void add(StreamItem item);
+  // Schedules what is due (streams added during a drain of the ready queue, once it ends).
+  void flush() override;
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
   // streams still waiting (their runs never complete, as with work a stopped pool drops) and
   // the timer.

@@ -57,6 +57,7 @@ endpoint broken(n: int) -> list<str> { return collect(now.broken(n)) }
 endpoint two(n: int, key: str) -> list<str> { return collect(two.gated(n, key)) }
 endpoint soon(text: str) -> list<str> { return collect(soon.words(text)) }
 endpoint wide(text: str) -> list<str> { return collect(wide.words(text)) }
+endpoint mapped(texts: list<str>) -> list<list<str>> { return each t in texts { collect(now.words(t)) } }
 endpoint alone(text: str) -> list<str> { return collect(alone.words(text)) }
 )";
 
@@ -235,6 +236,20 @@ TEST_SUITE("engine") {
     CHECK(total == 12 * 5);
     CHECK(std::all_of(steps.begin(), steps.end(), [](int n) { return n >= 1 && n <= 4; }));
     CHECK(model(*h.engine, "wide").queued == 0);
+  }
+
+  TEST_CASE("stream batch: the streams a map starts together share their first step") {
+    DeviceHarness h(kStepped);
+    std::vector<Value> texts;
+    for (const char* t : {"a", "b c", "d", "e f"}) texts.emplace_back(t);
+    auto r = h.start("mapped", {Value::list(std::move(texts))}).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+    REQUIRE(r->as_list().size() == 4);
+    CHECK(strings(engine::Result<Value>(r->as_list()[1])) == std::vector<std::string>{"b", "c"});
+    // No window: the four are added in one drain of the ready queue, before a step is scheduled
+    // (as a map's calls are for a batch), so they start in one step.
+    const auto steps = h.fake->stats("now").steps;
+    CHECK_MESSAGE((steps == std::vector<int>{4, 4, 2}), fmt::format("{}", fmt::join(steps, ",")));
   }
 
   TEST_CASE("stream batch: a model without max_batch streams on a thread of its own, never stepped") {
