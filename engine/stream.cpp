@@ -77,6 +77,25 @@ void ValueStream::pump(const std::shared_ptr<Reader>& r) {
   }
 }
 
+void ValueStream::abandon() {
+  std::vector<std::shared_ptr<Reader>> readers;
+  {
+    std::lock_guard lock(mu_);
+    readers.swap(readers_);
+  }
+  // Outside the lock: what the callbacks hold may hold this stream.
+  for (const auto& r : readers) {
+    std::unique_lock lock(mu_);
+    if (r->busy) continue;  // another thread is handing it items: it keeps its callbacks
+    r->ended = true;
+    OnItem on_item = std::move(r->on_item);
+    OnEnd on_end = std::move(r->on_end);
+    r->on_item = nullptr;
+    r->on_end = nullptr;
+    lock.unlock();
+  }
+}
+
 bool ValueStream::ended() const {
   std::lock_guard lock(mu_);
   return ended_;
