@@ -68,11 +68,22 @@ namespace {
 // the whole stream. Not retried: its items may already have gone out. A method whose streams
 // step together goes through its StreamBatcher (stream_batcher.hpp) instead of a thread of its
 // own.
+//
+// Every producer of the stream (the pool task, the stream batcher's item, an asynchronous
+// instance's callbacks, the timer) holds the StreamCall. When the last of them lets go without
+// the stream having ended (work an engine's teardown drops), the stream's readers are abandoned:
+// they hold the frames that hold the stream, a cycle that only its end would break.
 struct StreamCall {
   std::atomic<bool> claimed{false};
   CallContext ctx;
   std::unique_ptr<boost::asio::steady_timer> timer;
-  explicit StreamCall(const CallContext* parent) : ctx(parent) {}
+  std::shared_ptr<ValueStream> s;
+  StreamCall(const CallContext* parent, std::shared_ptr<ValueStream> stream) : ctx(parent), s(std::move(stream)) {}
+  StreamCall(const StreamCall&) = delete;
+  StreamCall& operator=(const StreamCall&) = delete;
+  ~StreamCall() {
+    if (!s->ended()) s->abandon();
+  }
   bool claim() { return !claimed.exchange(true); }
 };
 
@@ -191,7 +202,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
   ModelInstance* inst = next_instance(m);
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   auto s = std::make_shared<ValueStream>();
-  auto call = std::make_shared<StreamCall>(&f->ctx);
+  auto call = std::make_shared<StreamCall>(&f->ctx, s);
   // Whichever claims the call first (the model ending, or the timer) ends the stream and the node.
   auto finish = [f, local, s, call, &n](std::optional<Error> e) {
     if (call->timer) call->timer->cancel();

@@ -50,8 +50,8 @@ class ValueStream {
 
   // Adds a reader: `on_item` for every item (those already there first), then `on_end` once.
   void read(OnItem on_item, OnEnd on_end);
-  // Drops every reader without calling it: the engine's teardown, for a stream whose producer
-  // will never end it. What the readers hold goes (frames, which hold this stream: a cycle that
+  // Drops every reader without calling it: for a stream whose producer will never end it (work
+  // an engine's teardown dropped; see StreamCall in run_call.cpp). What the readers hold goes (frames, which hold this stream: a cycle that
   // only the end would otherwise break); they see neither more items nor the end.
   void abandon();
 

@@ -71,9 +71,6 @@ void StreamBatcher::stop() {
     timer = std::move(timer_);
   }
   if (timer) timer->cancel();
-  // Their runs never complete; their streams' readers (which hold the frames that hold the
-  // streams) go now, so that the runs are freed.
-  for (auto& item : dropped) item.s->abandon();
 }
 
 void StreamBatcher::drop_cancelled(std::size_t wanted) {

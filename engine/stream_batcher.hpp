@@ -73,8 +73,8 @@ class StreamBatcher final : public Gathering {
   // Schedules what is due (streams added during a drain of the ready queue, once it ends).
   void flush() override;
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
-  // streams still waiting (their runs never complete, as with work a stopped pool drops) and
-  // the timer.
+  // streams still waiting (their runs never complete, as with work a stopped pool drops; their
+  // StreamCalls abandon the streams' readers) and the timer.
   void stop();
 
  private:

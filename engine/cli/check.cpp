@@ -23,15 +23,21 @@ dsl::Span span_at(const dsl::SourceManager& sm, const plan::SourceLoc& loc, std:
   return {loc.file, off, static_cast<std::uint32_t>(off + len)};
 }
 
+// The method of a model file named `name` (the last, if several have it), or null.
+const engine::MethodSchema* find_schema(const std::vector<engine::MethodSchema>& schemas, std::string_view name) {
+  const engine::MethodSchema* s = nullptr;
+  for (const auto& x : schemas) {
+    if (x.name == name) s = &x;
+  }
+  return s;
+}
+
 // A batched model's method (`max_batch` above 1) runs through the file's `<method>_batch`, in one
 // of the forms engine/batch_form.hpp describes.
 void verify_batched(const plan::Model& m, const plan::Method& meth, const std::vector<engine::MethodSchema>& schemas,
                     const dsl::Span& where, dsl::Diagnostics& diags) {
   const std::string name = meth.name + "_batch";
-  const engine::MethodSchema* s = nullptr;
-  for (const auto& x : schemas) {
-    if (x.name == name) s = &x;
-  }
+  const engine::MethodSchema* s = find_schema(schemas, name);
   if (!s) {
     diags.report(dsl::Diag::model_file_batch_missing, where, m.name, meth.name, m.options.max_batch, m.path, meth.name);
     return;
@@ -49,10 +55,7 @@ void verify_batched(const plan::Model& m, const plan::Method& meth, const std::v
 void verify_stream_batched(const plan::Model& m, const plan::Method& meth, const engine::MethodSchema& next,
                            const std::vector<engine::MethodSchema>& schemas, const dsl::Span& where, dsl::Diagnostics& diags) {
   const std::string name = meth.name + "_next_batch";
-  const engine::MethodSchema* s = nullptr;
-  for (const auto& x : schemas) {
-    if (x.name == name) s = &x;
-  }
+  const engine::MethodSchema* s = find_schema(schemas, name);
   if (!s) {
     diags.report(dsl::Diag::model_file_stream_batch_missing, where, m.name, meth.name, m.options.max_batch, m.path, meth.name);
     return;
@@ -80,10 +83,7 @@ void verify_streaming(const plan::Model& m, const plan::Method& meth, const std:
   std::vector<plan::Param> want = meth.params;
   want.push_back({"emitted", dsl::Type::list(item)});
   const std::string want_text = engine::signature_text(want, dsl::Type::optional(item));
-  const engine::MethodSchema* s = nullptr;
-  for (const auto& x : schemas) {
-    if (x.name == name) s = &x;
-  }
+  const engine::MethodSchema* s = find_schema(schemas, name);
   if (!s) {
     std::string have;
     for (const auto& x : schemas) have += fmt::format("{}`{}`", have.empty() ? "; it has " : ", ", x.name);
@@ -136,10 +136,7 @@ void verify_model_files(const plan::Plan& p, const dsl::SourceManager& sm, bool 
       continue;
     }
     for (const auto& meth : m.methods) {
-      const engine::MethodSchema* s = nullptr;
-      for (const auto& x : *schemas) {
-        if (x.name == meth.name) s = &x;
-      }
+      const engine::MethodSchema* s = find_schema(*schemas, meth.name);
       auto where = span_at(sm, meth.loc, meth.name.size());
       if (meth.result && meth.result->is_stream() && !remote) {
         verify_streaming(m, meth, *schemas, noun, where, diags);

@@ -49,13 +49,6 @@ Value strs(std::vector<std::string> xs) {
   return Value::list(std::move(out));
 }
 
-std::vector<std::string> strings(const engine::Result<Value>& r) {
-  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
-  std::vector<std::string> out;
-  for (const auto& v : r->as_list()) out.push_back(v.as_str());
-  return out;
-}
-
 }  // namespace
 
 TEST_SUITE("engine") {

@@ -78,6 +78,14 @@ struct DeviceHarness {
   }
 };
 
+// A run's result, a list of strings (the run must have succeeded).
+inline std::vector<std::string> strings(const engine::Result<Value>& r) {
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+  std::vector<std::string> out;
+  for (const auto& v : r->as_list()) out.push_back(v.as_str());
+  return out;
+}
+
 // The engine's figures for model `name` now.
 inline engine::ModelStats model(const engine::Engine& e, const std::string& name) {
   for (auto& m : e.model_stats()) {

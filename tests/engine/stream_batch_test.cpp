@@ -61,13 +61,6 @@ endpoint mapped(texts: list<str>) -> list<list<str>> { return each t in texts { 
 endpoint alone(text: str) -> list<str> { return collect(alone.words(text)) }
 )";
 
-std::vector<std::string> strings(const engine::Result<Value>& r) {
-  REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
-  std::vector<std::string> out;
-  for (const auto& v : r->as_list()) out.push_back(v.as_str());
-  return out;
-}
-
 }  // namespace
 
 TEST_SUITE("engine") {
