@@ -146,13 +146,6 @@ void Checker::check_model(const ModelDecl& m) {
     }
     for (const auto& p : sig.params) check_stream_position(p.type, p.type_span, false, "for a parameter");
     check_stream_position(sig.result, sig.result_span, true, "in a result");
-    if (sig.result && sig.result->is_stream()) {
-      if (m.backend.name != "remote" && m.placement.kind != PlacementKind::Cpu && m.placement_span.valid()) {
-        diags_->report(Diag::stream_device, sig.result_span, m.name.name, sig.name.name, m.name.name,
-                       m.placement.device < 0 ? std::string("cuda") : fmt::format("cuda:{}", m.placement.device))
-            .note(m.placement_span, "placed here");
-      }
-    }
     std::unordered_map<std::string_view, Span> params;
     for (const auto& p : sig.params) {
       auto [pit, pfresh] = params.emplace(p.name.name, p.name.span);

@@ -134,9 +134,11 @@ class ModelInstance {
   // stream is complete, or the Error that stopped it (the items already emitted stay emitted).
   // `emit` returns false once nobody wants more items (the request was cancelled, a timeout
   // passed): the instance then stops as soon as it can and returns. Called on a pool thread,
-  // possibly from several at once, like `call`; models placed on the CPU only (the checker
-  // refuses a streaming method elsewhere). A method that steps() accepts, in a graph that sets
-  // `max_batch`, is stepped instead (below).
+  // possibly from several at once, like `call`. On a device, as `call` does: the instance
+  // enqueues each item's work on ctx.stream() and may emit device tensors (and one-element
+  // device tensors where the item declares a number) as soon as that work is enqueued; the
+  // engine fences each item there and copies it to the host when a reader needs it. A method
+  // that steps() accepts, in a graph that sets `max_batch`, is stepped instead (below).
   virtual std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                                            const std::function<bool(Value)>& emit) {
     (void)method, (void)args, (void)ctx, (void)emit;
@@ -159,14 +161,18 @@ class ModelInstance {
   // together, one item each per step_streams, so that a stream joins the batch at the next
   // step after it starts and leaves it when it ends (as a generation server's continuous
   // batching does). A stream's state belongs to the model: any of its instances may step it,
-  // one step at a time. Called on pool threads, like `call`; models placed on the CPU only.
+  // one step at a time. Called on pool threads, like `call`. On a device, open_stream and
+  // every step of a method's streams get the same ctx.stream(), and items are what
+  // call_stream's may be.
   virtual bool steps(std::uint32_t method) const {
     (void)method;
     return false;
   }
-  // Takes the call's arguments (as call_stream's) into a new stream's state.
-  virtual Result<std::unique_ptr<StreamState>> open_stream(std::uint32_t method, std::span<const Value> args) {
-    (void)method, (void)args;
+  // Takes the call's arguments (as call_stream's) into a new stream's state. `ctx` is the
+  // call's (on a device, with the stream its steps will run on: host tensors go there).
+  virtual Result<std::unique_ptr<StreamState>> open_stream(std::uint32_t method, std::span<const Value> args,
+                                                           const CallContext& ctx) {
+    (void)method, (void)args, (void)ctx;
     return make_error(ErrorCode::ModelError, "this backend cannot step streams");
   }
   // Advances each of `streams` by one step: for each, its next item, nullopt when it has ended

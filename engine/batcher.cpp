@@ -176,7 +176,7 @@ void Batcher::run_batch(ModelInstance& inst, std::vector<BatchItem>& items, std:
   }
   auto finish = [&](BatchItem& item, Result<Value> r) {
     if (!stream) return item.deliver(std::move(r));
-    device_result(engine_, *stream, m_, method_, *item.exec, std::move(r), std::move(item.deliver));
+    device_result(engine_, *stream, m_.model->methods[method_].result, *item.exec, std::move(r), std::move(item.deliver));
   };
 
   const auto n = static_cast<std::int64_t>(items.size());

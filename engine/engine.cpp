@@ -363,7 +363,7 @@ std::optional<Error> warm_steps(ModelInstance& inst, std::uint32_t method, const
     std::vector<std::unique_ptr<StreamState>> owned;
     std::vector<StreamState*> states;
     for (std::uint32_t i = 0; i < k; ++i) {
-      auto s = inst.open_stream(method, args);
+      auto s = inst.open_stream(method, args, ctx);
       if (!s) return s.error();
       states.push_back(s->get());
       owned.push_back(std::move(*s));

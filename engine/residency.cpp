@@ -87,7 +87,9 @@ bool declares_number(const dsl::Type& t) {
     case dsl::TypeKind::Float:
     case dsl::TypeKind::Int: return true;
     case dsl::TypeKind::List:
-    case dsl::TypeKind::Optional: return declares_number(*t.elem);
+    case dsl::TypeKind::Optional:
+    case dsl::TypeKind::Stream: return declares_number(*t.elem);  // a stream's: its items'
+
     case dsl::TypeKind::Record:
       return std::any_of(t.fields.begin(), t.fields.end(), [](const dsl::Field& f) { return declares_number(*f.type); });
     default: return false;

@@ -264,9 +264,51 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
 // The two halves of a device call, for the batcher too: the stream for a call reading `args`,
 // ordered after their fences (on the device); then the call's result on that stream, fenced
 // and, as `en` says, copied to the host, to `deliver` (now, or once the copy has landed).
+// `want` is the result's declared type (where a backend may leave numbers as device tensors).
 Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value> args);
-void device_result(Engine::Impl& e, const Stream& s, LoadedModel& m, std::uint32_t method, const ExecNode& en,
-                   Result<Value> r, std::function<void(Result<Value>)> deliver);
+void device_result(Engine::Impl& e, const Stream& s, const dsl::TypeRef& want, const ExecNode& en, Result<Value> r,
+                   std::function<void(Result<Value>)> deliver);
+// Orders `s` after the fences of `args`' device tensors made on other streams (on the device).
+std::optional<Error> wait_for_inputs(Engine::Impl& e, const Stream& s, std::span<const Value> args);
+
+// The items of a streaming call of a model placed on a device, on their way to its stream
+// (run_device.cpp). Each item the model emits is fenced on the stream its work was enqueued
+// on and, where `en` says a reader needs host memory, copied there (device_result); items
+// reach the stream in the order the model emitted them, whichever copy lands first, and the
+// end comes after the last of them. An item that fails (a copy, the device's error for the
+// work that made it) ends the stream with that error; the model is then told to stop.
+class DeviceItems : public std::enable_shared_from_this<DeviceItems> {
+ public:
+  // `end` ends the stream and its node (the StreamCall's end: the first end counts).
+  DeviceItems(Engine::Impl& e, dsl::TypeRef item, const ExecNode& en, std::shared_ptr<ValueStream> s,
+              std::function<void(std::optional<Error>)> end);
+  DeviceItems(const DeviceItems&) = delete;
+  DeviceItems& operator=(const DeviceItems&) = delete;
+
+  // An item made by the work enqueued on `on` so far. False once the stream has failed.
+  bool add(const Stream& on, Value item);
+  // The model is done with the stream (`e`: why it stopped): `end` follows the items before.
+  void finish(std::optional<Error> e);
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+
+ private:
+  void landed(std::uint64_t seq, Result<Value> r);
+  // Hands on what has landed in order, and then the end; one thread at a time.
+  void drain(std::unique_lock<std::mutex>& lock);
+
+  Engine::Impl& e_;
+  const dsl::TypeRef item_;
+  const ExecNode& en_;
+  const std::shared_ptr<ValueStream> s_;
+  const std::function<void(std::optional<Error>)> end_;
+  std::mutex mu_;
+  std::uint64_t handed_ = 0;                       // items handed to the stream (or dropped)
+  std::deque<std::optional<Result<Value>>> next_;  // items added and not handed on, oldest first
+  std::optional<std::optional<Error>> finished_;   // the model's end, once it came
+  bool draining_ = false;
+  bool ended_ = false;  // `end` was called
+  std::atomic<bool> failed_{false};
+};
 // The stream for work on `device` that reads `args`: the stream of the first of their fences on
 // that device that no other consumer has claimed (a chain stays on its stream), else the next
 // stream of the device's pool (run_device.cpp).

@@ -226,23 +226,48 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
   }
   node_publish(f, local, s);
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
+  // On a device, the items go through DeviceItems (fenced, copied where read on the host, in
+  // order), and so does the end.
+  std::shared_ptr<DeviceItems> out;
+  if (m.device >= 0) {
+    out = std::make_shared<DeviceItems>(*f->run->engine, m.model->methods[c.method].result->elem,
+                                        f->run->ex->nodes[plan::index(n.id)], s, end);
+  }
   if (StreamBatcher* sb = m.stream_batcher(c.method)) {  // stepped with the other requests' streams
     StreamItem item;
     item.args = std::move(args);
     item.s = s;
+    item.out = out;
     item.ctx = &call->ctx;
     item.node = &n;
     item.metrics = &nm;
     item.trace = f->run->trace.get();
-    item.end = end;
+    if (out) {
+      item.end = [out](std::optional<Error> e) { out->finish(std::move(e)); };
+    } else {
+      item.end = end;
+    }
     return sb->add(std::move(item));
   }
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-  post_to(*m.pool, [f, inst, method = c.method, args = std::move(args), s, call, end, &n, &m, &nm,
+  post_to(*m.pool, [f, inst, method = c.method, args = std::move(args), s, call, end, out, &n, &m, &nm,
                     queued_at = std::chrono::steady_clock::now()]() mutable {
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
     if (call->ctx.cancelled()) return end(make_error(ErrorCode::Cancelled, "cancelled"));
+    if (out) {
+      // The stream's whole run enqueues on one stream of the device, ordered after the inputs.
+      auto on = device_stream(*f->run->engine, m.device, args);
+      if (!on) return end(std::move(on.error()));
+      CallContext ctx(&call->ctx, *on);
+      std::optional<Error> e = measured<std::optional<Error>>(n, m, nm, f->run->trace.get(), "stream", [&] {
+        return inst->call_stream(method, args, ctx, [&](Value item) {
+          return !ctx.cancelled() && out->add(*on, std::move(item)) && !ctx.cancelled();
+        });
+      });
+      if (!e && ctx.cancelled()) e = make_error(ErrorCode::Cancelled, "cancelled");
+      return out->finish(std::move(e));
+    }
     std::optional<Error> e = measured<std::optional<Error>>(n, m, nm, f->run->trace.get(), "stream", [&] {
       return inst->call_stream(method, args, call->ctx, [&](Value item) {
         if (call->ctx.cancelled()) return false;

@@ -143,10 +143,8 @@ Stream pick_stream(Engine::Impl& e, int device, std::span<const Value> args) {
   return e.device->stream(device, i);
 }
 
-Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value> args) {
+std::optional<Error> wait_for_inputs(Engine::Impl& e, const Stream& s, std::span<const Value> args) {
   DeviceRuntime& rt = *e.device;
-  const Stream s = pick_stream(e, device, args);
-  // Order the stream after every input produced on another stream: on the device.
   std::optional<Error> failed;
   for (const auto& a : args) {
     each_tensor(a, [&](const Tensor& t) {
@@ -155,17 +153,22 @@ Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value>
       e.stream_waits.fetch_add(1, std::memory_order_relaxed);
     });
   }
-  if (failed) return std::move(*failed);
+  return failed;
+}
+
+Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value> args) {
+  const Stream s = pick_stream(e, device, args);
+  // Order the stream after every input produced on another stream: on the device.
+  if (auto failed = wait_for_inputs(e, s, args)) return std::move(*failed);
   return s;
 }
 
-void device_result(Engine::Impl& e, const Stream& s, LoadedModel& m, std::uint32_t method, const ExecNode& en,
-                   Result<Value> r, std::function<void(Result<Value>)> deliver) {
+void device_result(Engine::Impl& e, const Stream& s, const dsl::TypeRef& want, const ExecNode& en, Result<Value> r,
+                   std::function<void(Result<Value>)> deliver) {
   if (!r || !has_device_tensor(*r)) return deliver(std::move(r));
   DeviceRuntime& rt = *e.device;
   auto fence = rt.record(s);
   if (!fence) return deliver(std::move(fence.error()));
-  const dsl::TypeRef& want = m.model->methods[method].result;
   std::vector<std::shared_ptr<const TensorStorage>> enqueued;  // copies in flight, on failure
   auto copy = [&](Tensor& t) -> std::optional<Error> {
     if (t.host) return std::nullopt;
@@ -223,7 +226,73 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
   if (!s) return deliver(std::move(s.error()));
   CallContext ctx(&parent, *s);
   Result<Value> r = timed_call(inst, method, args, ctx, n, m, nm, f->run->trace.get());
-  device_result(e, *s, m, method, f->run->ex->nodes[plan::index(n.id)], std::move(r), std::move(deliver));
+  device_result(e, *s, m.model->methods[method].result, f->run->ex->nodes[plan::index(n.id)], std::move(r),
+                std::move(deliver));
+}
+
+DeviceItems::DeviceItems(Engine::Impl& e, dsl::TypeRef item, const ExecNode& en, std::shared_ptr<ValueStream> s,
+                         std::function<void(std::optional<Error>)> end)
+    : e_(e), item_(std::move(item)), en_(en), s_(std::move(s)), end_(std::move(end)) {}
+
+bool DeviceItems::add(const Stream& on, Value item) {
+  if (failed()) return false;
+  std::uint64_t seq = 0;
+  {
+    std::lock_guard lock(mu_);
+    seq = handed_ + next_.size();
+    next_.emplace_back();
+  }
+  // Now (nothing to copy, or nothing read on the host), or once the copy has landed.
+  device_result(e_, on, item_, en_, std::move(item),
+                [self = shared_from_this(), seq](Result<Value> r) { self->landed(seq, std::move(r)); });
+  return !failed();
+}
+
+void DeviceItems::finish(std::optional<Error> e) {
+  std::unique_lock lock(mu_);
+  if (!finished_) finished_ = std::move(e);
+  drain(lock);
+}
+
+void DeviceItems::landed(std::uint64_t seq, Result<Value> r) {
+  std::unique_lock lock(mu_);
+  next_[seq - handed_] = std::move(r);
+  drain(lock);
+}
+
+void DeviceItems::drain(std::unique_lock<std::mutex>& lock) {
+  if (draining_) return;  // the thread draining hands this on too, in order
+  draining_ = true;
+  for (;;) {
+    if (!next_.empty() && next_.front()) {
+      Result<Value> r = std::move(*next_.front());
+      next_.pop_front();
+      ++handed_;
+      if (ended_) continue;  // after a failed item: dropped
+      if (!r) {
+        failed_.store(true, std::memory_order_relaxed);
+        ended_ = true;
+      }
+      lock.unlock();
+      if (r) {
+        s_->push(std::move(*r));
+      } else {
+        end_(std::move(r.error()));
+      }
+      lock.lock();
+      continue;
+    }
+    if (next_.empty() && finished_ && !ended_) {
+      ended_ = true;
+      std::optional<Error> e = std::move(*finished_);
+      lock.unlock();
+      end_(std::move(e));
+      lock.lock();
+      continue;
+    }
+    break;
+  }
+  draining_ = false;
 }
 
 }  // namespace braid::engine::detail

@@ -42,6 +42,10 @@ StreamBatcher::StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t
       max_(std::max<std::uint32_t>(1, m.model->options.max_batch)),
       window_(m.model->options.batch_window_ns),
       slots_(std::max<std::size_t>({1, m.instances.size(), m.pool_threads})),
+      on_(m.device >= 0 ? std::optional<Stream>(engine.device->stream(
+                              m.device, engine.next_stream[m.device].fetch_add(1, std::memory_order_relaxed) %
+                                            engine.device->streams_per_device()))
+                        : std::nullopt),
       timer_(std::make_unique<boost::asio::steady_timer>(engine.pool->get_executor())) {}
 
 void StreamBatcher::add(StreamItem item) {
@@ -191,7 +195,14 @@ void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
       item.trace_t0 = item.trace ? item.trace->now_us() : 0;
       Result<std::unique_ptr<StreamState>> opened = make_error(ErrorCode::Internal, "not opened");
       try {
-        opened = inst.open_stream(method_, item.args);
+        if (on_) {  // the arguments made on other streams first
+          if (auto e = wait_for_inputs(engine_, *on_, item.args)) {
+            finish(item, std::move(*e));
+            continue;
+          }
+        }
+        CallContext ctx = on_ ? CallContext(item.ctx, *on_) : CallContext(item.ctx);
+        opened = inst.open_stream(method_, item.args, ctx);
       } catch (const std::exception& e) {
         opened = make_error(ErrorCode::ModelError, fmt::format("the backend threw: {}", e.what()));
       }
@@ -214,7 +225,8 @@ void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
   m_.metrics.running.fetch_add(n, std::memory_order_relaxed);
   const Clock::time_point began = Clock::now();
   // A step of one stream is that call's (it sees that call's cancellation).
-  CallContext ctx(live.size() == 1 ? live[0].ctx : nullptr);
+  const CallContext* parent = live.size() == 1 ? live[0].ctx : nullptr;
+  CallContext ctx = on_ ? CallContext(parent, *on_) : CallContext(parent);
   auto r = step_streams(inst, method_, states, ctx);
   const std::int64_t ran = ns_between(began, Clock::now());
   m_.metrics.running.fetch_sub(n, std::memory_order_relaxed);
@@ -229,7 +241,7 @@ void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
         continue;
       }
       StreamState* one[] = {item.state.get()};
-      CallContext alone(item.ctx);
+      CallContext alone = on_ ? CallContext(item.ctx, *on_) : CallContext(item.ctx);
       m_.metrics.running.fetch_add(1, std::memory_order_relaxed);
       const Clock::time_point a0 = Clock::now();
       auto r1 = step_streams(inst, method_, one, alone);
@@ -262,8 +274,13 @@ bool StreamBatcher::take(StreamItem& item, ModelInstance::StepResult r) {
     finish(item, make_error(ErrorCode::Cancelled, "cancelled"));
     return false;
   }
-  item.s->push(std::move(**r));
-  return true;
+  if (!item.out) {
+    item.s->push(std::move(**r));
+    return true;
+  }
+  if (item.out->add(*on_, std::move(**r))) return true;
+  finish(item, std::nullopt);  // an item failed: its stream has ended with that error
+  return false;
 }
 
 void StreamBatcher::finish(StreamItem& item, std::optional<Error> e) {

@@ -19,6 +19,14 @@
 // (its request gone, its timeout past) is dropped when a step would take it. When a step fails
 // as a whole, each of its streams steps alone, so that only a failing stream fails. Each item
 // goes to its stream's readers on the thread that ran the step.
+//
+// On a device, every step of the batcher's streams is enqueued on one stream of the device,
+// chosen when the batcher is made: a stream's state (its arguments, what the model keeps of
+// its items) is made by one step and read by the next, which the device then orders without a
+// fence between steps, and LibTorch's caching allocator never sees a block that another
+// stream still reads. A new stream's first step waits (on the device) for its arguments'
+// fences. Each item is fenced there and copied to the host where a reader needs it
+// (DeviceItems); the items of each stream reach it in order, and its end after them.
 
 #include <chrono>
 #include <cstdint>
@@ -42,11 +50,13 @@
 namespace braid::engine::detail {
 
 struct LoadedModel;
+class DeviceItems;
 
 struct StreamItem {
   std::vector<Value> args;              // the call's, until its first step opens the stream
   std::unique_ptr<StreamState> state;   // the backend's, once opened
   std::shared_ptr<ValueStream> s;       // where its items go
+  std::shared_ptr<DeviceItems> out;     // on a device: the way its items (and its end) go to `s`
   // The call's context (its request, its timeout), checked before each step. `end` keeps it
   // and the pointers below alive.
   const CallContext* ctx = nullptr;
@@ -98,6 +108,7 @@ class StreamBatcher final : public Gathering {
   const std::size_t max_;
   const std::chrono::nanoseconds window_;
   const std::size_t slots_;  // steps at once: one per instance
+  const std::optional<Stream> on_;  // on a device: the stream every step is enqueued on
 
   std::mutex mu_;
   std::deque<StreamItem> queue_;

@@ -71,16 +71,36 @@ class FakeInstance final : public engine::ModelInstance {
   // step would; alone, only that stream fails.
   bool steps(std::uint32_t method) const override { return m_.options.max_batch > 1 && streams(method); }
 
+  // A tensor argument as the device will read it: device memory, or a snapshot of host memory
+  // taken at call time (what a host-to-device copy does).
+  struct Source {
+    std::shared_ptr<const FakeDeviceStorage> dev;
+    std::vector<float> host;
+    const float* get(FakeDevice& d) const { return dev ? d.read(*dev) : host.data(); }
+  };
+
   struct FakeStream final : engine::StreamState {
     std::string name;
     std::vector<std::string> items;
     std::size_t next = 0;
-    std::string key;  // gated: item i > 0 once open("<key><i>")
+    std::string key;  // gated: item i > 0 once open("<key><i>"); marks: item 0's kernel once open(key)
+    // ramp, marks, levels: x, the item count, the last tensor item made (device or host memory)
+    Source x;
+    std::vector<std::int64_t> shape;
+    std::size_t count = 0;
+    std::shared_ptr<FakeDeviceStorage> last_dev;
+    std::vector<float> last_host;
   };
 
-  Result<std::unique_ptr<engine::StreamState>> open_stream(std::uint32_t method, std::span<const Value> args) override {
+  Result<std::unique_ptr<engine::StreamState>> open_stream(std::uint32_t method, std::span<const Value> args,
+                                                           const engine::CallContext&) override {
     auto s = std::make_unique<FakeStream>();
     s->name = m_.methods[method].name;
+    if (tensor_stream(s->name)) {
+      auto opened = open_tensor_stream(s->name, args);
+      if (!opened) return opened.error();
+      return std::unique_ptr<engine::StreamState>(std::move(*opened));
+    }
     if (s->name == "words") {
       const std::string text = args[0].as_str();
       if (text == "refuse") return make_error(ErrorCode::ModelError, "`words` cannot open `refuse`");
@@ -122,6 +142,16 @@ class FakeInstance final : public engine::ModelInstance {
       auto& s = static_cast<FakeStream&>(*st);
       if (fails(s)) {
         out.emplace_back(make_error(ErrorCode::ModelError, fmt::format("`{}` failed at item {}", s.name, s.next)));
+        continue;
+      }
+      if (tensor_stream(s.name)) {
+        if (s.next == s.count) {
+          out.emplace_back(std::optional<Value>());
+          continue;
+        }
+        auto item = tensor_item(s, ctx);
+        if (!item) return item.error();
+        out.emplace_back(std::optional<Value>(std::move(*item)));
         continue;
       }
       if (s.next == s.items.size()) {
@@ -189,8 +219,86 @@ class FakeInstance final : public engine::ModelInstance {
     return r && r->is_stream();
   }
 
+  // ramp, marks, levels (fake_backend.hpp): streams of device work.
+  static bool tensor_stream(const std::string& name) {
+    return name == "ramp" || name == "marks" || name == "levels" || name == "faults";
+  }
+
+  static Result<std::unique_ptr<FakeStream>> open_tensor_stream(const std::string& name, std::span<const Value> args) {
+    auto s = std::make_unique<FakeStream>();
+    s->name = name;
+    auto x = source(args[0].as_tensor());
+    if (!x) return x.error();
+    s->x = std::move(*x);
+    s->shape = args[0].as_tensor().shape;
+    s->count = static_cast<std::size_t>(std::max<std::int64_t>(0, args[1].as_int()));
+    if (name == "marks") s->key = args[2].as_str();
+    return s;
+  }
+
+  // The next item of a ramp, marks or levels stream: on a device, its work is enqueued on the
+  // call's stream and the item is device memory (levels: a one-element tensor for the number).
+  Result<Value> tensor_item(FakeStream& s, const engine::CallContext& ctx) {
+    const std::size_t i = s.next++;
+    if (s.name == "marks" && i % 2 == 1) return Value();  // none
+    if (s.name == "faults" && i == 1) {  // the device reports an error for item 1's work
+      if (!ctx.stream()) return make_error(ErrorCode::ModelError, "item 1 failed");
+      b_.device->fail_next(ctx.stream());
+    }
+    std::size_t n = 1;
+    for (auto d : s.shape) n *= static_cast<std::size_t>(d);
+    const bool level = s.name == "levels";
+    // ramp: x + the last item (item i is x * (i + 1)); marks: x * (i + 1); levels: mean(x) * (i + 1).
+    auto compute = [n, i, level, ramp = s.name != "marks"](const float* x, const float* last, float* out) {
+      if (level) {
+        double sum = 0;
+        for (std::size_t j = 0; j < n; ++j) sum += x[j];
+        out[0] = static_cast<float>(n ? sum / static_cast<double>(n) * static_cast<double>(i + 1) : 0.0);
+        return;
+      }
+      for (std::size_t j = 0; j < n; ++j) out[j] = ramp ? x[j] + (last ? last[j] : 0.0f) : x[j] * static_cast<float>(i + 1);
+    };
+    if (!ctx.stream()) {
+      std::vector<float> out(level ? 1 : n);
+      compute(s.x.host.data(), s.last_host.empty() ? nullptr : s.last_host.data(), out.data());
+      if (level) return Value(static_cast<double>(out[0]));
+      s.last_host = out;
+      return Value(engine::Tensor::from_doubles(std::vector<double>(out.begin(), out.end()), s.shape));
+    }
+    FakeDevice& d = *b_.device;
+    auto out = std::make_shared<FakeDeviceStorage>(ctx.stream().device, level ? 1 : n);
+    FakeBackend& backend = b_;
+    const std::string key = s.name == "marks" && i == 0 ? s.key : "";
+    d.enqueue(ctx.stream(), [&backend, &d, out, x = s.x, last = s.last_dev, key, compute] {
+      if (!key.empty()) {  // a long kernel: the stream goes on once the test opens the key
+        std::unique_lock lock(backend.mu_);
+        backend.cv_.wait(lock, [&] { return backend.is_open(key); });
+      }
+      compute(x.get(d), last ? d.read(*last) : nullptr, out->data());
+      out->written.store(true);
+    });
+    engine::Tensor t;
+    if (!level) {
+      t.shape = s.shape;
+      s.last_dev = out;
+    }
+    t.storage = out;
+    return Value(std::move(t));
+  }
+
   std::optional<engine::Error> stream(const std::string& name, std::span<const Value> args, const engine::CallContext& ctx,
                                       const std::function<bool(Value)>& emit) {
+    if (tensor_stream(name)) {
+      auto s = open_tensor_stream(name, args);
+      if (!s) return s.error();
+      while ((*s)->next < (*s)->count) {
+        if (ctx.cancelled()) return make_error(ErrorCode::Cancelled, "cancelled");
+        auto item = tensor_item(**s, ctx);
+        if (!item) return item.error();
+        if (!emit(std::move(*item))) return std::nullopt;
+      }
+      return std::nullopt;
+    }
     if (name == "words") {
       std::string text = args[0].as_str();
       std::size_t pos = 0;
@@ -296,13 +404,6 @@ class FakeInstance final : public engine::ModelInstance {
     return make_error(ErrorCode::ModelError, fmt::format("fake models have no method `{}`", name));
   }
 
-  // A tensor argument as the device will read it: device memory, or a snapshot of host memory
-  // taken at call time (what a host-to-device copy does).
-  struct Source {
-    std::shared_ptr<const FakeDeviceStorage> dev;
-    std::vector<float> host;
-    const float* get(FakeDevice& d) const { return dev ? d.read(*dev) : host.data(); }
-  };
   static Result<Source> source(const engine::Tensor& t) {
     Source s;
     s.dev = std::dynamic_pointer_cast<const FakeDeviceStorage>(t.storage);

@@ -21,6 +21,17 @@
 //   gated(n: int, key: str)   "0", "1", ... "n-1"; item i > 0 only once open("<key><i>") is called
 //                             (proves items go on while the model is still producing)
 //   broken(n: int)            "0" ... "n-1", then fails
+//   ramp(x: tensor, n: int) -> stream<tensor>
+//                             x * 1, ..., x * n, each made from the one before (x + the last);
+//                             on a device, each on the call's stream, as device memory
+//   marks(x: tensor, n: int, key: str) -> stream<tensor?>
+//                             n items: x * (i + 1) at even i, none at odd i; on a device, item
+//                             0's work waits for open(key) (the items after it do not)
+//   levels(x: tensor, n: int) -> stream<float>
+//                             mean(x) * 1, ..., mean(x) * n; on a device, one-element tensors
+//   faults(x: tensor, n: int) -> stream<tensor>
+//                             as ramp, but item 1 fails (on a device, the device reports an
+//                             error for its work)
 //
 // Asynchronous methods (ModelInstance::call_async): `async_<name>` behaves as `<name>` above, on a
 // thread of its own (joined when the backend goes), holding no thread of the engine's:

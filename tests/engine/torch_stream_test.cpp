@@ -179,7 +179,7 @@ TEST_SUITE("torch") {
       std::vector<std::unique_ptr<engine::StreamState>> states;
       for (const auto& p : prompts) {
         std::vector<engine::Value> args{engine::Value(p)};
-        auto s = (*batched)->open_stream(0, args);
+        auto s = (*batched)->open_stream(0, args, engine::CallContext());
         REQUIRE_MESSAGE(s, (s ? "" : s.error().message));
         states.push_back(std::move(*s));
       }
@@ -283,8 +283,8 @@ TEST_SUITE("torch") {
     // The same in a batch (tamper_next_batch changes the second stream's list only): that
     // stream alone fails; the first goes on.
     std::vector<engine::Value> two{engine::Value(std::int64_t{2})};
-    auto first = (*c)->open_stream(1, two);
-    auto second = (*c)->open_stream(1, two);
+    auto first = (*c)->open_stream(1, two, engine::CallContext());
+    auto second = (*c)->open_stream(1, two, engine::CallContext());
     REQUIRE(first);
     REQUIRE(second);
     engine::StreamState* both[] = {first->get(), second->get()};

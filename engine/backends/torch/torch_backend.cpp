@@ -183,13 +183,13 @@ class TorchInstance final : public ModelInstance {
   // a stream of its own, stepped until it ends.
   std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                                    const std::function<bool(Value)>& emit) override {
-    auto opened = open_stream(method, args);
+    auto opened = open_stream(method, args, ctx);
     if (!opened) return opened.error();
     auto& stream = static_cast<TorchStream&>(**opened);
     while (!ctx.cancelled()) {
       Result<std::optional<Value>> item = make_error(ErrorCode::Internal, "not run");
       auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
-        item = step_one(method, sig, stream);
+        item = step_one(method, sig, stream, ctx);
         return Value();
       });
       if (!r) item = r.error();
@@ -205,14 +205,14 @@ class TorchInstance final : public ModelInstance {
 
   bool steps(std::uint32_t method) const override { return method < next_batch_.size() && next_batch_[method]; }
 
-  Result<std::unique_ptr<StreamState>> open_stream(std::uint32_t method, std::span<const Value> args) override {
+  Result<std::unique_ptr<StreamState>> open_stream(std::uint32_t method, std::span<const Value> args,
+                                                   const CallContext& ctx) override {
     if (method >= spec_.methods.size() || !streams(spec_.methods[method])) {
       return make_error(ErrorCode::ModelError,
                         fmt::format("`{}` does not stream", method < spec_.methods.size() ? spec_.methods[method].name : "?"));
     }
     std::unique_ptr<StreamState> out;
-    CallContext none;
-    auto r = run(method, none, [&](const plan::Method& sig) -> Result<Value> {
+    auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {  // on a device: on the steps' stream
       const auto& schema = methods_[method].function().getSchema();
       auto s = std::make_unique<TorchStream>(schema.arguments().back().type()->expectRef<c10::ListType>().getElementType());
       s->args.reserve(args.size());
@@ -234,11 +234,11 @@ class TorchInstance final : public ModelInstance {
     std::vector<StepResult> out;
     auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
       if (streams.size() == 1) {
-        out.push_back(step_one(method, sig, static_cast<TorchStream&>(*streams[0])));
+        out.push_back(step_one(method, sig, static_cast<TorchStream&>(*streams[0]), ctx));
         return Value();
       }
       if (!steps(method)) return make_error(ErrorCode::ModelError, "several streams in one step need `_next_batch`");
-      auto stepped = step_batch(method, sig, streams);
+      auto stepped = step_batch(method, sig, streams, ctx);
       if (!stepped) return stepped.error();
       out = std::move(*stepped);
       return Value();
@@ -376,19 +376,19 @@ class TorchInstance final : public ModelInstance {
   }
 
   // The next item of `s` from `<m>_next`, inside run(); the item joins the list it is handed.
-  StepResult step_one(std::uint32_t method, const plan::Method& sig, TorchStream& s) {
+  StepResult step_one(std::uint32_t method, const plan::Method& sig, TorchStream& s, const CallContext& ctx) {
     if (auto e = changed(s)) return *e;
     std::vector<c10::IValue> stack = s.args;
     stack.emplace_back(s.emitted);  // the list itself, not a copy
     c10::IValue out = methods_[method](std::move(stack));
-    auto item = converted(sig, s, out);
+    auto item = converted(sig, s, out, ctx);
     if (item && *item) append(s, std::move(out));
     return item;
   }
 
   // The next item of each stream from one call of `<m>_next_batch`, inside run().
   Result<std::vector<StepResult>> step_batch(std::uint32_t method, const plan::Method& sig,
-                                             std::span<StreamState* const> streams) {
+                                             std::span<StreamState* const> streams, const CallContext& ctx) {
     torch::jit::Method& batch = *next_batch_[method];
     const auto& schema = batch.function().getSchema();
     for (StreamState* st : streams) {  // one stream's list changed earlier fails the step: each then steps alone
@@ -419,7 +419,7 @@ class TorchInstance final : public ModelInstance {
     results.reserve(streams.size());
     const auto items = out.toList();
     for (std::size_t j = 0; j < streams.size(); ++j) {
-      results.push_back(converted(sig, static_cast<TorchStream&>(*streams[j]), items.get(j)));
+      results.push_back(converted(sig, static_cast<TorchStream&>(*streams[j]), items.get(j), ctx));
     }
     for (std::size_t j = 0; j < streams.size(); ++j) {
       if (results[j] && *results[j]) append(static_cast<TorchStream&>(*streams[j]), items.get(j));
@@ -436,11 +436,12 @@ class TorchInstance final : public ModelInstance {
                                                          s.count, s.emitted.size()));
   }
 
-  // What one step returned for `s`: its next item, or its end (None). Nothing changes yet.
-  StepResult converted(const plan::Method& sig, const TorchStream& s, const c10::IValue& out) {
+  // What one step returned for `s`: its next item, or its end (None). Nothing changes yet. On
+  // a device, its tensors stay there (numbers too, as one-element tensors the engine reads).
+  StepResult converted(const plan::Method& sig, const TorchStream& s, const c10::IValue& out, const CallContext& ctx) {
     if (auto e = changed(s)) return *e;
     if (out.isNone()) return std::optional<Value>();
-    auto v = from_ivalue(out, dsl::Type::optional(sig.result->elem), -1);
+    auto v = from_ivalue(out, dsl::Type::optional(sig.result->elem), deferred(ctx));
     if (!v) return v.error();
     return std::optional<Value>(std::move(*v));
   }
