@@ -21,6 +21,7 @@
 #include "dsl/frontend.hpp"
 #include "engine/engine.hpp"
 #include "engine/ops.hpp"
+#include "engine/stream.hpp"
 
 namespace braid::test {
 namespace {
@@ -514,6 +515,38 @@ TEST_SUITE("gpu") {
     expect_close(run(*e, "both", {items[2]}, "batch"), run(*e, "both_cpu", {items[2]}, "batch"), 1e-4);
     CHECK(stats_of(*e, "pooler_2").batches == 1);
     CHECK(stats_of(*e, "pooler_2").batch_failures == 0);
+  }
+
+  TEST_CASE("engine on cuda: a generator placed on cuda streams the CPU's words, stepped together and not") {
+    CpuAndCuda both("generation", "graphs/generation.graph");
+    // Stepped together (continuous batching): one request, then eight at once.
+    const auto [want, got] = both.run("text", {Value("I have an idea!")});
+    CHECK(got.as_str() == want.as_str());
+    auto ep = both.cuda->find("generation", "text");
+    REQUIRE(ep);
+    std::vector<std::future<engine::Result<Value>>> runs;
+    std::vector<std::string> prompts;
+    for (int i = 0; i < 8; ++i) prompts.push_back(fmt::format("prompt number {}", i));
+    for (const auto& p : prompts) runs.push_back(both.cuda->run(*ep, {Value(p)}));
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      auto r = runs[i].get();
+      REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+      CHECK(r->as_str() == both.run("text", {Value(prompts[i])}).first.as_str());
+    }
+    // Each stream on a thread of its own, read as it streams.
+    auto ep_unbatched = both.cuda->find("generation", "words_unbatched");
+    REQUIRE(ep_unbatched);
+    auto streamed = both.cuda->run(*ep_unbatched, {Value("I have an idea!")}).get();
+    REQUIRE_MESSAGE(streamed, (streamed ? "" : streamed.error().describe()));
+    REQUIRE(streamed->kind() == Value::Kind::Stream);
+    std::promise<std::optional<engine::Error>> ended;
+    streamed->as_stream()->read([](const Value&) {}, [&](const std::optional<engine::Error>& e) { ended.set_value(e); });
+    auto end = ended.get_future();
+    REQUIRE(end.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    CHECK_FALSE(end.get());
+    std::string words;
+    for (const auto& w : streamed->as_stream()->items()) words += (words.empty() ? "" : " ") + w.as_str();
+    CHECK(words == want.as_str());
   }
 
   TEST_CASE("engine on cuda: completion by polling events gives the same answers") {
