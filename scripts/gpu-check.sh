@@ -83,6 +83,13 @@ fi
 if [ -x "$build/bench/braid-kernels-bench" ]; then
   step "braid-kernels-bench" 90 kernels-bench.md "$build/bench/braid-kernels-bench"
 fi
+# Continuous batching on the device: the generation example with its decoder placed on cuda,
+# its streams stepped together against each stream stepped alone, at 64 clients.
+sed 's/ on cpu/ on cuda/' graphs/generation.graph >"$build/generation-cuda.graph"
+for ep in words words_unbatched; do
+  step "braid-bench generation on cuda: $ep" 30 gpu-bench-variants.md "$build/bench/braid-bench" \
+    "$build/generation-cuda.graph" "$ep" -c 64 -d 5s -w 1s
+done
 if [ -x "$build/bench/braid-gpu-bench" ]; then
   step "braid-gpu-bench --completion poll" 60 gpu-bench-variants.md "$build/bench/braid-gpu-bench" --completion poll
   step "braid-gpu-bench --streams 1" 60 gpu-bench-variants.md "$build/bench/braid-gpu-bench" --streams 1

@@ -81,7 +81,9 @@ expect "braid-gpu-bench says so for each of its three runs" test "$(grep -c 'bra
 expect "braid-engine-bench printed its tables" grep -q 'ratio concurrent / sequential' "$out/engine-bench.md"
 expect "the aoti suite passes on packages compiled for the CPU" passed "$out/aoti.txt"
 expect "the aoti bench ran each endpoint on both inputs" test "$(grep -c '^| concurrent ' "$out/aoti.txt")" -eq 4
-expect "each of the 12 steps reported its status and time" test "$(grep -c ': exit [0-9]*, [0-9]* s$' "$out/phases.txt")" -eq 12
+expect "each of the 14 steps reported its status and time" test "$(grep -c ': exit [0-9]*, [0-9]* s$' "$out/phases.txt")" -eq 14
+expect "braid-bench says the generation graph on cuda needs a device" \
+  test "$(grep -c 'needs a CUDA device' "$out/gpu-bench-variants.md")" -ge 2
 expect "no step ran past its limit" bash -c "! grep -q 'ran past' '$log'"
 expect "nothing aborted" bash -c "! grep -Eq 'Aborted|terminate called|Segmentation' '$log'"
 exit $fail
