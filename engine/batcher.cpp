@@ -39,114 +39,12 @@ Result<std::vector<Value>> call_batch(ModelInstance& inst, std::uint32_t method,
 }  // namespace
 
 Batcher::Batcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method)
-    : engine_(engine),
-      m_(m),
-      method_(method),
-      max_(std::max<std::uint32_t>(1, m.model->options.max_batch)),
-      window_(m.model->options.batch_window_ns),
-      slots_(std::max<std::size_t>(1, m.instances.size())),
-      timer_(std::make_unique<boost::asio::steady_timer>(engine.pool->get_executor())) {}
+    : Gatherer(engine, m, m.instances.size()), method_(method) {}
 
-void Batcher::add(BatchItem item) {
-  item.queued = Clock::now();
-  std::unique_lock lock(mu_);
-  if (stopped_) return;
-  m_.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-  queue_.push_back(std::move(item));
-  // Added while this thread drains its ready queue: the calls it adds next (a map's other
-  // items) join before a batch is scheduled.
-  if (dispatch_after_drain(this)) return;
-  dispatch(lock);
-}
-
-void Batcher::stop() {
-  std::deque<BatchItem> dropped;
-  std::unique_ptr<boost::asio::steady_timer> timer;
-  {
-    std::lock_guard lock(mu_);
-    stopped_ = true;
-    dropped.swap(queue_);
-    timer = std::move(timer_);
-  }
-  if (timer) timer->cancel();
-}
-
-void Batcher::drop_cancelled(std::size_t wanted) {
-  std::vector<BatchItem> dropped;
-  std::size_t live = 0;
-  for (auto it = queue_.begin(); it != queue_.end() && live < wanted;) {
-    if (it->ctx->cancelled()) {
-      dropped.push_back(std::move(*it));
-      it = queue_.erase(it);
-    } else {
-      ++live;
-      ++it;
-    }
-  }
-  if (dropped.empty()) return;
-  m_.metrics.queued.fetch_sub(static_cast<std::int64_t>(dropped.size()), std::memory_order_relaxed);
-  // Answered from the CPU pool: this thread holds the batcher's lock.
-  boost::asio::post(*engine_.pool, [dropped = std::move(dropped)]() mutable {
-    run_with_ready_queue([&] {
-      for (auto& item : dropped) item.deliver(make_error(ErrorCode::Cancelled, "cancelled"));
-    });
-  });
-}
-
-void Batcher::flush() {
-  std::unique_lock lock(mu_);
-  dispatch(lock);
-}
-
-void Batcher::dispatch(std::unique_lock<std::mutex>& lock) {
-  (void)lock;
-  // Calls whose request gave up while they waited do not count towards a batch: before a
-  // batch is scheduled, those among the calls it could take are dropped (each call once).
-  if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);
-  while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
-    // A batch is due when the calls fill one more than those scheduled take, when the oldest
-    // has waited its window, or at once without a window.
-    const bool full = queue_.size() >= (posted_ + 1) * max_;
-    const Clock::time_point due = queue_.front().queued + window_;
-    if (!full && window_.count() > 0 && Clock::now() < due) {
-      if (!timer_armed_ || due < timer_at_) {
-        timer_armed_ = true;
-        timer_at_ = due;
-        timer_->expires_at(due);
-        timer_->async_wait([this](boost::system::error_code ec) {
-          if (ec) return;  // re-armed earlier, or stopped
-          std::unique_lock l(mu_);
-          timer_armed_ = false;
-          dispatch(l);
-        });
-      }
-      return;
-    }
-    ++busy_;
-    ++posted_;
-    if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);
-    boost::asio::post(*m_.pool, [this] { run_with_ready_queue([this] { run(); }); });
-  }
-}
+void Batcher::cancelled(BatchItem& item) { item.deliver(make_error(ErrorCode::Cancelled, "cancelled")); }
 
 void Batcher::run() {
-  std::vector<BatchItem> items, dropped;
-  {
-    std::unique_lock lock(mu_);
-    --posted_;
-    // An even share of what waits with the batches scheduled behind this one (idle instances
-    // split the calls), at most `max_batch`.
-    const std::size_t take = std::min(max_, (queue_.size() + posted_) / (posted_ + 1));
-    while (!queue_.empty() && items.size() + dropped.size() < take) {
-      BatchItem item = std::move(queue_.front());
-      queue_.pop_front();
-      (item.ctx->cancelled() ? dropped : items).push_back(std::move(item));
-    }
-    if (items.empty()) --busy_;
-    dispatch(lock);  // more calls wait: another instance may take them now
-  }
-  m_.metrics.queued.fetch_sub(static_cast<std::int64_t>(items.size() + dropped.size()), std::memory_order_relaxed);
-  for (auto& item : dropped) item.deliver(make_error(ErrorCode::Cancelled, "cancelled"));
+  std::vector<BatchItem> items = take();
   if (items.empty()) return;
 
   ModelInstance& inst = m_.instances.size() == 1

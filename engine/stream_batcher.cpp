@@ -1,11 +1,8 @@
 // The stream batcher: steps the streams of one method together (see stream_batcher.hpp).
 #include "engine/stream_batcher.hpp"
 
-#include <boost/asio/defer.hpp>
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
-#include "engine/ready_queue.hpp"
 #include "engine/run.hpp"
 
 namespace braid::engine::detail {
@@ -36,132 +33,21 @@ Result<std::vector<ModelInstance::StepResult>> step_streams(ModelInstance& inst,
 }  // namespace
 
 StreamBatcher::StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method)
-    : engine_(engine),
-      m_(m),
+    : Gatherer(engine, m, std::max<std::size_t>(m.instances.size(), m.pool_threads)),
       method_(method),
-      max_(std::max<std::uint32_t>(1, m.model->options.max_batch)),
-      window_(m.model->options.batch_window_ns),
-      slots_(std::max<std::size_t>({1, m.instances.size(), m.pool_threads})),
       on_(m.device >= 0 ? std::optional<Stream>(engine.device->stream(
                               m.device, engine.next_stream[m.device].fetch_add(1, std::memory_order_relaxed) %
                                             engine.device->streams_per_device()))
-                        : std::nullopt),
-      timer_(std::make_unique<boost::asio::steady_timer>(engine.pool->get_executor())) {}
+                        : std::nullopt) {}
 
-void StreamBatcher::add(StreamItem item) {
-  item.queued = Clock::now();
-  std::unique_lock lock(mu_);
-  if (stopped_) return;
-  m_.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-  queue_.push_back(std::move(item));
-  // Added while this thread drains its ready queue: the streams it adds next (a map's other
-  // items) join before a step is scheduled.
-  if (dispatch_after_drain(this)) return;
-  dispatch(lock);
+void StreamBatcher::left(const StreamItem& item) {
+  if (item.stepped) --stepped_waiting_;
 }
 
-void StreamBatcher::flush() {
-  std::unique_lock lock(mu_);
-  dispatch(lock);
-}
-
-void StreamBatcher::stop() {
-  std::deque<StreamItem> dropped;
-  std::unique_ptr<boost::asio::steady_timer> timer;
-  {
-    std::lock_guard lock(mu_);
-    stopped_ = true;
-    dropped.swap(queue_);
-    timer = std::move(timer_);
-  }
-  if (timer) timer->cancel();
-}
-
-void StreamBatcher::drop_cancelled(std::size_t wanted) {
-  std::vector<StreamItem> dropped;
-  std::size_t live = 0;
-  for (auto it = queue_.begin(); it != queue_.end() && live < wanted;) {
-    if (it->ctx->cancelled()) {
-      if (it->stepped) --stepped_waiting_;
-      dropped.push_back(std::move(*it));
-      it = queue_.erase(it);
-    } else {
-      ++live;
-      ++it;
-    }
-  }
-  if (dropped.empty()) return;
-  m_.metrics.queued.fetch_sub(static_cast<std::int64_t>(dropped.size()), std::memory_order_relaxed);
-  // Ended from the CPU pool: this thread holds the batcher's lock.
-  boost::asio::post(*engine_.pool, [this, dropped = std::move(dropped)]() mutable {
-    run_with_ready_queue([&] {
-      for (auto& item : dropped) finish(item, make_error(ErrorCode::Cancelled, "cancelled"));
-    });
-  });
-}
-
-void StreamBatcher::dispatch(std::unique_lock<std::mutex>& lock, bool continuation) {
-  (void)lock;
-  // Streams whose call was cancelled while they waited do not count towards a step: before a
-  // step is scheduled, those among the streams it could take are ended.
-  if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);
-  while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
-    // A step is due when a stream that has stepped before waits (its next item is never held
-    // back), when the streams fill one step more than those scheduled take, when the oldest
-    // new one has waited its window, or at once without a window.
-    const bool full = queue_.size() >= (posted_ + 1) * max_;
-    const Clock::time_point due = queue_.front().queued + window_;
-    if (stepped_waiting_ == 0 && !full && window_.count() > 0 && Clock::now() < due) {
-      if (!timer_armed_ || due < timer_at_) {
-        timer_armed_ = true;
-        timer_at_ = due;
-        timer_->expires_at(due);
-        timer_->async_wait([this](boost::system::error_code ec) {
-          if (ec) return;  // re-armed earlier, or stopped
-          std::unique_lock l(mu_);
-          timer_armed_ = false;
-          dispatch(l);
-        });
-      }
-      return;
-    }
-    ++busy_;
-    ++posted_;
-    if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);
-    auto task = [this] { run_with_ready_queue([this] { run(); }); };
-    // From a step that just ended on the pool, with nothing readied on this thread: the next
-    // step is its continuation, run by this thread as soon as the step's handler returns, with
-    // no other thread woken (a hop to a sleeping thread costs about 10 us, a third of a small
-    // model's step). Had the step readied nodes (an item's consumer, a stream's end), this
-    // thread would run them first, maybe a model call inline: the next step is posted then.
-    if (continuation && nothing_else_ready() && m_.pool->get_executor().running_in_this_thread()) {
-      continuation = false;
-      boost::asio::defer(*m_.pool, std::move(task));
-    } else {
-      boost::asio::post(*m_.pool, std::move(task));
-    }
-  }
-}
+void StreamBatcher::cancelled(StreamItem& item) { finish(item, make_error(ErrorCode::Cancelled, "cancelled")); }
 
 void StreamBatcher::run() {
-  std::vector<StreamItem> items, dropped;
-  {
-    std::unique_lock lock(mu_);
-    --posted_;
-    // An even share of what waits with the steps scheduled behind this one (idle instances
-    // split the streams), at most `max_batch`.
-    const std::size_t take = std::min(max_, (queue_.size() + posted_) / (posted_ + 1));
-    while (!queue_.empty() && items.size() < take) {  // the cancelled ones take no place
-      StreamItem item = std::move(queue_.front());
-      queue_.pop_front();
-      if (item.stepped) --stepped_waiting_;
-      (item.ctx->cancelled() ? dropped : items).push_back(std::move(item));
-    }
-    if (items.empty()) --busy_;
-    dispatch(lock);  // more streams wait: another instance may take them now
-  }
-  m_.metrics.queued.fetch_sub(static_cast<std::int64_t>(items.size() + dropped.size()), std::memory_order_relaxed);
-  for (auto& item : dropped) finish(item, make_error(ErrorCode::Cancelled, "cancelled"));
+  std::vector<StreamItem> items = take();
   if (items.empty()) return;
 
   ModelInstance& inst = m_.instances.size() == 1
@@ -247,7 +133,7 @@ void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
       auto r1 = step_streams(inst, method_, one, alone);
       item.metrics->run_ns.fetch_add(static_cast<std::uint64_t>(ns_between(a0, Clock::now())), std::memory_order_relaxed);
       m_.metrics.running.fetch_sub(1, std::memory_order_relaxed);
-      if (take(item, r1 ? std::move((*r1)[0]) : ModelInstance::StepResult(r1.error()))) items.push_back(std::move(item));
+      if (advance(item, r1 ? std::move((*r1)[0]) : ModelInstance::StepResult(r1.error()))) items.push_back(std::move(item));
     }
     return;
   }
@@ -257,11 +143,11 @@ void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
   for (std::size_t i = 0; i < live.size(); ++i) {
     StreamItem& item = live[i];
     item.metrics->run_ns.fetch_add(share, std::memory_order_relaxed);
-    if (take(item, r ? std::move((*r)[i]) : ModelInstance::StepResult(r.error()))) items.push_back(std::move(item));
+    if (advance(item, r ? std::move((*r)[i]) : ModelInstance::StepResult(r.error()))) items.push_back(std::move(item));
   }
 }
 
-bool StreamBatcher::take(StreamItem& item, ModelInstance::StepResult r) {
+bool StreamBatcher::advance(StreamItem& item, ModelInstance::StepResult r) {
   if (!r) {
     finish(item, std::move(r.error()));
     return false;

@@ -18,7 +18,8 @@
 // window); a stream that has stepped before is due at once. A stream whose call was cancelled
 // (its request gone, its timeout past) is dropped when a step would take it. When a step fails
 // as a whole, each of its streams steps alone, so that only a failing stream fails. Each item
-// goes to its stream's readers on the thread that ran the step.
+// goes to its stream's readers on the thread that ran the step. (The queue and its timing are
+// Gatherer's, shared with the batcher of calls: gatherer.hpp.)
 //
 // On a device, every step of the batcher's streams is enqueued on one stream of the device,
 // chosen when the batcher is made: a stream's state (its arguments, what the model keeps of
@@ -30,19 +31,16 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <vector>
 
-#include <boost/asio/steady_timer.hpp>
-
 #include "dsl/plan.hpp"
-#include "engine/batcher.hpp"
 #include "engine/backend.hpp"
+#include "engine/device.hpp"
 #include "engine/engine.hpp"
+#include "engine/gatherer.hpp"
 #include "engine/metrics.hpp"
 #include "engine/stream.hpp"
 #include "engine/trace.hpp"
@@ -72,53 +70,26 @@ struct StreamItem {
   bool stepped = false;  // it has had a step: the next one is due at once
 };
 
-class StreamBatcher final : public Gathering {
+class StreamBatcher final : public Gatherer<StreamItem> {
  public:
-  // The window's timer runs on the engine's CPU pool, which its teardown frees last.
   StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method);
-  StreamBatcher(const StreamBatcher&) = delete;
-  StreamBatcher& operator=(const StreamBatcher&) = delete;
-
-  void add(StreamItem item);
-  // Schedules what is due (streams added during a drain of the ready queue, once it ends).
-  void flush() override;
-  // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
-  // streams still waiting (their runs never complete, as with work a stopped pool drops; their
-  // StreamCalls abandon the streams' readers) and the timer.
-  void stop();
 
  private:
-  // Schedules steps while an instance is free and streams are due; else arms the window's timer.
-  // `continuation`: called by a step that just ended, whose thread may run the next step itself.
-  void dispatch(std::unique_lock<std::mutex>& lock, bool continuation = false);
-  // Ends the cancelled streams among the first ones until `wanted` live streams lead the queue.
-  void drop_cancelled(std::size_t wanted);
+  bool due_now() const override { return stepped_waiting_ > 0; }  // its next item is never held back
+  void left(const StreamItem& item) override;
+  void cancelled(StreamItem& item) override;
   // A step task on the model's pool: takes its streams, steps them, puts back those that go on.
-  void run();
+  void run() override;
   // Opens and steps `items` on `inst`; ends those that end and leaves the others in `items`.
   void step(ModelInstance& inst, std::vector<StreamItem>& items);
   // What one step gave `item`: an item (it goes on: true), its end, or its error.
-  bool take(StreamItem& item, ModelInstance::StepResult r);
+  bool advance(StreamItem& item, ModelInstance::StepResult r);
   // Ends `item`'s stream and node: the node's latency (the whole stream) and trace, then `end`.
   void finish(StreamItem& item, std::optional<Error> e);
 
-  Engine::Impl& engine_;
-  LoadedModel& m_;
   const std::uint32_t method_;
-  const std::size_t max_;
-  const std::chrono::nanoseconds window_;
-  const std::size_t slots_;  // steps at once: one per instance
-  const std::optional<Stream> on_;  // on a device: the stream every step is enqueued on
-
-  std::mutex mu_;
-  std::deque<StreamItem> queue_;
-  std::size_t stepped_waiting_ = 0;  // streams in queue_ that have stepped before
-  std::size_t busy_ = 0;             // steps scheduled or running
-  std::size_t posted_ = 0;           // steps scheduled, not yet started
-  bool stopped_ = false;
-  std::unique_ptr<boost::asio::steady_timer> timer_;
-  std::chrono::steady_clock::time_point timer_at_{};
-  bool timer_armed_ = false;
+  const std::optional<Stream> on_;   // on a device: the stream every step is enqueued on
+  std::size_t stepped_waiting_ = 0;  // streams in the queue that have stepped before (under mu_)
 };
 
 }  // namespace braid::engine::detail

@@ -1,0 +1,101 @@
+#pragma once
+// What the batcher (batcher.hpp: calls) and the stream batcher (stream_batcher.hpp: stepped
+// streams) share (scheduler internals): a queue of items from every request in front of one
+// method of one model, and the rule that turns it into tasks on the model's pool.
+//
+// A task is due when a slot is free (`slots`: instances, or threads) and either the items fill
+// one more task than those scheduled take (`max_batch` each), or the oldest has waited
+// `batch_window`, or there is no window, or the owner says its front need not wait
+// (due_now(): a stream that has stepped before). Otherwise the window's timer is armed for the
+// oldest item. A task takes its items when it starts, not when it is scheduled, so that items
+// added meanwhile join it; tasks scheduled on idle slots together split the waiting items
+// evenly. Items a thread adds while it drains its ready queue (a map's items, started together)
+// are all added before a task is scheduled (dispatch_after_drain). An item whose call was
+// cancelled while it waited (its request gone, its timeout past) takes no place in a task:
+// before one is scheduled, the cancelled items among those it could take are ended.
+//
+// The methods are defined in gatherer.cpp, for the two item types.
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "engine/engine.hpp"
+
+namespace braid::engine::detail {
+
+struct LoadedModel;
+
+// What gathers calls (or streams) into batches: a thread draining its ready queue, which may add
+// several at once (a map's items), flushes it once the drain ends (dispatch_after_drain).
+class Gathering {
+ public:
+  virtual ~Gathering() = default;
+  // Schedules what is due.
+  virtual void flush() = 0;
+};
+
+// `Item` has `ctx` (const CallContext*, checked for cancellation) and `queued` (a
+// steady_clock::time_point, set when it joins the queue).
+template <typename Item>
+class Gatherer : public Gathering {
+ public:
+  Gatherer(const Gatherer&) = delete;
+  Gatherer& operator=(const Gatherer&) = delete;
+
+  void add(Item item);
+  // Schedules what is due (items added during a drain of the ready queue, once it ends).
+  void flush() override;
+  // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
+  // items still waiting (their runs never complete, as with work a stopped pool drops) and the
+  // timer.
+  void stop();
+
+ protected:
+  // The window's timer runs on the engine's CPU pool, which its teardown frees last.
+  Gatherer(Engine::Impl& engine, LoadedModel& m, std::size_t slots);
+  ~Gatherer() override = default;
+
+  // Called with the lock held: whether the queue's front need not wait for the window.
+  virtual bool due_now() const { return false; }
+  // Called with the lock held: `item` leaves the queue (taken by a task, or dropped).
+  virtual void left(const Item& item) { (void)item; }
+  // Ends an item dropped because its call was cancelled; on the CPU pool, with a ready queue.
+  virtual void cancelled(Item& item) = 0;
+  // A task on the model's pool: take() its items, run them, schedule what follows.
+  virtual void run() = 0;
+
+  // Schedules tasks while a slot is free and items are due; else arms the window's timer.
+  // `continuation`: called by a task that just ended, whose thread may run the next itself.
+  void dispatch(std::unique_lock<std::mutex>& lock, bool continuation = false);
+  // A task's start (without the lock): its items, an even share of what waits with the tasks
+  // scheduled behind it, at most `max_batch`; the cancelled ones it meets are ended and take no
+  // place. With none, the task has ended (its slot is free again).
+  std::vector<Item> take();
+  // Ends the cancelled items among the first ones until `wanted` live items lead the queue.
+  void drop_cancelled(std::size_t wanted);
+
+  Engine::Impl& engine_;
+  LoadedModel& m_;
+  const std::size_t max_;
+  const std::chrono::nanoseconds window_;
+  const std::size_t slots_;  // tasks at once
+
+  std::mutex mu_;
+  std::deque<Item> queue_;
+  std::size_t busy_ = 0;    // tasks scheduled or running
+  std::size_t posted_ = 0;  // tasks scheduled, not yet started
+  bool stopped_ = false;
+
+ private:
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  std::chrono::steady_clock::time_point timer_at_{};
+  bool timer_armed_ = false;
+};
+
+}  // namespace braid::engine::detail
