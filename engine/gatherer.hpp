@@ -61,11 +61,13 @@ class Gatherer : public Gathering {
   Gatherer(Engine::Impl& engine, LoadedModel& m, std::size_t slots);
   ~Gatherer() override = default;
 
-  // Called with the lock held: whether the queue's front need not wait for the window.
+  // Called with the lock held: whether a task is due now, whatever the window says (a stream
+  // that has stepped before waits: its next item is never held back).
   virtual bool due_now() const { return false; }
   // Called with the lock held: `item` leaves the queue (taken by a task, or dropped).
   virtual void left(const Item& item) { (void)item; }
-  // Ends an item dropped because its call was cancelled; on the CPU pool, with a ready queue.
+  // Ends an item dropped because its call was cancelled, on an engine thread with a ready queue
+  // (the CPU pool's, or the model's when a task met it).
   virtual void cancelled(Item& item) = 0;
   // A task on the model's pool: take() its items, run them, schedule what follows.
   virtual void run() = 0;

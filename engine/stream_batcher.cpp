@@ -33,7 +33,9 @@ Result<std::vector<ModelInstance::StepResult>> step_streams(ModelInstance& inst,
 }  // namespace
 
 StreamBatcher::StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method)
-    : Gatherer(engine, m, std::max<std::size_t>(m.instances.size(), m.pool_threads)),
+    // On a device, a step per instance at once: every step is enqueued on `on_`, so more steps
+    // at once would split the streams into smaller steps that the device runs one by one.
+    : Gatherer(engine, m, m.device >= 0 ? m.instances.size() : std::max<std::size_t>(m.instances.size(), m.pool_threads)),
       method_(method),
       on_(m.device >= 0 ? std::optional<Stream>(engine.device->stream(
                               m.device, engine.next_stream[m.device].fetch_add(1, std::memory_order_relaxed) %

@@ -18,16 +18,18 @@
 // window); a stream that has stepped before is due at once. A stream whose call was cancelled
 // (its request gone, its timeout past) is dropped when a step would take it. When a step fails
 // as a whole, each of its streams steps alone, so that only a failing stream fails. Each item
-// goes to its stream's readers on the thread that ran the step. (The queue and its timing are
+// goes to its stream's readers on the thread that ran the step (on a device, see below). (The queue and its timing are
 // Gatherer's, shared with the batcher of calls: gatherer.hpp.)
 //
 // On a device, every step of the batcher's streams is enqueued on one stream of the device,
 // chosen when the batcher is made: a stream's state (its arguments, what the model keeps of
 // its items) is made by one step and read by the next, which the device then orders without a
-// fence between steps, and LibTorch's caching allocator never sees a block that another
-// stream still reads. A new stream's first step waits (on the device) for its arguments'
-// fences. Each item is fenced there and copied to the host where a reader needs it
-// (DeviceItems); the items of each stream reach it in order, and its end after them.
+// fence between steps. So steps run one per instance at once, not one per pool thread: more
+// would split the streams into smaller steps that the device runs one after another anyway.
+// A new stream's first step waits (on the device) for its arguments' fences. Each item is
+// fenced there and copied to the host where a reader needs it (DeviceItems); the items of
+// each stream reach it in order, and its end after them (an item with a copy goes on from the
+// CPU pool once the copy has landed).
 
 #include <chrono>
 #include <cstdint>

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <future>
+#include <limits>
 
 #include "tests/engine/device_harness.hpp"
 
@@ -29,6 +30,16 @@ model s = torch "s.pt" on cuda {
   def ramp(x: tensor, n: int) -> stream<tensor>
   def levels(x: tensor, n: int) -> stream<float>
 }
+model one = torch "one.pt" on cuda {
+  max_batch = 2, threads = 1
+  def faults(x: tensor, n: int) -> stream<tensor>
+  def marks(x: tensor, n: int, key: str) -> stream<tensor?>
+}
+model shared = torch "shared.pt" on cuda {
+  max_batch = 8, batch_window = 1h
+  def ramp(x: tensor, n: int) -> stream<tensor>
+}
+model whole = torch "whole.pt" on cuda { def levels(x: tensor, n: int) -> stream<int> }
 endpoint ramp(x: tensor, n: int) -> list<tensor> { return collect(g.ramp(g.scale(x, 1.0), n)) }
 endpoint marks(x: tensor, n: int, key: str) -> stream<tensor?> { return g.marks(x, n, key) }
 endpoint timed(x: tensor, n: int, key: str) -> stream<tensor?> { return g.marks(x, n, key) with { timeout = 30ms } }
@@ -41,6 +52,13 @@ endpoint words(text: str) -> list<str> { return collect(g.words(text)) }
 endpoint scaled(x: tensor) -> list<tensor> { return collect(each t in g.ramp(x, 3) { g.scale(t, 2.0) }) }
 endpoint stepped(x: tensor, n: int) -> list<tensor> { return collect(s.ramp(g.scale(x, 1.0), n)) }
 endpoint stepped_levels(x: tensor, n: int) -> list<float> { return collect(s.levels(x, n)) }
+endpoint stepped_faults(x: tensor) -> stream<tensor> {
+  f = one.faults(x, 3)
+  return f
+}
+endpoint stepped_timed(x: tensor, key: str) -> stream<tensor?> { return one.marks(x, 2, key) with { timeout = 30ms } }
+endpoint shared(x: tensor) -> list<tensor> { return collect(shared.ramp(x, 2)) }
+endpoint ints(x: tensor) -> list<int> { return collect(whole.levels(x, 2)) }
 )";
 
 // A list of host tensors' contents (the run must have succeeded).
@@ -126,6 +144,16 @@ TEST_SUITE("engine") {
     DeviceHarness h(kStreams);
     CHECK(floats(h.start("levels", {tensor({1, 2, 6}), Value(std::int64_t{3})}).get()) == std::vector<double>{3, 6, 9});
     CHECK(h.device->stats().copies == 3);
+    // A number that cannot be read as the int declared fails the stream, naming the node.
+    auto nan = h.start("ints", {tensor({1, std::numeric_limits<double>::quiet_NaN()})}).get();
+    REQUIRE_FALSE(nan);
+    CHECK(nan.error().code == ErrorCode::ModelError);
+    CHECK(nan.error().message.find("where an int is declared") != std::string::npos);
+    auto ints = h.start("ints", {tensor({1, 3})}).get();
+    REQUIRE_MESSAGE(ints, (ints ? "" : ints.error().describe()));
+    REQUIRE(ints->as_list().size() == 2);
+    CHECK(ints->as_list()[0].as_int() == 2);
+    CHECK(ints->as_list()[1].as_int() == 4);
     // Stepped together (three requests fill the step).
     std::vector<std::future<engine::Result<Value>>> runs;
     for (double k : {1.0, 2.0, 3.0}) runs.push_back(h.start("stepped_levels", {tensor({k, k}), Value(std::int64_t{2})}));
@@ -172,6 +200,37 @@ TEST_SUITE("engine") {
     }
     CHECK(h.fake->stats("s").steps == std::vector<int>{3, 3, 3});  // two items each, then the ends
     CHECK(h.device->stats().early_reads == 0);
+  }
+
+  TEST_CASE("device stream: on the device's shared pool, stepped streams stay in one step") {
+    // `shared` has no `threads`: it runs on the device's pool (4 threads here). Its steps all go
+    // to one stream of the device, so one step at a time takes every stream that waits, rather
+    // than four steps of two that the device would run one after another.
+    DeviceHarness h(kStreams);
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (int i = 0; i < 8; ++i) runs.push_back(h.start("shared", {tensor({static_cast<double>(i)})}));
+    for (int i = 0; i < 8; ++i) {
+      CHECK(tensors(runs[static_cast<std::size_t>(i)].get()) == std::vector<std::vector<double>>{{1.0 * i}, {2.0 * i}});
+    }
+    CHECK(h.fake->stats("shared").steps == std::vector<int>{8, 8, 8});
+  }
+
+  TEST_CASE("device stream: a stepped stream fails alone at a device error, and times out while the device is held") {
+    DeviceHarness h(kStreams);
+    auto s = stream_of(h.start("stepped_faults", {tensor({1, 2})}));
+    REQUIRE(ends(s));
+    REQUIRE(s->error());
+    CHECK(s->error()->node == "f");
+    CHECK(s->error()->message.find("fake device") != std::string::npos);
+    CHECK(s->size() <= 1);
+    auto timed = stream_of(h.start("stepped_timed", {tensor({1}), Value("held")}));
+    REQUIRE(ends(timed));
+    REQUIRE(timed->error());
+    CHECK(timed->error()->code == ErrorCode::DeadlineExceeded);
+    CHECK(timed->size() == 0);
+    h.fake->open("held");
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& st) { return st.notified == st.notifies; }));
+    CHECK(timed->size() == 0);
   }
 }
 
