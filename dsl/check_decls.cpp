@@ -146,6 +146,7 @@ void Checker::check_model(const ModelDecl& m) {
     }
     for (const auto& p : sig.params) check_stream_position(p.type, p.type_span, false, "for a parameter");
     check_stream_position(sig.result, sig.result_span, true, "in a result");
+    if (sig.result && sig.result->is_stream()) check_stream_threads(m, sig);
     std::unordered_map<std::string_view, Span> params;
     for (const auto& p : sig.params) {
       auto [pit, pfresh] = params.emplace(p.name.name, p.name.span);
@@ -171,6 +172,21 @@ void Checker::check_remote(const ModelDecl& m) {
       diags_->report(Diag::remote_option, o.name.span, o.name.name);
     }
   }
+}
+
+// A streaming method of a model on a device, neither stepped (`max_batch`) nor on a pool of its
+// own (`threads`), holds one of the threads that every model on that device shares for as long
+// as each of its streams runs.
+void Checker::check_stream_threads(const ModelDecl& m, const MethodSig& sig) {
+  if (m.backend.name == "remote" || m.placement.kind != PlacementKind::Cuda || !m.placement_span.valid()) return;
+  for (const auto& o : m.options) {
+    if (o.name.name == "threads") return;
+    const auto* lit = o.value ? std::get_if<Literal>(&o.value->node) : nullptr;
+    if (o.name.name == "max_batch" && (!lit || lit->kind != Literal::Kind::Int || lit->i > 1)) return;
+  }
+  const std::string device = m.placement.device < 0 ? std::string("cuda") : fmt::format("cuda:{}", m.placement.device);
+  diags_->report(Diag::stream_device_pool, sig.result_span, m.name.name, sig.name.name, device, m.name.name)
+      .note(m.placement_span, "placed here");
 }
 
 void Checker::check_stream_position(const TypeRef& t, Span span, bool whole_may_stream, std::string_view where) {

@@ -51,6 +51,7 @@ class Checker {
   // Reports a stream type anywhere but as a whole method or endpoint result (`where` says
   // what `t` is the type of).
   void check_stream_position(const TypeRef& t, Span span, bool whole_may_stream, std::string_view where);
+  void check_stream_threads(const ModelDecl& m, const MethodSig& sig);
   void order_lets(Block& b);
   bool define(Scope& scope, Binding* b);
   // Type-checks a rejected expression silently, so that the names it reads count as used.
