@@ -72,9 +72,13 @@ void Batcher::run_batch(ModelInstance& inst, std::vector<BatchItem>& items, std:
     }
     stream = *s;
   }
+  // The results of the whole batch share one fence and one notification (a call run alone
+  // after a failed batch has its own).
+  std::optional<DeviceLanding> landing;
   auto finish = [&](BatchItem& item, Result<Value> r) {
     if (!stream) return item.deliver(std::move(r));
-    device_result(engine_, *stream, m_.model->methods[method_].result, *item.exec, std::move(r), std::move(item.deliver));
+    device_result(engine_, *stream, m_.model->methods[method_].result, *item.exec, std::move(r), std::move(item.deliver),
+                  landing ? &*landing : nullptr);
   };
 
   const auto n = static_cast<std::int64_t>(items.size());
@@ -107,6 +111,7 @@ void Batcher::run_batch(ModelInstance& inst, std::vector<BatchItem>& items, std:
     }
     return;
   }
+  if (stream) landing.emplace(engine_, *stream);
   // Each call's latency is the batch's; its share of the time running is the batch's over its
   // calls (so that a node's run time sums to the model's, batched or not).
   const auto share = static_cast<std::uint64_t>(ran / n);

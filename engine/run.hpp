@@ -265,9 +265,36 @@ void device_call(const std::shared_ptr<Frame>& f, const plan::Node& n, LoadedMod
 // ordered after their fences (on the device); then the call's result on that stream, fenced
 // and, as `en` says, copied to the host, to `deliver` (now, or once the copy has landed).
 // `want` is the result's declared type (where a backend may leave numbers as device tensors).
+// With a `landing`, the result shares its fence and its notification with the others of the
+// same step (a batch, a step of streams).
+class DeviceLanding;
 Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value> args);
 void device_result(Engine::Impl& e, const Stream& s, const dsl::TypeRef& want, const ExecNode& en, Result<Value> r,
-                   std::function<void(Result<Value>)> deliver);
+                   std::function<void(Result<Value>)> deliver, DeviceLanding* landing = nullptr);
+
+// The results of one batch (or one step of streams) on stream `s`, made by work all enqueued
+// before the first of them is handed to device_result: one fence after that work for all of
+// them, and one notification after all their copies (not one each: a stream callback holds
+// the stream's later work until it returns). Their continuations then run in order on the CPU
+// pool. land() enqueues the notification; the destructor does, if land() was not called.
+class DeviceLanding {
+ public:
+  DeviceLanding(Engine::Impl& e, const Stream& s);
+  ~DeviceLanding();
+  DeviceLanding(const DeviceLanding&) = delete;
+  DeviceLanding& operator=(const DeviceLanding&) = delete;
+
+  // The fence after the work enqueued on `s` so far, recorded on the first call.
+  Result<std::shared_ptr<const Fence>> fence();
+  void add(std::function<void(std::optional<Error>)> then) { then_.push_back(std::move(then)); }
+  void land();
+
+ private:
+  Engine::Impl& e_;
+  Stream s_;
+  std::optional<Result<std::shared_ptr<const Fence>>> fence_;
+  std::vector<std::function<void(std::optional<Error>)>> then_;
+};
 // Orders `s` after the fences of `args`' device tensors made on other streams (on the device).
 std::optional<Error> wait_for_inputs(Engine::Impl& e, const Stream& s, std::span<const Value> args);
 
@@ -285,8 +312,9 @@ class DeviceItems : public std::enable_shared_from_this<DeviceItems> {
   DeviceItems(const DeviceItems&) = delete;
   DeviceItems& operator=(const DeviceItems&) = delete;
 
-  // An item made by the work enqueued on `on` so far. False once the stream has failed.
-  bool add(const Stream& on, Value item);
+  // An item made by the work enqueued on `on` so far (with `landing`: by the work of its step).
+  // False once the stream has failed.
+  bool add(const Stream& on, Value item, DeviceLanding* landing = nullptr);
   // The model is done with the stream (`e`: why it stopped): `end` follows the items before.
   void finish(std::optional<Error> e);
   bool failed() const { return failed_.load(std::memory_order_relaxed); }

@@ -163,11 +163,32 @@ Result<Stream> device_stream(Engine::Impl& e, int device, std::span<const Value>
   return s;
 }
 
+DeviceLanding::DeviceLanding(Engine::Impl& e, const Stream& s) : e_(e), s_(s) {}
+
+DeviceLanding::~DeviceLanding() { land(); }
+
+Result<std::shared_ptr<const Fence>> DeviceLanding::fence() {
+  if (!fence_) fence_ = e_.device->record(s_);
+  return *fence_;
+}
+
+void DeviceLanding::land() {
+  if (then_.empty()) return;
+  // As device_result's own: the notification only posts; what it holds is released on the pool.
+  boost::asio::thread_pool& pool = *e_.pool;
+  e_.device->notify(s_, [&pool, then = std::move(then_)](std::optional<Error> err) mutable {
+    boost::asio::post(pool, [then = std::move(then), err = std::move(err)]() mutable {
+      for (auto& t : then) t(err);
+    });
+  });
+  then_.clear();
+}
+
 void device_result(Engine::Impl& e, const Stream& s, const dsl::TypeRef& want, const ExecNode& en, Result<Value> r,
-                   std::function<void(Result<Value>)> deliver) {
+                   std::function<void(Result<Value>)> deliver, DeviceLanding* landing) {
   if (!r || !has_device_tensor(*r)) return deliver(std::move(r));
   DeviceRuntime& rt = *e.device;
-  auto fence = rt.record(s);
+  auto fence = landing ? landing->fence() : rt.record(s);
   if (!fence) return deliver(std::move(fence.error()));
   std::vector<std::shared_ptr<const TensorStorage>> enqueued;  // copies in flight, on failure
   auto copy = [&](Tensor& t) -> std::optional<Error> {
@@ -200,21 +221,23 @@ void device_result(Engine::Impl& e, const Stream& s, const dsl::TypeRef& want, c
   if (!en.host_out && enqueued.empty()) return deliver(std::move(out));
 
   // The consumers read host memory (or the numbers are read there): continue once the copies
-  // have landed. The callback holds
-  // the result (and so the device memory it was copied from, and the pinned buffers) until
-  // then; after a failed copy, the buffers of the copies already enqueued, and the error.
-  boost::asio::thread_pool& pool = *e.pool;
-  rt.notify(s, [&pool, want, deliver = std::move(deliver), out = std::move(out), r = std::move(r),
-                enqueued = std::move(enqueued)](std::optional<Error> err) mutable {
-    boost::asio::post(pool, [want = std::move(want), deliver = std::move(deliver), out = std::move(out), r = std::move(r),
-                             enqueued = std::move(enqueued), err = std::move(err)]() mutable {
-      run_with_ready_queue([&] {
-        if (err) return deliver(std::move(*err));
-        if (!out) return deliver(std::move(out));
-        auto read = [](const Value& v, dsl::TypeKind kind) { return read_number(v, kind); };
-        deliver(map_numbers(*out, want, read));
-      });
+  // have landed. The continuation holds the result (and so the device memory it was copied
+  // from, and the pinned buffers) until then; after a failed copy, the buffers of the copies
+  // already enqueued, and the error.
+  auto then = [want, deliver = std::move(deliver), out = std::move(out), r = std::move(r),
+               enqueued = std::move(enqueued)](std::optional<Error> err) mutable {
+    run_with_ready_queue([&] {
+      if (err) return deliver(std::move(*err));
+      if (!out) return deliver(std::move(out));
+      auto read = [](const Value& v, dsl::TypeKind kind) { return read_number(v, kind); };
+      deliver(map_numbers(*out, want, read));
     });
+  };
+  if (landing) return landing->add(std::move(then));
+  // A notification of its own, which only posts: what it holds is released on the pool.
+  boost::asio::thread_pool& pool = *e.pool;
+  rt.notify(s, [&pool, then = std::move(then)](std::optional<Error> err) mutable {
+    boost::asio::post(pool, [then = std::move(then), err = std::move(err)]() mutable { then(std::move(err)); });
   });
 }
 
@@ -234,7 +257,7 @@ DeviceItems::DeviceItems(Engine::Impl& e, dsl::TypeRef item, const ExecNode& en,
                          std::function<void(std::optional<Error>)> end)
     : e_(e), item_(std::move(item)), en_(en), s_(std::move(s)), end_(std::move(end)) {}
 
-bool DeviceItems::add(const Stream& on, Value item) {
+bool DeviceItems::add(const Stream& on, Value item, DeviceLanding* landing) {
   if (failed()) return false;
   std::uint64_t seq = 0;
   {
@@ -244,7 +267,7 @@ bool DeviceItems::add(const Stream& on, Value item) {
   }
   // Now (nothing to copy, or nothing read on the host), or once the copy has landed.
   device_result(e_, on, item_, en_, std::move(item),
-                [self = shared_from_this(), seq](Result<Value> r) { self->landed(seq, std::move(r)); });
+                [self = shared_from_this(), seq](Result<Value> r) { self->landed(seq, std::move(r)); }, landing);
   return !failed();
 }
 

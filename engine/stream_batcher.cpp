@@ -142,14 +142,19 @@ void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
   // Each stream's share of the time running is the step's over its streams (so that a node's
   // run time sums to the model's, batched or not).
   const auto share = static_cast<std::uint64_t>(ran / n);
+  // On a device, the step's items share one fence and one notification.
+  std::optional<DeviceLanding> landing;
+  if (on_) landing.emplace(engine_, *on_);
   for (std::size_t i = 0; i < live.size(); ++i) {
     StreamItem& item = live[i];
     item.metrics->run_ns.fetch_add(share, std::memory_order_relaxed);
-    if (advance(item, r ? std::move((*r)[i]) : ModelInstance::StepResult(r.error()))) items.push_back(std::move(item));
+    if (advance(item, r ? std::move((*r)[i]) : ModelInstance::StepResult(r.error()), landing ? &*landing : nullptr)) {
+      items.push_back(std::move(item));
+    }
   }
 }
 
-bool StreamBatcher::advance(StreamItem& item, ModelInstance::StepResult r) {
+bool StreamBatcher::advance(StreamItem& item, ModelInstance::StepResult r, DeviceLanding* landing) {
   if (!r) {
     finish(item, std::move(r.error()));
     return false;
@@ -166,7 +171,7 @@ bool StreamBatcher::advance(StreamItem& item, ModelInstance::StepResult r) {
     item.s->push(std::move(**r));
     return true;
   }
-  if (item.out->add(*on_, std::move(**r))) return true;
+  if (item.out->add(*on_, std::move(**r), landing)) return true;
   finish(item, std::nullopt);  // an item failed: its stream has ended with that error
   return false;
 }

@@ -51,6 +51,7 @@ namespace braid::engine::detail {
 
 struct LoadedModel;
 class DeviceItems;
+class DeviceLanding;
 
 struct StreamItem {
   std::vector<Value> args;              // the call's, until its first step opens the stream
@@ -85,7 +86,9 @@ class StreamBatcher final : public Gatherer<StreamItem> {
   // Opens and steps `items` on `inst`; ends those that end and leaves the others in `items`.
   void step(ModelInstance& inst, std::vector<StreamItem>& items);
   // What one step gave `item`: an item (it goes on: true), its end, or its error.
-  bool advance(StreamItem& item, ModelInstance::StepResult r);
+  // On a device, `landing` is the step's (or null: the item has a fence and a notification of
+  // its own).
+  bool advance(StreamItem& item, ModelInstance::StepResult r, DeviceLanding* landing = nullptr);
   // Ends `item`'s stream and node: the node's latency (the whole stream) and trace, then `end`.
   void finish(StreamItem& item, std::optional<Error> e);
 

@@ -152,7 +152,7 @@ TEST_SUITE("engine") {
     CHECK(h.engine->metrics_text().find("model=\"single\",le=") == std::string::npos);
   }
 
-  TEST_CASE("batch: device calls run as one batch on one stream, results fenced and copied per item") {
+  TEST_CASE("batch: device calls run as one batch on one stream, results copied per item, with one fence and one notification") {
     DeviceHarness h(R"(
       model g = torch "g.pt" on cuda {
         max_batch = 3, batch_window = 1h
@@ -169,6 +169,8 @@ TEST_SUITE("engine") {
     CHECK(h.fake->stats("g").batches == std::vector<int>{3});
     auto st = h.device->stats();
     CHECK(st.copies == 3);  // each item's result, once, for its CPU consumer
+    CHECK(st.records == 1);   // one fence after the batch's work, for all its results
+    CHECK(st.notifies == 1);  // and one notification after all their copies
     CHECK(st.early_reads == 0);
   }
 }

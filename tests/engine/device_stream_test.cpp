@@ -199,7 +199,10 @@ TEST_SUITE("engine") {
       CHECK(tensors(runs[i].get()) == std::vector<std::vector<double>>{{k}, {2 * k}});
     }
     CHECK(h.fake->stats("s").steps == std::vector<int>{3, 3, 3});  // two items each, then the ends
-    CHECK(h.device->stats().early_reads == 0);
+    auto st = h.device->stats();
+    CHECK(st.copies == 6);
+    CHECK(st.notifies == 2);  // a step's items share one fence and one notification
+    CHECK(st.early_reads == 0);
   }
 
   TEST_CASE("device stream: on the device's shared pool, stepped streams stay in one step") {
