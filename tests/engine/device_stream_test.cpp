@@ -89,9 +89,9 @@ std::shared_ptr<engine::ValueStream> stream_of(std::future<engine::Result<Value>
 
 // Waits (10 s at most) for `s` to end.
 bool ends(const std::shared_ptr<engine::ValueStream>& s) {
-  std::promise<void> ended;
-  s->read([](const Value&) {}, [&](const std::optional<engine::Error>&) { ended.set_value(); });
-  return ended.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  auto ended = std::make_shared<std::promise<void>>();
+  s->read([](const Value&) {}, [ended](const std::optional<engine::Error>&) { ended->set_value(); });
+  return ended->get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
 }
 
 }  // namespace
@@ -186,6 +186,30 @@ TEST_SUITE("engine") {
     h.fake->open("late");  // the items that land now go nowhere
     REQUIRE(h.device->wait_for([](const FakeDevice::Stats& st) { return st.notified == st.notifies; }));
     CHECK(s->size() == 0);
+  }
+
+  TEST_CASE("device stream: a request cancelled while an item's copy waits ends once the device lets it go") {
+    // Cancellation is cooperative: the model has made every item (item 0's work is held on the
+    // device), so nothing is left to stop but the copy, which the device cannot drop. The
+    // stream ends when it lands, in order, and nothing waits on the cancelled run after that.
+    DeviceHarness h(kStreams);
+    auto cancel = std::make_shared<engine::CallContext>();
+    engine::RunOptions o;
+    o.shared_cancel = cancel;
+    auto ep = h.engine->find("test", "marks");
+    REQUIRE(ep);
+    auto s = stream_of(h.engine->run(*ep, {tensor({1}), Value(std::int64_t{4}), Value("stuck")}, o));
+    REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& st) { return st.finished == 1; }));
+    cancel->cancel();
+    CHECK_FALSE(s->ended());
+    h.fake->open("stuck");
+    REQUIRE(ends(s));
+    if (s->error()) CHECK(s->error()->code == ErrorCode::Cancelled);
+    auto items = s->items();
+    for (std::size_t i = 0; i < items.size(); ++i) CHECK(items[i].is_none() == (i % 2 == 1));  // in order, if any
+    REQUIRE(h.device->wait_for([](const FakeDevice::Stats& st) { return st.notified == st.notifies; }));
+    // The engine goes on.
+    CHECK(strings(h.start("words", {Value("after")}).get()) == std::vector<std::string>{"after"});
   }
 
   TEST_CASE("device stream: streams stepped together run on the device after their arguments") {
