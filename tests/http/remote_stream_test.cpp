@@ -4,8 +4,10 @@
 // peer; the event reader itself is fed byte by byte.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -166,6 +168,53 @@ endpoint relay(n: int, key: str) -> stream<str> { return up.gated(n, key) }
       // its model saw it.
       CHECK(up.fake->wait_for("m", [](const FakeBackend::Stats& st) { return st.cancelled == 1; }));
     }
+  }
+
+  TEST_CASE("remote stream: with no deadline, a stream is bounded by its silences, not by its length") {
+    // Patience of 1 s: without a deadline anywhere, a stream may run longer than that as long
+    // as it never stays silent that long. (The items are paced by the test, 150 ms apart: the
+    // margin, 850 ms, is for a loaded machine.)
+    Upstream up;
+    Front front(up.port, R"(
+  def gated(n: int, key: str) -> stream<str>
+}
+endpoint relay(n: int, key: str) -> stream<str> { return up.gated(n, key) }
+)",
+                engine::RemoteOptions{.patience = std::chrono::seconds(1)});
+    Drain d(stream_of(front.run("relay", {Value(std::int64_t{11}), Value("paced")})));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 1; i < 11; ++i) {
+      REQUIRE(d.wait([i](const Drain& x) { return x.items.size() == static_cast<std::size_t>(i); }));
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      up.fake->open(fmt::format("paced{}", i));
+    }
+    REQUIRE(d.wait_end());
+    CHECK(std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(1500));  // longer than its patience
+    CHECK_MESSAGE(!d.error, d.error->describe());
+    CHECK(d.items.size() == 11);
+    // Silent for its patience: it ends there, saying so, after the items before.
+    Drain silent(stream_of(front.run("relay", {Value(std::int64_t{3}), Value("never")})));
+    REQUIRE(silent.wait_end());
+    CHECK(silent.items == std::vector<std::string>{"0"});
+    REQUIRE(silent.error);
+    CHECK(silent.error->code == ErrorCode::DeadlineExceeded);
+    CHECK_MESSAGE(silent.error->message.find("sent nothing for 1000 ms") != std::string::npos, silent.error->message);
+    // And no deadline goes to the server called, which would stop the stream there.
+    ScriptedPeer peer([](const auto&, int, int) { return sse_answer("data: \"a\"\n\nevent: end\ndata: null\n\n"); }, true);
+    Front to_peer(peer.port(), R"(
+  def words(text: str) -> stream<str>
+}
+endpoint relay(text: str) -> stream<str> { return up.words(text) }
+endpoint timed(text: str) -> stream<str> { return up.words(text) with { timeout = 5s } }
+)");
+    Drain a(stream_of(to_peer.run("relay", {Value("x")})));
+    REQUIRE(a.wait_end());
+    Drain b(stream_of(to_peer.run("timed", {Value("x")})));
+    REQUIRE(b.wait_end());
+    REQUIRE(peer.seen_count() == 2);
+    const auto untimed = peer.seen_at(0), timed = peer.seen_at(1);
+    CHECK(untimed.find("Braid-Timeout") == untimed.end());
+    CHECK(timed.find("Braid-Timeout") != timed.end());
   }
 
   TEST_CASE("remote stream: an engine destroyed as soon as its streams have ended frees nothing still in use") {

@@ -61,9 +61,9 @@ struct Upstream : LiveServer {
 // The caller: an engine whose graph declares `model up = remote "http://127.0.0.1:PORT/up"`.
 struct Front {
   std::shared_ptr<engine::Engine> engine;
-  Front(std::uint16_t port, const std::string& body) {
+  Front(std::uint16_t port, const std::string& body, engine::RemoteOptions options = {}) {
     engine::BackendRegistry r;
-    r.add(engine::make_remote_backend());
+    r.add(engine::make_remote_backend(options));
     const std::string text = fmt::format("model up = remote \"http://127.0.0.1:{}/up\" {{\n{}", port, body);
     engine = engine::Engine::create({compile_graph(text, "front")}, r, {2}).value();
   }

@@ -112,6 +112,9 @@ struct HttpClient::Exchange {
   std::string key;
   http::request<http::string_body> request;
   Clock::time_point deadline;
+  // A streamed answer's longest silence (zero: none): each piece of its body pushes the
+  // watchdog (and the last resort) that far ahead, up to the deadline.
+  Clock::duration idle{};
   asio::steady_timer watchdog;
   asio::steady_timer poll;     // the caller's cancellation, checked every kCancelPoll
   asio::steady_timer give_up;  // past the deadline by kGrace: answer without the I/O
@@ -119,6 +122,7 @@ struct HttpClient::Exchange {
   std::unique_ptr<beast::tcp_stream> stream;  // the connection in use (abort() closes it)
   const CallContext* cancel = nullptr;        // null once finished: the caller may free it then
   bool timed_out = false;
+  bool silent = false;  // the watchdog fired for `idle`, not for the deadline
   bool aborted = false;
   bool finished = false;
   std::function<void(Result<HttpAnswer>)> done;
@@ -154,6 +158,11 @@ struct HttpClient::Exchange {
   std::string where() const { return fmt::format("http://{}", key); }
 
   Error failure(std::string_view step, const beast::error_code& ec) const {
+    if (silent) {
+      return make_error(ErrorCode::DeadlineExceeded,
+                        fmt::format("{} sent nothing for {} ms", where(),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(idle).count()));
+    }
     if (timed_out) return make_error(ErrorCode::DeadlineExceeded, fmt::format("{} did not answer in time", where()));
     if (aborted) return make_error(ErrorCode::Cancelled, "cancelled");
     return make_error(ErrorCode::ModelError, fmt::format("{}: {}: {}", where(), step, ec.message()));
@@ -163,6 +172,39 @@ struct HttpClient::Exchange {
 namespace {
 
 asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x);
+
+// When the exchange gives up: at its deadline, or `idle` from now when that is sooner.
+Clock::time_point limit_of(const HttpClient::Exchange& x) {
+  if (x.idle > Clock::duration::zero() && Clock::now() < x.deadline - x.idle) return Clock::now() + x.idle;
+  return x.deadline;
+}
+
+// The last resort, a little past the limit: the caller has its answer then, which the watchdog
+// gives unless a name lookup (which nothing interrupts) holds the exchange; the exchange then
+// ends when the lookup does, answered already.
+void arm_give_up(const std::shared_ptr<HttpClient::Exchange>& x) {
+  const auto limit = limit_of(*x);
+  x->give_up.expires_at(limit < Clock::time_point::max() - kGrace ? limit + kGrace : Clock::time_point::max());
+  x->give_up.async_wait([x](beast::error_code ec) {
+    if (ec || x->finished) return;
+    x->silent = limit_of(*x) < x->deadline;
+    x->abort();
+    x->finish(x->silent ? x->failure("", asio::error::timed_out)
+                        : make_error(ErrorCode::DeadlineExceeded, fmt::format("{} did not answer in time", x->where())));
+  });
+}
+
+// The watchdog, at the limit: it stops the exchange (its I/O then fails as timed out).
+void arm_watchdog(const std::shared_ptr<HttpClient::Exchange>& x) {
+  const auto limit = limit_of(*x);
+  x->watchdog.expires_at(limit);
+  x->watchdog.async_wait([x, silent = limit < x->deadline](beast::error_code ec) {
+    if (ec) return;  // pushed further, or finished
+    x->timed_out = true;
+    x->silent = silent;
+    x->abort();
+  });
+}
 
 }  // namespace
 
@@ -223,10 +265,11 @@ void HttpClient::exchange_streamed(const Origin& origin, http::verb method, std:
                                    std::vector<std::pair<std::string, std::string>> headers, Clock::time_point deadline,
                                    const CallContext* cancel, std::string stream_type,
                                    std::function<bool(std::string_view)> on_body,
-                                   std::function<void(Result<HttpAnswer>)> done) {
+                                   std::function<void(Result<HttpAnswer>)> done, Clock::duration idle) {
   if (cancel && cancel->cancelled()) return done(make_error(ErrorCode::Cancelled, "cancelled"));
   auto x = std::make_shared<Exchange>(*impl_, origin);
   x->deadline = deadline;
+  x->idle = idle;
   x->cancel = cancel;
   x->done = std::move(done);
   x->on_body = std::move(on_body);
@@ -250,13 +293,7 @@ void HttpClient::exchange_streamed(const Origin& origin, http::verb method, std:
     // At the latest a little past the deadline the caller has its answer, which the watchdog
     // gives unless a name lookup (which nothing interrupts) holds the exchange: then the
     // exchange ends when the lookup does, answered already.
-    const auto give_up = x->deadline < Clock::time_point::max() - kGrace ? x->deadline + kGrace : Clock::time_point::max();
-    x->give_up.expires_at(give_up);
-    x->give_up.async_wait([x](beast::error_code ec) {
-      if (ec || x->finished) return;
-      x->abort();
-      x->finish(make_error(ErrorCode::DeadlineExceeded, fmt::format("{} did not answer in time", x->where())));
-    });
+    arm_give_up(x);
     if (x->cancel) watch_cancel(x);
     // An exception out of the exchange (none is expected: every step reports an error code) is
     // its result too, so that the caller never waits for a result that will not come.
@@ -275,12 +312,7 @@ namespace {
 
 asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
   HttpClient::Impl& impl = x->impl;
-  x->watchdog.expires_at(x->deadline);
-  x->watchdog.async_wait([x](beast::error_code ec) {
-    if (ec) return;
-    x->timed_out = true;
-    x->abort();
-  });
+  arm_watchdog(x);
 
   for (int attempt = 0;; ++attempt) {
     if (x->aborted) co_return x->finish(x->failure("connect", asio::error::operation_aborted));
@@ -300,8 +332,9 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     }
 
     // What is left of the deadline as the request goes out (after a lookup, a connect or a
-    // first try), for the server to stop by.
-    if (!impl.deadline_header.empty()) {
+    // first try), for the server to stop by. A call with none (a stream bounded only by its
+    // silences) sends none.
+    if (!impl.deadline_header.empty() && x->deadline != Clock::time_point::max()) {
       const auto left = x->deadline - Clock::now();
       if (left <= Clock::duration::zero()) {
         x->timed_out = true;
@@ -346,6 +379,10 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
         (void)sn;
         auto& piece = parser.get().body();
         if (!piece.empty() && !x->aborted && x->on_body) {
+          if (x->idle > Clock::duration::zero()) {  // it spoke: its next silence counts from now
+            arm_watchdog(x);
+            arm_give_up(x);
+          }
           const bool more = x->on_body(piece);
           piece.clear();
           if (!more) {

@@ -86,12 +86,16 @@ class HttpClient {
   // piece as it arrives (no size limit: the caller bounds what it keeps), on the I/O thread;
   // `on_body` returns false to stop reading, which closes the connection and ends the exchange
   // Cancelled. `done` then gets the answer without its body, once the body has ended. Any other
-  // answer is read whole, as exchange_async reads it.
+  // answer is read whole, as exchange_async reads it. With `idle` (not zero), the exchange also
+  // fails DeadlineExceeded when that long passes without a piece of the body (or, before the
+  // first, since it started); with a `deadline` of time_point::max() that is its only bound,
+  // and no deadline header is sent.
   void exchange_streamed(const Origin& origin, boost::beast::http::verb method, std::string target, std::string body,
                          std::vector<std::pair<std::string, std::string>> headers,
                          std::chrono::steady_clock::time_point deadline, const CallContext* cancel,
                          std::string stream_type, std::function<bool(std::string_view)> on_body,
-                         std::function<void(Result<HttpAnswer>)> done);
+                         std::function<void(Result<HttpAnswer>)> done,
+                         std::chrono::steady_clock::duration idle = std::chrono::steady_clock::duration::zero());
 
   ClientStats stats() const;
 

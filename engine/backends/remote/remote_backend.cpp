@@ -23,9 +23,6 @@ namespace json = boost::json;
 namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
-// A call with no deadline at all (no `timeout` on the model, the node or the endpoint, no
-// Braid-Timeout from the client) still gives up after this long.
-constexpr auto kDefaultCallTimeout = std::chrono::seconds(60);
 constexpr auto kInspectTimeout = std::chrono::seconds(5);
 // The largest event of a stream read from another server (one item).
 constexpr std::size_t kMaxEvent = 64u << 20;
@@ -90,9 +87,13 @@ Error status_error(const std::string& url, const remote::HttpAnswer& a) {
   return make_error(code, fmt::format("{} answered {}: {}", url, a.status, answer_message(a)));
 }
 
-// A failed exchange, named by the call's address where it timed out.
-Error exchange_error(const std::string& url, Error e) {
-  if (e.code == ErrorCode::DeadlineExceeded) e.message = fmt::format("{} did not answer in time", url);
+// A failed exchange, named by the call's address where it timed out. `idle`: a stream's
+// patience, when it had no deadline (its silence is then what timed out).
+Error exchange_error(const std::string& url, Error e, Clock::duration idle = Clock::duration::zero()) {
+  if (e.code != ErrorCode::DeadlineExceeded) return e;
+  e.message = idle > Clock::duration::zero()
+                  ? fmt::format("{} sent nothing for {} ms", url, std::chrono::duration_cast<std::chrono::milliseconds>(idle).count())
+                  : fmt::format("{} did not answer in time", url);
   return e;
 }
 
@@ -101,8 +102,10 @@ Error exchange_error(const std::string& url, Error e) {
 // decoded as the declared item type and emitted at once.
 class StreamReading {
  public:
-  StreamReading(const plan::Method& m, std::string url, std::function<bool(Value)> emit, std::size_t max_event)
-      : m_(m), url_(std::move(url)), emit_(std::move(emit)), sse_(max_event), max_event_(max_event) {}
+  // `idle`: the longest silence it may keep (zero: it has a deadline instead).
+  StreamReading(const plan::Method& m, std::string url, std::function<bool(Value)> emit, std::size_t max_event,
+                Clock::duration idle)
+      : m_(m), url_(std::move(url)), emit_(std::move(emit)), sse_(max_event), max_event_(max_event), idle_(idle) {}
 
   // A piece of the body: false stops reading (an item was refused, or nobody wants more).
   bool feed(std::string_view piece) {
@@ -119,7 +122,7 @@ class StreamReading {
     emit_ = nullptr;
     if (outcome_) return outcome_;  // what the events said, or why reading stopped
     if (ended_) return std::nullopt;  // complete, whatever became of the connection after its end
-    if (!a) return exchange_error(url_, a.error());
+    if (!a) return exchange_error(url_, a.error(), idle_);
     if (a->status != 200) return status_error(url_, *a);
     if (!a->streamed) {
       return make_error(ErrorCode::ModelError, fmt::format("{} answered 200 with `{}`, not a stream of events: is it a "
@@ -178,14 +181,20 @@ class StreamReading {
   std::function<bool(Value)> emit_;
   remote::SseReader sse_;
   std::size_t max_event_;
+  Clock::duration idle_;
   std::optional<Error> outcome_;
   bool ended_ = false;
 };
 
 class RemoteInstance final : public ModelInstance {
  public:
-  RemoteInstance(std::shared_ptr<remote::HttpClient> client, dsl::RemoteAddress address, std::vector<plan::Method> methods)
-      : client_(std::move(client)), address_(std::move(address)), origin_(origin_of(address_)), methods_(std::move(methods)) {}
+  RemoteInstance(std::shared_ptr<remote::HttpClient> client, dsl::RemoteAddress address, std::vector<plan::Method> methods,
+                 RemoteOptions options)
+      : client_(std::move(client)),
+        address_(std::move(address)),
+        origin_(origin_of(address_)),
+        methods_(std::move(methods)),
+        options_(options) {}
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
     auto req = prepare(method, args, ctx);
@@ -216,12 +225,19 @@ class RemoteInstance final : public ModelInstance {
                          std::function<bool(Value)> emit, std::function<void(std::optional<Error>)> done) override {
     auto req = prepare(method, args, ctx);
     if (!req) return done(req.error());
-    auto reading = std::make_shared<StreamReading>(methods_.at(method), req->url, std::move(emit), kMaxEvent);
+    // With no deadline, a stream is bounded by its silences, not by its length: a generation may
+    // run for minutes, each word soon after the last.
+    Clock::duration idle = Clock::duration::zero();
+    if (!ctx.deadline()) {
+      req->deadline = Clock::time_point::max();
+      idle = options_.patience;
+    }
+    auto reading = std::make_shared<StreamReading>(methods_.at(method), req->url, std::move(emit), kMaxEvent, idle);
     req->headers.emplace_back("Accept", "text/event-stream");
     client_->exchange_streamed(
         origin_, http::verb::post, std::move(req->target), std::move(req->body), std::move(req->headers), req->deadline,
         &ctx, "text/event-stream", [reading](std::string_view piece) { return reading->feed(piece); },
-        [reading, done = std::move(done)](Result<remote::HttpAnswer> a) { done(reading->finish(std::move(a))); });
+        [reading, done = std::move(done)](Result<remote::HttpAnswer> a) { done(reading->finish(std::move(a))); }, idle);
   }
   // The same, waited for (the engine streams asynchronously; this is for other callers).
   std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
@@ -261,7 +277,7 @@ class RemoteInstance final : public ModelInstance {
     std::string raw;
     for (std::size_t i = 0; i < args.size(); ++i) body[m.params[i].name] = to_json(args[i], &raw);
     const auto now = Clock::now();
-    r.deadline = ctx.deadline().value_or(now + kDefaultCallTimeout);
+    r.deadline = ctx.deadline().value_or(now + options_.patience);
     if (r.deadline <= now) return make_error(ErrorCode::DeadlineExceeded, fmt::format("no time was left to call {}", r.url));
     r.target = fmt::format("/{}/{}", address_.graph, m.name);
     r.body = json_text(body);
@@ -309,6 +325,7 @@ class RemoteInstance final : public ModelInstance {
   dsl::RemoteAddress address_;
   remote::Origin origin_;
   std::vector<plan::Method> methods_;
+  RemoteOptions options_;
 };
 
 // The endpoints of one graph as GET /graphs states them, as method signatures.
@@ -370,6 +387,7 @@ Result<std::vector<MethodSchema>> schemas_from(const json::value& v, const dsl::
 
 class RemoteBackend final : public Backend {
  public:
+  explicit RemoteBackend(RemoteOptions options) : options_(options) {}
   std::string_view name() const override { return "remote"; }
 
   Result<std::shared_ptr<ModelInstance>> load(const plan::Model& model) override {
@@ -380,7 +398,8 @@ class RemoteBackend final : public Backend {
       return make_error(ErrorCode::LoadError, fmt::format("remote model `{}` cannot be placed on {}", model.name,
                                                           model.placement.to_string()));
     }
-    return std::shared_ptr<ModelInstance>(std::make_shared<RemoteInstance>(client_.get(), std::move(*a), model.methods));
+    return std::shared_ptr<ModelInstance>(
+        std::make_shared<RemoteInstance>(client_.get(), std::move(*a), model.methods, options_));
   }
 
   Result<std::vector<MethodSchema>> inspect(const std::string& url) override {
@@ -403,11 +422,12 @@ class RemoteBackend final : public Backend {
   }
 
  private:
+  RemoteOptions options_;
   SharedClient client_;
 };
 
 }  // namespace
 
-std::shared_ptr<Backend> make_remote_backend() { return std::make_shared<RemoteBackend>(); }
+std::shared_ptr<Backend> make_remote_backend(RemoteOptions options) { return std::make_shared<RemoteBackend>(options); }
 
 }  // namespace braid::engine

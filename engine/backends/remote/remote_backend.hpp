@@ -12,12 +12,20 @@
 // `braid check --require-models` (and `braid serve`, which checks the same way) reads that
 // server's GET /graphs and checks every declared method against its endpoint.
 
+#include <chrono>
 #include <memory>
 
 #include "engine/backend.hpp"
 
 namespace braid::engine {
 
-std::shared_ptr<Backend> make_remote_backend();
+struct RemoteOptions {
+  // A call with no deadline at all (no `timeout` on the model, the node or the endpoint, no
+  // Braid-Timeout from the client) gives up after this long; a streaming one, after this long
+  // without a byte of its answer, however long the whole stream runs.
+  std::chrono::steady_clock::duration patience = std::chrono::seconds(60);
+};
+
+std::shared_ptr<Backend> make_remote_backend(RemoteOptions options = {});
 
 }  // namespace braid::engine
