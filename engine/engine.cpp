@@ -61,8 +61,10 @@ Engine::~Engine() {
     for (auto& p : impl->device_pools) p->join();
     for (auto& p : impl->model_pools) p->join();
     // An asynchronous call still out (another server's answer) comes back to a stopped pool,
-    // which drops it; waited for here (it ends by its deadline or its request's cancellation at
-    // the latest), as a pool thread blocked in a call would be.
+    // which drops it; waited for here, as a pool thread blocked in a call would be. It ends by
+    // its deadline or its request's cancellation at the latest; a stream with no deadline, when
+    // the other server ends it or stays silent for the remote backend's patience (callers drain
+    // or cancel their requests first).
     impl->async_calls.wait_idle();
     // 2. Every notification still pending fires: one more on each stream, waited for here,
     //    comes after them. They post to the CPU pool, which is still alive.

@@ -200,7 +200,7 @@ endpoint relay(n: int, key: str) -> stream<str> { return up.gated(n, key) }
     CHECK(silent.error->code == ErrorCode::DeadlineExceeded);
     CHECK_MESSAGE(silent.error->message.find("sent nothing for 1000 ms") != std::string::npos, silent.error->message);
     // And no deadline goes to the server called, which would stop the stream there.
-    ScriptedPeer peer([](const auto&, int, int) { return sse_answer("data: \"a\"\n\nevent: end\ndata: null\n\n"); }, true);
+    ScriptedPeer peer([](const auto&, int, int) { return sse_answer("data: \"a\"\n\nevent: end\ndata: null\n\n"); });
     Front to_peer(peer.port(), R"(
   def words(text: str) -> stream<str>
 }

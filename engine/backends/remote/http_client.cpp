@@ -117,12 +117,12 @@ struct HttpClient::Exchange {
   Clock::duration idle{};
   asio::steady_timer watchdog;
   asio::steady_timer poll;     // the caller's cancellation, checked every kCancelPoll
-  asio::steady_timer give_up;  // past the deadline by kGrace: answer without the I/O
+  asio::steady_timer give_up;  // past the limit (the deadline, or `idle`) by kGrace: answer without the I/O
   tcp::resolver resolver;
   std::unique_ptr<beast::tcp_stream> stream;  // the connection in use (abort() closes it)
   const CallContext* cancel = nullptr;        // null once finished: the caller may free it then
   bool timed_out = false;
-  bool silent = false;  // the watchdog fired for `idle`, not for the deadline
+  bool silent = false;  // the watchdog (or the last resort) fired for `idle`, not for the deadline
   bool aborted = false;
   bool finished = false;
   std::function<void(Result<HttpAnswer>)> done;
@@ -185,9 +185,11 @@ Clock::time_point limit_of(const HttpClient::Exchange& x) {
 void arm_give_up(const std::shared_ptr<HttpClient::Exchange>& x) {
   const auto limit = limit_of(*x);
   x->give_up.expires_at(limit < Clock::time_point::max() - kGrace ? limit + kGrace : Clock::time_point::max());
-  x->give_up.async_wait([x](beast::error_code ec) {
-    if (ec || x->finished) return;
-    x->silent = limit_of(*x) < x->deadline;
+  x->give_up.async_wait([x, silent = limit < x->deadline](beast::error_code ec) {
+    // Also when it expired just before a piece of the body pushed it further (its completion
+    // was already on its way): the later expiry stands.
+    if (ec || x->finished || Clock::now() < x->give_up.expiry()) return;
+    x->silent = silent;
     x->abort();
     x->finish(x->silent ? x->failure("", asio::error::timed_out)
                         : make_error(ErrorCode::DeadlineExceeded, fmt::format("{} did not answer in time", x->where())));
@@ -199,7 +201,8 @@ void arm_watchdog(const std::shared_ptr<HttpClient::Exchange>& x) {
   const auto limit = limit_of(*x);
   x->watchdog.expires_at(limit);
   x->watchdog.async_wait([x, silent = limit < x->deadline](beast::error_code ec) {
-    if (ec) return;  // pushed further, or finished
+    // Pushed further (also just after it expired), or finished.
+    if (ec || x->finished || Clock::now() < x->watchdog.expiry()) return;
     x->timed_out = true;
     x->silent = silent;
     x->abort();

@@ -1,5 +1,6 @@
 #include "engine/backends/remote/remote_backend.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <condition_variable>
@@ -428,6 +429,9 @@ class RemoteBackend final : public Backend {
 
 }  // namespace
 
-std::shared_ptr<Backend> make_remote_backend(RemoteOptions options) { return std::make_shared<RemoteBackend>(options); }
+std::shared_ptr<Backend> make_remote_backend(RemoteOptions options) {
+  options.patience = std::clamp<Clock::duration>(options.patience, std::chrono::milliseconds(1), std::chrono::hours(24));
+  return std::make_shared<RemoteBackend>(options);
+}
 
 }  // namespace braid::engine

@@ -22,7 +22,8 @@ namespace braid::engine {
 struct RemoteOptions {
   // A call with no deadline at all (no `timeout` on the model, the node or the endpoint, no
   // Braid-Timeout from the client) gives up after this long; a streaming one, after this long
-  // without a byte of its answer, however long the whole stream runs.
+  // without a byte of its answer, however long the whole stream runs. From 1 ms to 24 h (a
+  // value outside is taken as the nearest bound).
   std::chrono::steady_clock::duration patience = std::chrono::seconds(60);
 };
 
