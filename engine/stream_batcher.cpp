@@ -37,10 +37,7 @@ StreamBatcher::StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t
     // at once would split the streams into smaller steps that the device runs one by one.
     : Gatherer(engine, m, m.device >= 0 ? m.instances.size() : std::max<std::size_t>(m.instances.size(), m.pool_threads)),
       method_(method),
-      on_(m.device >= 0 ? std::optional<Stream>(engine.device->stream(
-                              m.device, engine.next_stream[m.device].fetch_add(1, std::memory_order_relaxed) %
-                                            engine.device->streams_per_device()))
-                        : std::nullopt) {}
+      on_(m.device >= 0 ? std::optional<Stream>(pick_stream(engine, m.device, {})) : std::nullopt) {}
 
 void StreamBatcher::left(const StreamItem& item) {
   if (item.stepped) --stepped_waiting_;

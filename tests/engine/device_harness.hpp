@@ -71,10 +71,18 @@ struct DeviceHarness {
     CHECK(FakeDeviceStorage::released_in_notifications() == released_in_notifications);
   }
 
-  std::future<engine::Result<Value>> start(const std::string& endpoint, std::vector<Value> inputs) {
+  std::future<engine::Result<Value>> start(const std::string& endpoint, std::vector<Value> inputs,
+                                           engine::RunOptions options = {}) {
     auto ep = engine->find("test", endpoint);
     REQUIRE(ep);
-    return engine->run(*ep, std::move(inputs));
+    return engine->run(*ep, std::move(inputs), std::move(options));
+  }
+  // The same, cancelled when `cancel` is.
+  std::future<engine::Result<Value>> start(const std::string& endpoint, std::vector<Value> inputs,
+                                           const std::shared_ptr<engine::CallContext>& cancel) {
+    engine::RunOptions o;
+    o.shared_cancel = cancel;
+    return start(endpoint, std::move(inputs), std::move(o));
   }
 };
 

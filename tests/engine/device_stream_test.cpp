@@ -194,11 +194,7 @@ TEST_SUITE("engine") {
     // stream ends when it lands, in order, and nothing waits on the cancelled run after that.
     DeviceHarness h(kStreams);
     auto cancel = std::make_shared<engine::CallContext>();
-    engine::RunOptions o;
-    o.shared_cancel = cancel;
-    auto ep = h.engine->find("test", "marks");
-    REQUIRE(ep);
-    auto s = stream_of(h.engine->run(*ep, {tensor({1}), Value(std::int64_t{4}), Value("stuck")}, o));
+    auto s = stream_of(h.start("marks", {tensor({1}), Value(std::int64_t{4}), Value("stuck")}, cancel));
     REQUIRE(h.fake->wait_for("g", [](const FakeBackend::Stats& st) { return st.finished == 1; }));
     cancel->cancel();
     CHECK_FALSE(s->ended());

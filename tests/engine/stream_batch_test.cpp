@@ -161,11 +161,7 @@ TEST_SUITE("engine") {
   TEST_CASE("stream batch: a stream whose request gave up while it waited never reaches the model nor takes a place") {
     DeviceHarness h(kStepped);
     auto cancel = std::make_shared<engine::CallContext>();
-    engine::RunOptions o;
-    o.shared_cancel = cancel;
-    auto ep = h.engine->find("test", "full");
-    REQUIRE(ep);
-    auto gone = h.engine->run(*ep, {Value("never seen")}, o);
+    auto gone = h.start("full", {Value("never seen")}, cancel);
     REQUIRE(wait_model(*h.engine, "full", [](const engine::ModelStats& m) { return m.queued == 1; }));
     cancel->cancel();
     std::vector<std::future<engine::Result<Value>>> runs;
