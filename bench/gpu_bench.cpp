@@ -24,6 +24,8 @@
 //   chain       N `gpu_step` nodes (tanh(x @ W), W 256x256, x [8, 256]) through braid, against
 //               the same N forward() calls made back to back in one thread with LibTorch (plus
 //               the copies in and out that braid makes too). Per-node overhead = difference / N.
+//               Then the same chain through a model with `cuda_graphs` (each node a replay of
+//               its captured graph), against the whole chain captured as one graph in LibTorch.
 //
 // The back-to-back baseline is LibTorch code, in engine/backends/torch/baseline.cpp; the engine is
 // used through its public API. Prints one configuration line and markdown tables (or -o json).
@@ -47,6 +49,7 @@
 #include "bench/stats.hpp"
 #include "dsl/frontend.hpp"
 #include "engine/backends/torch/baseline.hpp"
+#include "engine/backends/torch/torch_backend.hpp"
 #include "engine/engine.hpp"
 
 namespace {
@@ -149,10 +152,10 @@ endpoint alone_b(input_data: str) -> float { return model_b.predict(input_data) 
 )";
 }
 
-std::string chain_endpoint(int n) {
+std::string chain_endpoint(int n, const std::string& name = "chain", const std::string& model = "step") {
   std::string body = "x";
-  for (int i = 0; i < n; ++i) body = "step.forward(" + body + ")";
-  return "endpoint chain(x: tensor) -> tensor { return " + body + " }\n";
+  for (int i = 0; i < n; ++i) body = model + ".forward(" + body + ")";
+  return "endpoint " + name + "(x: tensor) -> tensor { return " + body + " }\n";
 }
 
 // The dense embedder batched, one batch for a map of `n` items.
@@ -257,6 +260,11 @@ endpoint grouped(x: tensor, r: int) -> tensor {
 }
 endpoint in_turn(x: tensor, r: int) -> tensor { return busy_b.run(busy_a.run(x, r), r) }
 endpoint one(x: tensor) -> tensor { return step.forward(x) }
+model step_graphed = torch "models/gpu_step.pt" on cuda {
+  cuda_graphs = 4
+  def forward(x: tensor<f32, [?, 256]>) -> tensor
+}
+endpoint one_graphed(x: tensor) -> tensor { return step_graphed.forward(x) }
 model dense_1 = torch "models/dense.pt" on cuda { def embed(x: tensor<f32, [1024]>) -> tensor<f32, [1024]> }
 endpoint dense_single(xs: list<tensor>) -> list<tensor> { return each x in xs { dense_1.embed(x) } }
 model pool_1 = torch "models/pooler.pt" on cuda { def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]> }
@@ -269,7 +277,8 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   s = head.forward(x, n)
   return {top: topk(s, labels, 5), s: s}
 }
-)" + chain_endpoint(nodes) + batched_dense(batch);
+)" + chain_endpoint(nodes) + chain_endpoint(nodes, "chain_graphed", "step_graphed") +
+                    batched_dense(batch);
 
   auto plan = compile("gpu", src, model_paths);
   const auto completion = *engine::cuda_completion_named(completion_name);
@@ -285,6 +294,9 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   Stats turn = measure(*e, "in_turn", busy_in, warmup, iterations);
   Stats chain = measure(*e, "chain", {input(8, 256)}, warmup, iterations);
   Stats single = measure(*e, "one", {input(8, 256)}, warmup, iterations);
+  Stats chain_g = measure(*e, "chain_graphed", {input(8, 256)}, warmup, iterations);
+  Stats single_g = measure(*e, "one_graphed", {input(8, 256)}, warmup, iterations);
+  const auto graph_counts = engine::torch_cuda_graph_counts();
   // The same chain with LibTorch alone (pinned copy in, back to back on one stream, copy out).
   auto baseline = engine::torch_chain_baseline_us(plan->models[0].resolved_path, "forward", {8, 256}, nodes, warmup,
                                                   iterations);
@@ -300,6 +312,14 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
     return 1;
   }
   Stats one1 = summarize(std::move(*baseline1));
+  // The best a hand-written program can do for this fixed shape: the whole chain one CUDA graph.
+  auto baseline_g = engine::torch_chain_baseline_us(plan->models[0].resolved_path, "forward", {8, 256}, nodes, warmup,
+                                                    iterations, /*as_graph=*/true);
+  if (!baseline_g) {
+    std::fprintf(stderr, "LibTorch baseline (one CUDA graph): %s\n", baseline_g.error().message.c_str());
+    return 1;
+  }
+  Stats one_g = summarize(std::move(*baseline_g));
   struct TopkCase {
     std::int64_t n;
     Stats device, host;
@@ -354,6 +374,12 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
                           {"chain_cpu_us", chain.cpu_us},
                           {"chain_libtorch_us", one.p50},
                           {"per_node_overhead_us", per_node},
+                          {"one_node_graphed_us", single_g.p50},
+                          {"chain_graphed_us", chain_g.p50},
+                          {"chain_graphed_cpu_us", chain_g.cpu_us},
+                          {"chain_libtorch_one_graph_us", one_g.p50},
+                          {"cuda_graphs_captured", graph_counts.captured},
+                          {"cuda_graphs_replayed", graph_counts.replayed},
                           {"batch", batch},
                           {"dense_single_us", dense_single.p50},
                           {"dense_batched_us", dense_batched.p50},
@@ -396,12 +422,20 @@ endpoint top_host(x: tensor, n: int, labels: list<str>) -> {top: list<{label: st
   std::printf("\n| one `gpu_step` node, copy in and out | p50 (us) | CPU per request (us) |\n|---|---:|---:|\n");
   std::printf("| braid (`on cuda`, completion by %s) | %.1f [%.1f] | %.1f |\n", completion_name.c_str(), single.p50,
               single.p90, single.cpu_us);
+  std::printf("| braid, `cuda_graphs = 4` (the call replayed as a captured graph) | %.1f [%.1f] | %.1f |\n", single_g.p50,
+              single_g.p90, single_g.cpu_us);
   std::printf("| LibTorch, one thread | %.1f [%.1f] | |\n", one1.p50, one1.p90);
   std::printf("\n| chain of %d `gpu_step` nodes | p50 (us) | per node (us) | CPU per request (us) |\n|---|---:|---:|---:|\n",
               nodes);
   std::printf("| braid (`on cuda`) | %.1f [%.1f] | %.2f | %.1f |\n", chain.p50, chain.p90, chain.p50 / nodes, chain.cpu_us);
   std::printf("| LibTorch back to back, one thread | %.1f [%.1f] | %.2f | |\n", one.p50, one.p90, one.p50 / nodes);
   std::printf("| braid's overhead per node | | %.2f | |\n", per_node);
+  std::printf("| braid, `cuda_graphs = 4` (each node replays its graph) | %.1f [%.1f] | %.2f | %.1f |\n", chain_g.p50,
+              chain_g.p90, chain_g.p50 / nodes, chain_g.cpu_us);
+  std::printf("| LibTorch, the whole chain captured as one CUDA graph | %.1f [%.1f] | %.2f | |\n", one_g.p50, one_g.p90,
+              one_g.p50 / nodes);
+  std::printf("\nCUDA graphs in this run: %llu captured, %llu replays.\n",
+              static_cast<unsigned long long>(graph_counts.captured), static_cast<unsigned long long>(graph_counts.replayed));
   print_batching(fmt::format("map of {} vectors through models/dense.pt on cuda", batch),
                  fmt::format("batched (`max_batch = {}`)", std::max(2, batch)), batch, dense_single, dense_batched);
   print_batching(fmt::format("map of {} token sets (8 to 64 x 64) through models/pooler.pt `pool` on cuda", batch),

@@ -14,6 +14,7 @@ constexpr std::array kModelOptions = {
     OptSpec{"max_batch", OptKind::Int, 1, 1 << 20},       OptSpec{"batch_window", OptKind::Duration, 0, kHour},
     OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}, OptSpec{"retries", OptKind::Int, 0, 100},
     OptSpec{"max_memory", OptKind::Size, 1},              OptSpec{"warmup", OptKind::Int, 0, 10'000},
+    OptSpec{"cuda_graphs", OptKind::Int, 0, 1024},
 };
 constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
 
@@ -137,6 +138,7 @@ void Checker::check_model(const ModelDecl& m) {
   auto& opts = const_cast<std::vector<OptionItem>&>(m.options);
   check_options(opts, kModelOptions, "a model", nullptr, nullptr);
   if (m.backend.name == "remote") check_remote(m);
+  check_cuda_graphs(m);
   std::unordered_map<std::string_view, const MethodSig*> methods;
   for (const auto& sig : m.methods) {
     auto [it, fresh] = methods.emplace(sig.name.name, &sig);
@@ -168,8 +170,27 @@ void Checker::check_remote(const ModelDecl& m) {
     diags_->report(Diag::remote_placement, m.placement_span, m.name.name, m.placement.device < 0 ? std::string("cuda") : fmt::format("cuda:{}", m.placement.device));
   }
   for (const auto& o : m.options) {
-    if (o.name.name == "max_batch" || o.name.name == "batch_window" || o.name.name == "max_memory") {
+    if (o.name.name == "max_batch" || o.name.name == "batch_window" || o.name.name == "max_memory" ||
+        o.name.name == "cuda_graphs") {
       diags_->report(Diag::remote_option, o.name.span, o.name.name);
+    }
+  }
+}
+
+// `cuda_graphs` replays the model's calls as captured CUDA graphs: on the CPU there is nothing
+// to capture, and the graph runs as if the option were not there (a warning, so that a graph
+// moved to the CPU for a test keeps working). A remote model has its own error.
+void Checker::check_cuda_graphs(const ModelDecl& m) {
+  if (m.backend.name == "remote" || m.placement.kind == PlacementKind::Cuda) return;
+  for (const auto& o : m.options) {
+    const auto* lit = o.value ? std::get_if<Literal>(&o.value->node) : nullptr;
+    if (o.name.name != "cuda_graphs" || (lit && lit->kind == Literal::Kind::Int && lit->i == 0)) continue;
+    auto d = diags_->report(Diag::cuda_graphs_cpu, o.name.span, m.name.name);
+    const bool written = m.placement_span.valid() && m.placement_span.begin != m.path_span.begin;
+    if (written) {
+      d.note(m.placement_span, "placed here");
+    } else if (m.path_span.valid()) {
+      d.note(m.path_span, "no `on cuda` after the model file: a model runs on the CPU unless placed elsewhere");
     }
   }
 }

@@ -77,6 +77,9 @@ struct ModelOptions {
   std::uint32_t retries = 0;
   std::uint64_t max_memory = 0;  // 0: unlimited
   std::uint32_t warmup = 1;
+  // On a device: the input shapes per method whose calls are captured as CUDA graphs and
+  // replayed (0: none; see docs/scheduler.md, "CUDA graphs").
+  std::uint32_t cuda_graphs = 0;
 };
 
 struct Param {

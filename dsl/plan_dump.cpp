@@ -193,6 +193,7 @@ std::string to_text(const Plan& p) {
     if (o.retries != d.retries) opts += fmt::format(" retries={}", o.retries);
     if (o.max_memory != d.max_memory) opts += fmt::format(" max_memory={}B", o.max_memory);
     if (o.warmup != d.warmup) opts += fmt::format(" warmup={}", o.warmup);
+    if (o.cuda_graphs != d.cuda_graphs) opts += fmt::format(" cuda_graphs={}", o.cuda_graphs);
     if (!opts.empty()) out += " {" + opts.substr(1) + "}";
     out += "\n";
     for (const auto& meth : m.methods) {

@@ -127,7 +127,8 @@ std::string to_json(const Plan& p) {
                         {"timeout_ns", o.timeout_ns},
                         {"retries", o.retries},
                         {"max_memory", o.max_memory},
-                        {"warmup", o.warmup}}},
+                        {"warmup", o.warmup},
+                        {"cuda_graphs", o.cuda_graphs}}},
                       {"methods", std::move(methods)},
                       {"loc", loc_json(m.loc)}});
   }

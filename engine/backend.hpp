@@ -155,6 +155,11 @@ class ModelInstance {
     done(std::move(e));
   }
 
+  // What made this instance slower than its graph asks, found while it ran (a method that could
+  // not be captured as a CUDA graph, say): the engine reports it once warm-up is over
+  // (Engine::warm_up). Nothing failed.
+  virtual std::vector<std::string> warnings() const { return {}; }
+
   // Stepped streams: continuous batching. For a streaming method that steps(method) accepts
   // (the graph sets `max_batch` above 1 and the model has a batched step), the engine opens
   // each call's stream with open_stream and then advances the streams of every request

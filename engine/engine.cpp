@@ -1,5 +1,6 @@
 #include "engine/engine.hpp"
 
+#include <algorithm>
 #include <latch>
 #include <set>
 #include <thread>
@@ -463,6 +464,14 @@ std::vector<std::string> Engine::warm_up() {
           }
         }
       }
+      // What the instances found while warming up (each instance says the same of a method).
+      std::vector<std::string> found;
+      for (const auto& inst : lm->instances) {
+        for (auto& w : inst->warnings()) {
+          if (std::find(found.begin(), found.end(), w) == found.end()) found.push_back(std::move(w));
+        }
+      }
+      for (const auto& w : found) warnings.push_back(fmt::format("model `{}`: {}", m.name, w));
     }
   }
   impl_->ready.store(true);

@@ -32,6 +32,8 @@ class FakeInstance final : public engine::ModelInstance {
     return counted(ctx, [&] { return run(m_.methods[method].name, args, ctx); });
   }
 
+  std::vector<std::string> warnings() const override { return b_.instance_warnings; }
+
   // Streaming methods (see fake_backend.hpp): words, gated, broken.
   std::optional<engine::Error> call_stream(std::uint32_t method, std::span<const Value> args,
                                            const engine::CallContext& ctx,

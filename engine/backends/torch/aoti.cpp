@@ -224,6 +224,12 @@ class AotiInstance final : public ModelInstance {
   AotiInstance(const plan::Model& spec, int device, std::vector<Entry> methods)
       : spec_(spec), device_(device), methods_(std::move(methods)) {}
 
+  std::vector<std::string> warnings() const override {
+    if (spec_.options.cuda_graphs == 0) return {};
+    return {fmt::format("option `cuda_graphs` does not apply to AOTInductor package `{}`: its calls run as compiled",
+                        spec_.path)};
+  }
+
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
     if (method >= methods_.size()) return make_error(ErrorCode::Internal, "no such method");
     const plan::Method& meth = spec_.methods[method];

@@ -13,6 +13,9 @@
 #include "engine/backends/blas.hpp"
 #include "engine/backends/torch/aoti.hpp"
 #include "engine/backends/torch/convert.hpp"
+#ifdef BRAID_TORCH_CUDA
+#include "engine/backends/torch/cuda_graphs.hpp"
+#endif
 #include "engine/backends/torch/guarded.hpp"
 #include "engine/batch_form.hpp"
 
@@ -159,6 +162,18 @@ class TorchInstance final : public ModelInstance {
         if (auto nb = module_.find_method(meth.name + "_next_batch")) next_batch_.back() = *nb;
       }
     }
+#ifdef BRAID_TORCH_CUDA
+    if (device_ >= 0 && spec.options.cuda_graphs > 0) {
+      graphs_ = std::make_unique<CudaGraphs>(device_, spec.options.cuda_graphs);
+    }
+#endif
+  }
+
+  std::vector<std::string> warnings() const override {
+#ifdef BRAID_TORCH_CUDA
+    if (graphs_) return graphs_->warnings();
+#endif
+    return {};
   }
 
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
@@ -267,7 +282,7 @@ class TorchInstance final : public ModelInstance {
       BatchMethod& bm = *batch_methods_[method];
       const auto groups = pack_groups(bm.form, calls);
       if (groups.size() == 1) {
-        auto out = run_batch(bm, sig, calls, ctx);
+        auto out = run_batch(method, bm, sig, calls, ctx);
         if (!out) return out.error();
         results = std::move(*out);
         return Value();
@@ -277,7 +292,7 @@ class TorchInstance final : public ModelInstance {
       for (const auto& g : groups) {
         some.clear();
         for (std::size_t i : g) some.push_back(calls[i]);
-        auto out = run_batch(bm, sig, some, ctx);
+        auto out = run_batch(method, bm, sig, some, ctx);
         if (!out) return out.error();
         for (std::size_t k = 0; k < g.size(); ++k) results[g[k]] = std::move((*out)[k]);
       }
@@ -291,7 +306,8 @@ class TorchInstance final : public ModelInstance {
   // One call of `_batch` on `calls`, inside run(): each parameter as the batched form takes it
   // (a list of every call's value, or one packed tensor and its lengths); one result per call
   // back, from a list or the rows of a tensor.
-  Result<std::vector<Value>> run_batch(BatchMethod& bm, const plan::Method& sig, std::span<const std::vector<Value>> calls,
+  Result<std::vector<Value>> run_batch(std::uint32_t method, BatchMethod& bm, const plan::Method& sig,
+                                       std::span<const std::vector<Value>> calls,
                                        const CallContext& ctx) {
     std::vector<Value> results;
     const auto& schema = bm.method.function().getSchema();
@@ -324,7 +340,7 @@ class TorchInstance final : public ModelInstance {
       }
       stack.emplace_back(std::move(list));
     }
-    c10::IValue out = bm.method(std::move(stack));
+    c10::IValue out = invoke(method, true, bm.method, std::move(stack), ctx);
     const auto n = static_cast<std::int64_t>(calls.size());
     if (bm.form.rows) {
       if (!out.isTensor() || out.toTensor().dim() < 1 || out.toTensor().size(0) != n) {
@@ -454,6 +470,21 @@ class TorchInstance final : public ModelInstance {
   // The device whose one-element tensors standing for numbers the engine reads later (-1: none).
   int deferred(const CallContext& ctx) const { return device_ >= 0 && ctx.stream() ? device_ : -1; }
 
+  // `m` (method `method`, or its `_batch` form) on `stack`, inside run(): as a CUDA graph where
+  // the model has `cuda_graphs` and the call can be (cuda_graphs.hpp), else as usual.
+  c10::IValue invoke(std::uint32_t method, bool batch, torch::jit::Method& m, std::vector<c10::IValue> stack,
+                     const CallContext& ctx) {
+#ifdef BRAID_TORCH_CUDA
+    if (graphs_ && ctx.stream()) {
+      const std::uint32_t slot = method * 2 + (batch ? 1 : 0);
+      if (auto out = graphs_->run(slot, spec_.name, m, stack)) return std::move(*out);
+    }
+#else
+    (void)method, (void)batch, (void)ctx;
+#endif
+    return m(std::move(stack));
+  }
+
   // Runs `body(signature)` under guarded() (guarded.hpp): on the call's stream, one intra-op
   // thread, inference mode, every exception caught.
   template <typename Body>
@@ -469,6 +500,9 @@ class TorchInstance final : public ModelInstance {
   std::vector<torch::jit::Method> methods_;
   std::vector<std::optional<BatchMethod>> batch_methods_;  // per method: its `_batch` form, if batched
   std::vector<std::optional<torch::jit::Method>> next_batch_;  // per streaming method: `_next_batch`, if batched
+#ifdef BRAID_TORCH_CUDA
+  std::unique_ptr<CudaGraphs> graphs_;  // with `cuda_graphs` on a device
+#endif
 };
 
 class TorchBackend final : public Backend {
@@ -574,5 +608,9 @@ class TorchBackend final : public Backend {
 }  // namespace
 
 std::shared_ptr<Backend> make_torch_backend() { return std::make_shared<TorchBackend>(); }
+
+#ifndef BRAID_TORCH_CUDA
+CudaGraphCounts torch_cuda_graph_counts() { return {}; }
+#endif
 
 }  // namespace braid::engine
