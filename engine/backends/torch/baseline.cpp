@@ -29,7 +29,8 @@ Result<std::vector<double>> torch_chain_baseline_us(const std::string& path, con
     at::Tensor in = host.to(cuda), out_static;
     if (as_graph) {
       for (int i = 0; i < 3; ++i) chain(in);  // the profiling executor settles first
-      graph.capture_begin();
+      // Thread-local: the bench's engines keep their threads meanwhile.
+      graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
       out_static = chain(in);
       graph.capture_end();
     }

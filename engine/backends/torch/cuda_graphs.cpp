@@ -1,9 +1,10 @@
 // CUDA graphs for a TorchScript instance on a device: see cuda_graphs.hpp.
 #include "engine/backends/torch/cuda_graphs.hpp"
 
-#include <ATen/cuda/MemPool.h>
 #include <ATen/core/CachingHostAllocator.h>
+#include <ATen/cuda/MemPool.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <atomic>
@@ -27,9 +28,10 @@ CudaGraphCounts torch_cuda_graph_counts() {
 namespace torch_values {
 namespace {
 
-// Calls made before a capture, on the capture stream (after the call itself ran, on its own): TorchScript's profiling executor settles
-// on the code it runs for these shapes, and what LibTorch makes on first use (a cuBLAS handle
-// and workspace for that stream, fused kernels) exists before capture, outside the graph.
+// Calls made on the capture stream before a capture (after the call itself ran, on its own
+// stream): TorchScript's profiling executor settles on the code it runs for these shapes, and
+// what LibTorch makes on first use (a cuBLAS handle and workspace for that stream, fused
+// kernels) exists before capture, outside the graph.
 constexpr int kWarmCalls = 2;
 
 // The signature of a call whose every argument is a tensor on `device`: dtype, rank and sizes
@@ -89,7 +91,7 @@ CudaGraphs::~CudaGraphs() {
   // running (the engine frees an instance after its last call's results landed; this is cheap
   // insurance at teardown, never on a call's path).
   std::lock_guard lock(mu_);
-  if (replayed_) last_.synchronize();
+  if (ordered_) last_.synchronize();
   slots_.clear();
   if (own_) {
     cudaStreamSynchronize(own_);
@@ -140,8 +142,7 @@ std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view 
 
 namespace {
 
-// Runs `f`, ignoring what it throws: undoing a capture that failed, where some steps may already
-// have been undone by LibTorch.
+// Runs `f`, ignoring what it throws: undoing a capture that failed midway.
 template <typename F>
 void quietly(F&& f) {
   try {
@@ -150,7 +151,35 @@ void quietly(F&& f) {
   }
 }
 
+// The capture in progress on a stream: what the allocators' filters compare streams with (a
+// stream the capture forks onto shares its id). Zero until the capture has begun.
+struct CaptureId {
+  std::atomic<unsigned long long> id{0};
+  bool owns(cudaStream_t s) const {
+    const unsigned long long want = id.load(std::memory_order_acquire);
+    if (want == 0) return false;
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    unsigned long long got = 0;
+    if (cudaStreamGetCaptureInfo(s, &status, &got) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return status == cudaStreamCaptureStatusActive && got == want;
+  }
+};
+
 }  // namespace
+
+CudaGraphs::Graph::~Graph() {
+  if (exec) cudaGraphExecDestroy(exec);
+  // The graph's tensors go back to its pool before the pool goes.
+  inputs.clear();
+  output = c10::IValue();
+  if (pool != c10::MempoolId_t{0, 0}) {
+    quietly([&] { c10::cuda::CUDACachingAllocator::releasePool(static_cast<c10::DeviceIndex>(device), pool); });
+    quietly([&] { at::getHostAllocator(at::kCUDA)->release_pool(pool); });
+  }
+}
 
 std::unique_ptr<CudaGraphs::Graph> CudaGraphs::capture(torch::jit::Method& method, const std::vector<c10::IValue>& stack,
                                                        std::string& why) {
@@ -159,14 +188,17 @@ std::unique_ptr<CudaGraphs::Graph> CudaGraphs::capture(torch::jit::Method& metho
   const c10::cuda::CUDAStream own = c10::cuda::getStreamFromExternal(own_, dev);
   // The arguments were made on the call's stream (or it waits for them): the capture stream
   // waits for it; afterwards the call's stream waits for the capture stream, so that what the
-  // capture read is not freed and reused on the call's stream before it has been read.
+  // capture read is not freed and reused on the call's stream before it has been read. The
+  // capture stream also waits for the last replay: its calls use the cuBLAS workspace (one per
+  // thread and stream) that graphs captured earlier on it replay with.
   at::cuda::CUDAEvent args_ready;
   args_ready.record(call);
   args_ready.block(own);
+  if (ordered_) last_.block(own);
   auto g = std::make_unique<Graph>();
-  auto graph = std::make_unique<Graph::Capture>();
-  c10::MempoolId_t pool{0, 0};
-  bool begun = false;
+  g->device = device_;
+  auto id = std::make_shared<CaptureId>();
+  bool routed = false, capturing = false, ok = false;
   try {
     c10::cuda::CUDAStreamGuard on(own);
     std::vector<c10::IValue> in;
@@ -176,43 +208,68 @@ std::unique_ptr<CudaGraphs::Graph> CudaGraphs::capture(torch::jit::Method& metho
       in.emplace_back(g->inputs.back());
     }
     for (int i = 0; i < kWarmCalls; ++i) (void)method(in);
-    // A pool of the graph's own: graphs sharing one may be replayed only in the order they were
-    // captured, and these are replayed in any order.
-    pool = at::cuda::graph_pool_handle();
-    begun = true;
+    // The capture's allocations (the graph's intermediates and outputs) go to the graph's pool,
+    // routed there before the capture begins (as at::cuda::CUDAGraph does: a free on another
+    // thread in between must see the capture as under way).
+    g->pool = at::cuda::MemPool::graph_pool_handle(/*is_user_created=*/false);
+    c10::cuda::CUDACachingAllocator::beginAllocateToPool(dev, g->pool, [id](cudaStream_t s) { return id->owns(s); });
+    at::getHostAllocator(at::kCUDA)->begin_allocate_to_pool(g->pool, [id](c10::Stream s) {
+      return id->owns(c10::cuda::CUDAStream(c10::cuda::CUDAStream::UNCHECKED, s).stream());
+    });
+    routed = true;
     // Thread-local: threads running other calls meanwhile are not held to capture's rules.
-    graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
+    C10_CUDA_CHECK(cudaStreamBeginCapture(own_, cudaStreamCaptureModeThreadLocal));
+    capturing = true;
+    {
+      cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+      unsigned long long cid = 0;
+      C10_CUDA_CHECK(cudaStreamGetCaptureInfo(own_, &status, &cid));
+      id->id.store(cid, std::memory_order_release);
+    }
     g->output = method(in);
-    graph->capture_end();
+    cudaGraph_t graph = nullptr;
+    capturing = false;
+    const cudaError_t ended = cudaStreamEndCapture(own_, &graph);
+    c10::cuda::CUDACachingAllocator::endAllocateToPool(dev, g->pool);
+    at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(g->pool);
+    routed = false;
+    C10_CUDA_CHECK(ended);
+    TORCH_CHECK(graph != nullptr, "the capture made no graph");
+    // Auto-free on launch: the graph's own tensors stay allocated between replays.
+    const cudaError_t made = cudaGraphInstantiateWithFlags(&g->exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+    cudaGraphDestroy(graph);
+    C10_CUDA_CHECK(made);
+    ok = true;
   } catch (const c10::Error& e) {
     why = first_line(e.what_without_backtrace());
   } catch (const std::exception& e) {
     why = first_line(e.what());
+  } catch (...) {
+    why = "an exception that is not a std::exception";
   }
-  if (why.empty()) {
-    g->graph = std::move(graph);
-  } else {
-    if (begun && !graph->ended()) {
-      // The capture stopped in the middle (the method did what a capture cannot, such as wait
-      // for the device) or could not end: end it on the stream, route the stream's allocations
-      // back to the ordinary pools, and free the graph's.
-      cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-      if (cudaStreamIsCapturing(own_, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
-        cudaGraph_t partial = nullptr;
-        cudaStreamEndCapture(own_, &partial);
-        if (partial) cudaGraphDestroy(partial);
-      }
-      quietly([&] { c10::cuda::CUDACachingAllocator::endAllocateToPool(dev, pool); });
-      quietly([&] { at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(pool); });
-      quietly([&] { c10::cuda::CUDACachingAllocator::releasePool(dev, pool); });
-      quietly([&] { at::getHostAllocator(at::kCUDA)->release_pool(pool); });
+  if (!ok) {
+    if (capturing) {
+      // The method did what a capture cannot (wait for the device, say): the capture is
+      // invalid; end it on the stream.
+      cudaGraph_t partial = nullptr;
+      cudaStreamEndCapture(own_, &partial);
+      if (partial) cudaGraphDestroy(partial);
+    }
+    if (routed) {
+      quietly([&] { c10::cuda::CUDACachingAllocator::endAllocateToPool(dev, g->pool); });
+      quietly([&] { at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(g->pool); });
     }
     (void)cudaGetLastError();  // a refused launch is not the next call's error
-    g.reset();
+    if (why.empty()) why = "unknown error";
+    g.reset();  // its tensors, then its pool
   }
   at::cuda::CUDAEvent captured;
   captured.record(own);
   captured.block(call);
+  // The next replay, on whatever stream, comes after the capture stream's calls too (they used
+  // the workspace graphs captured on this stream replay with), whether or not this one worked.
+  last_.record(own);
+  ordered_ = true;
   return g;
 }
 
@@ -220,12 +277,12 @@ c10::IValue CudaGraphs::replay(Graph& g, const std::vector<c10::IValue>& stack) 
   const c10::cuda::CUDAStream call = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_));
   // After the previous replay (of any graph of this instance, on any stream) and its clones:
   // the inputs, outputs and workspace are this instance's one set.
-  if (replayed_) last_.block(call);
+  if (ordered_) last_.block(call);
   for (std::size_t i = 0; i < stack.size(); ++i) g.inputs[i].copy_(stack[i].toTensor(), /*non_blocking=*/true);
-  g.graph->replay();
+  C10_CUDA_CHECK(cudaGraphLaunch(g.exec, call.stream()));
   c10::IValue out = cloned(g.output);
   last_.record(call);
-  replayed_ = true;
+  ordered_ = true;
   return out;
 }
 

@@ -25,10 +25,19 @@
 // cuBLAS workspace they were captured with, are one set per instance. More instances
 // (`instances`) run in parallel. Capture runs on a stream of the instance's own, never one the
 // engine shares, so no other call's work can be caught in a graph.
+//
+// Capture is CUDA stream capture (thread-local mode: other threads' calls go on meanwhile) with
+// LibTorch's caching allocator routing the capture's allocations to the graph's own pool, as
+// at::cuda::CUDAGraph does, but without registering LibTorch's random number generators: that
+// registration marks the device's default generator as capturing for the whole process, so that
+// any other thread's random op on that device fails while a capture runs (and for good after
+// a capture that failed midway). A method that draws random numbers is refused, or gives the
+// numbers of its captured call: leave `cuda_graphs` off for it.
 
 #include <ATen/cuda/CUDAEvent.h>
-#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <torch/script.h>
 
 #include <cstdint>
@@ -63,14 +72,19 @@ class CudaGraphs {
   std::vector<std::string> warnings() const;
 
  private:
+  // One captured call. The graph's intermediates and outputs live in a memory pool of its own
+  // in LibTorch's caching allocator (graphs sharing one may be replayed only in the order they
+  // were captured; these are replayed in any order), released with it.
   struct Graph {
-    // LibTorch's graph, saying whether its capture ended (then it releases its pool itself).
-    struct Capture : at::cuda::CUDAGraph {
-      bool ended() const { return capture_ended_; }
-    };
-    std::unique_ptr<Capture> graph;
-    std::vector<at::Tensor> inputs;  // the graph reads its arguments here
-    c10::IValue output;              // and writes its result here
+    int device = -1;
+    c10::MempoolId_t pool{0, 0};      // {0, 0}: none yet
+    cudaGraphExec_t exec = nullptr;   // what a replay launches
+    std::vector<at::Tensor> inputs;   // the graph reads its arguments here
+    c10::IValue output;               // and writes its result here
+    Graph() = default;
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
+    ~Graph();
   };
   struct Slot {
     std::map<std::vector<std::int64_t>, std::unique_ptr<Graph>> graphs;  // by signature
@@ -84,8 +98,8 @@ class CudaGraphs {
   cudaStream_t own_ = nullptr;  // capture runs here
   mutable std::mutex mu_;       // one capture or replay at a time
   std::map<std::uint32_t, Slot> slots_;
-  at::cuda::CUDAEvent last_;  // after the last replay's clones
-  bool replayed_ = false;
+  at::cuda::CUDAEvent last_;  // after the last replay's clones (or the last capture's calls)
+  bool ordered_ = false;      // last_ has been recorded
 };
 
 }  // namespace braid::engine::torch_values

@@ -189,7 +189,7 @@ class TorchInstance final : public ModelInstance {
         if (!iv) return iv.error();
         stack.push_back(std::move(*iv));
       }
-      c10::IValue out = methods_[method](std::move(stack));
+      c10::IValue out = invoke(method, false, methods_[method], std::move(stack), ctx);
       return from_ivalue(out, sig.result, deferred(ctx));
     });
   }
