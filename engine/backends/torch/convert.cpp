@@ -88,9 +88,17 @@ at::Tensor host_view(const Tensor& t) {
 // this stream, so that the caching allocator does not hand its memory to the producer's stream
 // while this stream still reads it); one of another device is copied peer to peer; a host
 // tensor goes through pinned memory, asynchronously.
+#ifdef BRAID_TORCH_CUDA
+std::shared_mutex& allocator_uses_lock() {
+  static std::shared_mutex mu;
+  return mu;
+}
+#endif
+
 at::Tensor to_torch(const Tensor& t, int device) {
   if (device < 0) return host_view(t);
 #ifdef BRAID_TORCH_CUDA
+  std::shared_lock no_capture(allocator_uses_lock());
   const auto* ts = dynamic_cast<const TorchStorage*>(t.storage.get());
   const c10::Device dev(c10::kCUDA, static_cast<c10::DeviceIndex>(device));
   if (ts && ts->tensor().is_cuda()) {

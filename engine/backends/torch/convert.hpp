@@ -7,6 +7,7 @@
 #include <torch/script.h>
 
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -43,6 +44,14 @@ class TorchStorage final : public TensorStorage {
 at::Tensor host_view(const Tensor& t);
 // The tensor a call placed on `device` (-1: the CPU) passes to TorchScript (see convert.cpp).
 at::Tensor to_torch(const Tensor& t, int device);
+#ifdef BRAID_TORCH_CUDA
+// Held shared by to_torch around what it tells LibTorch's allocators of a device tensor's use
+// on a stream (record_stream) and of a pinned copy, and exclusively while a CUDA graph is being
+// captured (cuda_graphs.cpp). While any capture is under way, the caching allocator takes a
+// stream use recorded on any thread for one inside the graph, and forgets it when the block is
+// freed: the block could then go back to its stream while the other stream still reads it.
+std::shared_mutex& allocator_uses_lock();
+#endif
 // braid's Tensor over `t` (made contiguous; dtypes braid lacks become f32).
 Result<Value> tensor_value(at::Tensor t);
 // A value as a TorchScript argument of the declared `type`, on `device` (-1: the CPU).

@@ -6,9 +6,12 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <torch/csrc/jit/passes/inliner.h>
 
 #include <atomic>
 #include <exception>
+#include <mutex>
+#include <shared_mutex>
 
 #include <fmt/format.h>
 
@@ -77,6 +80,26 @@ c10::IValue cloned(const c10::IValue& v) {
   return v;  // numbers, strings, None: made from shapes and constants at capture (see the header)
 }
 
+// Whether `method` (with what it calls) forks a task (`torch.jit.fork`): the task would run on
+// an inter-op thread, on that thread's current stream, eagerly during the capture and outside
+// it, and replays would read what it left in memory since freed.
+bool forks(const torch::jit::Block* b) {
+  for (const torch::jit::Node* n : b->nodes()) {
+    if (n->kind() == c10::prim::fork || n->kind() == c10::prim::forkClosure || n->kind() == c10::prim::awaitable) {
+      return true;
+    }
+    for (const torch::jit::Block* sub : n->blocks()) {
+      if (forks(sub)) return true;
+    }
+  }
+  return false;
+}
+bool forks(torch::jit::Method& method) {
+  auto g = method.graph()->copy();
+  torch::jit::Inline(*g);
+  return forks(g->block());
+}
+
 }  // namespace
 
 CudaGraphs::CudaGraphs(int device, std::uint32_t limit) : device_(device), limit_(limit) {
@@ -129,7 +152,12 @@ std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view 
   Slot& s = slots_[slot];
   if (s.refused || s.graphs.size() >= limit_ || s.graphs.count(*key)) return out;  // another thread was first
   std::string why;
-  auto g = capture(method, stack, why);
+  std::unique_ptr<Graph> g;
+  if (forks(method)) {
+    why = "it forks (`torch.jit.fork`): a forked task runs on another thread and stream, outside any capture";
+  } else {
+    g = capture(method, stack, why);
+  }
   if (!g) {
     s.refused = fmt::format("`{}.{}` runs without CUDA graphs: its capture failed: {}", model, method.name(), why);
     refused_count.fetch_add(1, std::memory_order_relaxed);
@@ -198,7 +226,10 @@ std::unique_ptr<CudaGraphs::Graph> CudaGraphs::capture(torch::jit::Method& metho
   auto g = std::make_unique<Graph>();
   g->device = device_;
   auto id = std::make_shared<CaptureId>();
-  bool routed = false, capturing = false, ok = false;
+  bool device_routed = false, host_routed = false, capturing = false, ok = false;
+  // No stream use recorded on any thread while the capture's allocations are routed (see
+  // allocator_uses_lock in convert.hpp): the other threads' conversions wait these milliseconds.
+  std::unique_lock<std::shared_mutex> no_uses(allocator_uses_lock(), std::defer_lock);
   try {
     c10::cuda::CUDAStreamGuard on(own);
     std::vector<c10::IValue> in;
@@ -211,12 +242,14 @@ std::unique_ptr<CudaGraphs::Graph> CudaGraphs::capture(torch::jit::Method& metho
     // The capture's allocations (the graph's intermediates and outputs) go to the graph's pool,
     // routed there before the capture begins (as at::cuda::CUDAGraph does: a free on another
     // thread in between must see the capture as under way).
+    no_uses.lock();
     g->pool = at::cuda::MemPool::graph_pool_handle(/*is_user_created=*/false);
     c10::cuda::CUDACachingAllocator::beginAllocateToPool(dev, g->pool, [id](cudaStream_t s) { return id->owns(s); });
+    device_routed = true;
     at::getHostAllocator(at::kCUDA)->begin_allocate_to_pool(g->pool, [id](c10::Stream s) {
       return id->owns(c10::cuda::CUDAStream(c10::cuda::CUDAStream::UNCHECKED, s).stream());
     });
-    routed = true;
+    host_routed = true;
     // Thread-local: threads running other calls meanwhile are not held to capture's rules.
     C10_CUDA_CHECK(cudaStreamBeginCapture(own_, cudaStreamCaptureModeThreadLocal));
     capturing = true;
@@ -231,14 +264,18 @@ std::unique_ptr<CudaGraphs::Graph> CudaGraphs::capture(torch::jit::Method& metho
     capturing = false;
     const cudaError_t ended = cudaStreamEndCapture(own_, &graph);
     c10::cuda::CUDACachingAllocator::endAllocateToPool(dev, g->pool);
+    device_routed = false;
     at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(g->pool);
-    routed = false;
+    host_routed = false;
+    no_uses.unlock();
     C10_CUDA_CHECK(ended);
     TORCH_CHECK(graph != nullptr, "the capture made no graph");
     // Auto-free on launch: the graph's own tensors stay allocated between replays.
-    const cudaError_t made = cudaGraphInstantiateWithFlags(&g->exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t made = cudaGraphInstantiateWithFlags(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
     cudaGraphDestroy(graph);
     C10_CUDA_CHECK(made);
+    g->exec = exec;
     ok = true;
   } catch (const c10::Error& e) {
     why = first_line(e.what_without_backtrace());
@@ -255,10 +292,9 @@ std::unique_ptr<CudaGraphs::Graph> CudaGraphs::capture(torch::jit::Method& metho
       cudaStreamEndCapture(own_, &partial);
       if (partial) cudaGraphDestroy(partial);
     }
-    if (routed) {
-      quietly([&] { c10::cuda::CUDACachingAllocator::endAllocateToPool(dev, g->pool); });
-      quietly([&] { at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(g->pool); });
-    }
+    if (device_routed) quietly([&] { c10::cuda::CUDACachingAllocator::endAllocateToPool(dev, g->pool); });
+    if (host_routed) quietly([&] { at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(g->pool); });
+    if (no_uses.owns_lock()) no_uses.unlock();
     (void)cudaGetLastError();  // a refused launch is not the next call's error
     if (why.empty()) why = "unknown error";
     g.reset();  // its tensors, then its pool

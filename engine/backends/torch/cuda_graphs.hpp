@@ -31,8 +31,11 @@
 // at::cuda::CUDAGraph does, but without registering LibTorch's random number generators: that
 // registration marks the device's default generator as capturing for the whole process, so that
 // any other thread's random op on that device fails while a capture runs (and for good after
-// a capture that failed midway). A method that draws random numbers is refused, or gives the
-// numbers of its captured call: leave `cuda_graphs` off for it.
+// a capture that failed midway). A method that draws random numbers on the device fails its
+// capture (LibTorch refuses to advance a generator not registered with a capture) and is
+// refused; one that forks (`torch.jit.fork`) is refused before capture. While a capture's
+// allocations are routed to its pool, other threads' conversions of device tensors wait
+// (allocator_uses_lock, convert.hpp).
 
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
