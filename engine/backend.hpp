@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dsl/plan.hpp"
@@ -62,10 +63,21 @@ class CallContext {
   }
   // For a call of a model placed on a device: the stream to enqueue its work on. Empty on CPU.
   const Stream& stream() const { return stream_; }
+  // The request this work is for, as its client or the HTTP server named it (X-Request-Id): the
+  // one set on this context or the nearest above it; empty when none is. A remote call sends
+  // it on. Set before the context is shared.
+  void set_request_id(std::string id) { request_id_ = std::move(id); }
+  std::string_view request_id() const {
+    for (const CallContext* c = this; c; c = c->parent_) {
+      if (!c->request_id_.empty()) return c->request_id_;
+    }
+    return {};
+  }
 
  private:
   const CallContext* parent_;  // outlives this context
   Stream stream_;
+  std::string request_id_;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
   std::atomic<bool> cancelled_{false};
 };

@@ -59,6 +59,7 @@ struct ServeOptions {
   std::optional<std::string> cuda_completion;
   std::optional<std::size_t> max_in_flight;
   bool allow_reload = false;  // POST /admin/reload (or server.allow_reload in the config file)
+  bool access_log = false;    // a line per request on stderr (or server.access_log)
 };
 
 int check(const CheckOptions& o);

@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--max-in-flight", serve.max_in_flight, "Requests in flight before 429 (default 1024)");
   serve_cmd->add_flag("--allow-reload", serve.allow_reload,
                       "Serve POST /admin/reload, which reloads the graphs and their models (SIGHUP always does)");
+  serve_cmd->add_flag("--access-log", serve.access_log,
+                      "Write a line per answered request to stderr: time, client, method, target, status, bytes, "
+                      "milliseconds, request id");
   add_common(serve_cmd, serve.common);
 
   CLI11_PARSE(app, argc, argv);

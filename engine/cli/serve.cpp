@@ -104,6 +104,7 @@ int serve(const ServeOptions& o) {
   if (o.cuda_completion) cfg.cuda_completion = engine::cuda_completion_named(*o.cuda_completion).value_or(cfg.cuda_completion);
   if (o.max_in_flight) cfg.max_in_flight = *o.max_in_flight;
   if (o.allow_reload) cfg.allow_reload = true;
+  if (o.access_log) cfg.access_log = true;
 
   CommonOptions common = o.common;
   common.require_models = true;

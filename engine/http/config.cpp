@@ -109,7 +109,7 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   static const std::vector<std::string> known = {
       "server.host",          "server.port",        "server.io_threads",   "server.max_body",
       "server.max_header",    "server.read_timeout", "server.idle_timeout", "server.write_timeout",
-      "server.max_in_flight", "server.drain_timeout", "server.allow_reload", "engine.cpu_threads", "engine.cuda_streams",
+      "server.max_in_flight", "server.drain_timeout", "server.allow_reload", "server.access_log", "engine.cpu_threads", "engine.cuda_streams",
       "engine.cuda_threads",  "engine.cuda_completion", "models.paths"};
   for (const auto& [section, node] : t) {
     const auto* tab = node.as_table();
@@ -139,6 +139,10 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   if (auto n = t.at_path("server.allow_reload")) {
     if (auto b = n.value_exact<bool>()) c.allow_reload = *b;
     else fail("server.allow_reload", "expected true or false");
+  }
+  if (auto n = t.at_path("server.access_log")) {
+    if (auto b = n.value_exact<bool>()) c.access_log = *b;
+    else fail("server.access_log", "expected true or false");
   }
   get_int("engine.cpu_threads", c.cpu_threads, 0, 1024);
   get_int("engine.cuda_streams", c.cuda_streams, 1, 64);

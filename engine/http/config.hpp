@@ -8,6 +8,7 @@
 //   read_timeout = "10s"    idle_timeout = "60s"   write_timeout = "10s"
 //   max_in_flight = 1024    drain_timeout = "10s"
 //   allow_reload = false    # POST /admin/reload (SIGHUP reloads either way)
+//   access_log = false      # a line per request on stderr
 //   [engine]
 //   cpu_threads = 0         # 0: all hardware threads
 //   cuda_streams = 4        cuda_threads = 0   # per device; 0: one thread per stream
@@ -37,6 +38,7 @@ struct ServerConfig {
   std::size_t max_in_flight = 1024;
   std::chrono::milliseconds drain_timeout{10'000};
   bool allow_reload = false;  // POST /admin/reload reloads the graphs (SIGHUP always does)
+  bool access_log = false;    // a line per answered request on stderr (Server::set_access_log)
   unsigned cpu_threads = 0;
   unsigned cuda_streams = 4;  // streams per CUDA device (models placed `on cuda`)
   unsigned cuda_threads = 0;  // threads per device enqueuing work; 0: one per stream

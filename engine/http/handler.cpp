@@ -10,6 +10,7 @@
 
 #include "engine/http/config.hpp"
 #include "engine/http/kserve.hpp"
+#include "engine/http/request_id.hpp"
 #include "engine/json_text.hpp"
 #include "engine/value_json.hpp"
 
@@ -230,9 +231,26 @@ unsigned status_for(ErrorCode code) {
 Handler::Handler(std::shared_ptr<engine::Engine> engine, HandlerOptions options)
     : engine_(std::move(engine)), options_(std::move(options)) {}
 
+namespace {
+
+// What every answer's head says besides its content: the server, and the request's id (answer()
+// put it on the request).
+void stamp(const Request& req, Response& res) {
+  res.set(bhttp::field::server, "braid");
+  if (auto h = req.find(kRequestIdHeader); h != req.end()) res.set(kRequestIdHeader, h->value());
+}
+
+}  // namespace
+
+std::shared_ptr<engine::CallContext> Handler::request_context(const Request& req) {
+  auto ctx = std::make_shared<engine::CallContext>(&cancel_);
+  ctx->set_request_id(request_id_of(req));
+  return ctx;
+}
+
 Response Handler::respond(const Request& req, unsigned status, const json::value& body) {
   Response res{static_cast<bhttp::status>(status), req.version()};
-  res.set(bhttp::field::server, "braid");
+  stamp(req, res);
   res.set(bhttp::field::content_type, "application/json");
   res.keep_alive(req.keep_alive());
   res.body() = engine::json_text(body);
@@ -250,7 +268,7 @@ Response Handler::respond(const Request& req, InferAnswer answer) {
     answer.body.push_back('\n');
   }
   Response res{bhttp::status::ok, req.version()};
-  res.set(bhttp::field::server, "braid");
+  stamp(req, res);
   // With binary outputs: the JSON part's length, then the raw data (as Triton answers).
   res.set(bhttp::field::content_type, answer.binary ? "application/octet-stream" : "application/json");
   if (answer.binary) res.set("Inference-Header-Content-Length", std::to_string(answer.json_size));
@@ -324,7 +342,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
       co_await stream_started(s);
       if (s->size() == 0 && s->ended() && s->error()) co_return engine_error(req, *s->error());
       Response head{bhttp::status::ok, req.version()};
-      head.set(bhttp::field::server, "braid");
+      stamp(req, head);
       head.set(bhttp::field::content_type, *format == StreamFormat::Sse ? "text/event-stream" : "application/x-ndjson");
       head.set(bhttp::field::cache_control, "no-cache");
       head.set(bhttp::field::vary, "Accept");
@@ -406,6 +424,15 @@ boost::asio::awaitable<Response> Handler::handle(Request req, std::shared_ptr<co
 }
 
 boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<const engine::CallContext> cancel) {
+  // The request's id (request_id.hpp): its context's, else the client's or a new one. Every
+  // answer's head repeats it (stamp).
+  std::string id(cancel ? cancel->request_id() : std::string_view());
+  if (id.empty()) {
+    auto own = request_context(req);
+    id = own->request_id();
+    if (!cancel) cancel = std::move(own);
+  }
+  req.set(kRequestIdHeader, id);
   const auto parts = split_path(req.target());
   const auto method = req.method();
   const bool get = method == bhttp::verb::get;
@@ -477,7 +504,7 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
   if (parts.size() == 1 && parts[0] == "metrics") {
     if (!get) co_return wrong_method("GET");
     Response res{bhttp::status::ok, req.version()};
-    res.set(bhttp::field::server, "braid");
+    stamp(req, res);
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
     res.keep_alive(req.keep_alive());
     res.body() = metrics_text();

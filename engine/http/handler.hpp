@@ -83,8 +83,8 @@ class Handler {
   boost::asio::awaitable<Answer> answer(Request req, std::shared_ptr<const engine::CallContext> cancel = nullptr);
   // The same, with a streamed body read to its end into the response (tests, HTTP/1.0).
   boost::asio::awaitable<Response> handle(Request req, std::shared_ptr<const engine::CallContext> cancel = nullptr);
-  // A context for one request, under cancel_all()'s.
-  std::shared_ptr<engine::CallContext> request_context() { return std::make_shared<engine::CallContext>(&cancel_); }
+  // A context for request `req`, under cancel_all()'s, with its id (request_id.hpp).
+  std::shared_ptr<engine::CallContext> request_context(const Request& req);
 
   // The engine new requests run on.
   std::shared_ptr<engine::Engine> engine() const { return engine_.load(); }

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -54,8 +56,14 @@ bool peer_gone(tcp::socket& socket) {
 // One connection. Lives on its own strand; `busy` says whether a request is being handled (so
 // that a graceful stop closes only idle connections).
 struct Server::Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {
+    boost::system::error_code ec;
+    const auto ep = stream.socket().remote_endpoint(ec);
+    if (!ec) peer = ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                                         : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  }
   beast::tcp_stream stream;
+  std::string peer = "-";  // the client's address, for the access log
   bool busy = false;
   bool closing = false;
 };
@@ -139,6 +147,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
     s->stream.expires_after(first ? config_.read_timeout : config_.idle_timeout);
     first = false;
     auto [ec, n] = co_await bhttp::async_read_header(s->stream, buffer, parser, tuple_awaitable);
+    const auto began = std::chrono::steady_clock::now();
     if (!ec) {
       s->busy = true;  // a request has begun: a graceful stop lets it finish
       s->stream.expires_after(config_.read_timeout);
@@ -166,16 +175,27 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
         res = plain_error(400, fmt::format("malformed HTTP request: {}", ec.message()), "bad_request");
       }
       s->stream.expires_after(config_.write_timeout);
-      co_await bhttp::async_write(s->stream, res, tuple_awaitable);
+      auto [wec, written] = co_await bhttp::async_write(s->stream, res, tuple_awaitable);
+      if (config_.access_log) {
+        const auto& head = parser.get();
+        log_access(*s, head.method_string(), head.target(), res.result_int(), res.body().size(),
+                   std::chrono::steady_clock::now() - began, "", static_cast<bool>(wec));
+      }
       break;
     }
     Request req = parser.release();
     bool keep = req.keep_alive();
+    // For the access log: the request line (the request itself moves into the handler).
+    std::string method, target;
+    if (config_.access_log) {
+      method = std::string(req.method_string());
+      target = std::string(req.target());
+    }
     // While the request runs, its connection is watched without reading from it: a client that
     // closes it no longer wants the answer, and the request's context is cancelled, so its run
     // stops (and, through remote models, the runs it started elsewhere). A next request already
     // read (pipelining): nothing to watch for.
-    auto ctx = handler_.request_context();
+    auto ctx = handler_.request_context(req);
     const bool watch = buffer.size() == 0;
     if (watch) {
       s->stream.socket().async_wait(tcp::socket::wait_read, [s, ctx](boost::system::error_code wait_ec) {
@@ -190,14 +210,20 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       keep = false;
     }
     boost::system::error_code wec;
+    std::size_t bytes = 0;
     if (answer->stream) {
       // The watch goes on while the body streams: a client that leaves stops the run.
-      wec = co_await write_streamed(*s, *answer, keep, *ctx);
+      wec = co_await write_streamed(*s, *answer, keep, *ctx, bytes);
     } else {
       if (stopping_) keep = false;
       answer->res.keep_alive(keep);
       s->stream.expires_after(config_.write_timeout);
+      bytes = answer->res.body().size();
       std::tie(wec, std::ignore) = co_await bhttp::async_write(s->stream, answer->res, tuple_awaitable);
+    }
+    if (config_.access_log) {
+      log_access(*s, method, target, answer->res.result_int(), bytes, std::chrono::steady_clock::now() - began,
+                 ctx->request_id(), static_cast<bool>(wec));
     }
     if (watch) {
       boost::system::error_code ignored;
@@ -244,7 +270,8 @@ struct StreamQueue : std::enable_shared_from_this<StreamQueue> {
   }
 };
 
-asio::awaitable<boost::system::error_code> Server::write_streamed(Session& s, Answer& a, bool& keep, engine::CallContext& ctx) {
+asio::awaitable<boost::system::error_code> Server::write_streamed(Session& s, Answer& a, bool& keep, engine::CallContext& ctx,
+                                                                 std::size_t& bytes) {
   auto q = std::make_shared<StreamQueue>();
   a.stream->read(
       [q](const engine::Value& v) {
@@ -279,6 +306,7 @@ asio::awaitable<boost::system::error_code> Server::write_streamed(Session& s, An
     s.stream.expires_after(config_.write_timeout);
     // Named, not temporaries of the co_await expressions (see StreamQueue::next).
     if (!chunk.empty()) {
+      bytes += chunk.size();
       auto body = bhttp::make_chunk(asio::buffer(chunk));
       std::tie(ec, n) = co_await asio::async_write(s.stream, body, tuple_awaitable);
     }
@@ -290,6 +318,27 @@ asio::awaitable<boost::system::error_code> Server::write_streamed(Session& s, An
   // A client that cannot take the rest (gone, or too slow for the write timeout) stops the run.
   if (ec) ctx.cancel();
   co_return ec;
+}
+
+void Server::log_access(const Session& s, std::string_view method, std::string_view target, unsigned status,
+                        std::size_t bytes, std::chrono::steady_clock::duration elapsed, std::string_view id, bool aborted) {
+  // 2026-12-07T03:25:01.123Z 127.0.0.1:51234 "POST /ensemble/ensemble_predict" 200 41B 1.73ms id=8f0e...
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  std::string line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {} \"{} {}\" {} {}B {:.2f}ms id={}{}",
+                                 utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, ms,
+                                 s.peer, method.empty() ? "-" : method, target.empty() ? "-" : target, status, bytes,
+                                 std::chrono::duration<double, std::milli>(elapsed).count(), id.empty() ? "-" : id,
+                                 aborted ? " aborted" : "");
+  if (access_sink_) {
+    access_sink_(line);
+  } else {
+    line.push_back('\n');
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  }
 }
 
 asio::awaitable<void> Server::drain() {

@@ -10,8 +10,12 @@
 //   s.stop(); t.join();
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -38,6 +42,9 @@ class Server {
   // Starts the graceful stop; safe from any thread and from a signal handler's completion.
   void stop();
   Handler& handler() { return handler_; }
+  // Where the access log's lines go (config.access_log; each line without its newline, from any
+  // I/O thread): stderr unless set. Set before run().
+  void set_access_log(std::function<void(const std::string&)> sink) { access_sink_ = std::move(sink); }
 
   struct Session;
 
@@ -47,7 +54,14 @@ class Server {
   boost::asio::awaitable<void> drain();
   // Writes a streamed answer: its head, then a chunk as items come, then the end. Cancels `ctx`
   // (the request's) when the client cannot take it.
-  boost::asio::awaitable<boost::system::error_code> write_streamed(Session& s, Answer& a, bool& keep, engine::CallContext& ctx);
+  // Adds the body bytes it wrote to `bytes`.
+  boost::asio::awaitable<boost::system::error_code> write_streamed(Session& s, Answer& a, bool& keep, engine::CallContext& ctx,
+                                                                   std::size_t& bytes);
+  // One access log line (config.access_log): a request answered with `status` and `bytes` of body
+  // in `elapsed`; `id` empty when no request could be read; `aborted` when the answer could not
+  // be written whole.
+  void log_access(const Session& s, std::string_view method, std::string_view target, unsigned status, std::size_t bytes,
+                  std::chrono::steady_clock::duration elapsed, std::string_view id, bool aborted);
 
   ServerConfig config_;
   Handler handler_;
@@ -58,6 +72,7 @@ class Server {
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::vector<std::weak_ptr<Session>> sessions_;
+  std::function<void(const std::string&)> access_sink_;
 };
 
 }  // namespace braid::http

@@ -24,18 +24,30 @@ struct Client {
     stream.expires_after(std::chrono::seconds(30));
   }
 
-  Response request(boost::beast::http::verb method, const std::string& target, const std::string& body = "",
-                   bool keep_alive = true) {
-    boost::beast::http::request<boost::beast::http::string_body> req{method, target, 11};
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+  // A JSON request, to add headers to before send().
+  static Request make(boost::beast::http::verb method, const std::string& target, const std::string& body = "",
+                      bool keep_alive = true) {
+    Request req{method, target, 11};
     req.set(boost::beast::http::field::host, "localhost");
     req.set(boost::beast::http::field::content_type, "application/json");
     req.keep_alive(keep_alive);
     req.body() = body;
     req.prepare_payload();
+    return req;
+  }
+
+  Response send(const Request& req) {
     boost::beast::http::write(stream, req);
     Response res;
     boost::beast::http::read(stream, buffer, res);
     return res;
+  }
+
+  Response request(boost::beast::http::verb method, const std::string& target, const std::string& body = "",
+                   bool keep_alive = true) {
+    return send(make(method, target, body, keep_alive));
   }
 
   // Reads until the server closes the connection; true when it did.

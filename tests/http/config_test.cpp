@@ -33,6 +33,7 @@ read_timeout = "250ms"
 idle_timeout = 30
 max_in_flight = 64
 allow_reload = true
+access_log = true
 [engine]
 cpu_threads = 3
 cuda_streams = 8
@@ -50,6 +51,7 @@ paths = ["/a", "/b"]
     CHECK(c->idle_timeout == std::chrono::seconds(30));
     CHECK(c->max_in_flight == 64);
     CHECK(c->allow_reload);
+    CHECK(c->access_log);
     CHECK(c->cpu_threads == 3);
     CHECK(c->cuda_streams == 8);
     CHECK(c->cuda_completion == engine::CudaCompletion::Poll);
@@ -69,6 +71,7 @@ paths = ["/a", "/b"]
         {"[server]\nmax_body = \"lots\"\n", "`server.max_body`: `lots` is not a size"},
         {"[server]\nhost = 5\n", "`server.host`: expected a string"},
         {"[server]\nallow_reload = 1\n", "`server.allow_reload`: expected true or false"},
+        {"[server]\naccess_log = \"yes\"\n", "`server.access_log`: expected true or false"},
         {"[engine]\ncuda_completion = \"spin\"\n", "`engine.cuda_completion`: expected \"callback\" or \"poll\""},
         {"[server\n", ":1:"},
     };

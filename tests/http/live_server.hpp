@@ -6,6 +6,7 @@
 //   LiveServer live(graph_text, "g");
 //   Client c(live.port);
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,13 +25,16 @@ struct LiveServer {
   std::thread thread;
   std::uint16_t port = 0;
 
-  // `cfg`'s port is replaced by a free one.
-  LiveServer(const std::string& graph, const std::string& name, http::ServerConfig cfg = {}) {
+  // `cfg`'s port is replaced by a free one. `access_log`: where the access log's lines go (with
+  // cfg.access_log).
+  LiveServer(const std::string& graph, const std::string& name, http::ServerConfig cfg = {},
+             std::function<void(const std::string&)> access_log = {}) {
     engine::BackendRegistry r;
     r.add(fake);
     engine = engine::Engine::create({compile_graph(graph, name)}, r, {4}).value();
     cfg.port = 0;
     server = std::make_unique<http::Server>(engine, cfg);
+    if (access_log) server->set_access_log(std::move(access_log));
     auto p = server->start();
     REQUIRE(p);
     port = *p;

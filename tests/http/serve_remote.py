@@ -9,7 +9,8 @@ without the other one. Then a stream across servers: graphs/remote_streaming.gra
 graphs/streaming.graph's generated words from its server as they are made and scores them
 itself; its answer, streamed to the client, is the other server's own `generate_scored`.
 Last, a tensor relayed through a remote node, sent and answered as raw bytes (binary tensors),
-comes back bit for bit.
+comes back bit for bit. On the way, a client's X-Request-Id comes back from the front server and
+appears in the back server's access log (`--access-log`) on the call the front made for it.
 
 usage: serve_remote.py BRAID_BINARY
 """
@@ -29,8 +30,8 @@ from serve_support import check, failures, request, wait_until
 braid = sys.argv[1]
 
 
-def serve(graph):
-    proc, port = serve_support.serve(braid, graph)
+def serve(graph, *extra):
+    proc, port = serve_support.serve(braid, graph, *extra)
     check(wait_until(lambda: request(port, "GET", "/v2/health/ready")[0] == 200), f"{graph} ready")
     return proc, port
 
@@ -61,7 +62,7 @@ def pointed(example, address, port, tmp, name=None, edits=()):
     return path
 
 
-back, back_port = serve("graphs/sequential.graph")
+back, back_port = serve("graphs/sequential.graph", "--access-log")
 front = None
 with tempfile.TemporaryDirectory() as tmp:
     try:
@@ -98,8 +99,23 @@ with tempfile.TemporaryDirectory() as tmp:
             check(bs == 200 and answer["label"] == json.loads(bbody),
                   f"the front's answer is the back server's: {answer!r} vs {bbody!r}")
 
+        # A client's request id comes back from the front and reaches the back server, whose
+        # access log names the call by it.
+        request_id = f"e2e-{os.getpid()}"
+        conn = http.client.HTTPConnection("127.0.0.1", front_port, timeout=60)
+        conn.request("POST", "/remote/classify", body=json.dumps({"input_data": "a fine day"}),
+                     headers={"Content-Type": "application/json", "X-Request-Id": request_id})
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        check(r.status == 200 and r.getheader("X-Request-Id") == request_id,
+              f"the front echoes the client's request id: {r.status} {r.getheader('X-Request-Id')!r}")
+
         # The back server goes away: the front answers an error naming node and address, and lives on.
         check(stop(back) == 0, "the back server stopped cleanly")
+        log = back.stderr.read()
+        check(re.search(r'"POST /sequential/predict" 200 \d+B [\d.]+ms id=' + re.escape(request_id) + "$", log, re.M)
+              is not None, f"the back server's access log names the front's call by the client's id: {log[-2000:]!r}")
         status, body = request(front_port, "POST", "/remote/summarize_classify", {"text": "x"})
         err = json.loads(body) if body.startswith(b"{") else {}
         check(status == 500 and err.get("code") == "model_error", f"500 once the back server is gone: {status} {body!r}")

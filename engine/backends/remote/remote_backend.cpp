@@ -263,8 +263,9 @@ class RemoteInstance final : public ModelInstance {
     Clock::time_point deadline;
   };
 
-  // The request of a call: the arguments as JSON by parameter name, and its deadline (the
-  // client sends what is left of it as Braid-Timeout, for the server called to stop by).
+  // The request of a call: the arguments as JSON by parameter name, its deadline (the client
+  // sends what is left of it as Braid-Timeout, for the server called to stop by), and the id of
+  // the request it is for (X-Request-Id).
   // Tensors travel as raw bytes after the JSON, both ways (binary tensors, http.md): the
   // arguments' host tensors always, the answer's when the method's result can hold one.
   Result<Request> prepare(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) const {
@@ -290,6 +291,8 @@ class RemoteInstance final : public ModelInstance {
     if (!m.result->is_stream() && holds_tensor(m.result)) {
       r.headers.emplace_back("Accept", "application/octet-stream, application/json;q=0.9");
     }
+    // The request this call is for keeps its id on the other server (its answers, its log).
+    if (const auto id = ctx.request_id(); !id.empty()) r.headers.emplace_back("X-Request-Id", std::string(id));
     return r;
   }
 
