@@ -281,7 +281,8 @@ class TorchInstance final : public ModelInstance {
     auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
       BatchMethod& bm = *batch_methods_[method];
       const auto groups = pack_groups(bm.form, calls);
-      if (groups.size() == 1) {
+      const std::size_t rows = graph_rows(calls.size(), ctx);
+      if (groups.size() == 1 && rows == calls.size()) {
         auto out = run_batch(method, bm, sig, calls, ctx);
         if (!out) return out.error();
         results = std::move(*out);
@@ -292,6 +293,8 @@ class TorchInstance final : public ModelInstance {
       for (const auto& g : groups) {
         some.clear();
         for (std::size_t i : g) some.push_back(calls[i]);
+        // Padded (graph_rows) with copies of its last call, whose results are dropped.
+        some.resize(graph_rows(g.size(), ctx), some.back());
         auto out = run_batch(method, bm, sig, some, ctx);
         if (!out) return out.error();
         for (std::size_t k = 0; k < g.size(); ++k) results[g[k]] = std::move((*out)[k]);
@@ -469,6 +472,24 @@ class TorchInstance final : public ModelInstance {
 
   // The device whose one-element tensors standing for numbers the engine reads later (-1: none).
   int deferred(const CallContext& ctx) const { return device_ >= 0 && ctx.stream() ? device_ : -1; }
+
+  // How many calls a batch of `n` runs as: with CUDA graphs, the next power of two, up to
+  // max_batch (the batch is padded with copies of its last call, whose results are dropped), so
+  // that a handful of batch sizes are captured once each rather than a graph for every size up
+  // to max_batch; else `n`. Calls of a batch are independent (the `_batch` contract), so a
+  // copy changes nothing but the work.
+  std::size_t graph_rows(std::size_t n, const CallContext& ctx) const {
+#ifdef BRAID_TORCH_CUDA
+    if (graphs_ && ctx.stream() && n > 0) {
+      std::size_t b = 1;
+      while (b < n) b *= 2;
+      return std::max<std::size_t>(n, std::min<std::size_t>(b, spec_.options.max_batch));
+    }
+#else
+    (void)ctx;
+#endif
+    return n;
+  }
 
   // `m` (method `method`, or its `_batch` form) on `stack`, inside run(): as a CUDA graph where
   // the model has `cuda_graphs` and the call can be (cuda_graphs.hpp), else as usual.
