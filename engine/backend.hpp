@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <map>
@@ -171,6 +172,15 @@ class ModelInstance {
   // not be captured as a CUDA graph, say): the engine reports it once warm-up is over
   // (Engine::warm_up). Nothing failed.
   virtual std::vector<std::string> warnings() const { return {}; }
+  // Counts the instance keeps of its own work, for /metrics: Engine::metrics_text sums each over
+  // a model's instances as the counter `braid_<name>{graph, model}`. The same names, with the
+  // same help, from every instance that has them.
+  struct Counter {
+    std::string name;  // e.g. "model_cuda_graph_replays_total"
+    std::string help;
+    std::uint64_t value = 0;
+  };
+  virtual std::vector<Counter> counters() const { return {}; }
 
   // Stepped streams: continuous batching. For a streaming method that steps(method) accepts
   // (the graph sets `max_batch` above 1 and the model has a batched step), the engine opens

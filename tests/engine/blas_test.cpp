@@ -75,22 +75,4 @@ endpoint e(x: str) -> str { return b.echo(a.echo(x)) }
   CHECK((*quiet)->environment_warnings().empty());
 }
 
-TEST_CASE("engine: what instances found while warming up, once for each model") {
-  auto fake = std::make_shared<FakeBackend>();
-  fake->instance_warnings = {"`m.echo` runs without CUDA graphs: its capture failed: no"};
-  engine::BackendRegistry r;
-  r.add(fake);
-  auto e = engine::Engine::create({compile_graph(R"(
-model a = torch "a.pt" { instances = 3; def echo(x: str) -> str }
-model b = torch "b.pt" { def echo(x: str) -> str }
-endpoint e(x: str) -> str { return b.echo(a.echo(x)) }
-)")}, r);
-  REQUIRE(e.ok());
-  // Three instances of `a` say the same: once.
-  CHECK((*e)->warm_up() == std::vector<std::string>{"model `a`: `m.echo` runs without CUDA graphs: its capture failed: no",
-                                                    "model `b`: `m.echo` runs without CUDA graphs: its capture failed: no"});
-  fake->instance_warnings.clear();
-  CHECK((*e)->warm_up().empty());
-}
-
 }  // namespace braid::test

@@ -33,6 +33,7 @@ class FakeInstance final : public engine::ModelInstance {
   }
 
   std::vector<std::string> warnings() const override { return b_.instance_warnings; }
+  std::vector<Counter> counters() const override { return b_.instance_counters; }
 
   // Streaming methods (see fake_backend.hpp): words, gated, broken.
   std::optional<engine::Error> call_stream(std::uint32_t method, std::span<const Value> args,

@@ -59,7 +59,7 @@
 //   slow(x: tensor, key: str)    waits on the host until open(key), then returns x
 //   mask(x: tensor) -> tensor    a u8 tensor of x's shape: 1 where x is not 0
 //
-// Every instance's warnings() says `instance_warnings`.
+// Every instance's warnings() says `instance_warnings`, and its counters() `instance_counters`.
 //
 // It records per model: calls, the most calls running at once, calls that saw their
 // cancellation, and the threads that unloaded its instances.
@@ -111,6 +111,7 @@ class FakeBackend final : public engine::Backend, public std::enable_shared_from
   std::vector<std::string> environment;  // what warnings() says
   std::vector<std::string> warnings() const override { return environment; }
   std::vector<std::string> instance_warnings;  // what each instance's warnings() says
+  std::vector<engine::ModelInstance::Counter> instance_counters;  // what each instance's counters() says
   // Waits (up to `seconds`) until `pred(stats(model))` holds; false on timeout.
   template <typename Pred>
   bool wait_for(const std::string& model, Pred pred, double seconds = 10) {

@@ -99,6 +99,13 @@ TEST_SUITE("gpu") {
       expect_close(runs[i].get(), want[i], 1e-5);
     }
     CHECK(counts().replayed - stepped.replayed == 64 * 3);
+
+    // The same counts per model in /metrics.
+    const std::string m = e->metrics_text();
+    CHECK(m.find("braid_model_cuda_graph_refusals_total{graph=\"graphs\",model=\"pool\"} 1\n") != std::string::npos);
+    CHECK(m.find("braid_model_cuda_graphs_captured_total{graph=\"graphs\",model=\"graphed\"} 2\n") != std::string::npos);
+    CHECK(m.find("braid_model_cuda_graph_replays_total{graph=\"graphs\",model=\"graphed\"}") != std::string::npos);
+    CHECK(m.find("cuda_graph_replays_total{graph=\"graphs\",model=\"plain\"}") == std::string::npos);  // no graphs there
   }
 
   TEST_CASE("cuda graphs: a graph's numbers, shape-dependent branches and packed batches") {

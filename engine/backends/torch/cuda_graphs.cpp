@@ -131,6 +131,11 @@ std::vector<std::string> CudaGraphs::warnings() const {
   return out;
 }
 
+CudaGraphCounts CudaGraphs::counts() const {
+  std::lock_guard lock(mu_);
+  return counts_;
+}
+
 std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view model, torch::jit::Method& method,
                                            const std::vector<c10::IValue>& stack) {
   auto key = signature(stack, device_);
@@ -141,6 +146,7 @@ std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view 
     if (s.refused) return std::nullopt;
     if (auto it = s.graphs.find(*key); it != s.graphs.end()) {
       replayed_count.fetch_add(1, std::memory_order_relaxed);
+      ++counts_.replayed;
       return replay(*it->second, stack);
     }
     if (s.graphs.size() >= limit_) return std::nullopt;
@@ -161,9 +167,11 @@ std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view 
   if (!g) {
     s.refused = fmt::format("`{}.{}` runs without CUDA graphs: its capture failed: {}", model, method.name(), why);
     refused_count.fetch_add(1, std::memory_order_relaxed);
+    ++counts_.refused;
     return out;
   }
   captured_count.fetch_add(1, std::memory_order_relaxed);
+  ++counts_.captured;
   s.graphs.emplace(std::move(*key), std::move(g));
   return out;
 }

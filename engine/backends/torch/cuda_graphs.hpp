@@ -73,6 +73,8 @@ class CudaGraphs {
 
   // Why methods run without graphs (a capture that failed), once each.
   std::vector<std::string> warnings() const;
+  // This instance's signatures captured, calls replayed, and methods refused.
+  CudaGraphCounts counts() const;
 
  private:
   // One captured call. The graph's intermediates and outputs live in a memory pool of its own
@@ -103,6 +105,7 @@ class CudaGraphs {
   std::map<std::uint32_t, Slot> slots_;
   at::cuda::CUDAEvent last_;  // after the last replay's clones (or the last capture's calls)
   bool ordered_ = false;      // last_ has been recorded
+  CudaGraphCounts counts_;    // under mu_
 };
 
 }  // namespace braid::engine::torch_values

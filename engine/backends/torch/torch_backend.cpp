@@ -176,6 +176,20 @@ class TorchInstance final : public ModelInstance {
     return {};
   }
 
+  std::vector<Counter> counters() const override {
+#ifdef BRAID_TORCH_CUDA
+    if (graphs_) {
+      const CudaGraphCounts c = graphs_->counts();
+      return {{"model_cuda_graphs_captured_total", "Calls captured as CUDA graphs (one per input signature), per model.",
+               c.captured},
+              {"model_cuda_graph_replays_total", "Calls run by replaying a captured CUDA graph, per model.", c.replayed},
+              {"model_cuda_graph_refusals_total", "Methods whose capture failed (they run without graphs), per model.",
+               c.refused}};
+    }
+#endif
+    return {};
+  }
+
   Result<Value> call(std::uint32_t method, std::span<const Value> args, const CallContext& ctx) override {
     if (method < spec_.methods.size() && streams(spec_.methods[method])) {
       return make_error(ErrorCode::ModelError, fmt::format("`{}` streams (its result is `{}`): it runs through call_stream",

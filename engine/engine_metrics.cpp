@@ -1,0 +1,155 @@
+// The engine's figures: /metrics in Prometheus text format, and the per-node and per-model
+// statistics braid-bench reads (engine.hpp).
+#include <map>
+
+#include <fmt/format.h>
+
+#include "engine/engine.hpp"
+#include "engine/metrics.hpp"
+#include "engine/run.hpp"
+
+namespace braid::engine {
+
+std::string Engine::metrics_text() const {
+  std::string out;
+  auto header = [&](const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  auto ep_labels = [](const detail::ExecEndpoint& ex) {
+    return fmt::format("graph=\"{}\",endpoint=\"{}\"", prometheus_label(ex.graph), prometheus_label(ex.ref.endpoint->name));
+  };
+  header("braid_requests_total", "counter", "Requests completed, per endpoint.");
+  for (const auto& ex : impl_->endpoints) {
+    out += fmt::format("braid_requests_total{{{}}} {}\n", ep_labels(*ex), ex->metrics->requests.load());
+  }
+  header("braid_request_errors_total", "counter", "Requests that ended in an error, per endpoint.");
+  for (const auto& ex : impl_->endpoints) {
+    out += fmt::format("braid_request_errors_total{{{}}} {}\n", ep_labels(*ex), ex->metrics->errors.load());
+  }
+  header("braid_requests_in_flight", "gauge", "Requests running now, per endpoint.");
+  for (const auto& ex : impl_->endpoints) {
+    out += fmt::format("braid_requests_in_flight{{{}}} {}\n", ep_labels(*ex), ex->metrics->in_flight.load());
+  }
+  header("braid_request_duration_seconds", "histogram", "Request latency inside the engine, per endpoint.");
+  for (const auto& ex : impl_->endpoints) ex->metrics->latency.render(out, "braid_request_duration_seconds", ep_labels(*ex));
+  header("braid_request_first_item_seconds", "histogram",
+         "From the request to its result's first item, per endpoint whose result is a stream.");
+  for (const auto& ex : impl_->endpoints) {
+    const auto& result = ex->ref.endpoint->result_type;
+    if (!result || !result->is_stream()) continue;
+    ex->metrics->first_item.render(out, "braid_request_first_item_seconds", ep_labels(*ex));
+  }
+  header("braid_node_runs_total", "counter", "Node executions that succeeded, per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      out += fmt::format("braid_node_runs_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
+                         ex->metrics->nodes[plan::index(n.id)].runs.load());
+    }
+  }
+  header("braid_node_errors_total", "counter", "Node attempts that failed (before retries and fallbacks), per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      out += fmt::format("braid_node_errors_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
+                         ex->metrics->nodes[plan::index(n.id)].errors.load());
+    }
+  }
+  header("braid_node_duration_seconds", "histogram", "Latency of model calls, groups, maps and switches, per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      auto k = n.kind.index();
+      if (k != 2 && k != 8 && k != 9 && k != 10) continue;
+      ex->metrics->nodes[plan::index(n.id)].latency.render(
+          out, "braid_node_duration_seconds", fmt::format("{},node=\"{}\"", ep_labels(*ex), prometheus_label(n.name)));
+    }
+  }
+  header("braid_model_queue_depth", "gauge", "Calls waiting for a thread of the model's pool, in its batcher, or for a place among its calls in flight; streams waiting for their next step.");
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      out += fmt::format("braid_model_queue_depth{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
+                         prometheus_label(lm->model->name), lm->metrics.queued.load());
+    }
+  }
+  header("braid_model_calls_running", "gauge", "Calls running now, per model.");
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      out += fmt::format("braid_model_calls_running{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
+                         prometheus_label(lm->model->name), lm->metrics.running.load());
+    }
+  }
+  // Batched models only: labels and metrics of each.
+  auto each_batched = [&](auto&& fn) {
+    for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+      for (const auto& lm : impl_->models[pi]) {
+        if (!lm->batches()) continue;
+        fn(fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name), prometheus_label(lm->model->name)),
+           lm->metrics);
+      }
+    }
+  };
+  header("braid_model_batch_size", "histogram", "Calls per batch (streams per step, for stepped streams), per batched model.");
+  each_batched([&](const std::string& labels, const ModelMetrics& m) { m.batch_size.render(out, "braid_model_batch_size", labels); });
+  header("braid_model_batch_failures_total", "counter", "Batches (or steps) that failed as a whole; their calls (streams) then ran alone.");
+  each_batched([&](const std::string& labels, const ModelMetrics& m) {
+    out += fmt::format("braid_model_batch_failures_total{{{}}} {}\n", labels, m.batch_failures.load());
+  });
+  // The instances' own counters (ModelInstance::counters), summed per model; one header a name.
+  struct Counted {
+    std::string help;
+    std::vector<std::pair<std::string, std::uint64_t>> values;  // labels, sum over the instances
+  };
+  std::map<std::string, Counted> counted;
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      const std::string labels = fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name),
+                                             prometheus_label(lm->model->name));
+      std::map<std::string, std::uint64_t> sums;
+      for (const auto& inst : lm->instances) {
+        for (const auto& c : inst->counters()) {
+          sums[c.name] += c.value;
+          counted[c.name].help = c.help;
+        }
+      }
+      for (const auto& [name, sum] : sums) counted[name].values.emplace_back(labels, sum);
+    }
+  }
+  for (const auto& [name, c] : counted) {
+    const std::string full = "braid_" + name;
+    header(full.c_str(), "counter", c.help.c_str());
+    for (const auto& [labels, v] : c.values) out += fmt::format("{}{{{}}} {}\n", full, labels, v);
+  }
+  if (impl_->device) {
+    header("braid_device_host_copies_total", "counter", "Device tensors copied to host memory for a host consumer.");
+    out += fmt::format("braid_device_host_copies_total {}\n", impl_->host_copies.load());
+    header("braid_device_ops_total", "counter", "Ops run on a device where their inputs were (topk, pooled_cosine), their result alone copied to the host.");
+    out += fmt::format("braid_device_ops_total {}\n", impl_->device_ops.load());
+    header("braid_device_host_copy_bytes_total", "counter", "Bytes copied from devices to host memory (tensors and device ops' results).");
+    out += fmt::format("braid_device_host_copy_bytes_total {}\n", impl_->host_copy_bytes.load());
+    header("braid_device_stream_waits_total", "counter", "Waits of one stream for another's fence (on the device).");
+    out += fmt::format("braid_device_stream_waits_total {}\n", impl_->stream_waits.load());
+  }
+  return out;
+}
+
+std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
+  const auto& ex = *impl_->endpoints[ep.id];
+  std::vector<NodeStats> out;
+  for (const auto& n : ep.endpoint->nodes) {
+    const auto& m = ex.metrics->nodes[plan::index(n.id)];
+    out.push_back({n.name, n.kind_name(), m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load()});
+  }
+  return out;
+}
+
+std::vector<ModelStats> Engine::model_stats() const {
+  std::vector<ModelStats> out;
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      const auto& m = lm->metrics;
+      out.push_back({impl_->plans[pi]->name, lm->model->name, m.queued.load(), m.running.load(), m.batch_size.count(),
+                     m.batch_size.sum(), m.batch_failures.load()});
+    }
+  }
+  return out;
+}
+
+}  // namespace braid::engine
