@@ -1,6 +1,7 @@
 // The engine's figures: /metrics in Prometheus text format, and the per-node and per-model
 // statistics braid-bench reads (engine.hpp).
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -98,6 +99,29 @@ std::string Engine::metrics_text() const {
     std::vector<std::pair<std::string, std::uint64_t>> values;  // labels, sum over the instances
   };
   std::map<std::string, Counted> counted;
+  // A name that is not a Prometheus name, or that is one of the engine's own families, would
+  // break the whole scrape: such a counter is left out.
+  auto usable = [](const std::string& name) {
+    static const std::set<std::string, std::less<>> engine_families = {
+        "model_queue_depth", "model_calls_running", "model_batch_size", "model_batch_failures_total"};
+    if (name.empty() || engine_families.count(name)) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i];
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (i > 0 && c >= '0' && c <= '9');
+      if (!ok) return false;
+    }
+    return true;
+  };
+  // HELP text escapes backslashes and line feeds.
+  auto help_text = [](const std::string& h) {
+    std::string out;
+    for (char c : h) {
+      if (c == '\\') out += "\\\\";
+      else if (c == '\n') out += "\\n";
+      else out += c;
+    }
+    return out;
+  };
   for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
     for (const auto& lm : impl_->models[pi]) {
       const std::string labels = fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name),
@@ -105,8 +129,9 @@ std::string Engine::metrics_text() const {
       std::map<std::string, std::uint64_t> sums;
       for (const auto& inst : lm->instances) {
         for (const auto& c : inst->counters()) {
+          if (!usable(c.name)) continue;
           sums[c.name] += c.value;
-          counted[c.name].help = c.help;
+          counted[c.name].help = help_text(c.help);
         }
       }
       for (const auto& [name, sum] : sums) counted[name].values.emplace_back(labels, sum);

@@ -424,15 +424,24 @@ boost::asio::awaitable<Response> Handler::handle(Request req, std::shared_ptr<co
 }
 
 boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<const engine::CallContext> cancel) {
-  // The request's id (request_id.hpp): its context's, else the client's or a new one. Every
-  // answer's head repeats it (stamp).
-  std::string id(cancel ? cancel->request_id() : std::string_view());
-  if (id.empty()) {
-    auto own = request_context(req);
-    id = own->request_id();
-    if (!cancel) cancel = std::move(own);
+  // The request's id (request_id.hpp): its context's (request_context), else the client's or a
+  // new one. Every answer's head repeats it (stamp), and the run carries it (remote calls).
+  if (!cancel) {
+    cancel = request_context(req);
+  } else if (cancel->request_id().empty()) {
+    // A caller's context without one (an embedder's): a context under it, keeping it alive.
+    struct Owned : engine::CallContext {
+      std::shared_ptr<const engine::CallContext> keep;
+      explicit Owned(std::shared_ptr<const engine::CallContext> above) : CallContext(above.get()), keep(std::move(above)) {}
+    };
+    auto own = std::make_shared<Owned>(std::move(cancel));
+    own->set_request_id(request_id_of(req));
+    cancel = std::move(own);
   }
-  req.set(kRequestIdHeader, id);
+  const std::string_view id = cancel->request_id();
+  if (auto h = req.find(kRequestIdHeader); h == req.end() || std::string_view(h->value().data(), h->value().size()) != id) {
+    req.set(kRequestIdHeader, id);
+  }
   const auto parts = split_path(req.target());
   const auto method = req.method();
   const bool get = method == bhttp::verb::get;

@@ -18,7 +18,8 @@ bool valid_request_id(std::string_view id) {
 
 std::string new_request_id() {
   // A counter from a random start, mixed (splitmix64's finaliser, a bijection): unique within
-  // the process, unlikely to meet another process's, and not a sequence a client could guess.
+  // the process and unlikely to meet another process's. Not a secret: the mix can be undone, so
+  // one id tells the ones after it. Nothing relies on ids being unguessable.
   static std::atomic<std::uint64_t> next{std::random_device{}() * 0x100000001ull ^ std::random_device{}()};
   std::uint64_t z = next.fetch_add(0x9e3779b97f4a7c15ull, std::memory_order_relaxed);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

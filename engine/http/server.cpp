@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "engine/async_callback.hpp"
+#include "engine/http/request_id.hpp"
 #include "engine/json_text.hpp"
 
 namespace braid::http {
@@ -56,14 +57,8 @@ bool peer_gone(tcp::socket& socket) {
 // One connection. Lives on its own strand; `busy` says whether a request is being handled (so
 // that a graceful stop closes only idle connections).
 struct Server::Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {
-    boost::system::error_code ec;
-    const auto ep = stream.socket().remote_endpoint(ec);
-    if (!ec) peer = ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
-                                         : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-  }
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
   beast::tcp_stream stream;
-  std::string peer = "-";  // the client's address, for the access log
   bool busy = false;
   bool closing = false;
 };
@@ -166,6 +161,15 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
           ec == asio::error::connection_reset || ec == asio::error::eof || s->closing) {
         break;  // the client left, went quiet, or we are stopping
       }
+      // The client's id, when it was read before the request failed (an answer of the server's
+      // own carries it too); a new one for a request whose headers were all read.
+      std::string id;
+      const auto& head = parser.get();
+      if (auto h = head.find(kRequestIdHeader); h != head.end() && valid_request_id({h->value().data(), h->value().size()})) {
+        id = std::string(h->value());
+      } else if (parser.is_header_done()) {
+        id = new_request_id();
+      }
       if (ec == bhttp::error::body_limit) {
         res = plain_error(413, fmt::format("the request body is larger than {} bytes", config_.max_body), "payload_too_large");
       } else if (ec == bhttp::error::header_limit) {
@@ -174,12 +178,12 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       } else {
         res = plain_error(400, fmt::format("malformed HTTP request: {}", ec.message()), "bad_request");
       }
+      if (!id.empty()) res.set(kRequestIdHeader, id);
       s->stream.expires_after(config_.write_timeout);
       auto [wec, written] = co_await bhttp::async_write(s->stream, res, tuple_awaitable);
       if (config_.access_log) {
-        const auto& head = parser.get();
         log_access(*s, head.method_string(), head.target(), res.result_int(), res.body().size(),
-                   std::chrono::steady_clock::now() - began, "", static_cast<bool>(wec));
+                   std::chrono::steady_clock::now() - began, id, static_cast<bool>(wec));
       }
       break;
     }
@@ -207,6 +211,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       answer.emplace(co_await handler_.answer(std::move(req), ctx));
     } catch (const std::exception& e) {  // a bug or resource exhaustion: answer, do not vanish
       answer.emplace(plain_error(500, fmt::format("internal error: {}", e.what()), "internal"));
+      answer->res.set(kRequestIdHeader, ctx->request_id());
       keep = false;
     }
     boost::system::error_code wec;
@@ -328,10 +333,30 @@ void Server::log_access(const Session& s, std::string_view method, std::string_v
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm utc{};
   gmtime_r(&secs, &utc);
+  std::string peer = "-";
+  boost::system::error_code ec;
+  if (const auto ep = s.stream.socket().remote_endpoint(ec); !ec) {
+    peer = ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                                : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  }
+  // What the client sent is written escaped: a quote, a backslash, a control character or a
+  // byte past ASCII as \xHH, so that a line is one line of ASCII whose quotes are the log's.
+  auto escaped = [](std::string_view v) {
+    std::string out;
+    if (v.empty()) return std::string("-");
+    for (unsigned char c : v) {
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+        out += fmt::format("\\x{:02x}", c);
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    return out;
+  };
   std::string line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {} \"{} {}\" {} {}B {:.2f}ms id={}{}",
                                  utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, ms,
-                                 s.peer, method.empty() ? "-" : method, target.empty() ? "-" : target, status, bytes,
-                                 std::chrono::duration<double, std::milli>(elapsed).count(), id.empty() ? "-" : id,
+                                 peer, escaped(method), escaped(target), status, bytes,
+                                 std::chrono::duration<double, std::milli>(elapsed).count(), escaped(id),
                                  aborted ? " aborted" : "");
   if (access_sink_) {
     access_sink_(line);

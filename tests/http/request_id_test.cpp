@@ -60,6 +60,18 @@ struct Lines {
   }
 };
 
+// `text` sent as it is on a new connection; the answer.
+Client::Response raw_request(std::uint16_t port, const std::string& text) {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket raw(ioc);
+  raw.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(raw, boost::asio::buffer(text));
+  boost::beast::flat_buffer buf;
+  Client::Response res;
+  bhttp::read(raw, buf, res);
+  return res;
+}
+
 }  // namespace
 
 TEST_SUITE("http") {
@@ -108,6 +120,7 @@ TEST_SUITE("http") {
     Lines log;
     http::ServerConfig cfg;
     cfg.access_log = true;
+    cfg.max_body = 64;
     LiveServer live(kGraph, "g", cfg, [&](const std::string& line) { log.add(line); });
     Client c(live.port);
     auto req = Client::make(bhttp::verb::post, "/g/shout", R"({"text": "hi"})");
@@ -129,12 +142,25 @@ TEST_SUITE("http") {
     CHECK(streamed.body() == "\"one\"\n\"two\"\n\"three\"\n");
 
     // A request the server cannot read is answered by the session itself, and logged with no id.
-    boost::asio::io_context ioc;
-    boost::asio::ip::tcp::socket raw(ioc);
-    raw.connect({boost::asio::ip::make_address("127.0.0.1"), live.port});
-    boost::asio::write(raw, boost::asio::buffer(std::string("NOT HTTP AT ALL\r\n\r\n")));
+    CHECK(raw_request(live.port, "NOT HTTP AT ALL\r\n\r\n").result_int() == 400);
     lines = log.wait_for(4);
     CHECK_MESSAGE(std::regex_match(lines[3], std::regex(stamp + R"("- -" 400 \d+B \d+\.\d\dms id=-)")), lines[3]);
+    // One it read the headers of but does not take (a body over max_body) keeps its id.
+    auto big = Client::make(bhttp::verb::post, "/g/shout", R"({"text": ")" + std::string(100, 'a') + R"("})");
+    big.set(http::kRequestIdHeader, "big-1");
+    Client c2(live.port);
+    auto too_big = c2.send(big);
+    CHECK(too_big.result_int() == 413);
+    CHECK(id_of(too_big) == "big-1");
+    lines = log.wait_for(5);
+    CHECK_MESSAGE(std::regex_match(lines[4], std::regex(stamp + R"("POST /g/shout" 413 \d+B \d+\.\d\dms id=big-1)")), lines[4]);
+    // What the client sent is escaped: a quote in the target and in the id, a byte past ASCII.
+    auto odd = raw_request(live.port, "GET /a\"b\xff HTTP/1.1\r\nHost: x\r\nX-Request-Id: q\"1\r\n\r\n");
+    CHECK(odd.result_int() == 404);
+    CHECK(id_of(odd) == "q\"1");
+    lines = log.wait_for(6);
+    CHECK_MESSAGE(std::regex_match(lines[5], std::regex(stamp + R"("GET /a\\x22b\\xff" 404 \d+B \d+\.\d\dms id=q\\x221)")),
+                  lines[5]);
   }
 
   TEST_CASE("request ids: a remote call sends the request's id on, and sends none for a request without one") {

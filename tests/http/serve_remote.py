@@ -30,8 +30,8 @@ from serve_support import check, failures, request, wait_until
 braid = sys.argv[1]
 
 
-def serve(graph, *extra):
-    proc, port = serve_support.serve(braid, graph, *extra)
+def serve(graph, *extra, stderr=subprocess.PIPE):
+    proc, port = serve_support.serve(braid, graph, *extra, stderr=stderr)
     check(wait_until(lambda: request(port, "GET", "/v2/health/ready")[0] == 200), f"{graph} ready")
     return proc, port
 
@@ -62,7 +62,9 @@ def pointed(example, address, port, tmp, name=None, edits=()):
     return path
 
 
-back, back_port = serve("graphs/sequential.graph", "--access-log")
+# The back server's access log goes to a file (a pipe read only at the end could fill).
+back_log = tempfile.NamedTemporaryFile("w+", suffix=".log", errors="backslashreplace")
+back, back_port = serve("graphs/sequential.graph", "--access-log", stderr=back_log)
 front = None
 with tempfile.TemporaryDirectory() as tmp:
     try:
@@ -113,7 +115,8 @@ with tempfile.TemporaryDirectory() as tmp:
 
         # The back server goes away: the front answers an error naming node and address, and lives on.
         check(stop(back) == 0, "the back server stopped cleanly")
-        log = back.stderr.read()
+        back_log.seek(0)
+        log = back_log.read()
         check(re.search(r'"POST /sequential/predict" 200 \d+B [\d.]+ms id=' + re.escape(request_id) + "$", log, re.M)
               is not None, f"the back server's access log names the front's call by the client's id: {log[-2000:]!r}")
         status, body = request(front_port, "POST", "/remote/summarize_classify", {"text": "x"})

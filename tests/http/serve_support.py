@@ -40,14 +40,16 @@ def wait_until(pred, seconds=60):
     return False
 
 
-def serve(braid, *args):
+def serve(braid, *args, stderr=subprocess.PIPE):
     """Starts `braid serve ARGS --port 0`; returns the process and the port it printed (its first
-    line is the curl command for the first endpoint). Exits failing when it printed none."""
-    proc = subprocess.Popen([braid, "serve", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    line is the curl command for the first endpoint). Exits failing when it printed none.
+    STDERR: where its stderr goes (a file for a server that writes much there, such as an access
+    log: a pipe nobody reads until the end would fill and stall it)."""
+    proc = subprocess.Popen([braid, "serve", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=stderr,
+                            text=True, errors="backslashreplace")
     m = re.match(r"curl -sN? -X POST http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
     if m is None:
         proc.kill()
-        print("FAIL: no curl line from braid serve", proc.stderr.read())
+        print("FAIL: no curl line from braid serve", proc.stderr.read() if proc.stderr else "")
         sys.exit(1)
     return proc, int(m.group(1))

@@ -132,8 +132,8 @@ std::vector<std::string> CudaGraphs::warnings() const {
 }
 
 CudaGraphCounts CudaGraphs::counts() const {
-  std::lock_guard lock(mu_);
-  return counts_;
+  return {captured_.load(std::memory_order_relaxed), replayed_.load(std::memory_order_relaxed),
+          refused_.load(std::memory_order_relaxed)};
 }
 
 std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view model, torch::jit::Method& method,
@@ -146,7 +146,7 @@ std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view 
     if (s.refused) return std::nullopt;
     if (auto it = s.graphs.find(*key); it != s.graphs.end()) {
       replayed_count.fetch_add(1, std::memory_order_relaxed);
-      ++counts_.replayed;
+      replayed_.fetch_add(1, std::memory_order_relaxed);
       return replay(*it->second, stack);
     }
     if (s.graphs.size() >= limit_) return std::nullopt;
@@ -167,11 +167,11 @@ std::optional<c10::IValue> CudaGraphs::run(std::uint32_t slot, std::string_view 
   if (!g) {
     s.refused = fmt::format("`{}.{}` runs without CUDA graphs: its capture failed: {}", model, method.name(), why);
     refused_count.fetch_add(1, std::memory_order_relaxed);
-    ++counts_.refused;
+    refused_.fetch_add(1, std::memory_order_relaxed);
     return out;
   }
   captured_count.fetch_add(1, std::memory_order_relaxed);
-  ++counts_.captured;
+  captured_.fetch_add(1, std::memory_order_relaxed);
   s.graphs.emplace(std::move(*key), std::move(g));
   return out;
 }

@@ -43,6 +43,7 @@
 #include <cuda_runtime_api.h>
 #include <torch/script.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -105,7 +106,8 @@ class CudaGraphs {
   std::map<std::uint32_t, Slot> slots_;
   at::cuda::CUDAEvent last_;  // after the last replay's clones (or the last capture's calls)
   bool ordered_ = false;      // last_ has been recorded
-  CudaGraphCounts counts_;    // under mu_
+  // Counted as they happen; read without mu_ (a /metrics scrape must not wait for a capture).
+  std::atomic<std::uint64_t> captured_{0}, replayed_{0}, refused_{0};
 };
 
 }  // namespace braid::engine::torch_values
