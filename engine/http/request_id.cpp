@@ -4,8 +4,6 @@
 #include <cstdint>
 #include <random>
 
-#include <fmt/format.h>
-
 namespace braid::http {
 
 bool valid_request_id(std::string_view id) {
@@ -25,7 +23,10 @@ std::string new_request_id() {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   z ^= z >> 31;
-  return fmt::format("{:016x}", z);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(16, '0');
+  for (int i = 15; i >= 0; --i, z >>= 4) id[static_cast<std::size_t>(i)] = kHex[z & 0xf];
+  return id;
 }
 
 std::string request_id_of(const boost::beast::http::request<boost::beast::http::string_body>& req) {
