@@ -72,6 +72,7 @@ Server::Server(std::shared_ptr<engine::Engine> engine, ServerConfig config, Relo
 Server::~Server() = default;
 
 engine::Result<std::uint16_t> Server::start() {
+  if (config_.access_log && !access_log_) access_log_ = std::make_unique<AccessLog>(access_sink_);
   boost::system::error_code ec;
   auto address = asio::ip::make_address(config_.host, ec);
   if (ec) return engine::make_error(engine::ErrorCode::InvalidInput, fmt::format("`{}` is not an IP address", config_.host));
@@ -358,12 +359,7 @@ void Server::log_access(const Session& s, std::string_view method, std::string_v
                                  peer, escaped(method), escaped(target), status, bytes,
                                  std::chrono::duration<double, std::milli>(elapsed).count(), escaped(id),
                                  aborted ? " aborted" : "");
-  if (access_sink_) {
-    access_sink_(line);
-  } else {
-    line.push_back('\n');
-    std::fwrite(line.data(), 1, line.size(), stderr);
-  }
+  if (access_log_) access_log_->write(std::move(line));
 }
 
 asio::awaitable<void> Server::drain() {

@@ -23,6 +23,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "engine/engine.hpp"
+#include "engine/http/access_log.hpp"
 #include "engine/http/config.hpp"
 #include "engine/http/handler.hpp"
 
@@ -42,8 +43,8 @@ class Server {
   // Starts the graceful stop; safe from any thread and from a signal handler's completion.
   void stop();
   Handler& handler() { return handler_; }
-  // Where the access log's lines go (config.access_log; each line without its newline, from any
-  // I/O thread): stderr unless set. Set before run().
+  // Where the access log's lines go (config.access_log; each line without its newline, from the
+  // log's own thread, in order: access_log.hpp): stderr unless set. Set before start().
   void set_access_log(std::function<void(const std::string&)> sink) { access_sink_ = std::move(sink); }
 
   struct Session;
@@ -73,6 +74,7 @@ class Server {
   std::mutex mu_;
   std::vector<std::weak_ptr<Session>> sessions_;
   std::function<void(const std::string&)> access_sink_;
+  std::unique_ptr<AccessLog> access_log_;  // with config.access_log, from start()
 };
 
 }  // namespace braid::http

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 
+#include "engine/http/access_log.hpp"
 #include "engine/http/request_id.hpp"
 #include "tests/http/client.hpp"
 #include "tests/http/live_server.hpp"
@@ -161,6 +162,42 @@ TEST_SUITE("http") {
     lines = log.wait_for(6);
     CHECK_MESSAGE(std::regex_match(lines[5], std::regex(stamp + R"("GET /a\\x22b\\xff" 404 \d+B \d+\.\d\dms id=q\\x221)")),
                   lines[5]);
+  }
+
+  TEST_CASE("access log: a sink slower than the requests holds no thread; lines past the queue are dropped, counted and said") {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, released = false;
+    std::vector<std::string> got;
+    {
+      http::AccessLog log(
+          [&](const std::string& line) {
+            std::unique_lock lock(mu);
+            got.push_back(line);
+            if (!entered) {  // the first line holds the writer until the test releases it
+              entered = true;
+              cv.notify_all();
+              cv.wait(lock, [&] { return released; });
+            }
+          },
+          4);
+      log.write("1");
+      {
+        std::unique_lock lock(mu);
+        REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
+      }
+      // The writer is held in the sink: 4 lines wait, 5 are dropped, and no write() waits.
+      for (int i = 2; i <= 10; ++i) log.write(std::to_string(i));
+      CHECK(log.dropped() == 5);
+      {
+        std::lock_guard lock(mu);
+        CHECK(got == std::vector<std::string>{"1"});
+        released = true;
+      }
+      cv.notify_all();
+    }  // the destructor writes what waits
+    CHECK(got == std::vector<std::string>{"1", "2", "3", "4", "5",
+                                          "braid: access log: 5 lines dropped: whatever reads the log is slower than the requests"});
   }
 
   TEST_CASE("request ids: a remote call sends the request's id on, and sends none for a request without one") {
