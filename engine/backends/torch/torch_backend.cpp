@@ -5,6 +5,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <functional>
 #include <sstream>
 
@@ -295,7 +296,7 @@ class TorchInstance final : public ModelInstance {
     auto r = run(method, ctx, [&](const plan::Method& sig) -> Result<Value> {
       BatchMethod& bm = *batch_methods_[method];
       const auto groups = pack_groups(bm.form, calls);
-      const std::size_t rows = graph_rows(calls.size(), ctx);
+      const std::size_t rows = graph_rows(bm.form, calls.size(), ctx);
       if (groups.size() == 1 && rows == calls.size()) {
         auto out = run_batch(method, bm, sig, calls, ctx);
         if (!out) return out.error();
@@ -308,7 +309,7 @@ class TorchInstance final : public ModelInstance {
         some.clear();
         for (std::size_t i : g) some.push_back(calls[i]);
         // Padded (graph_rows) with copies of its last call, whose results are dropped.
-        some.resize(graph_rows(g.size(), ctx), some.back());
+        some.resize(graph_rows(bm.form, g.size(), ctx), some.back());
         auto out = run_batch(method, bm, sig, some, ctx);
         if (!out) return out.error();
         for (std::size_t k = 0; k < g.size(); ++k) results[g[k]] = std::move((*out)[k]);
@@ -491,16 +492,19 @@ class TorchInstance final : public ModelInstance {
   // max_batch (the batch is padded with copies of its last call, whose results are dropped), so
   // that a handful of batch sizes are captured once each rather than a graph for every size up
   // to max_batch; else `n`. Calls of a batch are independent (the `_batch` contract), so a
-  // copy changes nothing but the work.
-  std::size_t graph_rows(std::size_t n, const CallContext& ctx) const {
+  // copy changes nothing but the work. Only a form that can be captured (every parameter one
+  // packed tensor, lengths as a tensor) is padded.
+  std::size_t graph_rows(const BatchForm& form, std::size_t n, const CallContext& ctx) const {
 #ifdef BRAID_TORCH_CUDA
-    if (graphs_ && ctx.stream() && n > 0) {
+    const bool capturable = std::all_of(form.params.begin(), form.params.end(),
+                                        [](const BatchForm::Param& p) { return p.packed && !p.lengths_list; });
+    if (graphs_ && ctx.stream() && n > 0 && capturable) {
       std::size_t b = 1;
       while (b < n) b *= 2;
       return std::max<std::size_t>(n, std::min<std::size_t>(b, spec_.options.max_batch));
     }
 #else
-    (void)ctx;
+    (void)form, (void)ctx;
 #endif
     return n;
   }
