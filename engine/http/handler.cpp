@@ -584,6 +584,11 @@ std::string Handler::metrics_text() const {
   out += "# HELP braid_reload_failures_total Reloads that failed (the engine serving was kept).\n"
          "# TYPE braid_reload_failures_total counter\n";
   out += fmt::format("braid_reload_failures_total {}\n", reload_failures_.load());
+  if (access_log_) {
+    out += "# HELP braid_http_access_log_dropped_total Access log lines dropped: their reader was too slow.\n"
+           "# TYPE braid_http_access_log_dropped_total counter\n";
+    out += fmt::format("braid_http_access_log_dropped_total {}\n", access_log_->dropped());
+  }
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include <boost/json/value.hpp>
 
 #include "engine/engine.hpp"
+#include "engine/http/access_log.hpp"
 #include "engine/http/kserve.hpp"
 #include "engine/stream.hpp"
 
@@ -98,8 +99,10 @@ class Handler {
   void count_reload(bool replaced) { (replaced ? generation_ : reload_failures_).fetch_add(1); }
   std::uint64_t generation() const { return generation_.load(); }
 
-  // The engine's metrics and the HTTP layer's own, in Prometheus text format.
+  // The engine's metrics and the HTTP layer's own, in Prometheus text format; with `log` set
+  // (before serving), its dropped lines too.
   std::string metrics_text() const;
+  void report_access_log(const AccessLog* log) { access_log_ = log; }
   std::int64_t in_flight() const { return in_flight_.load(); }
   // Cancels every request in flight (they answer 503 as soon as their current node ends).
   void cancel_all() { cancel_.cancel(); }
@@ -124,6 +127,7 @@ class Handler {
   engine::CallContext cancel_;  // parent of every request's context
   mutable std::mutex mu_;
   std::map<unsigned, std::uint64_t> responses_;  // by status code
+  const AccessLog* access_log_ = nullptr;        // the server's, when it writes one
 };
 
 }  // namespace braid::http

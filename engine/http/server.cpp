@@ -72,7 +72,10 @@ Server::Server(std::shared_ptr<engine::Engine> engine, ServerConfig config, Relo
 Server::~Server() = default;
 
 engine::Result<std::uint16_t> Server::start() {
-  if (config_.access_log && !access_log_) access_log_ = std::make_unique<AccessLog>(access_sink_);
+  if (config_.access_log && !access_log_) {
+    access_log_ = std::make_unique<AccessLog>(access_sink_);
+    handler_.report_access_log(access_log_.get());
+  }
   boost::system::error_code ec;
   auto address = asio::ip::make_address(config_.host, ec);
   if (ec) return engine::make_error(engine::ErrorCode::InvalidInput, fmt::format("`{}` is not an IP address", config_.host));

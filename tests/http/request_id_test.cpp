@@ -162,6 +162,9 @@ TEST_SUITE("http") {
     lines = log.wait_for(6);
     CHECK_MESSAGE(std::regex_match(lines[5], std::regex(stamp + R"("GET /a\\x22b\\xff" 404 \d+B \d+\.\d\dms id=q\\x221)")),
                   lines[5]);
+    // /metrics counts the lines the log dropped (none here: the sink keeps up).
+    Client c3(live.port);
+    CHECK(c3.request(bhttp::verb::get, "/metrics").body().find("braid_http_access_log_dropped_total 0\n") != std::string::npos);
   }
 
   TEST_CASE("access log: a sink slower than the requests holds no thread; lines past the queue are dropped, counted and said") {
