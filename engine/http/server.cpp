@@ -165,15 +165,11 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
           ec == asio::error::connection_reset || ec == asio::error::eof || s->closing) {
         break;  // the client left, went quiet, or we are stopping
       }
-      // The client's id, when it was read before the request failed (an answer of the server's
-      // own carries it too); a new one for a request whose headers were all read.
+      // An answer of the server's own has an id too (the client's, if valid, else a new one)
+      // once the client's was read or all the headers were; none for a request read no further.
       std::string id;
       const auto& head = parser.get();
-      if (auto h = head.find(kRequestIdHeader); h != head.end() && valid_request_id({h->value().data(), h->value().size()})) {
-        id = std::string(h->value());
-      } else if (parser.is_header_done()) {
-        id = new_request_id();
-      }
+      if (parser.is_header_done() || head.find(kRequestIdHeader) != head.end()) id = request_id_of(head);
       if (ec == bhttp::error::body_limit) {
         res = plain_error(413, fmt::format("the request body is larger than {} bytes", config_.max_body), "payload_too_large");
       } else if (ec == bhttp::error::header_limit) {

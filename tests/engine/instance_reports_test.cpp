@@ -6,28 +6,10 @@
 #include "tests/engine/fake_backend.hpp"
 
 namespace braid::test {
+namespace {
 
-TEST_CASE("engine: what instances found while warming up, once for each model") {
-  auto fake = std::make_shared<FakeBackend>();
-  fake->instance_warnings = {"`m.echo` runs without CUDA graphs: its capture failed: no"};
-  engine::BackendRegistry r;
-  r.add(fake);
-  auto e = engine::Engine::create({compile_graph(R"(
-model a = torch "a.pt" { instances = 3; def echo(x: str) -> str }
-model b = torch "b.pt" { def echo(x: str) -> str }
-endpoint e(x: str) -> str { return b.echo(a.echo(x)) }
-)")}, r);
-  REQUIRE(e.ok());
-  // Three instances of `a` say the same: once.
-  CHECK((*e)->warm_up() == std::vector<std::string>{"model `a`: `m.echo` runs without CUDA graphs: its capture failed: no",
-                                                    "model `b`: `m.echo` runs without CUDA graphs: its capture failed: no"});
-  fake->instance_warnings.clear();
-  CHECK((*e)->warm_up().empty());
-}
-
-TEST_CASE("engine: instances' own counters in /metrics, summed per model, one header a name") {
-  auto fake = std::make_shared<FakeBackend>();
-  fake->instance_counters = {{"model_widgets_total", "Widgets made, per model.", 2}, {"model_gadgets_total", "Gadgets.", 5}};
+// Graph `g` on `fake`: model `a` with 3 instances and model `b` with one.
+std::shared_ptr<engine::Engine> two_models(const std::shared_ptr<FakeBackend>& fake) {
   engine::BackendRegistry r;
   r.add(fake);
   auto e = engine::Engine::create({compile_graph(R"(
@@ -36,7 +18,27 @@ model b = torch "b.pt" { def echo(x: str) -> str }
 endpoint e(x: str) -> str { return b.echo(a.echo(x)) }
 )", "g")}, r);
   REQUIRE(e.ok());
-  const std::string m = (*e)->metrics_text();
+  return *e;
+}
+
+}  // namespace
+
+TEST_CASE("engine: what instances found while warming up, once for each model") {
+  auto fake = std::make_shared<FakeBackend>();
+  fake->instance_warnings = {"`m.echo` runs without CUDA graphs: its capture failed: no"};
+  auto e = two_models(fake);
+  // Three instances of `a` say the same: once.
+  CHECK(e->warm_up() == std::vector<std::string>{"model `a`: `m.echo` runs without CUDA graphs: its capture failed: no",
+                                                    "model `b`: `m.echo` runs without CUDA graphs: its capture failed: no"});
+  fake->instance_warnings.clear();
+  CHECK(e->warm_up().empty());
+}
+
+TEST_CASE("engine: instances' own counters in /metrics, summed per model, one header a name") {
+  auto fake = std::make_shared<FakeBackend>();
+  fake->instance_counters = {{"model_widgets_total", "Widgets made, per model.", 2}, {"model_gadgets_total", "Gadgets.", 5}};
+  auto e = two_models(fake);
+  const std::string m = e->metrics_text();
   CHECK(m.find("# HELP braid_model_widgets_total Widgets made, per model.\n# TYPE braid_model_widgets_total counter\n"
                "braid_model_widgets_total{graph=\"g\",model=\"a\"} 6\n"
                "braid_model_widgets_total{graph=\"g\",model=\"b\"} 2\n") != std::string::npos);
@@ -49,12 +51,12 @@ endpoint e(x: str) -> str { return b.echo(a.echo(x)) }
   CHECK(headers == 1);
   // A name Prometheus would not take, or one of the engine's own, is left out; help is escaped.
   fake->instance_counters = {{"bad name", "x", 1}, {"model_batch_size", "x", 1}, {"model_odd_total", "two\nlines \\", 1}};
-  const std::string odd = (*e)->metrics_text();
+  const std::string odd = e->metrics_text();
   CHECK(odd.find("braid_bad name") == std::string::npos);
   CHECK(odd.find("# TYPE braid_model_batch_size counter") == std::string::npos);
   CHECK(odd.find("# HELP braid_model_odd_total two\\nlines \\\\\n") != std::string::npos);
   fake->instance_counters.clear();
-  CHECK((*e)->metrics_text().find("braid_model_widgets_total") == std::string::npos);
+  CHECK(e->metrics_text().find("braid_model_widgets_total") == std::string::npos);
 }
 
 }  // namespace braid::test
