@@ -14,7 +14,7 @@ constexpr std::array kModelOptions = {
     OptSpec{"max_batch", OptKind::Int, 1, 1 << 20},       OptSpec{"batch_window", OptKind::Duration, 0, kHour},
     OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}, OptSpec{"retries", OptKind::Int, 0, 100},
     OptSpec{"max_memory", OptKind::Size, 1},              OptSpec{"warmup", OptKind::Int, 0, 10'000},
-    OptSpec{"cuda_graphs", OptKind::Int, 0, 1024},
+    OptSpec{"cuda_graphs", OptKind::Int, 0, 1024},        OptSpec{"batch_window_strict", OptKind::Bool, 0, 1},
 };
 constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
 
@@ -81,6 +81,7 @@ std::string_view opt_kind_text(OptKind k) {
     case OptKind::Int: return "an integer";
     case OptKind::Duration: return "a duration (e.g. `20s`)";
     case OptKind::Size: return "a size (e.g. `4GiB`)";
+    case OptKind::Bool: return "`true` or `false`";
     case OptKind::Expr: return "an expression";
   }
   return "a value";
@@ -170,8 +171,8 @@ void Checker::check_remote(const ModelDecl& m) {
     diags_->report(Diag::remote_placement, m.placement_span, m.name.name, m.placement.device < 0 ? std::string("cuda") : fmt::format("cuda:{}", m.placement.device));
   }
   for (const auto& o : m.options) {
-    if (o.name.name == "max_batch" || o.name.name == "batch_window" || o.name.name == "max_memory" ||
-        o.name.name == "cuda_graphs") {
+    if (o.name.name == "max_batch" || o.name.name == "batch_window" || o.name.name == "batch_window_strict" ||
+        o.name.name == "max_memory" || o.name.name == "cuda_graphs") {
       diags_->report(Diag::remote_option, o.name.span, o.name.name);
     }
   }
@@ -319,7 +320,8 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
     item.value->type = Type::error();  // options are not values of the graph
     bool kind_ok = (spec->kind == OptKind::Int && lit->kind == Literal::Kind::Int) ||
                    (spec->kind == OptKind::Duration && lit->kind == Literal::Kind::Duration) ||
-                   (spec->kind == OptKind::Size && lit->kind == Literal::Kind::Size);
+                   (spec->kind == OptKind::Size && lit->kind == Literal::Kind::Size) ||
+                   (spec->kind == OptKind::Bool && lit->kind == Literal::Kind::Bool);
     if (!kind_ok) {
       diags_->report(Diag::option_kind, item.value->span, item.name.name, opt_kind_text(spec->kind), describe_literal(*lit));
       continue;

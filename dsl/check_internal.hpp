@@ -24,7 +24,7 @@ struct Scope {
 };
 
 // What an option accepts.
-enum class OptKind : std::uint8_t { Int, Duration, Size, Expr };
+enum class OptKind : std::uint8_t { Int, Duration, Size, Bool, Expr };
 
 struct OptSpec {
   std::string_view name;

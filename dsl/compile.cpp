@@ -364,6 +364,7 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     m.options.threads = static_cast<std::uint32_t>(option_int(decl->options, "threads", remote ? kRemoteThreads : 0));
     m.options.max_batch = static_cast<std::uint32_t>(option_int(decl->options, "max_batch", 1));
     m.options.batch_window_ns = option_int(decl->options, "batch_window", 0);
+    m.options.batch_window_strict = option_int(decl->options, "batch_window_strict", 0) != 0;
     m.options.timeout_ns = option_int(decl->options, "timeout", 0);
     m.options.retries = static_cast<std::uint32_t>(option_int(decl->options, "retries", 0));
     m.options.max_memory = static_cast<std::uint64_t>(option_int(decl->options, "max_memory", 0));

@@ -73,6 +73,9 @@ struct ModelOptions {
   std::uint32_t threads = 0;  // 0: the executor's default (remote models: kRemoteThreads calls in flight)
   std::uint32_t max_batch = 1;
   std::int64_t batch_window_ns = 0;
+  // The window is waited out even when no other request in flight could bring a call to the
+  // batch (see docs/scheduler.md, "Batching"); by default a batch then starts at once.
+  bool batch_window_strict = false;
   std::int64_t timeout_ns = 0;  // 0: none
   std::uint32_t retries = 0;
   std::uint64_t max_memory = 0;  // 0: unlimited

@@ -189,6 +189,7 @@ std::string to_text(const Plan& p) {
     if (o.threads != d.threads) opts += fmt::format(" threads={}", o.threads);
     if (o.max_batch != d.max_batch) opts += fmt::format(" max_batch={}", o.max_batch);
     if (o.batch_window_ns != d.batch_window_ns) opts += fmt::format(" batch_window={}", duration_text(o.batch_window_ns));
+    if (o.batch_window_strict) opts += " batch_window_strict";
     if (o.timeout_ns != d.timeout_ns) opts += fmt::format(" timeout={}", duration_text(o.timeout_ns));
     if (o.retries != d.retries) opts += fmt::format(" retries={}", o.retries);
     if (o.max_memory != d.max_memory) opts += fmt::format(" max_memory={}B", o.max_memory);

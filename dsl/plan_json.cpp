@@ -124,6 +124,7 @@ std::string to_json(const Plan& p) {
                         {"threads", o.threads},
                         {"max_batch", o.max_batch},
                         {"batch_window_ns", o.batch_window_ns},
+                        {"batch_window_strict", o.batch_window_strict},
                         {"timeout_ns", o.timeout_ns},
                         {"retries", o.retries},
                         {"max_memory", o.max_memory},

@@ -7,7 +7,8 @@
 // them as batches on the model's pool, at most one batch per instance at a time (as Triton's
 // dynamic batcher does). A batch starts when an instance is free and either `max_batch` calls
 // wait or the oldest has waited `batch_window` (at once with a window of 0: under load, calls
-// gather while the instances are busy). Calls a thread adds while it drains its ready queue
+// gather while the instances are busy), or no other request in flight could add a call (unless
+// `batch_window_strict`). Calls a thread adds while it drains its ready queue
 // (the items of a map, started together) are all added before a batch is scheduled. A batch
 // takes its calls when it starts, not when it is scheduled, so that calls added meanwhile
 // join it; batches scheduled on idle instances together split the waiting calls evenly. A call
@@ -38,6 +39,7 @@ struct BatchItem {
   // The call's context, checked when its batch starts. `deliver` keeps what it and the
   // pointers below point into alive (the frame, a timed attempt).
   const CallContext* ctx = nullptr;
+  const void* request = nullptr;  // its run: the items of one request share it
   const plan::Node* node = nullptr;
   const ExecNode* exec = nullptr;
   NodeMetrics* metrics = nullptr;

@@ -224,7 +224,20 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
       }
       models.push_back(std::move(lm));
     }
-    for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) impl->endpoints.push_back(detail::prepare(p, pi, ei, id++, impl->sequential));
+    for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) {
+      auto ex = detail::prepare(p, pi, ei, id++, impl->sequential);
+      // The batchers its calls may go through (a request counts among their users while it runs).
+      for (const auto& n : p.endpoints[ei].nodes) {
+        const auto* c = std::get_if<plan::CallNode>(&n.kind);
+        if (!c) continue;
+        const detail::LoadedModel& lm = *models[plan::index(c->model)];
+        for (detail::Gathering* g : {static_cast<detail::Gathering*>(lm.batcher(c->method)),
+                                     static_cast<detail::Gathering*>(lm.stream_batcher(c->method))}) {
+          if (g && std::find(ex->gatherers.begin(), ex->gatherers.end(), g) == ex->gatherers.end()) ex->gatherers.push_back(g);
+        }
+      }
+      impl->endpoints.push_back(std::move(ex));
+    }
   }
   return std::shared_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -310,6 +323,7 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
   run->inputs = std::move(inputs);
   run->done = std::move(done);
   run->trace = options.trace;
+  for (detail::Gathering* g : ex->gatherers) g->enter();
   std::int64_t deadline = ref.endpoint->deadline_ns;
   if (options.deadline_ns > 0 && (deadline == 0 || options.deadline_ns < deadline)) deadline = options.deadline_ns;
   if (deadline > 0) {

@@ -114,13 +114,13 @@ std::string Engine::metrics_text() const {
   };
   // HELP text escapes backslashes and line feeds.
   auto help_text = [](const std::string& h) {
-    std::string out;
+    std::string escaped;
     for (char c : h) {
-      if (c == '\\') out += "\\\\";
-      else if (c == '\n') out += "\\n";
-      else out += c;
+      if (c == '\\') escaped += "\\\\";
+      else if (c == '\n') escaped += "\\n";
+      else escaped += c;
     }
-    return out;
+    return escaped;
   };
   for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
     for (const auto& lm : impl_->models[pi]) {

@@ -17,6 +17,7 @@ Gatherer<Item>::Gatherer(Engine::Impl& engine, LoadedModel& m, std::size_t slots
       m_(m),
       max_(std::max<std::uint32_t>(1, m.model->options.max_batch)),
       window_(m.model->options.batch_window_ns),
+      strict_(m.model->options.batch_window_strict),
       slots_(std::max<std::size_t>(1, slots)),
       timer_(std::make_unique<boost::asio::steady_timer>(engine.pool->get_executor())) {}
 
@@ -26,7 +27,7 @@ void Gatherer<Item>::add(Item item) {
   std::unique_lock lock(mu_);
   if (stopped_) return;
   m_.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-  queue_.push_back(std::move(item));
+  push_locked(std::move(item));
   // Added while this thread drains its ready queue: the items it adds next (a map's other
   // items) join before a task is scheduled.
   if (dispatch_after_drain(this)) return;
@@ -40,6 +41,28 @@ void Gatherer<Item>::flush() {
 }
 
 template <typename Item>
+void Gatherer<Item>::leave() {
+  users_.fetch_sub(1, std::memory_order_relaxed);
+  std::unique_lock lock(mu_);
+  if (!timer_armed_) return;  // nothing waits for a window
+  if (dispatch_after_drain(this)) return;
+  dispatch(lock);
+}
+
+template <typename Item>
+void Gatherer<Item>::push_locked(Item item) {
+  ++requests_[item.request];
+  queue_.push_back(std::move(item));
+}
+
+template <typename Item>
+void Gatherer<Item>::remove_locked(const Item& item) {
+  left(item);
+  auto it = requests_.find(item.request);
+  if (it != requests_.end() && --it->second == 0) requests_.erase(it);
+}
+
+template <typename Item>
 void Gatherer<Item>::stop() {
   std::deque<Item> dropped;
   std::unique_ptr<boost::asio::steady_timer> timer;
@@ -47,6 +70,7 @@ void Gatherer<Item>::stop() {
     std::lock_guard lock(mu_);
     stopped_ = true;
     dropped.swap(queue_);
+    requests_.clear();
     timer = std::move(timer_);
   }
   if (timer) timer->cancel();
@@ -58,7 +82,7 @@ void Gatherer<Item>::drop_cancelled(std::size_t wanted) {
   std::size_t live = 0;
   for (auto it = queue_.begin(); it != queue_.end() && live < wanted;) {
     if (it->ctx->cancelled()) {
-      left(*it);
+      remove_locked(*it);
       dropped.push_back(std::move(*it));
       it = queue_.erase(it);
     } else {
@@ -85,7 +109,9 @@ void Gatherer<Item>::dispatch(std::unique_lock<std::mutex>& lock, bool continuat
   while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
     const bool full = queue_.size() >= (posted_ + 1) * max_;
     const std::chrono::steady_clock::time_point due = queue_.front().queued + window_;
-    if (!due_now() && !full && window_.count() > 0 && std::chrono::steady_clock::now() < due) {
+    // Every request that could still add an item has one here: nothing is worth waiting for.
+    const bool alone = !strict_ && users_.load(std::memory_order_relaxed) <= requests_.size();
+    if (!due_now() && !full && !alone && window_.count() > 0 && std::chrono::steady_clock::now() < due) {
       if (!timer_armed_ || due < timer_at_) {
         timer_armed_ = true;
         timer_at_ = due;
@@ -127,7 +153,7 @@ std::vector<Item> Gatherer<Item>::take() {
     while (!queue_.empty() && items.size() < share) {  // the cancelled ones take no place
       Item item = std::move(queue_.front());
       queue_.pop_front();
-      left(item);
+      remove_locked(item);
       (item.ctx->cancelled() ? dropped : items).push_back(std::move(item));
     }
     if (items.empty()) --busy_;

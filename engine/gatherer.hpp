@@ -6,8 +6,11 @@
 // A task is due when a slot is free (`slots`: instances, or threads) and either the items fill
 // one more task than those scheduled take (`max_batch` each), or the oldest has waited
 // `batch_window`, or there is no window, or the owner says its front need not wait
-// (due_now(): a stream that has stepped before). Otherwise the window's timer is armed for the
-// oldest item. A task takes its items when it starts, not when it is scheduled, so that items
+// (due_now(): a stream that has stepped before), or no other request could add an item: every
+// request in flight that may still call this method (its users: enter() at a run's start,
+// leave() at its end, for the endpoints that call it) already has an item waiting, so waiting
+// longer would only delay them (unless the model sets `batch_window_strict`). Otherwise the
+// window's timer is armed for the oldest item. A task takes its items when it starts, not when it is scheduled, so that items
 // added meanwhile join it; tasks scheduled on idle slots together split the waiting items
 // evenly. Items a thread adds while it drains its ready queue (a map's items, started together)
 // are all added before a task is scheduled (dispatch_after_drain). An item whose call was
@@ -16,11 +19,14 @@
 //
 // The methods are defined in gatherer.cpp, for the two item types.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
@@ -38,10 +44,19 @@ class Gathering {
   virtual ~Gathering() = default;
   // Schedules what is due.
   virtual void flush() = 0;
+  // A request that may add items here has started (a run of an endpoint that calls this
+  // method, ExecEndpoint::gatherers) ...
+  void enter() { users_.fetch_add(1, std::memory_order_relaxed); }
+  // ... or has ended: items that waited for it only may go now.
+  virtual void leave() = 0;
+
+ protected:
+  std::atomic<std::uint32_t> users_{0};
 };
 
-// `Item` has `ctx` (const CallContext*, checked for cancellation) and `queued` (a
-// steady_clock::time_point, set when it joins the queue).
+// `Item` has `ctx` (const CallContext*, checked for cancellation), `request` (the run it is for:
+// items of one request share it) and `queued` (a steady_clock::time_point, set when it joins
+// the queue).
 template <typename Item>
 class Gatherer : public Gathering {
  public:
@@ -51,6 +66,7 @@ class Gatherer : public Gathering {
   void add(Item item);
   // Schedules what is due (items added during a drain of the ready queue, once it ends).
   void flush() override;
+  void leave() override;
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
   // items still waiting (their runs never complete, as with work a stopped pool drops) and the
   // timer.
@@ -72,6 +88,8 @@ class Gatherer : public Gathering {
   // A task on the model's pool: take() its items, run them, schedule what follows.
   virtual void run() = 0;
 
+  // Appends `item` to the queue (with the lock held), counting its request.
+  void push_locked(Item item);
   // Schedules tasks while a slot is free and items are due; else arms the window's timer.
   // `continuation`: called by a task that just ended, whose thread may run the next itself.
   void dispatch(std::unique_lock<std::mutex>& lock, bool continuation = false);
@@ -86,6 +104,7 @@ class Gatherer : public Gathering {
   LoadedModel& m_;
   const std::size_t max_;
   const std::chrono::nanoseconds window_;
+  const bool strict_;        // `batch_window_strict`: the window is waited out even alone
   const std::size_t slots_;  // tasks at once
 
   std::mutex mu_;
@@ -95,6 +114,11 @@ class Gatherer : public Gathering {
   bool stopped_ = false;
 
  private:
+  // `item` leaves the queue (with the lock held): left(), and its request's count.
+  void remove_locked(const Item& item);
+
+  // The requests with items in the queue, and how many each.
+  std::unordered_map<const void*, std::uint32_t> requests_;
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::chrono::steady_clock::time_point timer_at_{};
   bool timer_armed_ = false;

@@ -162,6 +162,11 @@ void RunState::finish(Result<Value> r) {
     }
   }
   ctx.cancel();  // whatever still runs for this request is no longer wanted
+  // Calls of other requests that waited for this one's may go now (its own, cancelled, are
+  // dropped). Not once the engine stops: its batchers go then.
+  if (!engine->stopping.load(std::memory_order_relaxed)) {
+    for (Gathering* g : ex->gatherers) g->leave();
+  }
   if (delivered.exchange(true)) {
     // The caller has the result stream: a failure reaches it there (a stream that ended before
     // keeps its own end). Ended outside the lock: its readers' callbacks run now.

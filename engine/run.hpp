@@ -71,6 +71,9 @@ struct ExecEndpoint {
   std::vector<ExecValue> values;
   std::vector<ExecRegion> regions;
   std::unique_ptr<EndpointMetrics> metrics;
+  // The batchers and stream batchers its calls may go through: a run counts among their users
+  // from its start to its end (Gathering::enter, leave).
+  std::vector<Gathering*> gatherers;
 };
 
 // The calls of an asynchronous model in flight at once: at most `limit` (0: any number); the

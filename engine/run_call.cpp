@@ -239,6 +239,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
     item.s = s;
     item.out = out;
     item.ctx = &call->ctx;
+    item.request = f->run.get();
     item.node = &n;
     item.metrics = &nm;
     item.trace = f->run->trace.get();
@@ -366,7 +367,8 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   Batcher* batcher = m.batcher(c.method);  // a batch picks its own instance
   ModelInstance* inst = batcher ? m.instances[0].get() : next_instance(m);
   auto batch_item = [&](const CallContext& ctx, std::function<void(Result<Value>)> deliver) {
-    return BatchItem{std::move(args), &ctx, &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {}, std::move(deliver)};
+    return BatchItem{std::move(args), &ctx, f->run.get(), &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {},
+                     std::move(deliver)};
   };
   if (m.asynchronous) {
     return async_call(f, local, attempt, n, m, nm, *inst, c.method, std::move(args), timeout);

@@ -60,7 +60,7 @@ void StreamBatcher::run() {
     for (auto& item : items) {
       item.queued = now;
       item.stepped = true;
-      queue_.push_back(std::move(item));
+      push_locked(std::move(item));
     }
     stepped_waiting_ += items.size();
     m_.metrics.queued.fetch_add(static_cast<std::int64_t>(items.size()), std::memory_order_relaxed);

@@ -15,7 +15,8 @@
 //
 // A step starts when an instance is free and a stream waits for it. `batch_window` holds back
 // only the first step of new streams (until `max_batch` wait, or the oldest has waited the
-// window); a stream that has stepped before is due at once. A stream whose call was cancelled
+// window, or no other request in flight could add a stream: gatherer.hpp); a stream that has
+// stepped before is due at once. A stream whose call was cancelled
 // (its request gone, its timeout past) is dropped when a step would take it. When a step fails
 // as a whole, each of its streams steps alone, so that only a failing stream fails. Each item
 // goes to its stream's readers on the thread that ran the step (on a device, see below). (The queue and its timing are
@@ -61,6 +62,7 @@ struct StreamItem {
   // The call's context (its request, its timeout), checked before each step. `end` keeps it
   // and the pointers below alive.
   const CallContext* ctx = nullptr;
+  const void* request = nullptr;  // its run: the items of one request share it
   const plan::Node* node = nullptr;
   NodeMetrics* metrics = nullptr;
   Trace* trace = nullptr;

@@ -183,8 +183,9 @@ TEST_SUITE("checker") {
   TEST_CASE("placement and options reach the plan") {
     auto c = compile_text(R"(
       model m = torch "m.pt" on cuda:1 { instances = 2, threads = 4, max_batch = 16, batch_window = 3ms,
-                                         timeout = 2s, retries = 3, max_memory = 4GiB
+                                         timeout = 2s, retries = 3, max_memory = 4GiB, batch_window_strict = true
                                          def f(x: int) -> int }
+      model n = torch "n.pt" { max_batch = 2, batch_window = 1ms, def g(x: int) -> int }
       endpoint e(x: int) -> int with { timeout = 10s } {
         return m.f(x) with { timeout = 50ms, retries = 2, backoff = 5ms, fallback = 0 }
       })");
@@ -196,6 +197,8 @@ TEST_SUITE("checker") {
     CHECK(m.options.threads == 4);
     CHECK(m.options.max_batch == 16);
     CHECK(m.options.batch_window_ns == 3'000'000);
+    CHECK(m.options.batch_window_strict);
+    CHECK_FALSE(c->plan->models[1].options.batch_window_strict);
     CHECK(m.options.timeout_ns == 2'000'000'000);
     CHECK(m.options.retries == 3);
     CHECK(m.options.max_memory == 4ull << 30);

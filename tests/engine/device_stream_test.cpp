@@ -26,7 +26,7 @@ model g = torch "g.pt" on cuda {
   def words(text: str) -> stream<str>
 }
 model s = torch "s.pt" on cuda {
-  max_batch = 3, batch_window = 1h, threads = 1
+  max_batch = 3, batch_window = 1h, batch_window_strict = true, threads = 1
   def ramp(x: tensor, n: int) -> stream<tensor>
   def levels(x: tensor, n: int) -> stream<float>
 }
@@ -36,7 +36,7 @@ model one = torch "one.pt" on cuda {
   def marks(x: tensor, n: int, key: str) -> stream<tensor?>
 }
 model shared = torch "shared.pt" on cuda {
-  max_batch = 8, batch_window = 1h
+  max_batch = 8, batch_window = 1h, batch_window_strict = true
   def ramp(x: tensor, n: int) -> stream<tensor>
 }
 model whole = torch "whole.pt" on cuda { def levels(x: tensor, n: int) -> stream<int> }

@@ -25,7 +25,7 @@ using engine::ErrorCode;
 
 const char* kStepped = R"(
 model full = torch "full.pt" on cpu {
-  max_batch = 4, batch_window = 1h, threads = 1
+  max_batch = 4, batch_window = 1h, batch_window_strict = true, threads = 1
   def words(text: str) -> stream<str>
 }
 model now = torch "now.pt" on cpu {

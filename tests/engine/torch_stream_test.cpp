@@ -216,7 +216,7 @@ TEST_SUITE("torch") {
   TEST_CASE("streaming, batched: through the engine, concurrent requests share steps and get their own words") {
     auto plan = models_of(R"(
       model one = torch "models/decoder.pt" { def generate(prompt: str) -> stream<str> }
-      model many = torch "models/decoder.pt" { max_batch = 8, batch_window = 1h
+      model many = torch "models/decoder.pt" { max_batch = 8, batch_window = 1h, batch_window_strict = true
                                                def generate(prompt: str) -> stream<str> }
       endpoint one(p: str) -> list<str> { return collect(one.generate(p)) }
       endpoint many(p: str) -> list<str> { return collect(many.generate(p)) })");

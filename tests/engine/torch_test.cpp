@@ -226,10 +226,10 @@ TEST_SUITE("torch") {
     if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
     // A window of an hour: a batch starts only when it is full, so the batches are exact.
     auto plan = dsl::compile_source("graphs/batching.graph", R"(
-      model batched = torch "models/bert.pt" { max_batch = 4, batch_window = 1h
+      model batched = torch "models/bert.pt" { max_batch = 4, batch_window = 1h, batch_window_strict = true
                                                def classify(text: str) -> float }
       model alone = torch "models/bert.pt" { def classify(text: str) -> float }
-      model zs = torch "models/zero_shot.pt" { max_batch = 2, batch_window = 1h
+      model zs = torch "models/zero_shot.pt" { max_batch = 2, batch_window = 1h, batch_window_strict = true
                                                def classify(text: str, labels: list<str>) -> tensor<f32, [?]> }
       endpoint batched(texts: list<str>) -> list<float> { return each t in texts { batched.classify(t) } }
       endpoint alone(texts: list<str>) -> list<float> { return each t in texts { alone.classify(t) } }
@@ -281,7 +281,7 @@ TEST_SUITE("torch") {
     dsl::FrontendOptions fo;
     if (const char* p = std::getenv("BRAID_MODEL_PATH")) fo.model_paths.push_back(p);
     auto plan = dsl::compile_source("graphs/packed.graph", R"(
-      model batched = torch "models/pooler.pt" { max_batch = 4, batch_window = 1h
+      model batched = torch "models/pooler.pt" { max_batch = 4, batch_window = 1h, batch_window_strict = true
         def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
         def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
         def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]>
@@ -297,7 +297,7 @@ TEST_SUITE("torch") {
         def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
         def tag(x: tensor<f32, [?, 64]>) -> tensor<f32, [?, 8]>
         def scale(x: tensor<f32, [64]>, by: float) -> tensor<f32, [64]> }
-      model pair = torch "models/pooler.pt" { max_batch = 2, batch_window = 1h
+      model pair = torch "models/pooler.pt" { max_batch = 2, batch_window = 1h, batch_window_strict = true
         def pool(x: tensor<f32>) -> tensor<f32> }
       endpoint pool(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { batched.pool(x) } }
       endpoint pool_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { alone.pool(x) } }
@@ -313,7 +313,7 @@ TEST_SUITE("torch") {
       endpoint weigh_alone(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { alone.weigh(x, 0.25) } }
       endpoint shift(ys: list<tensor<f32, []>>) -> list<tensor> { return each y in ys { batched.shift(y) } }
       endpoint shift_alone(ys: list<tensor<f32, []>>) -> list<tensor> { return each y in ys { alone.shift(y) } }
-      model wide = torch "models/pooler.pt" { max_batch = 8, batch_window = 1h
+      model wide = torch "models/pooler.pt" { max_batch = 8, batch_window = 1h, batch_window_strict = true
         def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]> }
       endpoint wide(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> { return each x in xs { wide.pool(x) } }
       endpoint score(xs: list<tensor<f32, [?, 64]>>) -> list<float> { return each x in xs { batched.score(x) } }

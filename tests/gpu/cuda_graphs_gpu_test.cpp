@@ -28,7 +28,7 @@ model pool_plain = torch "models/pooler.pt" on cuda {
   def score(x: tensor<f32, [?, 64]>) -> float
 }
 model pool_batched = torch "models/pooler.pt" on cuda {
-  cuda_graphs = 8, max_batch = 16, batch_window = 50ms
+  cuda_graphs = 8, max_batch = 16, batch_window = 50ms, batch_window_strict = true
   def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
 }
 endpoint step(x: tensor) -> tensor { return plain.forward(x) }

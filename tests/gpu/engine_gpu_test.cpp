@@ -181,7 +181,7 @@ endpoint mixed_cpu(xs: list<tensor<f32, [?, 64]>>) -> list<tensor> {
   return each x in xs { pooler_cpu.pool(pooler_cpu.mix(x)) }
 }
 model pooler_2 = torch "models/pooler.pt" on cuda {
-  max_batch = 2, batch_window = 1h
+  max_batch = 2, batch_window = 1h, batch_window_strict = true
   def pool(x: tensor<f32, [?, 64]>) -> tensor<f32, [64]>
 }
 endpoint both(x: tensor<f32, [?, 64]>) -> list<tensor> { return all { pooler_2.pool(x), pooler_2.pool(mixer.mix(x)) } }

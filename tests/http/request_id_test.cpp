@@ -103,7 +103,7 @@ TEST_SUITE("http") {
       CHECK(id_of(r) == mine);
     }
     // Malformed: too long, or with a character that is not visible ASCII: replaced.
-    for (const std::string bad : {std::string(129, 'x'), std::string("two words"), std::string("tab\there")}) {
+    for (const std::string& bad : {std::string(129, 'x'), std::string("two words"), std::string("tab\there")}) {
       CAPTURE(bad);
       auto r = c.send(with(Client::make(bhttp::verb::post, "/g/shout", R"({"text": "hi"})"), bad));
       CHECK(r.result_int() == 200);

@@ -1,0 +1,111 @@
+// When a batch stops waiting for its window (engine/gatherer.hpp): once every request in flight
+// that may still call the method has a call waiting, a batch starts at once, whatever its
+// window. The window is an hour here, so a batch that waited for it would never end these
+// tests; `gate.hold` keeps a request in flight, before or instead of its call, until the test
+// opens its key.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <future>
+
+#include "tests/engine/device_harness.hpp"
+
+namespace braid::test {
+namespace {
+
+const char* kWindow = R"(
+model w = torch "w.pt" on cpu {
+  max_batch = 4, batch_window = 1h
+  def echo(x: str) -> str
+}
+model strict = torch "strict.pt" on cpu {
+  max_batch = 4, batch_window = 1h, batch_window_strict = true
+  def echo(x: str) -> str
+}
+model gate = torch "gate.pt" on cpu {
+  threads = 4
+  def hold(x: str, key: str) -> str
+  def picky(x: str) -> str
+}
+endpoint lone(x: str) -> str { return w.echo(x) }
+endpoint lone_map(xs: list<str>) -> list<str> { return each x in xs { w.echo(x) } }
+endpoint later(x: str, key: str) -> str { return w.echo(gate.hold(x, key)) }
+endpoint fails_first(x: str, key: str) -> str { return w.echo(gate.picky(gate.hold(x, key))) }
+endpoint elsewhere(x: str, key: str) -> str { return gate.hold(x, key) }
+endpoint strict_lone(x: str) -> str { return strict.echo(x) }
+)";
+
+// The run's result, once it has come (REQUIREd within a minute: an hour's window never comes).
+engine::Result<Value> settled(std::future<engine::Result<Value>>& f) {
+  REQUIRE(f.wait_for(std::chrono::minutes(1)) == std::future_status::ready);
+  return f.get();
+}
+
+}  // namespace
+
+TEST_SUITE("engine") {
+  TEST_CASE("batch window: a request alone does not wait for it, nor for requests that never call the method") {
+    DeviceHarness h(kWindow);
+    auto one = h.start("lone", {Value("a")});
+    CHECK(settled(one)->as_str() == "a");
+    CHECK(h.fake->stats("w").calls == 1);
+    CHECK(h.fake->stats("w").batches.empty());  // a batch of one is a plain call
+
+    // A map's items arrive together: one batch of all of them, at once.
+    auto map = h.start("lone_map", {Value::list({Value("x"), Value("y"), Value("z")})});
+    CHECK(strings(settled(map)) == std::vector<std::string>{"x", "y", "z"});
+    CHECK(h.fake->stats("w").batches == std::vector<int>{3});
+
+    // A request in flight on an endpoint that does not call `w` is no reason to wait.
+    auto other = h.start("elsewhere", {Value("held"), Value("k")});
+    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    auto two = h.start("lone", {Value("b")});
+    CHECK(settled(two)->as_str() == "b");
+    h.fake->open("k");
+    CHECK(settled(other)->as_str() == "held");
+    CHECK(model(*h.engine, "w").queued == 0);
+  }
+
+  TEST_CASE("batch window: a call waits for a request in flight that may still call, and they run as one batch") {
+    DeviceHarness h(kWindow);
+    auto late = h.start("later", {Value("late"), Value("k")});
+    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    auto early = h.start("lone", {Value("early")});
+    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    CHECK(h.fake->stats("w").calls == 0);  // waiting for `late`'s call
+    h.fake->open("k");
+    CHECK(settled(early)->as_str() == "early");
+    CHECK(settled(late)->as_str() == "late");
+    CHECK(h.fake->stats("w").batches == std::vector<int>{2});
+  }
+
+  TEST_CASE("batch window: a request that ends without calling lets the calls that waited for it go") {
+    DeviceHarness h(kWindow);
+    auto failing = h.start("fails_first", {Value("bad"), Value("k")});
+    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    auto waiting = h.start("lone", {Value("w")});
+    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    h.fake->open("k");  // `bad` fails in gate.picky: that request never calls `w`
+    auto failed = settled(failing);
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().node.find("picky") != std::string::npos);
+    CHECK(settled(waiting)->as_str() == "w");
+    CHECK(h.fake->stats("w").calls == 1);
+    CHECK(h.fake->stats("w").batches.empty());
+  }
+
+  TEST_CASE("batch window: batch_window_strict waits the window out even alone") {
+    DeviceHarness h(kWindow);
+    auto alone = h.start("strict_lone", {Value("s")});
+    REQUIRE(wait_model(*h.engine, "strict", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    CHECK(alone.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
+    // A full batch does not wait: three more requests fill it.
+    std::vector<std::future<engine::Result<Value>>> more;
+    for (const char* x : {"t", "u", "v"}) more.push_back(h.start("strict_lone", {Value(x)}));
+    CHECK(settled(alone)->as_str() == "s");
+    for (auto& f : more) CHECK(settled(f));
+    CHECK(h.fake->stats("strict").batches == std::vector<int>{4});
+  }
+}
+
+}  // namespace braid::test
