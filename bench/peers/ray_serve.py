@@ -5,14 +5,19 @@ them at the same time), HTTP through a FastAPI ingress. Same TorchScript files, 
 (`/{graph}/{endpoint}`), input names and defaults as graphs/*.graph, so braid-bench drives both
 servers with the same command.
 
-    python ray_serve.py PORT [--quiet]     serves all four applications on 127.0.0.1:PORT until SIGTERM
+    python ray_serve.py PORT [--quiet] [--max-ongoing=N]
+                                  serves all four applications on 127.0.0.1:PORT until SIGTERM
 
-Ray's and Serve's defaults are kept (one replica a deployment, its default number of requests
-in flight a replica), except that Ray is told the machine has 16 CPUs: a replica reserves one
-CPU by default, and the ten replicas would not all be placed on a 2-CPU machine. That count is
-only Ray's bookkeeping; the processes share the real cores. With --quiet (what run.sh uses),
-Serve writes no line per request and the replicas' logs stay in their files rather than being
-sent to this process: on a 2-CPU machine that took a third off a request's latency.
+Ray's and Serve's defaults are kept (one replica a deployment), except:
+- Ray is told the machine has 16 CPUs: a replica reserves one CPU by default, and the ten
+  replicas would not all be placed on a 2-CPU machine. That count is only Ray's bookkeeping;
+  the processes share the real cores.
+- --quiet (what run.sh uses): Serve writes no line per request and the replicas' logs stay in
+  their files rather than being sent to this process. On a 2-CPU machine that took about a
+  third off a request's latency.
+- --max-ongoing=N (run.sh: 100) sets every deployment's max_ongoing_requests, 5 by default.
+  With 5, Serve's throughput on the ensemble fell from about 60 requests/s at 4 to 8 clients
+  to 9 at 64 clients (wrk, 5 s a level); with 100 it held 78 at 64.
 """
 import os
 import signal
@@ -141,27 +146,29 @@ class InferenceGraph:
         return results
 
 
-def applications() -> t.Dict[str, serve.Application]:
-    model = TorchMethod.options
+def applications(max_ongoing: t.Optional[int]) -> t.Dict[str, serve.Application]:
+    extra = {"max_ongoing_requests": max_ongoing} if max_ongoing else {}
+    model = lambda name: TorchMethod.options(name=name, **extra)  # noqa: E731
     return {
-        "multi_model": MultiModel.bind(),
-        "sequential": Sequential.bind(model(name="Preprocessor").bind("preprocessor.pt", "preprocess")),
-        "ensemble": Ensemble.bind(model(name="ModelA").bind("sentiment_a.pt", "predict"),
-                                  model(name="ModelB").bind("sentiment_b.pt", "predict")),
-        "inference_graph": InferenceGraph.bind(model(name="GPT2").bind("gpt2.pt", "generate"),
-                                               model(name="DistilGPT2").bind("distilgpt2.pt", "generate"),
-                                               model(name="Bert").bind("bert.pt", "classify")),
+        "multi_model": MultiModel.options(**extra).bind(),
+        "sequential": Sequential.options(**extra).bind(model("Preprocessor").bind("preprocessor.pt", "preprocess")),
+        "ensemble": Ensemble.options(**extra).bind(model("ModelA").bind("sentiment_a.pt", "predict"),
+                                                   model("ModelB").bind("sentiment_b.pt", "predict")),
+        "inference_graph": InferenceGraph.options(**extra).bind(model("GPT2").bind("gpt2.pt", "generate"),
+                                                                model("DistilGPT2").bind("distilgpt2.pt", "generate"),
+                                                                model("Bert").bind("bert.pt", "classify")),
     }
 
 
 def main() -> None:
     port = int(sys.argv[1])
     quiet = "--quiet" in sys.argv[2:]
+    max_ongoing = next((int(a.split("=", 1)[1]) for a in sys.argv[2:] if a.startswith("--max-ongoing=")), None)
     ray.init(num_cpus=16, include_dashboard=False, logging_level="WARNING", log_to_driver=not quiet,
              runtime_env={"env_vars": {"BRAID_MODELS": model_path(""),
                                        "PYTHONPATH": os.path.dirname(os.path.abspath(__file__))}})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    for name, app in applications().items():
+    for name, app in applications(max_ongoing).items():
         serve.run(app, name=name, route_prefix=f"/{name}",
                   logging_config={"enable_access_log": False, "log_level": "WARNING"} if quiet else None)
     print(f"ray serve: ready on http://127.0.0.1:{port}", flush=True)

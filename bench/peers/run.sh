@@ -106,7 +106,7 @@ fi
 # Ray Serve: one Ray cluster, four applications behind one HTTP proxy.
 ray_url() { echo "http://127.0.0.1:18510"; }
 if [[ " $peers " == *" ray "* ]]; then
-  (cd bench/peers && exec "../../$venv/bin/python" ray_serve.py 18510 --quiet >"$tmp/ray.log" 2>&1) & pids+=($!)
+  (cd bench/peers && exec "../../$venv/bin/python" ray_serve.py 18510 --quiet --max-ongoing=100 >"$tmp/ray.log" 2>&1) & pids+=($!)
   # The proxy answers before the applications are up; ready is when the last one answers.
   wait_ready "$(ray_url)/-/healthz" 1500
   for _ in $(seq 1500); do grep -q '^ray serve: ready' "$tmp/ray.log" && break; sleep 0.2; done
