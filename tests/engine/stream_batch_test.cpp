@@ -10,7 +10,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <future>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -49,6 +51,10 @@ model wide = torch "wide.pt" on cpu {
 model alone = torch "alone.pt" on cpu {
   def words(text: str) -> stream<str>
 }
+model lazy = torch "lazy.pt" on cpu {
+  max_batch = 4, batch_window = 1h, threads = 1
+  def words(text: str) -> stream<str>
+}
 endpoint full(text: str) -> list<str> { return collect(full.words(text)) }
 endpoint now(text: str) -> list<str> { return collect(now.words(text)) }
 endpoint gated(n: int, key: str) -> stream<str> { return now.gated(n, key) }
@@ -59,11 +65,23 @@ endpoint soon(text: str) -> list<str> { return collect(soon.words(text)) }
 endpoint wide(text: str) -> list<str> { return collect(wide.words(text)) }
 endpoint mapped(texts: list<str>) -> list<list<str>> { return each t in texts { collect(now.words(t)) } }
 endpoint alone(text: str) -> list<str> { return collect(alone.words(text)) }
+endpoint lazy(text: str) -> list<str> { return collect(lazy.words(text)) }
 )";
 
 }  // namespace
 
 TEST_SUITE("engine") {
+  TEST_CASE("stream batch: a stream alone does not wait for the window (nor does the next, once the first has ended)") {
+    DeviceHarness h(kStepped);
+    for (const char* text : {"a b", "c"}) {
+      auto run = h.start("lazy", {Value(text)});
+      // The window is an hour: a first step that waited for it would never come.
+      REQUIRE(run.wait_for(std::chrono::minutes(1)) == std::future_status::ready);
+      CHECK(strings(run.get()).size() == (std::string_view(text) == "c" ? 1u : 2u));
+    }
+    CHECK(h.fake->stats("lazy").steps == std::vector<int>{1, 1, 1, 1, 1});
+  }
+
   TEST_CASE("stream batch: the streams of four requests step together and leave as they end") {
     DeviceHarness h(kStepped);
     const std::vector<std::string> texts{"a", "b c", "d e f", "g h i j"};
