@@ -150,6 +150,68 @@ std::optional<Error> open_devices(Engine::Impl& impl, const EngineOptions& optio
 
 }  // namespace
 
+namespace {
+
+// Whether node `n` is ready as soon as its region starts: what it reads of its own region is
+// made by nodes that run at once, in the same drain (constants, lists, records, fields).
+bool ready_at_start(const plan::Endpoint& ep, const plan::Node& n) {
+  for (plan::ValueId v : n.inputs) {
+    const plan::Value& val = ep.value(v);
+    if (val.region != n.region || !val.producer) continue;  // a capture, or the region's parameter
+    const plan::Node& p = ep.node(*val.producer);
+    const bool inline_node = std::holds_alternative<plan::ConstNode>(p.kind) || std::holds_alternative<plan::ListNode>(p.kind) ||
+                             std::holds_alternative<plan::RecordNode>(p.kind) || std::holds_alternative<plan::FieldNode>(p.kind) ||
+                             std::holds_alternative<plan::IndexNode>(p.kind);
+    if (!inline_node || !ready_at_start(ep, p)) return false;
+  }
+  return true;
+}
+
+// Whether a run adds every call of node `n` to its batcher at once: while one waits there, the
+// run adds no other. So it is when `n` runs once a run (in the body, a branch, an arm, a
+// fallback), or is ready as soon as the body of the one map around it starts, a map over a
+// list (not a stream): the items start together, and a later one only when an earlier one has
+// ended, which needs its call's result.
+bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n) {
+  bool in_map = false;
+  for (plan::RegionId r = n.region;;) {
+    const plan::Region& reg = ep.region(r);
+    if (!reg.owner) return true;
+    const plan::Node& owner = ep.node(*reg.owner);
+    if (const auto* m = std::get_if<plan::MapNode>(&owner.kind)) {
+      const bool first_in_body = r == n.region && ready_at_start(ep, n);
+      if (in_map || !first_in_body || ep.value(m->list).type->is_stream()) return false;
+      in_map = true;
+    }
+    r = owner.region;
+  }
+}
+
+// The batchers and stream batchers the calls of `ep` may go through: one use each, at once when
+// one node alone calls that method and adds its calls at once.
+std::vector<detail::ExecEndpoint::Use> uses_of(const plan::Endpoint& ep,
+                                               const std::vector<std::unique_ptr<detail::LoadedModel>>& models) {
+  std::vector<detail::ExecEndpoint::Use> uses;
+  for (const auto& n : ep.nodes) {
+    const auto* c = std::get_if<plan::CallNode>(&n.kind);
+    if (!c) continue;
+    const detail::LoadedModel& lm = *models[plan::index(c->model)];
+    for (detail::Gathering* g : {static_cast<detail::Gathering*>(lm.batcher(c->method)),
+                                 static_cast<detail::Gathering*>(lm.stream_batcher(c->method))}) {
+      if (!g) continue;
+      auto it = std::find_if(uses.begin(), uses.end(), [&](const auto& u) { return u.g == g; });
+      if (it == uses.end()) {
+        uses.push_back({g, adds_at_once(ep, n)});
+      } else {
+        it->at_once = false;  // two nodes call it: one may add while the other's call waits
+      }
+    }
+  }
+  return uses;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const plan::Plan>> plans,
                                               const BackendRegistry& backends, EngineOptions options) {
   auto impl = std::make_unique<Impl>();
@@ -226,16 +288,7 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
     }
     for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) {
       auto ex = detail::prepare(p, pi, ei, id++, impl->sequential);
-      // The batchers its calls may go through (a request counts among their users while it runs).
-      for (const auto& n : p.endpoints[ei].nodes) {
-        const auto* c = std::get_if<plan::CallNode>(&n.kind);
-        if (!c) continue;
-        const detail::LoadedModel& lm = *models[plan::index(c->model)];
-        for (detail::Gathering* g : {static_cast<detail::Gathering*>(lm.batcher(c->method)),
-                                     static_cast<detail::Gathering*>(lm.stream_batcher(c->method))}) {
-          if (g && std::find(ex->gatherers.begin(), ex->gatherers.end(), g) == ex->gatherers.end()) ex->gatherers.push_back(g);
-        }
-      }
+      ex->uses = uses_of(p.endpoints[ei], models);
       impl->endpoints.push_back(std::move(ex));
     }
   }
@@ -323,7 +376,7 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
   run->inputs = std::move(inputs);
   run->done = std::move(done);
   run->trace = options.trace;
-  for (detail::Gathering* g : ex->gatherers) g->enter();
+  for (const auto& u : ex->uses) u.g->enter(u.at_once);
   std::int64_t deadline = ref.endpoint->deadline_ns;
   if (options.deadline_ns > 0 && (deadline == 0 || options.deadline_ns < deadline)) deadline = options.deadline_ns;
   if (deadline > 0) {

@@ -41,8 +41,9 @@ void Gatherer<Item>::flush() {
 }
 
 template <typename Item>
-void Gatherer<Item>::leave() {
+void Gatherer<Item>::leave(bool at_once) {
   users_.fetch_sub(1, std::memory_order_relaxed);
+  if (!at_once) open_users_.fetch_sub(1, std::memory_order_relaxed);
   std::unique_lock lock(mu_);
   if (!timer_armed_) return;  // nothing waits for a window
   if (dispatch_after_drain(this)) return;
@@ -109,8 +110,10 @@ void Gatherer<Item>::dispatch(std::unique_lock<std::mutex>& lock, bool continuat
   while (!stopped_ && busy_ < slots_ && queue_.size() > posted_) {
     const bool full = queue_.size() >= (posted_ + 1) * max_;
     const std::chrono::steady_clock::time_point due = queue_.front().queued + window_;
-    // Every request that could still add an item has one here: nothing is worth waiting for.
-    const bool alone = !strict_ && users_.load(std::memory_order_relaxed) <= requests_.size();
+    // Every request that could still add an item has one here, and adds no other while it
+    // waits: nothing is worth waiting for.
+    const bool alone = !strict_ && open_users_.load(std::memory_order_relaxed) == 0 &&
+                       users_.load(std::memory_order_relaxed) <= requests_.size();
     if (!due_now() && !full && !alone && window_.count() > 0 && std::chrono::steady_clock::now() < due) {
       if (!timer_armed_ || due < timer_at_) {
         timer_armed_ = true;

@@ -7,10 +7,11 @@
 // one more task than those scheduled take (`max_batch` each), or the oldest has waited
 // `batch_window`, or there is no window, or the owner says its front need not wait
 // (due_now(): a stream that has stepped before), or no other request could add an item: every
-// request in flight that may still call this method (its users: enter() at a run's start,
-// leave() at its end, for the endpoints that call it) already has an item waiting, so waiting
-// longer would only delay them (unless the model sets `batch_window_strict`). Otherwise the
-// window's timer is armed for the oldest item. A task takes its items when it starts, not when it is scheduled, so that items
+// request in flight that may call this method (its users: enter() at a run's start, leave() at
+// its end, for the endpoints that call it) already has an item waiting and adds its items at
+// once (while one waits, it adds no other: ExecEndpoint::Use::at_once), so waiting longer
+// would only delay them (unless the model sets `batch_window_strict`). Otherwise the window's
+// timer is armed for the oldest item. A task takes its items when it starts, not when it is scheduled, so that items
 // added meanwhile join it; tasks scheduled on idle slots together split the waiting items
 // evenly. Items a thread adds while it drains its ready queue (a map's items, started together)
 // are all added before a task is scheduled (dispatch_after_drain). An item whose call was
@@ -45,13 +46,17 @@ class Gathering {
   // Schedules what is due.
   virtual void flush() = 0;
   // A request that may add items here has started (a run of an endpoint that calls this
-  // method, ExecEndpoint::gatherers) ...
-  void enter() { users_.fetch_add(1, std::memory_order_relaxed); }
+  // method, ExecEndpoint::uses; `at_once`: it adds none while one of its items waits) ...
+  void enter(bool at_once) {
+    if (!at_once) open_users_.fetch_add(1, std::memory_order_relaxed);
+    users_.fetch_add(1, std::memory_order_relaxed);
+  }
   // ... or has ended: items that waited for it only may go now.
-  virtual void leave() = 0;
+  virtual void leave(bool at_once) = 0;
 
  protected:
   std::atomic<std::uint32_t> users_{0};
+  std::atomic<std::uint32_t> open_users_{0};  // users that may add items while theirs wait
 };
 
 // `Item` has `ctx` (const CallContext*, checked for cancellation), `request` (the run it is for:
@@ -66,7 +71,7 @@ class Gatherer : public Gathering {
   void add(Item item);
   // Schedules what is due (items added during a drain of the ready queue, once it ends).
   void flush() override;
-  void leave() override;
+  void leave(bool at_once) override;
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
   // items still waiting (their runs never complete, as with work a stopped pool drops) and the
   // timer.

@@ -165,7 +165,7 @@ void RunState::finish(Result<Value> r) {
   // Calls of other requests that waited for this one's may go now (its own, cancelled, are
   // dropped). Not once the engine stops: its batchers go then.
   if (!engine->stopping.load(std::memory_order_relaxed)) {
-    for (Gathering* g : ex->gatherers) g->leave();
+    for (const auto& u : ex->uses) u.g->leave(u.at_once);
   }
   if (delivered.exchange(true)) {
     // The caller has the result stream: a failure reaches it there (a stream that ended before

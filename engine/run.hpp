@@ -72,8 +72,13 @@ struct ExecEndpoint {
   std::vector<ExecRegion> regions;
   std::unique_ptr<EndpointMetrics> metrics;
   // The batchers and stream batchers its calls may go through: a run counts among their users
-  // from its start to its end (Gathering::enter, leave).
-  std::vector<Gathering*> gatherers;
+  // from its start to its end (Gathering::enter, leave). `at_once`: a run adds no call there
+  // while one of its calls waits there (see uses_at_once in engine.cpp).
+  struct Use {
+    Gathering* g = nullptr;
+    bool at_once = true;
+  };
+  std::vector<Use> uses;
 };
 
 // The calls of an asynchronous model in flight at once: at most `limit` (0: any number); the

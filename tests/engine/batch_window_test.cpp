@@ -1,6 +1,6 @@
 // When a batch stops waiting for its window (engine/gatherer.hpp): once every request in flight
-// that may still call the method has a call waiting, a batch starts at once, whatever its
-// window. The window is an hour here, so a batch that waited for it would never end these
+// that may call the method has a call waiting, and adds no other while it waits, a batch starts
+// at once, whatever its window. The window is an hour here, so a batch that waited for it would never end these
 // tests; `gate.hold` keeps a request in flight, before or instead of its call, until the test
 // opens its key.
 #include <doctest/doctest.h>
@@ -33,6 +33,8 @@ endpoint later(x: str, key: str) -> str { return w.echo(gate.hold(x, key)) }
 endpoint fails_first(x: str, key: str) -> str { return w.echo(gate.picky(gate.hold(x, key))) }
 endpoint elsewhere(x: str, key: str) -> str { return gate.hold(x, key) }
 endpoint strict_lone(x: str) -> str { return strict.echo(x) }
+endpoint staged(xs: list<str>, key: str) -> list<str> { return each x in xs { w.echo(gate.hold(x, key)) } }
+endpoint twice(x: str, key: str) -> list<str> { return all { w.echo(x), w.echo(x), w.echo(x), w.echo(gate.hold(x, key)) } }
 )";
 
 // The run's result, once it has come (REQUIREd within a minute: an hour's window never comes).
@@ -92,6 +94,24 @@ TEST_SUITE("engine") {
     CHECK(settled(waiting)->as_str() == "w");
     CHECK(h.fake->stats("w").calls == 1);
     CHECK(h.fake->stats("w").batches.empty());
+  }
+
+  TEST_CASE("batch window: a request that may add calls while one waits is waited for") {
+    DeviceHarness h(kWindow);
+    // A map's items that reach `w` after a node of their own arrive one by one: the batch
+    // waits for them (here until it is full; the window is an hour).
+    auto staged = h.start("staged", {Value::list({Value("a"), Value("b"), Value("c"), Value("d")}), Value("k")});
+    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 4; }));
+    h.fake->open("k");
+    CHECK(strings(settled(staged)) == std::vector<std::string>{"a", "b", "c", "d"});
+    CHECK(h.fake->stats("w").batches == std::vector<int>{4});
+
+    // Two nodes calling `w`: three calls at once, the fourth later; one batch of four.
+    auto twice = h.start("twice", {Value("t"), Value("k2")});
+    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 3; }));
+    h.fake->open("k2");
+    CHECK(strings(settled(twice)) == std::vector<std::string>{"t", "t", "t", "t"});
+    CHECK(h.fake->stats("w").batches == std::vector<int>{4, 4});
   }
 
   TEST_CASE("batch window: batch_window_strict waits the window out even alone") {
