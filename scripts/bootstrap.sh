@@ -2,13 +2,27 @@
 # Installs the Debian packages braid builds with, when some are missing. Idempotent: prints
 # nothing and touches nothing when everything is already there. Runs apt-get as root, or
 # through sudo when not root.
+#
+#   scripts/bootstrap.sh           what building and serving need
+#   scripts/bootstrap.sh --tests   and what the tests need besides: Triton's own Python client
+#                                  (tritonclient, from PyPI) in .test-venv, for the
+#                                  kserve-client test. Best effort: without it (no PyPI), that
+#                                  test reports itself skipped.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+tests=false
+for a in "$@"; do
+  case $a in
+    --tests) tests=true ;;
+    *) echo "bootstrap: unknown argument \`$a\` (usage: scripts/bootstrap.sh [--tests])" >&2; exit 2 ;;
+  esac
+done
 
 pkgs=(
   build-essential pkg-config meson ninja-build ccache
   libboost1.81-dev libboost-json1.81-dev
   libtorch-dev libtomlplusplus-dev libfmt-dev doctest-dev libcli11-dev
-  python3 graphviz
+  python3 python3-venv graphviz
   # Debian's LibTorch calls whichever libblas.so.3 the system provides; without this package that
   # is the reference BLAS, whose matrix products run 10x slower than OpenBLAS's on the same cores
   # (docs/benchmarks.md, "CPU models and the BLAS"). The OpenMP build, as LibTorch uses libgomp:
@@ -23,14 +37,23 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "bootstrap: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-  sudo=(sudo)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "bootstrap: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+  fi
+  echo "bootstrap: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q >/dev/null
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "bootstrap: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -q >/dev/null
-"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+
+venv=.test-venv
+if $tests && ! "$venv/bin/python3" -c 'import numpy, tritonclient.http' 2>/dev/null; then
+  echo "bootstrap: installing tritonclient[http] into $venv (for the kserve-client test)" >&2
+  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check 'tritonclient[http]' numpy; } \
+       >"$venv.log" 2>&1; then
+    echo "bootstrap: could not install tritonclient (see $venv.log); the kserve-client test will be skipped" >&2
+  fi
+fi

@@ -4,9 +4,9 @@ against `braid serve tests/http/kserve_client.graph` on the generated models: bi
 outputs (the client's default when it names none), JSON outputs when asked, the same values both
 ways and as braid's own route answers them, and braid's errors as the client reports them.
 
-Skipped (exit 77) where tritonclient is not installed: Python packages are not part of the
-build's install step. BRAID_CLIENT_PYTHON names a Python that has it (a venv), and runs this
-script with it.
+Skipped (exit 77) where tritonclient is not installed. `scripts/bootstrap.sh --tests` (the
+README's test command) installs it from PyPI into .test-venv, which meson's test names in
+BRAID_CLIENT_PYTHON: a Python that has it, and runs this script with it.
 
 usage: kserve_client.py BRAID_BINARY
 """
@@ -21,10 +21,11 @@ try:
     from tritonclient.utils import InferenceServerException
 except ImportError:
     other = os.environ.get("BRAID_CLIENT_PYTHON")
-    if other and not os.environ.get("BRAID_CLIENT_REEXEC"):
+    if other and os.path.exists(other) and not os.environ.get("BRAID_CLIENT_REEXEC"):
         os.environ["BRAID_CLIENT_REEXEC"] = "1"
         os.execv(other, [other] + sys.argv)
-    print("SKIP: tritonclient is not installed (pip install 'tritonclient[http]'; BRAID_CLIENT_PYTHON=venv/bin/python3)")
+    print("SKIP: tritonclient is not installed (scripts/bootstrap.sh --tests; or pip install 'tritonclient[http]' and "
+          "BRAID_CLIENT_PYTHON=venv/bin/python3)")
     sys.exit(77)
 
 from serve_support import check, failures, request, serve, wait_until
