@@ -172,14 +172,16 @@ bool ready_at_start(const plan::Endpoint& ep, const plan::Node& n) {
 // fallback), or is ready as soon as the body of the one map around it starts, a map over a
 // list (not a stream): the items start together, and a later one only when an earlier one has
 // ended, which needs its call's result.
-bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n) {
+bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_run) {
   bool in_map = false;
+  once_a_run = true;
   for (plan::RegionId r = n.region;;) {
     const plan::Region& reg = ep.region(r);
     if (!reg.owner) return true;
     const plan::Node& owner = ep.node(*reg.owner);
     if (const auto* m = std::get_if<plan::MapNode>(&owner.kind)) {
       const bool first_in_body = r == n.region && ready_at_start(ep, n);
+      once_a_run = false;
       if (in_map || !first_in_body || ep.value(m->list).type->is_stream()) return false;
       in_map = true;
     }
@@ -187,11 +189,13 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n) {
   }
 }
 
-// The batchers and stream batchers the calls of `ep` may go through: one use each, at once when
-// one node alone calls that method and adds its calls at once.
-std::vector<detail::ExecEndpoint::Use> uses_of(const plan::Endpoint& ep,
-                                               const std::vector<std::unique_ptr<detail::LoadedModel>>& models) {
-  std::vector<detail::ExecEndpoint::Use> uses;
+// The batchers and stream batchers the calls of `ep` may go through (ex.uses): one use each, at
+// once when one node alone calls that method and adds its calls at once; when that node also
+// runs at most once a run, its result ends the use (ExecNode::leaves_use).
+void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
+               const std::vector<std::unique_ptr<detail::LoadedModel>>& models) {
+  std::vector<const plan::Node*> callers;  // per use: its one node, or null when several
+  std::vector<bool> once;
   for (const auto& n : ep.nodes) {
     const auto* c = std::get_if<plan::CallNode>(&n.kind);
     if (!c) continue;
@@ -199,15 +203,21 @@ std::vector<detail::ExecEndpoint::Use> uses_of(const plan::Endpoint& ep,
     for (detail::Gathering* g : {static_cast<detail::Gathering*>(lm.batcher(c->method)),
                                  static_cast<detail::Gathering*>(lm.stream_batcher(c->method))}) {
       if (!g) continue;
-      auto it = std::find_if(uses.begin(), uses.end(), [&](const auto& u) { return u.g == g; });
-      if (it == uses.end()) {
-        uses.push_back({g, adds_at_once(ep, n)});
+      auto it = std::find_if(ex.uses.begin(), ex.uses.end(), [&](const auto& u) { return u.g == g; });
+      if (it == ex.uses.end()) {
+        bool once_a_run = false;
+        ex.uses.push_back({g, adds_at_once(ep, n, once_a_run)});
+        callers.push_back(&n);
+        once.push_back(once_a_run);
       } else {
         it->at_once = false;  // two nodes call it: one may add while the other's call waits
+        callers[static_cast<std::size_t>(it - ex.uses.begin())] = nullptr;
       }
     }
   }
-  return uses;
+  for (std::size_t i = 0; i < ex.uses.size() && i < detail::ExecEndpoint::kEarlyLeaves; ++i) {
+    if (callers[i] && once[i]) ex.nodes[plan::index(callers[i]->id)].leaves_use = static_cast<std::int32_t>(i);
+  }
 }
 
 }  // namespace
@@ -288,7 +298,7 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
     }
     for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) {
       auto ex = detail::prepare(p, pi, ei, id++, impl->sequential);
-      ex->uses = uses_of(p.endpoints[ei], models);
+      find_uses(p.endpoints[ei], *ex, models);
       impl->endpoints.push_back(std::move(ex));
     }
   }

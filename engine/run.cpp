@@ -143,6 +143,17 @@ void RunState::deliver(const std::shared_ptr<ValueStream>& s) {
   d(Value(s));
 }
 
+void RunState::leave_use(std::size_t i) {
+  if (i < ExecEndpoint::kEarlyLeaves) {
+    const std::uint64_t bit = std::uint64_t{1} << i;
+    if (left_uses.fetch_or(bit, std::memory_order_relaxed) & bit) return;
+  }
+  // Not once the engine stops: its batchers go then.
+  if (engine->stopping.load(std::memory_order_relaxed)) return;
+  const auto& u = ex->uses[i];
+  u.g->leave(u.at_once);
+}
+
 void RunState::finish(Result<Value> r) {
   if (finished.exchange(true)) return;
   EndpointMetrics& em = *ex->metrics;
@@ -164,9 +175,7 @@ void RunState::finish(Result<Value> r) {
   ctx.cancel();  // whatever still runs for this request is no longer wanted
   // Calls of other requests that waited for this one's may go now (its own, cancelled, are
   // dropped). Not once the engine stops: its batchers go then.
-  if (!engine->stopping.load(std::memory_order_relaxed)) {
-    for (const auto& u : ex->uses) u.g->leave(u.at_once);
-  }
+  for (std::size_t i = 0; i < ex->uses.size(); ++i) leave_use(i);
   if (delivered.exchange(true)) {
     // The caller has the result stream: a failure reaches it there (a stream that ended before
     // keeps its own end). Ended outside the lock: its readers' callbacks run now.
@@ -292,6 +301,7 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   f->run->ex->metrics->nodes[plan::index(n.id)].runs.fetch_add(1, std::memory_order_relaxed);
   f->set(n.output, std::move(r.value()));
   const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
+  if (en.leaves_use >= 0) f->run->leave_use(static_cast<std::size_t>(en.leaves_use));
   for (std::uint32_t c : en.consumers) {
     if (f->waiting[c].fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(f, c);
   }
@@ -320,6 +330,8 @@ void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optiona
     return f->fail(named(std::move(*e), *f, n));
   }
   nm.runs.fetch_add(1, std::memory_order_relaxed);
+  const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
+  if (en.leaves_use >= 0) f->run->leave_use(static_cast<std::size_t>(en.leaves_use));
   if (f->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     f->finish(f->lookup(f->run->ep().regions[f->region].result));
   }

@@ -51,6 +51,10 @@ struct ExecNode {
   // may leave in the numbers' places are copied, and read once they land; its other tensors
   // stay on the device.
   bool numbers_out = false;
+  // A call that runs at most once a run and alone calls its method there (ExecEndpoint::Use
+  // `leaves`): once it has its result, the run can add no more calls to that batcher and stops
+  // counting among its users. -1: none.
+  std::int32_t leaves_use = -1;
 };
 
 struct ExecValue {
@@ -78,6 +82,7 @@ struct ExecEndpoint {
     Gathering* g = nullptr;
     bool at_once = true;
   };
+  static constexpr std::size_t kEarlyLeaves = 64;  // uses a run may leave before its end
   std::vector<Use> uses;
 };
 
@@ -211,11 +216,15 @@ struct RunState {
   // finishes; a run that then fails ends that stream with its error.
   std::atomic<bool> delivered{false};
   std::shared_ptr<ValueStream> result_stream;  // set before `delivered`
+  // The uses of ex->uses this run has left (bit i: use i), early (leave_use) or at its end.
+  std::atomic<std::uint64_t> left_uses{0};
 
   explicit RunState(const CallContext* p) : ctx(p) {}
   explicit RunState(std::shared_ptr<const CallContext> p) : ctx(p.get()), parent(std::move(p)) {}
   void finish(Result<Value> r);
   void deliver(const std::shared_ptr<ValueStream>& s);
+  // Stops counting among the users of use `i` (ex->uses), once.
+  void leave_use(std::size_t i);
   const plan::Endpoint& ep() const { return *ex->ref.endpoint; }
   LoadedModel& model(plan::ModelId id) const { return *engine->models[ex->ref.plan_index][plan::index(id)]; }
 };

@@ -33,6 +33,7 @@ endpoint later(x: str, key: str) -> str { return w.echo(gate.hold(x, key)) }
 endpoint fails_first(x: str, key: str) -> str { return w.echo(gate.picky(gate.hold(x, key))) }
 endpoint elsewhere(x: str, key: str) -> str { return gate.hold(x, key) }
 endpoint strict_lone(x: str) -> str { return strict.echo(x) }
+endpoint then_held(x: str, key: str) -> str { return gate.hold(w.echo(x), key) }
 endpoint staged(xs: list<str>, key: str) -> list<str> { return each x in xs { w.echo(gate.hold(x, key)) } }
 endpoint twice(x: str, key: str) -> list<str> { return all { w.echo(x), w.echo(x), w.echo(x), w.echo(gate.hold(x, key)) } }
 )";
@@ -94,6 +95,18 @@ TEST_SUITE("engine") {
     CHECK(settled(waiting)->as_str() == "w");
     CHECK(h.fake->stats("w").calls == 1);
     CHECK(h.fake->stats("w").batches.empty());
+  }
+
+  TEST_CASE("batch window: a request whose one call has been answered is no longer waited for") {
+    DeviceHarness h(kWindow);
+    // `then_held` calls `w` once, then waits in `gate`: from then on it cannot call `w` again.
+    auto held = h.start("then_held", {Value("h"), Value("k")});
+    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    auto one = h.start("lone", {Value("a")});
+    CHECK(settled(one)->as_str() == "a");  // not held by the window for `then_held`
+    h.fake->open("k");
+    CHECK(settled(held)->as_str() == "h");
+    CHECK(h.fake->stats("w").calls == 2);
   }
 
   TEST_CASE("batch window: a request that may add calls while one waits is waited for") {
