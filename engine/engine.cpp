@@ -171,7 +171,9 @@ bool ready_at_start(const plan::Endpoint& ep, const plan::Node& n) {
 // run adds no other. So it is when `n` runs once a run (in the body, a branch, an arm, a
 // fallback), or is ready as soon as the body of the one map around it starts, a map over a
 // list (not a stream): the items start together, and a later one only when an earlier one has
-// ended, which needs its call's result.
+// ended, which needs its call's result. `once_a_run`: `n` runs at most once a run, even after
+// it has succeeded (no map around it, no group or switch around it that retries: a retry runs
+// its branches again).
 bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_run) {
   bool in_map = false;
   once_a_run = true;
@@ -179,6 +181,8 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
     const plan::Region& reg = ep.region(r);
     if (!reg.owner) return true;
     const plan::Node& owner = ep.node(*reg.owner);
+    // A retried owner runs this region again, unless it is the owner's fallback (never retried).
+    if (owner.options.retries > 0 && owner.options.fallback != r) once_a_run = false;
     if (const auto* m = std::get_if<plan::MapNode>(&owner.kind)) {
       const bool first_in_body = r == n.region && ready_at_start(ep, n);
       once_a_run = false;

@@ -51,9 +51,9 @@ struct ExecNode {
   // may leave in the numbers' places are copied, and read once they land; its other tensors
   // stay on the device.
   bool numbers_out = false;
-  // A call that runs at most once a run and alone calls its method there (ExecEndpoint::Use
-  // `leaves`): once it has its result, the run can add no more calls to that batcher and stops
-  // counting among its users. -1: none.
+  // A call that runs at most once a run and alone calls its method there (find_uses in
+  // engine.cpp): once it has its result, the run can add no more calls to that batcher and
+  // stops counting among its users (RunState::leave_use). -1: none.
   std::int32_t leaves_use = -1;
 };
 

@@ -52,7 +52,9 @@ fi
 venv=.test-venv
 if $tests && ! "$venv/bin/python3" -c 'import numpy, tritonclient.http' 2>/dev/null; then
   echo "bootstrap: installing tritonclient[http] into $venv (for the kserve-client test)" >&2
-  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check 'tritonclient[http]' numpy; } \
+  # --clear: a venv left half made (a failed install, another Python) starts again.
+  if ! { python3 -m venv --clear "$venv" &&
+         "$venv/bin/pip" install -q --disable-pip-version-check --timeout 15 --retries 1 'tritonclient[http]' numpy; } \
        >"$venv.log" 2>&1; then
     echo "bootstrap: could not install tritonclient (see $venv.log); the kserve-client test will be skipped" >&2
   fi

@@ -34,6 +34,7 @@ endpoint fails_first(x: str, key: str) -> str { return w.echo(gate.picky(gate.ho
 endpoint elsewhere(x: str, key: str) -> str { return gate.hold(x, key) }
 endpoint strict_lone(x: str) -> str { return strict.echo(x) }
 endpoint then_held(x: str, key: str) -> str { return gate.hold(w.echo(x), key) }
+endpoint retried(x: str, key: str) -> list<str> { return all { w.echo(x), gate.hold(x, key) } with { retries = 1 } }
 endpoint staged(xs: list<str>, key: str) -> list<str> { return each x in xs { w.echo(gate.hold(x, key)) } }
 endpoint twice(x: str, key: str) -> list<str> { return all { w.echo(x), w.echo(x), w.echo(x), w.echo(gate.hold(x, key)) } }
 )";
@@ -107,6 +108,21 @@ TEST_SUITE("engine") {
     h.fake->open("k");
     CHECK(settled(held)->as_str() == "h");
     CHECK(h.fake->stats("w").calls == 2);
+  }
+
+  TEST_CASE("batch window: an answered call in a group that may be retried still counts its request") {
+    DeviceHarness h(kWindow);
+    // A retry would run `w.echo` again: the run stays a user of `w` until it ends.
+    auto retried = h.start("retried", {Value("r"), Value("k")});
+    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    REQUIRE(h.fake->stats("w").calls == 1);
+    auto one = h.start("lone", {Value("a")});
+    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    // Held for the window (an hour) or the end of `retried`, whichever comes first.
+    CHECK(one.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+    h.fake->open("k");
+    CHECK(strings(settled(retried)) == std::vector<std::string>{"r", "r"});
+    CHECK(settled(one)->as_str() == "a");
   }
 
   TEST_CASE("batch window: a request that may add calls while one waits is waited for") {

@@ -6,7 +6,8 @@ ways and as braid's own route answers them, and braid's errors as the client rep
 
 Skipped (exit 77) where tritonclient is not installed. `scripts/bootstrap.sh --tests` (the
 README's test command) installs it from PyPI into .test-venv, which meson's test names in
-BRAID_CLIENT_PYTHON: a Python that has it, and runs this script with it.
+BRAID_TEST_VENV_PYTHON; BRAID_CLIENT_PYTHON names another Python that has it (tried first).
+The script runs again with the first of them that exists.
 
 usage: kserve_client.py BRAID_BINARY
 """
@@ -20,8 +21,9 @@ try:
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 except ImportError:
-    other = os.environ.get("BRAID_CLIENT_PYTHON")
-    if other and os.path.exists(other) and not os.environ.get("BRAID_CLIENT_REEXEC"):
+    pythons = [os.environ.get("BRAID_CLIENT_PYTHON"), os.environ.get("BRAID_TEST_VENV_PYTHON")]
+    other = next((p for p in pythons if p and os.path.exists(p)), None)
+    if other and not os.environ.get("BRAID_CLIENT_REEXEC"):
         os.environ["BRAID_CLIENT_REEXEC"] = "1"
         os.execv(other, [other] + sys.argv)
     print("SKIP: tritonclient is not installed (scripts/bootstrap.sh --tests; or pip install 'tritonclient[http]' and "
