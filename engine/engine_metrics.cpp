@@ -89,6 +89,14 @@ std::string Engine::metrics_text() const {
   };
   header("braid_model_batch_size", "histogram", "Calls per batch (streams per step, for stepped streams), per batched model.");
   each_batched([&](const std::string& labels, const ModelMetrics& m) { m.batch_size.render(out, "braid_model_batch_size", labels); });
+  header("braid_model_batch_starts_total", "counter",
+         "Batches (steps) scheduled, by what made them due: stepped (streams that had stepped), full (max_batch calls waited), "
+         "no_window (the model sets none), alone (no other request in flight could add a call), window (the oldest waited it out).");
+  each_batched([&](const std::string& labels, const ModelMetrics& m) {
+    for (std::size_t i = 0; i < kBatchStartNames.size(); ++i) {
+      out += fmt::format("braid_model_batch_starts_total{{{},reason=\"{}\"}} {}\n", labels, kBatchStartNames[i], m.batch_starts[i].load());
+    }
+  });
   header("braid_model_batch_failures_total", "counter", "Batches (or steps) that failed as a whole; their calls (streams) then ran alone.");
   each_batched([&](const std::string& labels, const ModelMetrics& m) {
     out += fmt::format("braid_model_batch_failures_total{{{}}} {}\n", labels, m.batch_failures.load());
@@ -103,7 +111,8 @@ std::string Engine::metrics_text() const {
   // break the whole scrape: such a counter is left out.
   auto usable = [](const std::string& name) {
     static const std::set<std::string, std::less<>> engine_families = {
-        "model_queue_depth", "model_calls_running", "model_batch_size", "model_batch_failures_total"};
+        "model_queue_depth", "model_calls_running", "model_batch_size", "model_batch_failures_total",
+        "model_batch_starts_total"};
     if (name.empty() || engine_families.count(name)) return false;
     for (std::size_t i = 0; i < name.size(); ++i) {
       const char c = name[i];

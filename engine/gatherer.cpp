@@ -114,7 +114,8 @@ void Gatherer<Item>::dispatch(std::unique_lock<std::mutex>& lock, bool continuat
     // waits: nothing is worth waiting for.
     const bool alone = !strict_ && open_users_.load(std::memory_order_relaxed) == 0 &&
                        users_.load(std::memory_order_relaxed) <= requests_.size();
-    if (!due_now() && !full && !alone && window_.count() > 0 && std::chrono::steady_clock::now() < due) {
+    const bool stepped = due_now();
+    if (!stepped && !full && !alone && window_.count() > 0 && std::chrono::steady_clock::now() < due) {
       if (!timer_armed_ || due < timer_at_) {
         timer_armed_ = true;
         timer_at_ = due;
@@ -128,6 +129,12 @@ void Gatherer<Item>::dispatch(std::unique_lock<std::mutex>& lock, bool continuat
       }
       return;
     }
+    const BatchStart why = stepped ? BatchStart::Stepped
+                           : full  ? BatchStart::Full
+                           : window_.count() == 0 ? BatchStart::NoWindow
+                           : alone ? BatchStart::Alone
+                                   : BatchStart::Window;
+    m_.metrics.batch_starts[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
     ++busy_;
     ++posted_;
     if (busy_ < slots_) drop_cancelled((posted_ + 1) * max_);

@@ -56,11 +56,22 @@ struct EndpointMetrics {
   explicit EndpointMetrics(std::size_t n) : nodes(n) {}
 };
 
+// What made a batch (a step of streams) due, in the order a batcher asks (gatherer.hpp).
+enum class BatchStart : std::uint8_t {
+  Stepped,   // streams that had stepped before, due at once
+  Full,      // max_batch calls waited
+  NoWindow,  // the model sets no batch_window: a slot was free
+  Alone,     // no other request in flight could add a call
+  Window,    // the oldest call waited the window out
+};
+inline constexpr std::array<const char*, 5> kBatchStartNames = {"stepped", "full", "no_window", "alone", "window"};
+
 struct ModelMetrics {
   std::atomic<std::int64_t> queued{0};   // calls posted to the pool or waiting in a batcher, not started
   std::atomic<std::int64_t> running{0};  // calls running, those of batches included
   SizeHistogram batch_size;              // calls per batch run, for batched methods
   std::atomic<std::uint64_t> batch_failures{0};  // batches that failed, their calls then run alone
+  std::array<std::atomic<std::uint64_t>, kBatchStartNames.size()> batch_starts{};  // by BatchStart
 };
 
 // "a\"b" for a label value.

@@ -68,6 +68,10 @@ TEST_SUITE("engine") {
     h.fake->open("k");
     CHECK(settled(other)->as_str() == "held");
     CHECK(model(*h.engine, "w").queued == 0);
+    // Each of the three started because no other request could add a call.
+    const std::string text = h.engine->metrics_text();
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="alone"} 3)") != std::string::npos);
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="window"} 0)") != std::string::npos);
   }
 
   TEST_CASE("batch window: a call waits for a request in flight that may still call, and they run as one batch") {
@@ -154,6 +158,8 @@ TEST_SUITE("engine") {
     CHECK(settled(alone)->as_str() == "s");
     for (auto& f : more) CHECK(settled(f));
     CHECK(h.fake->stats("strict").batches == std::vector<int>{4});
+    CHECK(h.engine->metrics_text().find(R"(braid_model_batch_starts_total{graph="test",model="strict",reason="full"} 1)") !=
+          std::string::npos);
   }
 }
 
