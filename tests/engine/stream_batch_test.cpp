@@ -80,6 +80,11 @@ TEST_SUITE("engine") {
       CHECK(strings(run.get()).size() == (std::string_view(text) == "c" ? 1u : 2u));
     }
     CHECK(h.fake->stats("lazy").steps == std::vector<int>{1, 1, 1, 1, 1});
+    // Each stream's first step went because no other request could add one; the next steps
+    // because the stream had stepped.
+    const std::string text = h.engine->metrics_text();
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="lazy",reason="alone"} 2)") != std::string::npos);
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="lazy",reason="stepped"} 3)") != std::string::npos);
   }
 
   TEST_CASE("stream batch: the streams of four requests step together and leave as they end") {
