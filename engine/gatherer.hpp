@@ -9,15 +9,17 @@
 // (due_now(): a stream that has stepped before), or no other request could add an item: every
 // request in flight that may call this method (its users: enter() at a run's start, leave() at
 // its end or once its one call has its result, for the endpoints that call it) already has an
-// item waiting and adds its items at
-// once (while one waits, it adds no other: ExecEndpoint::Use::at_once), so waiting longer
-// would only delay them (unless the model sets `batch_window_strict`). Otherwise the window's
-// timer is armed for the oldest item. A task takes its items when it starts, not when it is scheduled, so that items
-// added meanwhile join it; tasks scheduled on idle slots together split the waiting items
-// evenly. Items a thread adds while it drains its ready queue (a map's items, started together)
-// are all added before a task is scheduled (dispatch_after_drain). An item whose call was
-// cancelled while it waited (its request gone, its timeout past) takes no place in a task:
-// before one is scheduled, the cancelled items among those it could take are ended.
+// item waiting and adds its items at once (while one waits, it adds no other:
+// ExecEndpoint::Use::at_once), so waiting longer would only delay them (unless the model sets
+// `batch_window_strict`). The counts are read without ordering between them: a batch that
+// starts early on a stale count is a smaller batch, never a lost call. Otherwise the window's
+// timer is armed for the oldest item. A task takes its items when it starts, not when it is
+// scheduled, so that items added meanwhile join it; tasks scheduled on idle slots together
+// split the waiting items evenly. Items a thread adds while it drains its ready queue (a map's
+// items, started together) are all added before a task is scheduled (dispatch_after_drain). An
+// item whose call was cancelled while it waited (its request gone, its timeout past) takes no
+// place in a task: before one is scheduled, the cancelled items among those it could take are
+// ended.
 //
 // The methods are defined in gatherer.cpp, for the two item types.
 
