@@ -148,10 +148,6 @@ std::optional<Error> open_devices(Engine::Impl& impl, const EngineOptions& optio
   return std::nullopt;
 }
 
-}  // namespace
-
-namespace {
-
 // Whether node `n` is ready as soon as its region starts: what it reads of its own region is
 // made by nodes that run at once, in the same drain (constants, lists, records, fields).
 bool ready_at_start(const plan::Endpoint& ep, const plan::Node& n) {
