@@ -220,7 +220,26 @@ struct Measured {
   bench::Summary summary;
   RunResult run;
   std::vector<engine::NodeStats> nodes;  // in process: deltas over the measurement
+  std::vector<engine::ModelStats> batched;  // in process: the graph's models that ran batches, deltas
 };
+
+// The graph's models that ran batches between `before` and `after`, with the differences.
+std::vector<engine::ModelStats> batched_delta(const std::vector<engine::ModelStats>& before,
+                                              const std::vector<engine::ModelStats>& after, const std::string& graph) {
+  std::vector<engine::ModelStats> out;
+  for (std::size_t i = 0; i < after.size() && i < before.size(); ++i) {
+    engine::ModelStats d = after[i];
+    if (d.graph != graph || d.batches == before[i].batches) continue;
+    d.batches -= before[i].batches;
+    d.batched_calls -= before[i].batched_calls;
+    d.batch_failures -= before[i].batch_failures;
+    for (std::size_t k = 0; k < d.batch_starts.size() && k < before[i].batch_starts.size(); ++k) {
+      d.batch_starts[k].second -= before[i].batch_starts[k].second;
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
 
 
 // The input as the table's header names it: as sent when short; else each field by its JSON shape
@@ -343,8 +362,10 @@ int main(int argc, char** argv) {
     m.mode = sequential ? "sequential" : "concurrent";
     if (warmup->count() > 0) drive(ioc, clients, rate, static_cast<double>(warmup->count()) / 1000, 0, false, false);
     auto before = (*e)->node_stats(ep);
+    auto models_before = (*e)->model_stats();
     RunResult r = drive(ioc, clients, rate, static_cast<double>(duration->count()) / 1000, o.requests, true, tty);
     auto after = (*e)->node_stats(ep);
+    m.batched = batched_delta(models_before, (*e)->model_stats(), plan->name);
     m.nodes = after;
     for (std::size_t i = 0; i < after.size(); ++i) {
       m.nodes[i].runs -= before[i].runs;
@@ -419,11 +440,18 @@ int main(int argc, char** argv) {
         nodes.push_back({{"node", n.name}, {"kind", n.kind}, {"runs", n.runs}, {"errors", n.errors},
                          {"run_ms_total", static_cast<double>(n.run_ns) / 1e6}, {"queue_ms_total", static_cast<double>(n.queue_ns) / 1e6}});
       }
+      boost::json::array batched;
+      for (const auto& b : m.batched) {
+        boost::json::object starts;
+        for (const auto& [why, n] : b.batch_starts) starts[why] = n;
+        batched.push_back({{"model", b.name}, {"batches", b.batches}, {"calls", b.batched_calls},
+                           {"failures", b.batch_failures}, {"starts", std::move(starts)}});
+      }
       runs.push_back({{"mode", m.mode}, {"requests", s.requests}, {"ok", s.ok}, {"errors", s.errors},
                       {"errors_by_kind", std::move(errors)}, {"duration_s", s.duration_s}, {"throughput", s.throughput},
                       {"latency_ms", {{"mean", s.mean_us / 1e3}, {"p50", s.p50_us / 1e3}, {"p90", s.p90_us / 1e3},
                                       {"p99", s.p99_us / 1e3}, {"p99.9", s.p999_us / 1e3}, {"max", s.max_us / 1e3}}},
-                      {"nodes", std::move(nodes)}});
+                      {"nodes", std::move(nodes)}, {"batches", std::move(batched)}});
       if (s.streamed) {
         runs.back().as_object()["stream"] = {{"streamed", s.streamed}, {"items_per_s", s.items_per_s},
                                              {"first_item_ms", {{"p50", s.first_p50_us / 1e3}, {"p90", s.first_p90_us / 1e3},
@@ -494,6 +522,23 @@ int main(int argc, char** argv) {
       std::printf("| `%s` | %.*s | %.2f | %llu | %.3f | %.3f |\n", n.name.c_str(), static_cast<int>(n.kind.size()), n.kind.data(),
                   static_cast<double>(n.runs) / reqs, static_cast<unsigned long long>(n.errors),
                   static_cast<double>(n.run_ns) / 1e6 / reqs, static_cast<double>(n.queue_ns) / 1e6 / reqs);
+    }
+  }
+  for (const auto& m : results) {
+    if (m.batched.empty()) continue;
+    std::printf("\nbatches (%s; what made each due: docs/scheduler.md#batching):\n\n", m.mode.c_str());
+    std::string head = "| model | batches | calls/batch | failed |", rule = "|---|---:|---:|---:|";
+    for (const auto& [why, n] : m.batched[0].batch_starts) {
+      head += fmt::format(" {} |", why);
+      rule += "---:|";
+    }
+    std::printf("%s\n%s\n", head.c_str(), rule.c_str());
+    for (const auto& b : m.batched) {
+      std::string row = fmt::format("| `{}` | {} | {:.2f} | {} |", b.name, b.batches,
+                                    static_cast<double>(b.batched_calls) / static_cast<double>(std::max<std::uint64_t>(1, b.batches)),
+                                    b.batch_failures);
+      for (const auto& [why, n] : b.batch_starts) row += fmt::format(" {} |", n);
+      std::printf("%s\n", row.c_str());
     }
   }
   return 0;

@@ -72,6 +72,9 @@ struct ModelStats {
   std::uint64_t batches = 0;          // batches run (of batched methods; a batch of one counts)
   std::uint64_t batched_calls = 0;    // calls those batches held
   std::uint64_t batch_failures = 0;   // batches that failed as a whole (their calls then ran alone)
+  // Batches scheduled, by what made each due (as braid_model_batch_starts_total's `reason`):
+  // stepped, full, no_window, alone, window.
+  std::vector<std::pair<std::string, std::uint64_t>> batch_starts;
 };
 
 struct RunOptions {

@@ -180,7 +180,10 @@ std::vector<ModelStats> Engine::model_stats() const {
     for (const auto& lm : impl_->models[pi]) {
       const auto& m = lm->metrics;
       out.push_back({impl_->plans[pi]->name, lm->model->name, m.queued.load(), m.running.load(), m.batch_size.count(),
-                     m.batch_size.sum(), m.batch_failures.load()});
+                     m.batch_size.sum(), m.batch_failures.load(), {}});
+      for (std::size_t i = 0; i < kBatchStartNames.size(); ++i) {
+        out.back().batch_starts.emplace_back(kBatchStartNames[i], m.batch_starts[i].load());
+      }
     }
   }
   return out;

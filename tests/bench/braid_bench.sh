@@ -22,7 +22,19 @@ assert calls == {"model_a.predict#1": 200, "model_b.predict#2": 200}, calls
 for key in ("commit", "machine", "concurrency", "rate", "duration", "input"):
     assert key in d, key
 PY
+# Batches: one client, so each request's two texts make one batch of `bert`, started at once
+# (no other request could add a call), and the table says so.
+"$bench" graphs/inference_graph.graph generate_score -n 100 -w 0s -c 1 -o json >"$tmp/b.json" || fail "batched run"
+python3 - "$tmp/b.json" <<'PY' || fail "batch figures"
+import json, sys
+r = json.load(open(sys.argv[1]))["runs"][0]
+b = {m["model"]: m for m in r["batches"]}
+assert list(b) == ["bert"], b
+assert b["bert"]["batches"] == 100 and b["bert"]["calls"] == 200, b
+assert b["bert"]["starts"]["alone"] == 100 and b["bert"]["starts"]["window"] == 0, b
+PY
 "$bench" graphs/inference_graph.graph generate_score -n 100 -w 0s --compare --plot "$tmp/p.svg" >"$tmp/cmp.md" || fail "compare run"
+grep -q '^| `bert` | [0-9]* | [0-9.]* | 0 | ' "$tmp/cmp.md" || { fail "no batches table"; cat "$tmp/cmp.md"; }
 grep -q '^| concurrent / sequential |' "$tmp/cmp.md" || { fail "no ratio row"; cat "$tmp/cmp.md"; }
 grep -q '^| `gpt2.generate#1` | call | 1.00 |' "$tmp/cmp.md" || { fail "no per-node table"; cat "$tmp/cmp.md"; }
 grep -q '</svg>' "$tmp/p.svg" || fail "no plot"
