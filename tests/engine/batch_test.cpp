@@ -144,6 +144,28 @@ TEST_SUITE("engine") {
     CHECK(model(*h.engine, "b").queued == 0);
   }
 
+  TEST_CASE("batch: a call whose request gave up while it waited takes no place in a batch") {
+    DeviceHarness h(kBatched);
+    auto cancel = std::make_shared<engine::CallContext>();
+    auto gone = h.start("one", {Value("never seen")}, cancel);
+    REQUIRE(wait_model(*h.engine, "b", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    cancel->cancel();
+    std::vector<std::future<engine::Result<Value>>> runs;
+    for (const char* x : {"w", "x", "y", "z"}) runs.push_back(h.start("one", {Value(x)}));
+    auto r = gone.get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == engine::ErrorCode::Cancelled);
+    CHECK(runs[0].get()->as_str() == "w");
+    CHECK(runs[1].get()->as_str() == "x");
+    CHECK(runs[2].get()->as_str() == "y");
+    CHECK(runs[3].get()->as_str() == "z");
+    // The four that stayed made the batch (full: the window is an hour); the one that gave up
+    // never reached the model.
+    CHECK(h.fake->stats("b").batches == std::vector<int>{4});
+    CHECK(h.fake->stats("b").calls == 4);
+    CHECK(model(*h.engine, "b").queued == 0);
+  }
+
   TEST_CASE("batch: a model without max_batch is never batched") {
     DeviceHarness h(kBatched);
     std::vector<std::string> xs{"a", "b", "c", "d", "e"};
