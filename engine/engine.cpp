@@ -189,7 +189,8 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
   }
 }
 
-// The batchers and stream batchers the calls of `ep` may go through (ex.uses): one use each, at
+// The batchers and stream batchers the calls of `ep` may go through whose users are counted
+// (those with a window; ex.uses): one use each, at
 // once when one node alone calls that method and adds its calls at once; when that node also
 // runs at most once a run, its result ends the use (ExecNode::leaves_use).
 void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
@@ -202,7 +203,7 @@ void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
     const detail::LoadedModel& lm = *models[plan::index(c->model)];
     for (detail::Gathering* g : {static_cast<detail::Gathering*>(lm.batcher(c->method)),
                                  static_cast<detail::Gathering*>(lm.stream_batcher(c->method))}) {
-      if (!g) continue;
+      if (!g || !g->counts_users()) continue;
       auto it = std::find_if(ex.uses.begin(), ex.uses.end(), [&](const auto& u) { return u.g == g; });
       if (it == ex.uses.end()) {
         bool once_a_run = false;

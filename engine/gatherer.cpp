@@ -18,6 +18,7 @@ Gatherer<Item>::Gatherer(Engine::Impl& engine, LoadedModel& m, std::size_t slots
       max_(std::max<std::uint32_t>(1, m.model->options.max_batch)),
       window_(m.model->options.batch_window_ns),
       strict_(m.model->options.batch_window_strict),
+      counts_(window_.count() > 0 && !strict_),
       slots_(std::max<std::size_t>(1, slots)),
       timer_(std::make_unique<boost::asio::steady_timer>(engine.pool->get_executor())) {}
 
@@ -52,13 +53,14 @@ void Gatherer<Item>::leave(bool at_once) {
 
 template <typename Item>
 void Gatherer<Item>::push_locked(Item item) {
-  ++requests_[item.request];
+  if (counts_) ++requests_[item.request];
   queue_.push_back(std::move(item));
 }
 
 template <typename Item>
 void Gatherer<Item>::remove_locked(const Item& item) {
   left(item);
+  if (!counts_) return;
   auto it = requests_.find(item.request);
   if (it != requests_.end() && --it->second == 0) requests_.erase(it);
 }
@@ -112,7 +114,7 @@ void Gatherer<Item>::dispatch(std::unique_lock<std::mutex>& lock, bool continuat
     const std::chrono::steady_clock::time_point due = queue_.front().queued + window_;
     // Every request that could still add an item has one here, and adds no other while it
     // waits: nothing is worth waiting for.
-    const bool alone = !strict_ && open_users_.load(std::memory_order_relaxed) == 0 &&
+    const bool alone = counts_ && open_users_.load(std::memory_order_relaxed) == 0 &&
                        users_.load(std::memory_order_relaxed) <= requests_.size();
     const bool stepped = due_now();
     if (!stepped && !full && !alone && window_.count() > 0 && std::chrono::steady_clock::now() < due) {

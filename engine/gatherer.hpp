@@ -48,6 +48,9 @@ class Gathering {
   virtual ~Gathering() = default;
   // Schedules what is due.
   virtual void flush() = 0;
+  // Whether its users are counted: only a window holds items back, which a run's end may then
+  // release (or drop, its own); with none, a run need not enter or leave.
+  virtual bool counts_users() const = 0;
   // A request that may add items here has started (a run of an endpoint that calls this
   // method, ExecEndpoint::uses; `at_once`: it adds none while one of its items waits) ...
   void enter(bool at_once) {
@@ -75,6 +78,7 @@ class Gatherer : public Gathering {
   // Schedules what is due (items added during a drain of the ready queue, once it ends).
   void flush() override;
   void leave(bool at_once) override;
+  bool counts_users() const override { return window_.count() > 0; }
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
   // items still waiting (their runs never complete, as with work a stopped pool drops) and the
   // timer.
@@ -113,6 +117,7 @@ class Gatherer : public Gathering {
   const std::size_t max_;
   const std::chrono::nanoseconds window_;
   const bool strict_;        // `batch_window_strict`: the window is waited out even alone
+  const bool counts_;        // a window, not strict: requests_ is kept, for the rule above
   const std::size_t slots_;  // tasks at once
 
   std::mutex mu_;
@@ -125,7 +130,7 @@ class Gatherer : public Gathering {
   // `item` leaves the queue (with the lock held): left(), and its request's count.
   void remove_locked(const Item& item);
 
-  // The requests with items in the queue, and how many each.
+  // The requests with items in the queue, and how many each (when counts_).
   std::unordered_map<const void*, std::uint32_t> requests_;
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::chrono::steady_clock::time_point timer_at_{};

@@ -75,9 +75,10 @@ struct ExecEndpoint {
   std::vector<ExecValue> values;
   std::vector<ExecRegion> regions;
   std::unique_ptr<EndpointMetrics> metrics;
-  // The batchers and stream batchers its calls may go through: a run counts among their users
-  // from its start to its end (Gathering::enter, leave). `at_once`: a run adds no call there
-  // while one of its calls waits there (see uses_at_once in engine.cpp).
+  // The batchers and stream batchers its calls may go through that count their users (those
+  // with a window): a run counts among their users from its start to its end
+  // (Gathering::enter, leave). `at_once`: a run adds no call there while one of its calls
+  // waits there (see find_uses in engine.cpp).
   struct Use {
     Gathering* g = nullptr;
     bool at_once = true;

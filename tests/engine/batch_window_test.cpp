@@ -45,6 +45,16 @@ engine::Result<Value> settled(std::future<engine::Result<Value>>& f) {
   return f.get();
 }
 
+// Waits until `n` calls are held in `gate` ...
+bool held_in_gate(DeviceHarness& h, int n) {
+  return h.fake->wait_for("gate", [n](const FakeBackend::Stats& s) { return s.running == n; });
+}
+
+// ... or `n` calls wait in `w`'s batcher.
+bool waiting_at_w(DeviceHarness& h, std::int64_t n) {
+  return wait_model(*h.engine, "w", [n](const engine::ModelStats& m) { return m.queued == n; });
+}
+
 }  // namespace
 
 TEST_SUITE("engine") {
@@ -62,7 +72,7 @@ TEST_SUITE("engine") {
 
     // A request in flight on an endpoint that does not call `w` is no reason to wait.
     auto other = h.start("elsewhere", {Value("held"), Value("k")});
-    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    REQUIRE(held_in_gate(h, 1));
     auto two = h.start("lone", {Value("b")});
     CHECK(settled(two)->as_str() == "b");
     h.fake->open("k");
@@ -77,9 +87,9 @@ TEST_SUITE("engine") {
   TEST_CASE("batch window: a call waits for a request in flight that may still call, and they run as one batch") {
     DeviceHarness h(kWindow);
     auto late = h.start("later", {Value("late"), Value("k")});
-    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    REQUIRE(held_in_gate(h, 1));
     auto early = h.start("lone", {Value("early")});
-    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    REQUIRE(waiting_at_w(h, 1));
     CHECK(h.fake->stats("w").calls == 0);  // waiting for `late`'s call
     h.fake->open("k");
     CHECK(settled(early)->as_str() == "early");
@@ -90,9 +100,9 @@ TEST_SUITE("engine") {
   TEST_CASE("batch window: a request that ends without calling lets the calls that waited for it go") {
     DeviceHarness h(kWindow);
     auto failing = h.start("fails_first", {Value("bad"), Value("k")});
-    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    REQUIRE(held_in_gate(h, 1));
     auto waiting = h.start("lone", {Value("w")});
-    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    REQUIRE(waiting_at_w(h, 1));
     h.fake->open("k");  // `bad` fails in gate.picky: that request never calls `w`
     auto failed = settled(failing);
     REQUIRE_FALSE(failed);
@@ -106,7 +116,7 @@ TEST_SUITE("engine") {
     DeviceHarness h(kWindow);
     // `then_held` calls `w` once, then waits in `gate`: from then on it cannot call `w` again.
     auto held = h.start("then_held", {Value("h"), Value("k")});
-    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    REQUIRE(held_in_gate(h, 1));
     auto one = h.start("lone", {Value("a")});
     CHECK(settled(one)->as_str() == "a");  // not held by the window for `then_held`
     h.fake->open("k");
@@ -118,10 +128,10 @@ TEST_SUITE("engine") {
     DeviceHarness h(kWindow);
     // A retry would run `w.echo` again: the run stays a user of `w` until it ends.
     auto retried = h.start("retried", {Value("r"), Value("k")});
-    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    REQUIRE(held_in_gate(h, 1));
     REQUIRE(h.fake->stats("w").calls == 1);
     auto one = h.start("lone", {Value("a")});
-    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    REQUIRE(waiting_at_w(h, 1));
     // Held for the window (an hour) or the end of `retried`, whichever comes first.
     CHECK(one.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
     h.fake->open("k");
@@ -134,14 +144,14 @@ TEST_SUITE("engine") {
     // A map's items that reach `w` after a node of their own arrive one by one: the batch
     // waits for them (here until it is full; the window is an hour).
     auto staged = h.start("staged", {Value::list({Value("a"), Value("b"), Value("c"), Value("d")}), Value("k")});
-    REQUIRE(h.fake->wait_for("gate", [](const FakeBackend::Stats& s) { return s.running == 4; }));
+    REQUIRE(held_in_gate(h, 4));
     h.fake->open("k");
     CHECK(strings(settled(staged)) == std::vector<std::string>{"a", "b", "c", "d"});
     CHECK(h.fake->stats("w").batches == std::vector<int>{4});
 
     // Two nodes calling `w`: three calls at once, the fourth later; one batch of four.
     auto twice = h.start("twice", {Value("t"), Value("k2")});
-    REQUIRE(wait_model(*h.engine, "w", [](const engine::ModelStats& m) { return m.queued == 3; }));
+    REQUIRE(waiting_at_w(h, 3));
     h.fake->open("k2");
     CHECK(strings(settled(twice)) == std::vector<std::string>{"t", "t", "t", "t"});
     CHECK(h.fake->stats("w").batches == std::vector<int>{4, 4});
