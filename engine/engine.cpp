@@ -189,14 +189,65 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
   }
 }
 
+// The node of the body (the endpoint's root region) that `n` is, or is in (in a group's
+// branch, a map's body, a switch's arm, a fallback, at any depth).
+const plan::Node& root_of(const plan::Endpoint& ep, const plan::Node& n) {
+  const plan::Node* root = &n;
+  while (const auto& owner = ep.region(root->region).owner) root = &ep.node(*owner);
+  return *root;
+}
+
+// Whether node `b` of the body starts only after node `a` of the body has its result: it reads
+// what `a` makes, directly or through other nodes, and that is not a stream (whose readers
+// start as soon as it exists).
+bool runs_after(const plan::Endpoint& ep, const plan::Node& a, const plan::Node& b) {
+  if (ep.value(a.output).type->is_stream()) return false;
+  std::vector<const plan::Node*> todo{&a};
+  std::vector<bool> seen(ep.nodes.size());
+  while (!todo.empty()) {
+    const plan::Node* n = todo.back();
+    todo.pop_back();
+    for (plan::NodeId c : ep.value(n->output).consumers) {
+      const plan::Node& cn = ep.node(c);
+      if (cn.region != a.region || seen[plan::index(c)]) continue;
+      if (&cn == &b) return true;
+      seen[plan::index(c)] = true;
+      todo.push_back(&cn);
+    }
+  }
+  return false;
+}
+
+// Whether the nodes of the body in `roots` (each around one call of a method) run one after
+// another, each once the one before has its result: then a run adds the calls of one while
+// none of another's waits.
+bool one_after_another(const plan::Endpoint& ep, std::vector<const plan::Node*> roots) {
+  // Sorted by how many of the others each runs after; then each must run after the one before.
+  auto after = [&](const plan::Node* n) {
+    return std::count_if(roots.begin(), roots.end(), [&](const plan::Node* m) { return m != n && runs_after(ep, *m, *n); });
+  };
+  std::vector<std::pair<std::ptrdiff_t, const plan::Node*>> order;
+  for (const plan::Node* n : roots) order.emplace_back(after(n), n);
+  std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (!runs_after(ep, *order[i - 1].second, *order[i].second)) return false;
+  }
+  return true;
+}
+
 // The batchers and stream batchers the calls of `ep` may go through whose users are counted
-// (those with a window; ex.uses): one use each, at
-// once when one node alone calls that method and adds its calls at once; when that node also
-// runs at most once a run, its result ends the use (ExecNode::leaves_use).
+// (those with a window; ex.uses): one use each, at once when each node that calls that method
+// adds its calls at once and they are in nodes of the body that run one after another (one
+// node per node of the body); when one node alone calls it and runs at most once a run, its
+// result ends the use (ExecNode::leaves_use). Whatever the callers, once every node of the body they are in or
+// under has its result, the run adds no more calls there, and leaves (ExecNode::ends_uses):
+// the nodes of the body run once a run, retried or not, since a retry comes before a result.
 void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
                const std::vector<std::unique_ptr<detail::LoadedModel>>& models) {
   std::vector<const plan::Node*> callers;  // per use: its one node, or null when several
   std::vector<bool> once;
+  std::vector<std::vector<const plan::Node*>> roots;  // per use: the nodes of the body around its calls
+  std::vector<bool> shared_root;                       // per use: two of its calls in one node of the body
   for (const auto& n : ep.nodes) {
     const auto* c = std::get_if<plan::CallNode>(&n.kind);
     if (!c) continue;
@@ -205,19 +256,37 @@ void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
                                  static_cast<detail::Gathering*>(lm.stream_batcher(c->method))}) {
       if (!g || !g->counts_users()) continue;
       auto it = std::find_if(ex.uses.begin(), ex.uses.end(), [&](const auto& u) { return u.g == g; });
+      std::size_t i = static_cast<std::size_t>(it - ex.uses.begin());
       if (it == ex.uses.end()) {
         bool once_a_run = false;
         ex.uses.push_back({g, adds_at_once(ep, n, once_a_run)});
         callers.push_back(&n);
         once.push_back(once_a_run);
+        roots.emplace_back();
+        shared_root.push_back(false);
       } else {
-        it->at_once = false;  // two nodes call it: one may add while the other's call waits
-        callers[static_cast<std::size_t>(it - ex.uses.begin())] = nullptr;
+        bool once_a_run = false;
+        if (!adds_at_once(ep, n, once_a_run)) it->at_once = false;
+        callers[i] = nullptr;
+      }
+      const plan::Node* root = &root_of(ep, n);
+      if (std::find(roots[i].begin(), roots[i].end(), root) == roots[i].end()) {
+        roots[i].push_back(root);
+      } else {
+        shared_root[i] = true;
       }
     }
   }
+  // Two nodes calling one method: one may add while the other's call waits, unless the nodes
+  // of the body they are in run one after another.
+  for (std::size_t i = 0; i < ex.uses.size(); ++i) {
+    if (!callers[i] && (shared_root[i] || !one_after_another(ep, roots[i]))) ex.uses[i].at_once = false;
+  }
   for (std::size_t i = 0; i < ex.uses.size() && i < detail::ExecEndpoint::kEarlyLeaves; ++i) {
     if (callers[i] && once[i]) ex.nodes[plan::index(callers[i]->id)].leaves_use = static_cast<std::int32_t>(i);
+    ex.uses[i].roots = static_cast<std::uint32_t>(roots[i].size());
+    if (roots[i].size() > 1) ex.counts_roots = true;
+    for (const plan::Node* root : roots[i]) ex.nodes[plan::index(root->id)].ends_uses.push_back(static_cast<std::uint32_t>(i));
   }
 }
 
@@ -388,6 +457,10 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
   run->done = std::move(done);
   run->trace = options.trace;
   for (const auto& u : ex->uses) u.g->enter(u.at_once);
+  if (ex->counts_roots) {
+    run->roots_left = std::make_unique<std::atomic<std::uint32_t>[]>(ex->uses.size());
+    for (std::size_t i = 0; i < ex->uses.size(); ++i) run->roots_left[i].store(ex->uses[i].roots, std::memory_order_relaxed);
+  }
   std::int64_t deadline = ref.endpoint->deadline_ns;
   if (options.deadline_ns > 0 && (deadline == 0 || options.deadline_ns < deadline)) deadline = options.deadline_ns;
   if (deadline > 0) {

@@ -8,9 +8,9 @@
 // `batch_window`, or there is no window, or the owner says its front need not wait
 // (due_now(): a stream that has stepped before), or no other request could add an item: every
 // request in flight that may call this method (its users: enter() at a run's start, leave() at
-// its end or once its one call has its result, for the endpoints that call it) already has an
-// item waiting and adds its items at once (while one waits, it adds no other:
-// ExecEndpoint::Use::at_once), so waiting longer would only delay them (unless the model sets
+// its end or once the calls it can make there have their results, for the endpoints that call
+// it) already has an item waiting and adds its items at once (while one waits, it adds no
+// other: ExecEndpoint::Use::at_once), so waiting longer would only delay them (unless the model sets
 // `batch_window_strict`). The counts are read without ordering between them: a batch that
 // starts early on a stale count is a smaller batch, never a lost call. Otherwise the window's
 // timer is armed for the oldest item. A task takes its items when it starts, not when it is

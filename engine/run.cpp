@@ -154,6 +154,11 @@ void RunState::leave_use(std::size_t i) {
   u.g->leave(u.at_once);
 }
 
+void RunState::root_done(std::uint32_t i) {
+  if (ex->uses[i].roots > 1 && roots_left[i].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  leave_use(i);
+}
+
 void RunState::finish(Result<Value> r) {
   if (finished.exchange(true)) return;
   EndpointMetrics& em = *ex->metrics;
@@ -302,6 +307,7 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   f->set(n.output, std::move(r.value()));
   const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
   if (en.leaves_use >= 0) f->run->leave_use(static_cast<std::size_t>(en.leaves_use));
+  for (std::uint32_t u : en.ends_uses) f->run->root_done(u);
   for (std::uint32_t c : en.consumers) {
     if (f->waiting[c].fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(f, c);
   }
@@ -332,6 +338,7 @@ void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optiona
   nm.runs.fetch_add(1, std::memory_order_relaxed);
   const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
   if (en.leaves_use >= 0) f->run->leave_use(static_cast<std::size_t>(en.leaves_use));
+  for (std::uint32_t u : en.ends_uses) f->run->root_done(u);
   if (f->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     f->finish(f->lookup(f->run->ep().regions[f->region].result));
   }

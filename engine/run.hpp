@@ -55,6 +55,9 @@ struct ExecNode {
   // engine.cpp): once it has its result, the run can add no more calls to that batcher and
   // stops counting among its users (RunState::leave_use). -1: none.
   std::int32_t leaves_use = -1;
+  // A node of the endpoint's body (its root region) in or under which calls of these uses
+  // (ex->uses) are: once it has its result, it adds no more calls there (RunState::root_done).
+  std::vector<std::uint32_t> ends_uses;
 };
 
 struct ExecValue {
@@ -82,9 +85,13 @@ struct ExecEndpoint {
   struct Use {
     Gathering* g = nullptr;
     bool at_once = true;
+    // The nodes of the body in or under which its calls are (ExecNode::ends_uses): once they
+    // all have their results, a run adds no more calls there and leaves early.
+    std::uint32_t roots = 0;
   };
   static constexpr std::size_t kEarlyLeaves = 64;  // uses a run may leave before its end
   std::vector<Use> uses;
+  bool counts_roots = false;  // a use has several roots: runs count them down (RunState::roots_left)
 };
 
 // The calls of an asynchronous model in flight at once: at most `limit` (0: any number); the
@@ -219,6 +226,8 @@ struct RunState {
   std::shared_ptr<ValueStream> result_stream;  // set before `delivered`
   // The uses of ex->uses this run has left (bit i: use i), early (leave_use) or at its end.
   std::atomic<std::uint64_t> left_uses{0};
+  // Per use with several roots (ex->counts_roots): those without their results yet.
+  std::unique_ptr<std::atomic<std::uint32_t>[]> roots_left;
 
   explicit RunState(const CallContext* p) : ctx(p) {}
   explicit RunState(std::shared_ptr<const CallContext> p) : ctx(p.get()), parent(std::move(p)) {}
@@ -226,6 +235,8 @@ struct RunState {
   void deliver(const std::shared_ptr<ValueStream>& s);
   // Stops counting among the users of use `i` (ex->uses), once.
   void leave_use(std::size_t i);
+  // A root of use `i` has its result: the last one leaves it.
+  void root_done(std::uint32_t i);
   const plan::Endpoint& ep() const { return *ex->ref.endpoint; }
   LoadedModel& model(plan::ModelId id) const { return *engine->models[ex->ref.plan_index][plan::index(id)]; }
 };

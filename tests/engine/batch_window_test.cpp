@@ -37,6 +37,23 @@ endpoint then_held(x: str, key: str) -> str { return gate.hold(w.echo(x), key) }
 endpoint retried(x: str, key: str) -> list<str> { return all { w.echo(x), gate.hold(x, key) } with { retries = 1 } }
 endpoint staged(xs: list<str>, key: str) -> list<str> { return each x in xs { w.echo(gate.hold(x, key)) } }
 endpoint twice(x: str, key: str) -> list<str> { return all { w.echo(x), w.echo(x), w.echo(x), w.echo(gate.hold(x, key)) } }
+endpoint map_then_held(xs: list<str>, key: str) -> str {
+  ys = each x in xs { w.echo(x) }
+  return gate.hold(ys[0], key)
+}
+endpoint two_then_held(x: str, key: str) -> str {
+  a = w.echo(x)
+  b = w.echo(a)
+  return gate.hold(b, key)
+}
+endpoint retried_then_held(x: str, key: str) -> str {
+  g = all { gate.picky(x), w.echo(x) } with { retries = 1 }
+  return gate.hold(g[1], key)
+}
+endpoint call_hold_call(x: str, key: str) -> str {
+  a = w.echo(x)
+  return w.echo(gate.hold(a, key))
+}
 )";
 
 // The run's result, once it has come (REQUIREd within a minute: an hour's window never comes).
@@ -155,6 +172,45 @@ TEST_SUITE("engine") {
     h.fake->open("k2");
     CHECK(strings(settled(twice)) == std::vector<std::string>{"t", "t", "t", "t"});
     CHECK(h.fake->stats("w").batches == std::vector<int>{4, 4});
+  }
+
+  TEST_CASE("batch window: a request whose calls there are all answered is no longer waited for") {
+    DeviceHarness h(kWindow);
+    // A map over `w`, a group calling it that a failure would run again, two nodes calling it
+    // one after the other: each request then
+    // waits in `gate`, where it can no longer call `w`. A lone call does not wait for them.
+    auto mapped = h.start("map_then_held", {Value::list({Value("m1"), Value("m2")}), Value("k1")});
+    REQUIRE(held_in_gate(h, 1));
+    auto retried = h.start("retried_then_held", {Value("r"), Value("k2")});
+    REQUIRE(held_in_gate(h, 2));
+    auto two = h.start("two_then_held", {Value("t"), Value("k3")});
+    REQUIRE(held_in_gate(h, 3));
+    CHECK(h.fake->stats("w").batches == std::vector<int>{2});  // the map's two
+    CHECK(h.fake->stats("w").calls == 5);                      // with the group's one, the two nodes' two
+    auto one = h.start("lone", {Value("a")});
+    CHECK(settled(one)->as_str() == "a");
+    for (const char* k : {"k1", "k2", "k3"}) h.fake->open(k);
+    CHECK(settled(mapped)->as_str() == "m1");
+    CHECK(settled(retried)->as_str() == "r");
+    CHECK(settled(two)->as_str() == "t");
+    CHECK(model(*h.engine, "w").queued == 0);
+  }
+
+  TEST_CASE("batch window: a request with a node still to call is waited for, until that node has called") {
+    DeviceHarness h(kWindow);
+    // Two nodes call `w`, one after the other: the first call does not wait for the second
+    // (it cannot come while the first waits), but once the first is answered, the run may
+    // still call.
+    auto chain = h.start("call_hold_call", {Value("c"), Value("k")});
+    REQUIRE(held_in_gate(h, 1));
+    CHECK(h.fake->stats("w").calls == 1);
+    auto one = h.start("lone", {Value("a")});
+    REQUIRE(waiting_at_w(h, 1));
+    CHECK(one.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+    h.fake->open("k");  // `chain`'s second call joins the lone one
+    CHECK(settled(chain)->as_str() == "c");
+    CHECK(settled(one)->as_str() == "a");
+    CHECK(h.fake->stats("w").batches == std::vector<int>{2});
   }
 
   TEST_CASE("batch window: batch_window_strict waits the window out even alone") {
