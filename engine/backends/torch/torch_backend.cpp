@@ -18,127 +18,14 @@
 #include "engine/backends/torch/cuda_graphs.hpp"
 #endif
 #include "engine/backends/torch/guarded.hpp"
+#include "engine/backends/torch/methods.hpp"
 #include "engine/batch_form.hpp"
 
 namespace braid::engine {
 namespace {
 
 using namespace torch_values;
-
-// A method's signature as the DSL sees it (for `braid check` and the batched form).
-MethodSchema schema_of(const torch::jit::Method& meth) {
-  const auto& schema = meth.function().getSchema();
-  MethodSchema s;
-  s.name = meth.name();
-  for (std::size_t i = 1; i < schema.arguments().size(); ++i) {  // [0] is self
-    const auto& a = schema.arguments()[i];
-    dsl::TypeRef t = dsl_type(a.type());
-    s.params.push_back({a.name(), t ? t : dsl::Type::error()});
-  }
-  dsl::TypeRef r = schema.returns().size() == 1 ? dsl_type(schema.returns()[0].type()) : nullptr;
-  s.result = r ? r : dsl::Type::error();
-  return s;
-}
-
-// A method's `_batch` form, as loaded.
-struct BatchMethod {
-  torch::jit::Method method;
-  BatchForm form;
-};
-
-// The batched form of `meth` in model file `m`, when the graph asks for batches (`max_batch`
-// above 1): the method `<name>_batch`, in one of the forms of engine/batch_form.hpp. Null when
-// the file has none; an error when it is none of those forms.
-Result<std::optional<BatchMethod>> batch_method(torch::jit::Module& m, const plan::Model& spec, const plan::Method& meth) {
-  const std::string name = meth.name + "_batch";
-  if (spec.options.max_batch <= 1 || !m.find_method(name)) return std::optional<BatchMethod>();
-  torch::jit::Method bm = m.get_method(name);
-  const MethodSchema schema = schema_of(bm);
-  auto form = batch_form(meth, schema);
-  if (!form) {
-    return make_error(ErrorCode::LoadError, fmt::format("model file `{}`: `{}` must be {}, but it is `{}`", spec.path, name,
-                                                        batch_signatures(meth), signature_text(schema.params, schema.result)));
-  }
-  return std::optional<BatchMethod>(BatchMethod{std::move(bm), std::move(*form)});
-}
-
-// Streaming. A graph method `m(p1: A, ...) -> stream<T>` runs through the file's
-//
-//   def m_next(self, p1: A, ..., emitted: List[T]) -> Optional[T]
-//
-// called again and again with the items it has returned so far (an empty list first): each
-// result that is not None is the next item, None ends the stream. The file has no `m`. When
-// the graph sets `max_batch` above 1, the streams of all requests step together through
-//
-//   def m_next_batch(self, p1: List[A], ..., emitted: List[List[T]]) -> List[Optional[T]]
-//
-// one entry per stream in each list (continuous batching, ModelInstance::steps).
-bool streams(const plan::Method& meth) { return meth.result && meth.result->is_stream(); }
-
-// The name of the file's method that runs `meth`.
-std::string file_method(const plan::Method& meth) { return streams(meth) ? meth.name + "_next" : meth.name; }
-
-// The signature `<m>_next` must have, as the DSL writes it (`(p1: A, emitted: list<T>) -> T?`).
-std::string next_signature(const plan::Method& meth) {
-  std::vector<plan::Param> params = meth.params;
-  params.push_back({"emitted", dsl::Type::list(meth.result->elem)});
-  return meth.name + "_next" + signature_text(params, dsl::Type::optional(meth.result->elem));
-}
-
-// Checks the TorchScript schema of `<m>_next` (`next`) against the protocol: one parameter more
-// than `meth` declares, that one a list of the type the result is an optional of, so that the
-// items it returns can be handed back to it. Nullopt when it fits; else what is wrong.
-std::optional<std::string> next_mismatch(const torch::jit::Method& next, const plan::Method& meth) {
-  const auto& schema = next.function().getSchema();
-  const auto& args = schema.arguments();  // [0] is self
-  if (args.size() != meth.params.size() + 2) {
-    return fmt::format("it takes {} parameters where {} are wanted (the {} declared, then `emitted`)", args.size() - 1,
-                       meth.params.size() + 1, meth.params.size());
-  }
-  if (schema.returns().size() != 1 || schema.returns()[0].type()->kind() != c10::TypeKind::OptionalType) {
-    return std::string("its result is not an Optional (None ends the stream)");
-  }
-  const c10::TypePtr item = schema.returns()[0].type()->expectRef<c10::OptionalType>().getElementType();
-  const c10::TypePtr last = args.back().type();
-  if (last->kind() != c10::TypeKind::ListType || *last->expectRef<c10::ListType>().getElementType() != *item) {
-    return fmt::format("its last parameter is `{}`, not `List[{}]` (the items it returned so far)", last->annotation_str(),
-                       item->annotation_str());
-  }
-  return std::nullopt;
-}
-
-// The signature `<m>_next_batch` must have: each of `<m>_next`'s parameters and its result as a
-// list.
-std::string next_batch_signature(const plan::Method& meth) {
-  std::vector<plan::Param> params = meth.params;
-  params.push_back({"emitted", dsl::Type::list(meth.result->elem)});
-  for (auto& p : params) p.type = dsl::Type::list(p.type);
-  return meth.name + "_next_batch" + signature_text(params, dsl::Type::list(dsl::Type::optional(meth.result->elem)));
-}
-
-// Checks `<m>_next_batch` (`batch`) against `<m>_next` (`next`, already checked): the same
-// parameters, each a list of what `next` takes, and a list of what `next` returns. Nullopt
-// when it fits; else what is wrong.
-std::optional<std::string> next_batch_mismatch(const torch::jit::Method& batch, const torch::jit::Method& next) {
-  const auto& b = batch.function().getSchema();
-  const auto& n = next.function().getSchema();
-  if (b.arguments().size() != n.arguments().size()) {
-    return fmt::format("it takes {} parameters where {} are wanted", b.arguments().size() - 1, n.arguments().size() - 1);
-  }
-  for (std::size_t i = 1; i < b.arguments().size(); ++i) {
-    const c10::TypePtr t = b.arguments()[i].type();
-    if (t->kind() != c10::TypeKind::ListType || *t->expectRef<c10::ListType>().getElementType() != *n.arguments()[i].type()) {
-      return fmt::format("its parameter {} is `{}`, not `List[{}]`", i, t->annotation_str(),
-                         n.arguments()[i].type()->annotation_str());
-    }
-  }
-  const c10::TypePtr r = b.returns().size() == 1 ? b.returns()[0].type() : nullptr;
-  if (!r || r->kind() != c10::TypeKind::ListType || *r->expectRef<c10::ListType>().getElementType() != *n.returns()[0].type()) {
-    return fmt::format("its result is `{}`, not `List[{}]`", r ? r->annotation_str() : std::string("not one value"),
-                       n.returns()[0].type()->annotation_str());
-  }
-  return std::nullopt;
-}
+using namespace torch_methods;
 
 // A stream's state between its steps: the call's arguments, and the items it emitted so far
 // as one list that every step is handed (so a step costs no more at the thousandth item than
@@ -209,7 +96,7 @@ class TorchInstance final : public ModelInstance {
     });
   }
 
-  // `<m>_next` again and again (see streams() above), each item emitted as soon as it is back:
+  // `<m>_next` again and again (see streams() in methods.hpp), each item emitted as soon as it is back:
   // a stream of its own, stepped until it ends.
   std::optional<Error> call_stream(std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                                    const std::function<bool(Value)>& emit) override {
