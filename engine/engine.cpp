@@ -189,6 +189,25 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
   }
 }
 
+// Whether the calls of node `n` are all added as soon as the node of the body around it starts,
+// in the same drain of the ready queue (so that calls of several such nodes under one node of
+// the body come together): `n` is ready as soon as its region starts, and so is each node
+// around it below that node of the body, and each region on the way is a branch of a group (the
+// branches start together) or the body of a map over a list (its first items start together;
+// a later one only once an earlier one has ended, which needs its calls).
+bool starts_with_root(const plan::Endpoint& ep, const plan::Node& n) {
+  for (const plan::Node* cur = &n;;) {
+    const plan::Region& reg = ep.region(cur->region);
+    if (!reg.owner) return true;
+    if (!ready_at_start(ep, *cur)) return false;
+    const plan::Node& owner = ep.node(*reg.owner);
+    if (owner.options.fallback == cur->region) return false;
+    const auto* m = std::get_if<plan::MapNode>(&owner.kind);
+    if (!std::holds_alternative<plan::GroupNode>(owner.kind) && !(m && !ep.value(m->list).type->is_stream())) return false;
+    cur = &owner;
+  }
+}
+
 // The node of the body (the endpoint's root region) that `n` is, or is in (in a group's
 // branch, a map's body, a switch's arm, a fallback, at any depth).
 const plan::Node& root_of(const plan::Endpoint& ep, const plan::Node& n) {
@@ -237,9 +256,10 @@ bool one_after_another(const plan::Endpoint& ep, std::vector<const plan::Node*> 
 
 // The batchers and stream batchers the calls of `ep` may go through whose users are counted
 // (those with a window; ex.uses): one use each, at once when each node that calls that method
-// adds its calls at once and they are in nodes of the body that run one after another (one
-// node per node of the body); when one node alone calls it and runs at most once a run, its
-// result ends the use (ExecNode::leaves_use). Whatever the callers, once every node of the body they are in or
+// adds its calls at once, those in one node of the body are all added as it starts
+// (starts_with_root), and the nodes of the body they are in run one after another; when one
+// node alone calls it and runs at most once a run, its result ends the use
+// (ExecNode::leaves_use). Whatever the callers, once every node of the body they are in or
 // under has its result, the run adds no more calls there, and leaves (ExecNode::ends_uses):
 // the nodes of the body run once a run, retried or not, since a retry comes before a result.
 void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
@@ -247,7 +267,9 @@ void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
   std::vector<const plan::Node*> callers;  // per use: its one node, or null when several
   std::vector<bool> once;
   std::vector<std::vector<const plan::Node*>> roots;  // per use: the nodes of the body around its calls
-  std::vector<bool> shared_root;                       // per use: two of its calls in one node of the body
+  // Per use: two of its calling nodes in one node of the body, not both added as it starts.
+  std::vector<bool> shared_root;
+  std::vector<std::vector<const plan::Node*>> first_caller;  // per use and root: its first caller
   for (const auto& n : ep.nodes) {
     const auto* c = std::get_if<plan::CallNode>(&n.kind);
     if (!c) continue;
@@ -264,21 +286,24 @@ void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
         once.push_back(once_a_run);
         roots.emplace_back();
         shared_root.push_back(false);
+        first_caller.emplace_back();
       } else {
         bool once_a_run = false;
         if (!adds_at_once(ep, n, once_a_run)) it->at_once = false;
         callers[i] = nullptr;
       }
       const plan::Node* root = &root_of(ep, n);
-      if (std::find(roots[i].begin(), roots[i].end(), root) == roots[i].end()) {
+      auto r = std::find(roots[i].begin(), roots[i].end(), root);
+      if (r == roots[i].end()) {
         roots[i].push_back(root);
-      } else {
+        first_caller[i].push_back(&n);
+      } else if (!starts_with_root(ep, n) || !starts_with_root(ep, *first_caller[i][static_cast<std::size_t>(r - roots[i].begin())])) {
         shared_root[i] = true;
       }
     }
   }
-  // Two nodes calling one method: one may add while the other's call waits, unless the nodes
-  // of the body they are in run one after another.
+  // Two nodes calling one method: one may add while the other's call waits, unless those in
+  // one node of the body come together and the nodes of the body run one after another.
   for (std::size_t i = 0; i < ex.uses.size(); ++i) {
     if (!callers[i] && (shared_root[i] || !one_after_another(ep, roots[i]))) ex.uses[i].at_once = false;
   }

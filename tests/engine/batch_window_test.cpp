@@ -29,6 +29,8 @@ model gate = torch "gate.pt" on cpu {
 }
 endpoint lone(x: str) -> str { return w.echo(x) }
 endpoint lone_map(xs: list<str>) -> list<str> { return each x in xs { w.echo(x) } }
+endpoint lone_pair(x: str, y: str) -> list<str> { return all { w.echo(x), w.echo(y) } }
+endpoint lone_pairs(xs: list<str>) -> list<list<str>> { return each x in xs { all { w.echo(x), first { w.echo(x) } } } }
 endpoint later(x: str, key: str) -> str { return w.echo(gate.hold(x, key)) }
 endpoint fails_first(x: str, key: str) -> str { return w.echo(gate.picky(gate.hold(x, key))) }
 endpoint elsewhere(x: str, key: str) -> str { return gate.hold(x, key) }
@@ -87,6 +89,15 @@ TEST_SUITE("engine") {
     CHECK(strings(settled(map)) == std::vector<std::string>{"x", "y", "z"});
     CHECK(h.fake->stats("w").batches == std::vector<int>{3});
 
+    // Two nodes calling `w` in the branches of a group start together: one batch, at once; so
+    // do a map's items, each with a group around two (one of them in a group of its own).
+    auto pair = h.start("lone_pair", {Value("p"), Value("q")});
+    CHECK(strings(settled(pair)) == std::vector<std::string>{"p", "q"});
+    CHECK(h.fake->stats("w").batches == std::vector<int>{3, 2});
+    auto pairs = h.start("lone_pairs", {Value::list({Value("u"), Value("v")})});
+    REQUIRE(settled(pairs));
+    CHECK(h.fake->stats("w").batches == std::vector<int>{3, 2, 4});
+
     // A request in flight on an endpoint that does not call `w` is no reason to wait.
     auto other = h.start("elsewhere", {Value("held"), Value("k")});
     REQUIRE(held_in_gate(h, 1));
@@ -95,9 +106,10 @@ TEST_SUITE("engine") {
     h.fake->open("k");
     CHECK(settled(other)->as_str() == "held");
     CHECK(model(*h.engine, "w").queued == 0);
-    // Each of the three started because no other request could add a call.
+    // Four started because no other request could add a call; the map of pairs filled one.
     const std::string text = h.engine->metrics_text();
-    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="alone"} 3)") != std::string::npos);
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="alone"} 4)") != std::string::npos);
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="full"} 1)") != std::string::npos);
     CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="window"} 0)") != std::string::npos);
   }
 
