@@ -484,16 +484,26 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
         co_return error(req, 404, fmt::format("no model `{}`; models are named `graph.endpoint` (see GET /graphs)", name),
                         "not_found");
       }
-      if (parts.size() == 3) {
+      // `/versions/1` may follow the name (the protocol's optional version): a graph's endpoint
+      // has one version, `1`, as its metadata says.
+      std::size_t at = 3;
+      if (parts.size() >= 5 && parts[3] == "versions") {
+        if (parts[4] != "1") {
+          co_return error(req, 404, fmt::format("model `{}` has no version `{}`; its one version is `1`", name, parts[4]),
+                          "not_found");
+        }
+        at = 5;
+      }
+      if (parts.size() == at) {
         if (!get) co_return wrong_method("GET");
         co_return respond(req, 200, kserve_metadata(*ep));
       }
-      if (parts.size() == 4 && parts[3] == "ready") {
+      if (parts.size() == at + 1 && parts[at] == "ready") {
         if (!get) co_return wrong_method("GET");
         bool ready = engine->ready();
         co_return respond(req, ready ? 200 : 503, json::object{{"name", name}, {"ready", ready}});
       }
-      if (parts.size() == 4 && parts[3] == "infer") {
+      if (parts.size() == at + 1 && parts[at] == "infer") {
         if (!post) co_return wrong_method("POST");
         auto json_size = json_part_size(req);
         if (!json_size) co_return engine_error(req, json_size.error());

@@ -99,6 +99,10 @@ TEST_SUITE("http") {
         {bhttp::verb::post, "/v2/health/live", "", 405, "use GET"},
         {bhttp::verb::get, "/v2/models/g.nope", "", 404, "no model `g.nope`"},
         {bhttp::verb::get, "/v2/models/nodot", "", 404, "no model `nodot`"},
+        {bhttp::verb::get, "/v2/models/g.shout/versions/2", "", 404, "model `g.shout` has no version `2`; its one version is `1`"},
+        {bhttp::verb::post, "/v2/models/g.shout/versions/0/infer", "{}", 404, "model `g.shout` has no version `0`"},
+        {bhttp::verb::get, "/v2/models/g.shout/versions/1/infer", "", 405, "use POST"},
+        {bhttp::verb::get, "/v2/models/g.shout/versions", "", 404, "no route for GET /v2/models/g.shout/versions"},
     };
     for (const auto& c : cases) {
       CAPTURE(c.target);
@@ -226,6 +230,7 @@ TEST_SUITE("http") {
     f.engine->warm_up();
     CHECK(f.call(bhttp::verb::get, "/v2/health/ready").result_int() == 200);
     CHECK(f.call(bhttp::verb::get, "/v2/models/g.shout/ready").result_int() == 200);
+    CHECK(f.call(bhttp::verb::get, "/v2/models/g.shout/versions/1/ready").result_int() == 200);
     CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("name") == "braid");
     auto g = f.body_of(f.call(bhttp::verb::get, "/graphs"));
     const auto& eps = g.at("graphs").as_array()[0].at("endpoints").as_array();
@@ -248,6 +253,12 @@ TEST_SUITE("http") {
     CHECK(f.body_of(r) == json::parse(R"({"model_name": "g.shout", "model_version": "1", "id": "7",
       "outputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["HEY"]},
                   {"name": "n", "datatype": "INT64", "shape": [1], "data": [3]}]})"));
+    // The same with the protocol's optional version in the path: a graph's endpoint has one, `1`.
+    CHECK(f.body_of(f.call(bhttp::verb::get, "/v2/models/g.shout/versions/1")) == meta);
+    auto v = f.call(bhttp::verb::post, "/v2/models/g.shout/versions/1/infer",
+                    R"({"id": "8", "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["ho"]}]})");
+    CHECK(v.result_int() == 200);
+    CHECK(f.body_of(v).at("outputs").as_array()[0].at("data") == json::parse(R"(["HO"])"));
     // A list input is a 1-D tensor; a list output too.
     auto l = f.call(bhttp::verb::post, "/v2/models/g.lengths/infer",
                     R"({"inputs": [{"name": "words", "shape": [3], "datatype": "BYTES", "data": ["a", "bb", "ccc"]}],

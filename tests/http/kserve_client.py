@@ -81,6 +81,16 @@ try:
     check(np.array_equal(r.as_numpy("hidden"), hidden), "hidden binary beside a JSON output")
     check(r.as_numpy("mask").tolist() == ref["mask"], "mask as JSON")
 
+    # The model's one version named, as a client pinned to a version sends it.
+    check(client.is_model_ready("kserve_client.encode", model_version="1"), "version 1 ready")
+    r = client.infer("kserve_client.encode", [text_input("text", [TEXT])], model_version="1")
+    check(np.array_equal(r.as_numpy("hidden"), hidden), "hidden through /versions/1/infer")
+    try:
+        client.infer("kserve_client.encode", [text_input("text", [TEXT])], model_version="2")
+        check(False, "version 2 was answered")
+    except InferenceServerException as e:
+        check("no version `2`" in str(e), f"version 2: {e}")
+
     # A list of records: BYTES, each element its JSON text.
     r = client.infer("kserve_client.classify", [text_input("text", [TEXT]), text_input("labels", LABELS)])
     got = [json.loads(e) for e in r.as_numpy("output")]
