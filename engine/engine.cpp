@@ -165,26 +165,32 @@ bool ready_at_start(const plan::Endpoint& ep, const plan::Node& n) {
 
 // Whether a run adds every call of node `n` to its batcher at once: while one waits there, the
 // run adds no other. So it is when `n` runs once a run (in the body, a branch, an arm, a
-// fallback), or is ready as soon as the body of the one map around it starts, a map over a
-// list (not a stream): the items start together, and a later one only when an earlier one has
-// ended, which needs its call's result. `once_a_run`: `n` runs at most once a run, even after
-// it has succeeded (no map around it, no group or switch around it that retries: a retry runs
-// its branches again).
+// fallback), or when the one map around it is over a list (not a stream) and `n` is added as
+// soon as an item's body starts (ready at start there, or in branches of groups ready at start
+// there): the items start together, and a later one only when an earlier one has ended, which
+// needs its call's result. `once_a_run`: `n` runs at most once a run, even after it has
+// succeeded (no map around it, no group or switch around it that retries: a retry runs its
+// branches again).
 bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_run) {
   bool in_map = false;
+  bool starts = true;  // `n` is added as soon as the region it is in (or under) starts
   once_a_run = true;
+  const plan::Node* cur = &n;  // `n`, or the node around it in region `r`
   for (plan::RegionId r = n.region;;) {
     const plan::Region& reg = ep.region(r);
     if (!reg.owner) return true;
     const plan::Node& owner = ep.node(*reg.owner);
     // A retried owner runs this region again, unless it is the owner's fallback (never retried).
     if (owner.options.retries > 0 && owner.options.fallback != r) once_a_run = false;
+    starts = starts && ready_at_start(ep, *cur);
     if (const auto* m = std::get_if<plan::MapNode>(&owner.kind)) {
-      const bool first_in_body = r == n.region && ready_at_start(ep, n);
       once_a_run = false;
-      if (in_map || !first_in_body || ep.value(m->list).type->is_stream()) return false;
+      if (in_map || !starts || ep.value(m->list).type->is_stream()) return false;
       in_map = true;
+    } else if (!std::holds_alternative<plan::GroupNode>(owner.kind) || owner.options.fallback == r) {
+      starts = false;  // an arm starts once its switch has its subject; a fallback after a failure
     }
+    cur = &owner;
     r = owner.region;
   }
 }
@@ -193,8 +199,9 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
 // in the same drain of the ready queue (so that calls of several such nodes under one node of
 // the body come together): `n` is ready as soon as its region starts, and so is each node
 // around it below that node of the body, and each region on the way is a branch of a group (the
-// branches start together) or the body of a map over a list (its first items start together;
-// a later one only once an earlier one has ended, which needs its calls).
+// branches start together) or the body of a map over a list without a limit (its items start
+// together; two maps that start theirs one or a few at a time would each add while the
+// other's call waits).
 bool starts_with_root(const plan::Endpoint& ep, const plan::Node& n) {
   for (const plan::Node* cur = &n;;) {
     const plan::Region& reg = ep.region(cur->region);
@@ -203,7 +210,8 @@ bool starts_with_root(const plan::Endpoint& ep, const plan::Node& n) {
     const plan::Node& owner = ep.node(*reg.owner);
     if (owner.options.fallback == cur->region) return false;
     const auto* m = std::get_if<plan::MapNode>(&owner.kind);
-    if (!std::holds_alternative<plan::GroupNode>(owner.kind) && !(m && !ep.value(m->list).type->is_stream())) return false;
+    const bool whole_map = m && m->concurrency == 0 && !ep.value(m->list).type->is_stream();
+    if (!std::holds_alternative<plan::GroupNode>(owner.kind) && !whole_map) return false;
     cur = &owner;
   }
 }
@@ -239,17 +247,13 @@ bool runs_after(const plan::Endpoint& ep, const plan::Node& a, const plan::Node&
 
 // Whether the nodes of the body in `roots` (each around one call of a method) run one after
 // another, each once the one before has its result: then a run adds the calls of one while
-// none of another's waits.
-bool one_after_another(const plan::Endpoint& ep, std::vector<const plan::Node*> roots) {
-  // Sorted by how many of the others each runs after; then each must run after the one before.
-  auto after = [&](const plan::Node* n) {
-    return std::count_if(roots.begin(), roots.end(), [&](const plan::Node* m) { return m != n && runs_after(ep, *m, *n); });
-  };
-  std::vector<std::pair<std::ptrdiff_t, const plan::Node*>> order;
-  for (const plan::Node* n : roots) order.emplace_back(after(n), n);
-  std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
-  for (std::size_t i = 1; i < order.size(); ++i) {
-    if (!runs_after(ep, *order[i - 1].second, *order[i].second)) return false;
+// none of another's waits. In that order they are also in the body's topological order, so
+// each must run after the one before it there.
+bool one_after_another(const plan::Endpoint& ep, const detail::ExecEndpoint& ex, std::vector<const plan::Node*> roots) {
+  auto local = [&](const plan::Node* n) { return ex.nodes[plan::index(n->id)].local; };
+  std::sort(roots.begin(), roots.end(), [&](const plan::Node* a, const plan::Node* b) { return local(a) < local(b); });
+  for (std::size_t i = 1; i < roots.size(); ++i) {
+    if (!runs_after(ep, *roots[i - 1], *roots[i])) return false;
   }
   return true;
 }
@@ -305,7 +309,7 @@ void find_uses(const plan::Endpoint& ep, detail::ExecEndpoint& ex,
   // Two nodes calling one method: one may add while the other's call waits, unless those in
   // one node of the body come together and the nodes of the body run one after another.
   for (std::size_t i = 0; i < ex.uses.size(); ++i) {
-    if (!callers[i] && (shared_root[i] || !one_after_another(ep, roots[i]))) ex.uses[i].at_once = false;
+    if (!callers[i] && (shared_root[i] || !one_after_another(ep, ex, roots[i]))) ex.uses[i].at_once = false;
   }
   for (std::size_t i = 0; i < ex.uses.size() && i < detail::ExecEndpoint::kEarlyLeaves; ++i) {
     if (callers[i] && once[i]) ex.nodes[plan::index(callers[i]->id)].leaves_use = static_cast<std::int32_t>(i);

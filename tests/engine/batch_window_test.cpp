@@ -52,6 +52,14 @@ endpoint retried_then_held(x: str, key: str) -> str {
   g = all { gate.picky(x), w.echo(x) } with { retries = 1 }
   return gate.hold(g[1], key)
 }
+endpoint side_by_side(x: str, key: str) -> list<str> {
+  a = w.echo(x)
+  b = w.echo(gate.hold(x, key))
+  return [a, b]
+}
+endpoint two_sequential_maps(xs: list<str>, ys: list<str>, key: str) -> list<list<str>> {
+  return all { each x in xs sequential { gate.hold(w.echo(x), key) }, each y in ys sequential { w.echo(y) } }
+}
 endpoint call_hold_call(x: str, key: str) -> str {
   a = w.echo(x)
   return w.echo(gate.hold(a, key))
@@ -90,13 +98,13 @@ TEST_SUITE("engine") {
     CHECK(h.fake->stats("w").batches == std::vector<int>{3});
 
     // Two nodes calling `w` in the branches of a group start together: one batch, at once; so
-    // do a map's items, each with a group around two (one of them in a group of its own).
+    // do those of a map's item, in a group in its body (one of them in a group of its own).
     auto pair = h.start("lone_pair", {Value("p"), Value("q")});
     CHECK(strings(settled(pair)) == std::vector<std::string>{"p", "q"});
     CHECK(h.fake->stats("w").batches == std::vector<int>{3, 2});
-    auto pairs = h.start("lone_pairs", {Value::list({Value("u"), Value("v")})});
+    auto pairs = h.start("lone_pairs", {Value::list({Value("u")})});
     REQUIRE(settled(pairs));
-    CHECK(h.fake->stats("w").batches == std::vector<int>{3, 2, 4});
+    CHECK(h.fake->stats("w").batches == std::vector<int>{3, 2, 2});
 
     // A request in flight on an endpoint that does not call `w` is no reason to wait.
     auto other = h.start("elsewhere", {Value("held"), Value("k")});
@@ -106,10 +114,9 @@ TEST_SUITE("engine") {
     h.fake->open("k");
     CHECK(settled(other)->as_str() == "held");
     CHECK(model(*h.engine, "w").queued == 0);
-    // Four started because no other request could add a call; the map of pairs filled one.
+    // Each of the five started because no other request could add a call.
     const std::string text = h.engine->metrics_text();
-    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="alone"} 4)") != std::string::npos);
-    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="full"} 1)") != std::string::npos);
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="alone"} 5)") != std::string::npos);
     CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="window"} 0)") != std::string::npos);
   }
 
@@ -206,6 +213,44 @@ TEST_SUITE("engine") {
     CHECK(settled(retried)->as_str() == "r");
     CHECK(settled(two)->as_str() == "t");
     CHECK(model(*h.engine, "w").queued == 0);
+  }
+
+  TEST_CASE("batch window: calls of nodes side by side, or of maps at their own pace, wait for each other") {
+    DeviceHarness h(kWindow);
+    // `a` and `b` call `w` side by side: `a`'s call waits, for `b`'s may come meanwhile; so
+    // does a lone request's. A fourth call fills the batch.
+    auto side = h.start("side_by_side", {Value("s"), Value("k")});
+    REQUIRE(held_in_gate(h, 1));
+    REQUIRE(waiting_at_w(h, 1));
+    auto one = h.start("lone", {Value("a")});
+    REQUIRE(waiting_at_w(h, 2));
+    CHECK(one.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+    h.fake->open("k");
+    REQUIRE(waiting_at_w(h, 3));
+    auto two = h.start("lone", {Value("b")});
+    CHECK(strings(settled(side)) == std::vector<std::string>{"s", "s"});
+    CHECK(settled(one)->as_str() == "a");
+    CHECK(settled(two)->as_str() == "b");
+    CHECK(h.fake->stats("w").batches == std::vector<int>{4});
+
+    // Two maps, one item at a time each: while the first map's next item can still come, the
+    // second's waits for it (here, until two lone requests fill each batch).
+    auto maps = h.start("two_sequential_maps",
+                        {Value::list({Value("m1"), Value("m2")}), Value::list({Value("n1"), Value("n2")}), Value("k2")});
+    REQUIRE(waiting_at_w(h, 2));
+    std::vector<std::future<engine::Result<Value>>> lones;
+    for (const char* x : {"c", "d"}) lones.push_back(h.start("lone", {Value(x)}));
+    REQUIRE(held_in_gate(h, 1));  // m1, answered
+    REQUIRE(waiting_at_w(h, 1));  // n2 waits: m2 may come
+    CHECK(h.fake->stats("w").batches == std::vector<int>{4, 4});
+    h.fake->open("k2");
+    REQUIRE(waiting_at_w(h, 2));  // m2 joined it
+    for (const char* x : {"e", "f"}) lones.push_back(h.start("lone", {Value(x)}));
+    auto both = settled(maps);
+    REQUIRE(both);
+    CHECK(both->as_list().size() == 2);
+    for (auto& l : lones) CHECK(settled(l));
+    CHECK(h.fake->stats("w").batches == std::vector<int>{4, 4, 4});
   }
 
   TEST_CASE("batch window: a request with a node still to call is waited for, until that node has called") {
