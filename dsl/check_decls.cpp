@@ -15,6 +15,7 @@ constexpr std::array kModelOptions = {
     OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}, OptSpec{"retries", OptKind::Int, 0, 100},
     OptSpec{"max_memory", OptKind::Size, 1},              OptSpec{"warmup", OptKind::Int, 0, 10'000},
     OptSpec{"cuda_graphs", OptKind::Int, 0, 1024},        OptSpec{"batch_window_strict", OptKind::Bool, 0, 1},
+    OptSpec{"max_queue", OptKind::Int, 1, 1 << 24},
 };
 constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
 
@@ -140,6 +141,7 @@ void Checker::check_model(const ModelDecl& m) {
   check_options(opts, kModelOptions, "a model", nullptr, nullptr);
   if (m.backend.name == "remote") check_remote(m);
   check_cuda_graphs(m);
+  check_max_queue(m);
   std::unordered_map<std::string_view, const MethodSig*> methods;
   for (const auto& sig : m.methods) {
     auto [it, fresh] = methods.emplace(sig.name.name, &sig);
@@ -175,6 +177,23 @@ void Checker::check_remote(const ModelDecl& m) {
         o.name.name == "max_memory" || o.name.name == "cuda_graphs") {
       diags_->report(Diag::remote_option, o.name.span, o.name.name);
     }
+  }
+}
+
+// `max_queue` refuses calls beyond that many waiting; `max_batch` calls wait before a full batch
+// starts, so a smaller queue could never fill one.
+void Checker::check_max_queue(const ModelDecl& m) {
+  auto int_option = [&](std::string_view name) -> std::pair<const OptionItem*, std::int64_t> {
+    for (const auto& o : m.options) {
+      const auto* lit = o.value ? std::get_if<Literal>(&o.value->node) : nullptr;
+      if (o.name.name == name && lit && lit->kind == Literal::Kind::Int) return {&o, lit->i};
+    }
+    return {nullptr, 0};
+  };
+  auto [queue, q] = int_option("max_queue");
+  auto [batch, b] = int_option("max_batch");
+  if (queue && batch && q >= 1 && q < b) {
+    diags_->report(Diag::max_queue_below_batch, queue->value->span, q, b).note(batch->value->span, "`max_batch` is set here");
   }
 }
 

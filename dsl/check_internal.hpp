@@ -53,6 +53,7 @@ class Checker {
   void check_stream_position(const TypeRef& t, Span span, bool whole_may_stream, std::string_view where);
   void check_stream_threads(const ModelDecl& m, const MethodSig& sig);
   void check_cuda_graphs(const ModelDecl& m);
+  void check_max_queue(const ModelDecl& m);
   void order_lets(Block& b);
   bool define(Scope& scope, Binding* b);
   // Type-checks a rejected expression silently, so that the names it reads count as used.

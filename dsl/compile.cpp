@@ -369,6 +369,7 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     m.options.retries = static_cast<std::uint32_t>(option_int(decl->options, "retries", 0));
     m.options.max_memory = static_cast<std::uint64_t>(option_int(decl->options, "max_memory", 0));
     m.options.warmup = static_cast<std::uint32_t>(option_int(decl->options, "warmup", remote ? 0 : 1));
+    m.options.max_queue = static_cast<std::uint32_t>(option_int(decl->options, "max_queue", 0));
     // Nothing to capture on the CPU (`braid check` warns).
     if (m.placement.kind == PlacementKind::Cuda) {
       m.options.cuda_graphs = static_cast<std::uint32_t>(option_int(decl->options, "cuda_graphs", 0));

@@ -83,6 +83,9 @@ struct ModelOptions {
   // On a device: the input shapes per method whose calls are captured as CUDA graphs and
   // replayed (0: none; see docs/scheduler.md, "CUDA graphs").
   std::uint32_t cuda_graphs = 0;
+  // Calls waiting for the model (a thread, an instance, their batch, a place among a remote
+  // model's calls in flight) past which a new one is refused at once, `Overloaded` (0: none).
+  std::uint32_t max_queue = 0;
 };
 
 struct Param {

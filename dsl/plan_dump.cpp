@@ -195,6 +195,7 @@ std::string to_text(const Plan& p) {
     if (o.max_memory != d.max_memory) opts += fmt::format(" max_memory={}B", o.max_memory);
     if (o.warmup != d.warmup) opts += fmt::format(" warmup={}", o.warmup);
     if (o.cuda_graphs != d.cuda_graphs) opts += fmt::format(" cuda_graphs={}", o.cuda_graphs);
+    if (o.max_queue != d.max_queue) opts += fmt::format(" max_queue={}", o.max_queue);
     if (!opts.empty()) out += " {" + opts.substr(1) + "}";
     out += "\n";
     for (const auto& meth : m.methods) {

@@ -129,7 +129,8 @@ std::string to_json(const Plan& p) {
                         {"retries", o.retries},
                         {"max_memory", o.max_memory},
                         {"warmup", o.warmup},
-                        {"cuda_graphs", o.cuda_graphs}}},
+                        {"cuda_graphs", o.cuda_graphs},
+                        {"max_queue", o.max_queue}}},
                       {"methods", std::move(methods)},
                       {"loc", loc_json(m.loc)}});
   }

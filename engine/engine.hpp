@@ -75,6 +75,7 @@ struct ModelStats {
   // Batches scheduled, by what made each due (as braid_model_batch_starts_total's `reason`):
   // stepped, full, no_window, alone, window.
   std::vector<std::pair<std::string, std::uint64_t>> batch_starts;
+  std::uint64_t refused = 0;  // calls refused at once: `max_queue` calls waited already
 };
 
 struct RunOptions {

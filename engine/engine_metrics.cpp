@@ -77,6 +77,14 @@ std::string Engine::metrics_text() const {
                          prometheus_label(lm->model->name), lm->metrics.running.load());
     }
   }
+  header("braid_model_calls_refused_total", "counter",
+         "Calls refused at once because `max_queue` calls already waited for the model (Overloaded, HTTP 429).");
+  for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+    for (const auto& lm : impl_->models[pi]) {
+      out += fmt::format("braid_model_calls_refused_total{{graph=\"{}\",model=\"{}\"}} {}\n", prometheus_label(impl_->plans[pi]->name),
+                         prometheus_label(lm->model->name), lm->metrics.refused.load());
+    }
+  }
   // Batched models only: labels and metrics of each.
   auto each_batched = [&](auto&& fn) {
     for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
@@ -112,7 +120,7 @@ std::string Engine::metrics_text() const {
   auto usable = [](const std::string& name) {
     static const std::set<std::string, std::less<>> engine_families = {
         "model_queue_depth", "model_calls_running", "model_batch_size", "model_batch_failures_total",
-        "model_batch_starts_total"};
+        "model_batch_starts_total", "model_calls_refused_total"};
     if (name.empty() || engine_families.count(name)) return false;
     for (std::size_t i = 0; i < name.size(); ++i) {
       const char c = name[i];
@@ -184,6 +192,7 @@ std::vector<ModelStats> Engine::model_stats() const {
       for (std::size_t i = 0; i < kBatchStartNames.size(); ++i) {
         out.back().batch_starts.emplace_back(kBatchStartNames[i], m.batch_starts[i].load());
       }
+      out.back().refused = m.refused.load();
     }
   }
   return out;

@@ -72,6 +72,7 @@ struct ModelMetrics {
   SizeHistogram batch_size;              // calls per batch run, for batched methods
   std::atomic<std::uint64_t> batch_failures{0};  // batches that failed, their calls then run alone
   std::array<std::atomic<std::uint64_t>, kBatchStartNames.size()> batch_starts{};  // by BatchStart
+  std::atomic<std::uint64_t> refused{0};  // calls refused at once: `max_queue` calls waited already
 };
 
 // "a\"b" for a label value.

@@ -130,6 +130,16 @@ struct OutAndBack {
   }
 };
 
+// A model with `max_queue` refuses a call at once while that many wait for it (read, not
+// reserved: calls made at the same moment on several threads may each pass the last place).
+std::optional<Error> refused(LoadedModel& m) {
+  const std::uint32_t limit = m.model->options.max_queue;
+  if (limit == 0 || m.metrics.queued.load(std::memory_order_relaxed) < static_cast<std::int64_t>(limit)) return std::nullopt;
+  m.metrics.refused.fetch_add(1, std::memory_order_relaxed);
+  return make_error(ErrorCode::Overloaded,
+                    fmt::format("the model's queue is full (`max_queue = {}` calls wait for it); retry later", limit));
+}
+
 // Runs `launch` once the asynchronous model `m` has a place among its calls in flight: now, or
 // when a call out comes back (waiting, it is counted in the model's queue depth).
 void through_gate(LoadedModel& m, std::function<void()> launch) {
@@ -225,6 +235,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
     });
   }
   node_publish(f, local, s);
+  if (auto e = refused(m)) return end(std::move(*e));
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
   // On a device, the items go through DeviceItems (fenced, copied where read on the host, in
   // order), and so does the end.
@@ -360,6 +371,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   args.reserve(c.args.size());
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
   if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, n, c, m, std::move(args));
+  if (auto e = refused(m)) return node_result(f, local, attempt, std::move(*e));
   std::int64_t timeout = timeout_of(*f, n);
   Trace* trace = f->run->trace.get();
 

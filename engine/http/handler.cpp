@@ -287,7 +287,10 @@ Response Handler::error(const Request& req, unsigned status, std::string message
 }
 
 Response Handler::engine_error(const Request& req, const engine::Error& e) {
-  return respond(req, status_for(e.code), error_json(e));
+  Response res = respond(req, status_for(e.code), error_json(e));
+  // Busy (a model's queue full, another server's limit): worth trying again soon.
+  if (e.code == ErrorCode::Overloaded) res.set(bhttp::field::retry_after, "1");
+  return res;
 }
 
 boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::shared_ptr<engine::Engine> engine_ref,

@@ -183,7 +183,8 @@ TEST_SUITE("checker") {
   TEST_CASE("placement and options reach the plan") {
     auto c = compile_text(R"(
       model m = torch "m.pt" on cuda:1 { instances = 2, threads = 4, max_batch = 16, batch_window = 3ms,
-                                         timeout = 2s, retries = 3, max_memory = 4GiB, batch_window_strict = true
+                                         timeout = 2s, retries = 3, max_memory = 4GiB, batch_window_strict = true,
+                                         max_queue = 16
                                          def f(x: int) -> int }
       model n = torch "n.pt" { max_batch = 2, batch_window = 1ms, def g(x: int) -> int }
       endpoint e(x: int) -> int with { timeout = 10s } {
@@ -198,6 +199,8 @@ TEST_SUITE("checker") {
     CHECK(m.options.max_batch == 16);
     CHECK(m.options.batch_window_ns == 3'000'000);
     CHECK(m.options.batch_window_strict);
+    CHECK(m.options.max_queue == 16);
+    CHECK(c->plan->models[1].options.max_queue == 0);
     CHECK_FALSE(c->plan->models[1].options.batch_window_strict);
     CHECK(m.options.timeout_ns == 2'000'000'000);
     CHECK(m.options.retries == 3);

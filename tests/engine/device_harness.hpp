@@ -14,6 +14,7 @@
 
 #include "engine/engine.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/engine/model_stats.hpp"
 
 namespace braid::test {
 
@@ -92,26 +93,6 @@ inline std::vector<std::string> strings(const engine::Result<Value>& r) {
   std::vector<std::string> out;
   for (const auto& v : r->as_list()) out.push_back(v.as_str());
   return out;
-}
-
-// The engine's figures for model `name` now.
-inline engine::ModelStats model(const engine::Engine& e, const std::string& name) {
-  for (auto& m : e.model_stats()) {
-    if (m.name == name) return m;
-  }
-  FAIL("no model " << name);
-  return {};
-}
-
-// Waits (up to 10 s) until `pred` holds of the engine's figures for `name`.
-template <typename Pred>
-bool wait_model(const engine::Engine& e, const std::string& name, Pred pred) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!pred(model(e, name))) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 inline Value tensor(std::vector<double> xs) {

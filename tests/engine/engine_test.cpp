@@ -10,6 +10,7 @@
 
 #include "engine/engine.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/engine/model_stats.hpp"
 
 namespace braid::test {
 namespace {
@@ -436,6 +437,8 @@ TEST_SUITE("engine") {
     auto ep = h.engine->find("test", "three");
     auto pending = h.engine->run(*ep, {Value::list({Value("a"), Value("b"), Value("c")})});
     REQUIRE(h.fake->wait_for("m", [](const auto& s) { return s.running == 2; }));
+    // The third waits (counted once the drain that started the first two reaches it).
+    REQUIRE(wait_model(*h.engine, "m", [](const engine::ModelStats& m) { return m.queued == 1; }));
     CHECK(h.engine->metrics_text().find(R"(braid_model_queue_depth{graph="test",model="m"} 1)") != std::string::npos);
     CHECK(h.fake->stats("m").calls == 2);
     for (const char* k : {"a", "b", "c"}) h.fake->open(k);  // a place freed goes to the call waiting

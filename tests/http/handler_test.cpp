@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
@@ -11,6 +12,7 @@
 
 #include "engine/http/handler.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/engine/model_stats.hpp"
 #include "tests/http/in_memory.hpp"
 
 namespace braid::test {
@@ -27,6 +29,10 @@ model m = torch "m.pt" {
   def sleep(x: str, ms: int) -> str
   def count(x: str) -> int
 }
+model q = torch "q.pt" {
+  threads = 1, max_queue = 1
+  def hold(x: str, key: str) -> str
+}
 endpoint shout(text: str, times: int = 1) -> {text: str, n: int} { return {text: m.upper(text), n: times} }
 endpoint wait(key: str) -> str { return m.hold(key, key) }
 endpoint broken(x: str) -> str { return m.fail(x) }
@@ -36,6 +42,7 @@ endpoint mixed(x: tensor<f32, [?, 2]>, words: list<str>, ok: bool, f: float)
     -> {x: tensor<f32, [?, 2]>, words: list<str>, ok: bool, f: float, r: {a: int}} {
   return {x: x, words: words, ok: ok, f: f, r: {a: 7}}
 }
+endpoint queued(key: str) -> str { return q.hold(key, key) }
 )";
 
 struct Fixture {
@@ -222,6 +229,44 @@ TEST_SUITE("http") {
     CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
   }
 
+  TEST_CASE("a model's queue full (max_queue): 429 with Retry-After, naming the node and model") {
+    Fixture f;
+    // One call of `q` runs (its one thread), one waits: its queue of one is full.
+    boost::asio::io_context ioc;
+    std::vector<http::Response> held;
+    // The requests outlive the coroutines, which refer to them (a lambda coroutine's captures
+    // go with the lambda, which co_spawn does not keep).
+    std::vector<http::Request> reqs(2, http::Request{bhttp::verb::post, "/g/queued", 11});
+    auto send = [&](http::Request& req) {
+      req.body() = R"({"key": "gate"})";
+      req.prepare_payload();
+      boost::asio::co_spawn(
+          ioc, [&f, &held, &req]() -> boost::asio::awaitable<void> { held.push_back(co_await f.handler->handle(std::move(req))); },
+          boost::asio::detached);
+    };
+    auto work = boost::asio::make_work_guard(ioc);
+    std::thread t([&] { ioc.run(); });
+    send(reqs[0]);
+    REQUIRE(wait_model(*f.engine, "q", [](const engine::ModelStats& m) { return m.running == 1 && m.queued == 0; }));
+    send(reqs[1]);
+    REQUIRE(wait_model(*f.engine, "q", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    auto r = f.call(bhttp::verb::post, "/g/queued", R"({"key": "other"})");
+    CHECK(r.result_int() == 429);
+    CHECK(r[bhttp::field::retry_after] == "1");
+    auto body = f.body_of(r);
+    CHECK(body.at("code") == "overloaded");
+    CHECK(body.at("model") == "q");
+    CHECK(std::string_view(body.at("node").as_string()).starts_with("q.hold"));
+    CHECK(std::string_view(body.at("error").as_string()).find("max_queue = 1") != std::string_view::npos);
+    // The other endpoints are served meanwhile.
+    CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
+    f.fake->open("gate");
+    work.reset();
+    t.join();
+    REQUIRE(held.size() == 2);
+    for (const auto& h : held) CHECK(h.result_int() == 200);
+  }
+
   TEST_CASE("health, server metadata, /graphs") {
     Fixture f;
     CHECK(f.call(bhttp::verb::get, "/v2/health/live").result_int() == 200);
@@ -234,7 +279,7 @@ TEST_SUITE("http") {
     CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("name") == "braid");
     auto g = f.body_of(f.call(bhttp::verb::get, "/graphs"));
     const auto& eps = g.at("graphs").as_array()[0].at("endpoints").as_array();
-    CHECK(eps.size() == 6);
+    CHECK(eps.size() == 7);
     CHECK(eps[0].at("route") == "/g/shout");
     CHECK(eps[0].at("inputs").as_array()[1] == json::parse(R"({"name": "times", "type": "int", "default": 1})"));
   }
