@@ -451,6 +451,8 @@ int main(int argc, char** argv) {
                       {"errors_by_kind", std::move(errors)}, {"duration_s", s.duration_s}, {"throughput", s.throughput},
                       {"latency_ms", {{"mean", s.mean_us / 1e3}, {"p50", s.p50_us / 1e3}, {"p90", s.p90_us / 1e3},
                                       {"p99", s.p99_us / 1e3}, {"p99.9", s.p999_us / 1e3}, {"max", s.max_us / 1e3}}},
+                      {"ok_throughput", s.ok_throughput},
+                      {"ok_latency_ms", {{"p50", s.ok_p50_us / 1e3}, {"p99", s.ok_p99_us / 1e3}, {"max", s.ok_max_us / 1e3}}},
                       {"nodes", std::move(nodes)}, {"batches", std::move(batched)}});
       if (s.streamed) {
         runs.back().as_object()["stream"] = {{"streamed", s.streamed}, {"items_per_s", s.items_per_s},
@@ -509,7 +511,9 @@ int main(int argc, char** argv) {
     if (!m.summary.errors_by_kind.empty()) {
       std::string e;
       for (const auto& [k, n] : m.summary.errors_by_kind) e += fmt::format("{}{}: {}", e.empty() ? "" : ", ", k, n);
-      std::printf("\nerrors (%s): %s\n", m.mode.c_str(), e.c_str());
+      const auto& s = m.summary;
+      std::printf("\nerrors (%s): %s\nanswered (%s): %zu, %.1f req/s, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", m.mode.c_str(),
+                  e.c_str(), m.mode.c_str(), s.ok, s.ok_throughput, s.ok_p50_us / 1e3, s.ok_p99_us / 1e3, s.ok_max_us / 1e3);
     }
   }
   for (const auto& m : results) {

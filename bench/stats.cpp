@@ -35,12 +35,13 @@ Summary summarize(const std::vector<Sample>& samples, double duration_s) {
   Summary s;
   s.requests = samples.size();
   s.duration_s = duration_s;
-  std::vector<double> lat;
+  std::vector<double> lat, ok_lat;
   lat.reserve(samples.size());
   double sum = 0;
   for (const auto& x : samples) {
     if (x.ok) {
       ++s.ok;
+      ok_lat.push_back(x.latency_us);
     } else {
       ++s.errors;
       ++s.errors_by_kind[x.error];
@@ -56,6 +57,11 @@ Summary summarize(const std::vector<Sample>& samples, double duration_s) {
   s.p99_us = percentile(lat, 99);
   s.p999_us = percentile(lat, 99.9);
   s.max_us = lat.empty() ? 0 : lat.back();
+  std::sort(ok_lat.begin(), ok_lat.end());
+  s.ok_throughput = duration_s > 0 ? static_cast<double>(s.ok) / duration_s : 0;
+  s.ok_p50_us = percentile(ok_lat, 50);
+  s.ok_p99_us = percentile(ok_lat, 99);
+  s.ok_max_us = ok_lat.empty() ? 0 : ok_lat.back();
   std::vector<double> first;
   std::size_t items = 0;
   for (const auto& x : samples) {

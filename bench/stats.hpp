@@ -27,6 +27,10 @@ struct Summary {
   double throughput = 0;  // completed requests per second (errors included)
   double mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   std::map<std::string, std::size_t> errors_by_kind;
+  // The answered requests alone (what a refusal or a timeout would hide in the figures above:
+  // a refused request is quick): how many a second, and their latency.
+  double ok_throughput = 0;
+  double ok_p50_us = 0, ok_p99_us = 0, ok_max_us = 0;
   // Streamed answers: how many had a first item, its latency, and items per second in all.
   std::size_t streamed = 0;
   double first_p50_us = 0, first_p90_us = 0, first_p99_us = 0, first_max_us = 0;

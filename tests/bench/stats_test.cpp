@@ -48,6 +48,21 @@ TEST_SUITE("bench") {
     CHECK(sum.p99_us == 990);
     CHECK(sum.p999_us == 999);
     CHECK(sum.max_us == 1000);
+    // The answered alone: 997 of them over 2 s, without 11, 21 and 31 us.
+    CHECK(sum.ok_throughput == doctest::Approx(498.5));
+    CHECK(sum.ok_p50_us == 502);  // rank 499 of 1..1000 less three below it
+    CHECK(sum.ok_p99_us == 991);  // rank 988
+    CHECK(sum.ok_max_us == 1000);
+  }
+
+  TEST_CASE("summary: refused requests, quick, leave the answered ones' latency alone") {
+    std::vector<bench::Sample> s;
+    for (int i = 0; i < 100; ++i) s.push_back({i * 0.01, i % 2 ? 5000.0 : 10.0, i % 2 == 1, i % 2 ? "" : "overloaded"});
+    auto sum = bench::summarize(s, 1.0);
+    CHECK(sum.p50_us == 10);
+    CHECK(sum.ok_p50_us == 5000);
+    CHECK(sum.ok_p99_us == 5000);
+    CHECK(sum.ok_throughput == doctest::Approx(50.0));
   }
 
   TEST_CASE("the SVG plot is a document with one dot per request and the distribution") {
