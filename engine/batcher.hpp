@@ -28,6 +28,7 @@
 #include "engine/gatherer.hpp"
 #include "engine/metrics.hpp"
 #include "engine/trace.hpp"
+#include "engine/wait_list.hpp"
 
 namespace braid::engine::detail {
 
@@ -47,6 +48,7 @@ struct BatchItem {
   std::chrono::steady_clock::time_point queued;
   // Gets the call's result, on an engine thread with a ready queue.
   std::function<void(Result<Value>)> deliver;
+  WaitList::Place place;  // in the model's wait list (`max_queue`) until a batch takes it
 };
 
 class Batcher final : public Gatherer<BatchItem> {

@@ -86,6 +86,7 @@ void Gatherer<Item>::drop_cancelled(std::size_t wanted) {
   for (auto it = queue_.begin(); it != queue_.end() && live < wanted;) {
     if (it->ctx->cancelled()) {
       remove_locked(*it);
+      it->place.release();
       dropped.push_back(std::move(*it));
       it = queue_.erase(it);
     } else {
@@ -166,6 +167,7 @@ std::vector<Item> Gatherer<Item>::take() {
       Item item = std::move(queue_.front());
       queue_.pop_front();
       remove_locked(item);
+      item.place.release();
       (item.ctx->cancelled() ? dropped : items).push_back(std::move(item));
     }
     if (items.empty()) --busy_;

@@ -292,7 +292,10 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   const plan::Node& n = node_of(*f, local);
   if (!r) {
     if (f->cancelled()) return stop_cancelled(*f);
-    if (attempt != kFallbackAttempt && attempt < retries_of(*f, n)) {
+    // A model that refused the call (its queue is full, or a remote server's) is not asked again
+    // at once: only after a backoff; without one the fallback, if any, answers now.
+    const bool again = r.error().code != ErrorCode::Overloaded || n.options.backoff_ns > 0;
+    if (attempt != kFallbackAttempt && again && attempt < retries_of(*f, n)) {
       std::int64_t backoff = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
       if (backoff <= 0) return schedule_retry(f, local, attempt + 1);
       auto timer = std::make_shared<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(backoff));

@@ -142,6 +142,10 @@ struct LoadedModel {
   // its calls in flight, and its results are handled on the shared pool.
   bool asynchronous = false;
   std::unique_ptr<AsyncGate> gate;
+  // With `max_queue`: the calls that wait for it, and how many calls it can run at once (its
+  // threads, batch places or calls in flight), of which those not running take a call at once.
+  std::unique_ptr<WaitList> waiting;
+  std::int64_t capacity = 0;
   Batcher* batcher(std::uint32_t method) const { return method < batchers.size() ? batchers[method].get() : nullptr; }
   StreamBatcher* stream_batcher(std::uint32_t method) const {
     return method < stream_batchers.size() ? stream_batchers[method].get() : nullptr;

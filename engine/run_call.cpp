@@ -130,25 +130,35 @@ struct OutAndBack {
   }
 };
 
-// A model with `max_queue` refuses a call at once while that many wait for it (read, not
-// reserved: calls made at the same moment on several threads may each pass the last place).
+// A model with `max_queue` refuses a call that would wait while that many calls wait for it
+// beyond those it can start now (its free threads, or batch places; a call cancelled while it
+// waits no longer counts). Read, not reserved: calls made at the same moment on several threads
+// may each take the last place.
 std::optional<Error> refused(LoadedModel& m) {
+  if (!m.waiting) return std::nullopt;
   const std::uint32_t limit = m.model->options.max_queue;
-  if (limit == 0 || m.metrics.queued.load(std::memory_order_relaxed) < static_cast<std::int64_t>(limit)) return std::nullopt;
+  const std::int64_t free = std::max<std::int64_t>(0, m.capacity - m.metrics.running.load(std::memory_order_relaxed));
+  if (!m.waiting->full(static_cast<std::int64_t>(limit) + free)) return std::nullopt;
   m.metrics.refused.fetch_add(1, std::memory_order_relaxed);
   return make_error(ErrorCode::Overloaded,
                     fmt::format("the model's queue is full (`max_queue = {}` calls wait for it); retry later", limit));
 }
 
 // Runs `launch` once the asynchronous model `m` has a place among its calls in flight: now, or
-// when a call out comes back (waiting, it is counted in the model's queue depth).
-void through_gate(LoadedModel& m, std::function<void()> launch) {
-  std::function<void()> start = [launch, &m] {
+// when a call out comes back (waiting, it is counted in the model's queue depth, and holds a
+// place of its wait list while `ctx` is not cancelled: `owner` and `frame` keep it alive).
+void through_gate(LoadedModel& m, const CallContext& ctx, std::shared_ptr<const void> owner,
+                  std::shared_ptr<const void> frame, std::function<void()> launch) {
+  std::shared_ptr<WaitList::Place> place;
+  if (m.waiting) place = std::make_shared<WaitList::Place>(m.waiting->wait(ctx, std::move(owner), std::move(frame)));
+  std::function<void()> start = [launch, place, &m] {
+    if (place) place->release();
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     launch();
   };
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   if (m.gate->enter(start)) {
+    if (place) place->release();
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     launch();
   }
@@ -185,7 +195,7 @@ void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, Loa
           end(std::move(end)), args(std::move(args)) {}
   };
   auto held = std::make_shared<Held>(*f->run->engine, *m.pool, s, call, std::move(end), std::move(args));
-  through_gate(m, [f, &n, &m, &nm, &inst, method, held] {
+  through_gate(m, call->ctx, call, f, [f, &n, &m, &nm, &inst, method, held] {
     if (held->call->ctx.cancelled()) {
       boost::asio::post(held->order, [held] { held->end(make_error(ErrorCode::Cancelled, "cancelled")); });
       return leave_gate(m);
@@ -254,6 +264,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
     item.node = &n;
     item.metrics = &nm;
     item.trace = f->run->trace.get();
+    item.place = wait_place(m.waiting.get(), call->ctx, call, f);
     if (out) {
       item.end = [out](std::optional<Error> e) { out->finish(std::move(e)); };
     } else {
@@ -263,7 +274,9 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
   }
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   post_to(*m.pool, [f, inst, method = c.method, args = std::move(args), s, call, end, out, &n, &m, &nm,
+                    place = wait_place(m.waiting.get(), call->ctx, call, f),
                     queued_at = std::chrono::steady_clock::now()]() mutable {
+    place.release();
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
     if (call->ctx.cancelled()) return end(make_error(ErrorCode::Cancelled, "cancelled"));
@@ -359,7 +372,8 @@ void async_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
     });
     call->timed = std::move(timed);
   }
-  through_gate(m, [call] { call->launch(); });
+  const CallContext& ctx = call->timed ? call->timed->ctx : f->ctx;
+  through_gate(m, ctx, call->timed, f, [call] { call->launch(); });
 }
 
 }  // namespace
@@ -371,22 +385,30 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   args.reserve(c.args.size());
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
   if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, n, c, m, std::move(args));
-  if (auto e = refused(m)) return node_result(f, local, attempt, std::move(*e));
   std::int64_t timeout = timeout_of(*f, n);
   Trace* trace = f->run->trace.get();
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   Batcher* batcher = m.batcher(c.method);  // a batch picks its own instance
+  // Keep a chain on this thread: run inline when this thread belongs to the model's pool and
+  // there is nothing else ready to run here; else hand the call to the pool. A call run inline
+  // waits for nothing: a queue limit does not refuse it.
+  const bool run_inline = timeout == 0 && !batcher && !m.asynchronous && m.pool->get_executor().running_in_this_thread() &&
+                          nothing_else_ready();
+  if (!run_inline) {
+    if (auto e = refused(m)) return node_result(f, local, attempt, std::move(*e));
+  }
   ModelInstance* inst = batcher ? m.instances[0].get() : next_instance(m);
-  auto batch_item = [&](const CallContext& ctx, std::function<void(Result<Value>)> deliver) {
+  auto batch_item = [&](const CallContext& ctx, std::shared_ptr<const void> owner, std::function<void(Result<Value>)> deliver) {
     return BatchItem{std::move(args), &ctx, f->run.get(), &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {},
-                     std::move(deliver)};
+                     std::move(deliver), wait_place(m.waiting.get(), ctx, std::move(owner), f)};
   };
   if (m.asynchronous) {
     return async_call(f, local, attempt, n, m, nm, *inst, c.method, std::move(args), timeout);
   }
   if (timeout == 0 && batcher) {
-    return batcher->add(batch_item(f->ctx, [f, local, attempt](Result<Value> r) { node_result(f, local, attempt, std::move(r)); }));
+    return batcher->add(
+        batch_item(f->ctx, f, [f, local, attempt](Result<Value> r) { node_result(f, local, attempt, std::move(r)); }));
   }
   if (timeout == 0) {
     auto body = [f, local, attempt, inst, method = c.method, args = std::move(args), trace, &n, &m, &nm]() mutable {
@@ -398,14 +420,14 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
       Result<Value> r = timed_call(*inst, method, args, f->ctx, n, m, nm, trace);
       node_result(f, local, attempt, std::move(r));
     };
-    // Keep a chain on this thread: run inline when this thread belongs to the model's pool and
-    // there is nothing else ready to run here; else hand the call to the pool.
-    if (m.pool->get_executor().running_in_this_thread() && nothing_else_ready()) {
+    if (run_inline) {
       flush_batchers();  // batches due must not wait for this call
       body();
     } else {
       m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
-      post_to(*m.pool, [body = std::move(body), &m, &nm, queued_at = std::chrono::steady_clock::now()]() mutable {
+      post_to(*m.pool, [body = std::move(body), &m, &nm, place = wait_place(m.waiting.get(), f->ctx, f),
+                        queued_at = std::chrono::steady_clock::now()]() mutable {
+        place.release();
         m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
         nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
         body();
@@ -428,7 +450,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     });
   });
   if (batcher) {
-    return batcher->add(batch_item(timed->ctx, [f, local, attempt, timed](Result<Value> r) {
+    return batcher->add(batch_item(timed->ctx, timed, [f, local, attempt, timed](Result<Value> r) {
       if (!timed->claim()) return;  // the timer won; this result is discarded
       timed->timer.cancel();
       node_result(f, local, attempt, std::move(r));
@@ -436,7 +458,9 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   }
   m.metrics.queued.fetch_add(1, std::memory_order_relaxed);
   post_to(*m.pool, [f, local, attempt, inst, method = c.method, args = std::move(args), timed, trace, &n, &m, &nm,
+                    place = wait_place(m.waiting.get(), timed->ctx, timed, f),
                     queued_at = std::chrono::steady_clock::now()]() mutable {
+    place.release();
     m.metrics.queued.fetch_sub(1, std::memory_order_relaxed);
     nm.queue_ns.fetch_add(static_cast<std::uint64_t>(since(queued_at)), std::memory_order_relaxed);
     if (f->cancelled() || timed->ctx.cancelled()) {

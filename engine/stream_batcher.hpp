@@ -47,6 +47,7 @@
 #include "engine/metrics.hpp"
 #include "engine/stream.hpp"
 #include "engine/trace.hpp"
+#include "engine/wait_list.hpp"
 
 namespace braid::engine::detail {
 
@@ -73,6 +74,7 @@ struct StreamItem {
   std::chrono::steady_clock::time_point started;  // its first step (the node's latency counts from here)
   std::int64_t trace_t0 = 0;
   bool stepped = false;  // it has had a step: the next one is due at once
+  WaitList::Place place;  // in the model's wait list (`max_queue`) until its first step
 };
 
 class StreamBatcher final : public Gatherer<StreamItem> {

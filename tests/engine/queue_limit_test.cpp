@@ -1,6 +1,8 @@
 // `max_queue`: a model refuses a call at once (Overloaded, naming the node and the model) while
 // that many calls wait for it; a fallback takes the refused call's place; the calls that waited
-// carry on. `gate.hold` keeps the model's one thread busy until the test opens its key.
+// carry on. Calls that gave up while they waited (a timeout, a cancelled request) no longer
+// count; nor do those the model can start at once; a refusal is not retried without a backoff.
+// `hold` keeps the model's one thread busy until the test opens its key.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -26,6 +28,28 @@ model backup = torch "backup.pt" on cpu {
 endpoint held(x: str, key: str) -> str { return slow.hold(x, key) }
 endpoint shed(x: str, key: str) -> str { return slow.hold(x, key) with { fallback = backup.upper(x) } }
 endpoint streamed(n: int, key: str) -> stream<str> { return slow.gated(n, key) }
+endpoint timed(x: str, key: str) -> str { return slow.hold(x, key) with { timeout = 20ms } }
+
+model remote = torch "remote.pt" on cpu {
+  threads = 1, max_queue = 2
+  def async_hold(x: str, key: str) -> str
+}
+endpoint remote_held(x: str, key: str) -> str { return remote.async_hold(x, key) }
+endpoint remote_timed(x: str, key: str) -> str { return remote.async_hold(x, key) with { timeout = 20ms } }
+
+model batched = torch "batched.pt" on cpu {
+  max_batch = 4, max_queue = 4, instances = 2
+  def echo(x: str) -> str
+}
+endpoint many(xs: list<str>) -> list<str> { return each x in xs { batched.echo(x) } }
+
+model retried = torch "retried.pt" on cpu {
+  threads = 1, max_queue = 1, retries = 3
+  def hold(x: str, key: str) -> str
+}
+endpoint again(x: str, key: str) -> str { return retried.hold(x, key) }
+endpoint again_later(x: str, key: str) -> str { return retried.hold(x, key) with { retries = 2, backoff = 1ms } }
+endpoint again_or(x: str, key: str) -> str { return retried.hold(x, key) with { fallback = backup.upper(x) } }
 )";
 
 engine::Result<Value> settled(std::future<engine::Result<Value>>& f) {
@@ -33,8 +57,24 @@ engine::Result<Value> settled(std::future<engine::Result<Value>>& f) {
   return f.get();
 }
 
-bool queued(DeviceHarness& h, std::int64_t n) {
-  return wait_model(*h.engine, "slow", [n](const engine::ModelStats& m) { return m.queued == n && m.running == 1; });
+bool queued(DeviceHarness& h, std::int64_t n, const std::string& name = "slow") {
+  return wait_model(*h.engine, name, [n](const engine::ModelStats& m) { return m.queued == n && m.running == 1; });
+}
+
+// With `name`'s one thread (or call in flight) held and `dead` calls in its queue that gave up,
+// two more calls wait (the queue depth counts both kinds until a thread meets them) and a third
+// is refused: the ones that gave up took no place.
+void two_more_wait(DeviceHarness& h, const std::string& name, const std::string& endpoint, std::int64_t dead,
+                   std::vector<std::future<engine::Result<Value>>>& waiting) {
+  waiting.push_back(h.start(endpoint, {Value("p"), Value("k")}));
+  waiting.push_back(h.start(endpoint, {Value("q"), Value("k")}));
+  REQUIRE(queued(h, dead + 2, name));
+  CHECK(model(*h.engine, name).refused == 0);
+  auto third = h.start(endpoint, {Value("r"), Value("k")});
+  auto r = settled(third);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::Overloaded);
+  CHECK(model(*h.engine, name).refused == 1);
 }
 
 }  // namespace
@@ -82,6 +122,96 @@ TEST_SUITE("engine") {
     auto later = h.start("held", {Value("f"), Value("k")});
     CHECK(settled(later)->as_str() == "f");
     CHECK(model(*h.engine, "slow").refused == 3);
+  }
+
+  TEST_CASE("max_queue: calls that timed out while they waited take no place") {
+    DeviceHarness h(kQueue);
+    auto running = h.start("held", {Value("a"), Value("k")});
+    REQUIRE(wait_model(*h.engine, "slow", [](const engine::ModelStats& m) { return m.running == 1; }));
+    auto t1 = h.start("timed", {Value("b"), Value("k")});
+    auto t2 = h.start("timed", {Value("c"), Value("k")});
+    CHECK(settled(t1).error().code == ErrorCode::DeadlineExceeded);
+    CHECK(settled(t2).error().code == ErrorCode::DeadlineExceeded);
+    std::vector<std::future<engine::Result<Value>>> waiting;
+    two_more_wait(h, "slow", "held", 2, waiting);
+    h.fake->open("k");
+    CHECK(settled(running)->as_str() == "a");
+    CHECK(settled(waiting[0])->as_str() == "p");
+    CHECK(settled(waiting[1])->as_str() == "q");
+  }
+
+  TEST_CASE("max_queue: calls of requests cancelled while they waited take no place") {
+    DeviceHarness h(kQueue);
+    auto running = h.start("held", {Value("a"), Value("k")});
+    REQUIRE(wait_model(*h.engine, "slow", [](const engine::ModelStats& m) { return m.running == 1; }));
+    std::vector<std::shared_ptr<engine::CallContext>> cancels;
+    std::vector<std::future<engine::Result<Value>>> gone;
+    for (const char* x : {"b", "c"}) {
+      cancels.push_back(std::make_shared<engine::CallContext>());
+      gone.push_back(h.start("held", {Value(x), Value("k")}, cancels.back()));
+    }
+    REQUIRE(queued(h, 2));
+    for (auto& c : cancels) c->cancel();
+    std::vector<std::future<engine::Result<Value>>> waiting;
+    two_more_wait(h, "slow", "held", 2, waiting);
+    h.fake->open("k");
+    CHECK(settled(running)->as_str() == "a");
+    for (auto& g : gone) CHECK(settled(g).error().code == ErrorCode::Cancelled);
+    CHECK(settled(waiting[0])->as_str() == "p");
+    CHECK(settled(waiting[1])->as_str() == "q");
+  }
+
+  TEST_CASE("max_queue: an asynchronous model's calls that timed out waiting for a place in flight take none") {
+    DeviceHarness h(kQueue);
+    auto running = h.start("remote_held", {Value("a"), Value("k")});
+    REQUIRE(wait_model(*h.engine, "remote", [](const engine::ModelStats& m) { return m.running == 1; }));
+    auto t1 = h.start("remote_timed", {Value("b"), Value("k")});
+    auto t2 = h.start("remote_timed", {Value("c"), Value("k")});
+    CHECK(settled(t1).error().code == ErrorCode::DeadlineExceeded);
+    CHECK(settled(t2).error().code == ErrorCode::DeadlineExceeded);
+    std::vector<std::future<engine::Result<Value>>> waiting;
+    two_more_wait(h, "remote", "remote_held", 2, waiting);
+    h.fake->open("k");
+    CHECK(settled(running)->as_str() == "a");
+    CHECK(settled(waiting[0])->as_str() == "p");
+    CHECK(settled(waiting[1])->as_str() == "q");
+  }
+
+  TEST_CASE("max_queue: calls the model can start at once do not count (a map wider than the queue, idle)") {
+    DeviceHarness h(kQueue);
+    // Two instances take 4 calls each at once: 12 calls, 4 of them waiting, fit `max_queue = 4`.
+    std::vector<Value> xs;
+    for (int i = 0; i < 12; ++i) xs.push_back(Value(std::to_string(i)));
+    auto run = h.start("many", {Value::list(xs)});
+    auto r = settled(run);
+    REQUIRE(r);
+    CHECK(r->as_list().size() == 12);
+    CHECK(model(*h.engine, "batched").refused == 0);
+  }
+
+  TEST_CASE("max_queue: a refusal is not retried without a backoff; with one it is; a fallback answers at once") {
+    DeviceHarness h(kQueue);
+    auto running = h.start("again", {Value("a"), Value("k")});
+    REQUIRE(wait_model(*h.engine, "retried", [](const engine::ModelStats& m) { return m.running == 1; }));
+    auto waiting = h.start("again", {Value("b"), Value("k")});
+    REQUIRE(queued(h, 1, "retried"));
+
+    // The model's `retries = 3` do not ask it again at once.
+    auto refused = h.start("again", {Value("c"), Value("k")});
+    CHECK(settled(refused).error().code == ErrorCode::Overloaded);
+    CHECK(model(*h.engine, "retried").refused == 1);
+    // A fallback answers without a retry.
+    auto shed = h.start("again_or", {Value("d"), Value("k")});
+    CHECK(settled(shed)->as_str() == "D");
+    CHECK(model(*h.engine, "retried").refused == 2);
+    // With a backoff, the node asks again after it (the queue still full: refused three times).
+    auto later = h.start("again_later", {Value("e"), Value("k")});
+    CHECK(settled(later).error().code == ErrorCode::Overloaded);
+    CHECK(model(*h.engine, "retried").refused == 5);
+
+    h.fake->open("k");
+    CHECK(settled(running)->as_str() == "a");
+    CHECK(settled(waiting)->as_str() == "b");
   }
 }
 
