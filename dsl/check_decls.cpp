@@ -324,6 +324,7 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
     if (!item.value) continue;
     if (spec->kind == OptKind::Expr) {
       Scope empty;
+      stream_ok_ = node_type && node_type->is_stream();  // a streaming call's fallback is a stream
       TypeRef t = check_expr(item.value.get(), scope ? *scope : empty);
       if (node_type && !assignable(t, node_type)) {
         diags_->report(Diag::fallback_type, item.value->span, t->to_string(), node_type->to_string());

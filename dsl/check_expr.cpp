@@ -86,8 +86,10 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
       const auto* call = std::get_if<CallExpr>(&e->node);
       const bool collects = call && call->op && *call->op == BuiltinOp::Collect;
       if (t->is_stream() || collects) {
+        // A streaming call's fallback takes over when the call fails before its first item.
+        const bool falls_back = t->is_stream() && call && call->model;
         for (const auto& o : e->with) {
-          if (o.name.name == "retries" || o.name.name == "backoff" || o.name.name == "fallback") {
+          if (o.name.name == "retries" || o.name.name == "backoff" || (o.name.name == "fallback" && !falls_back)) {
             diags_->report(collects ? Diag::collect_option : Diag::stream_option, o.name.span, o.name.name);
           }
         }

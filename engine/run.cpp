@@ -323,7 +323,10 @@ void node_publish(const std::shared_ptr<Frame>& f, std::uint32_t local, const st
   const plan::Node& n = node_of(*f, local);
   f->set(n.output, Value(s));
   // The endpoint's result: the caller reads it as it grows.
-  if (!f->parent && f->run->ep().regions[f->region].result == n.output) f->run->deliver(s);
+  if (f->run->ep().regions[f->region].result == n.output) {
+    if (!f->parent) f->run->deliver(s);
+    else if (f->on_result_stream) f->on_result_stream(s);
+  }
   const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
   for (std::uint32_t c : en.consumers) {
     if (f->waiting[c].fetch_sub(1, std::memory_order_acq_rel) == 1) schedule(f, c);

@@ -261,6 +261,9 @@ struct Frame : std::enable_shared_from_this<Frame> {
   // Cancelled to its owner, from the CPU pool, when set: an item of `each` over a stream, whose
   // owner must end its own stream whatever happens.
   bool report_drop = false;
+  // A streaming call's fallback: the stream its region's result is, as soon as a node of the
+  // region publishes it (run_stream_fallback), to be read as it grows.
+  std::function<void(const std::shared_ptr<ValueStream>&)> on_result_stream;
 
   Frame(std::shared_ptr<RunState> r, std::shared_ptr<Frame> p, std::uint32_t reg);
   ~Frame();
@@ -399,6 +402,9 @@ void exec_group(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint3
 void exec_map(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error cause);
+// A streaming call that failed before its first item (`cause`): its fallback's stream, read as
+// it grows, gives the items of `s` (the stream the call published) and its end ends the node.
+void run_stream_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, std::shared_ptr<ValueStream> s, Error cause);
 
 const plan::Node& node_of(const Frame& f, std::uint32_t local);
 // Starts a child frame from any thread (drains the ready queue when none is being drained).

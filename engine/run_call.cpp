@@ -221,14 +221,29 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
                       LoadedModel& m, std::vector<Value> args) {
   ModelInstance* inst = next_instance(m);
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
+  // What the model writes, and what the node publishes (its readers read): the same stream,
+  // unless the node has a fallback, which takes over when the call fails before its first item.
   auto s = std::make_shared<ValueStream>();
+  std::shared_ptr<ValueStream> published = s;
+  if (n.options.fallback) {
+    published = std::make_shared<ValueStream>();
+    forward(s, published, [f, local, published, &nm](const std::optional<Error>& e) {
+      if (e && published->size() == 0 && !f->cancelled()) {
+        nm.errors.fetch_add(1, std::memory_order_relaxed);
+        return run_stream_fallback(f, local, published, *e);
+      }
+      published->end(e);
+      with_ready_queue([&] { node_end(f, local, e); });
+    });
+  }
   auto call = std::make_shared<StreamCall>(&f->ctx, s);
-  // Whichever claims the call first (the model ending, or the timer) ends the stream and the node.
+  // Whichever claims the call first (the model ending, or the timer) ends the stream and the node
+  // (with a fallback, the end of `s` decides what follows).
   auto finish = [f, local, s, call, &n](std::optional<Error> e) {
     if (call->timer) call->timer->cancel();
     if (e) e = named(std::move(*e), *f, n);
     s->end(e);
-    with_ready_queue([&] { node_end(f, local, std::move(e)); });
+    if (!n.options.fallback) with_ready_queue([&] { node_end(f, local, std::move(e)); });
   };
   auto end = [call, finish](std::optional<Error> e) {
     if (call->claim()) finish(std::move(e));
@@ -244,7 +259,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
       finish(make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
     });
   }
-  node_publish(f, local, s);
+  node_publish(f, local, published);
   if (auto e = refused(m)) return end(std::move(*e));
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
   // On a device, the items go through DeviceItems (fenced, copied where read on the host, in

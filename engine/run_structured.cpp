@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/ready_queue.hpp"
 #include "engine/run.hpp"
 
 namespace braid::engine::detail {
@@ -411,6 +412,40 @@ void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error ca
     e.message += fmt::format("; its fallback failed too: {}", r.error().describe());
     f->fail(std::move(e));
   });
+  start_child(child);
+}
+
+void run_stream_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, std::shared_ptr<ValueStream> s, Error cause) {
+  const plan::Node& n = node_of(*f, local);
+  // The node ends once: when the fallback's stream has ended, or when its region fails first.
+  struct Ending {
+    std::atomic<bool> piped{false}, ended{false};
+  };
+  auto ending = std::make_shared<Ending>();
+  auto end = [f, local, s, ending](std::optional<Error> e) {
+    if (ending->ended.exchange(true)) return;
+    s->end(e);
+    with_ready_queue([&] { node_end(f, local, std::move(e)); });
+  };
+  auto pipe = [s, ending, end, cause](const std::shared_ptr<ValueStream>& from) {
+    if (ending->piped.exchange(true)) return;
+    forward(from, s, [s, end, cause](const std::optional<Error>& e) {
+      if (!e || s->size() > 0) return end(e);
+      Error both = cause;
+      both.message += fmt::format("; its fallback failed too: {}", e->describe());
+      end(std::move(both));
+    });
+  };
+  auto child = make_frame(f->run, f, *n.options.fallback, [ending, end, pipe, cause](Result<Value> r) {
+    if (!r) {
+      Error both = cause;
+      both.message += fmt::format("; its fallback failed too: {}", r.error().describe());
+      return end(std::move(both));
+    }
+    // A stream the region did not publish (a name bound outside it): read it now.
+    if (r->kind() == Value::Kind::Stream) pipe(r->as_stream());
+  });
+  child->on_result_stream = pipe;
   start_child(child);
 }
 

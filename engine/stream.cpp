@@ -122,4 +122,21 @@ std::size_t ValueStream::size() const {
   return items_.size();
 }
 
+void forward(const std::shared_ptr<ValueStream>& from, std::shared_ptr<ValueStream> to, ValueStream::OnEnd on_end) {
+  struct Forward {
+    std::shared_ptr<ValueStream> to;
+    bool ended = false;  // on_end has run (set before the callbacks are let go of)
+    ~Forward() {
+      if (!ended && !to->ended()) to->abandon();
+    }
+  };
+  auto fw = std::make_shared<Forward>();
+  fw->to = std::move(to);
+  from->read([fw](const Value& item) { fw->to->push(item); },
+             [fw, on_end = std::move(on_end)](const std::optional<Error>& e) {
+               fw->ended = true;
+               on_end(e);
+             });
+}
+
 }  // namespace braid::engine

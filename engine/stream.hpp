@@ -84,6 +84,12 @@ class ValueStream {
   std::vector<std::shared_ptr<Reader>> readers_;
 };
 
+// Hands the items of `from` on to `to` as they come, then calls `on_end` with how `from` ended
+// (which decides how `to` ends, or what follows it: a fallback's items). Should `from` be
+// abandoned (its producer dropped by an engine's teardown), `to` is abandoned too, unless
+// `on_end` has run.
+void forward(const std::shared_ptr<ValueStream>& from, std::shared_ptr<ValueStream> to, ValueStream::OnEnd on_end);
+
 // The end of `s` as an Asio operation: completes with how it ended, once it has.
 //
 //   std::optional<Error> e = co_await async_stream_end(s, asio::use_awaitable);

@@ -10,6 +10,7 @@
 
 #include "engine/stream.hpp"
 #include "tests/engine/device_harness.hpp"
+#include "tests/engine/stream_drain.hpp"
 
 namespace braid::test {
 namespace {
@@ -24,10 +25,14 @@ model slow = torch "slow.pt" on cpu {
 }
 model backup = torch "backup.pt" on cpu {
   def upper(x: str) -> str
+  def words(text: str) -> stream<str>
 }
 endpoint held(x: str, key: str) -> str { return slow.hold(x, key) }
 endpoint shed(x: str, key: str) -> str { return slow.hold(x, key) with { fallback = backup.upper(x) } }
 endpoint streamed(n: int, key: str) -> stream<str> { return slow.gated(n, key) }
+endpoint streamed_shed(n: int, key: str) -> stream<str> {
+  return slow.gated(n, key) with { fallback = backup.words("from the backup") }
+}
 endpoint timed(x: str, key: str) -> str { return slow.hold(x, key) with { timeout = 20ms } }
 
 model remote = torch "remote.pt" on cpu {
@@ -111,8 +116,14 @@ TEST_SUITE("engine") {
     CHECK(stream->error()->code == ErrorCode::Overloaded);
     CHECK(stream->error()->model == "slow");
     CHECK(stream->size() == 0);
-    CHECK(model(*h.engine, "slow").refused == 3);
-    CHECK(h.engine->metrics_text().find(R"(braid_model_calls_refused_total{graph="test",model="slow"} 3)") != std::string::npos);
+    // A streaming call's fallback takes the refused stream's place.
+    auto streamed_shed = h.start("streamed_shed", {Value(std::int64_t{2}), Value("k")});
+    Drain shed_items(stream_of(settled(streamed_shed)));
+    REQUIRE(shed_items.wait_end());
+    CHECK(shed_items.items == std::vector<std::string>{"from", "the", "backup"});
+    CHECK_FALSE(shed_items.error);
+    CHECK(model(*h.engine, "slow").refused == 4);
+    CHECK(h.engine->metrics_text().find(R"(braid_model_calls_refused_total{graph="test",model="slow"} 4)") != std::string::npos);
 
     h.fake->open("k");
     CHECK(settled(running)->as_str() == "a");
@@ -121,7 +132,7 @@ TEST_SUITE("engine") {
     // With the queue empty again, a call is taken.
     auto later = h.start("held", {Value("f"), Value("k")});
     CHECK(settled(later)->as_str() == "f");
-    CHECK(model(*h.engine, "slow").refused == 3);
+    CHECK(model(*h.engine, "slow").refused == 4);
   }
 
   TEST_CASE("max_queue: calls that timed out while they waited take no place") {

@@ -250,6 +250,70 @@ endpoint recover(text: str) -> list<str> { return first { collect(src.broken(1))
   CHECK(ok.error().message.find("broke after 0 items") != std::string::npos);
 }
 
+TEST_CASE("stream: a streaming call's fallback takes over when the call fails before its first item") {
+  Harness h(R"(
+endpoint fb(n: int, text: str) -> stream<str> { return src.broken(n) with { fallback = src.words(text) } }
+endpoint fb_mapped(n: int, text: str) -> list<str> {
+  s = src.broken(n) with { fallback = src.words(text) }
+  return collect(each w in s { m.upper(w) })
+}
+endpoint fb_twice(text: str) -> stream<str> {
+  return src.broken(0) with { fallback = src.broken(0) with { fallback = src.words(text) } }
+}
+endpoint fb_fails(text: str) -> stream<str> { return src.broken(0) with { fallback = src.broken(0) } }
+endpoint fb_bound(text: str) -> stream<str> {
+  other = src.words(text)
+  return src.broken(0) with { fallback = other }
+}
+endpoint fb_gated(key: str) -> stream<str> { return src.broken(0) with { fallback = src.gated(3, key) } }
+)");
+  // Before its first item: the fallback's items, and its end.
+  Drain d(stream_of(h.run("fb", {Value(0), Value("from the fallback")})));
+  REQUIRE(d.wait_end());
+  CHECK(d.items == std::vector<std::string>{"from", "the", "fallback"});
+  CHECK_FALSE(d.error);
+  // After it: the error stands (its items may have gone out).
+  Drain after(stream_of(h.run("fb", {Value(2), Value("unused")})));
+  REQUIRE(after.wait_end());
+  CHECK(after.items == std::vector<std::string>{"0", "1"});
+  REQUIRE(after.error);
+  CHECK(after.error->message.find("broke after 2 items") != std::string::npos);
+
+  auto mapped = h.run("fb_mapped", {Value(0), Value("a b")});
+  REQUIRE_MESSAGE(mapped.ok(), (mapped.ok() ? "" : mapped.error().describe()));
+  CHECK(strs(*mapped) == std::vector<std::string>{"A", "B"});
+
+  Drain twice(stream_of(h.run("fb_twice", {Value("third time")})));
+  REQUIRE(twice.wait_end());
+  CHECK(twice.items == std::vector<std::string>{"third", "time"});
+  CHECK_FALSE(twice.error);
+
+  // Both fail: the first cause, and the fallback's.
+  Drain both(stream_of(h.run("fb_fails", {Value("x")})));
+  REQUIRE(both.wait_end());
+  CHECK(both.items.empty());
+  REQUIRE(both.error);
+  CHECK(both.error->model == "src");
+  CHECK_MESSAGE(both.error->message.find("broke after 0 items; its fallback failed too: ") != std::string::npos,
+                both.error->message);
+
+  // A stream made outside the fallback (bound to a name) is read whole.
+  Drain bound(stream_of(h.run("fb_bound", {Value("made before")})));
+  REQUIRE(bound.wait_end());
+  CHECK(bound.items == std::vector<std::string>{"made", "before"});
+  CHECK_FALSE(bound.error);
+
+  // The fallback's items reach the caller as they come, before its stream ends.
+  Drain gated(stream_of(h.run("fb_gated", {Value("g")})));
+  REQUIRE(gated.wait([](const Drain& x) { return x.items.size() == 1; }));
+  CHECK_FALSE(gated.ended);  // item 1 waits for its key
+  h.fake->open("g1");
+  h.fake->open("g2");
+  REQUIRE(gated.wait_end());
+  CHECK(gated.items == std::vector<std::string>{"0", "1", "2"});
+  CHECK_FALSE(gated.error);
+}
+
 TEST_CASE("stream: timeouts, deadlines and cancellation end a stream and stop its model") {
   Harness h(R"(
 endpoint node_timeout(key: str) -> stream<str> { return src.gated(3, key) with { timeout = 50ms } }
