@@ -111,7 +111,8 @@ TEST_SUITE("engine") {
     auto s = settled(streamed);
     REQUIRE(s);  // the endpoint's stream is delivered as soon as it exists
     auto stream = s->as_stream();
-    REQUIRE(stream->ended());
+    Drain refused_stream(stream);  // (delivered when published, ended right after: not waited for)
+    REQUIRE(refused_stream.wait_end());
     REQUIRE(stream->error());
     CHECK(stream->error()->code == ErrorCode::Overloaded);
     CHECK(stream->error()->model == "slow");
