@@ -54,6 +54,9 @@ struct BatchItem {
 class Batcher final : public Gatherer<BatchItem> {
  public:
   Batcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method);
+  // Calls it could take now: a batch's places per idle slot (a running batch, however small,
+  // takes its slot).
+  std::int64_t idle_places() { return idle_slots() * static_cast<std::int64_t>(max_); }
 
  private:
   void cancelled(BatchItem& item) override;

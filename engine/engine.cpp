@@ -394,19 +394,11 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
         if (lm->instances[0]->steps(mi)) lm->stream_batchers[mi] = std::make_unique<detail::StreamBatcher>(*impl, *lm, mi);
       }
       if (m.options.max_queue) {
-        // What a call need not wait for: a free thread of its pool, a place in a batch an
-        // instance (a stream batch, a thread) could start now, a place among the calls in flight.
+        // What a call that is not batched need not wait for: a free thread of the model's pool,
+        // or a place among its calls in flight (batchers count their own idle places).
         lm->waiting = std::make_unique<detail::WaitList>();
-        const std::int64_t batch = std::max<std::uint32_t>(1, m.options.max_batch);
-        const auto instances = static_cast<std::int64_t>(lm->instances.size());
-        const auto pool = static_cast<std::int64_t>(lm->pool_threads);
-        for (std::uint32_t mi = 0; mi < m.methods.size(); ++mi) {
-          std::int64_t at_once = lm->asynchronous ? (m.options.threads ? m.options.threads : INT32_MAX)
-                                 : lm->batcher(mi)        ? instances * batch
-                                 : lm->stream_batcher(mi) ? (lm->device >= 0 ? instances : std::max(instances, pool)) * batch
-                                                          : pool;
-          lm->capacity = std::max(lm->capacity, at_once);
-        }
+        lm->capacity = lm->asynchronous ? (m.options.threads ? m.options.threads : INT32_MAX)
+                                        : static_cast<std::int64_t>(std::max(1u, lm->pool_threads));
       }
       models.push_back(std::move(lm));
     }

@@ -36,6 +36,12 @@ void Gatherer<Item>::add(Item item) {
 }
 
 template <typename Item>
+std::int64_t Gatherer<Item>::idle_slots() {
+  std::lock_guard lock(mu_);
+  return static_cast<std::int64_t>(slots_ > busy_ ? slots_ - busy_ : 0);
+}
+
+template <typename Item>
 void Gatherer<Item>::flush() {
   std::unique_lock lock(mu_);
   dispatch(lock);

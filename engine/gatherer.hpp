@@ -79,6 +79,8 @@ class Gatherer : public Gathering {
   void flush() override;
   void leave(bool at_once) override;
   bool counts_users() const override { return window_.count() > 0; }
+  // Tasks it could start now (slots not busy): what a call of it need not wait for (`max_queue`).
+  std::int64_t idle_slots();
   // The engine's teardown, once its pools have stopped and before the CPU pool goes: drops the
   // items still waiting (their runs never complete, as with work a stopped pool drops) and the
   // timer.

@@ -136,16 +136,17 @@ struct LoadedModel {
   int device = -1;  // the device of a model placed `on cuda`, else -1
   unsigned pool_threads = 0;  // threads of `pool`
   ModelMetrics metrics;
+  // With `max_queue`: the calls that wait for it (declared before what holds their places, so
+  // freed after them), and how many calls it can run at once when not batched (its threads,
+  // or calls in flight), of which those not running take a call at once.
+  std::unique_ptr<WaitList> waiting;
+  std::int64_t capacity = 0;
   std::vector<std::unique_ptr<Batcher>> batchers;  // per method: its batcher, or null when not batched
   std::vector<std::unique_ptr<StreamBatcher>> stream_batchers;  // per method: its stream batcher, or null
   // An asynchronous model (ModelInstance::asynchronous for every method): its `threads` bound
   // its calls in flight, and its results are handled on the shared pool.
   bool asynchronous = false;
   std::unique_ptr<AsyncGate> gate;
-  // With `max_queue`: the calls that wait for it, and how many calls it can run at once (its
-  // threads, batch places or calls in flight), of which those not running take a call at once.
-  std::unique_ptr<WaitList> waiting;
-  std::int64_t capacity = 0;
   Batcher* batcher(std::uint32_t method) const { return method < batchers.size() ? batchers[method].get() : nullptr; }
   StreamBatcher* stream_batcher(std::uint32_t method) const {
     return method < stream_batchers.size() ? stream_batchers[method].get() : nullptr;

@@ -134,10 +134,18 @@ struct OutAndBack {
 // beyond those it can start now (its free threads, or batch places; a call cancelled while it
 // waits no longer counts). Read, not reserved: calls made at the same moment on several threads
 // may each take the last place.
-std::optional<Error> refused(LoadedModel& m) {
+std::optional<Error> refused(LoadedModel& m, std::uint32_t method) {
   if (!m.waiting) return std::nullopt;
   const std::uint32_t limit = m.model->options.max_queue;
-  const std::int64_t free = std::max<std::int64_t>(0, m.capacity - m.metrics.running.load(std::memory_order_relaxed));
+  if (m.waiting->size() < static_cast<std::int64_t>(limit)) return std::nullopt;
+  std::int64_t free = 0;
+  if (Batcher* b = m.batcher(method)) {
+    free = b->idle_places();
+  } else if (StreamBatcher* sb = m.stream_batcher(method)) {
+    free = sb->idle_places();
+  } else {
+    free = std::max<std::int64_t>(0, m.capacity - m.metrics.running.load(std::memory_order_relaxed));
+  }
   if (!m.waiting->full(static_cast<std::int64_t>(limit) + free)) return std::nullopt;
   m.metrics.refused.fetch_add(1, std::memory_order_relaxed);
   return make_error(ErrorCode::Overloaded,
@@ -260,7 +268,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
     });
   }
   node_publish(f, local, published);
-  if (auto e = refused(m)) return end(std::move(*e));
+  if (auto e = refused(m, c.method)) return end(std::move(*e));
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
   // On a device, the items go through DeviceItems (fenced, copied where read on the host, in
   // order), and so does the end.
@@ -411,7 +419,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   const bool run_inline = timeout == 0 && !batcher && !m.asynchronous && m.pool->get_executor().running_in_this_thread() &&
                           nothing_else_ready();
   if (!run_inline) {
-    if (auto e = refused(m)) return node_result(f, local, attempt, std::move(*e));
+    if (auto e = refused(m, c.method)) return node_result(f, local, attempt, std::move(*e));
   }
   ModelInstance* inst = batcher ? m.instances[0].get() : next_instance(m);
   auto batch_item = [&](const CallContext& ctx, std::shared_ptr<const void> owner, std::function<void(Result<Value>)> deliver) {

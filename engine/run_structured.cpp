@@ -417,35 +417,58 @@ void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error ca
 
 void run_stream_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, std::shared_ptr<ValueStream> s, Error cause) {
   const plan::Node& n = node_of(*f, local);
-  // The node ends once: when the fallback's stream has ended, or when its region fails first.
+  // The node ends once, with `s`. A stream a node of the region publishes ends the node when it
+  // ends; should it fail, the region fails with it, and the node ends once both have happened:
+  // every item of the stream handed on, and the region's node counted (its frame's end), as
+  // when a call's fallback fails. A stream bound outside the region ends the node when it ends.
   struct Ending {
+    std::shared_ptr<ValueStream> s;
     std::atomic<bool> piped{false}, ended{false};
+    std::atomic<int> failing{2};              // a failure from the region: its stream's end, its frame's
+    std::optional<Error> region_error;        // the frame's, set before it counts down
+    ~Ending() {
+      // Nothing left that could end `s` (the region's frame dropped by an engine's teardown):
+      // let its readers, and the frames they hold, go.
+      if (!ended.load() && !s->ended()) s->abandon();
+    }
   };
   auto ending = std::make_shared<Ending>();
+  ending->s = s;
   auto end = [f, local, s, ending](std::optional<Error> e) {
     if (ending->ended.exchange(true)) return;
     s->end(e);
-    with_ready_queue([&] { node_end(f, local, std::move(e)); });
-  };
-  auto pipe = [s, ending, end, cause](const std::shared_ptr<ValueStream>& from) {
-    if (ending->piped.exchange(true)) return;
-    forward(from, s, [s, end, cause](const std::optional<Error>& e) {
-      if (!e || s->size() > 0) return end(e);
-      Error both = cause;
-      both.message += fmt::format("; its fallback failed too: {}", e->describe());
-      end(std::move(both));
+    with_ready_queue([&] {
+      if (e && !f->cancelled()) return f->fail(std::move(*e));  // the node counted its error when its call failed
+      node_end(f, local, std::move(e));                         // done, or its frame cancelled
     });
   };
-  auto child = make_frame(f->run, f, *n.options.fallback, [ending, end, pipe, cause](Result<Value> r) {
-    if (!r) {
-      Error both = cause;
-      both.message += fmt::format("; its fallback failed too: {}", r.error().describe());
-      return end(std::move(both));
+  // How the fallback failed: with items out, its error; with none, both.
+  auto failed = [s, cause](const Error& e) {
+    if (s->size() > 0) return e;
+    Error both = cause;
+    both.message += fmt::format("; its fallback failed too: {}", e.describe());
+    return both;
+  };
+  auto pipe = [s, ending, end, failed](const std::shared_ptr<ValueStream>& from, bool from_region) {
+    if (ending->piped.exchange(true)) return;
+    forward(from, s, [ending, end, failed, from_region](const std::optional<Error>& e) {
+      if (!e) return end(std::nullopt);
+      if (!from_region) return end(failed(*e));
+      if (ending->failing.fetch_sub(1) == 1) end(failed(*ending->region_error));
+    });
+  };
+  auto child = make_frame(f->run, f, *n.options.fallback, [ending, end, pipe, failed](Result<Value> r) {
+    if (r) {
+      // A stream the region did not publish (a name bound outside it): read it now.
+      if (r->kind() == Value::Kind::Stream) pipe(r->as_stream(), false);
+      return;
     }
-    // A stream the region did not publish (a name bound outside it): read it now.
-    if (r->kind() == Value::Kind::Stream) pipe(r->as_stream());
+    if (!ending->piped.load()) return end(failed(r.error()));  // it failed before its stream existed
+    ending->region_error = r.error();
+    if (ending->failing.fetch_sub(1) == 1) end(failed(*ending->region_error));
   });
-  child->on_result_stream = pipe;
+  child->on_result_stream = [pipe](const std::shared_ptr<ValueStream>& from) { pipe(from, true); };
+  child->report_drop = true;  // dropped unfinished (cancelled): the node and `s` still end
   start_child(child);
 }
 

@@ -97,6 +97,7 @@ void StreamBatcher::step(ModelInstance& inst, std::vector<StreamItem>& items) {
       }
       item.state = std::move(*opened);
       item.args.clear();
+      open_.fetch_add(1, std::memory_order_relaxed);
     }
     live.push_back(std::move(item));
   }
@@ -175,6 +176,7 @@ bool StreamBatcher::advance(StreamItem& item, ModelInstance::StepResult r, Devic
 
 void StreamBatcher::finish(StreamItem& item, std::optional<Error> e) {
   if (item.state) {  // it ran from its first step (one that never opened ran no time)
+    open_.fetch_sub(1, std::memory_order_relaxed);
     item.metrics->latency.observe(ns_between(item.started, Clock::now()));
     if (item.trace) {
       item.trace->add({item.node->name, "stream", item.trace_t0, item.trace->now_us() - item.trace_t0, Trace::thread_number()});

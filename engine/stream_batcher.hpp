@@ -80,6 +80,11 @@ struct StreamItem {
 class StreamBatcher final : public Gatherer<StreamItem> {
  public:
   StreamBatcher(Engine::Impl& engine, LoadedModel& m, std::uint32_t method);
+  // Streams it could take into its next steps now: a step's places per slot, less the streams
+  // open (stepping, or waiting for their next step).
+  std::int64_t idle_places() const {
+    return std::max<std::int64_t>(0, static_cast<std::int64_t>(slots_ * max_) - open_.load(std::memory_order_relaxed));
+  }
 
  private:
   bool due_now() const override { return stepped_waiting_ > 0; }  // its next item is never held back
@@ -99,6 +104,7 @@ class StreamBatcher final : public Gatherer<StreamItem> {
   const std::uint32_t method_;
   const std::optional<Stream> on_;   // on a device: the stream every step is enqueued on
   std::size_t stepped_waiting_ = 0;  // streams in the queue that have stepped before (under mu_)
+  std::atomic<std::int64_t> open_{0};  // streams opened and not yet ended
 };
 
 }  // namespace braid::engine::detail

@@ -48,6 +48,12 @@ model batched = torch "batched.pt" on cpu {
 }
 endpoint many(xs: list<str>) -> list<str> { return each x in xs { batched.echo(x) } }
 
+model one_batch = torch "one_batch.pt" on cpu {
+  max_batch = 4, max_queue = 4
+  def hold(x: str, key: str) -> str
+}
+endpoint batch_held(x: str, key: str) -> str { return one_batch.hold(x, key) }
+
 model retried = torch "retried.pt" on cpu {
   threads = 1, max_queue = 1, retries = 3
   def hold(x: str, key: str) -> str
@@ -199,6 +205,32 @@ TEST_SUITE("engine") {
     REQUIRE(r);
     CHECK(r->as_list().size() == 12);
     CHECK(model(*h.engine, "batched").refused == 0);
+    // One more than they take and the queue holds: the map fails, refused.
+    xs.push_back(Value("12"));
+    auto over = h.start("many", {Value::list(xs)});
+    auto o = settled(over);
+    REQUIRE_FALSE(o);
+    CHECK(o.error().code == ErrorCode::Overloaded);
+    CHECK(model(*h.engine, "batched").refused == 1);
+  }
+
+  TEST_CASE("max_queue: a running batch, however small, takes its instance: the calls behind it wait") {
+    DeviceHarness h(kQueue);
+    auto first = h.start("batch_held", {Value("a"), Value("k")});
+    REQUIRE(wait_model(*h.engine, "one_batch", [](const engine::ModelStats& m) { return m.running == 1; }));
+    std::vector<std::future<engine::Result<Value>>> more;
+    for (std::int64_t i = 1; i <= 8; ++i) {  // one at a time (the limit is read, not reserved)
+      more.push_back(h.start("batch_held", {Value(std::to_string(i)), Value("k")}));
+      REQUIRE(wait_model(*h.engine, "one_batch",
+                         [i](const engine::ModelStats& m) { return m.queued + static_cast<std::int64_t>(m.refused) == i; }));
+    }
+    CHECK(model(*h.engine, "one_batch").queued == 4);
+    CHECK(model(*h.engine, "one_batch").refused == 4);
+    h.fake->open("k");
+    CHECK(settled(first)->as_str() == "a");
+    std::size_t answered = 0;
+    for (auto& f : more) answered += settled(f) ? 1 : 0;
+    CHECK(answered == 4);
   }
 
   TEST_CASE("max_queue: a refusal is not retried without a backoff; with one it is; a fallback answers at once") {

@@ -53,6 +53,24 @@ struct Harness {
   }
 };
 
+// A tensor whose storage says when it is freed: as a request's input, it lives as long as the
+// request's state (its frames hold it).
+struct FreedProbe final : engine::TensorStorage {
+  bool* freed;
+  float x = 0;
+  explicit FreedProbe(bool* f) : freed(f) {}
+  ~FreedProbe() override { *freed = true; }
+  const void* host_data() const override { return &x; }
+  std::size_t bytes() const override { return sizeof x; }
+};
+
+Value probe(bool* freed) {
+  engine::Tensor t;
+  t.shape = {1};
+  t.storage = std::make_shared<FreedProbe>(freed);
+  return Value(std::move(t));
+}
+
 std::vector<std::string> strs(const Value& v) {
   std::vector<std::string> out;
   for (const auto& e : v.as_list()) out.push_back(e.as_str());
@@ -312,6 +330,28 @@ endpoint fb_gated(key: str) -> stream<str> { return src.broken(0) with { fallbac
   REQUIRE(gated.wait_end());
   CHECK(gated.items == std::vector<std::string>{"0", "1", "2"});
   CHECK_FALSE(gated.error);
+
+  // Counted as a call's fallback is: one error for the call, one for its fallback's call.
+  const std::string metrics = h.engine->metrics_text();
+  CHECK(metrics.find(R"(braid_node_errors_total{graph="test",endpoint="fb_fails",node="src.broken#2"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(braid_node_errors_total{graph="test",endpoint="fb_fails",node="src.broken#4"} 1)") != std::string::npos);
+}
+
+TEST_CASE("stream: a fallback cancelled before its stream exists still ends the call's stream, and the request is freed") {
+  Harness h(R"(
+endpoint fb(_probe: tensor, text: str, key: str) -> list<str> {
+  s = src.broken(0) with { fallback = src.words(m.hold(text, key)) }
+  return collect(s)
+}
+)");
+  engine::RunOptions o;
+  o.deadline_ns = 50'000'000;  // passes while the fallback's m.hold waits for a key never opened
+  bool freed = false;
+  auto r = h.run("fb", {probe(&freed), Value("a b"), Value("never")}, o);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+  h.engine.reset();  // waits for every task; nothing of the request may outlive it
+  CHECK(freed);
 }
 
 TEST_CASE("stream: timeouts, deadlines and cancellation end a stream and stop its model") {
