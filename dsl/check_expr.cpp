@@ -86,10 +86,11 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
       const auto* call = std::get_if<CallExpr>(&e->node);
       const bool collects = call && call->op && *call->op == BuiltinOp::Collect;
       if (t->is_stream() || collects) {
-        // A streaming call's fallback takes over when the call fails before its first item.
-        const bool falls_back = t->is_stream() && call && call->model;
+        // A streaming call tries again, or its fallback takes over, when the call fails before
+        // its first item; no other stream can.
+        const bool streaming_call = t->is_stream() && call && call->model;
         for (const auto& o : e->with) {
-          if (o.name.name == "retries" || o.name.name == "backoff" || (o.name.name == "fallback" && !falls_back)) {
+          if (!streaming_call && (o.name.name == "retries" || o.name.name == "backoff" || o.name.name == "fallback")) {
             diags_->report(collects ? Diag::collect_option : Diag::stream_option, o.name.span, o.name.name);
           }
         }

@@ -292,11 +292,8 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   const plan::Node& n = node_of(*f, local);
   if (!r) {
     if (f->cancelled()) return stop_cancelled(*f);
-    // A model that refused the call (its queue is full, or a remote server's) is not asked again
-    // at once: only after a backoff; without one the fallback, if any, answers now.
-    const bool again = r.error().code != ErrorCode::Overloaded || n.options.backoff_ns > 0;
-    if (attempt != kFallbackAttempt && again && attempt < retries_of(*f, n)) {
-      std::int64_t backoff = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
+    if (tries_again(*f, local, attempt, r.error())) {
+      const std::int64_t backoff = backoff_before(n, attempt);
       if (backoff <= 0) return schedule_retry(f, local, attempt + 1);
       auto timer = std::make_shared<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(backoff));
       timer->async_wait([f, local, attempt, timer](boost::system::error_code) { schedule_retry(f, local, attempt + 1); });
@@ -348,6 +345,18 @@ void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optiona
   if (f->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     f->finish(f->lookup(f->run->ep().regions[f->region].result));
   }
+}
+
+bool tries_again(const Frame& f, std::uint32_t local, std::uint32_t attempt, const Error& e) {
+  const plan::Node& n = node_of(f, local);
+  // A model that refused the call (its queue is full, or a remote server's) is not asked again
+  // at once: only after a backoff; without one the fallback, if any, answers now.
+  const bool again = e.code != ErrorCode::Overloaded || n.options.backoff_ns > 0;
+  return attempt != kFallbackAttempt && again && attempt < retries_of(f, n);
+}
+
+std::int64_t backoff_before(const plan::Node& n, std::uint32_t attempt) {
+  return n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
 }
 
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {

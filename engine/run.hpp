@@ -422,6 +422,11 @@ Error named(Error e, const Frame& f, const plan::Node& n);
 void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local);
 // Runs attempt `attempt` of a node again (after a failure and its backoff).
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
+// Whether attempt `attempt` of node `local`, failed with `e`, is tried again: the node's (or its
+// model's) `retries` allow it, and `e` is not a refusal (overloaded) unless the node waits a
+// `backoff` first. And how long to wait before the next attempt (`backoff × 2^attempt`).
+bool tries_again(const Frame& f, std::uint32_t local, std::uint32_t attempt, const Error& e);
+std::int64_t backoff_before(const plan::Node& n, std::uint32_t attempt);
 // The attempt number of a fallback's result: no retries, no second fallback.
 inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};
 // Per value of `ep`, whether it must be readable in host memory (residency.cpp). In

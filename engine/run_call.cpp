@@ -225,20 +225,62 @@ void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, Loa
   });
 }
 
-void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, const plan::Node& n, const plan::CallNode& c,
-                      LoadedModel& m, std::vector<Value> args) {
+// A streaming call that failed before its first item tries again after its backoff: attempt
+// `attempt + 1` writes into the stream the node published. Should the frame be cancelled
+// meanwhile, that stream ends so; should the timer be dropped (an engine's teardown), it is
+// abandoned, so that its readers let go of their frames.
+void retry_stream(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt,
+                  const std::shared_ptr<ValueStream>& published) {
+  struct Again {
+    std::shared_ptr<Frame> f;
+    std::uint32_t local = 0, attempt = 0;
+    std::shared_ptr<ValueStream> published;
+    bool ran = false;
+    void operator()() {
+      ran = true;
+      if (!f->cancelled()) return schedule_retry(f, local, attempt + 1);
+      published->end(make_error(ErrorCode::Cancelled, "cancelled"));
+      with_ready_queue([&] { node_end(f, local, make_error(ErrorCode::Cancelled, "cancelled")); });
+    }
+    ~Again() {
+      if (!ran && !published->ended()) published->abandon();
+    }
+  };
+  auto again = std::make_shared<Again>();  // made in place: a moved-from copy would abandon too
+  again->f = f;
+  again->local = local;
+  again->attempt = attempt;
+  again->published = published;
+  const std::int64_t backoff = backoff_before(node_of(*f, local), attempt);
+  // Not from here: this runs inside the end of the failed attempt's stream.
+  if (backoff <= 0) return boost::asio::post(*f->run->engine->pool, [again] { (*again)(); });
+  auto timer = std::make_shared<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(backoff));
+  timer->async_wait([again, timer](boost::system::error_code) { (*again)(); });
+}
+
+void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,
+                      const plan::CallNode& c, LoadedModel& m, std::vector<Value> args) {
   ModelInstance* inst = next_instance(m);
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   // What the model writes, and what the node publishes (its readers read): the same stream,
-  // unless the node has a fallback, which takes over when the call fails before its first item.
+  // unless the node may try again or fall back when the call fails before its first item. The
+  // first attempt publishes; the others write into what it published.
   auto s = std::make_shared<ValueStream>();
+  const bool separate = n.options.fallback || n.options.retries || m.model->options.retries;
   std::shared_ptr<ValueStream> published = s;
-  if (n.options.fallback) {
+  if (attempt > 0) {
+    published = f->lookup(n.output).as_stream();
+  } else if (separate) {
     published = std::make_shared<ValueStream>();
-    forward(s, published, [f, local, published, &nm](const std::optional<Error>& e) {
+  }
+  if (separate) {
+    forward(s, published, [f, local, attempt, published, &n, &nm](const std::optional<Error>& e) {
       if (e && published->size() == 0 && !f->cancelled()) {
-        nm.errors.fetch_add(1, std::memory_order_relaxed);
-        return run_stream_fallback(f, local, published, *e);
+        if (tries_again(*f, local, attempt, *e)) return retry_stream(f, local, attempt, published);
+        if (n.options.fallback) {
+          nm.errors.fetch_add(1, std::memory_order_relaxed);
+          return run_stream_fallback(f, local, published, *e);
+        }
       }
       published->end(e);
       with_ready_queue([&] { node_end(f, local, e); });
@@ -247,11 +289,11 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
   auto call = std::make_shared<StreamCall>(&f->ctx, s);
   // Whichever claims the call first (the model ending, or the timer) ends the stream and the node
   // (with a fallback, the end of `s` decides what follows).
-  auto finish = [f, local, s, call, &n](std::optional<Error> e) {
+  auto finish = [f, local, s, call, separate, &n](std::optional<Error> e) {
     if (call->timer) call->timer->cancel();
     if (e) e = named(std::move(*e), *f, n);
     s->end(e);
-    if (!n.options.fallback) with_ready_queue([&] { node_end(f, local, std::move(e)); });
+    if (!separate) with_ready_queue([&] { node_end(f, local, std::move(e)); });
   };
   auto end = [call, finish](std::optional<Error> e) {
     if (call->claim()) finish(std::move(e));
@@ -267,7 +309,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, cons
       finish(make_error(ErrorCode::DeadlineExceeded, fmt::format("timed out after {}", plan::duration_text(timeout))));
     });
   }
-  node_publish(f, local, published);
+  if (attempt == 0) node_publish(f, local, published);
   if (auto e = refused(m, c.method)) return end(std::move(*e));
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
   // On a device, the items go through DeviceItems (fenced, copied where read on the host, in
@@ -407,7 +449,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   std::vector<Value> args;
   args.reserve(c.args.size());
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
-  if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, n, c, m, std::move(args));
+  if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, attempt, n, c, m, std::move(args));
   std::int64_t timeout = timeout_of(*f, n);
   Trace* trace = f->run->trace.get();
 

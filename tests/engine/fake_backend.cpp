@@ -302,7 +302,11 @@ class FakeInstance final : public engine::ModelInstance {
       }
       return std::nullopt;
     }
-    if (name == "words") {
+    if (name == "flaky_words") {
+      std::lock_guard lock(b_.mu_);
+      if (b_.stats_[m_.name].calls <= b_.flaky_failures) return make_error(ErrorCode::ModelError, "flaky failure");
+    }
+    if (name == "words" || name == "flaky_words") {
       std::string text = args[0].as_str();
       std::size_t pos = 0;
       while (pos < text.size()) {

@@ -21,6 +21,8 @@
 //   gated(n: int, key: str)   "0", "1", ... "n-1"; item i > 0 only once open("<key><i>") is called
 //                             (proves items go on while the model is still producing)
 //   broken(n: int)            "0" ... "n-1", then fails
+//   flaky_words(text: str)    fails with no item in the first `flaky_failures` calls of that
+//                             model, then as words
 //   ramp(x: tensor, n: int) -> stream<tensor>
 //                             x * 1, ..., x * n, each made from the one before (x + the last);
 //                             on a device, each on the call's stream, as device memory

@@ -337,6 +337,68 @@ endpoint fb_gated(key: str) -> stream<str> { return src.broken(0) with { fallbac
   CHECK(metrics.find(R"(braid_node_errors_total{graph="test",endpoint="fb_fails",node="src.broken#4"} 1)") != std::string::npos);
 }
 
+TEST_CASE("stream: a streaming call tries again when it fails before its first item") {
+  Harness h(R"(
+model flaky = torch "flaky.pt" {
+  def flaky_words(text: str) -> stream<str>
+}
+model busy = torch "busy.pt" {
+  threads = 1, max_queue = 1
+  def gated(n: int, key: str) -> stream<str>
+}
+endpoint again(text: str) -> stream<str> { return flaky.flaky_words(text) with { retries = 2 } }
+endpoint mapped(text: str) -> list<str> {
+  s = flaky.flaky_words(text) with { retries = 2, backoff = 1ms }
+  return collect(each w in s { m.upper(w) })
+}
+endpoint after_item(n: int) -> stream<str> { return src.broken(n) with { retries = 3 } }
+endpoint held(key: str) -> stream<str> { return busy.gated(2, key) }
+endpoint refused_then(key: str) -> stream<str> { return busy.gated(2, key) with { retries = 3, fallback = src.words("shed") } }
+)");
+  // Two failures, then the items of the third attempt, in the stream the node published first.
+  h.fake->flaky_failures = 2;
+  Drain d(stream_of(h.run("again", {Value("third try")})));
+  REQUIRE(d.wait_end());
+  CHECK(d.items == std::vector<std::string>{"third", "try"});
+  CHECK_FALSE(d.error);
+  CHECK(h.fake->stats("flaky").calls == 3);
+
+  // Out of retries: the last failure stands.
+  h.fake->flaky_failures = 100;
+  Drain out(stream_of(h.run("again", {Value("x")})));
+  REQUIRE(out.wait_end());
+  REQUIRE(out.error);
+  CHECK(out.error->message.find("flaky failure") != std::string::npos);
+  CHECK(h.fake->stats("flaky").calls == 6);
+
+  h.fake->flaky_failures = 7;  // the next call (the 7th) fails, the one after it answers
+  auto mapped = h.run("mapped", {Value("a b")});
+  REQUIRE_MESSAGE(mapped.ok(), (mapped.ok() ? "" : mapped.error().describe()));
+  CHECK(strs(*mapped) == std::vector<std::string>{"A", "B"});
+
+  // After an item: not tried again.
+  Drain after(stream_of(h.run("after_item", {Value(1)})));
+  REQUIRE(after.wait_end());
+  CHECK(after.items == std::vector<std::string>{"0"});
+  REQUIRE(after.error);
+  CHECK(after.error->message.find("broke after 1 items") != std::string::npos);
+
+  // A refusal (a full queue) is not tried again without a backoff: the fallback answers.
+  auto running = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
+  REQUIRE(h.fake->wait_for("busy", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+  auto queued = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
+  Drain shed(stream_of(h.run("refused_then", {Value("k")})));
+  REQUIRE(shed.wait_end());
+  CHECK(shed.items == std::vector<std::string>{"shed"});
+  CHECK_FALSE(shed.error);
+  h.fake->open("k1");
+  Drain r1(stream_of(running.get()));
+  Drain r2(stream_of(queued.get()));
+  REQUIRE(r1.wait_end());
+  REQUIRE(r2.wait_end());
+  CHECK(r2.items == std::vector<std::string>{"0", "1"});
+}
+
 TEST_CASE("stream: a fallback cancelled before its stream exists still ends the call's stream, and the request is freed") {
   Harness h(R"(
 endpoint fb(_probe: tensor, text: str, key: str) -> list<str> {
