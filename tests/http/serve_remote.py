@@ -8,6 +8,7 @@ node and the address, and keeps serving; then the check fails, but a front serve
 without the other one. Then a stream across servers: graphs/remote_streaming.graph reads
 graphs/streaming.graph's generated words from its server as they are made and scores them
 itself; its answer, streamed to the client, is the other server's own `generate_scored`.
+Once that server is gone, the front's local generator, the fallback, answers the same records.
 Last, a tensor relayed through a remote node, sent and answered as raw bytes (binary tensors),
 comes back bit for bit. On the way, a client's X-Request-Id comes back from the front server and
 appears in the back server's access log (`--access-log`) on the call the front made for it.
@@ -159,6 +160,7 @@ with tempfile.TemporaryDirectory() as tmp:
         whole = pointed("remote_streaming.graph", "127.0.0.1:8002", back_port, tmp, "whole.graph",
                         [("def generate_words(prompt: str) -> stream<str>", "def generate_words(prompt: str) -> list<str>"),
                          ("collect(generator.generate_words(prompt))", "generator.generate_words(prompt)"),
+                         ("fallback = local_gpt2.generate(prompt)", "fallback = collect(local_gpt2.generate(prompt))"),
                          ("-> stream<{word: str, score: float}>", "-> list<{word: str, score: float}>")])
         r = subprocess.run([braid, "check", "--require-models", whole], capture_output=True, text=True)
         check(r.returncode == 0, f"a streaming endpoint there declared as a list: {r.stderr!r}")
@@ -181,6 +183,13 @@ with tempfile.TemporaryDirectory() as tmp:
         status, body = request(front_port, "POST", "/remote_streaming/words", {"prompt": "a quiet morning"})
         check(status == 200 and json.loads(body) == [r["word"] for r in records],
               f"the words read whole: {status} {body[:300]!r}")
+        # The generator's server gone, the local generator (the same model) takes over before
+        # the first word: the same records; `words`, with no fallback, fails naming the node.
+        stop(back)
+        status, body = request(front_port, "POST", "/remote_streaming/scored", {"prompt": "a quiet morning"})
+        check(status == 200 and ndjson(body) == records, f"the fallback's records: {status} {body[:300]!r}")
+        status, body = request(front_port, "POST", "/remote_streaming/words", {"prompt": "a quiet morning"})
+        check(status >= 500 and b"generator.generate_words" in body, f"no fallback: an error naming the node: {status} {body[:300]!r}")
     finally:
         stop(back)
         if front is not None:
