@@ -54,6 +54,12 @@ model one_batch = torch "one_batch.pt" on cpu {
 }
 endpoint batch_held(x: str, key: str) -> str { return one_batch.hold(x, key) }
 
+model stepped = torch "stepped.pt" on cpu {
+  threads = 1, max_batch = 2, max_queue = 2, batch_window = 1h, batch_window_strict = true
+  def gated(n: int, key: str) -> stream<str>
+}
+endpoint stepped_words(n: int, key: str) -> stream<str> { return stepped.gated(n, key) }
+
 model retried = torch "retried.pt" on cpu {
   threads = 1, max_queue = 1, retries = 3
   def hold(x: str, key: str) -> str
@@ -67,6 +73,7 @@ engine::Result<Value> settled(std::future<engine::Result<Value>>& f) {
   REQUIRE(f.wait_for(std::chrono::minutes(1)) == std::future_status::ready);
   return f.get();
 }
+engine::Result<Value> settled(std::future<engine::Result<Value>>&& f) { return settled(f); }
 
 bool queued(DeviceHarness& h, std::int64_t n, const std::string& name = "slow") {
   return wait_model(*h.engine, name, [n](const engine::ModelStats& m) { return m.queued == n && m.running == 1; });
@@ -212,6 +219,34 @@ TEST_SUITE("engine") {
     REQUIRE_FALSE(o);
     CHECK(o.error().code == ErrorCode::Overloaded);
     CHECK(model(*h.engine, "batched").refused == 1);
+  }
+
+  TEST_CASE("max_queue: streams stepped together: those open take the step's places, new ones wait, then are refused") {
+    // (The readers outlive the engine, whose teardown ends their streams should a check fail.)
+    std::vector<std::unique_ptr<Drain>> open, waiting, refused;
+    DeviceHarness h(kQueue);
+    // Two streams open: a step of two (the window waits for the second), its one thread held
+    // until item 1's key opens.
+    for (int i = 0; i < 2; ++i) open.push_back(std::make_unique<Drain>(stream_of(settled(h.start("stepped_words", {Value(std::int64_t{2}), Value("s")})))));
+    for (auto& d : open) REQUIRE(d->wait([](const Drain& x) { return x.items.size() == 1; }));
+    // Two more wait for a place in a step; a fifth is refused before its first item.
+    for (std::int64_t i = 1; i <= 2; ++i) {
+      waiting.push_back(std::make_unique<Drain>(stream_of(settled(h.start("stepped_words", {Value(std::int64_t{2}), Value("s")})))));
+      REQUIRE(wait_model(*h.engine, "stepped", [i](const engine::ModelStats& m) { return m.queued == i; }));
+    }
+    refused.push_back(std::make_unique<Drain>(stream_of(settled(h.start("stepped_words", {Value(std::int64_t{2}), Value("s")})))));
+    REQUIRE(refused[0]->wait_end());
+    REQUIRE(refused[0]->error);
+    CHECK(refused[0]->error->code == ErrorCode::Overloaded);
+    CHECK(model(*h.engine, "stepped").refused == 1);
+    h.fake->open("s1");
+    for (auto* list : {&open, &waiting}) {
+      for (auto& d : *list) {
+        REQUIRE(d->wait_end());
+        CHECK(d->items == std::vector<std::string>{"0", "1"});
+        CHECK_FALSE(d->error);
+      }
+    }
   }
 
   TEST_CASE("max_queue: a running batch, however small, takes its instance: the calls behind it wait") {
