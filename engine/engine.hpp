@@ -63,6 +63,15 @@ struct NodeStats {
   std::uint64_t queue_ns = 0;  // time model calls waited for a pool thread or their batch
 };
 
+// Cumulative figures of one endpoint since the engine started.
+struct EndpointStats {
+  std::uint64_t requests = 0;  // ended, answered or failed
+  std::uint64_t errors = 0;
+  std::uint64_t ok_ns = 0;     // time the answered requests took, in all (a stream's: to its end)
+  std::uint64_t error_ns = 0;  // time the failed ones took
+  std::int64_t last_ms = 0;    // when the last one ended, in ms since the epoch (0: none yet)
+};
+
 // A model's figures now: calls waiting and running, and its batches since the engine started.
 struct ModelStats {
   std::string graph;
@@ -143,6 +152,7 @@ class Engine {
   // Requests, errors and latency per endpoint and per node, in flight, queue depths per model,
   // in the Prometheus text exposition format.
   std::string metrics_text() const;
+  EndpointStats endpoint_stats(const EndpointRef& ep) const;
   std::vector<NodeStats> node_stats(const EndpointRef& ep) const;
   std::vector<ModelStats> model_stats() const;
 

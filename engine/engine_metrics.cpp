@@ -172,6 +172,11 @@ std::string Engine::metrics_text() const {
   return out;
 }
 
+EndpointStats Engine::endpoint_stats(const EndpointRef& ep) const {
+  const EndpointMetrics& m = *impl_->endpoints[ep.id]->metrics;
+  return {m.requests.load(), m.errors.load(), m.ok_ns.load(), m.error_ns.load(), m.last_ms.load()};
+}
+
 std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
   const auto& ex = *impl_->endpoints[ep.id];
   std::vector<NodeStats> out;

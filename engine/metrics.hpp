@@ -52,6 +52,9 @@ struct EndpointMetrics {
   std::atomic<std::int64_t> in_flight{0};
   Histogram latency;
   Histogram first_item;  // a streamed result's: from the request to its first item
+  std::atomic<std::uint64_t> ok_ns{0};     // time the requests answered took, in all
+  std::atomic<std::uint64_t> error_ns{0};  // time the requests that failed took, in all
+  std::atomic<std::int64_t> last_ms{0};    // when the last request ended (ms since the epoch; 0: none yet)
   std::vector<NodeMetrics> nodes;  // by NodeId
   explicit EndpointMetrics(std::size_t n) : nodes(n) {}
 };

@@ -165,7 +165,11 @@ void RunState::finish(Result<Value> r) {
   em.requests.fetch_add(1, std::memory_order_relaxed);
   if (!r) em.errors.fetch_add(1, std::memory_order_relaxed);
   em.in_flight.fetch_sub(1, std::memory_order_relaxed);
-  em.latency.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+  const std::int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count();
+  em.latency.observe(took);
+  (r ? em.ok_ns : em.error_ns).fetch_add(static_cast<std::uint64_t>(took), std::memory_order_relaxed);
+  em.last_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
+                   std::memory_order_relaxed);
   std::shared_ptr<ValueStream> streamed;
   {
     std::lock_guard lock(deadline_mu);

@@ -21,7 +21,6 @@ namespace json = boost::json;
 namespace bhttp = boost::beast::http;
 using engine::ErrorCode;
 
-constexpr std::string_view kVersion = "0.1.0";
 
 std::vector<std::string> split_path(std::string_view target) {
   target = target.substr(0, target.find('?'));
@@ -49,20 +48,6 @@ json::object endpoint_json(const engine::EndpointRef& ep) {
           {"result", ep.endpoint->result_type->to_string()},
           {"route", fmt::format("/{}/{}", ep.plan->name, ep.endpoint->name)},
           {"kserve", fmt::format("/v2/models/{}.{}", ep.plan->name, ep.endpoint->name)}};
-}
-
-// The Inference-Header-Content-Length header (the length of the JSON part of a body whose raw
-// tensor data follows it), when the request has one.
-engine::Result<std::optional<std::size_t>> json_part_size(const Request& req) {
-  auto h = req.find("Inference-Header-Content-Length");
-  if (h == req.end()) return std::optional<std::size_t>();
-  std::size_t n = 0;
-  auto text = h->value();
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || p != text.data() + text.size()) {
-    return engine::make_error(ErrorCode::InvalidInput, "Inference-Header-Content-Length is not a number");
-  }
-  return std::optional<std::size_t>(n);
 }
 
 // Parses a JSON request body into an object; the message says what is wrong.
@@ -426,6 +411,26 @@ boost::asio::awaitable<Response> Handler::handle(Request req, std::shared_ptr<co
   co_return std::move(a.res);
 }
 
+engine::Result<std::optional<std::size_t>> json_part_size(const Request& req) {
+  auto h = req.find("Inference-Header-Content-Length");
+  if (h == req.end()) return std::optional<std::size_t>();
+  std::size_t n = 0;
+  auto text = h->value();
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    return engine::make_error(ErrorCode::InvalidInput, "Inference-Header-Content-Length is not a number");
+  }
+  return std::optional<std::size_t>(n);
+}
+
+Response Handler::method_not_allowed(const Request& req, std::string_view allowed) {
+  Response res = error(req, 405, fmt::format("{} is not allowed on {}; use {}", std::string(req.method_string()),
+                                             std::string(req.target()), allowed),
+                       "method_not_allowed");
+  res.set(bhttp::field::allow, allowed);
+  return res;
+}
+
 boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<const engine::CallContext> cancel) {
   // The request's id (request_id.hpp): its context's (request_context), else the client's or a
   // new one. Every answer's head repeats it (stamp), and the run carries it (remote calls).
@@ -449,13 +454,7 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
   const auto method = req.method();
   const bool get = method == bhttp::verb::get;
   const bool post = method == bhttp::verb::post;
-  auto wrong_method = [&](std::string_view allowed) {
-    Response res = error(req, 405, fmt::format("{} is not allowed on {}; use {}", std::string(req.method_string()),
-                                               std::string(req.target()), allowed),
-                         "method_not_allowed");
-    res.set(bhttp::field::allow, allowed);
-    return res;
-  };
+  auto wrong_method = [&](std::string_view allowed) { return method_not_allowed(req, allowed); };
 
   // Before taking an engine: a reload's request must not keep the engine it replaces.
   if (parts.size() == 2 && parts[0] == "admin" && parts[1] == "reload") {
@@ -466,62 +465,8 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
   // This request's engine, to its end, even if a reload replaces it meanwhile.
   const std::shared_ptr<engine::Engine> engine = engine_.load();
 
-  // KServe v2 / Open Inference Protocol.
-  if (!parts.empty() && parts[0] == "v2") {
-    if (parts.size() == 1) {
-      if (!get) co_return wrong_method("GET");
-      co_return respond(req, 200, json::object{{"name", "braid"}, {"version", kVersion}, {"extensions", json::array{}}});
-    }
-    if (parts.size() == 3 && parts[1] == "health" && (parts[2] == "live" || parts[2] == "ready")) {
-      if (!get) co_return wrong_method("GET");
-      if (parts[2] == "live") co_return respond(req, 200, json::object{{"live", true}});
-      bool ready = engine->ready();
-      co_return respond(req, ready ? 200 : 503, json::object{{"ready", ready}});
-    }
-    if (parts.size() >= 3 && parts[1] == "models") {
-      const std::string& name = parts[2];
-      auto dot = name.find('.');
-      std::optional<engine::EndpointRef> ep;
-      if (dot != std::string::npos) ep = engine->find(name.substr(0, dot), name.substr(dot + 1));
-      if (!ep) {
-        co_return error(req, 404, fmt::format("no model `{}`; models are named `graph.endpoint` (see GET /graphs)", name),
-                        "not_found");
-      }
-      // `/versions/1` may follow the name (the protocol's optional version): a graph's endpoint
-      // has one version, `1`, as its metadata says.
-      std::size_t at = 3;
-      if (parts.size() >= 5 && parts[3] == "versions") {
-        if (parts[4] != "1") {
-          co_return error(req, 404, fmt::format("model `{}` has no version `{}`; its one version is `1`", name, parts[4]),
-                          "not_found");
-        }
-        at = 5;
-      }
-      if (parts.size() == at) {
-        if (!get) co_return wrong_method("GET");
-        co_return respond(req, 200, kserve_metadata(*ep));
-      }
-      if (parts.size() == at + 1 && parts[at] == "ready") {
-        if (!get) co_return wrong_method("GET");
-        bool ready = engine->ready();
-        co_return respond(req, ready ? 200 : 503, json::object{{"name", name}, {"ready", ready}});
-      }
-      if (parts.size() == at + 1 && parts[at] == "infer") {
-        if (!post) co_return wrong_method("POST");
-        auto json_size = json_part_size(req);
-        if (!json_size) co_return engine_error(req, json_size.error());
-        auto body = kserve_request(req.body(), *json_size);
-        if (!body) co_return engine_error(req, body.error());
-        auto named = kserve_inputs(*ep, *body);
-        if (!named) co_return engine_error(req, named.error());
-        auto ask = kserve_ask(*ep, body->json);
-        if (!ask) co_return engine_error(req, ask.error());
-        co_return co_await run_endpoint(req, engine, *ep, std::move(*named), std::move(*ask), std::move(cancel));
-      }
-    }
-    co_return error(req, 404, fmt::format("no route for {} {}", std::string(req.method_string()), std::string(req.target())),
-                    "not_found");
-  }
+  // KServe v2 / Open Inference Protocol (kserve_routes.cpp).
+  if (!parts.empty() && parts[0] == "v2") co_return co_await kserve_route(req, parts, engine, std::move(cancel));
 
   if (parts.size() == 1 && parts[0] == "metrics") {
     if (!get) co_return wrong_method("GET");

@@ -55,6 +55,10 @@ struct HandlerOptions {
 // The HTTP status for an engine error code.
 unsigned status_for(engine::ErrorCode code);
 
+// The Inference-Header-Content-Length header (the length of the JSON part of a body whose raw
+// tensor data follows it), when the request has one; InvalidInput when it is not a number.
+engine::Result<std::optional<std::size_t>> json_part_size(const Request& req);
+
 // How an endpoint whose result is a stream answers, by the request's Accept header:
 // newline-delimited JSON (one item per line; the default), server-sent events (`Accept:
 // text/event-stream`), or, for `Accept: application/json` alone, one JSON array once the stream
@@ -114,6 +118,11 @@ class Handler {
                                               const engine::EndpointRef& ep, NamedInputs inputs,
                                               std::optional<InferAsk> kserve, std::shared_ptr<const engine::CallContext> cancel);
   boost::asio::awaitable<Response> reload(const Request& req);
+  // The KServe v2 routes, `/v2...` (kserve_routes.cpp): `parts` are the path's segments.
+  boost::asio::awaitable<Answer> kserve_route(const Request& req, const std::vector<std::string>& parts,
+                                              std::shared_ptr<engine::Engine> engine,
+                                              std::shared_ptr<const engine::CallContext> cancel);
+  Response method_not_allowed(const Request& req, std::string_view allowed);
   Response respond(const Request& req, unsigned status, const boost::json::value& body);
   Response respond(const Request& req, InferAnswer answer);
   Response error(const Request& req, unsigned status, std::string message, std::string_view code);

@@ -217,6 +217,33 @@ json::object kserve_metadata(const engine::EndpointRef& ep) {
           {"outputs", std::move(outputs)}};
 }
 
+json::object kserve_statistics(const engine::Engine& engine, const engine::EndpointRef& ep) {
+  const engine::EndpointStats e = engine.endpoint_stats(ep);
+  std::uint64_t queue_ns = 0, run_ns = 0;
+  for (const auto& n : engine.node_stats(ep)) {
+    if (n.kind != "call") continue;
+    queue_ns += n.queue_ns;
+    run_ns += n.run_ns;
+  }
+  auto figure = [](std::uint64_t count, std::uint64_t ns) { return json::object{{"count", count}, {"ns", ns}}; };
+  const std::uint64_t ok = e.requests - e.errors;
+  return {{"name", fmt::format("{}.{}", ep.plan->name, ep.endpoint->name)},
+          {"version", "1"},
+          {"last_inference", e.last_ms},
+          {"inference_count", ok},
+          {"execution_count", ok},
+          {"inference_stats",
+           {{"success", figure(ok, e.ok_ns)},
+            {"fail", figure(e.errors, e.error_ns)},
+            {"queue", figure(e.requests, queue_ns)},
+            {"compute_input", figure(0, 0)},
+            {"compute_infer", figure(e.requests, run_ns)},
+            {"compute_output", figure(0, 0)},
+            {"cache_hit", figure(0, 0)},
+            {"cache_miss", figure(0, 0)}}},
+          {"batch_stats", json::array{}}};
+}
+
 engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const KserveRequest& request) {
   NamedInputs out;
   auto it = request.json.find("inputs");

@@ -34,6 +34,11 @@ engine::Result<KserveRequest> kserve_request(const std::string& body, std::optio
 // GET /v2/models/{name}: name, versions, platform, inputs and outputs with datatypes and shapes.
 boost::json::object kserve_metadata(const engine::EndpointRef& ep);
 
+// One entry of GET /v2/models[/{name}]/stats (Triton's statistics extension), from the engine's
+// figures for the endpoint: requests answered and failed with their time in all, the last one's
+// end, and the time its model calls waited (`queue`) and ran (`compute_infer`), summed over them.
+boost::json::object kserve_statistics(const engine::Engine& engine, const engine::EndpointRef& ep);
+
 // The `inputs` of an infer request as braid's named inputs (then decoded and checked by the engine,
 // Engine::decode_inputs): JSON, and tensors made straight from binary data. Errors are
 // InvalidInput with a message naming the input.

@@ -1,5 +1,6 @@
 // The request handler without a network: routes, status codes, JSON errors, KServe v2 mapping,
 // admission control. Requests are built in memory and handled in an io_context.
+#include <chrono>
 #include <doctest/doctest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -331,6 +332,52 @@ TEST_SUITE("http") {
                         R"({"inputs": [{"name": "words", "shape": [1000000000000000, 0], "datatype": "BYTES", "data": []}]})");
     CHECK(empty.result_int() == 200);
     CHECK(f.body_of(empty).at("outputs").as_array()[0].at("shape") == json::parse("[0]"));
+  }
+
+  TEST_CASE("KServe v2 statistics (Triton's extension): requests answered and failed, their time, the calls' time") {
+    Fixture f;
+    CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("extensions") == json::parse(R"(["statistics"])"));
+    auto none = f.body_of(f.call(bhttp::verb::get, "/v2/models/g.shout/stats")).at("model_stats").as_array();
+    REQUIRE(none.size() == 1);
+    CHECK(none[0].at("inference_count") == 0);
+    CHECK(none[0].at("last_inference") == 0);
+    const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    for (int i = 0; i < 3; ++i) CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
+    CHECK(f.call(bhttp::verb::post, "/v2/models/g.shout/infer",
+                 R"({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["y"]}]})").result_int() == 200);
+    CHECK(f.call(bhttp::verb::post, "/g/broken", R"({"x": "x"})").result_int() == 500);
+
+    auto shout = f.body_of(f.call(bhttp::verb::get, "/v2/models/g.shout/versions/1/stats")).at("model_stats").as_array();
+    REQUIRE(shout.size() == 1);
+    const auto& s = shout[0].as_object();
+    CHECK(s.at("name") == "g.shout");
+    CHECK(s.at("version") == "1");
+    CHECK(s.at("inference_count") == 4);  // both routes count
+    CHECK(s.at("execution_count") == 4);
+    CHECK(s.at("last_inference").to_number<std::int64_t>() >= before);
+    const auto& st = s.at("inference_stats").as_object();
+    CHECK(st.at("success").at("count") == 4);
+    CHECK(st.at("success").at("ns").to_number<std::int64_t>() > 0);
+    CHECK(st.at("fail").at("count") == 0);
+    CHECK(st.at("compute_infer").at("count") == 4);
+    CHECK(st.at("compute_infer").at("ns").to_number<std::int64_t>() > 0);  // m.upper ran four times
+    CHECK(st.at("compute_infer").at("ns").to_number<std::int64_t>() <= st.at("success").at("ns").to_number<std::int64_t>());
+    CHECK(st.at("cache_hit").at("count") == 0);
+
+    auto all = f.body_of(f.call(bhttp::verb::get, "/v2/models/stats")).at("model_stats").as_array();
+    CHECK(all.size() == 7);  // every endpoint
+    bool broken = false;
+    for (const auto& m : all) {
+      if (m.at("name") != "g.broken") continue;
+      broken = true;
+      CHECK(m.at("inference_count") == 0);
+      CHECK(m.at("inference_stats").at("fail").at("count") == 1);
+      CHECK(m.at("inference_stats").at("fail").at("ns").to_number<std::int64_t>() > 0);
+    }
+    CHECK(broken);
+    CHECK(f.call(bhttp::verb::post, "/v2/models/g.shout/stats", "{}").result_int() == 405);
+    CHECK(f.call(bhttp::verb::get, "/v2/models/g.nope/stats").result_int() == 404);
+    CHECK(f.call(bhttp::verb::get, "/v2/models/g.shout/versions/2/stats").result_int() == 404);
   }
 
   TEST_CASE("KServe v2 binary tensor data, as Triton's clients send by default") {

@@ -109,6 +109,21 @@ try:
         check(False, "an unknown input was answered")
     except InferenceServerException as e:
         check("txt" in str(e), f"unknown input: {e}")
+
+    # Triton's statistics extension, as the client (and perf_analyzer) reads it: every infer of
+    # `encode` above answered, none failed (the two refused were refused before running).
+    check("statistics" in client.get_server_metadata()["extensions"], "statistics among the extensions")
+    stats = client.get_inference_statistics("kserve_client.encode")["model_stats"]
+    check(len(stats) == 1 and stats[0]["name"] == "kserve_client.encode", f"one model's stats: {stats}")
+    if stats:
+        inf = stats[0]["inference_stats"]
+        check(stats[0]["inference_count"] == inf["success"]["count"] >= 4 and inf["fail"]["count"] == 0,
+              f"encode's counts: {stats[0]}")
+        check(inf["success"]["ns"] >= inf["compute_infer"]["ns"] > 0, f"encode's times: {inf}")
+    every = client.get_inference_statistics()["model_stats"]
+    status, body = request(port, "GET", "/graphs")
+    names = [e["kserve"].split("/")[-1] for g in json.loads(body)["graphs"] for e in g["endpoints"]]
+    check(sorted(m["name"] for m in every) == sorted(names), f"every model's stats: {[m['name'] for m in every]} vs {names}")
 finally:
     proc.send_signal(2)
     try:
