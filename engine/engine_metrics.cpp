@@ -1,5 +1,6 @@
 // The engine's figures: /metrics in Prometheus text format, and the per-node and per-model
 // statistics braid-bench reads (engine.hpp).
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -174,7 +175,11 @@ std::string Engine::metrics_text() const {
 
 EndpointStats Engine::endpoint_stats(const EndpointRef& ep) const {
   const EndpointMetrics& m = *impl_->endpoints[ep.id]->metrics;
-  return {m.requests.load(), m.errors.load(), m.ok_ns.load(), m.error_ns.load(), m.last_ms.load()};
+  // A request's end counts it, then its error: read in the other order, and never more errors
+  // than requests (a request ending meanwhile).
+  const std::uint64_t errors = m.errors.load();
+  const std::uint64_t requests = std::max(errors, m.requests.load());
+  return {requests, errors, m.ok_ns.load(), m.error_ns.load(), m.last_ms.load()};
 }
 
 std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
