@@ -238,7 +238,12 @@ void retry_stream(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uin
     bool ran = false;
     void operator()() {
       ran = true;
-      if (!f->cancelled()) return schedule_retry(f, local, attempt + 1);
+      if (!f->cancelled()) {
+        // Not through schedule_retry (exec_node), which drops a frame it finds cancelled: a
+        // cancellation from now on still ends `published`, through the next attempt's own end.
+        const plan::Node& n = node_of(*f, local);
+        return with_ready_queue([&] { exec_call(f, local, attempt + 1, n, std::get<plan::CallNode>(n.kind)); });
+      }
       published->end(make_error(ErrorCode::Cancelled, "cancelled"));
       with_ready_queue([&] { node_end(f, local, make_error(ErrorCode::Cancelled, "cancelled")); });
     }
