@@ -13,6 +13,7 @@
 #include "engine/engine.hpp"
 #include "engine/stream.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/engine/model_stats.hpp"
 #include "tests/engine/stream_drain.hpp"
 
 namespace braid::test {
@@ -387,6 +388,7 @@ endpoint refused_then(key: str) -> stream<str> { return busy.gated(2, key) with 
   auto running = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
   REQUIRE(h.fake->wait_for("busy", [](const FakeBackend::Stats& s) { return s.running == 1; }));
   auto queued = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
+  REQUIRE(wait_model(*h.engine, "busy", [](const engine::ModelStats& m) { return m.queued == 1; }));  // its one place
   Drain shed(stream_of(h.run("refused_then", {Value("k")})));
   REQUIRE(shed.wait_end());
   CHECK(shed.items == std::vector<std::string>{"shed"});
