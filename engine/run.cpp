@@ -297,11 +297,9 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   if (!r) {
     if (f->cancelled()) return stop_cancelled(*f);
     if (tries_again(*f, local, attempt, r.error())) {
-      const std::int64_t backoff = backoff_before(n, attempt);
+      const std::int64_t backoff = backoff_before(*f, n, attempt);
       if (backoff <= 0) return schedule_retry(f, local, attempt + 1);
-      auto timer = std::make_shared<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(backoff));
-      timer->async_wait([f, local, attempt, timer](boost::system::error_code) { schedule_retry(f, local, attempt + 1); });
-      return;
+      return after_backoff(f, backoff, [f, local, attempt] { schedule_retry(f, local, attempt + 1); });
     }
     f->run->ex->metrics->nodes[plan::index(n.id)].errors.fetch_add(1, std::memory_order_relaxed);
     if (n.options.fallback && attempt != kFallbackAttempt) return run_fallback(f, local, named(std::move(r.error()), *f, n));
@@ -359,8 +357,35 @@ bool tries_again(const Frame& f, std::uint32_t local, std::uint32_t attempt, con
   return attempt != kFallbackAttempt && again && attempt < retries_of(f, n);
 }
 
-std::int64_t backoff_before(const plan::Node& n, std::uint32_t attempt) {
-  return n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
+std::int64_t backoff_before(const Frame& f, const plan::Node& n, std::uint32_t attempt) {
+  std::int64_t wait = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
+  // Not past the run's deadline: the frame, cancelled then, lets go of what it holds at once.
+  if (auto d = f.ctx.deadline(); d && wait > 0) {
+    wait = std::min(wait, std::max<std::int64_t>(0, duration_cast<nanoseconds>(*d - steady_clock::now()).count()));
+  }
+  return wait;
+}
+
+void after_backoff(const std::shared_ptr<Frame>& f, std::int64_t ns, std::function<void()> then) {
+  struct Wait : std::enable_shared_from_this<Wait> {
+    std::shared_ptr<Frame> f;
+    steady_clock::time_point until;
+    std::function<void()> then;
+    boost::asio::steady_timer timer;
+    explicit Wait(boost::asio::thread_pool& pool) : timer(pool) {}
+    void step() {
+      const auto left = until - steady_clock::now();
+      if (left <= steady_clock::duration::zero() || f->cancelled()) return then();
+      timer.expires_after(std::min<steady_clock::duration>(left, kBackoffPoll));
+      timer.async_wait([self = shared_from_this()](boost::system::error_code) { self->step(); });
+    }
+  };
+  auto w = std::make_shared<Wait>(*f->run->engine->pool);
+  w->f = f;
+  w->until = steady_clock::now() + nanoseconds(ns);
+  w->then = std::move(then);
+  w->timer.expires_after(std::min<steady_clock::duration>(nanoseconds(ns), kBackoffPoll));
+  w->timer.async_wait([w](boost::system::error_code) { w->step(); });
 }
 
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {

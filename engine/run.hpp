@@ -424,9 +424,15 @@ void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local);
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 // Whether attempt `attempt` of node `local`, failed with `e`, is tried again: the node's (or its
 // model's) `retries` allow it, and `e` is not a refusal (overloaded) unless the node waits a
-// `backoff` first. And how long to wait before the next attempt (`backoff × 2^attempt`).
+// `backoff` first. And how long to wait before the next attempt (`backoff × 2^attempt`, not
+// past the run's deadline).
 bool tries_again(const Frame& f, std::uint32_t local, std::uint32_t attempt, const Error& e);
-std::int64_t backoff_before(const plan::Node& n, std::uint32_t attempt);
+std::int64_t backoff_before(const Frame& f, const plan::Node& n, std::uint32_t attempt);
+// Calls `then` on the engine's pool after `ns`, or sooner should `f` be cancelled meanwhile (by
+// its caller, whose cancellation is a flag and not a signal: the wait looks at it every
+// kBackoffPoll). Dropped uncalled when the engine stops.
+inline constexpr std::chrono::milliseconds kBackoffPoll{20};
+void after_backoff(const std::shared_ptr<Frame>& f, std::int64_t ns, std::function<void()> then);
 // The attempt number of a fallback's result: no retries, no second fallback.
 inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};
 // Per value of `ep`, whether it must be readable in host memory (residency.cpp). In

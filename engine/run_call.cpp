@@ -256,11 +256,10 @@ void retry_stream(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uin
   again->local = local;
   again->attempt = attempt;
   again->published = published;
-  const std::int64_t backoff = backoff_before(node_of(*f, local), attempt);
+  const std::int64_t backoff = backoff_before(*f, node_of(*f, local), attempt);
   // Not from here: this runs inside the end of the failed attempt's stream.
   if (backoff <= 0) return boost::asio::post(*f->run->engine->pool, [again] { (*again)(); });
-  auto timer = std::make_shared<boost::asio::steady_timer>(*f->run->engine->pool, nanoseconds(backoff));
-  timer->async_wait([again, timer](boost::system::error_code) { (*again)(); });
+  after_backoff(f, backoff, [again] { (*again)(); });
 }
 
 void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,

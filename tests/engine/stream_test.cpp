@@ -3,6 +3,7 @@
 // in the middle of a stream, timeouts, deadlines and cancellation.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <thread>
@@ -57,15 +58,15 @@ struct Harness {
 // A tensor whose storage says when it is freed: as a request's input, it lives as long as the
 // request's state (its frames hold it).
 struct FreedProbe final : engine::TensorStorage {
-  bool* freed;
+  std::atomic<bool>* freed;
   float x = 0;
-  explicit FreedProbe(bool* f) : freed(f) {}
-  ~FreedProbe() override { *freed = true; }
+  explicit FreedProbe(std::atomic<bool>* f) : freed(f) {}
+  ~FreedProbe() override { freed->store(true); }
   const void* host_data() const override { return &x; }
   std::size_t bytes() const override { return sizeof x; }
 };
 
-Value probe(bool* freed) {
+Value probe(std::atomic<bool>* freed) {
   engine::Tensor t;
   t.shape = {1};
   t.storage = std::make_shared<FreedProbe>(freed);
@@ -410,7 +411,7 @@ endpoint fb(_probe: tensor, text: str, key: str) -> list<str> {
 )");
   engine::RunOptions o;
   o.deadline_ns = 50'000'000;  // passes while the fallback's m.hold waits for a key never opened
-  bool freed = false;
+  std::atomic<bool> freed{false};
   auto r = h.run("fb", {probe(&freed), Value("a b"), Value("never")}, o);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == ErrorCode::DeadlineExceeded);
@@ -447,6 +448,97 @@ endpoint plain(key: str) -> stream<str> { return src.gated(3, key) }
   CHECK(c.error->code == ErrorCode::Cancelled);
   // Every one of the three calls saw its cancellation and returned.
   REQUIRE(h.fake->wait_for("src", [](const FakeBackend::Stats& s) { return s.running == 0 && s.cancelled == 3; }));
+}
+
+}  // namespace braid::test
+
+namespace braid::test {
+
+// Waits (up to 10 s) until `flag` is set.
+static bool eventually(const std::atomic<bool>& flag) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!flag.load()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// A backoff of an hour: the request's cancellation, or its deadline, ends the wait (the test
+// waits 10 s at most for what follows them).
+TEST_CASE("stream: a retry's backoff is not waited out by a cancelled request, nor past its deadline") {
+  Harness h(R"(
+model flaky = torch "flaky.pt" {
+  def flaky_words(text: str) -> stream<str>
+  def flaky(x: str) -> str
+}
+endpoint streamed(text: str) -> stream<str> { return flaky.flaky_words(text) with { retries = 3, backoff = 1h } }
+endpoint single(x: str) -> str { return flaky.flaky(x) with { retries = 3, backoff = 1h } }
+endpoint collected(_probe: tensor, text: str) -> list<str> {
+  return collect(flaky.flaky_words(text) with { retries = 3, backoff = 1h })
+}
+)");
+  h.fake->flaky_failures = 1'000'000;
+  auto failed_once = [](const FakeBackend::Stats& s) { return s.finished >= 1; };
+
+  SUBCASE("the caller cancels a stream waiting to try again") {
+    engine::CallContext cancel;
+    engine::RunOptions o;
+    o.cancel = &cancel;
+    Drain d(stream_of(h.run("streamed", {Value("a b")}, o)));
+    REQUIRE(h.fake->wait_for("flaky", failed_once));
+    cancel.cancel();
+    REQUIRE(d.wait_end());
+    REQUIRE(d.error);
+    CHECK(d.error->code == ErrorCode::Cancelled);
+    CHECK(d.items.empty());
+    CHECK(h.fake->stats("flaky").calls == 1);  // not tried again
+  }
+  SUBCASE("the caller cancels a call waiting to try again") {
+    engine::CallContext cancel;
+    engine::RunOptions o;
+    o.cancel = &cancel;
+    auto f = h.engine->run(*h.engine->find("test", "single"), {Value("x")}, o);
+    REQUIRE(h.fake->wait_for("flaky", failed_once));
+    cancel.cancel();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    auto r = f.get();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::Cancelled);
+    CHECK(h.fake->stats("flaky").calls == 1);
+  }
+  SUBCASE("the deadline passes during the backoff: answered then, and the request's state freed") {
+    std::atomic<bool> freed{false};
+    engine::RunOptions o;
+    o.deadline_ns = 50'000'000;
+    auto r = h.run("collected", {probe(&freed), Value("a b")}, o);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+    CHECK(eventually(freed));  // not held by the hour's timer
+  }
+}
+
+// Teardown: the streams that wait for their step are dropped, and with them what reads them: an
+// `each` over such a stream ends its own, whose reader (`collect`) lets go of the request.
+TEST_CASE("stream: the engine torn down while `each` reads a stream waiting for its step frees the request") {
+  std::atomic<bool> freed{false};
+  std::future<engine::Result<Value>> f;
+  {
+    Harness h(R"(
+model stepped = torch "stepped.pt" on cpu {
+  threads = 1, max_batch = 2, batch_window = 1h, batch_window_strict = true
+  def gated(n: int, key: str) -> stream<str>
+}
+endpoint e(_probe: tensor, key: str) -> list<str> {
+  s = stepped.gated(2, key)
+  return collect(each w in s { m.upper(w) })
+}
+)");
+    f = h.engine->run(*h.engine->find("test", "e"), {probe(&freed), Value("k")});
+    REQUIRE(wait_model(*h.engine, "stepped", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    h.engine.reset();
+  }
+  CHECK(freed.load());
 }
 
 }  // namespace braid::test
