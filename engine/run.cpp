@@ -296,10 +296,9 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   const plan::Node& n = node_of(*f, local);
   if (!r) {
     if (f->cancelled()) return stop_cancelled(*f);
-    if (tries_again(*f, local, attempt, r.error())) {
-      const std::int64_t backoff = backoff_before(*f, n, attempt);
-      if (backoff <= 0) return schedule_retry(f, local, attempt + 1);
-      return after_backoff(f, backoff, [f, local, attempt] { schedule_retry(f, local, attempt + 1); });
+    if (const auto wait = next_try(*f, local, attempt, r.error())) {
+      if (*wait <= 0) return schedule_retry(f, local, attempt + 1);
+      return after_backoff(f, *wait, [f, local, attempt] { schedule_retry(f, local, attempt + 1); });
     }
     f->run->ex->metrics->nodes[plan::index(n.id)].errors.fetch_add(1, std::memory_order_relaxed);
     if (n.options.fallback && attempt != kFallbackAttempt) return run_fallback(f, local, named(std::move(r.error()), *f, n));
@@ -349,19 +348,18 @@ void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optiona
   }
 }
 
-bool tries_again(const Frame& f, std::uint32_t local, std::uint32_t attempt, const Error& e) {
+std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e) {
   const plan::Node& n = node_of(f, local);
+  if (attempt == kFallbackAttempt || attempt >= retries_of(f, n)) return std::nullopt;
   // A model that refused the call (its queue is full, or a remote server's) is not asked again
   // at once: only after a backoff; without one the fallback, if any, answers now.
-  const bool again = e.code != ErrorCode::Overloaded || n.options.backoff_ns > 0;
-  return attempt != kFallbackAttempt && again && attempt < retries_of(f, n);
-}
-
-std::int64_t backoff_before(const Frame& f, const plan::Node& n, std::uint32_t attempt) {
+  if (e.code == ErrorCode::Overloaded && n.options.backoff_ns <= 0) return std::nullopt;
   std::int64_t wait = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
-  // Not past the run's deadline: the frame, cancelled then, lets go of what it holds at once.
-  if (auto d = f.ctx.deadline(); d && wait > 0) {
-    wait = std::min(wait, std::max<std::int64_t>(0, duration_cast<nanoseconds>(*d - steady_clock::now()).count()));
+  if (e.code == ErrorCode::Overloaded) wait = std::max(wait, e.retry_after_ns);
+  if (auto d = f.ctx.deadline(); d && steady_clock::now() + nanoseconds(wait) >= *d) {
+    e.message += fmt::format(" (not tried again: the wait of {} ms before another try would pass the request's deadline)",
+                             static_cast<double>(wait) / 1e6);
+    return std::nullopt;
   }
   return wait;
 }

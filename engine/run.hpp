@@ -422,12 +422,13 @@ Error named(Error e, const Frame& f, const plan::Node& n);
 void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local);
 // Runs attempt `attempt` of a node again (after a failure and its backoff).
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
-// Whether attempt `attempt` of node `local`, failed with `e`, is tried again: the node's (or its
-// model's) `retries` allow it, and `e` is not a refusal (overloaded) unless the node waits a
-// `backoff` first. And how long to wait before the next attempt (`backoff × 2^attempt`, not
-// past the run's deadline).
-bool tries_again(const Frame& f, std::uint32_t local, std::uint32_t attempt, const Error& e);
-std::int64_t backoff_before(const Frame& f, const plan::Node& n, std::uint32_t attempt);
+// Whether attempt `attempt` of node `local`, failed with `e`, is tried again, and after how
+// many ns (nullopt: it is not). It is while the node's (or its model's) `retries` allow, a
+// refusal (overloaded) only when the node waits a `backoff` first; the wait is `backoff ×
+// 2^attempt`, or the refusing server's Retry-After if longer. A retry that could not start
+// before the run's deadline is not waited for: `e` says so, and the node goes on to its
+// fallback (or fails) at once.
+std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e);
 // Calls `then` on the engine's pool after `ns`, or sooner should `f` be cancelled meanwhile (by
 // its caller, whose cancellation is a flag and not a signal: the wait looks at it every
 // kBackoffPoll). Dropped uncalled when the engine stops.

@@ -225,12 +225,12 @@ void async_stream_call(const std::shared_ptr<Frame>& f, const plan::Node& n, Loa
   });
 }
 
-// A streaming call that failed before its first item tries again after its backoff: attempt
+// A streaming call that failed before its first item tries again after `backoff` ns: attempt
 // `attempt + 1` writes into the stream the node published. Should the frame be cancelled
 // meanwhile, that stream ends so; should the timer be dropped (an engine's teardown), it is
 // abandoned, so that its readers let go of their frames.
 void retry_stream(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt,
-                  const std::shared_ptr<ValueStream>& published) {
+                  const std::shared_ptr<ValueStream>& published, std::int64_t backoff) {
   struct Again {
     std::shared_ptr<Frame> f;
     std::uint32_t local = 0, attempt = 0;
@@ -256,7 +256,6 @@ void retry_stream(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uin
   again->local = local;
   again->attempt = attempt;
   again->published = published;
-  const std::int64_t backoff = backoff_before(*f, node_of(*f, local), attempt);
   // Not from here: this runs inside the end of the failed attempt's stream.
   if (backoff <= 0) return boost::asio::post(*f->run->engine->pool, [again] { (*again)(); });
   after_backoff(f, backoff, [again] { (*again)(); });
@@ -280,11 +279,14 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std:
   if (separate) {
     forward(s, published, [f, local, attempt, published, &n, &nm](const std::optional<Error>& e) {
       if (e && published->size() == 0 && !f->cancelled()) {
-        if (tries_again(*f, local, attempt, *e)) return retry_stream(f, local, attempt, published);
+        Error failed = *e;
+        if (const auto wait = next_try(*f, local, attempt, failed)) return retry_stream(f, local, attempt, published, *wait);
         if (n.options.fallback) {
           nm.errors.fetch_add(1, std::memory_order_relaxed);
-          return run_stream_fallback(f, local, published, *e);
+          return run_stream_fallback(f, local, published, failed);
         }
+        published->end(failed);
+        return with_ready_queue([&] { node_end(f, local, failed); });
       }
       published->end(e);
       with_ready_queue([&] { node_end(f, local, e); });

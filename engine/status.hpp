@@ -4,6 +4,7 @@
 //   Result<Value> r = instance.call(...);
 //   if (!r) return r.error().with_node("scores");   // error names the node and model
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
@@ -28,6 +29,9 @@ struct Error {
   std::string message;
   std::string node;   // the node that failed, when one did
   std::string model;  // the model it called, when it called one
+  // For a refusal (Overloaded): how long the side that refused asked to be left alone before
+  // another try (a remote server's Retry-After), in ns; 0 when it did not say.
+  std::int64_t retry_after_ns = 0;
 
   // "node `scores` (model `bert`): <message>" or just the message.
   std::string describe() const;

@@ -1,5 +1,6 @@
 #include "engine/http/handler.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -273,8 +274,12 @@ Response Handler::error(const Request& req, unsigned status, std::string message
 
 Response Handler::engine_error(const Request& req, const engine::Error& e) {
   Response res = respond(req, status_for(e.code), error_json(e));
-  // Busy (a model's queue full, another server's limit): worth trying again soon.
-  if (e.code == ErrorCode::Overloaded) res.set(bhttp::field::retry_after, "1");
+  // Busy (a model's queue full, another server's limit): worth trying again soon, or when that
+  // server said.
+  if (e.code == ErrorCode::Overloaded) {
+    const std::int64_t s = std::max<std::int64_t>(1, (e.retry_after_ns + 999'999'999) / 1'000'000'000);
+    res.set(bhttp::field::retry_after, std::to_string(s));
+  }
   return res;
 }
 

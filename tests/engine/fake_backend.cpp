@@ -350,6 +350,12 @@ class FakeInstance final : public engine::ModelInstance {
     }
     if (name == "fail") return make_error(ErrorCode::ModelError, "this model always fails");
     if (name == "refuse") return make_error(ErrorCode::Cancelled, "the model gave up");
+    if (name == "busy_for") {  // refuses, asking for `ms` of quiet (as a remote server's Retry-After would); 0: answers
+      if (args[1].as_int() <= 0) return args[0];
+      engine::Error e = make_error(ErrorCode::Overloaded, "busy");
+      e.retry_after_ns = args[1].as_int() * 1'000'000;
+      return e;
+    }
     if (name == "lie") return Value("not a list");  // declared to return a list
     if (name == "flaky") {
       std::lock_guard lock(b_.mu_);

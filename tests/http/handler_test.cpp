@@ -29,6 +29,7 @@ model m = torch "m.pt" {
   def fail(x: str) -> str
   def sleep(x: str, ms: int) -> str
   def count(x: str) -> int
+  def busy_for(x: str, ms: int) -> str
 }
 model q = torch "q.pt" {
   threads = 1, max_queue = 1
@@ -44,6 +45,7 @@ endpoint mixed(x: tensor<f32, [?, 2]>, words: list<str>, ok: bool, f: float)
   return {x: x, words: words, ok: ok, f: f, r: {a: 7}}
 }
 endpoint queued(key: str) -> str { return q.hold(key, key) }
+endpoint busy(ms: int) -> str { return m.busy_for("x", ms) }
 )";
 
 struct Fixture {
@@ -268,6 +270,15 @@ TEST_SUITE("http") {
     for (const auto& h : held) CHECK(h.result_int() == 200);
   }
 
+  TEST_CASE("a refusal that asked for a longer quiet (a remote server's Retry-After) passes it on, in whole seconds") {
+    Fixture f;
+    for (auto [ms, header] : {std::pair{1500, "2"}, {30'000, "30"}, {200, "1"}}) {
+      auto r = f.call(bhttp::verb::post, "/g/busy", fmt::format(R"({{"ms": {}}})", ms));
+      CHECK(r.result_int() == 429);
+      CHECK(r[bhttp::field::retry_after] == header);
+    }
+  }
+
   TEST_CASE("health, server metadata, /graphs") {
     Fixture f;
     CHECK(f.call(bhttp::verb::get, "/v2/health/live").result_int() == 200);
@@ -280,7 +291,7 @@ TEST_SUITE("http") {
     CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("name") == "braid");
     auto g = f.body_of(f.call(bhttp::verb::get, "/graphs"));
     const auto& eps = g.at("graphs").as_array()[0].at("endpoints").as_array();
-    CHECK(eps.size() == 7);
+    CHECK(eps.size() == 8);
     CHECK(eps[0].at("route") == "/g/shout");
     CHECK(eps[0].at("inputs").as_array()[1] == json::parse(R"({"name": "times", "type": "int", "default": 1})"));
   }
@@ -365,7 +376,7 @@ TEST_SUITE("http") {
     CHECK(st.at("cache_hit").at("count") == 0);
 
     auto all = f.body_of(f.call(bhttp::verb::get, "/v2/models/stats")).at("model_stats").as_array();
-    CHECK(all.size() == 7);  // every endpoint
+    CHECK(all.size() == 8);  // every endpoint
     bool broken = false;
     for (const auto& m : all) {
       if (m.at("name") != "g.broken") continue;

@@ -419,6 +419,7 @@ asio::awaitable<void> run_exchange(std::shared_ptr<HttpClient::Exchange> x) {
     answer.status = res.result_int();
     if (auto ct = res.find(http::field::content_type); ct != res.end()) answer.content_type = std::string(ct->value());
     if (auto n = res.find("Inference-Header-Content-Length"); n != res.end()) answer.json_part_size = std::string(n->value());
+    if (auto ra = res.find(http::field::retry_after); ra != res.end()) answer.retry_after = std::string(ra->value());
     const bool keep = res.keep_alive() && buffer.size() == 0;
     answer.body = std::move(res.body());
     answer.streamed = streamed;

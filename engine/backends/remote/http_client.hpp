@@ -42,6 +42,8 @@ struct HttpAnswer {
   // Inference-Header-Content-Length, as sent: the length of the body's JSON part when raw
   // tensor data follows it (binary tensors); empty when the answer has no such header.
   std::string json_part_size;
+  // Retry-After, as sent (a refusal's: 429, 503); empty when the answer has none.
+  std::string retry_after;
 };
 
 struct ClientStats {

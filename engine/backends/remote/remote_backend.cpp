@@ -79,13 +79,30 @@ std::string answer_message(const remote::HttpAnswer& a) {
   return text.empty() ? std::string("(no body)") : text;
 }
 
+// A Retry-After of delta-seconds ("2"), in ns, at most an hour; 0 for anything else (an
+// HTTP date is not read: the node's backoff decides then).
+std::int64_t retry_after_ns(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  if (v.empty() || v.size() > 9) return 0;
+  std::int64_t s = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return 0;
+    s = s * 10 + (c - '0');
+  }
+  return std::min<std::int64_t>(s, 3600) * 1'000'000'000;
+}
+
 // The error of an answer other than 200, as a call's: busy or stopping (429, 503) is
-// `overloaded` (another try, or another server, may do), 504 a deadline.
+// `overloaded` (another try, or another server, may do; after its Retry-After, if it sent
+// one), 504 a deadline.
 Error status_error(const std::string& url, const remote::HttpAnswer& a) {
   const auto code = a.status == 504                      ? ErrorCode::DeadlineExceeded
                     : a.status == 429 || a.status == 503 ? ErrorCode::Overloaded
                                                          : ErrorCode::ModelError;
-  return make_error(code, fmt::format("{} answered {}: {}", url, a.status, answer_message(a)));
+  Error e = make_error(code, fmt::format("{} answered {}: {}", url, a.status, answer_message(a)));
+  if (code == ErrorCode::Overloaded) e.retry_after_ns = retry_after_ns(a.retry_after);
+  return e;
 }
 
 // A failed exchange, named by the call's address where it timed out. `idle`: a stream's
