@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include <poll.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -50,8 +52,11 @@ struct Client {
     return send(make(method, target, body, keep_alive));
   }
 
-  // Reads until the server closes the connection; true when it did.
-  bool closed_by_server() {
+  // Waits (`limit` at most) for the server to close the connection; true when it did. Bounded:
+  // a connection made as a listener closes can stay open with no one at the other end.
+  bool closed_by_server(std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    pollfd p{stream.socket().native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) <= 0) return false;
     char c;
     boost::system::error_code ec;
     stream.socket().read_some(boost::asio::buffer(&c, 1), ec);

@@ -207,7 +207,9 @@ TEST_SUITE("http") {
       start_gated(c, p, R"({"n": 5, "key": "never"})");
       REQUIRE(live.fake->stats("src").running == 1);
     }  // the client closes its connection here
-    CHECK(live.fake->wait_for("src", [](const FakeBackend::Stats& s) { return s.running == 0 && s.cancelled == 1; }));
+    const bool stopped = live.fake->wait_for("src", [](const FakeBackend::Stats& s) { return s.running == 0 && s.cancelled == 1; });
+    const auto st = live.fake->stats("src");
+    CHECK_MESSAGE(stopped, "running " << st.running << ", cancelled " << st.cancelled << ", finished " << st.finished);
   }
 }
 
