@@ -351,12 +351,13 @@ void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optiona
 std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e) {
   const plan::Node& n = node_of(f, local);
   if (attempt == kFallbackAttempt || attempt >= retries_of(f, n)) return std::nullopt;
-  // A model that refused the call (its queue is full, or a remote server's) is not asked again
-  // at once: only after a backoff; without one the fallback, if any, answers now.
-  if (e.code == ErrorCode::Overloaded && n.options.backoff_ns <= 0) return std::nullopt;
   std::int64_t wait = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
-  if (e.code == ErrorCode::Overloaded) wait = std::max(wait, e.retry_after_ns);
-  if (auto d = f.ctx.deadline(); d && steady_clock::now() + nanoseconds(wait) >= *d) {
+  // A model that refused the call (its queue is full, or a remote server's) is not asked again
+  // at once: only after the node's backoff or, without one, the wait the server asked for
+  // (Retry-After); with neither, the fallback, if any, answers now.
+  if (e.code == ErrorCode::Overloaded && wait <= 0) wait = e.retry_after_ns;
+  if (e.code == ErrorCode::Overloaded && wait <= 0) return std::nullopt;
+  if (auto d = f.ctx.deadline(); d && wait > 0 && steady_clock::now() + nanoseconds(wait) >= *d) {
     e.message += fmt::format(" (not tried again: the wait of {} ms before another try would pass the request's deadline)",
                              static_cast<double>(wait) / 1e6);
     return std::nullopt;

@@ -423,16 +423,16 @@ void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local);
 // Runs attempt `attempt` of a node again (after a failure and its backoff).
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 // Whether attempt `attempt` of node `local`, failed with `e`, is tried again, and after how
-// many ns (nullopt: it is not). It is while the node's (or its model's) `retries` allow, a
-// refusal (overloaded) only when the node waits a `backoff` first; the wait is `backoff ×
-// 2^attempt`, or the refusing server's Retry-After if longer. A retry that could not start
-// before the run's deadline is not waited for: `e` says so, and the node goes on to its
+// many ns (nullopt: it is not). It is while the node's (or its model's) `retries` allow, after
+// `backoff × 2^attempt` (attempt 0 the first); a refusal (overloaded) only after a wait: the
+// node's backoff or, without one, the refusing server's Retry-After. A retry that could not
+// start before the run's deadline is not waited for: `e` says so, and the node goes on to its
 // fallback (or fails) at once.
 std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e);
 // Calls `then` on the engine's pool after `ns`, or sooner should `f` be cancelled meanwhile (by
 // its caller, whose cancellation is a flag and not a signal: the wait looks at it every
 // kBackoffPoll). Dropped uncalled when the engine stops.
-inline constexpr std::chrono::milliseconds kBackoffPoll{20};
+inline constexpr std::chrono::milliseconds kBackoffPoll{100};
 void after_backoff(const std::shared_ptr<Frame>& f, std::int64_t ns, std::function<void()> then);
 // The attempt number of a fallback's result: no retries, no second fallback.
 inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};

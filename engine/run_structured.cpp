@@ -193,6 +193,12 @@ struct StreamMap {
   bool input_ended = false, done = false;
   std::int64_t t0 = 0;
 
+  // Nothing is left that could end `out` (its input, or items, dropped by an engine's teardown):
+  // it is abandoned, so that its readers let go of the frames they hold (which hold it).
+  ~StreamMap() {
+    if (out && !out->ended()) out->abandon();
+  }
+
   // Under `mu`: whether every item has been received, run and emitted.
   bool complete() const { return input_ended && running == 0 && waiting.empty() && emitted == received; }
 };
@@ -353,19 +359,8 @@ void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local) {
   const std::shared_ptr<ValueStream>& in = m->in;
   node_publish(f, local, m->out);
   boost::asio::thread_pool& pool = *f->run->engine->pool;
-  // Should the input be abandoned (its producer dropped by an engine's teardown), so is the
-  // map's stream: its readers hold frames that hold it.
-  struct InputHeld {
-    std::shared_ptr<ValueStream> out;
-    bool ended = false;  // the input's end came (set before the callbacks are let go of)
-    ~InputHeld() {
-      if (!ended && !out->ended()) out->abandon();
-    }
-  };
-  auto held = std::make_shared<InputHeld>();
-  held->out = m->out;
   in->read(
-      [m, held, &pool](const Value& item) {
+      [m, &pool](const Value& item) {
         std::shared_ptr<Frame> child;
         {
           std::lock_guard lock(m->mu);
@@ -382,8 +377,7 @@ void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local) {
         // producer goes on producing.
         boost::asio::post(pool, [child] { start_child(child); });
       },
-      [m, held](const std::optional<Error>& e) {
-        held->ended = true;
+      [m](const std::optional<Error>& e) {
         if (e) return end_stream_map(m, *e);
         bool complete = false;
         {

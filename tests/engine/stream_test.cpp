@@ -536,9 +536,10 @@ endpoint collected(_probe: tensor, text: str) -> list<str> {
   }
 }
 
-// Teardown: the streams that wait for their step are dropped, and with them what reads them: an
-// `each` over such a stream ends its own, whose reader (`collect`) lets go of the request.
-TEST_CASE("stream: the engine torn down while `each` reads a stream waiting for its step frees the request") {
+// Teardown drops what waits: a stream waiting for its step, a call in a batch window, a retry's
+// backoff. An `each` whose input or items were dropped so abandons its own stream, whose reader
+// (`collect`) then lets go of the request.
+TEST_CASE("stream: the engine torn down while `each` reads a stream, its input or an item dropped, frees the request") {
   std::atomic<bool> freed{false};
   std::future<engine::Result<Value>> f;
   {
@@ -547,13 +548,45 @@ model stepped = torch "stepped.pt" on cpu {
   threads = 1, max_batch = 2, batch_window = 1h, batch_window_strict = true
   def gated(n: int, key: str) -> stream<str>
 }
-endpoint e(_probe: tensor, key: str) -> list<str> {
+model windowed = torch "windowed.pt" on cpu {
+  threads = 1, max_batch = 2, batch_window = 1h, batch_window_strict = true
+  def upper(x: str) -> str
+}
+model flaky = torch "flaky.pt" {
+  def flaky(x: str) -> str
+}
+endpoint input_waits(_probe: tensor, key: str) -> list<str> {
   s = stepped.gated(2, key)
   return collect(each w in s { m.upper(w) })
 }
+endpoint item_in_window(_probe: tensor, text: str) -> list<str> {
+  s = src.words(text)
+  return collect(each w in s { windowed.upper(w) })
+}
+endpoint item_backs_off(_probe: tensor, text: str) -> list<str> {
+  s = src.words(text)
+  return collect(each w in s { flaky.flaky(w) with { retries = 3, backoff = 1h } })
+}
 )");
-    f = h.engine->run(*h.engine->find("test", "e"), {probe(&freed), Value("k")});
-    REQUIRE(wait_model(*h.engine, "stepped", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    auto start = [&](const char* ep, const char* text) {
+      return h.engine->run(*h.engine->find("test", ep), {probe(&freed), Value(text)});
+    };
+    auto words_done = [](const FakeBackend::Stats& s) { return s.finished == 1; };  // the input has ended
+    SUBCASE("the input waits for its step") {
+      f = start("input_waits", "k");
+      REQUIRE(wait_model(*h.engine, "stepped", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    }
+    SUBCASE("the input has ended; an item waits in a batch window") {
+      f = start("item_in_window", "a");
+      REQUIRE(h.fake->wait_for("src", words_done));
+      REQUIRE(wait_model(*h.engine, "windowed", [](const engine::ModelStats& m) { return m.queued == 1; }));
+    }
+    SUBCASE("the input has ended; an item waits out its backoff") {
+      h.fake->flaky_failures = 100;
+      f = start("item_backs_off", "a");
+      REQUIRE(h.fake->wait_for("src", words_done));
+      REQUIRE(h.fake->wait_for("flaky", [](const FakeBackend::Stats& s) { return s.finished == 1; }));
+    }
     h.engine.reset();
   }
   CHECK(freed.load());

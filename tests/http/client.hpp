@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include <cerrno>
 #include <poll.h>
 
 #include <boost/asio/io_context.hpp>
@@ -56,7 +57,10 @@ struct Client {
   // a connection made as a listener closes can stay open with no one at the other end.
   bool closed_by_server(std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     pollfd p{stream.socket().native_handle(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(limit.count())) <= 0) return false;
+    int ready;
+    do ready = ::poll(&p, 1, static_cast<int>(limit.count()));
+    while (ready < 0 && errno == EINTR);
+    if (ready <= 0) return false;
     char c;
     boost::system::error_code ec;
     stream.socket().read_some(boost::asio::buffer(&c, 1), ec);

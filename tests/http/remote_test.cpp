@@ -310,40 +310,75 @@ endpoint e(t: str) -> str { return up.shout(t) }
     CHECK(peer.seen_count() == 1);
   }
 
-  TEST_CASE("remote: a refusal's Retry-After is the least wait before another try; one past the deadline is not begun") {
-    // The first two requests are refused, asking for a second; the others answered.
+  TEST_CASE("remote: a refusal's Retry-After is the wait before another try when the node has no backoff; one past the deadline is not begun") {
+    // Requests 0, 1 and 3 are refused, asking for a second; the others answered.
     std::atomic<int> requests{0};
     ScriptedPeer peer([&](const auto&, int, int) -> std::optional<std::string> {
-      if (requests++ >= 2) return json_answer(R"("ok")");
+      const int i = requests++;
+      if (i != 0 && i != 1 && i != 3) return json_answer(R"("ok")");
       const std::string body = R"({"error": "busy", "code": "overloaded"})";
       return fmt::format("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
                          "Content-Length: {}\r\n\r\n{}", body.size(), body);
     });
+    auto run = [](Front& front, std::int64_t deadline_ms) {
+      engine::RunOptions o;
+      o.deadline_ns = deadline_ms * 1'000'000;
+      return front.engine->run(*front.engine->find("front", "e"), {Value("x")}, o).get();
+    };
+    {
+      Front front(peer.port(), R"(
+  def shout(text: str) -> str
+}
+endpoint e(t: str) -> str { return up.shout(t) with { retries = 1 } }
+)");
+      // Asked to wait a second, within 300 ms: the refusal stands at once, saying why.
+      auto refused = run(front, 300);
+      REQUIRE_FALSE(refused);
+      CHECK(refused.error().code == ErrorCode::Overloaded);
+      CHECK(refused.error().message.find("(not tried again: the wait of 1000 ms before another try would pass the "
+                                         "request's deadline)") != std::string::npos);
+      CHECK(peer.seen_count() == 1);
+      // Within 10 s: refused again, then tried again a second later.
+      const auto t0 = std::chrono::steady_clock::now();
+      auto answered = run(front, 10'000);
+      REQUIRE_MESSAGE(answered, (answered ? "" : answered.error().describe()));
+      CHECK(answered->as_str() == "ok");
+      CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::seconds(1));
+      CHECK(peer.seen_count() == 3);
+    }  // (the peer serves one connection at a time)
+    // A node's own backoff is the graph's choice, and wins: within 300 ms, tried again after 1 ms.
     Front front(peer.port(), R"(
   def shout(text: str) -> str
 }
 endpoint e(t: str) -> str { return up.shout(t) with { retries = 1, backoff = 1ms } }
 )");
-    auto run = [&](std::int64_t deadline_ms) {
-      engine::RunOptions o;
-      o.deadline_ns = deadline_ms * 1'000'000;
-      return front.engine->run(*front.engine->find("front", "e"), {Value("x")}, o).get();
-    };
-    // Asked to wait a second, within 300 ms: the refusal stands at once, saying why.
-    auto refused = run(300);
-    REQUIRE_FALSE(refused);
-    CHECK(refused.error().code == ErrorCode::Overloaded);
-    CHECK(refused.error().message.find("(not tried again: the wait of 1000 ms before another try would pass the request's deadline)") !=
-          std::string::npos);
-    CHECK(peer.seen_count() == 1);
-    // Within 10 s: refused again, then tried again a second later, not after the 1 ms of the
-    // backoff.
-    const auto t0 = std::chrono::steady_clock::now();
-    auto answered = run(10'000);
+    auto answered = run(front, 300);
     REQUIRE_MESSAGE(answered, (answered ? "" : answered.error().describe()));
     CHECK(answered->as_str() == "ok");
-    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::seconds(1));
-    CHECK(peer.seen_count() == 3);
+    CHECK(peer.seen_count() == 5);
+  }
+
+  TEST_CASE("remote: a Retry-After past an hour is an hour; a date is not read") {
+    std::atomic<int> requests{0};
+    ScriptedPeer peer([&](const auto&, int, int) -> std::optional<std::string> {
+      const char* after = requests++ == 0 ? "99999999999999999999" : "Wed, 21 Oct 2015 07:28:00 GMT";
+      return fmt::format("HTTP/1.1 503 Service Unavailable\r\nRetry-After: {}\r\nContent-Length: 0\r\n\r\n", after);
+    });
+    Front front(peer.port(), R"(
+  def shout(text: str) -> str
+}
+endpoint e(t: str) -> str { return up.shout(t) with { retries = 1 } }
+)");
+    engine::RunOptions o;
+    o.deadline_ns = 10'000'000'000;
+    auto far = front.engine->run(*front.engine->find("front", "e"), {Value("x")}, o).get();
+    REQUIRE_FALSE(far);
+    CHECK(far.error().message.find("(not tried again: the wait of 3600000 ms") != std::string::npos);
+    auto dated = front.engine->run(*front.engine->find("front", "e"), {Value("x")}, o).get();
+    REQUIRE_FALSE(dated);
+    CHECK(dated.error().code == ErrorCode::Overloaded);
+    CHECK(dated.error().message.find("not tried again") == std::string::npos);  // no wait asked: not retried
+    CHECK(peer.seen_count() == 2);
   }
 
   TEST_CASE("remote: a streaming endpoint of the other server is called as a list of its items") {

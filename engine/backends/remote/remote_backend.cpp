@@ -79,18 +79,19 @@ std::string answer_message(const remote::HttpAnswer& a) {
   return text.empty() ? std::string("(no body)") : text;
 }
 
-// A Retry-After of delta-seconds ("2"), in ns, at most an hour; 0 for anything else (an
-// HTTP date is not read: the node's backoff decides then).
+// A Retry-After of delta-seconds ("2"), in ns, an hour at most; 0 for anything else (an HTTP
+// date is not read).
 std::int64_t retry_after_ns(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  if (v.empty() || v.size() > 9) return 0;
+  if (v.empty()) return 0;
+  constexpr std::int64_t kHour = 3600;
   std::int64_t s = 0;
   for (char c : v) {
     if (c < '0' || c > '9') return 0;
-    s = s * 10 + (c - '0');
+    s = std::min(s * 10 + (c - '0'), kHour);
   }
-  return std::min<std::int64_t>(s, 3600) * 1'000'000'000;
+  return s * 1'000'000'000;
 }
 
 // The error of an answer other than 200, as a call's: busy or stopping (429, 503) is
