@@ -372,6 +372,8 @@ int main(int argc, char** argv) {
       m.nodes[i].errors -= before[i].errors;
       m.nodes[i].run_ns -= before[i].run_ns;
       m.nodes[i].queue_ns -= before[i].queue_ns;
+      m.nodes[i].retries -= before[i].retries;
+      m.nodes[i].fallbacks -= before[i].fallbacks;
     }
     m.summary = bench::summarize(r.samples, r.duration_s);
     m.run = std::move(r);
@@ -437,8 +439,9 @@ int main(int argc, char** argv) {
       for (const auto& [k, n] : s.errors_by_kind) errors[k] = n;
       boost::json::array nodes;
       for (const auto& n : m.nodes) {
-        nodes.push_back({{"node", n.name}, {"kind", n.kind}, {"runs", n.runs}, {"errors", n.errors},
-                         {"run_ms_total", static_cast<double>(n.run_ns) / 1e6}, {"queue_ms_total", static_cast<double>(n.queue_ns) / 1e6}});
+        nodes.push_back({{"node", n.name}, {"kind", n.kind}, {"runs", n.runs}, {"errors", n.errors}, {"retries", n.retries},
+                         {"fallbacks", n.fallbacks}, {"run_ms_total", static_cast<double>(n.run_ns) / 1e6},
+                         {"queue_ms_total", static_cast<double>(n.queue_ns) / 1e6}});
       }
       boost::json::array batched;
       for (const auto& b : m.batched) {

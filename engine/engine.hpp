@@ -58,9 +58,11 @@ struct NodeStats {
   std::string name;
   std::string_view kind;       // "call", "op", "group", ...
   std::uint64_t runs = 0;      // successful executions
-  std::uint64_t errors = 0;    // failed attempts
+  std::uint64_t errors = 0;    // failures that stood after the node's retries
   std::uint64_t run_ns = 0;    // time running (model calls and structured nodes; a batched call its share of the batch)
   std::uint64_t queue_ns = 0;  // time model calls waited for a pool thread or their batch
+  std::uint64_t retries = 0;   // attempts begun again after a failure
+  std::uint64_t fallbacks = 0; // fallbacks run after a failure
 };
 
 // Cumulative figures of one endpoint since the engine started.

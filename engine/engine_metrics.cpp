@@ -48,11 +48,31 @@ std::string Engine::metrics_text() const {
                          ex->metrics->nodes[plan::index(n.id)].runs.load());
     }
   }
-  header("braid_node_errors_total", "counter", "Node attempts that failed (before retries and fallbacks), per node.");
+  header("braid_node_errors_total", "counter",
+         "Node failures that stood after the node's retries (its fallback, if any, then ran), per node.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {
       out += fmt::format("braid_node_errors_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
                          ex->metrics->nodes[plan::index(n.id)].errors.load());
+    }
+  }
+  // Only for the nodes that may retry (calls, whose model may set `retries`, and nodes that set
+  // it) or fall back: the others' would always be 0.
+  auto may_retry = [](const plan::Node& n) { return n.options.retries > 0 || std::holds_alternative<plan::CallNode>(n.kind); };
+  header("braid_node_retries_total", "counter", "Attempts a node began again after a failure (`retries`), per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      if (!may_retry(n)) continue;
+      out += fmt::format("braid_node_retries_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
+                         ex->metrics->nodes[plan::index(n.id)].retries.load());
+    }
+  }
+  header("braid_node_fallbacks_total", "counter", "Fallbacks a node ran after its failure (`fallback`), per node.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      if (!n.options.fallback) continue;
+      out += fmt::format("braid_node_fallbacks_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
+                         ex->metrics->nodes[plan::index(n.id)].fallbacks.load());
     }
   }
   header("braid_node_duration_seconds", "histogram", "Latency of model calls, groups, maps and switches, per node.");
@@ -187,7 +207,8 @@ std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
   std::vector<NodeStats> out;
   for (const auto& n : ep.endpoint->nodes) {
     const auto& m = ex.metrics->nodes[plan::index(n.id)];
-    out.push_back({n.name, n.kind_name(), m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load()});
+    out.push_back({n.name, n.kind_name(), m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load(), m.retries.load(),
+                   m.fallbacks.load()});
   }
   return out;
 }

@@ -362,6 +362,7 @@ std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::u
                              static_cast<double>(wait) / 1e6);
     return std::nullopt;
   }
+  f.run->ex->metrics->nodes[plan::index(n.id)].retries.fetch_add(1, std::memory_order_relaxed);
   return wait;
 }
 

@@ -412,6 +412,7 @@ void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
 
 void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error cause) {
   const plan::Node& n = node_of(*f, local);
+  f->run->ex->metrics->nodes[plan::index(n.id)].fallbacks.fetch_add(1, std::memory_order_relaxed);
   auto child = make_frame(f->run, f, *n.options.fallback, [f, local, cause](Result<Value> r) {
     if (r) return node_result(f, local, kFallbackAttempt, std::move(r));
     Error e = cause;
@@ -423,6 +424,7 @@ void run_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, Error ca
 
 void run_stream_fallback(const std::shared_ptr<Frame>& f, std::uint32_t local, std::shared_ptr<ValueStream> s, Error cause) {
   const plan::Node& n = node_of(*f, local);
+  f->run->ex->metrics->nodes[plan::index(n.id)].fallbacks.fetch_add(1, std::memory_order_relaxed);
   // The node ends once, with `s`. A stream a node of the region publishes ends the node when it
   // ends; should it fail, the region fails with it, and the node ends once both have happened:
   // every item of the stream handed on, and the region's node counted (its frame's end), as

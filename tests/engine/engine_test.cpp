@@ -219,6 +219,18 @@ TEST_SUITE("engine") {
     REQUIRE(!f);
     CHECK(f.error().message == "flaky failure");
     CHECK(h.fake->stats("flk").calls == 5);  // 3 before, then 2 attempts
+    // In the node's figures: the attempts begun again, the failures that stood.
+    auto call_of = [&](const char* ep) {
+      for (const auto& n : h.engine->node_stats(*h.engine->find("test", ep))) {
+        if (n.kind == "call") return n;
+      }
+      FAIL("no call node in " << ep);
+      return engine::NodeStats{};
+    };
+    CHECK(call_of("twice").retries == 2);
+    CHECK(call_of("twice").errors == 0);
+    CHECK(call_of("once").retries == 1);
+    CHECK(call_of("once").errors == 1);
   }
 
   TEST_CASE("fallback: a failing node yields its fallback's value") {
@@ -236,6 +248,12 @@ TEST_SUITE("engine") {
     auto f = h.run("both", {Value("x")});
     REQUIRE(!f);
     CHECK(f.error().message.find("its fallback failed too") != std::string::npos);
+    const std::string metrics = h.engine->metrics_text();
+    for (const char* ep : {"lit", "call", "both"}) {
+      CHECK_MESSAGE(metrics.find(fmt::format(R"(braid_node_fallbacks_total{{graph="test",endpoint="{}",node="bad.fail#)", ep)) !=
+                        std::string::npos, ep);
+    }
+    CHECK(metrics.find(R"(braid_node_retries_total{graph="test",endpoint="call",node="bad.fail#1"} 1)") != std::string::npos);
   }
 
   TEST_CASE("the endpoint deadline cancels whatever still runs") {

@@ -337,6 +337,11 @@ endpoint fb_gated(key: str) -> stream<str> { return src.broken(0) with { fallbac
   const std::string metrics = h.engine->metrics_text();
   CHECK(metrics.find(R"(braid_node_errors_total{graph="test",endpoint="fb_fails",node="src.broken#2"} 1)") != std::string::npos);
   CHECK(metrics.find(R"(braid_node_errors_total{graph="test",endpoint="fb_fails",node="src.broken#4"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(braid_node_fallbacks_total{graph="test",endpoint="fb_fails",node="src.broken#2"} 1)") != std::string::npos);
+  // Ran once (the call failed before its first item), not for the run that failed after it.
+  CHECK(metrics.find(R"(braid_node_fallbacks_total{graph="test",endpoint="fb",node="src.broken#2"} 1)") != std::string::npos);
+  // A node without a fallback has no such series.
+  CHECK(metrics.find(R"(braid_node_fallbacks_total{graph="test",endpoint="fb_fails",node="src.broken#4"})") == std::string::npos);
 }
 
 TEST_CASE("stream: a streaming call tries again when it fails before its first item") {
@@ -372,6 +377,13 @@ endpoint refused_then(key: str) -> stream<str> { return busy.gated(2, key) with 
   REQUIRE(out.error);
   CHECK(out.error->message.find("flaky failure") != std::string::npos);
   CHECK(h.fake->stats("flaky").calls == 6);
+  // Two retries a run; one failure stood.
+  for (const auto& n : h.engine->node_stats(*h.engine->find("test", "again"))) {
+    if (n.kind != "call") continue;
+    CHECK(n.retries == 4);
+    CHECK(n.errors == 1);
+    CHECK(n.fallbacks == 0);
+  }
 
   h.fake->flaky_failures = 7;  // the next call (the 7th) fails, the one after it answers
   auto mapped = h.run("mapped", {Value("a b")});
