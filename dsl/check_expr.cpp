@@ -100,9 +100,31 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
           if (o.name.name == "timeout") diags_->report(Diag::timeout_not_on_call, o.name.span);
         }
       }
+      check_backoff(*e, call ? call->model : nullptr);
     }
   }
   return t;
+}
+
+// A `backoff` waits before another attempt: without `retries` (the node's, or its model's for a
+// call) there is none.
+void Checker::check_backoff(const Expr& e, const ModelDecl* model) {
+  auto int_of = [](const std::vector<OptionItem>& options, std::string_view name) -> std::optional<std::int64_t> {
+    for (const auto& o : options) {
+      const auto* lit = o.value ? std::get_if<Literal>(&o.value->node) : nullptr;
+      if (o.name.name == name && lit && (lit->kind == Literal::Kind::Int || lit->kind == Literal::Kind::Duration)) return lit->i;
+    }
+    return std::nullopt;
+  };
+  const OptionItem* backoff = nullptr;
+  for (const auto& o : e.with) {
+    if (o.name.name == "backoff") backoff = &o;
+  }
+  if (!backoff || int_of(e.with, "backoff").value_or(0) <= 0) return;
+  if (int_of(e.with, "retries").value_or(0) > 0) return;
+  if (model && int_of(model->options, "retries").value_or(0) > 0) return;  // a node's 0 leaves its model's
+  const std::string who = model ? fmt::format("the call, and its model `{}`, have", model->name.name) : std::string("the node has");
+  diags_->report(Diag::backoff_without_retries, backoff->name.span, who);
 }
 
 TypeRef Checker::check_expr_inner(Expr& e, Scope& scope) {
