@@ -521,14 +521,17 @@ int main(int argc, char** argv) {
   }
   for (const auto& m : results) {
     if (m.nodes.empty()) continue;
-    std::printf("\nwhere the time went (%s; per request, over %zu requests):\n\n", m.mode.c_str(), m.summary.requests);
-    // Retries and fallbacks, in columns of their own when a node had any.
-    const bool recovered = std::any_of(m.nodes.begin(), m.nodes.end(), [](const auto& n) { return n.retries || n.fallbacks; });
+    std::printf("\nwhere the time went (%s; per request, over %zu requests; errors, retries and fallbacks in all):\n\n", m.mode.c_str(),
+                m.summary.requests);
+    auto shown = [](const engine::NodeStats& n) { return n.kind == "call" || n.kind == "group" || n.kind == "map" || n.kind == "switch"; };
+    // Retries and fallbacks, in columns of their own when a node shown had any.
+    const bool recovered =
+        std::any_of(m.nodes.begin(), m.nodes.end(), [&](const auto& n) { return shown(n) && (n.retries || n.fallbacks); });
     std::printf("| node | kind | runs/request | errors |%s run (ms) | queue wait (ms) |\n|---|---|---:|---:|%s---:|---:|\n",
                 recovered ? " retries | fallbacks |" : "", recovered ? "---:|---:|" : "");
     double reqs = std::max<double>(1, static_cast<double>(m.summary.requests));
     for (const auto& n : m.nodes) {
-      if (n.kind != "call" && n.kind != "group" && n.kind != "map" && n.kind != "switch") continue;
+      if (!shown(n)) continue;
       const std::string recovery = recovered ? fmt::format(" {} | {} |", n.retries, n.fallbacks) : "";
       std::printf("| `%s` | %.*s | %.2f | %llu |%s %.3f | %.3f |\n", n.name.c_str(), static_cast<int>(n.kind.size()), n.kind.data(),
                   static_cast<double>(n.runs) / reqs, static_cast<unsigned long long>(n.errors), recovery.c_str(),

@@ -100,7 +100,9 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
           if (o.name.name == "timeout") diags_->report(Diag::timeout_not_on_call, o.name.span);
         }
       }
-      check_backoff(*e, call ? call->model : nullptr);
+      // Not where an error already stands: an option refused, a call that does not resolve.
+      const bool refused_options = t->is_stream() ? !(call && call->model) : collects;
+      if (!refused_options && !t->is_error() && (!call || call->model || call->op)) check_backoff(*e, call ? call->model : nullptr);
     }
   }
   return t;
@@ -109,10 +111,15 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
 // A `backoff` waits before another attempt: without `retries` (the node's, or its model's for a
 // call) there is none.
 void Checker::check_backoff(const Expr& e, const ModelDecl* model) {
-  auto int_of = [](const std::vector<OptionItem>& options, std::string_view name) -> std::optional<std::int64_t> {
+  // An option's value; nullopt when it is not there. `ok` is false when it is there but not a
+  // literal of `kind` (an error already reported, so nothing is said here).
+  bool ok = true;
+  auto value_of = [&ok](const std::vector<OptionItem>& options, std::string_view name, Literal::Kind kind) -> std::optional<std::int64_t> {
     for (const auto& o : options) {
+      if (o.name.name != name) continue;
       const auto* lit = o.value ? std::get_if<Literal>(&o.value->node) : nullptr;
-      if (o.name.name == name && lit && (lit->kind == Literal::Kind::Int || lit->kind == Literal::Kind::Duration)) return lit->i;
+      if (lit && lit->kind == kind) return lit->i;
+      ok = false;
     }
     return std::nullopt;
   };
@@ -120,9 +127,11 @@ void Checker::check_backoff(const Expr& e, const ModelDecl* model) {
   for (const auto& o : e.with) {
     if (o.name.name == "backoff") backoff = &o;
   }
-  if (!backoff || int_of(e.with, "backoff").value_or(0) <= 0) return;
-  if (int_of(e.with, "retries").value_or(0) > 0) return;
-  if (model && int_of(model->options, "retries").value_or(0) > 0) return;  // a node's 0 leaves its model's
+  if (!backoff) return;
+  const std::int64_t wait = value_of(e.with, "backoff", Literal::Kind::Duration).value_or(0);
+  const std::int64_t own = value_of(e.with, "retries", Literal::Kind::Int).value_or(0);
+  const std::int64_t models = model ? value_of(model->options, "retries", Literal::Kind::Int).value_or(0) : 0;
+  if (!ok || wait <= 0 || own > 0 || models > 0) return;  // a node's `retries = 0` leaves its model's
   const std::string who = model ? fmt::format("the call, and its model `{}`, have", model->name.name) : std::string("the node has");
   diags_->report(Diag::backoff_without_retries, backoff->name.span, who);
 }

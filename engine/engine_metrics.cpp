@@ -48,26 +48,29 @@ std::string Engine::metrics_text() const {
                          ex->metrics->nodes[plan::index(n.id)].runs.load());
     }
   }
-  header("braid_node_errors_total", "counter",
-         "Node failures that stood after the node's retries (its fallback, if any, then ran), per node.");
+  header("braid_node_errors_total", "counter", "Node failures that stood after the node's retries (a fallback may then have answered), per node.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {
       out += fmt::format("braid_node_errors_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
                          ex->metrics->nodes[plan::index(n.id)].errors.load());
     }
   }
-  // Only for the nodes that may retry (calls, whose model may set `retries`, and nodes that set
-  // it) or fall back: the others' would always be 0.
-  auto may_retry = [](const plan::Node& n) { return n.options.retries > 0 || std::holds_alternative<plan::CallNode>(n.kind); };
-  header("braid_node_retries_total", "counter", "Attempts a node began again after a failure (`retries`), per node.");
+  // Only for the nodes that may retry (their `retries`, or their model's) or fall back: the
+  // others' would always be 0.
+  auto may_retry = [](const detail::ExecEndpoint& ex, const plan::Node& n) {
+    if (n.options.retries > 0) return true;
+    const auto* c = std::get_if<plan::CallNode>(&n.kind);
+    return c && ex.ref.plan->models[plan::index(c->model)].options.retries > 0;
+  };
+  header("braid_node_retries_total", "counter", "Attempts a node began again after a failure (`retries`), per node that may retry.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {
-      if (!may_retry(n)) continue;
+      if (!may_retry(*ex, n)) continue;
       out += fmt::format("braid_node_retries_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
                          ex->metrics->nodes[plan::index(n.id)].retries.load());
     }
   }
-  header("braid_node_fallbacks_total", "counter", "Fallbacks a node ran after its failure (`fallback`), per node.");
+  header("braid_node_fallbacks_total", "counter", "Fallbacks a node ran after its failure (`fallback`), per node that has one.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {
       if (!n.options.fallback) continue;

@@ -362,8 +362,11 @@ std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::u
                              static_cast<double>(wait) / 1e6);
     return std::nullopt;
   }
-  f.run->ex->metrics->nodes[plan::index(n.id)].retries.fetch_add(1, std::memory_order_relaxed);
   return wait;
+}
+
+void count_retry(const Frame& f, std::uint32_t local) {
+  f.run->ex->metrics->nodes[plan::index(node_of(f, local).id)].retries.fetch_add(1, std::memory_order_relaxed);
 }
 
 void after_backoff(const std::shared_ptr<Frame>& f, std::int64_t ns, std::function<void()> then) {
@@ -390,6 +393,7 @@ void after_backoff(const std::shared_ptr<Frame>& f, std::int64_t ns, std::functi
 
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
   if (f->cancelled()) return stop_cancelled(*f);
+  count_retry(*f, local);
   with_ready_queue([&] { exec_node(f, local, attempt); });
 }
 

@@ -429,6 +429,8 @@ void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::u
 // start before the run's deadline is not waited for: `e` says so, and the node goes on to its
 // fallback (or fails) at once.
 std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e);
+// Counts a retry of node `local` as it begins (braid_node_retries_total).
+void count_retry(const Frame& f, std::uint32_t local);
 // Calls `then` on the engine's pool after `ns`, or sooner should `f` be cancelled meanwhile (by
 // its caller, whose cancellation is a flag and not a signal: the wait looks at it every
 // kBackoffPoll). Dropped uncalled when the engine stops.

@@ -242,6 +242,7 @@ void retry_stream(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uin
         // Not through schedule_retry (exec_node), which drops a frame it finds cancelled: a
         // cancellation from now on still ends `published`, through the next attempt's own end.
         const plan::Node& n = node_of(*f, local);
+        count_retry(*f, local);
         return with_ready_queue([&] { exec_call(f, local, attempt + 1, n, std::get<plan::CallNode>(n.kind)); });
       }
       published->end(make_error(ErrorCode::Cancelled, "cancelled"));

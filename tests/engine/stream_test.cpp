@@ -14,6 +14,7 @@
 #include "engine/engine.hpp"
 #include "engine/stream.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/engine/freed_probe.hpp"
 #include "tests/engine/model_stats.hpp"
 #include "tests/engine/stream_drain.hpp"
 
@@ -54,24 +55,6 @@ struct Harness {
     return engine->run(*ep, std::move(inputs), o).get();
   }
 };
-
-// A tensor whose storage says when it is freed: as a request's input, it lives as long as the
-// request's state (its frames hold it).
-struct FreedProbe final : engine::TensorStorage {
-  std::atomic<bool>* freed;
-  float x = 0;
-  explicit FreedProbe(std::atomic<bool>* f) : freed(f) {}
-  ~FreedProbe() override { freed->store(true); }
-  const void* host_data() const override { return &x; }
-  std::size_t bytes() const override { return sizeof x; }
-};
-
-Value probe(std::atomic<bool>* freed) {
-  engine::Tensor t;
-  t.shape = {1};
-  t.storage = std::make_shared<FreedProbe>(freed);
-  return Value(std::move(t));
-}
 
 std::vector<std::string> strs(const Value& v) {
   std::vector<std::string> out;
@@ -465,88 +448,6 @@ endpoint plain(key: str) -> stream<str> { return src.gated(3, key) }
 }  // namespace braid::test
 
 namespace braid::test {
-
-// Waits (up to 10 s) until `flag` is set.
-static bool eventually(const std::atomic<bool>& flag) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!flag.load()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
-// A backoff of an hour: the request's cancellation ends the wait, and a wait that would pass
-// the request's deadline is not begun (the test waits 10 s at most for what follows them).
-TEST_CASE("stream: a retry's backoff is not waited out by a cancelled request, nor begun past its deadline") {
-  Harness h(R"(
-model flaky = torch "flaky.pt" {
-  def flaky_words(text: str) -> stream<str>
-  def flaky(x: str) -> str
-}
-endpoint streamed(text: str) -> stream<str> { return flaky.flaky_words(text) with { retries = 3, backoff = 1h } }
-endpoint single(x: str) -> str { return flaky.flaky(x) with { retries = 3, backoff = 1h } }
-endpoint single_or(x: str) -> str { return flaky.flaky(x) with { retries = 3, backoff = 1h, fallback = m.upper(x) } }
-endpoint streamed_or(text: str) -> stream<str> {
-  return flaky.flaky_words(text) with { retries = 3, backoff = 1h, fallback = src.words("the spare") }
-}
-endpoint collected(_probe: tensor, text: str) -> list<str> {
-  return collect(flaky.flaky_words(text) with { retries = 3, backoff = 1h })
-}
-)");
-  h.fake->flaky_failures = 1'000'000;
-  auto failed_once = [](const FakeBackend::Stats& s) { return s.finished >= 1; };
-  engine::RunOptions within_10s;
-  within_10s.deadline_ns = 10'000'000'000;
-
-  SUBCASE("the caller cancels a stream waiting to try again") {
-    engine::CallContext cancel;
-    engine::RunOptions o;
-    o.cancel = &cancel;
-    Drain d(stream_of(h.run("streamed", {Value("a b")}, o)));
-    REQUIRE(h.fake->wait_for("flaky", failed_once));
-    cancel.cancel();
-    REQUIRE(d.wait_end());
-    REQUIRE(d.error);
-    // Cancelled, or the model's failure should the cancellation come before the engine saw it.
-    CHECK((d.error->code == ErrorCode::Cancelled || d.error->message.find("flaky failure") != std::string::npos));
-    CHECK(d.items.empty());
-    CHECK(h.fake->stats("flaky").calls == 1);  // not tried again
-  }
-  SUBCASE("the caller cancels a call waiting to try again") {
-    engine::CallContext cancel;
-    engine::RunOptions o;
-    o.cancel = &cancel;
-    auto f = h.engine->run(*h.engine->find("test", "single"), {Value("x")}, o);
-    REQUIRE(h.fake->wait_for("flaky", failed_once));
-    cancel.cancel();
-    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
-    auto r = f.get();
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().code == ErrorCode::Cancelled);
-    CHECK(h.fake->stats("flaky").calls == 1);
-  }
-  SUBCASE("a wait past the deadline is not begun: the failure stands at once, saying why") {
-    std::atomic<bool> freed{false};
-    auto r = h.run("collected", {probe(&freed), Value("a b")}, within_10s);
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().code == ErrorCode::ModelError);
-    CHECK(r.error().message.find("flaky failure (not tried again: the wait of 3600000 ms before another try would pass "
-                                 "the request's deadline)") != std::string::npos);
-    CHECK(h.fake->stats("flaky").calls == 1);
-    CHECK(eventually(freed));  // nothing waits for the hour
-  }
-  SUBCASE("... and the fallback answers instead, for a call and for a stream") {
-    auto r = h.run("single_or", {Value("x")}, within_10s);
-    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().describe()));
-    CHECK(r->as_str() == "X");
-    Drain d(stream_of(h.run("streamed_or", {Value("a b")}, within_10s)));
-    REQUIRE(d.wait_end());
-    CHECK_FALSE(d.error);
-    CHECK(d.items == std::vector<std::string>{"the", "spare"});
-    CHECK(h.fake->stats("flaky").calls == 2);
-  }
-}
 
 // Teardown drops what waits: a stream waiting for its step, a call in a batch window, a retry's
 // backoff. An `each` whose input or items were dropped so abandons its own stream, whose reader

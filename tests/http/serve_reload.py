@@ -68,7 +68,7 @@ with tempfile.TemporaryDirectory() as tmp:
         result = {}
 
         def slow():
-            result["r"] = request(port, "POST", "/live/work", {"text": "done", "rounds": 40000})
+            result["r"] = request(port, "POST", "/live/work", {"text": "done", "rounds": 400000})
 
         t = threading.Thread(target=slow)
         t.start()
