@@ -129,10 +129,11 @@ void Checker::check_backoff(const Expr& e, const ModelDecl* model) {
   }
   if (!backoff) return;
   const std::int64_t wait = value_of(e.with, "backoff", Literal::Kind::Duration).value_or(0);
-  const std::int64_t own = value_of(e.with, "retries", Literal::Kind::Int).value_or(0);
+  const std::optional<std::int64_t> own = value_of(e.with, "retries", Literal::Kind::Int);
   const std::int64_t models = model ? value_of(model->options, "retries", Literal::Kind::Int).value_or(0) : 0;
-  if (!ok || wait <= 0 || own > 0 || models > 0) return;  // a node's `retries = 0` leaves its model's
-  const std::string who = model ? fmt::format("the call, and its model `{}`, have", model->name.name) : std::string("the node has");
+  // The node's `retries`, when it sets them (`0` turns its model's off), else its model's.
+  if (!ok || wait <= 0 || (own ? *own : models) > 0) return;
+  const std::string who = own || !model ? std::string("the node has") : fmt::format("the call, and its model `{}`, have", model->name.name);
   diags_->report(Diag::backoff_without_retries, backoff->name.span, who);
 }
 

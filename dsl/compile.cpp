@@ -196,7 +196,7 @@ class Lowerer {
       NodeId id = *ep_.values[index(v)].producer;
       NodeOptions opts;
       opts.timeout_ns = option_int(e.with, "timeout", 0);
-      opts.retries = static_cast<std::uint32_t>(option_int(e.with, "retries", 0));
+      if (const std::int64_t r = option_int(e.with, "retries", -1); r >= 0) opts.retries = static_cast<std::uint32_t>(r);
       opts.backoff_ns = option_int(e.with, "backoff", 0);
       if (const Expr* fb = option_expr(e.with, "fallback")) {
         RegionId saved = cur_;

@@ -144,7 +144,8 @@ using NodeKind = std::variant<InputNode, ConstNode, CallNode, OpNode, ListNode, 
 
 struct NodeOptions {
   std::int64_t timeout_ns = 0;   // 0: none
-  std::uint32_t retries = 0;
+  // Set: the node's own (`0` turns its model's off for this call); unset: its model's, for a call.
+  std::optional<std::uint32_t> retries;
   std::int64_t backoff_ns = 0;
   std::optional<RegionId> fallback;
 };

@@ -46,7 +46,7 @@ class TextDumper {
     out_ += fmt::format(" : {}", out.type->to_string());
     out_ += fmt::format("  # n{} `{}` {}:{}", index(n.id), n.name, n.loc.line, n.loc.col);
     if (n.options.timeout_ns) out_ += fmt::format(" timeout={}", duration_text(n.options.timeout_ns));
-    if (n.options.retries) out_ += fmt::format(" retries={}", n.options.retries);
+    if (n.options.retries) out_ += fmt::format(" retries={}", *n.options.retries);
     if (n.options.backoff_ns) out_ += fmt::format(" backoff={}", duration_text(n.options.backoff_ns));
     out_ += "\n";
     auto sub = [&](std::string_view label, RegionId r) {

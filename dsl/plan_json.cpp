@@ -93,7 +93,7 @@ json::object node_json(const Plan& p, const Node& n) {
       },
       n.kind);
   if (n.options.timeout_ns) o["timeout_ns"] = n.options.timeout_ns;
-  if (n.options.retries) o["retries"] = n.options.retries;
+  if (n.options.retries) o["retries"] = *n.options.retries;
   if (n.options.backoff_ns) o["backoff_ns"] = n.options.backoff_ns;
   if (n.options.fallback) o["fallback"] = index(*n.options.fallback);
   return o;

@@ -181,7 +181,7 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
     if (!reg.owner) return true;
     const plan::Node& owner = ep.node(*reg.owner);
     // A retried owner runs this region again, unless it is the owner's fallback (never retried).
-    if (owner.options.retries > 0 && owner.options.fallback != r) once_a_run = false;
+    if (owner.options.retries.value_or(0) > 0 && owner.options.fallback != r) once_a_run = false;
     starts = starts && ready_at_start(ep, *cur);
     if (const auto* m = std::get_if<plan::MapNode>(&owner.kind)) {
       once_a_run = false;

@@ -58,7 +58,7 @@ std::string Engine::metrics_text() const {
   // Only for the nodes that may retry (their `retries`, or their model's) or fall back: the
   // others' would always be 0.
   auto may_retry = [](const detail::ExecEndpoint& ex, const plan::Node& n) {
-    if (n.options.retries > 0) return true;
+    if (n.options.retries) return *n.options.retries > 0;
     const auto* c = std::get_if<plan::CallNode>(&n.kind);
     return c && ex.ref.plan->models[plan::index(c->model)].options.retries > 0;
   };

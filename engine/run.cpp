@@ -15,13 +15,13 @@ namespace {
 
 using namespace std::chrono;
 
+}  // namespace
+
 std::uint32_t retries_of(const Frame& f, const plan::Node& n) {
-  if (n.options.retries) return n.options.retries;
+  if (n.options.retries) return *n.options.retries;
   if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return f.run->model(c->model).model->options.retries;
   return 0;
 }
-
-}  // namespace
 
 void run_with_ready_queue(const std::function<void()>& fn) { with_ready_queue(fn); }
 

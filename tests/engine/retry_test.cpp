@@ -32,6 +32,10 @@ model flaky = torch "flaky.pt" {
   def flaky_words(text: str) -> stream<str>
   def flaky(x: str) -> str
 }
+model retried = torch "retried.pt" {
+  retries = 2
+  def flaky(x: str) -> str
+}
 )";
 
 struct Harness {
@@ -155,6 +159,23 @@ endpoint again(x: str) -> str { return flaky.flaky(x) with { retries = 3, backof
   auto again = h.run("again", {Value("y")});
   REQUIRE_MESSAGE(again.ok(), (again.ok() ? "" : again.error().describe()));
   CHECK(h.call_of("again", "flaky").retries == 2);
+}
+
+// A call's `retries`, when it sets them, are its own: `0` turns its model's off.
+TEST_CASE("retries: a call's own `retries = 0` turns its model's off") {
+  Harness h(R"(
+endpoint models(x: str) -> str { return retried.flaky(x) }
+endpoint turned_off(x: str) -> str { return retried.flaky(x) with { retries = 0 } }
+)");
+  h.fake->flaky_failures = 2;  // calls 1 and 2 fail
+  auto none = h.run("turned_off", {Value("x")});
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().message == "flaky failure");
+  CHECK(h.fake->stats("retried").calls == 1);
+  auto models = h.run("models", {Value("y")});
+  REQUIRE_MESSAGE(models.ok(), (models.ok() ? "" : models.error().describe()));
+  CHECK(models->as_str() == "y");
+  CHECK(h.fake->stats("retried").calls == 3);
 }
 
 }  // namespace braid::test
