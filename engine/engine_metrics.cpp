@@ -57,15 +57,10 @@ std::string Engine::metrics_text() const {
   }
   // Only for the nodes that may retry (their `retries`, or their model's) or fall back: the
   // others' would always be 0.
-  auto may_retry = [](const detail::ExecEndpoint& ex, const plan::Node& n) {
-    if (n.options.retries) return *n.options.retries > 0;
-    const auto* c = std::get_if<plan::CallNode>(&n.kind);
-    return c && ex.ref.plan->models[plan::index(c->model)].options.retries > 0;
-  };
   header("braid_node_retries_total", "counter", "Attempts a node began again after a failure (`retries`), per node that may retry.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {
-      if (!may_retry(*ex, n)) continue;
+      if (detail::retries_of(*ex, n) == 0) continue;
       out += fmt::format("braid_node_retries_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
                          ex->metrics->nodes[plan::index(n.id)].retries.load());
     }

@@ -17,9 +17,9 @@ using namespace std::chrono;
 
 }  // namespace
 
-std::uint32_t retries_of(const Frame& f, const plan::Node& n) {
+std::uint32_t retries_of(const ExecEndpoint& ex, const plan::Node& n) {
   if (n.options.retries) return *n.options.retries;
-  if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return f.run->model(c->model).model->options.retries;
+  if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) return ex.ref.plan->models[plan::index(c->model)].options.retries;
   return 0;
 }
 
@@ -350,7 +350,7 @@ void node_end(const std::shared_ptr<Frame>& f, std::uint32_t local, std::optiona
 
 std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e) {
   const plan::Node& n = node_of(f, local);
-  if (attempt == kFallbackAttempt || attempt >= retries_of(f, n)) return std::nullopt;
+  if (attempt == kFallbackAttempt || attempt >= retries_of(*f.run->ex, n)) return std::nullopt;
   std::int64_t wait = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
   // A model that refused the call (its queue is full, or a remote server's) is not asked again
   // at once: only after the node's backoff or, without one, the wait the server asked for

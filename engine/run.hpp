@@ -438,7 +438,7 @@ inline constexpr std::chrono::milliseconds kBackoffPoll{100};
 void after_backoff(const std::shared_ptr<Frame>& f, std::int64_t ns, std::function<void()> then);
 // How many times node `n` may try again: its own `retries` when it sets them (0 included), else,
 // for a call, its model's.
-std::uint32_t retries_of(const Frame& f, const plan::Node& n);
+std::uint32_t retries_of(const ExecEndpoint& ex, const plan::Node& n);
 // The attempt number of a fallback's result: no retries, no second fallback.
 inline constexpr std::uint32_t kFallbackAttempt = ~std::uint32_t{0};
 // Per value of `ep`, whether it must be readable in host memory (residency.cpp). In

@@ -270,7 +270,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std:
   // unless the node may try again or fall back when the call fails before its first item. The
   // first attempt publishes; the others write into what it published.
   auto s = std::make_shared<ValueStream>();
-  const bool separate = n.options.fallback || retries_of(*f, n) > 0;
+  const bool separate = n.options.fallback || retries_of(*f->run->ex, n) > 0;
   std::shared_ptr<ValueStream> published = s;
   if (attempt > 0) {
     published = f->lookup(n.output).as_stream();

@@ -10,6 +10,7 @@
 
 #include "engine/engine.hpp"
 #include "tests/engine/fake_backend.hpp"
+#include "tests/engine/harness.hpp"
 #include "tests/engine/model_stats.hpp"
 
 namespace braid::test {
@@ -37,24 +38,7 @@ model {} = torch "{}.pt" {{
                      name, name, options);
 }
 
-struct Harness {
-  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
-  std::shared_ptr<engine::Engine> engine;
-
-  explicit Harness(const std::string& graph, unsigned threads = 4, bool sequential = false) {
-    engine::BackendRegistry r;
-    r.add(fake);
-    auto e = engine::Engine::create({compile_graph(graph)}, r, {threads, sequential});
-    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
-    engine = std::move(e.value());
-  }
-
-  engine::Result<Value> run(const std::string& endpoint, std::vector<Value> inputs, engine::RunOptions o = {}) {
-    auto ep = engine->find("test", endpoint);
-    REQUIRE(ep);
-    return engine->run(*ep, std::move(inputs), o).get();
-  }
-};
+using Harness = FakeHarness;
 
 std::string describe(const engine::Result<Value>& r) { return r ? "ok" : r.error().describe(); }
 
@@ -220,17 +204,10 @@ TEST_SUITE("engine") {
     CHECK(f.error().message == "flaky failure");
     CHECK(h.fake->stats("flk").calls == 5);  // 3 before, then 2 attempts
     // In the node's figures: the attempts begun again, the failures that stood.
-    auto call_of = [&](const char* ep) {
-      for (const auto& n : h.engine->node_stats(*h.engine->find("test", ep))) {
-        if (n.kind == "call") return n;
-      }
-      FAIL("no call node in " << ep);
-      return engine::NodeStats{};
-    };
-    CHECK(call_of("twice").retries == 2);
-    CHECK(call_of("twice").errors == 0);
-    CHECK(call_of("once").retries == 1);
-    CHECK(call_of("once").errors == 1);
+    CHECK(h.call_of("twice", "flk").retries == 2);
+    CHECK(h.call_of("twice", "flk").errors == 0);
+    CHECK(h.call_of("once", "flk").retries == 1);
+    CHECK(h.call_of("once", "flk").errors == 1);
   }
 
   TEST_CASE("fallback: a failing node yields its fallback's value") {

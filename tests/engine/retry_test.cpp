@@ -11,6 +11,7 @@
 #include "engine/stream.hpp"
 #include "tests/engine/fake_backend.hpp"
 #include "tests/engine/freed_probe.hpp"
+#include "tests/engine/harness.hpp"
 #include "tests/engine/stream_drain.hpp"
 
 namespace braid::test {
@@ -38,29 +39,9 @@ model retried = torch "retried.pt" {
 }
 )";
 
-struct Harness {
-  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
-  std::shared_ptr<engine::Engine> engine;
-
-  explicit Harness(const std::string& endpoints) {
-    engine::BackendRegistry r;
-    r.add(fake);
-    auto e = engine::Engine::create({compile_graph(std::string(kModels) + endpoints)}, r, {4});
-    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
-    engine = std::move(e.value());
-  }
-  engine::Result<Value> run(const std::string& endpoint, std::vector<Value> inputs, engine::RunOptions o = {}) {
-    auto ep = engine->find("test", endpoint);
-    REQUIRE(ep);
-    return engine->run(*ep, std::move(inputs), o).get();
-  }
-  engine::NodeStats call_of(const std::string& endpoint, const std::string& model) {
-    for (const auto& n : engine->node_stats(*engine->find("test", endpoint))) {
-      if (n.kind == "call" && n.name.starts_with(model + ".")) return n;
-    }
-    FAIL("no call of " << model << " in " << endpoint);
-    return {};
-  }
+// The graph's models, then the test's endpoints.
+struct Harness : FakeHarness {
+  explicit Harness(const std::string& endpoints) : FakeHarness(std::string(kModels) + endpoints) {}
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "engine/stream.hpp"
 #include "tests/engine/fake_backend.hpp"
 #include "tests/engine/freed_probe.hpp"
+#include "tests/engine/harness.hpp"
 #include "tests/engine/model_stats.hpp"
 #include "tests/engine/stream_drain.hpp"
 
@@ -38,22 +39,10 @@ model m = torch "m.pt" {
 }
 )";
 
-struct Harness {
-  std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
-  std::shared_ptr<engine::Engine> engine;
-
-  explicit Harness(const std::string& endpoints, bool sequential = false) {
-    engine::BackendRegistry r;
-    r.add(fake);
-    auto e = engine::Engine::create({compile_graph(std::string(kModels) + endpoints)}, r, {4, sequential});
-    REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().describe()));
-    engine = std::move(e.value());
-  }
-  engine::Result<Value> run(const std::string& endpoint, std::vector<Value> inputs, engine::RunOptions o = {}) {
-    auto ep = engine->find("test", endpoint);
-    REQUIRE(ep);
-    return engine->run(*ep, std::move(inputs), o).get();
-  }
+// The graph's models, then the test's endpoints.
+struct Harness : FakeHarness {
+  explicit Harness(const std::string& endpoints, bool sequential = false)
+      : FakeHarness(std::string(kModels) + endpoints, 4, sequential) {}
 };
 
 std::vector<std::string> strs(const Value& v) {
@@ -361,12 +350,10 @@ endpoint refused_then(key: str) -> stream<str> { return busy.gated(2, key) with 
   CHECK(out.error->message.find("flaky failure") != std::string::npos);
   CHECK(h.fake->stats("flaky").calls == 6);
   // Two retries a run; one failure stood.
-  for (const auto& n : h.engine->node_stats(*h.engine->find("test", "again"))) {
-    if (n.kind != "call") continue;
-    CHECK(n.retries == 4);
-    CHECK(n.errors == 1);
-    CHECK(n.fallbacks == 0);
-  }
+  const auto again = h.call_of("again", "flaky");
+  CHECK(again.retries == 4);
+  CHECK(again.errors == 1);
+  CHECK(again.fallbacks == 0);
 
   h.fake->flaky_failures = 7;  // the next call (the 7th) fails, the one after it answers
   auto mapped = h.run("mapped", {Value("a b")});
