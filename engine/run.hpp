@@ -52,7 +52,7 @@ struct ExecNode {
   // stay on the device.
   bool numbers_out = false;
   // A call that runs at most once a run and alone calls its method there (find_uses in
-  // engine.cpp): once it has its result, the run can add no more calls to that batcher and
+  // batch_uses.cpp): once it has its result, the run can add no more calls to that batcher and
   // stops counting among its users (RunState::leave_use). -1: none.
   std::int32_t leaves_use = -1;
   // A node of the endpoint's body (its root region) in or under which calls of these uses
@@ -81,7 +81,7 @@ struct ExecEndpoint {
   // The batchers and stream batchers its calls may go through that count their users (those
   // with a window): a run counts among their users from its start to its end
   // (Gathering::enter, leave). `at_once`: a run adds no call there while one of its calls
-  // waits there (see find_uses in engine.cpp).
+  // waits there (see find_uses in batch_uses.cpp).
   struct Use {
     Gathering* g = nullptr;
     bool at_once = true;
@@ -277,6 +277,11 @@ struct Frame : std::enable_shared_from_this<Frame> {
   // Fails the frame: stops starting nodes and reports the error.
   void fail(Error e);
 };
+
+// Fills ex.uses and the nodes' leaves_use and ends_uses for endpoint `ep`, whose calls go to
+// `models` (its plan's): the batchers with a window its runs count among the users of, and
+// when a run leaves each (batch_uses.cpp).
+void find_uses(const plan::Endpoint& ep, ExecEndpoint& ex, const std::vector<std::unique_ptr<LoadedModel>>& models);
 
 // Creates a child frame of `parent` for region `r` (or the root frame when parent is null).
 std::shared_ptr<Frame> make_frame(const std::shared_ptr<RunState>& run, const std::shared_ptr<Frame>& parent,
