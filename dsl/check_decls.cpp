@@ -15,7 +15,8 @@ constexpr std::array kModelOptions = {
     OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}, OptSpec{"retries", OptKind::Int, 0, 100},
     OptSpec{"max_memory", OptKind::Size, 1},              OptSpec{"warmup", OptKind::Int, 0, 10'000},
     OptSpec{"cuda_graphs", OptKind::Int, 0, 1024},        OptSpec{"batch_window_strict", OptKind::Bool, 0, 1},
-    OptSpec{"max_queue", OptKind::Int, 1, 1 << 24},
+    OptSpec{"max_queue", OptKind::Int, 1, 1 << 24},      OptSpec{"breaker", OptKind::Int, 1, 1000},
+    OptSpec{"breaker_cooldown", OptKind::Duration, 1'000'000, 24 * kHour},
 };
 constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
 
@@ -142,6 +143,7 @@ void Checker::check_model(const ModelDecl& m) {
   if (m.backend.name == "remote") check_remote(m);
   check_cuda_graphs(m);
   check_max_queue(m);
+  check_breaker(m);
   std::unordered_map<std::string_view, const MethodSig*> methods;
   for (const auto& sig : m.methods) {
     auto [it, fresh] = methods.emplace(sig.name.name, &sig);
@@ -195,6 +197,17 @@ void Checker::check_max_queue(const ModelDecl& m) {
   if (queue && batch && q >= 1 && q < b) {
     diags_->report(Diag::max_queue_below_batch, queue->value->span, q, b).note(batch->value->span, "`max_batch` is set here");
   }
+}
+
+// `breaker_cooldown` is how long an open breaker stays open: without `breaker`, it never opens.
+void Checker::check_breaker(const ModelDecl& m) {
+  const OptionItem* cooldown = nullptr;
+  bool breaker = false;
+  for (const auto& o : m.options) {
+    if (o.name.name == "breaker_cooldown") cooldown = &o;
+    if (o.name.name == "breaker") breaker = true;
+  }
+  if (cooldown && !breaker) diags_->report(Diag::breaker_cooldown_without_breaker, cooldown->name.span, m.name.name);
 }
 
 // `cuda_graphs` replays the model's calls as captured CUDA graphs: on the CPU there is nothing
@@ -349,9 +362,12 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
     if (lit->i < spec->min || lit->i > spec->max) {
       auto human = [&](std::int64_t v) {
         if (spec->kind != OptKind::Duration) return std::to_string(v);
-        return v % kHour == 0 ? fmt::format("{}h", v / kHour) : fmt::format("{}ns", v);
+        if (v % kHour == 0) return fmt::format("{}h", v / kHour);
+        if (v % 1'000'000'000 == 0) return fmt::format("{}s", v / 1'000'000'000);
+        if (v % 1'000'000 == 0) return fmt::format("{}ms", v / 1'000'000);
+        return fmt::format("{}ns", v);
       };
-      std::string low = spec->min == 1 && spec->kind != OptKind::Int ? "positive" : fmt::format("at least {}", spec->min);
+      std::string low = spec->min == 1 && spec->kind != OptKind::Int ? "positive" : fmt::format("at least {}", human(spec->min));
       std::string bound = spec->max == INT64_MAX        ? low
                           : spec->kind == OptKind::Int ? fmt::format("between {} and {}", spec->min, spec->max)
                                                        : fmt::format("{} and at most {}", low, human(spec->max));

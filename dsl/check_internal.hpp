@@ -54,6 +54,7 @@ class Checker {
   void check_stream_threads(const ModelDecl& m, const MethodSig& sig);
   void check_cuda_graphs(const ModelDecl& m);
   void check_max_queue(const ModelDecl& m);
+  void check_breaker(const ModelDecl& m);
   void check_backoff(const Expr& e, const ModelDecl* model);
   void order_lets(Block& b);
   bool define(Scope& scope, Binding* b);

@@ -370,6 +370,8 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     m.options.max_memory = static_cast<std::uint64_t>(option_int(decl->options, "max_memory", 0));
     m.options.warmup = static_cast<std::uint32_t>(option_int(decl->options, "warmup", remote ? 0 : 1));
     m.options.max_queue = static_cast<std::uint32_t>(option_int(decl->options, "max_queue", 0));
+    m.options.breaker = static_cast<std::uint32_t>(option_int(decl->options, "breaker", 0));
+    m.options.breaker_cooldown_ns = option_int(decl->options, "breaker_cooldown", m.options.breaker_cooldown_ns);
     // Nothing to capture on the CPU (`braid check` warns).
     if (m.placement.kind == PlacementKind::Cuda) {
       m.options.cuda_graphs = static_cast<std::uint32_t>(option_int(decl->options, "cuda_graphs", 0));

@@ -86,6 +86,11 @@ struct ModelOptions {
   // Calls waiting for the model (a thread, an instance, their batch, a place among a remote
   // model's calls in flight) past which a new one is refused at once, `Overloaded` (0: none).
   std::uint32_t max_queue = 0;
+  // Circuit breaker: after `breaker` calls in a row fail, the model's calls are refused at once
+  // (`Unavailable`) for `breaker_cooldown_ns`, then one goes through as a probe (0: no breaker;
+  // see docs/dsl.md, "Circuit breaker").
+  std::uint32_t breaker = 0;
+  std::int64_t breaker_cooldown_ns = 10'000'000'000;
 };
 
 struct Param {

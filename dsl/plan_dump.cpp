@@ -196,6 +196,9 @@ std::string to_text(const Plan& p) {
     if (o.warmup != d.warmup) opts += fmt::format(" warmup={}", o.warmup);
     if (o.cuda_graphs != d.cuda_graphs) opts += fmt::format(" cuda_graphs={}", o.cuda_graphs);
     if (o.max_queue != d.max_queue) opts += fmt::format(" max_queue={}", o.max_queue);
+    if (o.breaker != d.breaker) {
+      opts += fmt::format(" breaker={} breaker_cooldown={}", o.breaker, duration_text(o.breaker_cooldown_ns));
+    }
     if (!opts.empty()) out += " {" + opts.substr(1) + "}";
     out += "\n";
     for (const auto& meth : m.methods) {

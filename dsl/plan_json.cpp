@@ -130,7 +130,9 @@ std::string to_json(const Plan& p) {
                         {"max_memory", o.max_memory},
                         {"warmup", o.warmup},
                         {"cuda_graphs", o.cuda_graphs},
-                        {"max_queue", o.max_queue}}},
+                        {"max_queue", o.max_queue},
+                        {"breaker", o.breaker},
+                        {"breaker_cooldown_ns", o.breaker_cooldown_ns}}},
                       {"methods", std::move(methods)},
                       {"loc", loc_json(m.loc)}});
   }

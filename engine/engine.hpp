@@ -87,6 +87,11 @@ struct ModelStats {
   // stepped, full, no_window, alone, window.
   std::vector<std::pair<std::string, std::uint64_t>> batch_starts;
   std::uint64_t refused = 0;  // calls refused at once: `max_queue` calls waited already
+  // With `breaker`: its state now ("closed", "open", "half_open"; empty: the model has none),
+  // how often it opened, and the calls it refused.
+  std::string breaker;
+  std::uint64_t breaker_opens = 0;
+  std::uint64_t breaker_refused = 0;
 };
 
 struct RunOptions {

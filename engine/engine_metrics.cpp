@@ -104,6 +104,31 @@ std::string Engine::metrics_text() const {
                          prometheus_label(lm->model->name), lm->metrics.refused.load());
     }
   }
+  // Models with a circuit breaker only.
+  auto each_breaker = [&](auto&& fn) {
+    for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
+      for (const auto& lm : impl_->models[pi]) {
+        if (!lm->breaker) continue;
+        fn(fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name), prometheus_label(lm->model->name)),
+           *lm->breaker);
+      }
+    }
+  };
+  header("braid_model_breaker_state", "gauge",
+         "The model's circuit breaker (`breaker`): 0 closed, 1 open (its calls refused, Unavailable, HTTP 503), 2 half open "
+         "(a call may try whether the model is back).");
+  const auto now = std::chrono::steady_clock::now();
+  each_breaker([&](const std::string& labels, const Breaker& b) {
+    out += fmt::format("braid_model_breaker_state{{{}}} {}\n", labels, static_cast<int>(b.state(now)));
+  });
+  header("braid_model_breaker_opens_total", "counter", "Times the model's circuit breaker opened (`breaker` calls in a row failed, or a probe did).");
+  each_breaker([&](const std::string& labels, const Breaker& b) {
+    out += fmt::format("braid_model_breaker_opens_total{{{}}} {}\n", labels, b.opened());
+  });
+  header("braid_model_breaker_refused_total", "counter", "Calls the model's open circuit breaker refused at once.");
+  each_breaker([&](const std::string& labels, const Breaker& b) {
+    out += fmt::format("braid_model_breaker_refused_total{{{}}} {}\n", labels, b.refused());
+  });
   // Batched models only: labels and metrics of each.
   auto each_batched = [&](auto&& fn) {
     for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
@@ -222,6 +247,11 @@ std::vector<ModelStats> Engine::model_stats() const {
         out.back().batch_starts.emplace_back(kBatchStartNames[i], m.batch_starts[i].load());
       }
       out.back().refused = m.refused.load();
+      if (lm->breaker) {
+        out.back().breaker = breaker_state_name(lm->breaker->state(std::chrono::steady_clock::now()));
+        out.back().breaker_opens = lm->breaker->opened();
+        out.back().breaker_refused = lm->breaker->refused();
+      }
     }
   }
   return out;

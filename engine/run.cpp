@@ -294,6 +294,11 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
 
 void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r) {
   const plan::Node& n = node_of(*f, local);
+  if (attempt != kFallbackAttempt) {  // a fallback's result is not its model's
+    if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) {
+      if (LoadedModel& m = f->run->model(c->model); m.breaker) breaker_verdict(m, r ? nullptr : &r.error(), f->cancelled());
+    }
+  }
   if (!r) {
     if (f->cancelled()) return stop_cancelled(*f);
     if (const auto wait = next_try(*f, local, attempt, r.error())) {
@@ -352,11 +357,12 @@ std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::u
   const plan::Node& n = node_of(f, local);
   if (attempt == kFallbackAttempt || attempt >= retries_of(*f.run->ex, n)) return std::nullopt;
   std::int64_t wait = n.options.backoff_ns * (std::int64_t{1} << std::min<std::uint32_t>(attempt, 10));
-  // A model that refused the call (its queue is full, or a remote server's) is not asked again
-  // at once: only after the node's backoff or, without one, the wait the server asked for
-  // (Retry-After); with neither, the fallback, if any, answers now.
-  if (e.code == ErrorCode::Overloaded && wait <= 0) wait = e.retry_after_ns;
-  if (e.code == ErrorCode::Overloaded && wait <= 0) return std::nullopt;
+  // A model that refused the call (its queue is full, its breaker open, or a remote server's
+  // refusal) is not asked again at once: only after the node's backoff or, without one, the
+  // wait the refusal asked for (a breaker's cooldown left, a server's Retry-After); with
+  // neither, the fallback, if any, answers now.
+  if (is_refusal(e.code) && wait <= 0) wait = e.retry_after_ns;
+  if (is_refusal(e.code) && wait <= 0) return std::nullopt;
   if (auto d = f.ctx.deadline(); d && wait > 0 && steady_clock::now() + nanoseconds(wait) >= *d) {
     e.message += fmt::format(" (not tried again: the wait of {} ms before another try would pass the request's deadline)",
                              static_cast<double>(wait) / 1e6);

@@ -28,6 +28,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "engine/batcher.hpp"
+#include "engine/breaker.hpp"
 #include "engine/stream_batcher.hpp"
 #include "engine/device.hpp"
 #include "engine/engine.hpp"
@@ -136,6 +137,7 @@ struct LoadedModel {
   int device = -1;  // the device of a model placed `on cuda`, else -1
   unsigned pool_threads = 0;  // threads of `pool`
   ModelMetrics metrics;
+  std::unique_ptr<Breaker> breaker;  // with `breaker`: its circuit breaker (breaker.hpp)
   // With `max_queue`: the calls that wait for it (declared before what holds their places, so
   // freed after them), and how many calls it can run at once when not batched (its threads,
   // or calls in flight), of which those not running take a call at once.
@@ -429,11 +431,17 @@ void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local);
 void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 // Whether attempt `attempt` of node `local`, failed with `e`, is tried again, and after how
 // many ns (nullopt: it is not). It is while the node's (or its model's) `retries` allow, after
-// `backoff × 2^attempt` (attempt 0 the first); a refusal (overloaded) only after a wait: the
-// node's backoff or, without one, the refusing server's Retry-After. A retry that could not
+// `backoff × 2^attempt` (attempt 0 the first); a refusal (is_refusal) only after a wait: the
+// node's backoff or, without one, what the refusal asked (Error::retry_after_ns). A retry that could not
 // start before the run's deadline is not waited for: `e` says so, and the node goes on to its
 // fallback (or fails) at once.
 std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e);
+// A model's circuit breaker (LoadedModel::breaker, breaker.hpp): the refusal of a call while it
+// is open (nullopt: the call may go out, or the model has none), and a call's verdict: its
+// success, its failure (an error the model is to blame for: a model error, a timeout), or none
+// (cancelled, the caller's bad input; a refusal leaves a probe out until its cooldown passes).
+std::optional<Error> breaker_refusal(LoadedModel& m);
+void breaker_verdict(LoadedModel& m, const Error* e, bool cancelled);
 // Counts a retry of node `local` as it begins (braid_node_retries_total).
 void count_retry(const Frame& f, std::uint32_t local);
 // Calls `then` on the engine's pool after `ns`, or sooner should `f` be cancelled meanwhile (by

@@ -56,6 +56,33 @@ R measured(const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace, s
 
 }  // namespace
 
+std::optional<Error> breaker_refusal(LoadedModel& m) {
+  if (!m.breaker) return std::nullopt;
+  const auto wait = m.breaker->refuse(steady_clock::now());
+  if (!wait) return std::nullopt;
+  const std::string last = m.breaker->last_failure();
+  Error e = make_error(
+      ErrorCode::Unavailable,
+      *wait > 0 ? fmt::format("the model's circuit breaker is open after {} failed calls in a row (the last: {}); it lets a call "
+                              "try again in {} ms",
+                              m.breaker->threshold(), last, (*wait + 999'999) / 1'000'000)
+                : fmt::format("the model's circuit breaker is open after failed calls (the last: {}); a call that tries "
+                              "whether it is back is out",
+                              last));
+  e.retry_after_ns = *wait;
+  return e;
+}
+
+void breaker_verdict(LoadedModel& m, const Error* e, bool cancelled) {
+  if (!m.breaker) return;
+  if (!e) return m.breaker->succeeded();
+  if (is_refusal(e->code)) return;
+  if (cancelled || e->code == ErrorCode::Cancelled || e->code == ErrorCode::InvalidInput || e->code == ErrorCode::NotFound) {
+    return m.breaker->abstained();
+  }
+  m.breaker->failed(steady_clock::now(), e->message);
+}
+
 Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                          const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
   return measured<Result<Value>>(n, m, nm, trace, "call", [&] { return inst.call(method, args, ctx); });
@@ -296,8 +323,9 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std:
   auto call = std::make_shared<StreamCall>(&f->ctx, s);
   // Whichever claims the call first (the model ending, or the timer) ends the stream and the node
   // (with a fallback, the end of `s` decides what follows).
-  auto finish = [f, local, s, call, separate, &n](std::optional<Error> e) {
+  auto finish = [f, local, s, call, separate, &n, &m](std::optional<Error> e) {
     if (call->timer) call->timer->cancel();
+    breaker_verdict(m, e ? &*e : nullptr, f->cancelled());  // a timeout cancels `call->ctx` first
     if (e) e = named(std::move(*e), *f, n);
     s->end(e);
     if (!separate) with_ready_queue([&] { node_end(f, local, std::move(e)); });
@@ -317,6 +345,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std:
     });
   }
   if (attempt == 0) node_publish(f, local, published);
+  if (auto e = breaker_refusal(m)) return end(std::move(*e));
   if (auto e = refused(m, c.method)) return end(std::move(*e));
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
   // On a device, the items go through DeviceItems (fenced, copied where read on the host, in
@@ -467,6 +496,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   // waits for nothing: a queue limit does not refuse it.
   const bool run_inline = timeout == 0 && !batcher && !m.asynchronous && m.pool->get_executor().running_in_this_thread() &&
                           nothing_else_ready();
+  if (auto e = breaker_refusal(m)) return node_result(f, local, attempt, std::move(*e));
   if (!run_inline) {
     if (auto e = refused(m, c.method)) return node_result(f, local, attempt, std::move(*e));
   }

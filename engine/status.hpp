@@ -20,7 +20,12 @@ enum class ErrorCode : std::uint8_t {
   Cancelled,         // the request was cancelled (client gone, server stopping)    (HTTP 499/503)
   Overloaded,        // too much in flight                                           (HTTP 429)
   Internal,          // a bug in braid                                               (HTTP 500)
+  Unavailable,       // a model's circuit breaker is open; another server's 503      (HTTP 503)
 };
+
+// A refusal: the model was not run (its queue full, its breaker open, another server busy or
+// stopping), and another try may do, after a wait (Error::retry_after_ns).
+inline bool is_refusal(ErrorCode c) { return c == ErrorCode::Overloaded || c == ErrorCode::Unavailable; }
 
 std::string_view error_code_name(ErrorCode c);
 
@@ -29,7 +34,7 @@ struct Error {
   std::string message;
   std::string node;   // the node that failed, when one did
   std::string model;  // the model it called, when it called one
-  // For a refusal (Overloaded): how long the side that refused asked to be left alone before
+  // For a refusal (is_refusal): how long the side that refused asked to be left alone before
   // another try (a remote server's Retry-After), in ns; 0 when it did not say.
   std::int64_t retry_after_ns = 0;
 

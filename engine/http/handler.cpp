@@ -207,6 +207,7 @@ unsigned status_for(ErrorCode code) {
     case ErrorCode::Overloaded: return 429;
     case ErrorCode::DeadlineExceeded: return 504;
     case ErrorCode::Cancelled: return 503;
+    case ErrorCode::Unavailable: return 503;
     case ErrorCode::ModelError:
     case ErrorCode::LoadError:
     case ErrorCode::Internal: return 500;
@@ -274,9 +275,9 @@ Response Handler::error(const Request& req, unsigned status, std::string message
 
 Response Handler::engine_error(const Request& req, const engine::Error& e) {
   Response res = respond(req, status_for(e.code), error_json(e));
-  // Busy (a model's queue full, another server's limit): worth trying again soon, or when that
-  // server said.
-  if (e.code == ErrorCode::Overloaded) {
+  // Busy (a model's queue full, another server's limit) or unavailable (a model's breaker
+  // open): worth trying again soon, or when the breaker or that server said.
+  if (engine::is_refusal(e.code)) {
     const std::int64_t s = std::max<std::int64_t>(1, (e.retry_after_ns + 999'999'999) / 1'000'000'000);
     res.set(bhttp::field::retry_after, std::to_string(s));
   }

@@ -44,7 +44,12 @@ endpoint mixed(x: tensor<f32, [?, 2]>, words: list<str>, ok: bool, f: float)
     -> {x: tensor<f32, [?, 2]>, words: list<str>, ok: bool, f: float, r: {a: int}} {
   return {x: x, words: words, ok: ok, f: f, r: {a: 7}}
 }
+model cb = torch "cb.pt" {
+  breaker = 1, breaker_cooldown = 1h
+  def fail(x: str) -> str
+}
 endpoint queued(key: str) -> str { return q.hold(key, key) }
+endpoint tripped(x: str) -> str { return cb.fail(x) }
 endpoint busy(ms: int) -> str { return m.busy_for("x", ms) }
 )";
 
@@ -232,6 +237,22 @@ TEST_SUITE("http") {
     CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
   }
 
+  TEST_CASE("a model's breaker open: 503 `unavailable` with the cooldown left as Retry-After, naming the node and model") {
+    Fixture f;
+    CHECK(f.call(bhttp::verb::post, "/g/tripped", R"({"x": "a"})").result_int() == 500);
+    auto r = f.call(bhttp::verb::post, "/g/tripped", R"({"x": "a"})");
+    CHECK(r.result_int() == 503);
+    const int after = std::stoi(std::string(r[bhttp::field::retry_after]));
+    CHECK(after > 3500);
+    CHECK(after <= 3600);
+    auto body = f.body_of(r);
+    CHECK(body.at("code") == "unavailable");
+    CHECK(body.at("model") == "cb");
+    CHECK(std::string_view(body.at("error").as_string()).find("circuit breaker is open after 1 failed calls in a row") !=
+          std::string_view::npos);
+    CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
+  }
+
   TEST_CASE("a model's queue full (max_queue): 429 with Retry-After, naming the node and model") {
     Fixture f;
     // One call of `q` runs (its one thread), one waits: its queue of one is full.
@@ -291,7 +312,7 @@ TEST_SUITE("http") {
     CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("name") == "braid");
     auto g = f.body_of(f.call(bhttp::verb::get, "/graphs"));
     const auto& eps = g.at("graphs").as_array()[0].at("endpoints").as_array();
-    CHECK(eps.size() == 8);
+    CHECK(eps.size() == 9);
     CHECK(eps[0].at("route") == "/g/shout");
     CHECK(eps[0].at("inputs").as_array()[1] == json::parse(R"({"name": "times", "type": "int", "default": 1})"));
   }
@@ -376,7 +397,7 @@ TEST_SUITE("http") {
     CHECK(st.at("cache_hit").at("count") == 0);
 
     auto all = f.body_of(f.call(bhttp::verb::get, "/v2/models/stats")).at("model_stats").as_array();
-    CHECK(all.size() == 8);  // every endpoint
+    CHECK(all.size() == 9);  // every endpoint
     bool broken = false;
     for (const auto& m : all) {
       if (m.at("name") != "g.broken") continue;

@@ -249,7 +249,7 @@ endpoint relay(text: str) -> stream<str> { return up.words(text) with { timeout 
         {"an item that is not JSON", sse_answer("data: {\n\n"), "sent an item that is not JSON"},
         {"not a stream", json_answer(R"(["a"])"), "answered 200 with `application/json`, not a stream of events"},
         {"busy", answer_with("503 Service Unavailable", "application/json", R"({"error": "stopping", "code": "cancelled"})"),
-         "answered 503: cancelled: stopping", ErrorCode::Overloaded},
+         "answered 503: cancelled: stopping", ErrorCode::Unavailable},
         {"an error event", sse_answer("data: \"a\"\n\nevent: error\ndata: {\"error\": \"too slow\", \"code\": \"deadline_exceeded\"}\n\n"),
          "failed in its stream: deadline_exceeded: too slow", ErrorCode::DeadlineExceeded, {"a"}},
         {"cut off", sse_cut("data: \"a\"\n\n"), "reading the answer", ErrorCode::ModelError, {"a"}},

@@ -40,6 +40,10 @@ model m = torch "m.pt" {
   def gated(n: int, key: str) -> stream<str>
   def broken(n: int) -> stream<str>
 }
+model cb = torch "cb.pt" {
+  breaker = 1, breaker_cooldown = 1h
+  def fail(x: str) -> str
+}
 endpoint shout(text: str) -> str { return m.upper(text) }
 endpoint both(text: str) -> list<str> { return all { m.upper(text), m.upper(text) } }
 endpoint wait(key: str) -> str { return m.hold(key, key) }
@@ -49,6 +53,7 @@ endpoint words(text: str) -> stream<str> { return each w in m.words(text) { m.up
 endpoint meet(x: str, key: str, n: int) -> str { return m.meet(x, key, n) }
 endpoint gated(n: int, key: str) -> stream<str> { return m.gated(n, key) }
 endpoint fails_after(n: int) -> stream<str> { return m.broken(n) }
+endpoint tripped(text: str) -> str { return cb.fail(text) }
 endpoint pass(x: tensor<f32, [?, ?]>, ids: list<tensor<i64, [?]>>)
     -> {x: tensor<f32, [?, ?]>, ids: list<tensor<i64, [?]>>} { return {x: x, ids: ids} }
 )";

@@ -376,9 +376,48 @@ endpoint e(t: str) -> str { return up.shout(t) with { retries = 1 } }
     CHECK(far.error().message.find("(not tried again: the wait of 3600000 ms") != std::string::npos);
     auto dated = front.engine->run(*front.engine->find("front", "e"), {Value("x")}, o).get();
     REQUIRE_FALSE(dated);
-    CHECK(dated.error().code == ErrorCode::Overloaded);
+    CHECK(dated.error().code == ErrorCode::Unavailable);  // 503: unavailable there (429 is overloaded)
     CHECK(dated.error().message.find("not tried again") == std::string::npos);  // no wait asked: not retried
     CHECK(peer.seen_count() == 2);
+  }
+
+  TEST_CASE("remote: a breaker stops calling a server that keeps failing, and its fallback answers; that server's own open breaker is a 503 read as unavailable") {
+    Upstream up;
+    Front front(up.port, R"(
+  breaker = 2, breaker_cooldown = 1h
+  def broken(text: str) -> str
+}
+endpoint guarded(t: str) -> str { return up.broken(t) with { fallback = "spare" } }
+)");
+    const int before = up.fake->stats("m").calls;
+    for (int i = 0; i < 4; ++i) {
+      auto r = front.run("guarded", {Value("x")});
+      REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+      CHECK(r->as_str() == "spare");
+    }
+    // Two calls failed there (500); the next two were not sent.
+    CHECK(up.fake->stats("m").calls == before + 2);
+    auto front_stats = front.engine->model_stats();
+    REQUIRE(front_stats.size() == 1);
+    CHECK(front_stats[0].breaker == "open");
+    CHECK(front_stats[0].breaker_refused == 2);
+    // The other server's model `cb` opens its breaker after one failure: its next answer is
+    // 503 `unavailable` with the time left as Retry-After, a refusal here.
+    Front plain(up.port, R"(
+  def tripped(text: str) -> str
+}
+endpoint tripped(t: str) -> str { return up.tripped(t) }
+)");
+    auto failed = plain.run("tripped", {Value("x")});
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().code == ErrorCode::ModelError);
+    auto refused = plain.run("tripped", {Value("x")});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::Unavailable);
+    CHECK_MESSAGE(refused.error().message.find("answered 503: unavailable: node `cb.fail") != std::string::npos,
+                  refused.error().message);
+    CHECK(refused.error().retry_after_ns > 3500LL * 1'000'000'000);  // most of an hour, in whole seconds
+    CHECK(refused.error().retry_after_ns <= 3600LL * 1'000'000'000);
   }
 
   TEST_CASE("remote: a streaming endpoint of the other server is called as a list of its items") {
@@ -399,7 +438,7 @@ endpoint all_words(text: str) -> list<str> { return up.words(text) }
     auto b = engine::make_remote_backend();
     auto s = b->inspect(fmt::format("http://127.0.0.1:{}/up", up.port));
     REQUIRE(s);
-    REQUIRE(s->size() == 10);
+    REQUIRE(s->size() == 11);
     // A streaming endpoint is a stream (a remote method may read it as one, or whole as a list).
     CHECK((*s)[5].name == "words");
     CHECK((*s)[5].result->to_string() == "stream<str>");

@@ -94,15 +94,16 @@ std::int64_t retry_after_ns(std::string_view v) {
   return s * 1'000'000'000;
 }
 
-// The error of an answer other than 200, as a call's: busy or stopping (429, 503) is
-// `overloaded` (another try, or another server, may do; after its Retry-After, if it sent
-// one), 504 a deadline.
+// The error of an answer other than 200, as a call's: busy (429) is `overloaded`, stopping or
+// a breaker open there (503) `unavailable`: refusals, which another try, or another server, may
+// get past (after its Retry-After, if it sent one); 504 is a deadline.
 Error status_error(const std::string& url, const remote::HttpAnswer& a) {
-  const auto code = a.status == 504                      ? ErrorCode::DeadlineExceeded
-                    : a.status == 429 || a.status == 503 ? ErrorCode::Overloaded
-                                                         : ErrorCode::ModelError;
+  const auto code = a.status == 504   ? ErrorCode::DeadlineExceeded
+                    : a.status == 429 ? ErrorCode::Overloaded
+                    : a.status == 503 ? ErrorCode::Unavailable
+                                      : ErrorCode::ModelError;
   Error e = make_error(code, fmt::format("{} answered {}: {}", url, a.status, answer_message(a)));
-  if (code == ErrorCode::Overloaded) e.retry_after_ns = retry_after_ns(a.retry_after);
+  if (is_refusal(code)) e.retry_after_ns = retry_after_ns(a.retry_after);
   return e;
 }
 
@@ -186,6 +187,7 @@ class StreamReading {
           const std::string_view name = c->as_string();
           if (name == error_code_name(ErrorCode::DeadlineExceeded)) code = ErrorCode::DeadlineExceeded;
           if (name == error_code_name(ErrorCode::Overloaded)) code = ErrorCode::Overloaded;
+          if (name == error_code_name(ErrorCode::Unavailable)) code = ErrorCode::Unavailable;
         }
       }
       outcome_ = make_error(code, fmt::format("{} failed in its stream: {}", url_, answer_message(a)));

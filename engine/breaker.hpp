@@ -1,0 +1,79 @@
+#pragma once
+// A model's circuit breaker (scheduler internals; the graph's `breaker = N` and
+// `breaker_cooldown = D`, docs/dsl.md "Circuit breaker").
+//
+// Closed, the model takes every call. After N calls in a row have failed (of any method, from any
+// endpoint of the graph), it opens: for D, every call of the model is refused at once
+// (`Unavailable`, with the time left as its retry-after), so that a fallback answers in
+// microseconds instead of after a timeout, and a dependency that is down or drowning is left
+// alone to come back. Once D has passed, the next call goes through as a probe (half open); the
+// others are refused while it runs. The probe's success closes the breaker; its failure opens it
+// for D again. What counts as a failure is the caller's business (see breaker_counts in
+// run_call.cpp); a call that ended with no verdict (cancelled, refused by a full queue) is
+// `abstained`: a probe that so ends lets the next call probe.
+//
+//   Breaker b(5, 10s);
+//   if (auto wait = b.refuse(now)) return refused(*wait);   // nullopt: the call may go out
+//   ... the call ...
+//   ok ? b.succeeded() : b.failed(now, error.message);
+//
+// Thread-safe. Closed with no failure in a row, refuse() and succeeded() read one atomic each:
+// the cost on a healthy model's calls. Time is passed in, so that tests need no clock.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace braid::engine {
+
+class Breaker {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class State : std::uint8_t { Closed = 0, Open = 1, HalfOpen = 2 };
+
+  Breaker(std::uint32_t threshold, std::int64_t cooldown_ns) : threshold_(threshold), cooldown_(cooldown_ns) {}
+  Breaker(const Breaker&) = delete;
+  Breaker& operator=(const Breaker&) = delete;
+
+  // Whether a call may go out at `now`: nullopt when it may (a probe, when the cooldown has
+  // just passed), else the ns until the breaker lets a call try (0 while a probe runs: unknown).
+  std::optional<std::int64_t> refuse(Clock::time_point now);
+  // A call ended: it succeeded, it failed (`why`: its error's message), or it ended with no
+  // verdict.
+  void succeeded();
+  void failed(Clock::time_point now, std::string_view why);
+  void abstained();
+
+  // As of `now`: an open breaker whose cooldown has passed is half open.
+  State state(Clock::time_point now) const;
+  // The message of the failure that last opened it (empty before it first did).
+  std::string last_failure() const;
+  std::uint64_t opened() const { return opened_.load(std::memory_order_relaxed); }    // times it opened
+  std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }  // calls refused
+  std::uint32_t threshold() const { return threshold_; }
+  std::int64_t cooldown_ns() const { return cooldown_.count(); }
+
+ private:
+  void open(Clock::time_point now, std::string_view why);  // under mu_
+
+  const std::uint32_t threshold_;
+  const std::chrono::nanoseconds cooldown_;
+  std::atomic<State> state_{State::Closed};
+  std::atomic<std::uint32_t> failures_{0};  // in a row, while closed
+  std::atomic<std::uint64_t> opened_{0};
+  std::atomic<std::uint64_t> refused_{0};
+  mutable std::mutex mu_;
+  Clock::time_point open_until_{};    // while open
+  bool probing_ = false;              // while half open: a probe runs
+  Clock::time_point probe_since_{};   // when it went out
+  std::string last_failure_;
+};
+
+// "closed", "open", "half_open".
+std::string_view breaker_state_name(Breaker::State s);
+
+}  // namespace braid::engine
