@@ -221,6 +221,7 @@ struct Measured {
   RunResult run;
   std::vector<engine::NodeStats> nodes;  // in process: deltas over the measurement
   std::vector<engine::ModelStats> batched;  // in process: the graph's models that ran batches, deltas
+  std::vector<engine::ModelStats> breakers;  // in process: the graph's models with a circuit breaker, deltas
 };
 
 // The graph's models that ran batches between `before` and `after`, with the differences.
@@ -236,6 +237,21 @@ std::vector<engine::ModelStats> batched_delta(const std::vector<engine::ModelSta
     for (std::size_t k = 0; k < d.batch_starts.size() && k < before[i].batch_starts.size(); ++k) {
       d.batch_starts[k].second -= before[i].batch_starts[k].second;
     }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// The graph's models with a circuit breaker (`breaker`): their state after, and how often they
+// opened and the calls they refused between `before` and `after`.
+std::vector<engine::ModelStats> breaker_delta(const std::vector<engine::ModelStats>& before,
+                                              const std::vector<engine::ModelStats>& after, const std::string& graph) {
+  std::vector<engine::ModelStats> out;
+  for (std::size_t i = 0; i < after.size() && i < before.size(); ++i) {
+    engine::ModelStats d = after[i];
+    if (d.graph != graph || d.breaker.empty()) continue;
+    d.breaker_opens -= before[i].breaker_opens;
+    d.breaker_refused -= before[i].breaker_refused;
     out.push_back(std::move(d));
   }
   return out;
@@ -365,7 +381,9 @@ int main(int argc, char** argv) {
     auto models_before = (*e)->model_stats();
     RunResult r = drive(ioc, clients, rate, static_cast<double>(duration->count()) / 1000, o.requests, true, tty);
     auto after = (*e)->node_stats(ep);
-    m.batched = batched_delta(models_before, (*e)->model_stats(), plan->name);
+    const auto models_after = (*e)->model_stats();
+    m.batched = batched_delta(models_before, models_after, plan->name);
+    m.breakers = breaker_delta(models_before, models_after, plan->name);
     m.nodes = after;
     for (std::size_t i = 0; i < after.size(); ++i) {
       m.nodes[i].runs -= before[i].runs;
@@ -450,13 +468,17 @@ int main(int argc, char** argv) {
         batched.push_back({{"model", b.name}, {"batches", b.batches}, {"calls", b.batched_calls},
                            {"failures", b.batch_failures}, {"starts", std::move(starts)}});
       }
+      boost::json::array breakers;
+      for (const auto& b : m.breakers) {
+        breakers.push_back({{"model", b.name}, {"state", b.breaker}, {"opens", b.breaker_opens}, {"refused", b.breaker_refused}});
+      }
       runs.push_back({{"mode", m.mode}, {"requests", s.requests}, {"ok", s.ok}, {"errors", s.errors},
                       {"errors_by_kind", std::move(errors)}, {"duration_s", s.duration_s}, {"throughput", s.throughput},
                       {"latency_ms", {{"mean", s.mean_us / 1e3}, {"p50", s.p50_us / 1e3}, {"p90", s.p90_us / 1e3},
                                       {"p99", s.p99_us / 1e3}, {"p99.9", s.p999_us / 1e3}, {"max", s.max_us / 1e3}}},
                       {"ok_throughput", s.ok_throughput},
                       {"ok_latency_ms", {{"p50", s.ok_p50_us / 1e3}, {"p99", s.ok_p99_us / 1e3}, {"max", s.ok_max_us / 1e3}}},
-                      {"nodes", std::move(nodes)}, {"batches", std::move(batched)}});
+                      {"nodes", std::move(nodes)}, {"batches", std::move(batched)}, {"breakers", std::move(breakers)}});
       if (s.streamed) {
         runs.back().as_object()["stream"] = {{"streamed", s.streamed}, {"items_per_s", s.items_per_s},
                                              {"first_item_ms", {{"p50", s.first_p50_us / 1e3}, {"p90", s.first_p90_us / 1e3},
@@ -553,6 +575,15 @@ int main(int argc, char** argv) {
                                     b.batch_failures);
       for (const auto& [why, n] : b.batch_starts) row += fmt::format(" {} |", n);
       std::printf("%s\n", row.c_str());
+    }
+  }
+  for (const auto& m : results) {
+    if (m.breakers.empty()) continue;
+    std::printf("\ncircuit breakers (%s; docs/dsl.md#circuit-breaker):\n\n", m.mode.c_str());
+    std::printf("| model | opened | calls refused | state at the end |\n|---|---:|---:|---|\n");
+    for (const auto& b : m.breakers) {
+      std::printf("| `%s` | %llu | %llu | %s |\n", b.name.c_str(), static_cast<unsigned long long>(b.breaker_opens),
+                  static_cast<unsigned long long>(b.breaker_refused), b.breaker.c_str());
     }
   }
   return 0;

@@ -4,8 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine.hpp"
@@ -38,6 +40,19 @@ struct FakeHarness {
     }
     FAIL("no call of " << model << " in " << endpoint);
     return {};
+  }
+
+  // The same, once `pred` holds of them (10 s at most; then as they are): a node counts how it
+  // ended as it ends, which may be just after what it published (a stream) has ended.
+  template <typename Pred>
+  engine::NodeStats call_when(const std::string& endpoint, const std::string& model, Pred pred) const {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    engine::NodeStats n = call_of(endpoint, model);
+    while (!pred(n) && std::chrono::steady_clock::now() < until) {
+      std::this_thread::yield();
+      n = call_of(endpoint, model);
+    }
+    return n;
   }
 };
 
