@@ -229,6 +229,9 @@ TEST_SUITE("engine") {
     // until item 1's key opens.
     for (int i = 0; i < 2; ++i) open.push_back(std::make_unique<Drain>(stream_of(settled(h.start("stepped_words", {Value(std::int64_t{2}), Value("s")})))));
     for (auto& d : open) REQUIRE(d->wait([](const Drain& x) { return x.items.size() == 1; }));
+    // Both in their second step (held), none waiting for it: else a new stream could join an
+    // open one's next step, and a stream waiting for its next step counts in the queue depth.
+    REQUIRE(wait_model(*h.engine, "stepped", [](const engine::ModelStats& m) { return m.running == 2 && m.queued == 0; }));
     // Two more wait for a place in a step; a fifth is refused before its first item.
     for (std::int64_t i = 1; i <= 2; ++i) {
       waiting.push_back(std::make_unique<Drain>(stream_of(settled(h.start("stepped_words", {Value(std::int64_t{2}), Value("s")})))));
