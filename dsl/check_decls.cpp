@@ -361,7 +361,7 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
     }
     if (lit->i < spec->min || lit->i > spec->max) {
       auto human = [&](std::int64_t v) {
-        if (spec->kind != OptKind::Duration) return std::to_string(v);
+        if (spec->kind != OptKind::Duration || v == 0) return std::to_string(v);
         if (v % kHour == 0) return fmt::format("{}h", v / kHour);
         if (v % 1'000'000'000 == 0) return fmt::format("{}s", v / 1'000'000'000);
         if (v % 1'000'000 == 0) return fmt::format("{}ms", v / 1'000'000);

@@ -1,5 +1,7 @@
 #include "engine/breaker.hpp"
 
+#include <fmt/format.h>
+
 namespace braid::engine {
 
 std::string_view breaker_state_name(Breaker::State s) {
@@ -11,32 +13,31 @@ std::string_view breaker_state_name(Breaker::State s) {
   return "closed";
 }
 
-std::optional<std::int64_t> Breaker::refuse(Clock::time_point now) {
-  if (state_.load(std::memory_order_acquire) == State::Closed) return std::nullopt;
+Breaker::Admission Breaker::admit(Clock::time_point now, Caller who) {
+  if (state_.load(std::memory_order_acquire) == State::Closed) return {};
   std::lock_guard lock(mu_);
   switch (state_.load(std::memory_order_relaxed)) {
-    case State::Closed: return std::nullopt;
+    case State::Closed: return {};
     case State::Open:
       if (now < open_until_) {
         refused_.fetch_add(1, std::memory_order_relaxed);
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(open_until_ - now).count();
+        return {false, false, std::chrono::duration_cast<std::chrono::nanoseconds>(open_until_ - now).count()};
       }
       state_.store(State::HalfOpen, std::memory_order_release);
-      probing_ = true;
-      probe_since_ = now;
-      return std::nullopt;
+      break;
     case State::HalfOpen:
       // A probe that has run for a whole cooldown without a verdict (its end never counted) no
       // longer holds the others back.
-      if (!probing_ || now - probe_since_ >= cooldown_) {
-        probing_ = true;
-        probe_since_ = now;
-        return std::nullopt;
+      if (probing_ && now - probe_since_ < cooldown_) {
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        return {false, false, 0};
       }
-      refused_.fetch_add(1, std::memory_order_relaxed);
-      return 0;
+      break;
   }
-  return std::nullopt;
+  probing_ = true;
+  probe_ = who;
+  probe_since_ = now;
+  return {true, true, 0};
 }
 
 void Breaker::succeeded() {
@@ -57,17 +58,17 @@ void Breaker::failed(Clock::time_point now, std::string_view why) {
   std::lock_guard lock(mu_);
   switch (state_.load(std::memory_order_relaxed)) {
     case State::Closed:
-      if (failures_.fetch_add(1, std::memory_order_relaxed) + 1 >= threshold_) open(now, why);
+      if (failures_.fetch_add(1, std::memory_order_relaxed) + 1 >= threshold_) open(now, why, false);
       break;
-    case State::HalfOpen: open(now, why); break;
+    case State::HalfOpen: open(now, why, true); break;
     case State::Open: break;  // it is open already
   }
 }
 
-void Breaker::abstained() {
+void Breaker::abstained(Caller who) {
   if (state_.load(std::memory_order_acquire) != State::HalfOpen) return;
   std::lock_guard lock(mu_);
-  if (state_.load(std::memory_order_relaxed) == State::HalfOpen) probing_ = false;
+  if (state_.load(std::memory_order_relaxed) == State::HalfOpen && probing_ && probe_ == who) probing_ = false;
 }
 
 Breaker::State Breaker::state(Clock::time_point now) const {
@@ -77,13 +78,15 @@ Breaker::State Breaker::state(Clock::time_point now) const {
   return s;
 }
 
-std::string Breaker::last_failure() const {
+std::string Breaker::why_open() const {
   std::lock_guard lock(mu_);
-  return last_failure_;
+  if (probe_failed_) return fmt::format("after the call that tried whether the model was back failed ({})", last_failure_);
+  return fmt::format("after {} failed call{} in a row (the last: {})", threshold_, threshold_ == 1 ? "" : "s", last_failure_);
 }
 
-void Breaker::open(Clock::time_point now, std::string_view why) {
+void Breaker::open(Clock::time_point now, std::string_view why, bool probe_failed) {
   last_failure_ = why.substr(0, 500);
+  probe_failed_ = probe_failed;
   state_.store(State::Open, std::memory_order_release);
   open_until_ = now + cooldown_;
   probing_ = false;

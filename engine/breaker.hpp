@@ -7,24 +7,24 @@
 // (`Unavailable`, with the time left as its retry-after), so that a fallback answers in
 // microseconds instead of after a timeout, and a dependency that is down or drowning is left
 // alone to come back. Once D has passed, the next call goes through as a probe (half open); the
-// others are refused while it runs. The probe's success closes the breaker; its failure opens it
-// for D again. What counts as a failure is the caller's business (see breaker_counts in
-// run_call.cpp); a call that ended with no verdict (cancelled, refused by a full queue) is
-// `abstained`: a probe that so ends lets the next call probe.
+// others are refused while it runs. The probe's success closes the breaker (so does any call's
+// success then); a failure opens it for D again. What counts as a failure is the caller's
+// business (breaker_verdict in run_call.cpp); a call that ended with no verdict (cancelled,
+// refused) `abstains`: when that call is the probe, the next call may probe.
 //
 //   Breaker b(5, 10s);
-//   if (auto wait = b.refuse(now)) return refused(*wait);   // nullopt: the call may go out
+//   auto a = b.admit(now, {frame, node, attempt});
+//   if (!a.admitted) return refused(b.why_open(), a.wait_ns);
 //   ... the call ...
-//   ok ? b.succeeded() : b.failed(now, error.message);
+//   ok ? b.succeeded() : b.failed(now, error.message);   // or b.abstained({frame, node, attempt})
 //
-// Thread-safe. Closed with no failure in a row, refuse() and succeeded() read one atomic each:
+// Thread-safe. Closed with no failure in a row, admit() and succeeded() read one atomic each:
 // the cost on a healthy model's calls. Time is passed in, so that tests need no clock.
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,31 +34,43 @@ class Breaker {
  public:
   using Clock = std::chrono::steady_clock;
   enum class State : std::uint8_t { Closed = 0, Open = 1, HalfOpen = 2 };
+  // Who makes a call: an attempt of a node in a frame (for telling the probe's end from others').
+  struct Caller {
+    const void* frame = nullptr;
+    std::uint32_t node = 0;
+    std::uint32_t attempt = 0;
+    bool operator==(const Caller&) const = default;
+  };
+  struct Admission {
+    bool admitted = true;
+    bool probe = false;        // admitted as the probe of a half-open breaker
+    std::int64_t wait_ns = 0;  // refused: the ns until it lets a call try (0 while a probe runs)
+  };
 
   Breaker(std::uint32_t threshold, std::int64_t cooldown_ns) : threshold_(threshold), cooldown_(cooldown_ns) {}
   Breaker(const Breaker&) = delete;
   Breaker& operator=(const Breaker&) = delete;
 
-  // Whether a call may go out at `now`: nullopt when it may (a probe, when the cooldown has
-  // just passed), else the ns until the breaker lets a call try (0 while a probe runs: unknown).
-  std::optional<std::int64_t> refuse(Clock::time_point now);
+  // Whether `who`'s call may go out at `now` (as the probe, when the cooldown has just passed).
+  Admission admit(Clock::time_point now, Caller who);
   // A call ended: it succeeded, it failed (`why`: its error's message), or it ended with no
   // verdict.
   void succeeded();
   void failed(Clock::time_point now, std::string_view why);
-  void abstained();
+  void abstained(Caller who);
 
   // As of `now`: an open breaker whose cooldown has passed is half open.
   State state(Clock::time_point now) const;
-  // The message of the failure that last opened it (empty before it first did).
-  std::string last_failure() const;
+  // Why it is open: "after N failed calls in a row (the last: ...)", or "after the call that
+  // tried whether the model was back failed (...)".
+  std::string why_open() const;
   std::uint64_t opened() const { return opened_.load(std::memory_order_relaxed); }    // times it opened
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }  // calls refused
   std::uint32_t threshold() const { return threshold_; }
   std::int64_t cooldown_ns() const { return cooldown_.count(); }
 
  private:
-  void open(Clock::time_point now, std::string_view why);  // under mu_
+  void open(Clock::time_point now, std::string_view why, bool probe_failed);  // under mu_
 
   const std::uint32_t threshold_;
   const std::chrono::nanoseconds cooldown_;
@@ -69,8 +81,10 @@ class Breaker {
   mutable std::mutex mu_;
   Clock::time_point open_until_{};    // while open
   bool probing_ = false;              // while half open: a probe runs
-  Clock::time_point probe_since_{};   // when it went out
-  std::string last_failure_;
+  Caller probe_;                      // which
+  Clock::time_point probe_since_{};   // since when
+  std::string last_failure_;          // the failure that opened it
+  bool probe_failed_ = false;         // that failure was a probe's
 };
 
 // "closed", "open", "half_open".

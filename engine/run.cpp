@@ -296,7 +296,7 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   const plan::Node& n = node_of(*f, local);
   if (attempt != kFallbackAttempt) {  // a fallback's result is not its model's
     if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) {
-      if (LoadedModel& m = f->run->model(c->model); m.breaker) breaker_verdict(m, r ? nullptr : &r.error(), f->cancelled());
+      if (LoadedModel& m = f->run->model(c->model); m.breaker) breaker_verdict(m, r ? nullptr : &r.error(), *f, local, attempt);
     }
   }
   if (!r) {

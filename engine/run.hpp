@@ -436,12 +436,14 @@ void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::u
 // start before the run's deadline is not waited for: `e` says so, and the node goes on to its
 // fallback (or fails) at once.
 std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e);
-// A model's circuit breaker (LoadedModel::breaker, breaker.hpp): the refusal of a call while it
-// is open (nullopt: the call may go out, or the model has none), and a call's verdict: its
-// success, its failure (an error the model is to blame for: a model error, a timeout), or none
-// (cancelled, the caller's bad input; a refusal leaves a probe out until its cooldown passes).
-std::optional<Error> breaker_refusal(LoadedModel& m);
-void breaker_verdict(LoadedModel& m, const Error* e, bool cancelled);
+// A model's circuit breaker (LoadedModel::breaker, breaker.hpp): the refusal of attempt
+// `attempt` of node `local` of frame `f` while it is open (nullopt: the call may go out, as the
+// probe when `probe` says so; or the model has none), and that call's verdict: its success, its
+// failure (an error the model is to blame for: a model error, its own timeout), or none (the
+// request cancelled or past its deadline, the caller's bad input, a refusal).
+std::optional<Error> breaker_refusal(LoadedModel& m, const Frame& f, std::uint32_t local, std::uint32_t attempt,
+                                     bool* probe = nullptr);
+void breaker_verdict(LoadedModel& m, const Error* e, const Frame& f, std::uint32_t local, std::uint32_t attempt);
 // Counts a retry of node `local` as it begins (braid_node_retries_total).
 void count_retry(const Frame& f, std::uint32_t local);
 // Calls `then` on the engine's pool after `ns`, or sooner should `f` be cancelled meanwhile (by

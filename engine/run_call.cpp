@@ -56,29 +56,31 @@ R measured(const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace, s
 
 }  // namespace
 
-std::optional<Error> breaker_refusal(LoadedModel& m) {
+std::optional<Error> breaker_refusal(LoadedModel& m, const Frame& f, std::uint32_t local, std::uint32_t attempt, bool* probe) {
   if (!m.breaker) return std::nullopt;
-  const auto wait = m.breaker->refuse(steady_clock::now());
-  if (!wait) return std::nullopt;
-  const std::string last = m.breaker->last_failure();
-  Error e = make_error(
-      ErrorCode::Unavailable,
-      *wait > 0 ? fmt::format("the model's circuit breaker is open after {} failed calls in a row (the last: {}); it lets a call "
-                              "try again in {} ms",
-                              m.breaker->threshold(), last, (*wait + 999'999) / 1'000'000)
-                : fmt::format("the model's circuit breaker is open after failed calls (the last: {}); a call that tries "
-                              "whether it is back is out",
-                              last));
-  e.retry_after_ns = *wait;
+  const Breaker::Admission a = m.breaker->admit(steady_clock::now(), {&f, local, attempt});
+  if (probe) *probe = a.probe;
+  if (a.admitted) return std::nullopt;
+  Error e = make_error(ErrorCode::Unavailable,
+                       a.wait_ns > 0 ? fmt::format("the model's circuit breaker is open {}; it lets a call try again in {} ms",
+                                                   m.breaker->why_open(), (a.wait_ns + 999'999) / 1'000'000)
+                                     : fmt::format("the model's circuit breaker is open {}; a call that tries whether it is back "
+                                                   "is out",
+                                                   m.breaker->why_open()));
+  e.retry_after_ns = a.wait_ns;
   return e;
 }
 
-void breaker_verdict(LoadedModel& m, const Error* e, bool cancelled) {
+void breaker_verdict(LoadedModel& m, const Error* e, const Frame& f, std::uint32_t local, std::uint32_t attempt) {
   if (!m.breaker) return;
   if (!e) return m.breaker->succeeded();
-  if (is_refusal(e->code)) return;
-  if (cancelled || e->code == ErrorCode::Cancelled || e->code == ErrorCode::InvalidInput || e->code == ErrorCode::NotFound) {
-    return m.breaker->abstained();
+  // Not the model's doing: cancelled (a timeout of the request, not of the call, included),
+  // the caller's input, a refusal (busy is not broken).
+  const auto deadline = f.ctx.deadline();
+  const bool request_deadline = e->code == ErrorCode::DeadlineExceeded && deadline && steady_clock::now() >= *deadline;
+  if (f.cancelled() || request_deadline || is_refusal(e->code) || e->code == ErrorCode::Cancelled ||
+      e->code == ErrorCode::InvalidInput || e->code == ErrorCode::NotFound) {
+    return m.breaker->abstained({&f, local, attempt});
   }
   m.breaker->failed(steady_clock::now(), e->message);
 }
@@ -323,9 +325,9 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std:
   auto call = std::make_shared<StreamCall>(&f->ctx, s);
   // Whichever claims the call first (the model ending, or the timer) ends the stream and the node
   // (with a fallback, the end of `s` decides what follows).
-  auto finish = [f, local, s, call, separate, &n, &m](std::optional<Error> e) {
+  auto finish = [f, local, attempt, s, call, separate, &n, &m](std::optional<Error> e) {
     if (call->timer) call->timer->cancel();
-    breaker_verdict(m, e ? &*e : nullptr, f->cancelled());  // a timeout cancels `call->ctx` first
+    breaker_verdict(m, e ? &*e : nullptr, *f, local, attempt);  // (a timeout cancels `call->ctx` first: not read)
     if (e) e = named(std::move(*e), *f, n);
     s->end(e);
     if (!separate) with_ready_queue([&] { node_end(f, local, std::move(e)); });
@@ -345,8 +347,16 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std:
     });
   }
   if (attempt == 0) node_publish(f, local, published);
-  if (auto e = breaker_refusal(m)) return end(std::move(*e));
   if (auto e = refused(m, c.method)) return end(std::move(*e));
+  bool probe = false;
+  if (auto e = breaker_refusal(m, *f, local, attempt, &probe)) return end(std::move(*e));
+  if (probe) {
+    // A stream may run for longer than the cooldown: its first item tells that the model is back.
+    s->read([&m, told = std::make_shared<std::atomic<bool>>(false)](const Value&) {
+              if (!told->exchange(true)) m.breaker->succeeded();
+            },
+            [](const std::optional<Error>&) {});
+  }
   if (m.asynchronous) return async_stream_call(f, n, m, nm, *inst, c.method, std::move(args), s, call, end);
   // On a device, the items go through DeviceItems (fenced, copied where read on the host, in
   // order), and so does the end.
@@ -496,10 +506,10 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   // waits for nothing: a queue limit does not refuse it.
   const bool run_inline = timeout == 0 && !batcher && !m.asynchronous && m.pool->get_executor().running_in_this_thread() &&
                           nothing_else_ready();
-  if (auto e = breaker_refusal(m)) return node_result(f, local, attempt, std::move(*e));
   if (!run_inline) {
     if (auto e = refused(m, c.method)) return node_result(f, local, attempt, std::move(*e));
   }
+  if (auto e = breaker_refusal(m, *f, local, attempt)) return node_result(f, local, attempt, std::move(*e));
   ModelInstance* inst = batcher ? m.instances[0].get() : next_instance(m);
   auto batch_item = [&](const CallContext& ctx, std::shared_ptr<const void> owner, std::function<void(Result<Value>)> deliver) {
     return BatchItem{std::move(args), &ctx, f->run.get(), &n, &f->run->ex->nodes[plan::index(n.id)], &nm, trace, {},

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/breaker.hpp"
 #include "engine/engine.hpp"
@@ -38,6 +40,11 @@ model back = torch "back.pt" {
 model words = torch "words.pt" {
   breaker = 2, breaker_cooldown = 1h
   def flaky_words(text: str) -> stream<str>
+  def gated(n: int, key: str) -> stream<str>
+}
+model busy = torch "busy.pt" {
+  threads = 1, max_queue = 1, breaker = 1, breaker_cooldown = 1h
+  def hold(x: str, key: str) -> str
 }
 )";
 
@@ -61,64 +68,87 @@ struct Harness : FakeHarness {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
+// Waits (10 s at most) until `n` calls wait for model `name`.
+bool wait_model_queued(const Harness& h, const std::string& name, std::int64_t n) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (h.model(name).queued != n) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 }  // namespace
 
 TEST_SUITE("engine") {
   TEST_CASE("breaker: opens after N failures in a row, refuses for its cooldown, then lets one probe through") {
     Breaker b(3, 10'000'000'000);  // 3 in a row, 10 s
     const auto t0 = Breaker::Clock::time_point{} + 1000s;
+    int frames[4];  // callers: an attempt of a node of one of these frames
+    auto who = [&](int i) { return Breaker::Caller{&frames[i], 0, 0}; };
     CHECK(b.state(t0) == Breaker::State::Closed);
     b.failed(t0, "one");
     b.failed(t0, "two");
     b.succeeded();  // a success ends the run of failures
     b.failed(t0, "one");
     b.failed(t0, "two");
-    CHECK_FALSE(b.refuse(t0));
+    CHECK(b.admit(t0, who(0)).admitted);
     CHECK(b.opened() == 0);
     b.failed(t0, "three");
     CHECK(b.opened() == 1);
     CHECK(b.state(t0) == Breaker::State::Open);
-    CHECK(b.last_failure() == "three");
+    CHECK(b.why_open() == "after 3 failed calls in a row (the last: three)");
     // Open: refused, with the time left.
-    auto wait = b.refuse(t0 + 4s);
-    REQUIRE(wait);
-    CHECK(*wait == 6'000'000'000);
+    auto open = b.admit(t0 + 4s, who(0));
+    CHECK_FALSE(open.admitted);
+    CHECK(open.wait_ns == 6'000'000'000);
     CHECK(b.refused() == 1);
     // A late result of a call from before it opened changes nothing.
     b.succeeded();
     CHECK(b.state(t0 + 4s) == Breaker::State::Open);
     // The cooldown passed: one probe goes, the others wait for its verdict (0: no time known).
     CHECK(b.state(t0 + 10s) == Breaker::State::HalfOpen);
-    CHECK_FALSE(b.refuse(t0 + 10s));
-    auto during = b.refuse(t0 + 10s + 1ms);
-    REQUIRE(during);
-    CHECK(*during == 0);
+    auto probe = b.admit(t0 + 10s, who(1));
+    CHECK(probe.admitted);
+    CHECK(probe.probe);
+    auto during = b.admit(t0 + 10s + 1ms, who(2));
+    CHECK_FALSE(during.admitted);
+    CHECK(during.wait_ns == 0);
+    // Another call ends with no verdict (it was refused, or cancelled): the probe still runs.
+    b.abstained(who(2));
+    CHECK_FALSE(b.admit(t0 + 10s + 2ms, who(3)).admitted);
     // The probe fails: open for another cooldown.
     b.failed(t0 + 11s, "still down");
     CHECK(b.opened() == 2);
     CHECK(b.state(t0 + 20s) == Breaker::State::Open);
-    CHECK(b.last_failure() == "still down");
-    REQUIRE(b.refuse(t0 + 20s));
+    CHECK(b.why_open() == "after the call that tried whether the model was back failed (still down)");
+    CHECK_FALSE(b.admit(t0 + 20s, who(0)).admitted);
     // The next probe is cancelled (no verdict): the one after it may go at once.
-    CHECK_FALSE(b.refuse(t0 + 21s));
-    b.abstained();
-    CHECK_FALSE(b.refuse(t0 + 21s));
+    CHECK(b.admit(t0 + 21s, who(1)).probe);
+    b.abstained(who(1));
+    CHECK(b.admit(t0 + 21s, who(2)).probe);
     // A probe that never reports holds the others back for one cooldown only.
-    REQUIRE(b.refuse(t0 + 30s));
-    CHECK_FALSE(b.refuse(t0 + 31s));
-    // It succeeds: closed, counting from zero again.
+    CHECK_FALSE(b.admit(t0 + 30s, who(3)).admitted);
+    CHECK(b.admit(t0 + 31s, who(3)).probe);
+    // It succeeds: closed, counting from zero again; calls go as before (not probes).
     b.succeeded();
     CHECK(b.state(t0 + 31s) == Breaker::State::Closed);
     b.failed(t0 + 32s, "a");
     b.failed(t0 + 32s, "b");
-    CHECK_FALSE(b.refuse(t0 + 32s));
+    auto closed = b.admit(t0 + 32s, who(0));
+    CHECK(closed.admitted);
+    CHECK_FALSE(closed.probe);
     CHECK(b.opened() == 2);
+    Breaker one(1, 1'000'000);
+    one.failed(t0, "x");
+    CHECK(one.why_open() == "after 1 failed call in a row (the last: x)");
   }
 
   TEST_CASE("breaker: a model's calls are refused once it failed `breaker` times in a row; a fallback answers without it") {
     Harness h(R"(
 endpoint plain(x: str) -> str { return down.fail(x) }
 endpoint spared(x: str) -> str { return down.fail(x) with { fallback = m.upper(x) } }
+endpoint fine(x: str) -> str { return down.picky(x) }
 )");
     for (int i = 0; i < 3; ++i) {
       auto r = h.run("spared", {Value("a")});
@@ -138,7 +168,7 @@ endpoint spared(x: str) -> str { return down.fail(x) with { fallback = m.upper(x
     CHECK(plain.error().code == ErrorCode::Unavailable);
     CHECK(plain.error().model == "down");
     CHECK(plain.error().retry_after_ns > 3'000'000'000'000);  // most of the hour left
-    CHECK_MESSAGE(contains(plain.error().message, "circuit breaker is open after 3 failed calls in a row (the last: this model always fails)"),
+    CHECK_MESSAGE(contains(plain.error().message, "circuit breaker is open after 3 failed calls in a row (the last: this model always fails); it lets a call try again in"),
                   plain.error().message);
     CHECK(h.fake->stats("down").calls == 3);
     CHECK(h.metric("braid_model_breaker_refused_total", "down") == "2");
@@ -149,8 +179,10 @@ endpoint spared(x: str) -> str { return down.fail(x) with { fallback = m.upper(x
     CHECK(h.model("m").breaker.empty());  // no breaker: none reported
     CHECK(h.metric("braid_model_breaker_state", "m") == "absent");
     // Every endpoint of the graph shares the model's breaker, every method too.
-    auto other = h.run("plain", {Value("d")});
-    CHECK_FALSE(other);
+    auto other = h.run("fine", {Value("ok")});
+    REQUIRE_FALSE(other);
+    CHECK(other.error().code == ErrorCode::Unavailable);
+    CHECK(h.fake->stats("down").calls == 3);
   }
 
   TEST_CASE("breaker: what counts: failures in a row, timeouts; not cancellations, nor calls after a success") {
@@ -173,6 +205,35 @@ endpoint refused(x: str) -> str { return down.refuse(x) }
     const int calls = h.fake->stats("down").calls;
     CHECK(h.run("picky", {Value("ok")}).error().code == ErrorCode::Unavailable);
     CHECK(h.fake->stats("down").calls == calls);
+  }
+
+  TEST_CASE("breaker: not counted: refusals (a full queue), calls past their request's deadline") {
+    Harness h(R"(
+endpoint held(key: str) -> str { return busy.hold(key, key) }
+endpoint slow(x: str) -> str { return down.sleep(x, 60000) }
+)");
+    // One call runs (the model's one thread), one waits (its queue of one): the next is refused.
+    auto running = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
+    REQUIRE(h.fake->wait_for("busy", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    auto waiting = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
+    REQUIRE(wait_model_queued(h, "busy", 1));
+    auto refused = h.run("held", {Value("k")});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::Overloaded);
+    CHECK(h.model("busy").breaker == "closed");  // `breaker = 1`: one failure would have opened it
+    h.fake->open("k");
+    CHECK(running.get());
+    CHECK(waiting.get());
+    // The request's deadline passes while the model runs: the request's doing, not the model's.
+    for (int i = 0; i < 4; ++i) {
+      engine::RunOptions o;
+      o.deadline_ns = 2'000'000;
+      auto r = h.run("slow", {Value("x")}, o);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+    }
+    CHECK(h.model("down").breaker == "closed");
+    CHECK(h.fake->stats("down").calls == 4);
   }
 
   TEST_CASE("breaker: a retry of a refused call waits for the cooldown, and is not begun past the deadline") {
@@ -232,6 +293,20 @@ endpoint e(text: str) -> stream<str> { return words.flaky_words(text) }
     CHECK(refused.error->code == ErrorCode::Unavailable);
     CHECK(refused.items.empty());
     CHECK(h.fake->stats("words").calls == 2);
+  }
+
+  TEST_CASE("breaker: a stream's timeout counts, after items too") {
+    Harness h(R"(
+endpoint e(key: str) -> stream<str> { return words.gated(3, key) with { timeout = 5ms } }
+)");
+    for (int i = 0; i < 2; ++i) {
+      Drain d(stream_of(h.run("e", {Value("never")})));
+      REQUIRE(d.wait_end());
+      CHECK(d.items == std::vector<std::string>{"0"});  // item 1 waits for a key nobody opens
+      REQUIRE(d.error);
+      CHECK(d.error->code == ErrorCode::DeadlineExceeded);
+    }
+    CHECK(h.model("words").breaker == "open");
   }
 }
 

@@ -248,7 +248,7 @@ TEST_SUITE("http") {
     auto body = f.body_of(r);
     CHECK(body.at("code") == "unavailable");
     CHECK(body.at("model") == "cb");
-    CHECK(std::string_view(body.at("error").as_string()).find("circuit breaker is open after 1 failed calls in a row") !=
+    CHECK(std::string_view(body.at("error").as_string()).find("circuit breaker is open after 1 failed call in a row") !=
           std::string_view::npos);
     CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
   }

@@ -420,6 +420,26 @@ endpoint tripped(t: str) -> str { return up.tripped(t) }
     CHECK(refused.error().retry_after_ns <= 3600LL * 1'000'000'000);
   }
 
+  TEST_CASE("remote: a call cut off by its request's deadline is not the model's failure: the breaker stays closed") {
+    // The remote call times out at the request's deadline, often before the run's own deadline
+    // timer has cancelled the run: its deadline_exceeded is the request's, not the server's fault.
+    Upstream up;
+    Front front(up.port, R"(
+  breaker = 1, breaker_cooldown = 1h
+  def wait(key: str) -> str
+}
+endpoint held(key: str) -> str { return up.wait(key) }
+)");
+    for (int i = 0; i < 3; ++i) {
+      engine::RunOptions o;
+      o.deadline_ns = 20'000'000;
+      auto r = front.engine->run(*front.engine->find("front", "held"), {Value("never")}, o).get();
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == ErrorCode::DeadlineExceeded);
+    }
+    CHECK(front.engine->model_stats().at(0).breaker == "closed");
+  }
+
   TEST_CASE("remote: a streaming endpoint of the other server is called as a list of its items") {
     Upstream up;
     Front front(up.port, R"(  def words(text: str) -> list<str>
