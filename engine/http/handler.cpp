@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
@@ -12,6 +13,7 @@
 #include "engine/http/config.hpp"
 #include "engine/http/kserve.hpp"
 #include "engine/http/request_id.hpp"
+#include "engine/http/server_timing.hpp"
 #include "engine/json_text.hpp"
 #include "engine/value_json.hpp"
 
@@ -322,6 +324,20 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
   opts.cancel = &cancel_;  // lives as long as the handler, which outlives its requests
   opts.shared_cancel = std::move(cancel);  // under cancel_, when the session gave one
   opts.deadline_ns = deadline_ns;
+  // Asked for (`Braid-Timing: 1`): the run's nodes are traced, and the answer says where its
+  // time went (Server-Timing); not a streamed answer, whose header goes before its run ends.
+  std::shared_ptr<engine::Trace> trace;
+  if (auto h = req.find("Braid-Timing"); h != req.end() && wants_timing(h->value())) {
+    opts.trace = trace = std::make_shared<engine::Trace>();
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto timed = [&](Response res) {
+    if (trace) {
+      const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
+      res.set("Server-Timing", server_timing(*trace, took.count()));
+    }
+    return res;
+  };
   engine::Result<engine::Value> r =
       co_await engine.async_run(ep, std::move(*inputs), opts, boost::asio::use_awaitable);
   if (r && r->kind() == engine::Value::Kind::Stream) {
@@ -334,7 +350,7 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
     if (format && !kserve && req.version() >= 11) {
       // A stream that fails before its first item answers as any failed request does.
       co_await stream_started(s);
-      if (s->size() == 0 && s->ended() && s->error()) co_return engine_error(req, *s->error());
+      if (s->size() == 0 && s->ended() && s->error()) co_return timed(engine_error(req, *s->error()));
       Response head{bhttp::status::ok, req.version()};
       stamp(req, head);
       head.set(bhttp::field::content_type, *format == StreamFormat::Sse ? "text/event-stream" : "application/x-ndjson");
@@ -351,12 +367,12 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
       co_return a;
     }
     // One answer at the end: a JSON array (or KServe's outputs), or the error that stopped it.
-    if (auto e = co_await engine::async_stream_end(s, boost::asio::use_awaitable)) co_return engine_error(req, *e);
+    if (auto e = co_await engine::async_stream_end(s, boost::asio::use_awaitable)) co_return timed(engine_error(req, *e));
     r = engine::Value::list(s->items());
   } else {
     in_flight_.fetch_sub(1);
   }
-  if (!r) co_return engine_error(req, r.error());
+  if (!r) co_return timed(engine_error(req, r.error()));
   if (!kserve) {
     Response res;
     if (wants_binary(req)) {
@@ -372,9 +388,9 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
       res = respond(req, 200, engine::to_json(*r));
     }
     res.set(bhttp::field::vary, "Accept");  // the representation depends on it
-    co_return res;
+    co_return timed(std::move(res));
   }
-  co_return respond(req, kserve_response(ep, *r, *kserve));
+  co_return timed(respond(req, kserve_response(ep, *r, *kserve)));
 }
 
 boost::asio::awaitable<Response> Handler::reload(const Request& req) {

@@ -14,6 +14,7 @@
 #include "engine/http/handler.hpp"
 #include "tests/engine/fake_backend.hpp"
 #include "tests/engine/model_stats.hpp"
+#include "engine/http/server_timing.hpp"
 #include "tests/http/handler_fixture.hpp"
 #include "tests/http/in_memory.hpp"
 
@@ -240,6 +241,54 @@ TEST_SUITE("http") {
       CHECK(r.result_int() == 429);
       CHECK(r[bhttp::field::retry_after] == header);
     }
+  }
+
+  TEST_CASE("Braid-Timing: 1 asks for Server-Timing: the run's time, then each node's, a node run several times once") {
+    Fixture f;
+    http::Request req{bhttp::verb::post, "/g/lengths", 11};
+    req.set("Braid-Timing", "1");
+    req.body() = R"({"words": ["a", "bb", "ccc"]})";
+    req.prepare_payload();
+    auto r = f.call(std::move(req));
+    CHECK(r.result_int() == 200);
+    const std::string timing(r["Server-Timing"]);
+    INFO(timing);
+    CHECK(timing.starts_with("total;dur="));
+    // The map, then its items' calls: one entry, run three times.
+    const auto map = timing.find(";desc=\"map\";dur=");
+    const auto calls = timing.find(";desc=\"call x3\";dur=");
+    CHECK(map != std::string::npos);
+    CHECK(calls != std::string::npos);
+    CHECK(map < calls);
+    // A failed request says where its time went too; one that did not ask gets no header.
+    http::Request failed{bhttp::verb::post, "/g/broken", 11};
+    failed.set("Braid-Timing", "on");
+    failed.body() = R"({"x": "a"})";
+    failed.prepare_payload();
+    auto e = f.call(std::move(failed));
+    CHECK(e.result_int() == 500);
+    CHECK(std::string(e["Server-Timing"]).find(";desc=\"call\";dur=") != std::string::npos);
+    CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").count("Server-Timing") == 0);
+  }
+
+  TEST_CASE("server_timing: names made tokens, runs summed, in the order nodes started, at most kMaxTimingEntries") {
+    engine::Trace t;
+    t.add({"b node", "call", 20, 1500, 1});
+    t.add({"a.f#1", "op", 10, 250, 1});
+    t.add({"b node", "call", 30, 500, 2});
+    CHECK(http::server_timing(t, 3'250'000) ==
+          R"(total;dur=3.250, a.f#1;desc="op";dur=0.250, b_node;desc="call x2";dur=2.000)");
+    engine::Trace many;
+    for (int i = 0; i < 50; ++i) many.add({fmt::format("n{}", i), "call", i, 1, 1});
+    const std::string s = http::server_timing(many, 0);
+    CHECK(s.find("n47;") != std::string::npos);
+    CHECK(s.find("n48;") == std::string::npos);
+    CHECK(s.ends_with(R"(, more;desc="2 more nodes")"));
+    CHECK(http::wants_timing("1"));
+    CHECK(http::wants_timing("TRUE"));
+    CHECK(http::wants_timing("on"));
+    CHECK_FALSE(http::wants_timing("0"));
+    CHECK_FALSE(http::wants_timing("yes please"));
   }
 
   TEST_CASE("health, server metadata, /graphs") {

@@ -69,7 +69,13 @@ TEST_SUITE("http") {
     CHECK(m.body().find("braid_requests_total{graph=\"g\",endpoint=\"shout\"} 2") != std::string::npos);
     CHECK(c.request(bhttp::verb::get, "/nope").result_int() == 404);
     CHECK(c.request(bhttp::verb::delete_, "/g/shout").result_int() == 405);
-    // Eleven requests, one connection: keep-alive held throughout.
+    // Asked for, the answer says where its time went.
+    auto ask = Client::make(bhttp::verb::post, "/g/shout", R"({"text": "t"})");
+    ask.set("Braid-Timing", "1");
+    auto timed = c.send(ask);
+    CHECK(timed.result_int() == 200);
+    CHECK_MESSAGE(std::string(timed["Server-Timing"]).find(";desc=\"call\";dur=") != std::string::npos, timed["Server-Timing"]);
+    // Twelve requests, one connection: keep-alive held throughout.
     auto last = c.request(bhttp::verb::post, "/g/shout", R"({"text": "bye"})", false);
     CHECK(last.body() == "\"BYE\"\n");
     CHECK(c.closed_by_server());
