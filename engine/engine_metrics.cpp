@@ -14,8 +14,10 @@ namespace braid::engine {
 
 std::string Engine::metrics_text() const {
   std::string out;
+  std::set<std::string, std::less<>> families;  // the engine's own, written so far
   auto header = [&](const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    families.emplace(name);
   };
   auto ep_labels = [](const detail::ExecEndpoint& ex) {
     return fmt::format("graph=\"{}\",endpoint=\"{}\"", prometheus_label(ex.graph), prometheus_label(ex.ref.endpoint->name));
@@ -153,19 +155,26 @@ std::string Engine::metrics_text() const {
   each_batched([&](const std::string& labels, const ModelMetrics& m) {
     out += fmt::format("braid_model_batch_failures_total{{{}}} {}\n", labels, m.batch_failures.load());
   });
+  if (impl_->device) {
+    header("braid_device_host_copies_total", "counter", "Device tensors copied to host memory for a host consumer.");
+    out += fmt::format("braid_device_host_copies_total {}\n", impl_->host_copies.load());
+    header("braid_device_ops_total", "counter", "Ops run on a device where their inputs were (topk, pooled_cosine), their result alone copied to the host.");
+    out += fmt::format("braid_device_ops_total {}\n", impl_->device_ops.load());
+    header("braid_device_host_copy_bytes_total", "counter", "Bytes copied from devices to host memory (tensors and device ops' results).");
+    out += fmt::format("braid_device_host_copy_bytes_total {}\n", impl_->host_copy_bytes.load());
+    header("braid_device_stream_waits_total", "counter", "Waits of one stream for another's fence (on the device).");
+    out += fmt::format("braid_device_stream_waits_total {}\n", impl_->stream_waits.load());
+  }
   // The instances' own counters (ModelInstance::counters), summed per model; one header a name.
   struct Counted {
     std::string help;
     std::vector<std::pair<std::string, std::uint64_t>> values;  // labels, sum over the instances
   };
   std::map<std::string, Counted> counted;
-  // A name that is not a Prometheus name, or that is one of the engine's own families, would
-  // break the whole scrape: such a counter is left out.
-  auto usable = [](const std::string& name) {
-    static const std::set<std::string, std::less<>> engine_families = {
-        "model_queue_depth", "model_calls_running", "model_batch_size", "model_batch_failures_total",
-        "model_batch_starts_total", "model_calls_refused_total"};
-    if (name.empty() || engine_families.count(name)) return false;
+  // A name that is not a Prometheus name, or that is one of the engine's own families (those
+  // written above), would break the whole scrape: such a counter is left out.
+  auto usable = [&families](const std::string& name) {
+    if (name.empty() || families.count("braid_" + name)) return false;
     for (std::size_t i = 0; i < name.size(); ++i) {
       const char c = name[i];
       const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (i > 0 && c >= '0' && c <= '9');
@@ -202,16 +211,6 @@ std::string Engine::metrics_text() const {
     const std::string full = "braid_" + name;
     header(full.c_str(), "counter", c.help.c_str());
     for (const auto& [labels, v] : c.values) out += fmt::format("{}{{{}}} {}\n", full, labels, v);
-  }
-  if (impl_->device) {
-    header("braid_device_host_copies_total", "counter", "Device tensors copied to host memory for a host consumer.");
-    out += fmt::format("braid_device_host_copies_total {}\n", impl_->host_copies.load());
-    header("braid_device_ops_total", "counter", "Ops run on a device where their inputs were (topk, pooled_cosine), their result alone copied to the host.");
-    out += fmt::format("braid_device_ops_total {}\n", impl_->device_ops.load());
-    header("braid_device_host_copy_bytes_total", "counter", "Bytes copied from devices to host memory (tensors and device ops' results).");
-    out += fmt::format("braid_device_host_copy_bytes_total {}\n", impl_->host_copy_bytes.load());
-    header("braid_device_stream_waits_total", "counter", "Waits of one stream for another's fence (on the device).");
-    out += fmt::format("braid_device_stream_waits_total {}\n", impl_->stream_waits.load());
   }
   return out;
 }

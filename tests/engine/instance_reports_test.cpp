@@ -50,10 +50,15 @@ TEST_CASE("engine: instances' own counters in /metrics, summed per model, one he
   }
   CHECK(headers == 1);
   // A name Prometheus would not take, or one of the engine's own, is left out; help is escaped.
-  fake->instance_counters = {{"bad name", "x", 1}, {"model_batch_size", "x", 1}, {"model_odd_total", "two\nlines \\", 1}};
+  fake->instance_counters = {{"bad name", "x", 1},
+                             {"model_batch_size", "x", 1},
+                             {"model_breaker_opens_total", "x", 1},
+                             {"model_odd_total", "two\nlines \\", 1}};
   const std::string odd = e->metrics_text();
   CHECK(odd.find("braid_bad name") == std::string::npos);
   CHECK(odd.find("# TYPE braid_model_batch_size counter") == std::string::npos);
+  CHECK(odd.find("# HELP braid_model_breaker_opens_total x") == std::string::npos);
+  CHECK(odd.find("# HELP braid_model_breaker_opens_total") != std::string::npos);  // the engine's own
   CHECK(odd.find("# HELP braid_model_odd_total two\\nlines \\\\\n") != std::string::npos);
   fake->instance_counters.clear();
   CHECK(e->metrics_text().find("braid_model_widgets_total") == std::string::npos);
