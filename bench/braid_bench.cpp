@@ -26,11 +26,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "bench/clients.hpp"
 #include "bench/stats.hpp"
 #include "bench/version.h"
 #include "dsl/frontend.hpp"
@@ -42,10 +41,12 @@ namespace {
 
 using namespace braid;
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
 using Clock = std::chrono::steady_clock;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+using bench::Client;
+using bench::EngineClient;
+using bench::HttpClient;
+using bench::Outcome;
 
 struct Options {
   std::string file, endpoint, input = "{}", http, http_path, output = "md", plot, duration = "10s", warmup = "1s", rate;
@@ -53,93 +54,7 @@ struct Options {
   std::size_t requests = 0;
   bool sequential = false, compare = false;
   std::vector<std::string> model_paths;
-};
-
-struct Outcome {
-  bool ok = true;
-  std::string error;
-  std::optional<Clock::time_point> first_item;  // a stream's (in process)
-  std::size_t items = 0;
-};
-
-// One request. In process: the engine's asynchronous run. Over HTTP: a POST on this worker's
-// own kept-alive connection (reconnecting when the server closes it).
-class Client {
- public:
-  virtual ~Client() = default;
-  virtual asio::awaitable<Outcome> call() = 0;
-};
-
-class EngineClient final : public Client {
- public:
-  EngineClient(engine::Engine& e, engine::EndpointRef ep, std::vector<engine::Value> in) : e_(e), ep_(ep), in_(std::move(in)) {}
-  asio::awaitable<Outcome> call() override {
-    auto r = co_await e_.async_run(ep_, in_, {}, asio::use_awaitable);
-    if (r && r->kind() == engine::Value::Kind::Stream) {  // a stream: done at its end
-      const std::shared_ptr<engine::ValueStream> s = r->as_stream();
-      auto e = co_await engine::async_stream_end(s, asio::use_awaitable);
-      Outcome o;
-      if (e) o = Outcome{false, std::string(engine::error_code_name(e->code))};
-      o.items = s->size();
-      o.first_item = s->first_pushed();  // when the model emitted it (this client may read later)
-      co_return o;
-    }
-    if (r) co_return Outcome{};
-    co_return Outcome{false, std::string(engine::error_code_name(r.error().code))};
-  }
-
- private:
-  engine::Engine& e_;
-  engine::EndpointRef ep_;
-  std::vector<engine::Value> in_;
-};
-
-class HttpClient final : public Client {
- public:
-  HttpClient(asio::io_context& ioc, asio::ip::tcp::endpoint at, std::string host, std::string target, std::string body)
-      : ioc_(ioc), at_(at), host_(std::move(host)), target_(std::move(target)), body_(std::move(body)) {
-    // Room for 64 KiB reads: Beast reads what the buffer has room for (512 bytes at first), and
-    // a large answer read 512 bytes at a time would time this client, not the server.
-    buffer_.reserve(64 * 1024);
-  }
-  asio::awaitable<Outcome> call() override {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      if (!stream_) {
-        stream_.emplace(ioc_);
-        auto [ec] = co_await stream_->async_connect(at_, tuple_awaitable);
-        if (ec) {
-          stream_.reset();
-          co_return Outcome{false, "connect: " + ec.message()};
-        }
-      }
-      bhttp::request<bhttp::string_body> req{bhttp::verb::post, target_, 11};
-      req.set(bhttp::field::host, host_);
-      req.set(bhttp::field::content_type, "application/json");
-      req.body() = body_;
-      req.prepare_payload();
-      auto [wec, wn] = co_await bhttp::async_write(*stream_, req, tuple_awaitable);
-      bhttp::response<bhttp::string_body> res;
-      boost::system::error_code rec;
-      if (!wec) std::tie(rec, wn) = co_await bhttp::async_read(*stream_, buffer_, res, tuple_awaitable);
-      if (wec || rec) {  // a closed kept-alive connection: reconnect once
-        stream_.reset();
-        buffer_.clear();
-        if (attempt == 0) continue;
-        co_return Outcome{false, "io: " + (wec ? wec : rec).message()};
-      }
-      if (!res.keep_alive()) stream_.reset();
-      if (res.result_int() == 200) co_return Outcome{};
-      co_return Outcome{false, fmt::format("HTTP {}", res.result_int())};
-    }
-    co_return Outcome{false, "io"};
-  }
-
- private:
-  asio::io_context& ioc_;
-  asio::ip::tcp::endpoint at_;
-  std::string host_, target_, body_;
-  std::optional<beast::tcp_stream> stream_;
-  beast::flat_buffer buffer_;
+  std::vector<std::string> headers;  // with --http: "Name: value" each
 };
 
 struct RunResult {
@@ -297,6 +212,7 @@ int main(int argc, char** argv) {
   app.add_option("-n,--requests", o.requests, "Measure this many requests instead of a duration")->excludes(dur);
   app.add_option("-w,--warmup", o.warmup, "Unmeasured load first (default 1s)");
   app.add_option("--http", o.http, "Load a running server at this URL (e.g. http://127.0.0.1:8000) instead of in process");
+  app.add_option("-H,--header", o.headers, "With --http: a header to send with every request, \"Name: value\" (e.g. \"Braid-Timing: 1\"); repeatable");
   app.add_option("--http-path", o.http_path, "With --http: the path to POST to (default /{graph}/{endpoint}; e.g. /generate_score for a BentoML service)");
   app.add_option("-o,--output", o.output, "md, json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
   app.add_option("--plot", o.plot, "Write an SVG of latency over time and its distribution");
@@ -328,6 +244,7 @@ int main(int argc, char** argv) {
   if (!duration) return fail(duration.error().message);
   if (!warmup) return fail(warmup.error().message);
   if (!o.http.empty() && (o.sequential || o.compare)) return fail("--sequential and --compare run in process, not with --http");
+  if (o.http.empty() && !o.headers.empty()) return fail("--header goes with --http (in process there is no HTTP request)");
   if (o.concurrency == 0) return fail("--concurrency must be at least 1");
 
   std::string input = o.input;
@@ -421,8 +338,15 @@ int main(int argc, char** argv) {
     if (rec || found.empty()) return fail(fmt::format("cannot resolve `{}`: {}", host, rec.message()));
     std::vector<std::unique_ptr<Client>> clients;
     std::string target = o.http_path.empty() ? fmt::format("/{}/{}", plan->name, o.endpoint) : o.http_path;
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const auto& h : o.headers) {
+      auto parsed = bench::parse_header(h);
+      if (!parsed) return fail(fmt::format("--header `{}`: expected \"Name: value\"", h));
+      headers.push_back(std::move(*parsed));
+    }
     for (unsigned i = 0; i < o.concurrency; ++i) {
-      clients.push_back(std::make_unique<HttpClient>(ioc, found.begin()->endpoint(), host, target, boost::json::serialize(json_in)));
+      clients.push_back(std::make_unique<HttpClient>(ioc, found.begin()->endpoint(), host, target, boost::json::serialize(json_in),
+                                                     headers));
     }
     Measured m;
     m.mode = "http";

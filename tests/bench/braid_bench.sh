@@ -71,4 +71,12 @@ url=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/serve.out" | head -1)
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['mode']=='http' and r['requests']==300 and r['errors']==0, r" "$tmp/h.json" || fail "http content"
 "$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": 5}' --http "$url" -n 20 -w 0s -o json >"$tmp/e.json" || fail "http error run"
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['errors']==20 and r['errors_by_kind']=={'HTTP 400': 20}, r" "$tmp/e.json" || fail "errors by kind"
+# Headers go with every request: a budget that is not a duration is a 400 for each.
+"$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": "hi"}' --http "$url" -H 'Braid-Timeout: soon' -H 'Braid-Timing: 1' \
+  -n 20 -w 0s -o json >"$tmp/t.json" || fail "http run with headers"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['errors_by_kind']=={'HTTP 400': 20}, r" "$tmp/t.json" || fail "headers sent"
+if "$bench" graphs/ensemble.graph ensemble_predict --http "$url" -H 'no colon' -n 1 >/dev/null 2>"$tmp/bad.err"; then
+  fail "a malformed --header was taken"
+fi
+grep -q -- '--header `no colon`: expected "Name: value"' "$tmp/bad.err" || { fail "no message for a malformed header"; cat "$tmp/bad.err"; }
 exit $status

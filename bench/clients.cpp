@@ -1,0 +1,93 @@
+#include "bench/clients.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+
+#include "engine/stream.hpp"
+
+namespace braid::bench {
+namespace {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+}  // namespace
+
+asio::awaitable<Outcome> EngineClient::call() {
+  auto r = co_await e_.async_run(ep_, in_, {}, asio::use_awaitable);
+  if (r && r->kind() == engine::Value::Kind::Stream) {  // a stream: done at its end
+    const std::shared_ptr<engine::ValueStream> s = r->as_stream();
+    auto e = co_await engine::async_stream_end(s, asio::use_awaitable);
+    Outcome o;
+    if (e) o = Outcome{false, std::string(engine::error_code_name(e->code))};
+    o.items = s->size();
+    o.first_item = s->first_pushed();  // when the model emitted it (this client may read later)
+    co_return o;
+  }
+  if (r) co_return Outcome{};
+  co_return Outcome{false, std::string(engine::error_code_name(r.error().code))};
+}
+
+HttpClient::HttpClient(asio::io_context& ioc, asio::ip::tcp::endpoint at, std::string host, std::string target,
+                       std::string body, std::vector<std::pair<std::string, std::string>> headers)
+    : ioc_(ioc), at_(at), host_(std::move(host)), target_(std::move(target)), body_(std::move(body)), headers_(std::move(headers)) {
+  // Room for 64 KiB reads: Beast reads what the buffer has room for (512 bytes at first), and
+  // a large answer read 512 bytes at a time would time this client, not the server.
+  buffer_.reserve(64 * 1024);
+}
+
+asio::awaitable<Outcome> HttpClient::call() {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!stream_) {
+      stream_.emplace(ioc_);
+      auto [ec] = co_await stream_->async_connect(at_, tuple_awaitable);
+      if (ec) {
+        stream_.reset();
+        co_return Outcome{false, "connect: " + ec.message()};
+      }
+    }
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post, target_, 11};
+    req.set(bhttp::field::host, host_);
+    req.set(bhttp::field::content_type, "application/json");
+    for (const auto& [name, value] : headers_) req.set(name, value);
+    req.body() = body_;
+    req.prepare_payload();
+    auto [wec, wn] = co_await bhttp::async_write(*stream_, req, tuple_awaitable);
+    bhttp::response<bhttp::string_body> res;
+    boost::system::error_code rec;
+    if (!wec) std::tie(rec, wn) = co_await bhttp::async_read(*stream_, buffer_, res, tuple_awaitable);
+    if (wec || rec) {  // a closed kept-alive connection: reconnect once
+      stream_.reset();
+      buffer_.clear();
+      if (attempt == 0) continue;
+      co_return Outcome{false, "io: " + (wec ? wec : rec).message()};
+    }
+    if (!res.keep_alive()) stream_.reset();
+    if (res.result_int() == 200) co_return Outcome{};
+    co_return Outcome{false, fmt::format("HTTP {}", res.result_int())};
+  }
+  co_return Outcome{false, "io"};
+}
+
+std::optional<std::pair<std::string, std::string>> parse_header(const std::string& text) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  std::string name = text.substr(0, colon);
+  for (char c : name) {
+    const bool token = std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!token) return std::nullopt;
+  }
+  std::string value = text.substr(colon + 1);
+  const auto first = value.find_first_not_of(" \t");
+  value = first == std::string::npos ? std::string() : value.substr(first);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') return std::nullopt;
+  }
+  return std::make_pair(std::move(name), std::move(value));
+}
+
+}  // namespace braid::bench

@@ -1,0 +1,67 @@
+#pragma once
+// braid-bench's clients: one request at a time, in process (the engine's asynchronous run) or
+// over HTTP (a POST on the client's own kept-alive connection, with the headers asked for).
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+
+#include "engine/engine.hpp"
+
+namespace braid::bench {
+
+// How one request went.
+struct Outcome {
+  bool ok = true;
+  std::string error;
+  std::optional<std::chrono::steady_clock::time_point> first_item;  // a stream's (in process)
+  std::size_t items = 0;
+};
+
+class Client {
+ public:
+  virtual ~Client() = default;
+  virtual boost::asio::awaitable<Outcome> call() = 0;
+};
+
+// In process: done when the run's result is (a stream's: at its end).
+class EngineClient final : public Client {
+ public:
+  EngineClient(engine::Engine& e, engine::EndpointRef ep, std::vector<engine::Value> in) : e_(e), ep_(ep), in_(std::move(in)) {}
+  boost::asio::awaitable<Outcome> call() override;
+
+ private:
+  engine::Engine& e_;
+  engine::EndpointRef ep_;
+  std::vector<engine::Value> in_;
+};
+
+// Over HTTP: a POST of `body` to `target`, with `headers` ("Name", "value") besides Host and
+// Content-Type, on a kept-alive connection, reconnecting once when the server closed it.
+class HttpClient final : public Client {
+ public:
+  HttpClient(boost::asio::io_context& ioc, boost::asio::ip::tcp::endpoint at, std::string host, std::string target,
+             std::string body, std::vector<std::pair<std::string, std::string>> headers = {});
+  boost::asio::awaitable<Outcome> call() override;
+
+ private:
+  boost::asio::io_context& ioc_;
+  boost::asio::ip::tcp::endpoint at_;
+  std::string host_, target_, body_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::optional<boost::beast::tcp_stream> stream_;
+  boost::beast::flat_buffer buffer_;
+};
+
+// "Name: value" as a header to send; nullopt when it is not one.
+std::optional<std::pair<std::string, std::string>> parse_header(const std::string& text);
+
+}  // namespace braid::bench
