@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
   app.add_option("-n,--requests", o.requests, "Measure this many requests instead of a duration")->excludes(dur);
   app.add_option("-w,--warmup", o.warmup, "Unmeasured load first (default 1s)");
   app.add_option("--http", o.http, "Load a running server at this URL (e.g. http://127.0.0.1:8000) instead of in process");
-  app.add_option("-H,--header", o.headers, "With --http: a header to send with every request, \"Name: value\" (e.g. \"Braid-Timing: 1\"); repeatable");
+  app.add_option("-H,--header", o.headers, "With --http: a header to send with every request, \"Name: value\" (e.g. \"Braid-Timing: 1\"); repeatable, a later one replacing an earlier of the same name");
   app.add_option("--http-path", o.http_path, "With --http: the path to POST to (default /{graph}/{endpoint}; e.g. /generate_score for a BentoML service)");
   app.add_option("-o,--output", o.output, "md, json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
   app.add_option("--plot", o.plot, "Write an SVG of latency over time and its distribution");

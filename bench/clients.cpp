@@ -1,5 +1,8 @@
 #include "bench/clients.hpp"
 
+#include <cctype>
+#include <string_view>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
@@ -84,8 +87,9 @@ std::optional<std::pair<std::string, std::string>> parse_header(const std::strin
   const auto first = value.find_first_not_of(" \t");
   value = first == std::string::npos ? std::string() : value.substr(first);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
-  for (char c : value) {
-    if (c == '\r' || c == '\n' || c == '\0') return std::nullopt;
+  for (char c : value) {  // no control character but a tab (RFC 9110)
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return std::nullopt;
   }
   return std::make_pair(std::move(name), std::move(value));
 }

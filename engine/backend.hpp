@@ -174,7 +174,8 @@ class ModelInstance {
   virtual std::vector<std::string> warnings() const { return {}; }
   // Counts the instance keeps of its own work, for /metrics: Engine::metrics_text sums each over
   // a model's instances as the counter `braid_<name>{graph, model}`. The same names, with the
-  // same help, from every instance that has them.
+  // same help, from every instance that has them. A name starts with `model_` and is none of
+  // the engine's own (nor a series of one, `model_batch_size_count`): others are left out.
   struct Counter {
     std::string name;  // e.g. "model_cuda_graph_replays_total"
     std::string help;

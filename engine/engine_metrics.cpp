@@ -171,13 +171,17 @@ std::string Engine::metrics_text() const {
     std::vector<std::pair<std::string, std::uint64_t>> values;  // labels, sum over the instances
   };
   std::map<std::string, Counted> counted;
-  // A name that is not a Prometheus name, or that is one of the engine's own families (those
-  // written above), would break the whole scrape: such a counter is left out.
+  // A model's counter is `braid_model_...`: a name that does not start with `model_` (which could
+  // be one of the server's own families, `braid_http_...`), is not a Prometheus name, or is one
+  // of the engine's own families (those written above), or a series of one (a histogram's
+  // `_bucket`, `_sum`, `_count`), would break the whole scrape: such a counter is left out.
   auto usable = [&families](const std::string& name) {
-    if (name.empty() || families.count("braid_" + name)) return false;
-    for (std::size_t i = 0; i < name.size(); ++i) {
-      const char c = name[i];
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (i > 0 && c >= '0' && c <= '9');
+    if (!name.starts_with("model_") || families.count("braid_" + name)) return false;
+    for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
+      if (name.ends_with(suffix) && families.count("braid_" + name.substr(0, name.size() - suffix.size()))) return false;
+    }
+    for (char c : name) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || (c >= '0' && c <= '9');
       if (!ok) return false;
     }
     return true;

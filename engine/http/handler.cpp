@@ -327,7 +327,9 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
   // Asked for (`Braid-Timing: 1`): the run's nodes are traced, and the answer says where its
   // time went (Server-Timing); not a streamed answer, whose header goes before its run ends.
   std::shared_ptr<engine::Trace> trace;
-  if (auto h = req.find("Braid-Timing"); h != req.end() && wants_timing(h->value())) {
+  const bool streamed = ep.endpoint->result_type && ep.endpoint->result_type->is_stream() && stream_format(req) && !kserve &&
+                        req.version() >= 11;
+  if (auto h = req.find("Braid-Timing"); h != req.end() && wants_timing(h->value()) && !streamed) {
     opts.trace = trace = std::make_shared<engine::Trace>();
   }
   const auto started = std::chrono::steady_clock::now();

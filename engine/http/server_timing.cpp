@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -11,7 +12,8 @@ namespace {
 
 // An HTTP token (RFC 9110 tchar): what a Server-Timing metric name may be.
 bool token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 std::string token(std::string_view name) {
@@ -53,14 +55,15 @@ std::string server_timing(const engine::Trace& trace, std::int64_t total_ns) {
   std::stable_sort(entries.begin(), entries.end(),
                    [](const Entry& a, const Entry& b) { return a.first_start_us < b.first_start_us; });
   std::string out = fmt::format("total;dur={:.3f}", static_cast<double>(total_ns) / 1e6);
-  for (std::size_t i = 0; i < entries.size() && i < kMaxTimingEntries; ++i) {
-    const Entry& x = entries[i];
+  std::size_t listed = 0;
+  for (const Entry& x : entries) {
     const std::string desc = x.runs == 1 ? token(x.category) : fmt::format("{} x{}", token(x.category), x.runs);
-    out += fmt::format(", {};desc=\"{}\";dur={:.3f}", token(x.name), desc, static_cast<double>(x.total_us) / 1e3);
+    std::string entry = fmt::format(", {};desc=\"{}\";dur={:.3f}", token(x.name), desc, static_cast<double>(x.total_us) / 1e3);
+    if (listed == kMaxTimingEntries || out.size() + entry.size() > kMaxTimingBytes) break;
+    out += entry;
+    ++listed;
   }
-  if (entries.size() > kMaxTimingEntries) {
-    out += fmt::format(", more;desc=\"{} more nodes\"", entries.size() - kMaxTimingEntries);
-  }
+  if (listed < entries.size()) out += fmt::format(", more;desc=\"{} more nodes\"", entries.size() - listed);
   return out;
 }
 

@@ -7,7 +7,10 @@
 //
 // A node that ran several times (in a map's items, retried) is one entry: its time summed, and
 // how many times in `desc`. Names are the plan's node names, with any character that an HTTP
-// token may not hold replaced by `_`. At most kMaxEntries nodes; the rest are one `more` entry.
+// token may not hold replaced by `_`. At most kMaxTimingEntries nodes, in kMaxTimingBytes (what
+// proxies' header buffers take); the rest are one `more` entry. Nodes are traced as they end:
+// one still running when the answer goes (the slow call of a 504, a `first` group's losers)
+// is not listed.
 
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +22,7 @@
 namespace braid::http {
 
 inline constexpr std::size_t kMaxTimingEntries = 48;
+inline constexpr std::size_t kMaxTimingBytes = 3072;
 
 // Whether a request's `Braid-Timing` header asks for the answer's Server-Timing ("1", "true",
 // "on", any case).

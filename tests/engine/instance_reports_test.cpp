@@ -52,13 +52,17 @@ TEST_CASE("engine: instances' own counters in /metrics, summed per model, one he
   // A name Prometheus would not take, or one of the engine's own, is left out; help is escaped.
   fake->instance_counters = {{"bad name", "x", 1},
                              {"model_batch_size", "x", 1},
+                             {"model_batch_size_count", "x", 1},
                              {"model_breaker_opens_total", "x", 1},
+                             {"http_responses_total", "x", 1},
                              {"model_odd_total", "two\nlines \\", 1}};
   const std::string odd = e->metrics_text();
   CHECK(odd.find("braid_bad name") == std::string::npos);
   CHECK(odd.find("# TYPE braid_model_batch_size counter") == std::string::npos);
   CHECK(odd.find("# HELP braid_model_breaker_opens_total x") == std::string::npos);
   CHECK(odd.find("# HELP braid_model_breaker_opens_total") != std::string::npos);  // the engine's own
+  CHECK(odd.find("braid_model_batch_size_count counter") == std::string::npos);      // a histogram's series
+  CHECK(odd.find("braid_http_responses_total") == std::string::npos);                // the server's family
   CHECK(odd.find("# HELP braid_model_odd_total two\\nlines \\\\\n") != std::string::npos);
   fake->instance_counters.clear();
   CHECK(e->metrics_text().find("braid_model_widgets_total") == std::string::npos);

@@ -284,6 +284,13 @@ TEST_SUITE("http") {
     CHECK(s.find("n47;") != std::string::npos);
     CHECK(s.find("n48;") == std::string::npos);
     CHECK(s.ends_with(R"(, more;desc="2 more nodes")"));
+    // Long names: as many as fit in kMaxTimingBytes, the rest counted.
+    engine::Trace longer;
+    for (int i = 0; i < 40; ++i) longer.add({fmt::format("{}{}", std::string(200, 'n'), i), "call", i, 1, 1});
+    const std::string capped = http::server_timing(longer, 0);
+    CHECK(capped.size() <= http::kMaxTimingBytes + 40);
+    CHECK(capped.find(R"(more nodes")") != std::string::npos);
+    CHECK(capped.find(std::string(200, 'n') + "0;") != std::string::npos);
     CHECK(http::wants_timing("1"));
     CHECK(http::wants_timing("TRUE"));
     CHECK(http::wants_timing("on"));
