@@ -1,6 +1,6 @@
 #include "bench/clients.hpp"
 
-#include <cctype>
+#include <algorithm>
 #include <string_view>
 
 #include <boost/asio/as_tuple.hpp>
@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 
+#include "engine/http/server_timing.hpp"
 #include "engine/stream.hpp"
 
 namespace braid::bench {
@@ -79,10 +80,7 @@ std::optional<std::pair<std::string, std::string>> parse_header(const std::strin
   const auto colon = text.find(':');
   if (colon == std::string::npos || colon == 0) return std::nullopt;
   std::string name = text.substr(0, colon);
-  for (char c : name) {
-    const bool token = std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!token) return std::nullopt;
-  }
+  if (!std::all_of(name.begin(), name.end(), http::is_token_char)) return std::nullopt;
   std::string value = text.substr(colon + 1);
   const auto first = value.find_first_not_of(" \t");
   value = first == std::string::npos ? std::string() : value.substr(first);

@@ -66,8 +66,6 @@ class Breaker {
   std::string why_open() const;
   std::uint64_t opened() const { return opened_.load(std::memory_order_relaxed); }    // times it opened
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }  // calls refused
-  std::uint32_t threshold() const { return threshold_; }
-  std::int64_t cooldown_ns() const { return cooldown_.count(); }
 
  private:
   void open(Clock::time_point now, std::string_view why, bool probe_failed);  // under mu_

@@ -106,15 +106,20 @@ std::string Engine::metrics_text() const {
                          prometheus_label(lm->model->name), lm->metrics.refused.load());
     }
   }
-  // Models with a circuit breaker only.
-  auto each_breaker = [&](auto&& fn) {
+  // The labels of each model that `keep` keeps, and the model, to `fn`.
+  auto each_model = [&](auto&& keep, auto&& fn) {
     for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
       for (const auto& lm : impl_->models[pi]) {
-        if (!lm->breaker) continue;
+        if (!keep(*lm)) continue;
         fn(fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name), prometheus_label(lm->model->name)),
-           *lm->breaker);
+           *lm);
       }
     }
+  };
+  // Models with a circuit breaker only.
+  auto each_breaker = [&](auto&& fn) {
+    each_model([](const detail::LoadedModel& lm) { return lm.breaker != nullptr; },
+               [&](const std::string& labels, const detail::LoadedModel& lm) { fn(labels, *lm.breaker); });
   };
   header("braid_model_breaker_state", "gauge",
          "The model's circuit breaker (`breaker`): 0 closed, 1 open (its calls refused, Unavailable, HTTP 503), 2 half open "
@@ -133,13 +138,8 @@ std::string Engine::metrics_text() const {
   });
   // Batched models only: labels and metrics of each.
   auto each_batched = [&](auto&& fn) {
-    for (std::size_t pi = 0; pi < impl_->models.size(); ++pi) {
-      for (const auto& lm : impl_->models[pi]) {
-        if (!lm->batches()) continue;
-        fn(fmt::format("graph=\"{}\",model=\"{}\"", prometheus_label(impl_->plans[pi]->name), prometheus_label(lm->model->name)),
-           lm->metrics);
-      }
-    }
+    each_model([](const detail::LoadedModel& lm) { return lm.batches(); },
+               [&](const std::string& labels, const detail::LoadedModel& lm) { fn(labels, lm.metrics); });
   };
   header("braid_model_batch_size", "histogram", "Calls per batch (streams per step, for stepped streams), per batched model.");
   each_batched([&](const std::string& labels, const ModelMetrics& m) { m.batch_size.render(out, "braid_model_batch_size", labels); });

@@ -10,21 +10,20 @@
 namespace braid::http {
 namespace {
 
-// An HTTP token (RFC 9110 tchar): what a Server-Timing metric name may be.
-bool token_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
 std::string token(std::string_view name) {
   std::string out(name.empty() ? std::string_view("node") : name);
   for (char& c : out) {
-    if (!token_char(c)) c = '_';
+    if (!is_token_char(c)) c = '_';
   }
   return out;
 }
 
 }  // namespace
+
+bool is_token_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
 
 bool wants_timing(std::string_view v) {
   auto is = [&](std::string_view word) {

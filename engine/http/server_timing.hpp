@@ -24,6 +24,9 @@ namespace braid::http {
 inline constexpr std::size_t kMaxTimingEntries = 48;
 inline constexpr std::size_t kMaxTimingBytes = 3072;
 
+// Whether `c` may be in an HTTP token (RFC 9110 tchar): a header's name, a Server-Timing metric.
+bool is_token_char(char c);
+
 // Whether a request's `Braid-Timing` header asks for the answer's Server-Timing ("1", "true",
 // "on", any case).
 bool wants_timing(std::string_view header_value);

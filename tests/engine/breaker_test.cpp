@@ -5,13 +5,13 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "engine/breaker.hpp"
 #include "engine/engine.hpp"
 #include "tests/engine/fake_backend.hpp"
 #include "tests/engine/harness.hpp"
+#include "tests/engine/model_stats.hpp"
 #include "tests/engine/stream_drain.hpp"
 
 namespace braid::test {
@@ -57,26 +57,10 @@ struct Harness : FakeHarness {
     if (at == std::string::npos) return "absent";
     return text.substr(at + key.size(), text.find('\n', at) - at - key.size());
   }
-  engine::ModelStats model(const std::string& name) const {
-    for (const auto& s : engine->model_stats()) {
-      if (s.name == name) return s;
-    }
-    FAIL("no model " << name);
-    return {};
-  }
+  engine::ModelStats model(const std::string& name) const { return test::model(*engine, name); }
 };
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// Waits (10 s at most) until `n` calls wait for model `name`.
-bool wait_model_queued(const Harness& h, const std::string& name, std::int64_t n) {
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (h.model(name).queued != n) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -216,7 +200,7 @@ endpoint slow(x: str) -> str { return down.sleep(x, 60000) }
     auto running = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
     REQUIRE(h.fake->wait_for("busy", [](const FakeBackend::Stats& s) { return s.running == 1; }));
     auto waiting = h.engine->run(*h.engine->find("test", "held"), {Value("k")});
-    REQUIRE(wait_model_queued(h, "busy", 1));
+    REQUIRE(wait_model(*h.engine, "busy", [](const engine::ModelStats& m) { return m.queued == 1; }));
     auto refused = h.run("held", {Value("k")});
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == ErrorCode::Overloaded);
