@@ -137,6 +137,7 @@ struct Measured {
   std::vector<engine::NodeStats> nodes;  // in process: deltas over the measurement
   std::vector<engine::ModelStats> batched;  // in process: the graph's models that ran batches, deltas
   std::vector<engine::ModelStats> breakers;  // in process: the graph's models with a circuit breaker, deltas
+  std::vector<engine::ModelStats> caches;    // in process: the graph's models with a response cache, deltas
 };
 
 // The graph's models that ran batches between `before` and `after`, with the differences.
@@ -152,6 +153,23 @@ std::vector<engine::ModelStats> batched_delta(const std::vector<engine::ModelSta
     for (std::size_t k = 0; k < d.batch_starts.size() && k < before[i].batch_starts.size(); ++k) {
       d.batch_starts[k].second -= before[i].batch_starts[k].second;
     }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// The graph's models with a response cache (`cache`) that were looked up between `before` and
+// `after`: hits, misses and evictions meanwhile, and what each holds after.
+std::vector<engine::ModelStats> cache_delta(const std::vector<engine::ModelStats>& before,
+                                            const std::vector<engine::ModelStats>& after, const std::string& graph) {
+  std::vector<engine::ModelStats> out;
+  for (std::size_t i = 0; i < after.size() && i < before.size(); ++i) {
+    engine::ModelStats d = after[i];
+    if (d.graph != graph || !d.cache) continue;
+    d.cache_hits -= before[i].cache_hits;
+    d.cache_misses -= before[i].cache_misses;
+    d.cache_evictions -= before[i].cache_evictions;
+    if (d.cache_hits + d.cache_misses == 0) continue;  // not called by this endpoint
     out.push_back(std::move(d));
   }
   return out;
@@ -301,6 +319,7 @@ int main(int argc, char** argv) {
     const auto models_after = (*e)->model_stats();
     m.batched = batched_delta(models_before, models_after, plan->name);
     m.breakers = breaker_delta(models_before, models_after, plan->name);
+    m.caches = cache_delta(models_before, models_after, plan->name);
     m.nodes = after;
     for (std::size_t i = 0; i < after.size(); ++i) {
       m.nodes[i].runs -= before[i].runs;
@@ -396,13 +415,19 @@ int main(int argc, char** argv) {
       for (const auto& b : m.breakers) {
         breakers.push_back({{"model", b.name}, {"state", b.breaker}, {"opens", b.breaker_opens}, {"refused", b.breaker_refused}});
       }
+      boost::json::array caches;
+      for (const auto& c : m.caches) {
+        caches.push_back({{"model", c.name}, {"hits", c.cache_hits}, {"misses", c.cache_misses},
+                          {"evictions", c.cache_evictions}, {"entries", c.cache_entries}, {"bytes", c.cache_bytes}});
+      }
       runs.push_back({{"mode", m.mode}, {"requests", s.requests}, {"ok", s.ok}, {"errors", s.errors},
                       {"errors_by_kind", std::move(errors)}, {"duration_s", s.duration_s}, {"throughput", s.throughput},
                       {"latency_ms", {{"mean", s.mean_us / 1e3}, {"p50", s.p50_us / 1e3}, {"p90", s.p90_us / 1e3},
                                       {"p99", s.p99_us / 1e3}, {"p99.9", s.p999_us / 1e3}, {"max", s.max_us / 1e3}}},
                       {"ok_throughput", s.ok_throughput},
                       {"ok_latency_ms", {{"p50", s.ok_p50_us / 1e3}, {"p99", s.ok_p99_us / 1e3}, {"max", s.ok_max_us / 1e3}}},
-                      {"nodes", std::move(nodes)}, {"batches", std::move(batched)}, {"breakers", std::move(breakers)}});
+                      {"nodes", std::move(nodes)}, {"batches", std::move(batched)}, {"breakers", std::move(breakers)},
+                      {"caches", std::move(caches)}});
       if (s.streamed) {
         runs.back().as_object()["stream"] = {{"streamed", s.streamed}, {"items_per_s", s.items_per_s},
                                              {"first_item_ms", {{"p50", s.first_p50_us / 1e3}, {"p90", s.first_p90_us / 1e3},
@@ -508,6 +533,20 @@ int main(int argc, char** argv) {
     for (const auto& b : m.breakers) {
       std::printf("| `%s` | %llu | %llu | %s |\n", b.name.c_str(), static_cast<unsigned long long>(b.breaker_opens),
                   static_cast<unsigned long long>(b.breaker_refused), b.breaker.c_str());
+    }
+  }
+  for (const auto& m : results) {
+    if (m.caches.empty()) continue;
+    std::printf("\nresponse caches (%s; docs/dsl.md#response-cache):\n\n", m.mode.c_str());
+    std::printf("| model | hits | misses | hit ratio | evictions | entries at the end | bytes at the end |\n"
+                "|---|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto& c : m.caches) {
+      const auto looked = c.cache_hits + c.cache_misses;
+      std::printf("| `%s` | %llu | %llu | %s | %llu | %llu | %llu |\n", c.name.c_str(), static_cast<unsigned long long>(c.cache_hits),
+                  static_cast<unsigned long long>(c.cache_misses),
+                  looked ? fmt::format("{:.1f}%", 100.0 * static_cast<double>(c.cache_hits) / static_cast<double>(looked)).c_str() : "-",
+                  static_cast<unsigned long long>(c.cache_evictions), static_cast<unsigned long long>(c.cache_entries),
+                  static_cast<unsigned long long>(c.cache_bytes));
     }
   }
   return 0;

@@ -1,4 +1,5 @@
 // Declarations, options and blocks. Expressions are in check_expr.cpp.
+#include <algorithm>
 #include <array>
 
 #include "dsl/check_internal.hpp"
@@ -17,6 +18,7 @@ constexpr std::array kModelOptions = {
     OptSpec{"cuda_graphs", OptKind::Int, 0, 1024},        OptSpec{"batch_window_strict", OptKind::Bool, 0, 1},
     OptSpec{"max_queue", OptKind::Int, 1, 1 << 24},      OptSpec{"breaker", OptKind::Int, 1, 1000},
     OptSpec{"breaker_cooldown", OptKind::Duration, 1'000'000, 24 * kHour},
+    OptSpec{"cache", OptKind::Size, 1},                   OptSpec{"cache_ttl", OptKind::Duration, 1'000'000, 30 * 24 * kHour},
 };
 constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
 
@@ -144,6 +146,7 @@ void Checker::check_model(const ModelDecl& m) {
   check_cuda_graphs(m);
   check_max_queue(m);
   check_breaker(m);
+  check_cache(m);
   std::unordered_map<std::string_view, const MethodSig*> methods;
   for (const auto& sig : m.methods) {
     auto [it, fresh] = methods.emplace(sig.name.name, &sig);
@@ -208,6 +211,29 @@ void Checker::check_breaker(const ModelDecl& m) {
     if (o.name.name == "breaker") breaker = true;
   }
   if (cooldown && !breaker) diags_->report(Diag::breaker_cooldown_without_breaker, cooldown->name.span, m.name.name);
+}
+
+// `cache_ttl` is how long the response cache keeps a result: without `cache` there is none. On
+// a device a call's result stays there, and a stream is not kept: the cache does nothing then
+// (warnings, so that a graph moved between the CPU and a device keeps working).
+void Checker::check_cache(const ModelDecl& m) {
+  const OptionItem* cache = nullptr;
+  const OptionItem* ttl = nullptr;
+  for (const auto& o : m.options) {
+    if (o.name.name == "cache") cache = &o;
+    if (o.name.name == "cache_ttl") ttl = &o;
+  }
+  if (ttl && !cache) diags_->report(Diag::cache_ttl_without_cache, ttl->name.span, m.name.name);
+  if (!cache) return;
+  if (m.placement.kind == PlacementKind::Cuda && m.backend.name != "remote") {
+    auto d = diags_->report(Diag::cache_on_device, cache->name.span, m.name.name);
+    if (m.placement_span.valid()) d.note(m.placement_span, "placed here");
+    return;
+  }
+  const bool all_streams = !m.methods.empty() && std::all_of(m.methods.begin(), m.methods.end(), [](const MethodSig& sig) {
+    return sig.result && sig.result->is_stream();
+  });
+  if (all_streams) diags_->report(Diag::cache_streams, cache->name.span, m.name.name);
 }
 
 // `cuda_graphs` replays the model's calls as captured CUDA graphs: on the CPU there is nothing

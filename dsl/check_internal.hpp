@@ -55,6 +55,7 @@ class Checker {
   void check_cuda_graphs(const ModelDecl& m);
   void check_max_queue(const ModelDecl& m);
   void check_breaker(const ModelDecl& m);
+  void check_cache(const ModelDecl& m);
   void check_backoff(const Expr& e, const ModelDecl* model);
   void order_lets(Block& b);
   bool define(Scope& scope, Binding* b);

@@ -372,6 +372,11 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     m.options.max_queue = static_cast<std::uint32_t>(option_int(decl->options, "max_queue", 0));
     m.options.breaker = static_cast<std::uint32_t>(option_int(decl->options, "breaker", 0));
     m.options.breaker_cooldown_ns = option_int(decl->options, "breaker_cooldown", m.options.breaker_cooldown_ns);
+    // On a device a result stays there: nothing to keep in host memory (`braid check` says so).
+    if (m.placement.kind == PlacementKind::Cpu) {
+      m.options.cache_bytes = static_cast<std::uint64_t>(option_int(decl->options, "cache", 0));
+      m.options.cache_ttl_ns = option_int(decl->options, "cache_ttl", 0);
+    }
     // Nothing to capture on the CPU (`braid check` warns).
     if (m.placement.kind == PlacementKind::Cuda) {
       m.options.cuda_graphs = static_cast<std::uint32_t>(option_int(decl->options, "cuda_graphs", 0));

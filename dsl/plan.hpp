@@ -91,6 +91,10 @@ struct ModelOptions {
   // see docs/dsl.md, "Circuit breaker").
   std::uint32_t breaker = 0;
   std::int64_t breaker_cooldown_ns = 10'000'000'000;
+  // Response cache: up to `cache_bytes` of results kept by method and arguments, each for
+  // `cache_ttl_ns` (0: until evicted); 0 bytes: no cache (see docs/dsl.md, "Response cache").
+  std::uint64_t cache_bytes = 0;
+  std::int64_t cache_ttl_ns = 0;
 };
 
 struct Param {

@@ -199,6 +199,8 @@ std::string to_text(const Plan& p) {
     if (o.breaker != d.breaker) {
       opts += fmt::format(" breaker={} breaker_cooldown={}", o.breaker, duration_text(o.breaker_cooldown_ns));
     }
+    if (o.cache_bytes != d.cache_bytes) opts += fmt::format(" cache={}B", o.cache_bytes);
+    if (o.cache_ttl_ns != d.cache_ttl_ns) opts += fmt::format(" cache_ttl={}", duration_text(o.cache_ttl_ns));
     if (!opts.empty()) out += " {" + opts.substr(1) + "}";
     out += "\n";
     for (const auto& meth : m.methods) {

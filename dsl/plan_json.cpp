@@ -132,7 +132,9 @@ std::string to_json(const Plan& p) {
                         {"cuda_graphs", o.cuda_graphs},
                         {"max_queue", o.max_queue},
                         {"breaker", o.breaker},
-                        {"breaker_cooldown_ns", o.breaker_cooldown_ns}}},
+                        {"breaker_cooldown_ns", o.breaker_cooldown_ns},
+                        {"cache_bytes", o.cache_bytes},
+                        {"cache_ttl_ns", o.cache_ttl_ns}}},
                       {"methods", std::move(methods)},
                       {"loc", loc_json(m.loc)}});
   }

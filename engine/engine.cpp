@@ -222,6 +222,9 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
       for (std::uint32_t mi = 0; m.options.max_batch > 1 && mi < m.methods.size(); ++mi) {
         if (lm->instances[0]->steps(mi)) lm->stream_batchers[mi] = std::make_unique<detail::StreamBatcher>(*impl, *lm, mi);
       }
+      if (m.options.cache_bytes && lm->device < 0) {
+        lm->cache = std::make_unique<ResultCache>(m.options.cache_bytes, m.options.cache_ttl_ns);
+      }
       if (m.options.breaker) lm->breaker = std::make_unique<Breaker>(m.options.breaker, m.options.breaker_cooldown_ns);
       if (m.options.max_queue) {
         // What a call that is not batched need not wait for: a free thread of the model's pool,

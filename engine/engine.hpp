@@ -92,6 +92,14 @@ struct ModelStats {
   std::string breaker;
   std::uint64_t breaker_opens = 0;
   std::uint64_t breaker_refused = 0;
+  // With `cache`: the calls its response cache answered (hits), the lookups that found
+  // nothing (misses), the entries dropped for room, and what it holds now.
+  bool cache = false;
+  std::uint64_t cache_hits = 0;
+  std::uint64_t cache_misses = 0;
+  std::uint64_t cache_evictions = 0;
+  std::uint64_t cache_entries = 0;
+  std::uint64_t cache_bytes = 0;
 };
 
 struct RunOptions {

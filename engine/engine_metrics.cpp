@@ -136,6 +136,31 @@ std::string Engine::metrics_text() const {
   each_breaker([&](const std::string& labels, const Breaker& b) {
     out += fmt::format("braid_model_breaker_refused_total{{{}}} {}\n", labels, b.refused());
   });
+  // Models with a response cache only: one read of each cache's figures.
+  auto each_cache = [&](auto&& fn) {
+    each_model([](const detail::LoadedModel& lm) { return lm.cache != nullptr; },
+               [&](const std::string& labels, const detail::LoadedModel& lm) { fn(labels, lm.cache->stats()); });
+  };
+  header("braid_model_cache_hits_total", "counter", "Calls the model's response cache (`cache`) answered without the model.");
+  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
+    out += fmt::format("braid_model_cache_hits_total{{{}}} {}\n", labels, c.hits);
+  });
+  header("braid_model_cache_misses_total", "counter", "Calls the model's response cache had no result for (the model ran).");
+  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
+    out += fmt::format("braid_model_cache_misses_total{{{}}} {}\n", labels, c.misses);
+  });
+  header("braid_model_cache_evictions_total", "counter", "Results the model's response cache dropped for room (least recently used first).");
+  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
+    out += fmt::format("braid_model_cache_evictions_total{{{}}} {}\n", labels, c.evictions);
+  });
+  header("braid_model_cache_entries", "gauge", "Results the model's response cache holds.");
+  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
+    out += fmt::format("braid_model_cache_entries{{{}}} {}\n", labels, c.entries);
+  });
+  header("braid_model_cache_bytes", "gauge", "Bytes the model's response cache holds, as it counts them (its budget is `cache`).");
+  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
+    out += fmt::format("braid_model_cache_bytes{{{}}} {}\n", labels, c.bytes);
+  });
   // Batched models only: labels and metrics of each.
   auto each_batched = [&](auto&& fn) {
     each_model([](const detail::LoadedModel& lm) { return lm.batches(); },
@@ -254,6 +279,15 @@ std::vector<ModelStats> Engine::model_stats() const {
         out.back().breaker = breaker_state_name(lm->breaker->state(std::chrono::steady_clock::now()));
         out.back().breaker_opens = lm->breaker->opened();
         out.back().breaker_refused = lm->breaker->refused();
+      }
+      if (lm->cache) {
+        const ResultCache::Stats c = lm->cache->stats();
+        out.back().cache = true;
+        out.back().cache_hits = c.hits;
+        out.back().cache_misses = c.misses;
+        out.back().cache_evictions = c.evictions;
+        out.back().cache_entries = c.entries;
+        out.back().cache_bytes = c.bytes;
       }
     }
   }

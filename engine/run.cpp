@@ -296,7 +296,14 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   const plan::Node& n = node_of(*f, local);
   if (attempt != kFallbackAttempt) {  // a fallback's result is not its model's
     if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) {
-      if (LoadedModel& m = f->run->model(c->model); m.breaker) breaker_verdict(m, r ? nullptr : &r.error(), *f, local, attempt);
+      LoadedModel& m = f->run->model(c->model);
+      if (m.breaker) breaker_verdict(m, r ? nullptr : &r.error(), *f, local, attempt);
+      if (m.cache && r) {
+        std::vector<Value> args;
+        args.reserve(c->args.size());
+        for (plan::ValueId a : c->args) args.push_back(f->lookup(a));
+        m.cache->put(c->method, args, *r, steady_clock::now());
+      }
     }
   }
   if (!r) {
@@ -309,8 +316,13 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
     if (n.options.fallback && attempt != kFallbackAttempt) return run_fallback(f, local, named(std::move(r.error()), *f, n));
     return f->fail(named(std::move(r.error()), *f, n));
   }
+  node_value(f, local, std::move(r.value()));
+}
+
+void node_value(const std::shared_ptr<Frame>& f, std::uint32_t local, Value v) {
+  const plan::Node& n = node_of(*f, local);
   f->run->ex->metrics->nodes[plan::index(n.id)].runs.fetch_add(1, std::memory_order_relaxed);
-  f->set(n.output, std::move(r.value()));
+  f->set(n.output, std::move(v));
   const ExecNode& en = f->run->ex->nodes[plan::index(n.id)];
   if (en.leaves_use >= 0) f->run->leave_use(static_cast<std::size_t>(en.leaves_use));
   for (std::uint32_t u : en.ends_uses) f->run->root_done(u);

@@ -33,6 +33,7 @@
 #include "engine/device.hpp"
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
+#include "engine/result_cache.hpp"
 #include "engine/stream.hpp"
 
 namespace braid::engine::detail {
@@ -138,6 +139,7 @@ struct LoadedModel {
   unsigned pool_threads = 0;  // threads of `pool`
   ModelMetrics metrics;
   std::unique_ptr<Breaker> breaker;  // with `breaker`: its circuit breaker (breaker.hpp)
+  std::unique_ptr<ResultCache> cache;  // with `cache`: its response cache (result_cache.hpp)
   // With `max_queue`: the calls that wait for it (declared before what holds their places, so
   // freed after them), and how many calls it can run at once when not batched (its threads,
   // or calls in flight), of which those not running take a call at once.
@@ -293,8 +295,12 @@ void start_frame(const std::shared_ptr<Frame>& f);
 // Runs node `local` of frame `f` (attempt `attempt` of it).
 void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt);
 // A node's attempt ended: success readies its consumers; failure retries, falls back or fails
-// the frame.
+// the frame. A call node's success is kept in its model's response cache (the model's own
+// result, not a fallback's).
 void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, Result<Value> r);
+// Node `local` has its value (node_result's success, or a response cache's hit): its consumers
+// are readied.
+void node_value(const std::shared_ptr<Frame>& f, std::uint32_t local, Value v);
 // A call node's attempt (run_call.cpp): through the model's batcher, pool, device or
 // asynchronous instance; its result goes to node_result.
 void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt, const plan::Node& n,

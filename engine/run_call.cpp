@@ -496,8 +496,15 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   args.reserve(c.args.size());
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
   if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, attempt, n, c, m, std::move(args));
-  std::int64_t timeout = timeout_of(*f, n);
   Trace* trace = f->run->trace.get();
+  if (m.cache) {  // a hit needs nothing of the model: not its queue, nor its breaker
+    const std::int64_t t0 = trace ? trace->now_us() : 0;
+    if (auto hit = m.cache->find(c.method, args, steady_clock::now())) {
+      if (trace) trace->add({n.name, "cache", t0, trace->now_us() - t0, Trace::thread_number()});
+      return node_value(f, local, std::move(*hit));
+    }
+  }
+  std::int64_t timeout = timeout_of(*f, n);
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   Batcher* batcher = m.batcher(c.method);  // a batch picks its own instance

@@ -420,6 +420,26 @@ endpoint tripped(t: str) -> str { return up.tripped(t) }
     CHECK(refused.error().retry_after_ns <= 3600LL * 1'000'000'000);
   }
 
+  TEST_CASE("remote: a response cache answers a call made before without sending it again") {
+    Upstream up;
+    Front front(up.port, R"(
+  cache = 1MiB, cache_ttl = 1h
+  def shout(text: str) -> str
+}
+endpoint e(t: str) -> str { return up.shout(t) }
+)");
+    const int before = up.fake->stats("m").calls;
+    for (const char* t : {"hi", "hi", "ho", "hi", "ho"}) {
+      auto r = front.run("e", {Value(t)});
+      REQUIRE_MESSAGE(r, (r ? "" : r.error().describe()));
+      CHECK(r->as_str() == (std::string(t) == "hi" ? "HI" : "HO"));
+    }
+    CHECK(up.fake->stats("m").calls == before + 2);
+    const auto stats = front.engine->model_stats().at(0);
+    CHECK(stats.cache_hits == 3);
+    CHECK(stats.cache_misses == 2);
+  }
+
   TEST_CASE("remote: a call cut off by its request's deadline is not the model's failure: the breaker stays closed") {
     // The remote call times out at the request's deadline, often before the run's own deadline
     // timer has cancelled the run: its deadline_exceeded is the request's, not the server's fault.
