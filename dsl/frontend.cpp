@@ -24,6 +24,12 @@ std::optional<std::string> read_file(const std::string& path, std::string& why) 
     why = "is a directory";
     return std::nullopt;
   }
+  // A pipe or a device could block the read for good (a server's reload waits on it) or never
+  // end: graphs are files.
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
+    why = "not a regular file";
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     why = std::strerror(errno);

@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("endpoint", run.endpoint, "Endpoint name")->required();
   run_cmd->add_option("-i,--input", run.input, "Inputs as a JSON object, or @FILE to read them from a file");
   run_cmd->add_option("--trace", run.trace, "Write a Chrome trace-event file of the run (opens in Perfetto)");
-  run_cmd->add_option("--threads", run.threads, "CPU threads of the shared pool (default: all hardware threads)");
+  run_cmd->add_option("--threads", run.threads, "CPU threads of the shared pool (default: all hardware threads)")
+      ->check(CLI::Range(1, 1024));
   run_cmd->add_option("--cuda-streams", run.cuda_streams, "Streams per CUDA device, for models placed on cuda (default 4)")
       ->check(CLI::Range(1, 64));
   run_cmd->add_option("--cuda-completion", run.cuda_completion,
@@ -58,14 +59,16 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--config", serve.config, "Settings file (TOML; see docs/http.md)");
   serve_cmd->add_option("--host", serve.host, "Address to listen on (default 127.0.0.1)");
   serve_cmd->add_option("--port", serve.port, "Port to listen on (default 8000; 0 picks a free one)");
-  serve_cmd->add_option("--threads", serve.threads, "CPU threads of the shared pool (default: all hardware threads)");
-  serve_cmd->add_option("--io-threads", serve.io_threads, "HTTP I/O threads (default 1)");
+  serve_cmd->add_option("--threads", serve.threads, "CPU threads of the shared pool (default: all hardware threads)")
+      ->check(CLI::Range(1, 1024));
+  serve_cmd->add_option("--io-threads", serve.io_threads, "HTTP I/O threads (default 1)")->check(CLI::Range(1, 256));
   serve_cmd->add_option("--cuda-streams", serve.cuda_streams, "Streams per CUDA device, for models placed on cuda (default 4)")
       ->check(CLI::Range(1, 64));
   serve_cmd->add_option("--cuda-completion", serve.cuda_completion,
                         "How the host hears of finished GPU work: callback (default) or poll")
       ->check(CLI::IsMember({"callback", "poll"}));
-  serve_cmd->add_option("--max-in-flight", serve.max_in_flight, "Requests in flight before 429 (default 1024)");
+  serve_cmd->add_option("--max-in-flight", serve.max_in_flight, "Requests in flight before 429 (default 1024)")
+      ->check(CLI::Range(1, 1 << 24));
   serve_cmd->add_flag("--allow-reload", serve.allow_reload,
                       "Serve POST /admin/reload, which reloads the graphs and their models (SIGHUP always does)");
   serve_cmd->add_flag("--access-log", serve.access_log,

@@ -1,5 +1,6 @@
 // braid run: one request through the engine, its JSON result on stdout (a stream: one line per
 // item, as it comes).
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -33,8 +34,14 @@ int run(const RunOptions& o) {
 
   std::string text = o.input;
   if (!text.empty() && text[0] == '@') {
-    std::ifstream in(text.substr(1), std::ios::binary);
-    if (!in) return fail(fmt::format("cannot read input file `{}`", text.substr(1)));
+    const std::string path = text.substr(1);
+    std::error_code fs_error;
+    if (!std::filesystem::is_regular_file(path, fs_error)) {
+      return fail(fmt::format("cannot read input file `{}`: {}", path,
+                              std::filesystem::exists(path, fs_error) ? "not a regular file" : "no such file"));
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return fail(fmt::format("cannot read input file `{}`", path));
     std::stringstream ss;
     ss << in.rdbuf();
     text = ss.str();

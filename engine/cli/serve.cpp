@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -56,10 +57,13 @@ engine::Result<std::shared_ptr<engine::Engine>> load_engine(const std::vector<st
   std::vector<std::string> failed;
   std::set<std::string> names;
   std::string duplicate;
+  std::vector<std::string> empty;
   for (const auto& f : files) {
     auto p = compile_to(f, common, diagnostics, color);
     if (!p) {
       failed.push_back(f);
+    } else if (p->endpoints.empty()) {
+      empty.push_back(f);
     } else if (!names.insert(p->name).second) {
       if (duplicate.empty()) duplicate = p->name;
     } else {
@@ -73,6 +77,12 @@ engine::Result<std::shared_ptr<engine::Engine>> load_engine(const std::vector<st
   if (!failed.empty()) {
     return engine::make_error(engine::ErrorCode::InvalidInput,
                               fmt::format("`{}` {} errors", fmt::join(failed, "`, `"), failed.size() == 1 ? "has" : "have"));
+  }
+  // A file of models only is for `import`; served, it would offer nothing (and a reload of a
+  // file cut short while it was being saved would drop every route it served).
+  if (!empty.empty()) {
+    return engine::make_error(engine::ErrorCode::InvalidInput,
+                              fmt::format("`{}` {} no endpoint to serve", fmt::join(empty, "`, `"), empty.size() == 1 ? "has" : "have"));
   }
   return engine::Engine::create(std::move(plans), engine::default_backends(), eo);
 }
@@ -153,15 +163,26 @@ int serve(const ServeOptions& o) {
   std::fprintf(stderr, "braid: serving %zu endpoint%s of %zu graph%s on http://%s:%u (live; ready after warm-up)\n",
                endpoints, endpoints == 1 ? "" : "s", eng->plans().size(), eng->plans().size() == 1 ? "" : "s", cfg.host.c_str(),
                *port);
+  // With --allow-reload, POST /admin/reload is the reload route: a graph `admin`'s endpoint
+  // `reload` is served through KServe only.
+  auto shadowed = [&cfg](const engine::EndpointRef& ep) {
+    return cfg.allow_reload && ep.plan->name == "admin" && ep.endpoint->name == "reload";
+  };
+  std::optional<engine::EndpointRef> first;
   for (const auto& ep : eng->endpoints()) {
+    if (shadowed(ep)) {
+      std::fprintf(stderr, "  (POST /admin/reload reloads the graphs: this endpoint is served at /v2/models/admin.reload/infer only)\n");
+      continue;
+    }
     std::fprintf(stderr, "  POST /%s/%s   (KServe v2: /v2/models/%s.%s/infer)\n", ep.plan->name.c_str(),
                  ep.endpoint->name.c_str(), ep.plan->name.c_str(), ep.endpoint->name.c_str());
+    if (!first) first = ep;
   }
-  const engine::EndpointRef first = eng->endpoints().front();
+  if (!first) first = eng->endpoints().front();
   // -N: curl shows a streamed answer as it comes, not once it has ended.
   std::printf("curl -s%s -X POST http://%s:%u/%s/%s -H 'Content-Type: application/json' -d '%s'\n",
-              first.endpoint->result_type->is_stream() ? "N" : "", cfg.host.c_str(), *port, first.plan->name.c_str(),
-              first.endpoint->name.c_str(), example_body(*first.endpoint).c_str());
+              first->endpoint->result_type->is_stream() ? "N" : "", cfg.host.c_str(), *port, first->plan->name.c_str(),
+              first->endpoint->name.c_str(), example_body(*first->endpoint).c_str());
   std::fflush(stdout);
 
   // Warm up off the I/O threads; /v2/health/ready turns 200 when done. From here on only the

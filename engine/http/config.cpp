@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -59,6 +60,11 @@ engine::Result<std::size_t> parse_size(const std::string& text) {
 }
 
 engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c) {
+  std::error_code fs_error;
+  if (!std::filesystem::is_regular_file(path, fs_error)) {
+    return make_error(ErrorCode::InvalidInput, fmt::format("{}: {}", path,
+                                                           std::filesystem::exists(path, fs_error) ? "not a regular file" : "no such file"));
+  }
   toml::table t;
   try {
     t = toml::parse_file(path);
@@ -129,8 +135,10 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   get_int("server.port", c.port, 0, 65535);
   get_int("server.io_threads", c.io_threads, 1, 256);
   get_size("server.max_body", c.max_body);
+  if (c.max_body == 0) fail("server.max_body", "must be at least 1 byte (every request with a body would be refused)");
   get_size("server.max_header", c.max_header);
   if (c.max_header > (64u << 20)) fail("server.max_header", "must be at most 64MiB");
+  if (c.max_header < (1u << 10)) fail("server.max_header", "must be at least 1KiB (a request's line and headers)");
   get_duration("server.read_timeout", c.read_timeout);
   get_duration("server.idle_timeout", c.idle_timeout);
   get_duration("server.write_timeout", c.write_timeout);

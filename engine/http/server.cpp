@@ -2,9 +2,15 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -42,6 +48,65 @@ Response plain_error(unsigned status, std::string message, std::string_view code
   res.body() = engine::json_text(boost::json::object{{"error", std::move(message)}, {"code", code}}) + "\n";
   res.prepare_payload();
   return res;
+}
+
+// Bytes a read may bring in beyond a request's head: room for a large body to arrive in reads of
+// 64 KiB (a read per 512 bytes otherwise), and for the next request of a pipelining client.
+constexpr std::size_t kBodyReadRoom = 64 * 1024;
+
+// A lower-case token of a header's comma-separated list, trimmed.
+std::vector<std::string> tokens(const bhttp::fields& f, bhttp::field name) {
+  std::vector<std::string> out;
+  const auto [first, last] = f.equal_range(name);
+  for (auto it = first; it != last; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      const auto comma = v.find(',');
+      std::string_view t = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      if (t.empty()) continue;
+      std::string lower(t);
+      for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+      out.push_back(std::move(lower));
+    }
+  }
+  return out;
+}
+
+// The session's own answer to a request head it will not read a body after (nullopt: go on).
+// RFC 9112 6.3: a Transfer-Encoding whose last coding is not `chunked` leaves the body's length
+// unknown (400, and the connection closes: what follows cannot be told from a next request);
+// codings before it (gzip, ...) are not implemented (501). RFC 9110 10.1.1: an expectation other
+// than `100-continue` is 417.
+std::optional<Response> refuse_head(const bhttp::fields& head) {
+  const auto codings = tokens(head, bhttp::field::transfer_encoding);
+  if (!codings.empty() && codings.back() != "chunked") {
+    return plain_error(400, "a Transfer-Encoding whose last coding is not `chunked`: the request body's length is unknown",
+                       "bad_request");
+  }
+  if (codings.size() > 1) {
+    if (std::find(codings.begin(), codings.end() - 1, "chunked") != codings.end() - 1) {
+      return plain_error(400, "a Transfer-Encoding with `chunked` twice", "bad_request");
+    }
+    return plain_error(501, fmt::format("the Transfer-Encoding `{}` (a request body may be chunked, and no more)", codings.front()),
+                       "not_implemented");
+  }
+  for (const auto& e : tokens(head, bhttp::field::expect)) {
+    if (e != "100-continue") return plain_error(417, fmt::format("the expectation `{}` (only `100-continue` is met)", e), "expectation_failed");
+  }
+  return std::nullopt;
+}
+
+// Whether the client waits for `100 Continue` before it sends its body (HTTP/1.1 only: an
+// HTTP/1.0 client's expectation is ignored, RFC 9110 10.1.1).
+bool wants_continue(const bhttp::request_header<>& head) {
+  if (head.version() < 11) return false;
+  for (const auto& e : tokens(head, bhttp::field::expect)) {
+    if (e == "100-continue") return true;
+  }
+  return false;
 }
 
 // Whether the peer of `socket`, found readable while a request runs, has gone: end of stream or
@@ -134,8 +199,28 @@ asio::awaitable<void> Server::listen() {
   }
 }
 
+// A lingering close, after an answer that leaves part of a request unread (a body too large, a
+// head refused): the server's side is shut, then what the client still sends is read and
+// dropped, for a second and 1 MiB at most. Closed with unread bytes, the socket would answer
+// them with a reset, which can destroy the answer before the client has read it.
+asio::awaitable<void> Server::linger(Session& s) {
+  boost::system::error_code ignored;
+  s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  s.stream.expires_after(std::chrono::seconds(1));
+  std::array<char, 16 * 1024> sink;
+  for (std::size_t drained = 0; drained < (1u << 20);) {
+    auto [ec, n] = co_await s.stream.async_read_some(asio::buffer(sink), tuple_awaitable);
+    if (ec) break;
+    drained += n;
+  }
+}
+
 asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
-  beast::flat_buffer buffer;
+  // What is read and not yet parsed: a request's head, which the parser needs whole (as it does
+  // a chunk's header line with its extensions, and a chunked body's trailer), and body bytes on
+  // their way to the body. Bounded, so that none of them can grow without limit: past it, the
+  // read fails with buffer_overflow (431).
+  beast::flat_buffer buffer(config_.max_header + kBodyReadRoom);
   bool first = true;
   while (!stopping_ || s->busy) {
     bhttp::request_parser<bhttp::string_body> parser;
@@ -147,6 +232,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
     first = false;
     auto [ec, n] = co_await bhttp::async_read_header(s->stream, buffer, parser, tuple_awaitable);
     const auto began = std::chrono::steady_clock::now();
+    std::optional<Response> early;  // the session's own answer to the head, its body unread
     if (!ec) {
       s->busy = true;  // a request has begun: a graceful stop lets it finish
       s->stream.expires_after(config_.read_timeout);
@@ -155,14 +241,25 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       // reads while it arrives, given back after it.
       const std::uint64_t length = parser.content_length().value_or(0);
       const bool large = length > buffer.capacity();
-      if (large) buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, 64 * 1024)));
-      std::tie(ec, n) = co_await bhttp::async_read(s->stream, buffer, parser, tuple_awaitable);
-      if (large) buffer.shrink_to_fit();
+      early = refuse_head(parser.get());
+      if (!early) {
+        if (wants_continue(parser.get()) && (length > 0 || parser.chunked())) {
+          // The client waits for this before it sends its body (curl for a second, then sends
+          // anyway; others until their own timeout).
+          bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, parser.get().version()};
+          s->stream.expires_after(config_.write_timeout);
+          std::tie(ec, n) = co_await bhttp::async_write(s->stream, go_on, tuple_awaitable);
+          s->stream.expires_after(config_.read_timeout);
+        }
+        if (large) buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, kBodyReadRoom)));
+        if (!ec) std::tie(ec, n) = co_await bhttp::async_read(s->stream, buffer, parser, tuple_awaitable);
+        if (large) buffer.shrink_to_fit();
+      }
     }
-    if (ec) {
+    if (ec || early) {
       Response res;
-      if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted || ec == beast::error::timeout ||
-          ec == asio::error::connection_reset || ec == asio::error::eof || s->closing) {
+      if (!early && (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted || ec == beast::error::timeout ||
+          ec == asio::error::connection_reset || ec == asio::error::eof || s->closing)) {
         break;  // the client left, went quiet, or we are stopping
       }
       // An answer of the server's own has an id too (the client's, if valid, else a new one)
@@ -170,10 +267,17 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       std::string id;
       const auto& head = parser.get();
       if (parser.is_header_done() || head.find(kRequestIdHeader) != head.end()) id = request_id_of(head);
-      if (ec == bhttp::error::body_limit) {
+      if (early) {
+        res = std::move(*early);
+      } else if (ec == bhttp::error::body_limit) {
         res = plain_error(413, fmt::format("the request body is larger than {} bytes", config_.max_body), "payload_too_large");
       } else if (ec == bhttp::error::header_limit) {
         res = plain_error(431, fmt::format("the request headers are larger than {} bytes", config_.max_header),
+                          "headers_too_large");
+      } else if (ec == bhttp::error::buffer_overflow) {
+        res = plain_error(431,
+                          fmt::format("a request's headers, a chunk's header line or a chunked body's trailer is larger than {} bytes",
+                                      config_.max_header + kBodyReadRoom),
                           "headers_too_large");
       } else {
         res = plain_error(400, fmt::format("malformed HTTP request: {}", ec.message()), "bad_request");
@@ -185,6 +289,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
         log_access(*s, head.method_string(), head.target(), res.result_int(), res.body().size(),
                    std::chrono::steady_clock::now() - began, id, static_cast<bool>(wec));
       }
+      if (!wec) co_await linger(*s);
       break;
     }
     Request req = parser.release();

@@ -52,6 +52,7 @@ class Server {
  private:
   boost::asio::awaitable<void> listen();
   boost::asio::awaitable<void> serve(std::shared_ptr<Session> s);
+  boost::asio::awaitable<void> linger(Session& s);
   boost::asio::awaitable<void> drain();
   // Writes a streamed answer: its head, then a chunk as items come, then the end. Cancels `ctx`
   // (the request's) when the client cannot take it.

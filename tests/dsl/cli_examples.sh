@@ -32,4 +32,15 @@ grep -q "bad.graph:2:10: error: unknown model" "$tmp/bad.err" || { echo "FAIL: u
 # A file that does not exist.
 if "$braid" check "$tmp/missing.graph" 2>"$tmp/missing.err"; then echo "FAIL: missing file accepted"; status=1; fi
 grep -q "cannot read" "$tmp/missing.err" || { echo "FAIL: no message for a missing file"; status=1; }
+# A named pipe is not read (it could block for good, as a reload of a server would): refused at once.
+mkfifo "$tmp/pipe.graph"
+if timeout 20 "$braid" check "$tmp/pipe.graph" 2>"$tmp/pipe.err"; then echo "FAIL: a pipe accepted"; status=1; fi
+grep -q "cannot read .*pipe.graph.*: not a regular file" "$tmp/pipe.err" || { echo "FAIL: no message for a pipe:"; cat "$tmp/pipe.err"; status=1; }
+# A graph with no endpoint is not served (a file of models only is for `import`).
+printf 'endpoint e(x: str) -> str { return x }\n' >"$tmp/one.graph"
+: >"$tmp/empty.graph"
+if timeout 20 "$braid" serve "$tmp/one.graph" "$tmp/empty.graph" --port 0 2>"$tmp/serve.err" >/dev/null; then
+  echo "FAIL: a graph with no endpoint served"; status=1
+fi
+grep -q "empty.graph\` has no endpoint to serve" "$tmp/serve.err" || { echo "FAIL: no message for a graph with no endpoint:"; cat "$tmp/serve.err"; status=1; }
 exit $status

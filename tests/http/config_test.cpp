@@ -73,6 +73,8 @@ paths = ["/a", "/b"]
         {"[server]\nallow_reload = 1\n", "`server.allow_reload`: expected true or false"},
         {"[server]\naccess_log = \"yes\"\n", "`server.access_log`: expected true or false"},
         {"[engine]\ncuda_completion = \"spin\"\n", "`engine.cuda_completion`: expected \"callback\" or \"poll\""},
+        {"[server]\nmax_body = 0\n", "`server.max_body`: must be at least 1 byte"},
+        {"[server]\nmax_header = \"1\"\n", "`server.max_header`: must be at least 1KiB"},
         {"[server\n", ":1:"},
     };
     for (const auto& c : cases) {
@@ -84,6 +86,13 @@ paths = ["/a", "/b"]
       CHECK_MESSAGE(r.error().message.find(c.message) != std::string::npos, r.error().message);
       CHECK(r.error().message.find(path) == 0);
     }
+    // A settings file is a file: not a directory (read as if empty before), nor a pipe.
+    auto dir = http::load_config("/tmp", {});
+    REQUIRE_FALSE(dir);
+    CHECK(dir.error().message == "/tmp: not a regular file");
+    auto missing = http::load_config("/nonexistent/braid.toml", {});
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message == "/nonexistent/braid.toml: no such file");
   }
 }
 

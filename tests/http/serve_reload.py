@@ -4,7 +4,7 @@
 POST /admin/reload: the new endpoints serve, a request sent before the reload completes, a graph
 with an error is refused with its file:line:col diagnostic while the old graph keeps serving, and
 SIGTERM during a reload answers the reloads waiting at once and exits 0 without serving what the
-reload loaded. (That a request still running at the swap finishes on the old engine is proven
+reload loaded. A graph file must be a regular file (a named pipe could hold a reload for good). (That a request still running at the swap finishes on the old engine is proven
 without timing in tests/http/reload_test.cpp.)
 
 usage: serve_reload.py BRAID_BINARY
@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ with tempfile.TemporaryDirectory() as tmp:
     reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stderr], daemon=True)
     reader.start()
     seen = []
+    hung = None
 
     def stderr_until(pattern, seconds=60):
         """The server's stderr, line by line, up to the first that matches."""
@@ -111,10 +113,14 @@ with tempfile.TemporaryDirectory() as tmp:
         check(re.search(rb"^braid_engine_generation 3$", metrics, re.M) is not None, "generation metric")
         check(re.search(rb"^braid_reload_failures_total 1$", metrics, re.M) is not None, "failure metric")
 
-        # SIGTERM while a reload is loading: the graph file is now a FIFO, so the reload waits in
-        # reading it until this test writes to it.
-        os.remove(graph)
-        os.mkfifo(graph)
+        # SIGTERM while a reload is loading: the graph now has a remote model whose server takes
+        # connections and never answers, so the reload waits (5 s at most) on its look at it.
+        hung = socket.socket()
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        write(SECOND.replace("twice", "never") +
+              f'model r = remote "http://127.0.0.1:{hung.getsockname()[1]}/g" {{ def e(text: str) -> str }}\n' +
+              'endpoint remote(text: str) -> str { return r.e(text) }\n')
         waiting = {}
 
         def reload_over_http():
@@ -128,13 +134,9 @@ with tempfile.TemporaryDirectory() as tmp:
         status, body = waiting.get("r", (None, b""))
         check(status == 503 and b"the server is stopping" in body, f"a waiting reload is answered at SIGTERM: {status} {body!r}")
         check(stderr_until(r"braid: SIGTERM: draining") is not None, f"draining: {seen!r}")
-        def feed():  # lets a reload that is reading the FIFO go on (it then stops: nothing is served)
-            with open(graph, "w") as f:
-                f.write(SECOND.replace("twice", "never"))
-
         # (The reload asked for may have been loading or still waiting: either way it was answered
-        # 503 above. Where nothing reads the FIFO, this thread blocks, and ends with the test.)
-        threading.Thread(target=feed, daemon=True).start()
+        # 503 above; one that was loading ends with its look at the remote server, and serves
+        # nothing.)
         try:
             code = proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -148,5 +150,7 @@ with tempfile.TemporaryDirectory() as tmp:
     finally:
         if proc.poll() is None:
             proc.kill()
+        if hung is not None:
+            hung.close()
 
 sys.exit(1 if failures else 0)

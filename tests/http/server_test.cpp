@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include <fmt/format.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -114,6 +116,64 @@ TEST_SUITE("http") {
     // None of it disturbed the server.
     Client ok(live.port);
     CHECK(ok.request(bhttp::verb::post, "/g/shout", R"({"text": "still here"})").result_int() == 200);
+  }
+
+  TEST_CASE("request framing: Transfer-Encoding other than chunked refused, Expect: 100-continue met, chunk lines bounded") {
+    http::ServerConfig cfg;
+    cfg.max_header = 1024;
+    Live live(cfg);
+    // The answer to raw bytes, read to the end of one response.
+    auto answer = [&](const std::string& bytes) {
+      Client c(live.port);
+      asio::write(c.stream, asio::buffer(bytes));
+      bhttp::response<bhttp::string_body> res;
+      beast::error_code ec;
+      bhttp::read(c.stream, c.buffer, res, ec);
+      REQUIRE_MESSAGE(!ec, ec.message());
+      CHECK(c.closed_by_server());
+      return res;
+    };
+    const std::string body = R"({"text": "hi"})";
+    // A body whose length is unknown (its last coding is not chunked): what follows could be
+    // read as another request (smuggled), so 400 and the connection closes, the body unread.
+    auto gzip = answer("POST /g/shout HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+                       "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(gzip.result_int() == 400);
+    CHECK(boost::json::parse(gzip.body()).at("code") == "bad_request");
+    CHECK(answer("POST /g/shout HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n").result_int() == 501);
+    CHECK(answer("POST /g/shout HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n").result_int() == 400);
+    CHECK(answer("POST /g/shout HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 200-ok\r\n\r\n{}").result_int() == 417);
+    // A client that waits for 100 Continue gets it before it sends its body, then the answer.
+    {
+      Client c(live.port);
+      asio::write(c.stream, asio::buffer(fmt::format("POST /g/shout HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n"
+                                                     "Expect: 100-continue\r\n\r\n",
+                                                     body.size())));
+      bhttp::response_parser<bhttp::empty_body> interim;
+      bhttp::read_header(c.stream, c.buffer, interim);
+      CHECK(interim.get().result_int() == 100);
+      asio::write(c.stream, asio::buffer(body));
+      bhttp::response<bhttp::string_body> res;
+      bhttp::read(c.stream, c.buffer, res);
+      CHECK(res.result_int() == 200);
+      CHECK(res.body() == "\"HI\"\n");
+    }
+    // A chunk's header line (its extensions), or a trailer, past the session's buffer: 431, not
+    // memory without end.
+    auto ext = answer("POST /g/shout HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;" +
+                      std::string(200'000, 'x'));
+    CHECK(ext.result_int() == 431);
+    std::string trailer;
+    for (int i = 0; i < 200; ++i) trailer += "X-T: " + std::string(1000, 'y') + "\r\n";
+    auto trailed = answer("POST /g/shout HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n" + trailer);
+    CHECK(trailed.result_int() == 431);
+    // A chunked body within the limits is read as before.
+    Client ok(live.port);
+    auto chunked = Client::make(bhttp::verb::post, "/g/shout", body);
+    chunked.chunked(true);
+    auto r = ok.send(chunked);
+    CHECK(r.result_int() == 200);
+    CHECK(r.body() == "\"HI\"\n");
   }
 
   TEST_CASE("a slow client is cut off after the read timeout; a vanishing one leaves no trace") {
