@@ -289,6 +289,9 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
     r = make_error(ErrorCode::ModelError, fmt::format("a value does not have its declared type ({})", e.what()));
   }
   if (trace && n.kind.index() == 3) trace->add({n.name, "op", t0, trace->now_us() - t0, Trace::thread_number()});
+  if (!r && r.error().code == ErrorCode::ModelError && f->run->ex->nodes[plan::index(n.id)].request_only) {
+    r.error().code = ErrorCode::InvalidInput;  // the request's values alone made it fail
+  }
   node_result(f, local, attempt, std::move(r));
 }
 
@@ -419,6 +422,37 @@ void start_child(const std::shared_ptr<Frame>& child) {
   with_ready_queue([&] { start_frame(child); });
 }
 
+namespace {
+
+// Which values come from the request alone: its inputs and constants, what ops, lists, records,
+// fields and indexes make of such values, and the items of a map over such a list. (A model's
+// result, and what a group, map or switch gives, do not.)
+std::vector<bool> request_values(const plan::Endpoint& ep) {
+  std::vector<bool> from(ep.values.size(), false);
+  auto all_from = [&](const plan::Node& n) {
+    return std::all_of(n.inputs.begin(), n.inputs.end(), [&](plan::ValueId v) { return from[plan::index(v)]; });
+  };
+  for (bool changed = true; changed;) {  // a map's item may be read before its list's node
+    changed = false;
+    for (const auto& v : ep.values) {
+      if (from[plan::index(v.id)]) continue;
+      bool is = false;
+      if (v.producer) {
+        const plan::Node& n = ep.node(*v.producer);
+        const auto k = n.kind.index();
+        is = k == 0 || k == 1 || (k >= 3 && k <= 7 && all_from(n));
+      } else if (const auto owner = ep.region(v.region).owner) {
+        const auto* map = std::get_if<plan::MapNode>(&ep.node(*owner).kind);
+        is = map && from[plan::index(map->list)];
+      }
+      if (is) from[plan::index(v.id)] = changed = true;
+    }
+  }
+  return from;
+}
+
+}  // namespace
+
 std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_index, std::uint32_t endpoint_index,
                                       std::uint32_t id, bool sequential) {
   auto ex = std::make_unique<ExecEndpoint>();
@@ -448,6 +482,11 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
     for (plan::NodeId c : ep.value(n.output).consumers) {
       if (ep.node(c).region == n.region) en.consumers.push_back(ex->nodes[plan::index(c)].local);
     }
+  }
+  const std::vector<bool> from_request = request_values(ep);
+  for (const auto& n : ep.nodes) {
+    const auto k = n.kind.index();
+    ex->nodes[plan::index(n.id)].request_only = k >= 3 && k <= 7 && from_request[plan::index(n.output)];
   }
   // Which device calls' results must come to the host (see ExecNode::host_out).
   const bool on_devices = std::any_of(p.models.begin(), p.models.end(),

@@ -60,6 +60,10 @@ struct ExecNode {
   // A node of the endpoint's body (its root region) in or under which calls of these uses
   // (ex->uses) are: once it has its result, it adds no more calls there (RunState::root_done).
   std::vector<std::uint32_t> ends_uses;
+  // An op, list, record, field or index whose operands come from the request alone (its inputs
+  // and the graph's constants, through other such nodes): its failure (an empty list to
+  // `argmax`, an index out of range) is the request's, `InvalidInput` (400), not the graph's.
+  bool request_only = false;
 };
 
 struct ExecValue {

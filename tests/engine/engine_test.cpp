@@ -321,6 +321,32 @@ TEST_SUITE("engine") {
     CHECK(r.error().node == "index#3");
   }
 
+  TEST_CASE("an op that fails on the request's values alone is the request's error; on a model's, the node's") {
+    Harness h(R"(
+model m = torch "m.pt" { def echo(x: list<float>) -> list<float> }
+endpoint best(xs: list<float>) -> int { return argmax(xs) }
+endpoint nth(xs: list<float>, i: int) -> float { return [xs, [1.0]][i][0] }
+endpoint each_best(xss: list<list<float>>) -> list<int> { return each xs in xss { argmax(xs) } }
+endpoint of_model(xs: list<float>) -> int { return argmax(m.echo(xs)) }
+)");
+    auto empty = h.run("best", {Value::list({})});
+    REQUIRE_FALSE(empty);
+    CHECK(empty.error().code == ErrorCode::InvalidInput);
+    CHECK_MESSAGE(empty.error().describe().find("argmax") != std::string::npos, empty.error().describe());
+    CHECK(h.run("best", {Value::list({Value(1.0), Value(3.0)})})->as_int() == 1);
+    auto out = h.run("nth", {Value::list({Value(2.0)}), Value(std::int64_t{5})});
+    REQUIRE_FALSE(out);
+    CHECK(out.error().code == ErrorCode::InvalidInput);
+    // The item of a map over the request's list is the request's too.
+    auto item = h.run("each_best", {Value::list({Value::list({Value(1.0)}), Value::list({})})});
+    REQUIRE_FALSE(item);
+    CHECK(item.error().code == ErrorCode::InvalidInput);
+    // Through a model, the same empty list is the graph's problem (500).
+    auto through = h.run("of_model", {Value::list({})});
+    REQUIRE_FALSE(through);
+    CHECK(through.error().code == ErrorCode::ModelError);
+  }
+
   TEST_CASE("fields are read by name when records of one type order them differently") {
     Harness h(fake_model("m") + R"(
       endpoint e(s: str) -> int {
