@@ -32,6 +32,20 @@ grep -q "bad.graph:2:10: error: unknown model" "$tmp/bad.err" || { echo "FAIL: u
 # A file that does not exist.
 if "$braid" check "$tmp/missing.graph" 2>"$tmp/missing.err"; then echo "FAIL: missing file accepted"; status=1; fi
 grep -q "cannot read" "$tmp/missing.err" || { echo "FAIL: no message for a missing file"; status=1; }
+# Every `graph` block of docs/dsl.md checks clean, as the document says (beside the example
+# graphs' shared declarations, which its imports name).
+ln -s "$PWD/graphs/common" "$tmp/common"
+python3 - "$tmp" <<'P'
+import re, sys
+text = open("docs/dsl.md").read()
+for i, block in enumerate(re.findall(r"```graph\n(.*?)```", text, re.S)):
+    open(f"{sys.argv[1]}/doc_{i:02d}.graph", "w").write(block)
+P
+for g in "$tmp"/doc_*.graph; do
+  if ! "$braid" check "$g" 2>"$tmp/doc.err" || grep -q 'warning:' "$tmp/doc.err"; then
+    echo "FAIL: a graph block of docs/dsl.md does not check clean:"; cat "$g" "$tmp/doc.err"; status=1
+  fi
+done
 # A named pipe is not read (it could block for good, as a reload of a server would): refused at once.
 mkfifo "$tmp/pipe.graph"
 if timeout 20 "$braid" check "$tmp/pipe.graph" 2>"$tmp/pipe.err"; then echo "FAIL: a pipe accepted"; status=1; fi
