@@ -104,6 +104,12 @@ Result<PoolShape> pooled_cosine_shape(const Tensor& hidden, const Tensor& mask, 
   if (!fits(batch) || !fits(seq) || !fits(dim) || !fits(labels.shape[0]) || !fits(batch * labels.shape[0])) {
     return op_error(op, "a dimension is larger than it takes");
   }
+  // Its result is batch x n: small inputs could ask for a huge one (1 MiB of hidden states
+  // and as much of labels make 2^36 scores; empty tensors with large dimensions, more).
+  if (batch * labels.shape[0] > kMaxPoolScores) {
+    return op_error(op, fmt::format("the result would hold {} scores ({} items x {} labels); at most {}", batch * labels.shape[0],
+                                    batch, labels.shape[0], kMaxPoolScores));
+  }
   p.batch = static_cast<int>(batch);
   p.seq = static_cast<int>(seq);
   p.dim = static_cast<int>(dim);

@@ -33,6 +33,8 @@ struct PoolShape {
   bool single = false;  // hidden was [seq, dim]
   std::vector<std::int64_t> result_shape() const;
 };
+// The most scores `pooled_cosine` gives (items x labels): 16 MiB of floats.
+inline constexpr std::int64_t kMaxPoolScores = std::int64_t{1} << 22;
 Result<PoolShape> pooled_cosine_shape(const Tensor& hidden, const Tensor& mask, const Tensor& labels);
 
 }  // namespace braid::engine

@@ -63,7 +63,8 @@ int run(const RunOptions& o) {
   if (!ep) {
     std::string names;
     for (const auto& e : p->endpoints) names += fmt::format("{}`{}`", names.empty() ? "" : ", ", e.name);
-    return fail(fmt::format("no endpoint `{}` in `{}`; it has {}", o.endpoint, o.file, names));
+    return fail(names.empty() ? fmt::format("no endpoint `{}` in `{}`: it has none", o.endpoint, o.file)
+                              : fmt::format("no endpoint `{}` in `{}`; it has {}", o.endpoint, o.file, names));
   }
   auto inputs = (*eng)->decode_inputs(*ep, input.as_object());
   if (!inputs) return fail(inputs.error().describe());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -251,6 +252,7 @@ engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const K
     return make_error(ErrorCode::InvalidInput, "an infer request needs an `inputs` array");
   }
   const json::array& items = it->value().as_array();
+  std::set<std::string> named;
   for (std::size_t index = 0; index < items.size(); ++index) {
     const json::value& item = items[index];
     if (!item.is_object()) return make_error(ErrorCode::InvalidInput, "each of `inputs` must be an object");
@@ -263,6 +265,11 @@ engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const K
     std::string n(name->as_string());
     if (!datatype || !datatype->is_string()) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` has no `datatype`", n));
     if (!data && !raw) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` has no `data`", n));
+    if (data && raw) {
+      return make_error(ErrorCode::InvalidInput,
+                        fmt::format("input `{}` has both `data` and binary data (`binary_data_size`): one or the other", n));
+    }
+    if (!named.insert(n).second) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}` is given twice", n));
     const plan::Input* decl = nullptr;
     for (const auto& in : ep.endpoint->inputs) {
       if (in.name == n) decl = &in;
@@ -324,7 +331,12 @@ engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const K
     std::vector<std::int64_t> shape;
     if (declared) {
       if (declared_count != static_cast<std::int64_t>(flat.size())) return count_mismatch(flat.size());
-      shape = declared_count == 0 ? std::vector<std::int64_t>{0} : *declared;  // an empty tensor: no nesting to build
+      if (declared_count == 0 && type->kind == TypeKind::Tensor) {
+        // An empty tensor: nested JSON lists could not say its shape ([0, 4], [5, 0]).
+        out.values.emplace_back(n, engine::Value(engine::Tensor::from_doubles({}, *declared, type->dtype)));
+        continue;
+      }
+      shape = *declared;
     } else {
       shape = {static_cast<std::int64_t>(flat.size())};
     }

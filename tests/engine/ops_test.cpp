@@ -119,6 +119,11 @@ TEST_SUITE("ops") {
     auto bad_hidden = op(BuiltinOp::PooledCosine, {t({1, 2}, {2}), mask, labels});
     REQUIRE_FALSE(bad_hidden);
     CHECK(bad_hidden.error().message == "op `pooled_cosine`: hidden must be [batch, seq, dim] or [seq, dim], found [2]");
+    // Empty tensors with large dimensions (a few bytes of a request) cannot ask for a huge result.
+    auto empty = [](std::vector<std::int64_t> shape) { return Value(engine::Tensor::from_doubles({}, std::move(shape))); };
+    auto huge = op(BuiltinOp::PooledCosine, {empty({3, 0, 0}), empty({3, 0}), empty({30'000'000, 0})});
+    REQUIRE_FALSE(huge);
+    CHECK(huge.error().message == "op `pooled_cosine`: the result would hold 90000000 scores (3 items x 30000000 labels); at most 4194304");
   }
 
   TEST_CASE("to_tensor and to_list round trip") {

@@ -283,6 +283,39 @@ TEST_SUITE("http") {
     CHECK(ok.result_int() == 200);
   }
 
+  TEST_CASE("KServe v2: an input given twice, or with both data and binary data, is refused; an empty tensor keeps its shape") {
+    Fixture f;
+    const std::string rest = R"({"name": "words", "shape": [1], "datatype": "BYTES", "data": ["w"]},
+        {"name": "ok", "shape": [1], "datatype": "BOOL", "data": [false]},
+        {"name": "f", "shape": [1], "datatype": "FP64", "data": [1]})";
+    auto twice = f.call(bhttp::verb::post, "/v2/models/g.mixed/infer",
+                        R"({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]},
+                                       {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [3, 4]}, )" + rest + "]}");
+    CHECK(twice.result_int() == 400);
+    CHECK(f.body_of(twice).at("error") == "input `x` is given twice");
+    // JSON `data` of a shape with no elements: the tensor has that shape, not [0].
+    auto empty = f.call(bhttp::verb::post, "/v2/models/g.mixed/infer",
+                        R"({"inputs": [{"name": "x", "shape": [0, 2], "datatype": "FP32", "data": []}, )" + rest + "]}");
+    REQUIRE(empty.result_int() == 200);
+    bool found = false;
+    const json::value answer = f.body_of(empty);
+    for (const auto& o : answer.at("outputs").as_array()) {
+      if (o.at("name") != "x") continue;
+      found = true;
+      CHECK(o.at("shape") == json::array{0, 2});
+    }
+    CHECK(found);
+    const std::string header = R"({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2],
+        "parameters": {"binary_data_size": 8}}, )" + rest + "]}";
+    http::Request req{bhttp::verb::post, "/v2/models/g.mixed/infer", 11};
+    req.set("Inference-Header-Content-Length", std::to_string(header.size()));
+    req.body() = header + std::string(8, '\0');
+    req.prepare_payload();
+    auto both = f.call(std::move(req));
+    CHECK(both.result_int() == 400);
+    CHECK(f.body_of(both).at("error") == "input `x` has both `data` and binary data (`binary_data_size`): one or the other");
+  }
+
   TEST_CASE("KServe v2: the request's parameters.timeout (microseconds) is its deadline") {
     Fixture f;
     auto r = f.call(bhttp::verb::post, "/v2/models/g.wait/infer",
