@@ -49,7 +49,7 @@ using bench::HttpClient;
 using bench::Outcome;
 
 struct Options {
-  std::string file, endpoint, input = "{}", http, http_path, output = "md", plot, duration = "10s", warmup = "1s", rate;
+  std::string file, endpoint, input = "{}", inputs, http, http_path, output = "md", plot, duration = "10s", warmup = "1s", rate;
   unsigned concurrency = 1, threads = 0;
   std::size_t requests = 0;
   bool sequential = false, compare = false;
@@ -223,7 +223,9 @@ int main(int argc, char** argv) {
   CLI::App app{"braid-bench: load one endpoint of a graph and report latency, throughput and where the time went"};
   app.add_option("file", o.file, "Graph file")->required();
   app.add_option("endpoint", o.endpoint, "Endpoint")->required();
-  app.add_option("-i,--input", o.input, "Inputs as a JSON object, or @FILE");
+  auto* one_input = app.add_option("-i,--input", o.input, "Inputs as a JSON object, or @FILE");
+  app.add_option("--inputs", o.inputs, "A file of inputs, one JSON object a line, sent in turn (request k takes line k mod N)")
+      ->excludes(one_input);
   auto* conc = app.add_option("-c,--concurrency", o.concurrency, "Closed loop: clients, each waiting for its answer (default 1); open loop: at most this many outstanding");
   app.add_option("-r,--rate", o.rate, "Open loop: requests a second at fixed intended times, e.g. 200 or 200/s");
   auto* dur = app.add_option("-d,--duration", o.duration, "How long to measure (default 10s)");
@@ -265,15 +267,9 @@ int main(int argc, char** argv) {
   if (o.http.empty() && !o.headers.empty()) return fail("--header goes with --http (in process there is no HTTP request)");
   if (o.concurrency == 0) return fail("--concurrency must be at least 1");
 
-  std::string input = o.input;
-  if (!input.empty() && input[0] == '@') {
-    std::ifstream in(input.substr(1));
-    if (!in) return fail(fmt::format("cannot read `{}`", input.substr(1)));
-    input.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  boost::system::error_code jec;
-  auto json_in = boost::json::parse(input, jec);
-  if (jec || !json_in.is_object()) return fail("--input must be a JSON object of named inputs");
+  std::vector<boost::json::object> inputs;
+  if (auto e = bench::read_inputs(o.input, o.inputs, inputs)) return fail(*e);
+  const boost::json::object& json_in = inputs.front();
 
   dsl::SourceManager sm;
   dsl::Diagnostics diags;
@@ -303,11 +299,16 @@ int main(int argc, char** argv) {
     }
     (*e)->warm_up();
     auto ep = *(*e)->find(plan->name, o.endpoint);
-    auto in = (*e)->decode_inputs(ep, json_in.as_object());
-    if (!in) return in.error().describe();
+    std::vector<std::vector<engine::Value>> decoded;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      auto in = (*e)->decode_inputs(ep, inputs[i]);
+      if (!in) return inputs.size() == 1 ? in.error().describe() : fmt::format("{}: input {}: {}", o.inputs, i + 1, in.error().describe());
+      decoded.push_back(std::move(*in));
+    }
+    auto turns = std::make_shared<EngineClient::Inputs>(std::move(decoded));
     asio::io_context ioc;
     std::vector<std::unique_ptr<Client>> clients;
-    for (unsigned i = 0; i < o.concurrency; ++i) clients.push_back(std::make_unique<EngineClient>(**e, ep, *in));
+    for (unsigned i = 0; i < o.concurrency; ++i) clients.push_back(std::make_unique<EngineClient>(**e, ep, turns));
     // Warm-up, then the node statistics baseline, then the measurement.
     Measured m;
     m.mode = sequential ? "sequential" : "concurrent";
@@ -363,9 +364,11 @@ int main(int argc, char** argv) {
       if (!parsed) return fail(fmt::format("--header `{}`: expected \"Name: value\"", h));
       headers.push_back(std::move(*parsed));
     }
+    std::vector<std::string> bodies;
+    for (const auto& in : inputs) bodies.push_back(boost::json::serialize(in));
+    auto turns = std::make_shared<HttpClient::Bodies>(std::move(bodies));
     for (unsigned i = 0; i < o.concurrency; ++i) {
-      clients.push_back(std::make_unique<HttpClient>(ioc, found.begin()->endpoint(), host, target, boost::json::serialize(json_in),
-                                                     headers));
+      clients.push_back(std::make_unique<HttpClient>(ioc, found.begin()->endpoint(), host, target, turns, headers));
     }
     Measured m;
     m.mode = "http";
@@ -434,7 +437,8 @@ int main(int argc, char** argv) {
                                                                 {"p99", s.first_p99_us / 1e3}, {"max", s.first_max_us / 1e3}}}};
       }
     }
-    boost::json::object root{{"graph", o.file}, {"endpoint", o.endpoint}, {"input", json_in}, {"where", where},
+    boost::json::object root{{"graph", o.file}, {"endpoint", o.endpoint}, {"input", json_in},
+                             {"inputs", {{"file", o.inputs}, {"count", inputs.size()}}}, {"where", where},
                              {"http_path", o.http_path},
                              {"concurrency", o.concurrency}, {"rate", rate}, {"duration", o.duration}, {"requests", o.requests},
                              {"warmup", o.warmup}, {"threads", o.threads}, {"commit", BRAID_COMMIT}, {"machine", machine},
@@ -455,7 +459,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("braid-bench: %s %s, %s, %s, %s (+%s warm-up), input %s, commit %s, %s\n\n", o.file.c_str(), o.endpoint.c_str(),
-              where.c_str(), loop.c_str(), length.c_str(), o.warmup.c_str(), describe_input(json_in.as_object()).c_str(), BRAID_COMMIT,
+              where.c_str(), loop.c_str(), length.c_str(), o.warmup.c_str(),
+              (inputs.size() == 1 ? describe_input(json_in)
+                                  : fmt::format("{} of `{}` in turn (the first {})", inputs.size(), o.inputs, describe_input(json_in)))
+                  .c_str(),
+              BRAID_COMMIT,
               machine.c_str());
   std::printf("| mode | requests | errors | req/s | mean (ms) | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | max (ms) |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

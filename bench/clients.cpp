@@ -1,6 +1,8 @@
 #include "bench/clients.hpp"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <string_view>
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,8 +22,41 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 }  // namespace
 
+std::optional<std::string> read_inputs(const std::string& input, const std::string& inputs_file,
+                                       std::vector<boost::json::object>& out) {
+  auto object_of = [](std::string_view text) -> std::optional<boost::json::object> {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);
+    if (ec || !v.is_object()) return std::nullopt;
+    return std::move(v.as_object());
+  };
+  if (!inputs_file.empty()) {
+    std::ifstream in(inputs_file);
+    if (!in) return fmt::format("cannot read `{}`", inputs_file);
+    std::string line;
+    for (std::size_t n = 1; std::getline(in, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto o = object_of(line);
+      if (!o) return fmt::format("{}:{}: not a JSON object of named inputs", inputs_file, n);
+      out.push_back(std::move(*o));
+    }
+    if (out.empty()) return fmt::format("`{}` has no inputs (one JSON object a line)", inputs_file);
+    return std::nullopt;
+  }
+  std::string text = input;
+  if (!text.empty() && text[0] == '@') {
+    std::ifstream in(text.substr(1));
+    if (!in) return fmt::format("cannot read `{}`", text.substr(1));
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto o = object_of(text);
+  if (!o) return std::string("--input must be a JSON object of named inputs");
+  out.push_back(std::move(*o));
+  return std::nullopt;
+}
+
 asio::awaitable<Outcome> EngineClient::call() {
-  auto r = co_await e_.async_run(ep_, in_, {}, asio::use_awaitable);
+  auto r = co_await e_.async_run(ep_, in_->next(), {}, asio::use_awaitable);
   if (r && r->kind() == engine::Value::Kind::Stream) {  // a stream: done at its end
     const std::shared_ptr<engine::ValueStream> s = r->as_stream();
     auto e = co_await engine::async_stream_end(s, asio::use_awaitable);
@@ -36,14 +71,15 @@ asio::awaitable<Outcome> EngineClient::call() {
 }
 
 HttpClient::HttpClient(asio::io_context& ioc, asio::ip::tcp::endpoint at, std::string host, std::string target,
-                       std::string body, std::vector<std::pair<std::string, std::string>> headers)
-    : ioc_(ioc), at_(at), host_(std::move(host)), target_(std::move(target)), body_(std::move(body)), headers_(std::move(headers)) {
+                       std::shared_ptr<Bodies> bodies, std::vector<std::pair<std::string, std::string>> headers)
+    : ioc_(ioc), at_(at), host_(std::move(host)), target_(std::move(target)), bodies_(std::move(bodies)), headers_(std::move(headers)) {
   // Room for 64 KiB reads: Beast reads what the buffer has room for (512 bytes at first), and
   // a large answer read 512 bytes at a time would time this client, not the server.
   buffer_.reserve(64 * 1024);
 }
 
 asio::awaitable<Outcome> HttpClient::call() {
+  const std::string& body = bodies_->next();
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!stream_) {
       stream_.emplace(ioc_);
@@ -57,7 +93,7 @@ asio::awaitable<Outcome> HttpClient::call() {
     req.set(bhttp::field::host, host_);
     req.set(bhttp::field::content_type, "application/json");
     for (const auto& [name, value] : headers_) req.set(name, value);
-    req.body() = body_;
+    req.body() = body;
     req.prepare_payload();
     auto [wec, wn] = co_await bhttp::async_write(*stream_, req, tuple_awaitable);
     bhttp::response<bhttp::string_body> res;

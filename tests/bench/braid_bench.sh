@@ -48,6 +48,22 @@ import csv, sys
 row = list(csv.DictReader(open(sys.argv[1])))[0]
 assert 95 <= int(row["requests"]) <= 100, row["requests"]   # 100/s for 1 s, intended times
 PY
+# --inputs: a file's inputs in turn. Three sentences, thirty requests through a cached pipeline:
+# each sentence's generation misses once, then hits.
+printf '{"sentence": "one"}\n\n{"sentence": "two"}\n{"sentence": "three"}\n' >"$tmp/in.ndjson"
+"$bench" bench/graphs/cache.graph cached --inputs "$tmp/in.ndjson" -n 30 -w 0s -c 1 -o json >"$tmp/i.json" || fail "--inputs run"
+python3 - "$tmp/i.json" <<'PY' || fail "--inputs figures"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["inputs"]["count"] == 3 and d["input"] == {"sentence": "one"}, d["inputs"]
+r = d["runs"][0]
+assert r["requests"] == 30 and r["errors"] == 0, r
+c = {m["model"]: m for m in r["caches"]}
+assert c["gpt2_c"]["misses"] == 3 and c["gpt2_c"]["hits"] == 27 and c["gpt2_c"]["entries"] == 3, c
+PY
+printf '{"sentence": "one"}\n[1]\n' >"$tmp/bad.ndjson"
+if "$bench" bench/graphs/cache.graph cached --inputs "$tmp/bad.ndjson" -n 1 >/dev/null 2>"$tmp/bad.err"; then fail "a bad --inputs line was taken"; fi
+grep -q "bad.ndjson:2: not a JSON object of named inputs" "$tmp/bad.err" || { fail "no message for a bad --inputs line"; cat "$tmp/bad.err"; }
 # A streaming endpoint: each answer's first item and the items a second (32 words a stream).
 "$bench" graphs/generation.graph words -n 40 -w 0s -c 4 -o json >"$tmp/s.json" || fail "stream run"
 python3 - "$tmp/s.json" <<'PY' || fail "stream figures"
@@ -71,6 +87,10 @@ url=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/serve.out" | head -1)
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['mode']=='http' and r['requests']==300 and r['errors']==0, r" "$tmp/h.json" || fail "http content"
 "$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": 5}' --http "$url" -n 20 -w 0s -o json >"$tmp/e.json" || fail "http error run"
 python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['errors']==20 and r['errors_by_kind']=={'HTTP 400': 20}, r" "$tmp/e.json" || fail "errors by kind"
+# Over HTTP, in turn too: every second input is a bad one.
+printf '{"input_data": "hi"}\n{"input_data": 5}\n' >"$tmp/half.ndjson"
+"$bench" graphs/ensemble.graph ensemble_predict --inputs "$tmp/half.ndjson" --http "$url" -n 20 -w 0s -o json >"$tmp/hh.json" || fail "http --inputs run"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; assert r['errors_by_kind']=={'HTTP 400': 10}, r" "$tmp/hh.json" || fail "http inputs in turn"
 # Headers go with every request: a budget that is not a duration is a 400 for each.
 "$bench" graphs/ensemble.graph ensemble_predict -i '{"input_data": "hi"}' --http "$url" -H 'Braid-Timeout: soon' -H 'Braid-Timing: 1' \
   -n 20 -w 0s -o json >"$tmp/t.json" || fail "http run with headers"
