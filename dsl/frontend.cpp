@@ -18,15 +18,13 @@ namespace {
 namespace fs = std::filesystem;
 
 // Reads a whole file; on failure returns nullopt and sets `why`.
-std::optional<std::string> read_file(const std::string& path, std::string& why) {
+std::optional<std::string> read_file(const std::string& path, bool regular_only, std::string& why) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     why = "is a directory";
     return std::nullopt;
   }
-  // A pipe or a device could block the read for good (a server's reload waits on it) or never
-  // end: graphs are files.
-  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
+  if (regular_only && fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
     why = "not a regular file";
     return std::nullopt;
   }
@@ -55,7 +53,8 @@ std::string canonical_key(const std::string& path) {
 
 class Loader {
  public:
-  Loader(Program& prog, SourceManager& sm, Diagnostics& diags) : prog_(prog), sm_(sm), diags_(diags) {}
+  Loader(Program& prog, SourceManager& sm, Diagnostics& diags, bool regular_only)
+      : prog_(prog), sm_(sm), diags_(diags), regular_only_(regular_only) {}
 
   void load_root(const std::string& path, std::string text) {
     FileId id = sm_.add(path, std::move(text));
@@ -90,7 +89,7 @@ class Loader {
       }
       if (loaded_.count(ikey)) continue;  // already loaded through another import
       std::string why;
-      auto text = read_file(path, why);
+      auto text = read_file(path, regular_only_, why);
       if (!text) {
         diags_.report(Diag::import_not_found, imp.span, quote_text(imp.path, 200), why);
         continue;
@@ -104,6 +103,7 @@ class Loader {
   Program& prog_;
   SourceManager& sm_;
   Diagnostics& diags_;
+  const bool regular_only_;
   std::unordered_map<std::string, FileId> loaded_;
   std::vector<std::string> stack_;
 };
@@ -158,7 +158,7 @@ std::unordered_map<const ModelDecl*, std::string> resolve_models(const Program& 
 std::shared_ptr<const plan::Plan> compile_source(const std::string& path, std::string text, const FrontendOptions& options,
                                                  SourceManager& sm, Diagnostics& diags) {
   Program prog;
-  Loader(prog, sm, diags).load_root(path, std::move(text));
+  Loader(prog, sm, diags, options.regular_files_only).load_root(path, std::move(text));
   if (prog.modules.empty()) return nullptr;
   check_program(prog, diags);
   auto resolved = resolve_models(prog, options, diags);
@@ -170,7 +170,7 @@ std::shared_ptr<const plan::Plan> compile_source(const std::string& path, std::s
 std::shared_ptr<const plan::Plan> compile_file(const std::string& path, const FrontendOptions& options,
                                                SourceManager& sm, Diagnostics& diags) {
   std::string why;
-  auto text = read_file(path, why);
+  auto text = read_file(path, options.regular_files_only, why);
   if (!text) {
     diags.report(Diag::cannot_read_file, Span{}, quote_text(path, 200), why);
     return nullptr;

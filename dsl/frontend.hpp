@@ -24,6 +24,9 @@ struct FrontendOptions {
   // Report a model file that cannot be found as an error (serving needs the files; checking a
   // graph's structure does not).
   bool require_model_files = false;
+  // Read only regular files: a named pipe or a device could hold the read for good (a server's
+  // reload waits on it). Off for `braid check` and `run`, which may read `<(...)`.
+  bool regular_files_only = false;
 };
 
 std::shared_ptr<const plan::Plan> compile_file(const std::string& path, const FrontendOptions& options,

@@ -30,7 +30,10 @@ bool ready_at_start(const plan::Endpoint& ep, const plan::Node& n) {
 // fallback), or when the one map around it is over a list (not a stream) and `n` is added as
 // soon as an item's body starts (ready at start there, or in branches of groups ready at start
 // there): the items start together, and a later one only when an earlier one has ended, which
-// needs its call's result. `once_a_run`: `n` runs at most once a run, even after it has
+// needs its call's result. (With a response cache, an item whose call is a hit ends at once,
+// and a later item's call may join the batcher while an earlier one's waits there: the batch
+// then starts before the later call could join it, a smaller batch, never a call left
+// waiting.) `once_a_run`: `n` runs at most once a run, even after it has
 // succeeded (no map around it, no group or switch around it that retries: a retry runs its
 // branches again).
 bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_run) {

@@ -109,8 +109,8 @@ bool identical(const Value& a, const Value& b) {
   return false;
 }
 
-// What a value holds, roughly: its bytes, strings and tensors, plus a fixed cost per value. A
-// tensor shared with something else still counts whole: the cache keeps it alive.
+// What a value holds, roughly: its bytes, strings and tensors, plus a fixed cost per value (of
+// a value made by owned(): its tensors hold their own bytes and nothing more).
 std::uint64_t footprint(const Value& v) {
   std::uint64_t n = sizeof(Value);
   switch (v.kind()) {
@@ -127,6 +127,37 @@ std::uint64_t footprint(const Value& v) {
     default: break;
   }
   return n;
+}
+
+// A copy of `v` that holds only what the cache counts: each tensor's host bytes in storage of
+// their own. A tensor may be a view into more (a row of a batch's output keeps the whole batch
+// alive), hold device memory and a pinned host copy (a device tensor's), or share its bytes
+// with a model that writes its inputs in place: kept as it came, any of these would make the
+// cache hold more than its budget says, or hand out bytes changed after they were kept.
+Value owned(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Tensor: {
+      const Tensor& t = v.as_tensor();
+      auto b = host_bytes(t);
+      Tensor c = Tensor::from_bytes(b.data(), {static_cast<std::int64_t>(b.size())}, DType::U8);  // byte for byte
+      c.dtype = t.dtype;
+      c.shape = t.shape;
+      return Value(std::move(c));
+    }
+    case Value::Kind::List: {
+      std::vector<Value> items;
+      items.reserve(v.as_list().size());
+      for (const Value& x : v.as_list()) items.push_back(owned(x));
+      return Value::list(std::move(items));
+    }
+    case Value::Kind::Record: {
+      std::vector<Value> values;
+      values.reserve(v.as_record().values.size());
+      for (const Value& x : v.as_record().values) values.push_back(owned(x));
+      return Value::record(v.as_record().names, std::move(values));
+    }
+    default: return v;
+  }
 }
 
 }  // namespace
@@ -189,14 +220,15 @@ std::optional<Value> ResultCache::find(std::uint32_t method, std::span<const Val
 void ResultCache::put(std::uint32_t method, std::span<const Value> args, const Value& result, Clock::time_point now) {
   if (!cacheable(args) || !keepable(result)) return;
   Entry e;
+  e.bytes = sizeof(Entry) + footprint(result);  // as its copies will count (owned() keeps the host bytes)
+  for (const Value& a : args) e.bytes += footprint(a);
+  if (e.bytes > budget_) return;
   e.hash = key_hash(method, args);
   e.method = method;
-  e.args.assign(args.begin(), args.end());
-  e.result = result;
-  e.bytes = sizeof(Entry) + footprint(result);
-  for (const Value& a : args) e.bytes += footprint(a);
+  e.args.reserve(args.size());
+  for (const Value& a : args) e.args.push_back(owned(a));
+  e.result = owned(result);
   e.expires = ttl_ > 0 ? now + std::chrono::nanoseconds(ttl_) : Clock::time_point::max();
-  if (e.bytes > budget_) return;
   std::lock_guard lock(mu_);
   if (auto old = locate(e.hash, method, args); old != lru_.end()) erase(old);
   while (bytes_ + e.bytes > budget_ && !lru_.empty()) {

@@ -7,7 +7,10 @@
 // queue, no batch, no network. Arguments are the same when they have the same bits all the
 // way down (a tensor's dtype, shape and bytes; a float's bits, so `0.0` and `-0.0` are two
 // keys). Only host values are kept: a call with a tensor on a device (or a stream) is neither
-// looked up nor stored. Entries go least recently used first once the cache holds more than
+// looked up nor stored. What is kept is a copy (a tensor's host bytes in storage of their own),
+// so that the budget counts all the cache holds: not a whole batch behind one row of it, nor a
+// device tensor behind its host copy. A hit hands out the kept values, shared: like every value
+// in a run, they are not to be changed in place. Entries go least recently used first once the cache holds more than
 // its budget of bytes (the arguments and the result: their strings and tensors' bytes, and a
 // fixed cost per value and entry), and at their time to live when there is one (an expired
 // entry goes when it is next looked up, or for room). An entry larger than the whole budget is

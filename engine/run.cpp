@@ -283,15 +283,15 @@ void exec_node(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   Result<Value> r = make_error(ErrorCode::Internal, "not run");
   try {
     r = exec_simple(*f, n);
+    if (!r && r.error().code == ErrorCode::ModelError && f->run->ex->nodes[plan::index(n.id)].request_only) {
+      r.error().code = ErrorCode::InvalidInput;  // the request's values alone made it fail
+    }
   } catch (const std::exception& e) {
     // A value without its declared type (a backend returned something else): an error of this
     // node, not a crash of the process.
     r = make_error(ErrorCode::ModelError, fmt::format("a value does not have its declared type ({})", e.what()));
   }
   if (trace && n.kind.index() == 3) trace->add({n.name, "op", t0, trace->now_us() - t0, Trace::thread_number()});
-  if (!r && r.error().code == ErrorCode::ModelError && f->run->ex->nodes[plan::index(n.id)].request_only) {
-    r.error().code = ErrorCode::InvalidInput;  // the request's values alone made it fail
-  }
   node_result(f, local, attempt, std::move(r));
 }
 
@@ -424,28 +424,39 @@ void start_child(const std::shared_ptr<Frame>& child) {
 
 namespace {
 
-// Which values come from the request alone: its inputs and constants, what ops, lists, records,
-// fields and indexes make of such values, and the items of a map over such a list. (A model's
-// result, and what a group, map or switch gives, do not.)
+// Which values the request makes alone: what ops, lists, records, fields and indexes make of its
+// inputs and the graph's constants (at least one input among them: constants alone are the
+// graph's own), and the items of a map over such a list. A model's result, and what a group, map
+// or switch gives, are not.
 std::vector<bool> request_values(const plan::Endpoint& ep) {
-  std::vector<bool> from(ep.values.size(), false);
-  auto all_from = [&](const plan::Node& n) {
-    return std::all_of(n.inputs.begin(), n.inputs.end(), [&](plan::ValueId v) { return from[plan::index(v)]; });
-  };
+  // Per value: made of inputs and constants only; and, of those, reaching an input.
+  std::vector<bool> pure(ep.values.size(), false), from(ep.values.size(), false);
   for (bool changed = true; changed;) {  // a map's item may be read before its list's node
     changed = false;
     for (const auto& v : ep.values) {
-      if (from[plan::index(v.id)]) continue;
-      bool is = false;
+      const auto i = plan::index(v.id);
+      if (from[i]) continue;
+      bool is_pure = false, is_from = false;
       if (v.producer) {
         const plan::Node& n = ep.node(*v.producer);
         const auto k = n.kind.index();
-        is = k == 0 || k == 1 || (k >= 3 && k <= 7 && all_from(n));
+        if (k == 0) {
+          is_pure = is_from = true;
+        } else if (k == 1) {
+          is_pure = true;
+        } else if (k >= 3 && k <= 7) {
+          is_pure = std::all_of(n.inputs.begin(), n.inputs.end(), [&](plan::ValueId in) { return pure[plan::index(in)]; });
+          is_from = is_pure &&
+                    std::any_of(n.inputs.begin(), n.inputs.end(), [&](plan::ValueId in) { return from[plan::index(in)]; });
+        }
       } else if (const auto owner = ep.region(v.region).owner) {
         const auto* map = std::get_if<plan::MapNode>(&ep.node(*owner).kind);
-        is = map && from[plan::index(map->list)];
+        is_pure = map && pure[plan::index(map->list)];
+        is_from = map && from[plan::index(map->list)];
       }
-      if (is) from[plan::index(v.id)] = changed = true;
+      if (is_pure != pure[i] || is_from != from[i]) changed = true;
+      pure[i] = is_pure;
+      from[i] = is_from;
     }
   }
   return from;

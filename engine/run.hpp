@@ -60,9 +60,10 @@ struct ExecNode {
   // A node of the endpoint's body (its root region) in or under which calls of these uses
   // (ex->uses) are: once it has its result, it adds no more calls there (RunState::root_done).
   std::vector<std::uint32_t> ends_uses;
-  // An op, list, record, field or index whose operands come from the request alone (its inputs
-  // and the graph's constants, through other such nodes): its failure (an empty list to
-  // `argmax`, an index out of range) is the request's, `InvalidInput` (400), not the graph's.
+  // An op, list, record, field or index whose operands the request makes alone (its inputs, with
+  // the graph's constants, through other such nodes and map items; not constants alone): its
+  // failure (an empty list to `argmax`, an index out of range) is the request's, `InvalidInput`
+  // (400), not the graph's.
   bool request_only = false;
 };
 
@@ -446,6 +447,10 @@ void schedule_retry(const std::shared_ptr<Frame>& f, std::uint32_t local, std::u
 // start before the run's deadline is not waited for: `e` says so, and the node goes on to its
 // fallback (or fails) at once.
 std::optional<std::int64_t> next_try(const Frame& f, std::uint32_t local, std::uint32_t attempt, Error& e);
+// A model with `max_queue` refuses a call that would wait while that many calls wait for it
+// beyond those it can start now (its free threads, or batch places; a call cancelled while it
+// waits no longer counts): `Overloaded`, or nullopt (run_admission.cpp).
+std::optional<Error> queue_refusal(LoadedModel& m, std::uint32_t method);
 // A model's circuit breaker (LoadedModel::breaker, breaker.hpp): the refusal of attempt
 // `attempt` of node `local` of frame `f` while it is open (nullopt: the call may go out, as the
 // probe when `probe` says so; or the model has none), and that call's verdict: its success, its

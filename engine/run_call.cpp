@@ -56,35 +56,6 @@ R measured(const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace, s
 
 }  // namespace
 
-std::optional<Error> breaker_refusal(LoadedModel& m, const Frame& f, std::uint32_t local, std::uint32_t attempt, bool* probe) {
-  if (!m.breaker) return std::nullopt;
-  const Breaker::Admission a = m.breaker->admit(steady_clock::now(), {&f, local, attempt});
-  if (probe) *probe = a.probe;
-  if (a.admitted) return std::nullopt;
-  Error e = make_error(ErrorCode::Unavailable,
-                       a.wait_ns > 0 ? fmt::format("the model's circuit breaker is open {}; it lets a call try again in {} ms",
-                                                   m.breaker->why_open(), (a.wait_ns + 999'999) / 1'000'000)
-                                     : fmt::format("the model's circuit breaker is open {}; a call that tries whether it is back "
-                                                   "is out",
-                                                   m.breaker->why_open()));
-  e.retry_after_ns = a.wait_ns;
-  return e;
-}
-
-void breaker_verdict(LoadedModel& m, const Error* e, const Frame& f, std::uint32_t local, std::uint32_t attempt) {
-  if (!m.breaker) return;
-  if (!e) return m.breaker->succeeded();
-  // Not the model's doing: cancelled (a timeout of the request, not of the call, included),
-  // the caller's input, a refusal (busy is not broken).
-  const auto deadline = f.ctx.deadline();
-  const bool request_deadline = e->code == ErrorCode::DeadlineExceeded && deadline && steady_clock::now() >= *deadline;
-  if (f.cancelled() || request_deadline || is_refusal(e->code) || e->code == ErrorCode::Cancelled ||
-      e->code == ErrorCode::InvalidInput || e->code == ErrorCode::NotFound) {
-    return m.breaker->abstained({&f, local, attempt});
-  }
-  m.breaker->failed(steady_clock::now(), e->message);
-}
-
 Result<Value> timed_call(ModelInstance& inst, std::uint32_t method, std::span<const Value> args, const CallContext& ctx,
                          const plan::Node& n, LoadedModel& m, NodeMetrics& nm, Trace* trace) {
   return measured<Result<Value>>(n, m, nm, trace, "call", [&] { return inst.call(method, args, ctx); });
@@ -158,28 +129,6 @@ struct OutAndBack {
     if (trace) trace->add({n.name, std::string(category), trace_t0, trace->now_us() - trace_t0, Trace::thread_number()});
   }
 };
-
-// A model with `max_queue` refuses a call that would wait while that many calls wait for it
-// beyond those it can start now (its free threads, or batch places; a call cancelled while it
-// waits no longer counts). Read, not reserved: calls made at the same moment on several threads
-// may each take the last place.
-std::optional<Error> refused(LoadedModel& m, std::uint32_t method) {
-  if (!m.waiting) return std::nullopt;
-  const std::uint32_t limit = m.model->options.max_queue;
-  if (m.waiting->size() < static_cast<std::int64_t>(limit)) return std::nullopt;
-  std::int64_t free = 0;
-  if (Batcher* b = m.batcher(method)) {
-    free = b->idle_places();
-  } else if (StreamBatcher* sb = m.stream_batcher(method)) {
-    free = sb->idle_places();
-  } else {
-    free = std::max<std::int64_t>(0, m.capacity - m.metrics.running.load(std::memory_order_relaxed));
-  }
-  if (!m.waiting->full(static_cast<std::int64_t>(limit) + free)) return std::nullopt;
-  m.metrics.refused.fetch_add(1, std::memory_order_relaxed);
-  return make_error(ErrorCode::Overloaded,
-                    fmt::format("the model's queue is full (`max_queue = {}` calls wait for it); retry later", limit));
-}
 
 // Runs `launch` once the asynchronous model `m` has a place among its calls in flight: now, or
 // when a call out comes back (waiting, it is counted in the model's queue depth, and holds a
@@ -347,7 +296,7 @@ void exec_stream_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std:
     });
   }
   if (attempt == 0) node_publish(f, local, published);
-  if (auto e = refused(m, c.method)) return end(std::move(*e));
+  if (auto e = queue_refusal(m, c.method)) return end(std::move(*e));
   bool probe = false;
   if (auto e = breaker_refusal(m, *f, local, attempt, &probe)) return end(std::move(*e));
   if (probe) {
@@ -514,7 +463,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   const bool run_inline = timeout == 0 && !batcher && !m.asynchronous && m.pool->get_executor().running_in_this_thread() &&
                           nothing_else_ready();
   if (!run_inline) {
-    if (auto e = refused(m, c.method)) return node_result(f, local, attempt, std::move(*e));
+    if (auto e = queue_refusal(m, c.method)) return node_result(f, local, attempt, std::move(*e));
   }
   if (auto e = breaker_refusal(m, *f, local, attempt)) return node_result(f, local, attempt, std::move(*e));
   ModelInstance* inst = batcher ? m.instances[0].get() : next_instance(m);

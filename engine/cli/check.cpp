@@ -207,6 +207,7 @@ dsl::FrontendOptions frontend_options(const CommonOptions& o) {
   f.model_paths.push_back(BRAID_DEFAULT_MODEL_PATH);  // the models this build generated
 #endif
   f.require_model_files = o.require_models;
+  f.regular_files_only = o.regular_files_only;
   return f;
 }
 

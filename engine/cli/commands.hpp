@@ -18,6 +18,9 @@ struct CommonOptions {
   // With require_models, whether a remote model's server that does not answer GET /graphs is an
   // error (braid check) or a warning (run, serve and reloads: it may come up later).
   bool require_remote_servers = true;
+  // Graph files must be regular files (serve and its reloads: a named pipe could hold a reload
+  // for good); check, plan and run read any file, `<(...)` included.
+  bool regular_files_only = false;
   std::string color = "auto";
 };
 

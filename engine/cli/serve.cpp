@@ -119,6 +119,7 @@ int serve(const ServeOptions& o) {
   CommonOptions common = o.common;
   common.require_models = true;
   common.require_remote_servers = false;  // a remote server may come up later: a warning
+  common.regular_files_only = true;
   common.model_paths.insert(common.model_paths.end(), cfg.model_paths.begin(), cfg.model_paths.end());
   engine::EngineOptions eo;
   eo.cpu_threads = cfg.cpu_threads;
@@ -178,12 +179,13 @@ int serve(const ServeOptions& o) {
                  ep.endpoint->name.c_str(), ep.plan->name.c_str(), ep.endpoint->name.c_str());
     if (!first) first = ep;
   }
-  if (!first) first = eng->endpoints().front();
   // -N: curl shows a streamed answer as it comes, not once it has ended.
-  std::printf("curl -s%s -X POST http://%s:%u/%s/%s -H 'Content-Type: application/json' -d '%s'\n",
-              first->endpoint->result_type->is_stream() ? "N" : "", cfg.host.c_str(), *port, first->plan->name.c_str(),
-              first->endpoint->name.c_str(), example_body(*first->endpoint).c_str());
-  std::fflush(stdout);
+  if (first) {
+    std::printf("curl -s%s -X POST http://%s:%u/%s/%s -H 'Content-Type: application/json' -d '%s'\n",
+                first->endpoint->result_type->is_stream() ? "N" : "", cfg.host.c_str(), *port, first->plan->name.c_str(),
+                first->endpoint->name.c_str(), example_body(*first->endpoint).c_str());
+    std::fflush(stdout);
+  }
 
   // Warm up off the I/O threads; /v2/health/ready turns 200 when done. From here on only the
   // handler's copy (the reloader's) holds the engine, so that a reload retires it off the I/O

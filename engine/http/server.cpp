@@ -54,19 +54,12 @@ Response plain_error(unsigned status, std::string message, std::string_view code
 // 64 KiB (a read per 512 bytes otherwise), and for the next request of a pipelining client.
 constexpr std::size_t kBodyReadRoom = 64 * 1024;
 
-// A lower-case token of a header's comma-separated list, trimmed.
+// The tokens of a header's comma-separated lists (every field of that name), lower case.
 std::vector<std::string> tokens(const bhttp::fields& f, bhttp::field name) {
   std::vector<std::string> out;
   const auto [first, last] = f.equal_range(name);
   for (auto it = first; it != last; ++it) {
-    std::string_view v = it->value();
-    while (!v.empty()) {
-      const auto comma = v.find(',');
-      std::string_view t = v.substr(0, comma);
-      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
-      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-      if (t.empty()) continue;
+    for (const auto& t : bhttp::token_list(it->value())) {
       std::string lower(t);
       for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
       out.push_back(std::move(lower));
@@ -249,6 +242,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
           bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, parser.get().version()};
           s->stream.expires_after(config_.write_timeout);
           std::tie(ec, n) = co_await bhttp::async_write(s->stream, go_on, tuple_awaitable);
+          if (ec) break;  // the client left
           s->stream.expires_after(config_.read_timeout);
         }
         if (large) buffer.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, kBodyReadRoom)));

@@ -46,10 +46,13 @@ for g in "$tmp"/doc_*.graph; do
     echo "FAIL: a graph block of docs/dsl.md does not check clean:"; cat "$g" "$tmp/doc.err"; status=1
   fi
 done
-# A named pipe is not read (it could block for good, as a reload of a server would): refused at once.
+# `braid serve` reads no named pipe (it could block a reload for good): refused at once. `braid
+# check` reads one, as it reads `<(...)`.
 mkfifo "$tmp/pipe.graph"
-if timeout 20 "$braid" check "$tmp/pipe.graph" 2>"$tmp/pipe.err"; then echo "FAIL: a pipe accepted"; status=1; fi
+if timeout 20 "$braid" serve "$tmp/pipe.graph" --port 0 2>"$tmp/pipe.err" >/dev/null; then echo "FAIL: a pipe served"; status=1; fi
 grep -q "cannot read .*pipe.graph.*: not a regular file" "$tmp/pipe.err" || { echo "FAIL: no message for a pipe:"; cat "$tmp/pipe.err"; status=1; }
+timeout 20 "$braid" check <(printf 'endpoint e(x: str) -> str { return x }\n') 2>"$tmp/sub.err" ||
+  { echo "FAIL: braid check of a process substitution"; cat "$tmp/sub.err"; status=1; }
 # A graph with no endpoint is not served (a file of models only is for `import`).
 printf 'endpoint e(x: str) -> str { return x }\n' >"$tmp/one.graph"
 : >"$tmp/empty.graph"

@@ -4,10 +4,12 @@
 // streams), a hit that needs neither the model's breaker nor its batch, the figures.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine.hpp"
@@ -154,6 +156,57 @@ TEST_SUITE("engine") {
     CHECK(ttl.stats().bytes == 0);
     ttl.put(0, key("k"), Value("v2"), t0 + 6s);  // kept again from then
     CHECK(ttl.find(0, key("k"), t0 + 10s)->as_str() == "v2");
+  }
+
+  TEST_CASE("result cache: threads looking up, keeping and evicting at once never get another key's result") {
+    const auto t0 = ResultCache::Clock::time_point{} + 1000s;
+    ResultCache c(8 << 10, 0);  // room for a few dozen entries of the hundreds used: evictions all along
+    std::atomic<int> wrong{0}, hits{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 5000; ++i) {
+          const int k = (i / 3 + t * 13) % 300;  // each key three times in a row: mostly hits after the first
+          const std::vector<Value> key{Value(std::int64_t{k}), floats({static_cast<double>(k)})};
+          if (auto hit = c.find(0, key, t0)) {
+            ++hits;
+            if (hit->as_str() != std::string(static_cast<std::size_t>(k % 50), 'v') + std::to_string(k)) ++wrong;
+          } else {
+            c.put(0, key, Value(std::string(static_cast<std::size_t>(k % 50), 'v') + std::to_string(k)), t0);
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+    const auto st = c.stats();
+    CHECK(st.bytes <= (8u << 10));
+    CHECK(st.evictions > 0);
+    CHECK(st.hits + st.misses == 20000);
+    CHECK(st.hits == static_cast<std::uint64_t>(hits.load()));
+  }
+
+  TEST_CASE("result cache: keeps its own copy of a tensor, however much more its storage holds") {
+    const auto t0 = ResultCache::Clock::time_point{} + 1000s;
+    // A row of a batch: a view of 4 of the 4096 floats its storage holds (as a batched torch
+    // method's results are); the cache counts and keeps the 16 bytes, not 16 KiB.
+    struct Batch final : engine::TensorStorage {
+      std::vector<float> all = std::vector<float>(4096, 1.0f);
+      const void* host_data() const override { return all.data() + 8; }
+      std::size_t bytes() const override { return 4 * sizeof(float); }
+    };
+    auto batch = std::make_shared<Batch>();
+    std::weak_ptr<Batch> alive = batch;
+    Tensor row;
+    row.shape = {4};
+    row.storage = std::move(batch);
+    ResultCache c(1 << 20, 0);
+    c.put(0, std::vector<Value>{Value("k")}, Value(std::move(row)), t0);
+    CHECK(alive.expired());  // the batch is not held by the cache
+    CHECK(c.stats().bytes < 1024);
+    auto hit = c.find(0, std::vector<Value>{Value("k")}, t0);
+    REQUIRE(hit);
+    CHECK(hit->as_tensor().to_doubles() == std::vector<double>{1, 1, 1, 1});
   }
 
   TEST_CASE("cache: a call with the arguments of an earlier one is answered without the model") {

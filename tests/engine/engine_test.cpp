@@ -328,6 +328,7 @@ endpoint best(xs: list<float>) -> int { return argmax(xs) }
 endpoint nth(xs: list<float>, i: int) -> float { return [xs, [1.0]][i][0] }
 endpoint each_best(xss: list<list<float>>) -> list<int> { return each xs in xss { argmax(xs) } }
 endpoint of_model(xs: list<float>) -> int { return argmax(m.echo(xs)) }
+endpoint constant(x: str) -> float { return [1.0, 2.0][5] }
 )");
     auto empty = h.run("best", {Value::list({})});
     REQUIRE_FALSE(empty);
@@ -345,6 +346,10 @@ endpoint of_model(xs: list<float>) -> int { return argmax(m.echo(xs)) }
     auto through = h.run("of_model", {Value::list({})});
     REQUIRE_FALSE(through);
     CHECK(through.error().code == ErrorCode::ModelError);
+    // Constants alone are the graph's own: its mistake, not the request's.
+    auto graph_bug = h.run("constant", {Value("x")});
+    REQUIRE_FALSE(graph_bug);
+    CHECK(graph_bug.error().code == ErrorCode::ModelError);
   }
 
   TEST_CASE("fields are read by name when records of one type order them differently") {
