@@ -50,13 +50,7 @@ model busy = torch "busy.pt" {
 
 struct Harness : FakeHarness {
   explicit Harness(const std::string& endpoints) : FakeHarness(std::string(kModels) + endpoints) {}
-  std::string metric(const std::string& name, const std::string& model) const {
-    const std::string text = engine->metrics_text();
-    const std::string key = name + "{graph=\"test\",model=\"" + model + "\"} ";
-    const auto at = text.find(key);
-    if (at == std::string::npos) return "absent";
-    return text.substr(at + key.size(), text.find('\n', at) - at - key.size());
-  }
+  std::string metric(const std::string& name, const std::string& model) const { return model_metric(*engine, name, model); }
   engine::ModelStats model(const std::string& name) const { return test::model(*engine, name); }
 };
 

@@ -20,6 +20,16 @@ inline engine::ModelStats model(const engine::Engine& e, const std::string& name
   return {};
 }
 
+// The value of metric family `name` for model `model` of graph `test` in /metrics' text, or
+// "absent".
+inline std::string model_metric(const engine::Engine& e, const std::string& name, const std::string& model) {
+  const std::string text = e.metrics_text();
+  const std::string key = name + "{graph=\"test\",model=\"" + model + "\"} ";
+  const auto at = text.find(key);
+  if (at == std::string::npos) return "absent";
+  return text.substr(at + key.size(), text.find('\n', at) - at - key.size());
+}
+
 // Waits (up to 10 s) until `pred` holds of the engine's figures for `name`.
 template <typename Pred>
 bool wait_model(const engine::Engine& e, const std::string& name, Pred pred) {
