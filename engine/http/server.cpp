@@ -115,8 +115,17 @@ bool peer_gone(tcp::socket& socket) {
 // One connection. Lives on its own strand; `busy` says whether a request is being handled (so
 // that a graceful stop closes only idle connections).
 struct Server::Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {
+    boost::system::error_code ec;
+    if (const auto ep = stream.socket().remote_endpoint(ec); !ec) {
+      peer = ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                                  : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    }
+  }
   beast::tcp_stream stream;
+  // The client's address and port, for the access log: read once, as the connection opens (once
+  // it has closed, an aborted answer's line could not say whose it was).
+  std::string peer = "-";
   bool busy = false;
   bool closing = false;
 };
@@ -432,12 +441,7 @@ void Server::log_access(const Session& s, std::string_view method, std::string_v
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm utc{};
   gmtime_r(&secs, &utc);
-  std::string peer = "-";
-  boost::system::error_code ec;
-  if (const auto ep = s.stream.socket().remote_endpoint(ec); !ec) {
-    peer = ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
-                                : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-  }
+  const std::string& peer = s.peer;
   // What the client sent is written escaped: a quote, a backslash, a control character or a
   // byte past ASCII as \xHH, so that a line is one line of ASCII whose quotes are the log's.
   auto escaped = [](std::string_view v) {
