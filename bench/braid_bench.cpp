@@ -329,6 +329,7 @@ int main(int argc, char** argv) {
       m.nodes[i].queue_ns -= before[i].queue_ns;
       m.nodes[i].retries -= before[i].retries;
       m.nodes[i].fallbacks -= before[i].fallbacks;
+      m.nodes[i].cache_hits -= before[i].cache_hits;
     }
     m.summary = bench::summarize(r.samples, r.duration_s);
     m.run = std::move(r);
@@ -404,7 +405,7 @@ int main(int argc, char** argv) {
       boost::json::array nodes;
       for (const auto& n : m.nodes) {
         nodes.push_back({{"node", n.name}, {"kind", n.kind}, {"runs", n.runs}, {"errors", n.errors}, {"retries", n.retries},
-                         {"fallbacks", n.fallbacks}, {"run_ms_total", static_cast<double>(n.run_ns) / 1e6},
+                         {"fallbacks", n.fallbacks}, {"cache_hits", n.cache_hits}, {"run_ms_total", static_cast<double>(n.run_ns) / 1e6},
                          {"queue_ms_total", static_cast<double>(n.queue_ns) / 1e6}});
       }
       boost::json::array batched;
@@ -506,14 +507,22 @@ int main(int argc, char** argv) {
     // Retries and fallbacks, in columns of their own when a node shown had any.
     const bool recovered =
         std::any_of(m.nodes.begin(), m.nodes.end(), [&](const auto& n) { return shown(n) && (n.retries || n.fallbacks); });
-    std::printf("| node | kind | runs/request | errors |%s run (ms) | queue wait (ms) |\n|---|---|---:|---:|%s---:|---:|\n",
-                recovered ? " retries | fallbacks |" : "", recovered ? "---:|---:|" : "");
+    // Runs a response cache answered, in a column of its own when a node had any.
+    const bool cached = std::any_of(m.nodes.begin(), m.nodes.end(), [&](const auto& n) { return shown(n) && n.cache_hits; });
+    std::printf("| node | kind | runs/request |%s errors |%s run (ms) | queue wait (ms) |\n|---|---|---:|%s---:|%s---:|---:|\n",
+                cached ? " from cache |" : "", recovered ? " retries | fallbacks |" : "", cached ? "---:|" : "",
+                recovered ? "---:|---:|" : "");
     double reqs = std::max<double>(1, static_cast<double>(m.summary.requests));
     for (const auto& n : m.nodes) {
       if (!shown(n)) continue;
       const std::string recovery = recovered ? fmt::format(" {} | {} |", n.retries, n.fallbacks) : "";
-      std::printf("| `%s` | %.*s | %.2f | %llu |%s %.3f | %.3f |\n", n.name.c_str(), static_cast<int>(n.kind.size()), n.kind.data(),
-                  static_cast<double>(n.runs) / reqs, static_cast<unsigned long long>(n.errors), recovery.c_str(),
+      const std::string hits =
+          !cached ? ""
+          : n.kind != "call" || !n.runs
+              ? " |"
+              : fmt::format(" {:.1f}% |", 100.0 * static_cast<double>(n.cache_hits) / static_cast<double>(n.runs));
+      std::printf("| `%s` | %.*s | %.2f |%s %llu |%s %.3f | %.3f |\n", n.name.c_str(), static_cast<int>(n.kind.size()), n.kind.data(),
+                  static_cast<double>(n.runs) / reqs, hits.c_str(), static_cast<unsigned long long>(n.errors), recovery.c_str(),
                   static_cast<double>(n.run_ns) / 1e6 / reqs, static_cast<double>(n.queue_ns) / 1e6 / reqs);
     }
   }

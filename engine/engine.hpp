@@ -63,6 +63,7 @@ struct NodeStats {
   std::uint64_t queue_ns = 0;  // time model calls waited for a pool thread or their batch
   std::uint64_t retries = 0;   // attempts begun again after a failure
   std::uint64_t fallbacks = 0; // fallbacks run after a failure
+  std::uint64_t cache_hits = 0;  // runs its model's response cache answered (among `runs`)
 };
 
 // Cumulative figures of one endpoint since the engine started.

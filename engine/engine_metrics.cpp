@@ -75,6 +75,16 @@ std::string Engine::metrics_text() const {
                          ex->metrics->nodes[plan::index(n.id)].fallbacks.load());
     }
   }
+  header("braid_node_cache_hits_total", "counter",
+         "Runs of a call node its model's response cache answered (among braid_node_runs_total), per call of a model with a `cache`.");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      const auto* c = std::get_if<plan::CallNode>(&n.kind);
+      if (!c || !ex->ref.plan->model(c->model).options.cache_bytes) continue;
+      out += fmt::format("braid_node_cache_hits_total{{{},node=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name),
+                         ex->metrics->nodes[plan::index(n.id)].cache_hits.load());
+    }
+  }
   header("braid_node_duration_seconds", "histogram", "Latency of model calls, groups, maps and switches, per node.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {
@@ -259,7 +269,7 @@ std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
   for (const auto& n : ep.endpoint->nodes) {
     const auto& m = ex.metrics->nodes[plan::index(n.id)];
     out.push_back({n.name, n.kind_name(), m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load(), m.retries.load(),
-                   m.fallbacks.load()});
+                   m.fallbacks.load(), m.cache_hits.load()});
   }
   return out;
 }

@@ -43,6 +43,7 @@ struct NodeMetrics {
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::uint64_t> retries{0};    // attempts begun again after a failure
   std::atomic<std::uint64_t> fallbacks{0};  // fallbacks begun after the node's failure
+  std::atomic<std::uint64_t> cache_hits{0};  // runs its model's response cache answered
   std::atomic<std::uint64_t> run_ns{0};    // total time running (model calls, structured nodes)
   std::atomic<std::uint64_t> queue_ns{0};  // total time calls waited for a pool thread
   Histogram latency;  // model calls and structured nodes

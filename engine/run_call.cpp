@@ -449,6 +449,7 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   if (m.cache) {  // a hit needs nothing of the model: not its queue, nor its breaker
     const std::int64_t t0 = trace ? trace->now_us() : 0;
     if (auto hit = m.cache->find(c.method, args, steady_clock::now())) {
+      f->run->ex->metrics->nodes[plan::index(n.id)].cache_hits.fetch_add(1, std::memory_order_relaxed);
       if (trace) trace->add({n.name, "cache", t0, trace->now_us() - t0, Trace::thread_number()});
       return node_value(f, local, std::move(*hit));
     }

@@ -60,6 +60,8 @@ r = d["runs"][0]
 assert r["requests"] == 30 and r["errors"] == 0, r
 c = {m["model"]: m for m in r["caches"]}
 assert c["gpt2_c"]["misses"] == 3 and c["gpt2_c"]["hits"] == 27 and c["gpt2_c"]["entries"] == 3, c
+n = {x["node"]: x for x in r["nodes"]}
+assert n["gpt2_c.generate#1"]["runs"] == 30 and n["gpt2_c.generate#1"]["cache_hits"] == 27, n
 PY
 printf '{"sentence": "one"}\n[1]\n' >"$tmp/bad.ndjson"
 if "$bench" bench/graphs/cache.graph cached --inputs "$tmp/bad.ndjson" -n 1 >/dev/null 2>"$tmp/bad.err"; then fail "a bad --inputs line was taken"; fi

@@ -233,6 +233,12 @@ endpoint all_up(xs: list<str>) -> list<str> { return each x in xs sequential { k
     CHECK(h.calls("kept") == 5);
     // A node answered from the cache ran, as far as its figures go; the model did not.
     CHECK(h.call_of("up", "kept").runs == 3);
+    CHECK(h.call_of("up", "kept").cache_hits == 1);
+    CHECK(h.call_of("all_up", "kept").cache_hits == 3);
+    CHECK(h.call_of("plain", "m").cache_hits == 0);
+    const std::string text = h.engine->metrics_text();
+    CHECK(text.find("braid_node_cache_hits_total{graph=\"test\",endpoint=\"up\",node=\"kept.upper#") != std::string::npos);
+    CHECK(text.find("braid_node_cache_hits_total{graph=\"test\",endpoint=\"plain\"") == std::string::npos);
     const auto stats = model(*h.engine, "kept");
     CHECK(stats.cache);
     CHECK(stats.cache_hits == 5);
