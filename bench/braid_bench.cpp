@@ -168,8 +168,9 @@ std::vector<engine::ModelStats> cache_delta(const std::vector<engine::ModelStats
     if (d.graph != graph || !d.cache) continue;
     d.cache_hits -= before[i].cache_hits;
     d.cache_misses -= before[i].cache_misses;
+    d.cache_coalesced -= before[i].cache_coalesced;
     d.cache_evictions -= before[i].cache_evictions;
-    if (d.cache_hits + d.cache_misses == 0) continue;  // not called by this endpoint
+    if (d.cache_hits + d.cache_misses + d.cache_coalesced == 0) continue;  // not called by this endpoint
     out.push_back(std::move(d));
   }
   return out;
@@ -421,7 +422,7 @@ int main(int argc, char** argv) {
       }
       boost::json::array caches;
       for (const auto& c : m.caches) {
-        caches.push_back({{"model", c.name}, {"hits", c.cache_hits}, {"misses", c.cache_misses},
+        caches.push_back({{"model", c.name}, {"hits", c.cache_hits}, {"misses", c.cache_misses}, {"coalesced", c.cache_coalesced},
                           {"evictions", c.cache_evictions}, {"entries", c.cache_entries}, {"bytes", c.cache_bytes}});
       }
       runs.push_back({{"mode", m.mode}, {"requests", s.requests}, {"ok", s.ok}, {"errors", s.errors},
@@ -555,12 +556,13 @@ int main(int argc, char** argv) {
   for (const auto& m : results) {
     if (m.caches.empty()) continue;
     std::printf("\nresponse caches (%s; docs/dsl.md#response-cache):\n\n", m.mode.c_str());
-    std::printf("| model | hits | misses | hit ratio | evictions | entries at the end | bytes at the end |\n"
-                "|---|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| model | hits | misses | waited for the same call | hit ratio | evictions | entries at the end | bytes at the end |\n"
+                "|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const auto& c : m.caches) {
-      const auto looked = c.cache_hits + c.cache_misses;
-      std::printf("| `%s` | %llu | %llu | %s | %llu | %llu | %llu |\n", c.name.c_str(), static_cast<unsigned long long>(c.cache_hits),
-                  static_cast<unsigned long long>(c.cache_misses),
+      const auto looked = c.cache_hits + c.cache_misses + c.cache_coalesced;
+      std::printf("| `%s` | %llu | %llu | %llu | %s | %llu | %llu | %llu |\n", c.name.c_str(),
+                  static_cast<unsigned long long>(c.cache_hits), static_cast<unsigned long long>(c.cache_misses),
+                  static_cast<unsigned long long>(c.cache_coalesced),
                   looked ? fmt::format("{:.1f}%", 100.0 * static_cast<double>(c.cache_hits) / static_cast<double>(looked)).c_str() : "-",
                   static_cast<unsigned long long>(c.cache_evictions), static_cast<unsigned long long>(c.cache_entries),
                   static_cast<unsigned long long>(c.cache_bytes));

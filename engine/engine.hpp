@@ -94,10 +94,12 @@ struct ModelStats {
   std::uint64_t breaker_opens = 0;
   std::uint64_t breaker_refused = 0;
   // With `cache`: the calls its response cache answered (hits), the lookups that found
-  // nothing (misses), the entries dropped for room, and what it holds now.
+  // nothing (misses: the model was called) or waited for the same call in flight (coalesced),
+  // the entries dropped for room, and what it holds now.
   bool cache = false;
   std::uint64_t cache_hits = 0;
   std::uint64_t cache_misses = 0;
+  std::uint64_t cache_coalesced = 0;  // misses that waited for the same call in flight
   std::uint64_t cache_evictions = 0;
   std::uint64_t cache_entries = 0;
   std::uint64_t cache_bytes = 0;

@@ -159,6 +159,11 @@ std::string Engine::metrics_text() const {
   each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
     out += fmt::format("braid_model_cache_misses_total{{{}}} {}\n", labels, c.misses);
   });
+  header("braid_model_cache_coalesced_total", "counter",
+         "Calls that missed while the same call (same arguments) was out, and waited for its result instead of calling the model.");
+  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
+    out += fmt::format("braid_model_cache_coalesced_total{{{}}} {}\n", labels, c.coalesced);
+  });
   header("braid_model_cache_evictions_total", "counter", "Results the model's response cache dropped for room (least recently used first).");
   each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
     out += fmt::format("braid_model_cache_evictions_total{{{}}} {}\n", labels, c.evictions);
@@ -295,6 +300,7 @@ std::vector<ModelStats> Engine::model_stats() const {
         out.back().cache = true;
         out.back().cache_hits = c.hits;
         out.back().cache_misses = c.misses;
+        out.back().cache_coalesced = c.coalesced;
         out.back().cache_evictions = c.evictions;
         out.back().cache_entries = c.entries;
         out.back().cache_bytes = c.bytes;

@@ -199,38 +199,46 @@ void ResultCache::erase(Lru::iterator it) {
   lru_.erase(it);
 }
 
-std::optional<Value> ResultCache::find(std::uint32_t method, std::span<const Value> args, Clock::time_point now) {
-  if (!cacheable(args)) return std::nullopt;
-  const std::size_t h = key_hash(method, args);
-  std::lock_guard lock(mu_);
-  auto it = locate(h, method, args);
+std::optional<Value> ResultCache::hit_locked(std::size_t hash, std::uint32_t method, std::span<const Value> args,
+                                             Clock::time_point now) {
+  auto it = locate(hash, method, args);
   if (it != lru_.end() && it->expires <= now) {
     erase(it);
     it = lru_.end();
   }
-  if (it == lru_.end()) {
-    ++misses_;
-    return std::nullopt;
-  }
+  if (it == lru_.end()) return std::nullopt;
   ++hits_;
   lru_.splice(lru_.begin(), lru_, it);
   return it->result;
 }
 
-void ResultCache::put(std::uint32_t method, std::span<const Value> args, const Value& result, Clock::time_point now) {
-  if (!cacheable(args) || !keepable(result)) return;
+std::optional<Value> ResultCache::find(std::uint32_t method, std::span<const Value> args, Clock::time_point now) {
+  if (!cacheable(args)) return std::nullopt;
+  const std::size_t h = key_hash(method, args);
+  std::lock_guard lock(mu_);
+  auto hit = hit_locked(h, method, args, now);
+  if (!hit) ++misses_;
+  return hit;
+}
+
+std::optional<ResultCache::Entry> ResultCache::entry(std::size_t hash, std::uint32_t method, std::span<const Value> args,
+                                                     const Value& result, Clock::time_point now) const {
+  if (!keepable(result)) return std::nullopt;
   Entry e;
   e.bytes = sizeof(Entry) + footprint(result);  // as its copies will count (owned() keeps the host bytes)
   for (const Value& a : args) e.bytes += footprint(a);
-  if (e.bytes > budget_) return;
-  e.hash = key_hash(method, args);
+  if (e.bytes > budget_) return std::nullopt;
+  e.hash = hash;
   e.method = method;
   e.args.reserve(args.size());
   for (const Value& a : args) e.args.push_back(owned(a));
   e.result = owned(result);
   e.expires = ttl_ > 0 ? now + std::chrono::nanoseconds(ttl_) : Clock::time_point::max();
-  std::lock_guard lock(mu_);
-  if (auto old = locate(e.hash, method, args); old != lru_.end()) erase(old);
+  return e;
+}
+
+void ResultCache::insert_locked(Entry e) {
+  if (auto old = locate(e.hash, e.method, e.args); old != lru_.end()) erase(old);
   while (bytes_ + e.bytes > budget_ && !lru_.empty()) {
     erase(std::prev(lru_.end()));
     ++evictions_;
@@ -240,9 +248,60 @@ void ResultCache::put(std::uint32_t method, std::span<const Value> args, const V
   index_.emplace(lru_.front().hash, lru_.begin());
 }
 
+void ResultCache::put(std::uint32_t method, std::span<const Value> args, const Value& result, Clock::time_point now) {
+  if (!cacheable(args)) return;
+  auto e = entry(key_hash(method, args), method, args, result, now);
+  if (!e) return;
+  std::lock_guard lock(mu_);
+  insert_locked(std::move(*e));
+}
+
+ResultCache::Lookup ResultCache::lookup(std::uint32_t method, std::span<const Value> args, Clock::time_point now, Caller who,
+                                        std::int64_t timeout_ns, Waiter wait) {
+  if (!cacheable(args)) return {};
+  const std::size_t h = key_hash(method, args);
+  std::lock_guard lock(mu_);
+  if (auto hit = hit_locked(h, method, args, now)) return {Found::Hit, std::move(hit)};
+  auto [first, last] = flights_.equal_range(h);
+  for (auto it = first; it != last; ++it) {
+    Flight& fl = it->second;
+    if (fl.method != method || fl.timeout_ns != timeout_ns || fl.args.size() != args.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; same && i < args.size(); ++i) same = identical(fl.args[i], args[i]);
+    if (!same) continue;
+    fl.waiters.push_back(std::move(wait));
+    ++coalesced_;
+    return {Found::Joined, std::nullopt};
+  }
+  ++misses_;
+  flights_.emplace(h, Flight{method, std::vector<Value>(args.begin(), args.end()), who, timeout_ns, {}});
+  return {Found::Lead, std::nullopt};
+}
+
+void ResultCache::land(std::uint32_t method, std::span<const Value> args, const Value* result, Caller who, Clock::time_point now) {
+  if (!cacheable(args)) return;
+  const std::size_t h = key_hash(method, args);
+  std::optional<Entry> e = result ? entry(h, method, args, *result, now) : std::nullopt;
+  std::vector<Waiter> waiters;
+  {
+    std::lock_guard lock(mu_);
+    if (e) insert_locked(std::move(*e));
+    auto [first, last] = flights_.equal_range(h);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.leader == who) {
+        waiters = std::move(it->second.waiters);
+        flights_.erase(it);
+        break;
+      }
+    }
+  }
+  // Outside the lock: what they run may look the cache up again.
+  for (auto& w : waiters) w(result ? std::optional<Value>(*result) : std::nullopt);
+}
+
 ResultCache::Stats ResultCache::stats() const {
   std::lock_guard lock(mu_);
-  return {hits_, misses_, evictions_, lru_.size(), bytes_};
+  return {hits_, misses_, coalesced_, evictions_, lru_.size(), bytes_};
 }
 
 }  // namespace braid::engine

@@ -21,6 +21,18 @@
 //   ... the call ...
 //   cache.put(method, args, result, now);
 //
+// Calls in flight are coalesced: a lookup that misses while a call with the same key (and the
+// same timeout) is out waits for that call's result instead of calling the model too
+// (lookup(): Found::Joined); the call's end (land()) keeps its success and hands it to those
+// that waited, or, when it did not succeed, tells them to call on their own. A thundering herd
+// of the same request costs one model call.
+//
+//   auto l = cache.lookup(method, args, now, {frame, node, attempt}, timeout, [](std::optional<Value> v) { ... });
+//   if (l.found == Found::Hit) return *l.value;
+//   if (l.found == Found::Joined) return;       // the callback gets the result
+//   ... the call ...
+//   cache.land(method, args, ok ? &result : nullptr, {frame, node, attempt}, now);
+//
 // Thread-safe (one mutex: a lookup hashes the arguments outside it, then finds and moves one
 // entry). Time is passed in, so that tests need no clock.
 
@@ -28,6 +40,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -42,9 +55,31 @@ namespace braid::engine {
 class ResultCache {
  public:
   using Clock = std::chrono::steady_clock;
+  // Who makes a call: an attempt of a node in a frame (for telling a flight's own end).
+  struct Caller {
+    const void* frame = nullptr;
+    std::uint32_t node = 0;
+    std::uint32_t attempt = 0;
+    bool operator==(const Caller&) const = default;
+  };
+  enum class Found : std::uint8_t {
+    Hit,       // `value` is the result kept
+    Lead,      // a miss: the caller calls the model, and lands its end
+    Joined,    // a miss while the same call is out: the caller's callback gets its result
+    Uncached,  // arguments that cannot be kept: call as if there were no cache (and land nothing)
+  };
+  struct Lookup {
+    Found found = Found::Uncached;
+    std::optional<Value> value;
+  };
+  // What a joined call gets: the result of the call it waited for, or nullopt when that call
+  // did not succeed (the joined one then calls on its own).
+  using Waiter = std::function<void(std::optional<Value>)>;
+
   struct Stats {
     std::uint64_t hits = 0;
     std::uint64_t misses = 0;     // lookups of arguments it can keep that found nothing (or an expired entry)
+    std::uint64_t coalesced = 0;  // misses that waited for the same call in flight (not among `misses`)
     std::uint64_t evictions = 0;  // entries dropped for room (not those expired)
     std::uint64_t entries = 0;
     std::uint64_t bytes = 0;
@@ -65,6 +100,16 @@ class ResultCache {
   // cannot be kept.
   void put(std::uint32_t method, std::span<const Value> args, const Value& result, Clock::time_point now);
 
+  // find(), and on a miss: joins the call of the same key (and the same `timeout_ns`, so that a
+  // joined call waits no longer than its own would have taken) already out, `wait` then called
+  // once with its result; or leads, as `who`, a call the misses after it join.
+  Lookup lookup(std::uint32_t method, std::span<const Value> args, Clock::time_point now, Caller who, std::int64_t timeout_ns,
+                Waiter wait);
+  // `who`'s call of `method` with `args` ended, with `result` (null: it did not succeed): a
+  // success is kept (put()); the calls that joined it get the result, or are told to call on
+  // their own (outside the cache's lock, on this thread).
+  void land(std::uint32_t method, std::span<const Value> args, const Value* result, Caller who, Clock::time_point now);
+
   Stats stats() const;
 
  private:
@@ -78,9 +123,25 @@ class ResultCache {
   };
   using Lru = std::list<Entry>;  // most recently used first
 
+  // A call out for a key, and the calls waiting for it.
+  struct Flight {
+    std::uint32_t method = 0;
+    std::vector<Value> args;
+    Caller leader;
+    std::int64_t timeout_ns = 0;
+    std::vector<Waiter> waiters;
+  };
+  using Flights = std::unordered_multimap<std::size_t, Flight>;
+
   static std::size_t key_hash(std::uint32_t method, std::span<const Value> args);
   // The entry for the key, or end(): under mu_.
   Lru::iterator locate(std::size_t hash, std::uint32_t method, std::span<const Value> args);
+  // The hit for the key now, or nullopt (an expired entry goes): under mu_, counting.
+  std::optional<Value> hit_locked(std::size_t hash, std::uint32_t method, std::span<const Value> args, Clock::time_point now);
+  // An entry for the key, its copies made (outside mu_); nullopt when it cannot be kept.
+  std::optional<Entry> entry(std::size_t hash, std::uint32_t method, std::span<const Value> args, const Value& result,
+                             Clock::time_point now) const;
+  void insert_locked(Entry e);  // replaces the key's entry, evicting for room: under mu_
   void erase(Lru::iterator it);  // under mu_
 
   const std::uint64_t budget_;
@@ -88,8 +149,9 @@ class ResultCache {
   mutable std::mutex mu_;
   Lru lru_;
   std::unordered_multimap<std::size_t, Lru::iterator> index_;
+  Flights flights_;
   std::uint64_t bytes_ = 0;
-  std::uint64_t hits_ = 0, misses_ = 0, evictions_ = 0;
+  std::uint64_t hits_ = 0, misses_ = 0, coalesced_ = 0, evictions_ = 0;
 };
 
 }  // namespace braid::engine

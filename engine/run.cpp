@@ -301,11 +301,11 @@ void node_result(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
     if (const auto* c = std::get_if<plan::CallNode>(&n.kind)) {
       LoadedModel& m = f->run->model(c->model);
       if (m.breaker) breaker_verdict(m, r ? nullptr : &r.error(), *f, local, attempt);
-      if (m.cache && r) {
+      if (m.cache) {  // kept, and handed to the calls that waited for this one
         std::vector<Value> args;
         args.reserve(c->args.size());
         for (plan::ValueId a : c->args) args.push_back(f->lookup(a));
-        m.cache->put(c->method, args, *r, steady_clock::now());
+        m.cache->land(c->method, args, r ? &*r : nullptr, {f.get(), local, attempt}, steady_clock::now());
       }
     }
   }

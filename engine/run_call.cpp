@@ -446,15 +446,28 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
   for (plan::ValueId a : c.args) args.push_back(f->lookup(a));
   if (m.model->methods[c.method].result->is_stream()) return exec_stream_call(f, local, attempt, n, c, m, std::move(args));
   Trace* trace = f->run->trace.get();
+  std::int64_t timeout = timeout_of(*f, n);
   if (m.cache) {  // a hit needs nothing of the model: not its queue, nor its breaker
     const std::int64_t t0 = trace ? trace->now_us() : 0;
-    if (auto hit = m.cache->find(c.method, args, steady_clock::now())) {
+    // Answered without a call of its own: a result kept, or (joined) the one of the same call
+    // in flight when it lands.
+    auto answered = [f, local, &n, t0](Value v) {
       f->run->ex->metrics->nodes[plan::index(n.id)].cache_hits.fetch_add(1, std::memory_order_relaxed);
-      if (trace) trace->add({n.name, "cache", t0, trace->now_us() - t0, Trace::thread_number()});
-      return node_value(f, local, std::move(*hit));
-    }
+      if (Trace* tr = f->run->trace.get()) tr->add({n.name, "cache", t0, tr->now_us() - t0, Trace::thread_number()});
+      node_value(f, local, std::move(v));
+    };
+    auto l = m.cache->lookup(c.method, args, steady_clock::now(), {f.get(), local, attempt}, timeout,
+                             [f, local, attempt, answered](std::optional<Value> v) {
+                               if (v) return answered(std::move(*v));
+                               // The call it waited for did not succeed: this one calls on its own
+                               // (from the pool, not inside that call's end).
+                               post_to(*f->run->engine->pool, [f, local, attempt] {
+                                 with_ready_queue([&] { exec_node(f, local, attempt); });
+                               });
+                             });
+    if (l.found == ResultCache::Found::Hit) return answered(std::move(*l.value));
+    if (l.found == ResultCache::Found::Joined) return;
   }
-  std::int64_t timeout = timeout_of(*f, n);
 
   NodeMetrics& nm = f->run->ex->metrics->nodes[plan::index(n.id)];
   Batcher* batcher = m.batcher(c.method);  // a batch picks its own instance

@@ -40,6 +40,7 @@ model kept = torch "kept.pt" {
   def picky(x: str) -> str
   def fail(x: str) -> str
   def add(a: float, b: float) -> float
+  def hold(x: str, key: str) -> str
   def words(text: str) -> stream<str>
 }
 model guarded = torch "guarded.pt" {
@@ -203,6 +204,101 @@ TEST_SUITE("engine") {
     CHECK(hit->as_tensor().to_doubles() == std::vector<double>{1, 1, 1, 1});
   }
 
+  TEST_CASE("result cache: a miss while the same call is out waits for it; its end hands the result on, or lets them call") {
+    const auto t0 = ResultCache::Clock::time_point{} + 1000s;
+    using Found = ResultCache::Found;
+    ResultCache c(1 << 20, 0);
+    int frames[4];
+    auto who = [&](int i) { return ResultCache::Caller{&frames[i], 0, 0}; };
+    const std::vector<Value> key{Value("k")};
+    std::vector<std::optional<Value>> got;
+    auto waiter = [&](std::optional<Value> v) { got.push_back(std::move(v)); };
+    CHECK(c.lookup(0, key, t0, who(0), 0, waiter).found == Found::Lead);
+    CHECK(c.lookup(0, key, t0, who(1), 0, waiter).found == Found::Joined);
+    CHECK(c.lookup(0, key, t0, who(2), 0, waiter).found == Found::Joined);
+    // Another timeout does not wait for it (it would wait longer, or shorter, than its own).
+    CHECK(c.lookup(0, key, t0, who(3), 5'000'000, waiter).found == Found::Lead);
+    CHECK(c.stats().coalesced == 2);
+    CHECK(c.stats().misses == 2);
+    // The leader's end: kept, and handed to the two that waited.
+    c.land(0, key, nullptr, who(3), t0);  // the other call failed: nobody waited for it
+    CHECK(got.empty());
+    const Value result("K");
+    c.land(0, key, &result, who(0), t0);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0]->as_str() == "K");
+    CHECK(got[1]->as_str() == "K");
+    auto hit = c.lookup(0, key, t0, who(1), 0, waiter);
+    CHECK(hit.found == Found::Hit);
+    CHECK(hit.value->as_str() == "K");
+    // A call that fails tells those that waited to call on their own (nullopt); nothing kept.
+    const std::vector<Value> other{Value("o")};
+    got.clear();
+    CHECK(c.lookup(0, other, t0, who(0), 0, waiter).found == Found::Lead);
+    CHECK(c.lookup(0, other, t0, who(1), 0, waiter).found == Found::Joined);
+    c.land(0, other, nullptr, who(0), t0);
+    REQUIRE(got.size() == 1);
+    CHECK_FALSE(got[0]);
+    CHECK(c.lookup(0, other, t0, who(1), 0, waiter).found == Found::Lead);  // it calls, and leads
+    // Arguments it cannot keep: no flight either.
+    Tensor on_device;
+    on_device.shape = {1};
+    on_device.storage = std::make_shared<DeviceOnly>();
+    CHECK(c.lookup(0, std::vector<Value>{Value(on_device)}, t0, who(2), 0, waiter).found == Found::Uncached);
+  }
+
+  TEST_CASE("cache: concurrent requests for the same call make one model call; if it fails, the others call on their own") {
+    Harness h(R"(
+endpoint held(x: str) -> str { return kept.hold(x, "gate") }
+)");
+    auto ep = *h.engine->find("test", "held");
+    // One call goes out and holds; two more requests with the same argument wait for it.
+    auto first = h.engine->run(ep, {Value("same")});
+    REQUIRE(h.fake->wait_for("kept", [](const FakeBackend::Stats& st) { return st.running == 1; }));
+    auto second = h.engine->run(ep, {Value("same")});
+    auto third = h.engine->run(ep, {Value("same")});
+    REQUIRE(wait_model(*h.engine, "kept", [](const engine::ModelStats& m) { return m.cache_coalesced == 2; }));
+    CHECK(h.fake->stats("kept").running == 1);
+    h.fake->open("gate");
+    for (auto* r : {&first, &second, &third}) {
+      auto v = r->get();
+      REQUIRE_MESSAGE(v, v.error().describe());
+      CHECK(v->as_str() == "same");
+    }
+    CHECK(h.calls("kept") == 1);
+    CHECK(h.call_of("held", "kept").cache_hits == 2);
+    CHECK(h.metric("braid_model_cache_coalesced_total", "kept") == "2");
+
+    // The call waited for is cancelled (its request gone): those waiting call on their own, the
+    // first of them going out and the other waiting for it.
+    engine::CallContext gone;  // outlives the engine's work
+    Harness g(R"(
+endpoint held(x: str) -> str { return kept.hold(x, "later") }
+)");
+    auto ep2 = *g.engine->find("test", "held");
+    engine::RunOptions o;
+    o.cancel = &gone;
+    auto leader = g.engine->run(ep2, {Value("v")}, o);
+    REQUIRE(g.fake->wait_for("kept", [](const FakeBackend::Stats& st) { return st.running == 1; }));
+    auto w1 = g.engine->run(ep2, {Value("v")});
+    auto w2 = g.engine->run(ep2, {Value("v")});
+    REQUIRE(wait_model(*g.engine, "kept", [](const engine::ModelStats& m) { return m.cache_coalesced == 2; }));
+    gone.cancel();
+    auto l = leader.get();
+    REQUIRE_FALSE(l);
+    CHECK(l.error().code == ErrorCode::Cancelled);
+    // One of the two has called again and the other waits for it: three waits in all.
+    REQUIRE(g.fake->wait_for("kept", [](const FakeBackend::Stats& st) { return st.calls == 2 && st.running == 1; }));
+    REQUIRE(wait_model(*g.engine, "kept", [](const engine::ModelStats& m) { return m.cache_coalesced == 3; }));
+    g.fake->open("later");
+    for (auto* r : {&w1, &w2}) {
+      auto v = r->get();
+      REQUIRE_MESSAGE(v, v.error().describe());
+      CHECK(v->as_str() == "v");
+    }
+    CHECK(g.calls("kept") == 2);
+  }
+
   TEST_CASE("cache: a call with the arguments of an earlier one is answered without the model") {
     Harness h(R"(
 endpoint up(x: str) -> str { return kept.upper(x) }
@@ -259,6 +355,21 @@ endpoint all_up(xs: list<str>) -> list<str> { return each x in xs sequential { k
     bool traced = false;
     for (const auto& ev : trace->events()) traced = traced || (ev.name.starts_with("kept.upper") && ev.category == "cache");
     CHECK_MESSAGE(traced, trace->to_json());
+  }
+
+  TEST_CASE("cache: a concurrent map calls the model once per distinct item, whatever the timing") {
+    Harness h(R"(
+endpoint all_up(xs: list<str>) -> list<str> { return each x in xs { kept.upper(x) } }
+)");
+    for (int round = 0; round < 20; ++round) {
+      const std::string p = "r" + std::to_string(round) + "-";
+      auto r = h.run("all_up", {Value::list({Value(p + "a"), Value(p + "b"), Value(p + "a"), Value(p + "c"), Value(p + "a"),
+                                             Value(p + "b")})});
+      REQUIRE_MESSAGE(r, r.error().describe());
+      CHECK(r->as_list()[2].as_str() == "R" + std::to_string(round) + "-A");
+      // Each repeat either found the result kept or waited for the call out: never a call.
+      CHECK(h.calls("kept") == 3 * (round + 1));
+    }
   }
 
   TEST_CASE("cache: failures, fallbacks and streams are not kept") {
