@@ -2,7 +2,8 @@
 # Repeated requests, with and without response caches: bench/graphs/cache.graph's endpoints in
 # braid-bench's engine (the same inputs every request), closed loop at 1 and 16 clients: the
 # inference graph's pipeline uncached (`plain`), cached (`cached`: every call a hit after the
-# first request), with caches too small to keep anything (`missed`: what a miss costs), and a
+# first request), with caches too small to keep anything (`missed`: what a miss costs at one
+# client; at 16, identical requests in flight together share their calls), and a
 # map whose 16 items are 4 texts (`scores_plain`, `scores_cached`). Prints a markdown table.
 #
 # Then traffic that repeats as real traffic does: 20,000 requests whose sentences are drawn from
@@ -20,8 +21,8 @@ ninja -C "$build" >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-echo "| endpoint | clients | requests | req/s | p50 (ms) | p90 (ms) | p99 (ms) | cache hits | cache misses |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| endpoint | clients | requests | req/s | p50 (ms) | p90 (ms) | p99 (ms) | cache hits | cache misses | waited for the same call |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for ep in plain cached missed scores_plain scores_cached; do
   for clients in 1 16; do
     "$build/bench/braid-bench" bench/graphs/cache.graph "$ep" -c "$clients" -d "$duration" -o json >"$tmp/out.json" 2>"$tmp/err" \
@@ -34,7 +35,8 @@ lat = r["latency_ms"]
 caches = r["caches"]
 hits = str(sum(c["hits"] for c in caches)) if caches else ""
 misses = str(sum(c["misses"] for c in caches)) if caches else ""
-print(f"| `{ep}` | {clients} | {r['requests']} | {r['throughput']:.0f} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | {hits} | {misses} |")
+waited = str(sum(c["coalesced"] for c in caches)) if caches else ""
+print(f"| `{ep}` | {clients} | {r['requests']} | {r['throughput']:.0f} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | {hits} | {misses} | {waited} |")
 P
   done
 done
@@ -50,8 +52,8 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"sentence": f"query number {r} about something"}) + "\n")
 P
 echo
-echo "| endpoint | clients | requests | req/s | p50 (ms) | p90 (ms) | p99 (ms) | hit ratio |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| endpoint | clients | requests | req/s | p50 (ms) | p90 (ms) | p99 (ms) | hit ratio | waited for the same call |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for ep in plain cached; do
   for clients in 1 16; do
     "$build/bench/braid-bench" bench/graphs/cache.graph "$ep" --inputs "$tmp/zipf.ndjson" -n 20000 -w 0s -c "$clients" -o json \
@@ -64,7 +66,8 @@ lat = r["latency_ms"]
 hits = sum(c["hits"] for c in r["caches"])
 looked = hits + sum(c["misses"] for c in r["caches"])
 ratio = f"{100 * hits / looked:.1f}%" if looked else ""
-print(f"| `{ep}` | {clients} | {r['requests']} | {r['throughput']:.0f} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | {ratio} |")
+waited = str(sum(c["coalesced"] for c in r["caches"])) if r["caches"] else ""
+print(f"| `{ep}` | {clients} | {r['requests']} | {r['throughput']:.0f} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | {ratio} | {waited} |")
 P
   done
 done
