@@ -184,8 +184,14 @@ engine::Result<KserveRequest> kserve_request(const std::string& body, std::optio
       const json::value* size = params && params->is_object() ? params->as_object().if_contains("binary_data_size") : nullptr;
       if (!size) continue;
       std::string name = o.if_contains("name") && o.at("name").is_string() ? std::string(o.at("name").as_string()) : "?";
-      if (!size->is_int64() || size->as_int64() < 0 || static_cast<std::size_t>(size->as_int64()) > body.size() - pos) {
-        return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: binary_data_size runs past the body", name));
+      if (!size->is_int64() || size->as_int64() < 0) {
+        return make_error(ErrorCode::InvalidInput,
+                          fmt::format("input `{}`: binary_data_size must be a whole number of bytes from 0", name));
+      }
+      if (static_cast<std::size_t>(size->as_int64()) > body.size() - pos) {
+        return make_error(ErrorCode::InvalidInput,
+                          fmt::format("input `{}`: binary_data_size {} runs past the body ({} bytes of binary data left)", name,
+                                      size->as_int64(), body.size() - pos));
       }
       auto n = static_cast<std::size_t>(size->as_int64());
       request.binary[i] = std::string_view(body).substr(pos, n);

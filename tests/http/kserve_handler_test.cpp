@@ -314,6 +314,22 @@ TEST_SUITE("http") {
     auto both = f.call(std::move(req));
     CHECK(both.result_int() == 400);
     CHECK(f.body_of(both).at("error") == "input `x` has both `data` and binary data (`binary_data_size`): one or the other");
+    // A size that is not a number of bytes says so; one past the body says by how much.
+    auto sized = [&](const std::string& size, std::size_t bytes) {
+      const std::string head = R"({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "parameters": {"binary_data_size": )" +
+                               size + "}}, " + rest + "]}";
+      http::Request r{bhttp::verb::post, "/v2/models/g.mixed/infer", 11};
+      r.set("Inference-Header-Content-Length", std::to_string(head.size()));
+      r.body() = head + std::string(bytes, '\0');
+      r.prepare_payload();
+      return f.call(std::move(r));
+    };
+    auto text = sized(R"("8")", 8);
+    CHECK(text.result_int() == 400);
+    CHECK(f.body_of(text).at("error") == "input `x`: binary_data_size must be a whole number of bytes from 0");
+    auto past = sized("16", 8);
+    CHECK(past.result_int() == 400);
+    CHECK(f.body_of(past).at("error") == "input `x`: binary_data_size 16 runs past the body (8 bytes of binary data left)");
   }
 
   TEST_CASE("KServe v2: the request's parameters.timeout (microseconds) is its deadline") {
