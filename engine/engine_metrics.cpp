@@ -146,36 +146,34 @@ std::string Engine::metrics_text() const {
   each_breaker([&](const std::string& labels, const Breaker& b) {
     out += fmt::format("braid_model_breaker_refused_total{{{}}} {}\n", labels, b.refused());
   });
-  // Models with a response cache only: one read of each cache's figures.
-  auto each_cache = [&](auto&& fn) {
-    each_model([](const detail::LoadedModel& lm) { return lm.cache != nullptr; },
-               [&](const std::string& labels, const detail::LoadedModel& lm) { fn(labels, lm.cache->stats()); });
+  // Models with a response cache: each cache's figures read once, so that its families agree.
+  std::vector<std::pair<std::string, ResultCache::Stats>> caches;
+  each_model([](const detail::LoadedModel& lm) { return lm.cache != nullptr; },
+             [&](const std::string& labels, const detail::LoadedModel& lm) { caches.emplace_back(labels, lm.cache->stats()); });
+  struct CacheFamily {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::uint64_t ResultCache::Stats::*figure;
   };
-  header("braid_model_cache_hits_total", "counter", "Calls the model's response cache (`cache`) answered without the model.");
-  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
-    out += fmt::format("braid_model_cache_hits_total{{{}}} {}\n", labels, c.hits);
-  });
-  header("braid_model_cache_misses_total", "counter", "Calls the model's response cache had no result for (the model ran).");
-  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
-    out += fmt::format("braid_model_cache_misses_total{{{}}} {}\n", labels, c.misses);
-  });
-  header("braid_model_cache_coalesced_total", "counter",
-         "Calls that missed while the same call (same arguments) was out, and waited for its result instead of calling the model.");
-  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
-    out += fmt::format("braid_model_cache_coalesced_total{{{}}} {}\n", labels, c.coalesced);
-  });
-  header("braid_model_cache_evictions_total", "counter", "Results the model's response cache dropped for room (least recently used first).");
-  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
-    out += fmt::format("braid_model_cache_evictions_total{{{}}} {}\n", labels, c.evictions);
-  });
-  header("braid_model_cache_entries", "gauge", "Results the model's response cache holds.");
-  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
-    out += fmt::format("braid_model_cache_entries{{{}}} {}\n", labels, c.entries);
-  });
-  header("braid_model_cache_bytes", "gauge", "Bytes the model's response cache holds, as it counts them (its budget is `cache`).");
-  each_cache([&](const std::string& labels, const ResultCache::Stats& c) {
-    out += fmt::format("braid_model_cache_bytes{{{}}} {}\n", labels, c.bytes);
-  });
+  static constexpr CacheFamily kCacheFamilies[] = {
+      {"braid_model_cache_hits_total", "counter", "Calls the model's response cache (`cache`) answered without the model.",
+       &ResultCache::Stats::hits},
+      {"braid_model_cache_misses_total", "counter", "Calls the model's response cache had no result for (the model ran).",
+       &ResultCache::Stats::misses},
+      {"braid_model_cache_coalesced_total", "counter",
+       "Calls that missed while the same call (same arguments) was out, and waited for its result instead of calling the model.",
+       &ResultCache::Stats::coalesced},
+      {"braid_model_cache_evictions_total", "counter",
+       "Results the model's response cache dropped for room (least recently used first).", &ResultCache::Stats::evictions},
+      {"braid_model_cache_entries", "gauge", "Results the model's response cache holds.", &ResultCache::Stats::entries},
+      {"braid_model_cache_bytes", "gauge", "Bytes the model's response cache holds, as it counts them (its budget is `cache`).",
+       &ResultCache::Stats::bytes},
+  };
+  for (const auto& fam : kCacheFamilies) {
+    header(fam.name, fam.type, fam.help);
+    for (const auto& [labels, c] : caches) out += fmt::format("{}{{{}}} {}\n", fam.name, labels, c.*fam.figure);
+  }
   // Batched models only: labels and metrics of each.
   auto each_batched = [&](auto&& fn) {
     each_model([](const detail::LoadedModel& lm) { return lm.batches(); },

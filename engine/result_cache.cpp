@@ -257,7 +257,7 @@ void ResultCache::put(std::uint32_t method, std::span<const Value> args, const V
 }
 
 ResultCache::Lookup ResultCache::lookup(std::uint32_t method, std::span<const Value> args, Clock::time_point now, Caller who,
-                                        std::int64_t timeout_ns, Waiter wait) {
+                                        std::int64_t timeout_ns, const std::function<Waiter()>& make_waiter) {
   if (!cacheable(args)) return {};
   const std::size_t h = key_hash(method, args);
   std::lock_guard lock(mu_);
@@ -269,7 +269,7 @@ ResultCache::Lookup ResultCache::lookup(std::uint32_t method, std::span<const Va
     bool same = true;
     for (std::size_t i = 0; same && i < args.size(); ++i) same = identical(fl.args[i], args[i]);
     if (!same) continue;
-    fl.waiters.push_back(std::move(wait));
+    fl.waiters.push_back(make_waiter());
     ++coalesced_;
     return {Found::Joined, std::nullopt};
   }

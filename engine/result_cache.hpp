@@ -27,7 +27,7 @@
 // that waited, or, when it did not succeed, tells them to call on their own. A thundering herd
 // of the same request costs one model call.
 //
-//   auto l = cache.lookup(method, args, now, {frame, node, attempt}, timeout, [](std::optional<Value> v) { ... });
+//   auto l = cache.lookup(method, args, now, {frame, node, attempt}, timeout, [&] { return waiter; });
 //   if (l.found == Found::Hit) return *l.value;
 //   if (l.found == Found::Joined) return;       // the callback gets the result
 //   ... the call ...
@@ -101,10 +101,11 @@ class ResultCache {
   void put(std::uint32_t method, std::span<const Value> args, const Value& result, Clock::time_point now);
 
   // find(), and on a miss: joins the call of the same key (and the same `timeout_ns`, so that a
-  // joined call waits no longer than its own would have taken) already out, `wait` then called
-  // once with its result; or leads, as `who`, a call the misses after it join.
+  // joined call waits no longer than its own would have taken) already out, the waiter that
+  // `make_waiter` then makes called once with its result; or leads, as `who`, a call the misses
+  // after it join. (The waiter is made only to join: a hit or a lead costs no allocation.)
   Lookup lookup(std::uint32_t method, std::span<const Value> args, Clock::time_point now, Caller who, std::int64_t timeout_ns,
-                Waiter wait);
+                const std::function<Waiter()>& make_waiter);
   // `who`'s call of `method` with `args` ended, with `result` (null: it did not succeed): a
   // success is kept (put()); the calls that joined it get the result, or are told to call on
   // their own (outside the cache's lock, on this thread).

@@ -456,15 +456,16 @@ void exec_call(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32
       if (Trace* tr = f->run->trace.get()) tr->add({n.name, "cache", t0, tr->now_us() - t0, Trace::thread_number()});
       node_value(f, local, std::move(v));
     };
-    auto l = m.cache->lookup(c.method, args, steady_clock::now(), {f.get(), local, attempt}, timeout,
-                             [f, local, attempt, answered](std::optional<Value> v) {
-                               if (v) return answered(std::move(*v));
-                               // The call it waited for did not succeed: this one calls on its own
-                               // (from the pool, not inside that call's end).
-                               post_to(*f->run->engine->pool, [f, local, attempt] {
-                                 with_ready_queue([&] { exec_node(f, local, attempt); });
-                               });
-                             });
+    // Made only should this call join one in flight (a hit or a lead allocates nothing).
+    auto make_waiter = [&]() -> ResultCache::Waiter {
+      return [f, local, attempt, answered](std::optional<Value> v) {
+        if (v) return answered(std::move(*v));
+        // The call it waited for did not succeed: this one calls on its own (from the pool, not
+        // inside that call's end).
+        post_to(*f->run->engine->pool, [f, local, attempt] { with_ready_queue([&] { exec_node(f, local, attempt); }); });
+      };
+    };
+    auto l = m.cache->lookup(c.method, args, steady_clock::now(), {f.get(), local, attempt}, timeout, make_waiter);
     if (l.found == ResultCache::Found::Hit) return answered(std::move(*l.value));
     if (l.found == ResultCache::Found::Joined) return;
   }

@@ -212,7 +212,7 @@ TEST_SUITE("engine") {
     auto who = [&](int i) { return ResultCache::Caller{&frames[i], 0, 0}; };
     const std::vector<Value> key{Value("k")};
     std::vector<std::optional<Value>> got;
-    auto waiter = [&](std::optional<Value> v) { got.push_back(std::move(v)); };
+    auto waiter = [&] { return ResultCache::Waiter([&](std::optional<Value> v) { got.push_back(std::move(v)); }); };
     CHECK(c.lookup(0, key, t0, who(0), 0, waiter).found == Found::Lead);
     CHECK(c.lookup(0, key, t0, who(1), 0, waiter).found == Found::Joined);
     CHECK(c.lookup(0, key, t0, who(2), 0, waiter).found == Found::Joined);
