@@ -476,7 +476,8 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
   }
   const auto parts = split_path(req.target());
   const auto method = req.method();
-  const bool get = method == bhttp::verb::get;
+  // HEAD is GET without the body (RFC 9110 9.3.2): routed alike, the server writes the head only.
+  const bool get = method == bhttp::verb::get || method == bhttp::verb::head;
   const bool post = method == bhttp::verb::post;
   auto wrong_method = [&](std::string_view allowed) { return method_not_allowed(req, allowed); };
 
@@ -493,7 +494,7 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
   if (!parts.empty() && parts[0] == "v2") co_return co_await kserve_route(req, parts, engine, std::move(cancel));
 
   if (parts.size() == 1 && parts[0] == "metrics") {
-    if (!get) co_return wrong_method("GET");
+    if (!get) co_return wrong_method("GET, HEAD");
     Response res{bhttp::status::ok, req.version()};
     stamp(req, res);
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
@@ -504,7 +505,7 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
   }
 
   if (parts.size() == 1 && parts[0] == "graphs") {
-    if (!get) co_return wrong_method("GET");
+    if (!get) co_return wrong_method("GET, HEAD");
     json::array graphs;
     for (const auto& p : engine->plans()) {
       json::array eps;

@@ -21,23 +21,23 @@ constexpr std::string_view kVersion = "0.1.0";
 boost::asio::awaitable<Answer> Handler::kserve_route(const Request& req, const std::vector<std::string>& parts,
                                                      std::shared_ptr<engine::Engine> engine,
                                                      std::shared_ptr<const engine::CallContext> cancel) {
-  const bool get = req.method() == bhttp::verb::get;
+  const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;  // HEAD: GET's head
   const bool post = req.method() == bhttp::verb::post;
   auto wrong_method = [&](std::string_view allowed) { return method_not_allowed(req, allowed); };
   if (parts.size() == 1) {
-    if (!get) co_return wrong_method("GET");
+    if (!get) co_return wrong_method("GET, HEAD");
     co_return respond(req, 200,
                       json::object{{"name", "braid"}, {"version", kVersion}, {"extensions", json::array{"statistics"}}});
   }
   if (parts.size() == 3 && parts[1] == "health" && (parts[2] == "live" || parts[2] == "ready")) {
-    if (!get) co_return wrong_method("GET");
+    if (!get) co_return wrong_method("GET, HEAD");
     if (parts[2] == "live") co_return respond(req, 200, json::object{{"live", true}});
     bool ready = engine->ready();
     co_return respond(req, ready ? 200 : 503, json::object{{"ready", ready}});
   }
   // Triton's statistics extension, for every model at once.
   if (parts.size() == 3 && parts[1] == "models" && parts[2] == "stats") {
-    if (!get) co_return wrong_method("GET");
+    if (!get) co_return wrong_method("GET, HEAD");
     json::array all;
     for (const auto& ep : engine->endpoints()) all.push_back(kserve_statistics(*engine, ep));
     co_return respond(req, 200, json::object{{"model_stats", std::move(all)}});
@@ -62,15 +62,15 @@ boost::asio::awaitable<Answer> Handler::kserve_route(const Request& req, const s
       at = 5;
     }
     if (parts.size() == at) {
-      if (!get) co_return wrong_method("GET");
+      if (!get) co_return wrong_method("GET, HEAD");
       co_return respond(req, 200, kserve_metadata(*ep));
     }
     if (parts.size() == at + 1 && parts[at] == "stats") {
-      if (!get) co_return wrong_method("GET");
+      if (!get) co_return wrong_method("GET, HEAD");
       co_return respond(req, 200, json::object{{"model_stats", json::array{kserve_statistics(*engine, *ep)}}});
     }
     if (parts.size() == at + 1 && parts[at] == "ready") {
-      if (!get) co_return wrong_method("GET");
+      if (!get) co_return wrong_method("GET, HEAD");
       bool ready = engine->ready();
       co_return respond(req, ready ? 200 : 503, json::object{{"name", name}, {"ready", ready}});
     }

@@ -217,6 +217,17 @@ asio::awaitable<void> Server::linger(Session& s) {
   }
 }
 
+asio::awaitable<boost::system::error_code> Server::write_response(Session& s, Response& res, bool head_only) {
+  if (!head_only) {
+    auto [ec, n] = co_await bhttp::async_write(s.stream, res, tuple_awaitable);
+    co_return ec;
+  }
+  res.prepare_payload();  // Content-Length: the body's, which is not sent
+  bhttp::response_serializer<bhttp::string_body> sr{res};
+  auto [ec, n] = co_await bhttp::async_write_header(s.stream, sr, tuple_awaitable);
+  co_return ec;
+}
+
 asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
   // What is read and not yet parsed: a request's head, which the parser needs whole (as it does
   // a chunk's header line with its extensions, and a chunked body's trailer), and body bytes on
@@ -287,9 +298,10 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       }
       if (!id.empty()) res.set(kRequestIdHeader, id);
       s->stream.expires_after(config_.write_timeout);
-      auto [wec, written] = co_await bhttp::async_write(s->stream, res, tuple_awaitable);
+      const bool head_only = parser.is_header_done() && head.method() == bhttp::verb::head;
+      auto wec = co_await write_response(*s, res, head_only);
       if (config_.access_log) {
-        log_access(*s, head.method_string(), head.target(), res.result_int(), res.body().size(),
+        log_access(*s, head.method_string(), head.target(), res.result_int(), head_only ? 0 : res.body().size(),
                    std::chrono::steady_clock::now() - began, id, static_cast<bool>(wec));
       }
       if (!wec) co_await linger(*s);
@@ -297,6 +309,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
     }
     Request req = parser.release();
     bool keep = req.keep_alive();
+    const bool head_only = req.method() == bhttp::verb::head;
     // For the access log: the request line (the request itself moves into the handler).
     std::string method, target;
     if (config_.access_log) {
@@ -331,8 +344,8 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Session> s) {
       if (stopping_) keep = false;
       answer->res.keep_alive(keep);
       s->stream.expires_after(config_.write_timeout);
-      bytes = answer->res.body().size();
-      std::tie(wec, std::ignore) = co_await bhttp::async_write(s->stream, answer->res, tuple_awaitable);
+      bytes = head_only ? 0 : answer->res.body().size();
+      wec = co_await write_response(*s, answer->res, head_only);
     }
     if (config_.access_log) {
       log_access(*s, method, target, answer->res.result_int(), bytes, std::chrono::steady_clock::now() - began,

@@ -54,6 +54,9 @@ class Server {
   boost::asio::awaitable<void> serve(std::shared_ptr<Session> s);
   boost::asio::awaitable<void> linger(Session& s);
   boost::asio::awaitable<void> drain();
+  // Writes a whole answer; only its head for a HEAD request (`head_only`), whose Content-Length
+  // stays that of the body a GET would have had.
+  boost::asio::awaitable<boost::system::error_code> write_response(Session& s, Response& res, bool head_only);
   // Writes a streamed answer: its head, then a chunk as items come, then the end. Cancels `ctx`
   // (the request's) when the client cannot take it.
   // Adds the body bytes it wrote to `bytes`.

@@ -48,6 +48,16 @@ struct Client {
     return res;
   }
 
+  // A HEAD request: the answer's head only, its Content-Length that of a body not sent (the
+  // parser is told so; a body sent anyway would be read as the next answer's start).
+  Response head(const std::string& target) {
+    boost::beast::http::write(stream, make(boost::beast::http::verb::head, target));
+    boost::beast::http::response_parser<boost::beast::http::string_body> p;
+    p.skip(true);
+    boost::beast::http::read(stream, buffer, p);
+    return p.release();
+  }
+
   Response request(boost::beast::http::verb method, const std::string& target, const std::string& body = "",
                    bool keep_alive = true) {
     return send(make(method, target, body, keep_alive));

@@ -83,6 +83,34 @@ TEST_SUITE("http") {
     CHECK(c.closed_by_server());
   }
 
+  TEST_CASE("HEAD answers a GET route's head with no body; the connection carries on") {
+    Live live;
+    Client c(live.port);
+    for (std::string target : {"/v2/health/live", "/v2", "/v2/models/g.shout", "/graphs", "/metrics"}) {
+      auto got = c.request(bhttp::verb::get, target);
+      auto head = c.head(target);
+      CHECK_MESSAGE(head.result_int() == 200, target);
+      CHECK_MESSAGE(head.body().empty(), target);
+      CHECK_MESSAGE(head[bhttp::field::content_type] == got[bhttp::field::content_type], target);
+      if (target != "/metrics") {  // the metrics text changes with every request
+        CHECK_MESSAGE(head[bhttp::field::content_length] == std::to_string(got.body().size()), target);
+      }
+    }
+    // Errors too: a HEAD's 404 is its head, and a route of POST only says so.
+    auto missing = c.head("/nope");
+    CHECK(missing.result_int() == 404);
+    CHECK(missing.body().empty());
+    CHECK(std::stoul(std::string(missing[bhttp::field::content_length])) > 0);
+    auto post_only = c.head("/g/shout");
+    CHECK(post_only.result_int() == 405);
+    CHECK(post_only[bhttp::field::allow] == "POST");
+    CHECK(c.request(bhttp::verb::delete_, "/metrics")[bhttp::field::allow] == "GET, HEAD");
+    // Had a body followed any of those heads, this answer would not parse as this one.
+    auto after = c.request(bhttp::verb::post, "/g/shout", R"({"text": "still here"})");
+    CHECK(after.result_int() == 200);
+    CHECK(after.body() == "\"STILL HERE\"\n");
+  }
+
   TEST_CASE("oversized bodies, oversized headers and malformed requests: 4xx, then the connection closes") {
     http::ServerConfig cfg;
     cfg.max_body = 1024;
