@@ -4,10 +4,12 @@
 # through sudo when not root.
 #
 #   scripts/bootstrap.sh           what building and serving need
-#   scripts/bootstrap.sh --tests   and what the tests need besides: Triton's own Python client
-#                                  (tritonclient, from PyPI) in .test-venv, for the
-#                                  kserve-client test. Best effort: without it (no PyPI), that
-#                                  test reports itself skipped.
+#   scripts/bootstrap.sh --tests   and what the tests need besides, from PyPI into .test-venv:
+#                                  Triton's own Python client (tritonclient), for the
+#                                  kserve-client test, and OpenAPI's validators
+#                                  (openapi-spec-validator), for the openapi-client test. Best
+#                                  effort: without them (no PyPI), those tests report
+#                                  themselves skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=false
@@ -50,12 +52,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 venv=.test-venv
-if $tests && ! "$venv/bin/python3" -c 'import numpy, tritonclient.http' 2>/dev/null; then
-  echo "bootstrap: installing tritonclient[http] into $venv (for the kserve-client test)" >&2
+if $tests && ! "$venv/bin/python3" -c 'import numpy, tritonclient.http, openapi_spec_validator' 2>/dev/null; then
+  echo "bootstrap: installing tritonclient[http] and openapi-spec-validator into $venv (for the kserve-client and openapi-client tests)" >&2
   # --clear: a venv left half made (a failed install, another Python) starts again.
   if ! { python3 -m venv --clear "$venv" &&
-         "$venv/bin/pip" install -q --disable-pip-version-check --timeout 15 --retries 1 'tritonclient[http]' numpy; } \
+         "$venv/bin/pip" install -q --disable-pip-version-check --timeout 15 --retries 1 'tritonclient[http]' numpy openapi-spec-validator; } \
        >"$venv.log" 2>&1; then
-    echo "bootstrap: could not install tritonclient (see $venv.log); the kserve-client test will be skipped" >&2
+    echo "bootstrap: could not install the test clients (see $venv.log); the kserve-client and openapi-client tests will be skipped" >&2
   fi
 fi

@@ -11,6 +11,8 @@
 #include "engine/batch_form.hpp"
 #include "engine/cli/commands.hpp"
 #include "engine/engine.hpp"
+#include "engine/http/openapi.hpp"
+#include "engine/json_text.hpp"
 
 namespace braid::cli {
 namespace {
@@ -265,7 +267,10 @@ int check(const CheckOptions& o) {
 int plan(const PlanOptions& o) {
   auto p = compile(o.file, o.common, false);
   if (!p) return 1;
-  std::string text = o.dot ? plan::to_dot(*p) : o.json ? plan::to_json(*p) : plan::to_text(*p);
+  std::string text = o.dot      ? plan::to_dot(*p)
+                     : o.json   ? plan::to_json(*p)
+                     : o.openapi ? engine::json_text(http::openapi_document({p}), true) + "\n"
+                                 : plan::to_text(*p);
   if (o.output.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;

@@ -34,6 +34,7 @@ struct PlanOptions {
   std::string file;
   bool dot = false;
   bool json = false;
+  bool openapi = false;  // the OpenAPI document braid serve would give for this graph
   std::string output;
 };
 

@@ -1,6 +1,6 @@
 // braid: the command line.
 //   braid check FILE...                      check graphs; exit 0 when clean, 1 with errors
-//   braid plan FILE [--dot|--json]           print the compiled plan
+//   braid plan FILE [--dot|--json|--openapi] print the compiled plan (or its HTTP API)
 //   braid run FILE ENDPOINT --input JSON     answer one request and print the JSON result
 //   braid serve FILE... [--port P]           serve every endpoint over HTTP
 #include <CLI/CLI.hpp>
@@ -33,7 +33,10 @@ int main(int argc, char** argv) {
   auto* plan_cmd = app.add_subcommand("plan", "Print the compiled plan of a .graph file");
   plan_cmd->add_option("file", plan.file, "Graph file")->required();
   auto* dot_flag = plan_cmd->add_flag("--dot", plan.dot, "Graphviz DOT");
-  plan_cmd->add_flag("--json", plan.json, "JSON, for tools")->excludes(dot_flag);
+  auto* json_flag = plan_cmd->add_flag("--json", plan.json, "JSON, for tools")->excludes(dot_flag);
+  plan_cmd->add_flag("--openapi", plan.openapi, "The OpenAPI 3.1 document `braid serve` gives for it (GET /openapi.json)")
+      ->excludes(dot_flag)
+      ->excludes(json_flag);
   plan_cmd->add_option("-o,--output", plan.output, "Write to this file instead of stdout");
   add_common(plan_cmd, plan.common);
 

@@ -12,6 +12,7 @@
 
 #include "engine/http/config.hpp"
 #include "engine/http/kserve.hpp"
+#include "engine/http/openapi.hpp"
 #include "engine/http/request_id.hpp"
 #include "engine/http/server_timing.hpp"
 #include "engine/json_text.hpp"
@@ -502,6 +503,11 @@ boost::asio::awaitable<Answer> Handler::answer(Request req, std::shared_ptr<cons
     res.body() = metrics_text();
     res.prepare_payload();
     co_return res;
+  }
+
+  if (parts.size() == 1 && parts[0] == "openapi.json") {
+    if (!get) co_return wrong_method("GET, HEAD");
+    co_return respond(req, 200, openapi_document(engine->plans()));
   }
 
   if (parts.size() == 1 && parts[0] == "graphs") {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every example graph checks clean through the real CLI, and its plan renders as text, as JSON
-# that parses, and as DOT that Graphviz renders (when `dot` is installed).
+# that parses, as an OpenAPI document with a route per endpoint, and as DOT that Graphviz renders
+# (when `dot` is installed).
 set -euo pipefail
 braid=$1
 tmp=$(mktemp -d)
@@ -18,6 +19,13 @@ for g in graphs/*.graph; do
   "$braid" plan "$g" --json >"$tmp/plan.json"
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["endpoints"], "no endpoints"' "$tmp/plan.json" \
     || { echo "FAIL: JSON plan of $g"; status=1; }
+  # The OpenAPI document: a POST path for every endpoint of the plan (openapi-client validates it).
+  "$braid" plan "$g" --openapi >"$tmp/openapi.json"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=json.load(open(sys.argv[2]));
+eps=[e["name"] for e in p["endpoints"]]
+posts=[k for k,v in d["paths"].items() if "post" in v]
+assert d["openapi"]=="3.1.0" and len(posts)==len(eps) and all(any(k.endswith("/"+e) for k in posts) for e in eps), (posts, eps)' \
+    "$tmp/openapi.json" "$tmp/plan.json" || { echo "FAIL: OpenAPI document of $g"; status=1; }
   "$braid" plan "$g" --dot >"$tmp/plan.dot"
   if command -v dot >/dev/null; then
     dot -Tsvg "$tmp/plan.dot" -o "$tmp/plan.svg" || { echo "FAIL: dot cannot render the plan of $g"; status=1; }
