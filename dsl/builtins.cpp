@@ -5,8 +5,8 @@
 namespace braid::dsl {
 namespace {
 
-const std::array<OpInfo, 16>& table() {
-  static const std::array<OpInfo, 16> t = {{
+const std::array<OpInfo, 22>& table() {
+  static const std::array<OpInfo, 22> t = {{
       {BuiltinOp::Zip, "zip", {}, false, true, 1, "zip(name: list<A>, ...) -> list<{name: A, ...}>"},
       {BuiltinOp::Len, "len", {"xs"}, false, false, 1, "len(xs: list<T>) -> int"},
       {BuiltinOp::Concat, "concat", {}, true, false, 2, "concat(a: list<T>, b: list<T>, ...) -> list<T>"},
@@ -25,6 +25,12 @@ const std::array<OpInfo, 16>& table() {
       {BuiltinOp::PooledCosine, "pooled_cosine", {"hidden", "mask", "labels"}, false, false, 3,
        "pooled_cosine(hidden: tensor, mask: tensor, labels: tensor) -> tensor<f32>"},
       {BuiltinOp::Collect, "collect", {"s"}, false, false, 1, "collect(s: stream<T>) -> list<T>"},
+      {BuiltinOp::Less, "<", {"a", "b"}, false, false, 2, "a < b -> bool (numbers, or strs)"},
+      {BuiltinOp::LessEqual, "<=", {"a", "b"}, false, false, 2, "a <= b -> bool (numbers, or strs)"},
+      {BuiltinOp::Greater, ">", {"a", "b"}, false, false, 2, "a > b -> bool (numbers, or strs)"},
+      {BuiltinOp::GreaterEqual, ">=", {"a", "b"}, false, false, 2, "a >= b -> bool (numbers, or strs)"},
+      {BuiltinOp::Equal, "==", {"a", "b"}, false, false, 2, "a == b -> bool (one common type, no tensor)"},
+      {BuiltinOp::NotEqual, "!=", {"a", "b"}, false, false, 2, "a != b -> bool (one common type, no tensor)"},
   }};
   return t;
 }
@@ -34,6 +40,24 @@ bool is_numeric_list(const TypeRef& t) {
          (t->elem->kind == TypeKind::Float || t->elem->kind == TypeKind::Int || t->elem->is_error());
 }
 bool is_scores(const TypeRef& t) { return t->kind == TypeKind::Tensor || is_numeric_list(t); }
+bool is_number(const TypeRef& t) { return t->kind == TypeKind::Int || t->kind == TypeKind::Float; }
+
+// Whether a value of `t` can hold a tensor or a stream, which `==` does not compare (a tensor's
+// equality would be elementwise; a stream's is not known until it ends).
+bool has_tensor_or_stream(const Type& t) {
+  switch (t.kind) {
+    case TypeKind::Tensor:
+    case TypeKind::Stream: return true;
+    case TypeKind::List:
+    case TypeKind::Optional: return has_tensor_or_stream(*t.elem);
+    case TypeKind::Record:
+      for (const auto& f : t.fields) {
+        if (has_tensor_or_stream(*f.type)) return true;
+      }
+      return false;
+    default: return false;
+  }
+}
 
 }  // namespace
 
@@ -43,12 +67,30 @@ const OpInfo* find_op(std::string_view name) {
   }
   return nullptr;
 }
+// (An operator's name is its symbol, which no identifier spells: find_op finds it only for the
+// calls the parser makes from an operator.)
 
 const OpInfo& op_info(BuiltinOp op) { return table()[static_cast<std::size_t>(op)]; }
 
+bool is_operator(BuiltinOp op) { return op >= BuiltinOp::Less && op <= BuiltinOp::NotEqual; }
+
+std::string_view op_node_name(BuiltinOp op) {
+  switch (op) {
+    case BuiltinOp::Less: return "less";
+    case BuiltinOp::LessEqual: return "less_equal";
+    case BuiltinOp::Greater: return "greater";
+    case BuiltinOp::GreaterEqual: return "greater_equal";
+    case BuiltinOp::Equal: return "equal";
+    case BuiltinOp::NotEqual: return "not_equal";
+    default: return op_info(op).name;
+  }
+}
+
 std::vector<std::string_view> op_names() {
   std::vector<std::string_view> out;
-  for (const auto& o : table()) out.push_back(o.name);
+  for (const auto& o : table()) {
+    if (!is_operator(o.op)) out.push_back(o.name);
+  }
   return out;
 }
 
@@ -122,6 +164,25 @@ TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<co
     case BuiltinOp::Collect:
       if (!args[0]->is_stream()) return fail(0, "a stream");
       return Type::list(args[0]->elem);
+    case BuiltinOp::Less:
+    case BuiltinOp::LessEqual:
+    case BuiltinOp::Greater:
+    case BuiltinOp::GreaterEqual:
+      if (is_number(args[0])) {
+        if (!is_number(args[1])) return fail(1, "both numbers, as the left is `" + args[0]->to_string() + "`");
+      } else if (args[0]->kind == TypeKind::Str) {
+        if (args[1]->kind != TypeKind::Str) return fail(1, "both strings, as the left is `str`");
+      } else {
+        return fail(0, "numbers (`int`, `float`) or strings (`str`)");
+      }
+      return Type::boolean();
+    case BuiltinOp::Equal:
+    case BuiltinOp::NotEqual: {
+      if (has_tensor_or_stream(*args[0])) return fail(0, "values without a tensor or stream in them");
+      if (has_tensor_or_stream(*args[1])) return fail(1, "values without a tensor or stream in them");
+      if (!unify(args[0], args[1])) return fail(1, "of one common type, as the left is `" + args[0]->to_string() + "`");
+      return Type::boolean();
+    }
   }
   return Type::error();
 }

@@ -33,7 +33,21 @@ enum class BuiltinOp : std::uint16_t {
   // pooling of token states, L2 normalisation, cosine against each label row (kernels/).
   PooledCosine,
   Collect,   // collect(s: stream<T>) -> list<T>: waits for the stream's end
+  // The comparison operators (`a < b`, ..., `a == b`): ops named by their symbol, which no call
+  // can spell; the parser makes them from the operator (parse_compare).
+  Less,          // a < b: numbers (int or float) or strs -> bool
+  LessEqual,     // a <= b
+  Greater,       // a > b
+  GreaterEqual,  // a >= b
+  Equal,         // a == b: values of one common type, no tensor or stream in it -> bool
+  NotEqual,      // a != b
 };
+
+// Whether `op` is a comparison operator (named by its symbol, not callable by name).
+bool is_operator(BuiltinOp op);
+// What a node of `op` is called when its binding gives no name (`greater_equal#4`, `topk#7`):
+// the op's name, or a word for an operator's symbol (names travel in metrics and headers).
+std::string_view op_node_name(BuiltinOp op);
 
 struct OpInfo {
   BuiltinOp op;
@@ -47,11 +61,13 @@ struct OpInfo {
 
 const OpInfo* find_op(std::string_view name);
 const OpInfo& op_info(BuiltinOp op);
+// The names of the ops a call can name (not the operators): for suggestions.
 std::vector<std::string_view> op_names();
 
 // The result type of an op given its arguments' types (in parameter order; for named-only ops,
 // in the order written, with `names`). On a mismatch returns null and sets `bad_arg` and
-// `expected` (e.g. "a list", "`list<str>`").
+// `expected` (e.g. "a list", "`list<str>`"; for an operator, what its operands must be: "both
+// numbers, as the left is `int`").
 TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<const std::string> names,
                        std::size_t& bad_arg, std::string& expected);
 

@@ -418,7 +418,8 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   std::string expected;
   TypeRef t = op_result_type(op->op, types, names, bad, expected);
   if (!t) {
-    diags_->report(Diag::op_argument, c.ordered_args[bad]->span, fname, expected, types[bad]->to_string());
+    diags_->report(is_operator(op->op) ? Diag::operand_type : Diag::op_argument, c.ordered_args[bad]->span, fname, expected,
+                   types[bad]->to_string());
     return Type::error();
   }
   return t;

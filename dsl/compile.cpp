@@ -123,7 +123,7 @@ class Lowerer {
       const Model& m = plan_.models[index(c->model)];
       return m.name + "." + m.methods[c->method].name;
     }
-    if (const auto* o = std::get_if<OpNode>(&k)) return std::string(dsl::op_info(o->op).name);
+    if (const auto* o = std::get_if<OpNode>(&k)) return std::string(dsl::op_node_name(o->op));
     return std::string(std::visit([](const auto& x) { return kind_word(x); }, k));
   }
   static std::string_view kind_word(const InputNode&) { return "input"; }

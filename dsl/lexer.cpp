@@ -69,6 +69,8 @@ std::string_view tok_name(Tok t) {
     case Tok::fat_arrow: return "`=>`";
     case Tok::question: return "`?`";
     case Tok::minus: return "`-`";
+    case Tok::equal_equal: return "`==`";
+    case Tok::bang_equal: return "`!=`";
   }
   return "token";
 }
@@ -160,7 +162,17 @@ Token Lexer::next() {
         ++pos_;
         return make(Tok::fat_arrow, begin);
       }
+      if (peek() == '=') {
+        ++pos_;
+        return make(Tok::equal_equal, begin);
+      }
       return make(Tok::equal, begin);
+    case '!':
+      if (peek() == '=') {
+        ++pos_;
+        return make(Tok::bang_equal, begin);
+      }
+      break;
     case '-':
       if (peek() == '>') {
         ++pos_;

@@ -106,7 +106,7 @@ TypeRef Parser::parse_type_inner() {
 ExprPtr Parser::parse_expr() {
   DepthGuard guard(*this);
   if (!guard.ok) return nullptr;
-  ExprPtr e = parse_postfix();
+  ExprPtr e = parse_compare();
   if (!e) return nullptr;
   if (at(Tok::kw_with)) {
     e->with_span = advance().span;
@@ -116,6 +116,48 @@ ExprPtr Parser::parse_expr() {
     if (!expect(Tok::r_brace, "`}` or an option `name = value`")) return nullptr;
   }
   return e;
+}
+
+std::optional<std::pair<std::string_view, int>> Parser::compare_op() const {
+  switch (cur().kind) {
+    case Tok::equal_equal: return std::pair<std::string_view, int>{"==", 1};
+    case Tok::bang_equal: return std::pair<std::string_view, int>{"!=", 1};
+    case Tok::l_angle:
+    case Tok::r_angle: {
+      // `<=` and `>=` are `<` or `>` with an `=` right after it: the lexer cannot tell them from
+      // a type's closing `>` before a default (`xs: list<int>= [1]`), so the parser joins them.
+      const bool less = at(Tok::l_angle);
+      if (peek().kind == Tok::equal && peek().span.begin == cur().span.end) {
+        return std::pair<std::string_view, int>{less ? "<=" : ">=", 2};
+      }
+      return std::pair<std::string_view, int>{less ? "<" : ">", 1};
+    }
+    default: return std::nullopt;
+  }
+}
+
+// `a < b` and the other comparisons: a call of the op named by the operator (builtins.hpp), so
+// that it is typed, compiled and run as every op is. One comparison: `a < b < c` is an error.
+ExprPtr Parser::parse_compare() {
+  ExprPtr lhs = parse_postfix();
+  if (!lhs) return nullptr;
+  auto op = compare_op();
+  if (!op) return lhs;
+  Span op_span = cur().span;
+  for (int i = 0; i < op->second; ++i) op_span = Span::cover(op_span, advance().span);
+  ExprPtr rhs = parse_postfix();
+  if (!rhs) return nullptr;
+  if (compare_op()) {
+    diags_.report(Diag::chained_comparison, cur().span);
+    panic_ = true;
+    return nullptr;
+  }
+  Span span = Span::cover(lhs->span, rhs->span);
+  CallExpr call;
+  call.callee = make(op_span, NameExpr{Ident{std::string(op->first), op_span}});
+  call.args.push_back(Arg{std::nullopt, std::move(lhs)});
+  call.args.push_back(Arg{std::nullopt, std::move(rhs)});
+  return make(span, std::move(call));
 }
 
 ExprPtr Parser::parse_postfix() {
@@ -317,7 +359,7 @@ ExprPtr Parser::parse_each() {
 ExprPtr Parser::parse_switch() {
   Span start = advance().span;
   SwitchExpr s;
-  s.subject = parse_postfix();
+  s.subject = parse_compare();  // `switch score >= 0.8 { ... }`
   if (!s.subject) return nullptr;
   if (!expect(Tok::l_brace, "`{` and the arms of the switch")) return nullptr;
   while (!at(Tok::r_brace) && !at(Tok::eof)) {

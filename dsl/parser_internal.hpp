@@ -2,8 +2,11 @@
 // Private to the parser's translation units: parser.cpp (declarations, blocks, recovery) and
 // parse_expr.cpp (expressions and types).
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "dsl/lexer.hpp"
@@ -105,6 +108,9 @@ class Parser {
   TypeRef parse_type();
   TypeRef parse_type_inner();
   ExprPtr parse_expr();
+  ExprPtr parse_compare();
+  // The comparison operator at the cursor, if any: its name and how many tokens spell it.
+  std::optional<std::pair<std::string_view, int>> compare_op() const;
   ExprPtr parse_postfix();
   ExprPtr parse_primary();
   ExprPtr parse_group();

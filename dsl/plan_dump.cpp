@@ -82,6 +82,9 @@ class TextDumper {
             const Model& m = p_.model(k.model);
             return fmt::format("call {}.{}({})", m.name, m.methods[k.method].name, values_text(k.args));
           } else if constexpr (std::is_same_v<T, OpNode>) {
+            if (dsl::is_operator(k.op)) {
+              return fmt::format("op %{} {} %{}", index(k.args[0]), dsl::op_info(k.op).name, index(k.args[1]));
+            }
             std::string args;
             for (std::size_t i = 0; i < k.args.size(); ++i) {
               if (i) args += ", ";

@@ -117,6 +117,71 @@ Result<PoolShape> pooled_cosine_shape(const Tensor& hidden, const Tensor& mask, 
   return p;
 }
 
+namespace {
+
+bool is_number(const Value& v) { return v.kind() == Value::Kind::Int || v.kind() == Value::Kind::Float; }
+
+// `==` as a graph means it: numbers by value (`1 == 1.0`; NaN equals nothing, itself included),
+// strings byte for byte, bools, none, lists item by item and records field by field (by name:
+// a record's fields may come in another order). The checker lets no tensor or stream reach it.
+bool values_equal(const Value& a, const Value& b) {
+  if (is_number(a) && is_number(b)) {
+    if (a.kind() == Value::Kind::Int && b.kind() == Value::Kind::Int) return a.as_int() == b.as_int();
+    return a.as_float() == b.as_float();
+  }
+  if (a.kind() != b.kind()) return false;  // `none` against a value, above all
+  switch (a.kind()) {
+    case Value::Kind::None: return true;
+    case Value::Kind::Bool: return a.as_bool() == b.as_bool();
+    case Value::Kind::Str: return a.as_str() == b.as_str();
+    case Value::Kind::List: {
+      const auto& x = a.as_list();
+      const auto& y = b.as_list();
+      if (x.size() != y.size()) return false;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        if (!values_equal(x[i], y[i])) return false;
+      }
+      return true;
+    }
+    case Value::Kind::Record: {
+      const auto& r = a.as_record();
+      if (r.names.size() != b.as_record().names.size()) return false;
+      for (std::size_t i = 0; i < r.names.size(); ++i) {
+        const Value* other = b.field(r.names[i]);
+        if (!other || !values_equal(r.values[i], *other)) return false;
+      }
+      return true;
+    }
+    default: return false;
+  }
+}
+
+// `<` and the others: numbers by value (an int against a float as floats; NaN is neither below
+// nor above anything), strings by their bytes (UTF-8's order is code points').
+Result<Value> compare(BuiltinOp op, std::string_view name, const Value& a, const Value& b) {
+  int sign = 0;  // a against b
+  if (a.kind() == Value::Kind::Str && b.kind() == Value::Kind::Str) {
+    const int c = a.as_str().compare(b.as_str());
+    sign = c < 0 ? -1 : c > 0 ? 1 : 0;
+  } else if (a.kind() == Value::Kind::Int && b.kind() == Value::Kind::Int) {
+    sign = a.as_int() < b.as_int() ? -1 : a.as_int() > b.as_int() ? 1 : 0;
+  } else if (is_number(a) && is_number(b)) {
+    const double x = a.as_float(), y = b.as_float();
+    if (std::isnan(x) || std::isnan(y)) return Value(false);
+    sign = x < y ? -1 : x > y ? 1 : 0;
+  } else {
+    return op_error(name, fmt::format("cannot order {} against {}", a.kind_name(), b.kind_name()));
+  }
+  switch (op) {
+    case BuiltinOp::Less: return Value(sign < 0);
+    case BuiltinOp::LessEqual: return Value(sign <= 0);
+    case BuiltinOp::Greater: return Value(sign > 0);
+    default: return Value(sign >= 0);
+  }
+}
+
+}  // namespace
+
 Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const std::string> names) {
   std::string_view name = dsl::op_info(op).name;
   switch (op) {
@@ -233,6 +298,12 @@ Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const 
       if (!t.on_host()) return op_error(name, "tensor is not in host memory");
       return float_list(t.to_doubles());
     }
+    case BuiltinOp::Less:
+    case BuiltinOp::LessEqual:
+    case BuiltinOp::Greater:
+    case BuiltinOp::GreaterEqual: return compare(op, name, args[0], args[1]);
+    case BuiltinOp::Equal: return Value(values_equal(args[0], args[1]));
+    case BuiltinOp::NotEqual: return Value(!values_equal(args[0], args[1]));
   }
   return op_error(name, "not implemented");
 }

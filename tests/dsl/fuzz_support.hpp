@@ -291,7 +291,8 @@ const std::vector<std::string>& fragments() {
   static const std::vector<std::string> f = {
       "model", "endpoint", "import", "on", "def", "return", "with", "all", "first", "quorum", "each", "in",
       "sequential", "concurrent", "switch", "else", "true", "false", "none", "->", "=>", "=", ":", ",", ";", ".",
-      "?", "-", "{", "}", "(", ")", "[", "]", "<", ">", "str", "int", "float", "bool", "list<", "tensor",
+      "?", "-", "{", "}", "(", ")", "[", "]", "<", ">", "==", "!=", "<=", ">=", "!", " < 1 < ", "x >= 0.5",
+      "\"a\" == none", "switch x > 1 {", "str", "int", "float", "bool", "list<", "tensor",
       "tensor<f32, [?]>", "tensor<f99, [?, 3]>", "list<str>?", "{a: str, a: int}", "\"\"", "\"\\q\"",
       "\"unterminated", "\"\\", "\"a\\\"b\"", "\"\\0\"", "1e999", "1e-999", "99999999999999999999",
       "9223372036854775807", "-9223372036854775808", "9223372036854775808", "1_", "1__0", "_1", "0.", "1.5e",

@@ -41,6 +41,17 @@ TEST_SUITE("lexer") {
     CHECK(l->toks[8].int_value == 1);
   }
 
+  TEST_CASE("comparison operators: `==` and `!=` are tokens; `<=` and `>=` are `<`/`>` and `=`") {
+    auto l = lex("a == b != c <= d >= e => f = g");
+    CHECK(kinds(*l) == std::vector<Tok>{Tok::ident, Tok::equal_equal, Tok::ident, Tok::bang_equal, Tok::ident, Tok::l_angle,
+                                        Tok::equal, Tok::ident, Tok::r_angle, Tok::equal, Tok::ident, Tok::fat_arrow,
+                                        Tok::ident, Tok::equal, Tok::ident, Tok::eof});
+    CHECK(l->diags.all().empty());
+    // A `!` alone is still not a token.
+    auto bang = lex("a ! b");
+    CHECK(bang->diags.error_count() == 1);
+  }
+
   TEST_CASE("numbers, durations and sizes carry their values") {
     auto l = lex("42 1_000 2.5 1e-3 20s 2ms 1.5s 3us 7ns 2m 1h 4GiB 512MB 1KiB 10B");
     REQUIRE(l->diags.all().empty());

@@ -75,6 +75,32 @@ TEST_SUITE("parser") {
     CHECK(!sw.arms[2].pattern);
   }
 
+  TEST_CASE("a comparison is a call of the operator's op, one per expression; `>=` needs no space but `> =` is two tokens") {
+    auto p = parse(R"(
+      endpoint e(x: float, xs: list<int>= [1], s: str = "a") -> bool {
+        a = x >= 0.5
+        b = switch s != "b" { true => x < -1, false => (x == 2) == true }
+        return a
+      })");
+    INFO(first_message(*p));
+    REQUIRE(p->diags.all().empty());
+    const auto& ep = *p->module.endpoints[0];
+    CHECK(ep.params[1].type->to_string() == "list<int>");  // `>=` right after a type is its `>`, then `=`
+    const auto& ge = std::get<dsl::CallExpr>(ep.body.lets[0].value->node);
+    CHECK(std::get<dsl::NameExpr>(ge.callee->node).name.name == ">=");
+    REQUIRE(ge.args.size() == 2);
+    CHECK(std::holds_alternative<dsl::Literal>(ge.args[1].value->node));
+    const auto& sw = std::get<dsl::SwitchExpr>(ep.body.lets[1].value->node);
+    CHECK(std::get<dsl::NameExpr>(std::get<dsl::CallExpr>(sw.subject->node).callee->node).name.name == "!=");
+    const auto& lt = std::get<dsl::CallExpr>(sw.arms[0].value->node);
+    CHECK(std::get<dsl::NameExpr>(lt.callee->node).name.name == "<");
+    CHECK(std::get<dsl::Literal>(lt.args[1].value->node).f == -1);
+
+    CHECK(first_message(*parse("endpoint e(x: int) -> bool { return x < 1 < 2 }")) ==
+          "comparisons do not chain; put one of them in parentheses");
+    CHECK(first_message(*parse("endpoint e(x: int) -> bool { return x > = 1 }")) == "expected an expression, found `=`");
+  }
+
   TEST_CASE("expected X, found Y") {
     CHECK(first_message(*parse("endpoint e(x: str) str { return x }")) == "expected `->` and the result type, found identifier `str`");
     CHECK(first_message(*parse("endpoint e(x: str) -> str { return x")) == "expected `}`, found end of file");

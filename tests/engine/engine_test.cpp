@@ -179,6 +179,30 @@ TEST_SUITE("engine") {
     CHECK(h.fake->stats("de").calls == 0);
   }
 
+  TEST_CASE("a cascade: a comparison picks the arm, and only the arm taken calls its model") {
+    // The small model's answer stands when it clears the threshold; else the large one is asked.
+    Harness h(fake_model("small") + fake_model("large") + R"(
+      endpoint cascade(a: float, b: float, threshold: float = 1.0) -> {score: float, by: str} {
+        quick = small.add(a, b)
+        return switch quick >= threshold {
+          true => {score: quick, by: "small"}
+          false => {score: large.add(quick, 10.0), by: "large"}
+        }
+      }
+      endpoint optional(x: str? = none) -> str { return switch x == none { true => "absent", false => "given" } })");
+    auto r = h.run("cascade", {Value(0.75), Value(0.5), Value(1.0)});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::record({"score", "by"}, {Value(1.25), Value("small")}));
+    CHECK(h.fake->stats("large").calls == 0);
+    r = h.run("cascade", {Value(0.25), Value(0.5), Value(1.0)});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value::record({"score", "by"}, {Value(10.75), Value("large")}));
+    CHECK(h.fake->stats("small").calls == 2);
+    CHECK(h.fake->stats("large").calls == 1);
+    CHECK(*h.run("optional", {Value()}) == Value("absent"));
+    CHECK(*h.run("optional", {Value("x")}) == Value("given"));
+  }
+
   TEST_CASE("a node timeout fails the node, names it, and cancels the call") {
     Harness h(fake_model("slow") + R"(
       endpoint e(x: str) -> str { return slow.sleep(x, 60000) with { timeout = 50ms } })");

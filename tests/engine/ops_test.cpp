@@ -39,6 +39,38 @@ TEST_SUITE("ops") {
     CHECK(bad.error().message == "op `zip`: lists have different lengths (1 and 2)");
   }
 
+  TEST_CASE("comparisons: numbers by value (int against float), strings by bytes, NaN against nothing") {
+    const double nan = std::nan("");
+    CHECK(*op(BuiltinOp::Less, {Value(1), Value(1.5)}) == Value(true));
+    CHECK(*op(BuiltinOp::LessEqual, {Value(2), Value(2.0)}) == Value(true));
+    CHECK(*op(BuiltinOp::Greater, {Value(2.0), Value(2)}) == Value(false));
+    CHECK(*op(BuiltinOp::GreaterEqual, {Value(-3), Value(-4)}) == Value(true));
+    // int64 against int64 exactly, beyond what a double holds
+    CHECK(*op(BuiltinOp::Less, {Value(std::int64_t{9007199254740992}), Value(std::int64_t{9007199254740993})}) == Value(true));
+    CHECK(*op(BuiltinOp::Less, {Value("apple"), Value("apples")}) == Value(true));
+    CHECK(*op(BuiltinOp::Greater, {Value("b"), Value("a\xc3\xa9")}) == Value(true));
+    CHECK(*op(BuiltinOp::Less, {Value("z"), Value("\xc3\xa9")}) == Value(true));  // bytes: U+00E9 after `z`
+    for (auto o : {BuiltinOp::Less, BuiltinOp::LessEqual, BuiltinOp::Greater, BuiltinOp::GreaterEqual}) {
+      CHECK(*op(o, {Value(nan), Value(1.0)}) == Value(false));
+      CHECK(*op(o, {Value(1), Value(nan)}) == Value(false));
+    }
+    CHECK(*op(BuiltinOp::Equal, {Value(nan), Value(nan)}) == Value(false));
+    CHECK(*op(BuiltinOp::NotEqual, {Value(nan), Value(nan)}) == Value(true));
+  }
+
+  TEST_CASE("==: one meaning through lists, records (fields in any order) and none") {
+    CHECK(*op(BuiltinOp::Equal, {Value(1), Value(1.0)}) == Value(true));
+    CHECK(*op(BuiltinOp::Equal, {floats({1, 2}), Value::list({Value(1), Value(2)})}) == Value(true));
+    CHECK(*op(BuiltinOp::Equal, {floats({1, 2}), floats({1, 2, 3})}) == Value(false));
+    CHECK(*op(BuiltinOp::Equal, {Value::record({"a", "b"}, {Value(1), Value("x")}),
+                                 Value::record({"b", "a"}, {Value("x"), Value(1.0)})}) == Value(true));
+    CHECK(*op(BuiltinOp::Equal, {Value::record({"a"}, {Value(1)}), Value::record({"b"}, {Value(1)})}) == Value(false));
+    CHECK(*op(BuiltinOp::Equal, {Value(), Value()}) == Value(true));
+    CHECK(*op(BuiltinOp::Equal, {Value(), Value("")}) == Value(false));
+    CHECK(*op(BuiltinOp::NotEqual, {Value("a"), Value()}) == Value(true));
+    CHECK(*op(BuiltinOp::Equal, {Value(true), Value(true)}) == Value(true));
+  }
+
   TEST_CASE("len, concat, join, id") {
     CHECK(*op(BuiltinOp::Len, {strs({"a", "b", "c"})}) == Value(3));
     CHECK(*op(BuiltinOp::Concat, {strs({"a"}), strs({"b", "c"}), strs({})}) == strs({"a", "b", "c"}));
