@@ -109,6 +109,11 @@ ExprPtr Parser::parse_expr() {
   ExprPtr e = parse_compare();
   if (!e) return nullptr;
   if (at(Tok::kw_with)) {
+    // After `a >= b`, options would fall on the comparison, which cannot time out or fail: the
+    // writer meant the call on one side, and would get no timeout, retry or fallback at all.
+    if (const auto* c = std::get_if<CallExpr>(&e->node); c && is_comparison(*c)) {
+      diags_.report(Diag::with_on_comparison, cur().span);
+    }
     e->with_span = advance().span;
     if (!expect(Tok::l_brace, "`{` after `with`")) return nullptr;
     parse_options(e->with);
@@ -134,6 +139,13 @@ std::optional<std::pair<std::string_view, int>> Parser::compare_op() const {
     }
     default: return std::nullopt;
   }
+}
+
+bool Parser::is_comparison(const CallExpr& c) {
+  const auto* n = std::get_if<NameExpr>(&c.callee->node);
+  if (!n || n->name.name.empty()) return false;
+  const char first = n->name.name[0];
+  return first == '<' || first == '>' || first == '=' || first == '!';  // no identifier starts so
 }
 
 // `a < b` and the other comparisons: a call of the op named by the operator (builtins.hpp), so

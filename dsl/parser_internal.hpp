@@ -111,6 +111,8 @@ class Parser {
   ExprPtr parse_compare();
   // The comparison operator at the cursor, if any: its name and how many tokens spell it.
   std::optional<std::pair<std::string_view, int>> compare_op() const;
+  // Whether a call is one parse_compare made (its callee an operator's symbol).
+  static bool is_comparison(const CallExpr& c);
   ExprPtr parse_postfix();
   ExprPtr parse_primary();
   ExprPtr parse_group();

@@ -2,6 +2,8 @@
 // endpoint, and the components they share (the error body, the request headers braid reads).
 #include "engine/http/openapi.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -34,7 +36,24 @@ bool integral(DType d) {
 json::object element_schema(DType d, Side side) {
   if (side == Side::Request) {
     if (d == DType::Bool) return {{"type", json::array{"boolean", "number"}}};
-    return {{"type", "number"}};
+    json::object o{{"type", "number"}};
+    // An integer tensor takes a number whose whole part fits its dtype (fractions truncated).
+    auto range = [&](std::int64_t lo, std::int64_t hi) {
+      o["exclusiveMinimum"] = lo - 1;
+      o["exclusiveMaximum"] = hi + 1;
+    };
+    switch (d) {
+      case DType::I8: range(-128, 127); break;
+      case DType::I16: range(-32768, 32767); break;
+      case DType::I32: range(-2147483648LL, 2147483647LL); break;
+      case DType::U8: range(0, 255); break;
+      case DType::I64:  // -2^63 up to 2^63, not included: no double lies between 2^63 - 1 and it
+        o["minimum"] = -9223372036854775808.0;
+        o["exclusiveMaximum"] = 9223372036854775808.0;
+        break;
+      default: break;
+    }
+    return o;
   }
   if (integral(d) || d == DType::Bool) return {{"type", "integer"}};
   return {{"type", json::array{"number", "null"}}};
@@ -67,7 +86,11 @@ json::value schema(const Type& t, Side side) {
     case TypeKind::Error: return json::object{};  // no declared type: any value
     case TypeKind::None: return json::object{{"type", "null"}};
     case TypeKind::Bool: return json::object{{"type", "boolean"}};
-    case TypeKind::Int: return json::object{{"type", "integer"}, {"format", "int64"}};
+    case TypeKind::Int:
+      return json::object{{"type", "integer"},
+                          {"format", "int64"},
+                          {"minimum", std::numeric_limits<std::int64_t>::min()},
+                          {"maximum", std::numeric_limits<std::int64_t>::max()}};
     case TypeKind::Float:
       if (side == Side::Request) return json::object{{"type", "number"}, {"format", "double"}};
       return json::object{{"type", json::array{"number", "null"}}, {"format", "double"}};
@@ -161,18 +184,20 @@ json::object endpoint_operation(const plan::Plan& p, const plan::Endpoint& ep) {
         "the stream's items as they are produced (chunked), in the format `Accept` picks: NDJSON (the default; a stream "
         "that fails after its first item ends with a line holding an Error), server-sent events, or one JSON array at "
         "the end (`application/json`, and any HTTP/1.0 client)");
+    // A stream that fails after its first item cannot change its 200: its last line is an Error.
+    json::object line{{"anyOf", json::array{item, ref("schemas", "Error")}}};
     ok["content"] = json::object{
-        {"application/x-ndjson", json::object{{"schema", item}}},
+        {"application/x-ndjson", json::object{{"schema", std::move(line)}}},
         {"text/event-stream", json::object{{"schema", json::object{{"type", "string"}}}}},
         {"application/json", json::object{{"schema", json::object{{"type", "array"}, {"items", item}}}}}};
   } else {
+    // Binary framing is answered to whoever asks, whatever the result holds (with no tensor, no
+    // raw data follows the JSON).
     json::object content{{"application/json", json::object{{"schema", typed(result, Side::Response)}}}};
-    if (engine::holds_tensor(result)) {
-      content["application/octet-stream"] = json::object{
-          {"schema", json::object{{"type", "string"}, {"format", "binary"}}},
-          {"x-braid-framing", "asked for with `Accept: application/octet-stream`: the JSON result "
-                              "(Inference-Header-Content-Length bytes), then the raw data its tensors refer to"}};
-    }
+    content["application/octet-stream"] = json::object{
+        {"schema", json::object{{"type", "string"}, {"format", "binary"}}},
+        {"x-braid-framing", "asked for with `Accept: application/octet-stream`: the JSON result "
+                            "(Inference-Header-Content-Length bytes), then the raw data its tensors refer to"}};
     ok["content"] = std::move(content);
   }
 

@@ -280,14 +280,14 @@ TEST_SUITE("engine") {
 
   TEST_CASE("a caller's cancellation stops the run") {
     Harness h(fake_model("slow") + R"(endpoint e(x: str) -> str { return slow.sleep(x, 60000) })");
-    engine::CallContext cancel;
+    auto cancel = std::make_shared<engine::CallContext>();  // the run owns it: it may read it after the result
     engine::RunOptions o;
-    o.cancel = &cancel;
+    o.shared_cancel = cancel;
     auto ep = h.engine->find("test", "e");
     std::promise<engine::Result<Value>> done;
     h.engine->start(*ep, {Value("x")}, o, [&](engine::Result<Value> r) { done.set_value(std::move(r)); });
     REQUIRE(h.fake->wait_for("slow", [](const auto& s) { return s.running == 1; }));
-    cancel.cancel();
+    cancel->cancel();
     CHECK(h.fake->wait_for("slow", [](const auto& s) { return s.cancelled == 1; }));
     auto fut = done.get_future();
     REQUIRE(fut.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
@@ -514,13 +514,13 @@ endpoint constant(x: str) -> float { return [1.0, 2.0][5] }
     CHECK(r.error().message == "timed out after 30ms");
     CHECK(h.fake->wait_for("m", [](const auto& s) { return s.cancelled == 1 && s.running == 0; }));
     // A request cancelled by its caller: the call sees it and the run answers Cancelled.
-    engine::CallContext cancel;
+    auto cancel = std::make_shared<engine::CallContext>();  // the run owns it: it may read it after the result
     engine::RunOptions o;
-    o.cancel = &cancel;
+    o.shared_cancel = cancel;
     auto ep = h.engine->find("test", "e");
     auto pending = h.engine->run(*ep, {Value("y")}, o);
     REQUIRE(h.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
-    cancel.cancel();
+    cancel->cancel();
     auto c = pending.get();
     REQUIRE_FALSE(c);
     CHECK(c.error().code == ErrorCode::Cancelled);

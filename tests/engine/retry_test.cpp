@@ -65,13 +65,15 @@ endpoint collected(_probe: tensor, text: str) -> list<str> {
   engine::RunOptions within_10s;
   within_10s.deadline_ns = 10'000'000'000;
 
+  // The runs own their contexts (shared_cancel): the engine may still read one after the
+  // result is out (a stream ends before its node does), past the end of this scope.
   SUBCASE("the caller cancels a stream waiting to try again") {
-    engine::CallContext cancel;
+    auto cancel = std::make_shared<engine::CallContext>();
     engine::RunOptions o;
-    o.cancel = &cancel;
+    o.shared_cancel = cancel;
     Drain d(stream_of(h.run("streamed", {Value("a b")}, o)));
     REQUIRE(h.fake->wait_for("flaky", failed_once));
-    cancel.cancel();
+    cancel->cancel();
     REQUIRE(d.wait_end());
     REQUIRE(d.error);
     // Cancelled, or the model's failure should the cancellation come before the engine saw it.
@@ -80,12 +82,12 @@ endpoint collected(_probe: tensor, text: str) -> list<str> {
     CHECK(h.fake->stats("flaky").calls == 1);  // not tried again
   }
   SUBCASE("the caller cancels a call waiting to try again") {
-    engine::CallContext cancel;
+    auto cancel = std::make_shared<engine::CallContext>();
     engine::RunOptions o;
-    o.cancel = &cancel;
+    o.shared_cancel = cancel;
     auto f = h.engine->run(*h.engine->find("test", "single"), {Value("x")}, o);
     REQUIRE(h.fake->wait_for("flaky", failed_once));
-    cancel.cancel();
+    cancel->cancel();
     REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
     auto r = f.get();
     REQUIRE_FALSE(r.ok());

@@ -15,11 +15,13 @@ namespace json = boost::json;
 const char* kGraph = R"(
 model m = torch "m.pt" {
   def f(x: tensor<f32, [?, 4]>) -> tensor<i64, [2]>
+  def bytes(x: tensor<u8, [?]>) -> int
   def any(x: tensor) -> tensor
   def words(p: str) -> stream<str>
 }
 endpoint shapes(x: tensor<f32, [?, 4]>, flag: bool = true) -> tensor<i64, [2]> { return m.f(x) }
 endpoint anyrank(x: tensor) -> tensor { return m.any(x) }
+endpoint bytes(x: tensor<u8, [?]>) -> int { return m.bytes(x) }
 endpoint records(r: {a: int, b: str?}, n: float? = none) -> {a: int, b: str?} with { timeout = 3s } { return r }
 endpoint words(prompt: str = "hi") -> stream<str> { return m.words(prompt) }
 )";
@@ -38,7 +40,7 @@ TEST_SUITE("http") {
   TEST_CASE("openapi: one POST operation per endpoint, named graph.endpoint, with its signature") {
     auto d = doc();
     CHECK(d.at("openapi") == "3.1.0");
-    for (const char* path : {"/g/shapes", "/g/anyrank", "/g/records", "/g/words"}) {
+    for (const char* path : {"/g/shapes", "/g/anyrank", "/g/bytes", "/g/records", "/g/words"}) {
       CAPTURE(path);
       CHECK(d.at("paths").as_object().contains(path));
     }
@@ -75,6 +77,12 @@ TEST_SUITE("http") {
     CHECK(out.at("items").at("type") == "integer");
     CHECK(out.at("minItems") == 2);
     CHECK(ok_content(post(d, "/g/shapes")).contains("application/octet-stream"));  // binary tensors, when asked
+    // An integer tensor's elements: what fits its dtype once truncated (255.5 does in u8, 256 not).
+    const auto& byte = request_schema(post(d, "/g/bytes")).at("properties").at("x").at("items").as_object();
+    CHECK(byte.at("exclusiveMinimum") == -1);
+    CHECK(byte.at("exclusiveMaximum") == 256);
+    // Asked for, binary framing is answered whatever the result holds.
+    CHECK(ok_content(post(d, "/g/bytes")).contains("application/octet-stream"));
     // Any rank: a component written out, not one that refers to itself.
     const auto& any = request_schema(post(d, "/g/anyrank")).at("properties").at("x").as_object();
     CHECK(any.at("allOf").at(0).at("$ref") == "#/components/schemas/TensorInput");
@@ -99,7 +107,10 @@ TEST_SUITE("http") {
   TEST_CASE("openapi: a stream result is NDJSON items, server-sent events, or one JSON array") {
     auto d = doc();
     const auto& c = ok_content(post(d, "/g/words"));
-    CHECK(c.at("application/x-ndjson").at("schema").at("type") == "string");
+    // A line is an item, or the Error that ends a stream failing after its first item.
+    const auto& line = c.at("application/x-ndjson").at("schema").at("anyOf").as_array();
+    CHECK(line.at(0).at("type") == "string");
+    CHECK(line.at(1).at("$ref") == "#/components/schemas/Error");
     CHECK(c.at("text/event-stream").at("schema").at("type") == "string");
     CHECK(c.at("application/json").at("schema").at("type") == "array");
     CHECK(c.at("application/json").at("schema").at("items").at("type") == "string");

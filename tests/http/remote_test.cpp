@@ -183,12 +183,12 @@ endpoint e(k: str) -> str { return up.wait(k) }
 }
 endpoint e(k: str) -> str { return up.wait(k) }
 )");  // no timeout anywhere: only the cancellation can end the held call in time
-    engine::CallContext cancel;
+    auto cancel = std::make_shared<engine::CallContext>();  // the run owns it: it may read it after the result
     engine::RunOptions opts;
-    opts.cancel = &cancel;
+    opts.shared_cancel = cancel;
     auto result = front.engine->run(*front.engine->find("front", "e"), {Value("never")}, opts);
     REQUIRE(up.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
-    cancel.cancel();
+    cancel->cancel();
     auto r = result.get();
     REQUIRE(!r);
     CHECK(r.error().code == ErrorCode::Cancelled);
