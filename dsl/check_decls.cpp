@@ -20,7 +20,8 @@ constexpr std::array kModelOptions = {
     OptSpec{"breaker_cooldown", OptKind::Duration, 1'000'000, 24 * kHour},
     OptSpec{"cache", OptKind::Size, 1},                   OptSpec{"cache_ttl", OptKind::Duration, 1'000'000, 30 * 24 * kHour},
 };
-constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour}};
+constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour},
+                                         OptSpec{"max_in_flight", OptKind::Int, 1, 1 << 24}};
 
 constexpr std::array<std::string_view, 2> kBackends = {"torch", "remote"};
 

@@ -403,6 +403,7 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     }
     ep.result_type = decl->result;
     ep.deadline_ns = option_int(decl->options, "timeout", 0);
+    ep.max_in_flight = static_cast<std::uint32_t>(option_int(decl->options, "max_in_flight", 0));
     ep.loc = loc(decl->name.span);
     Lowerer(prog, *plan, ep, model_ids, files).run(*decl);
     plan->endpoints.push_back(std::move(ep));

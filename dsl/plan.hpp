@@ -201,6 +201,7 @@ struct Endpoint {
   TypeRef result_type;
   RegionId body{};
   std::int64_t deadline_ns = 0;  // 0: none
+  std::uint32_t max_in_flight = 0;  // requests of this endpoint running at once; beyond, refused (0: no limit)
   std::vector<Node> nodes;
   std::vector<Value> values;
   std::vector<Region> regions;

@@ -171,6 +171,7 @@ std::string to_json(const Plan& p) {
                          {"inputs", std::move(inputs)},
                          {"result_type", ep.result_type->to_string()},
                          {"deadline_ns", ep.deadline_ns},
+                         {"max_in_flight", ep.max_in_flight},
                          {"body", index(ep.body)},
                          {"nodes", std::move(nodes)},
                          {"values", std::move(values)},

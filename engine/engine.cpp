@@ -317,7 +317,18 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
     boost::asio::post(*impl_->pool, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
     return;
   }
-  ex->metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
+  // The endpoint's own admission (`max_in_flight`): a request past it is refused at once, as the
+  // server's limit refuses one, so that a slow endpoint cannot take every request's place.
+  const std::int64_t before = ex->metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
+  if (const std::uint32_t limit = ref.endpoint->max_in_flight; limit != 0 && before >= limit) {
+    ex->metrics->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    ex->metrics->refused.fetch_add(1, std::memory_order_relaxed);
+    Error e = make_error(ErrorCode::Overloaded,
+                         fmt::format("endpoint `{}.{}` has {} requests running, its `max_in_flight`; try again shortly",
+                                     ref.plan->name, ref.endpoint->name, limit));
+    boost::asio::post(*impl_->pool, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
+    return;
+  }
   auto run = options.shared_cancel ? std::make_shared<detail::RunState>(std::move(options.shared_cancel))
                                    : std::make_shared<detail::RunState>(options.cancel);
   run->engine = impl_.get();

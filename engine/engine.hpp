@@ -73,6 +73,7 @@ struct EndpointStats {
   std::uint64_t ok_ns = 0;     // time the answered requests took, in all (a stream's: to its end)
   std::uint64_t error_ns = 0;  // time the failed ones took
   std::int64_t last_ms = 0;    // when the last one ended, in ms since the epoch (0: none yet)
+  std::uint64_t refused = 0;   // turned away by the endpoint's `max_in_flight` (never run, not in `requests`)
 };
 
 // A model's figures now: calls waiting and running, and its batches since the engine started.

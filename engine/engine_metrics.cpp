@@ -34,6 +34,11 @@ std::string Engine::metrics_text() const {
   for (const auto& ex : impl_->endpoints) {
     out += fmt::format("braid_requests_in_flight{{{}}} {}\n", ep_labels(*ex), ex->metrics->in_flight.load());
   }
+  header("braid_requests_refused_total", "counter",
+         "Requests refused because their endpoint had its `max_in_flight` running (never run; not in braid_requests_total).");
+  for (const auto& ex : impl_->endpoints) {
+    out += fmt::format("braid_requests_refused_total{{{}}} {}\n", ep_labels(*ex), ex->metrics->refused.load());
+  }
   header("braid_request_duration_seconds", "histogram", "Request latency inside the engine, per endpoint.");
   for (const auto& ex : impl_->endpoints) ex->metrics->latency.render(out, "braid_request_duration_seconds", ep_labels(*ex));
   header("braid_request_first_item_seconds", "histogram",
@@ -263,7 +268,7 @@ EndpointStats Engine::endpoint_stats(const EndpointRef& ep) const {
   // than requests (a request ending meanwhile).
   const std::uint64_t errors = m.errors.load();
   const std::uint64_t requests = std::max(errors, m.requests.load());
-  return {requests, errors, m.ok_ns.load(), m.error_ns.load(), m.last_ms.load()};
+  return {requests, errors, m.ok_ns.load(), m.error_ns.load(), m.last_ms.load(), m.refused.load()};
 }
 
 std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {

@@ -295,6 +295,42 @@ TEST_SUITE("engine") {
     CHECK(settled(running)->as_str() == "a");
     CHECK(settled(waiting)->as_str() == "b");
   }
+
+  TEST_CASE("an endpoint's max_in_flight: past it, a request is refused at once; other endpoints carry on") {
+    DeviceHarness h(R"(
+model busy = torch "busy.pt" on cpu {
+  threads = 4
+  def hold(x: str, key: str) -> str
+  def upper(x: str) -> str
+}
+endpoint limited(x: str, key: str) -> str with { max_in_flight = 2 } { return busy.hold(x, key) }
+endpoint free(x: str) -> str { return busy.upper(x) }
+)");
+    const auto limited = *h.engine->find("test", "limited");
+    auto a = h.start("limited", {Value("a"), Value("k")});
+    auto b = h.start("limited", {Value("b"), Value("k")});
+    REQUIRE(wait_model(*h.engine, "busy", [](const engine::ModelStats& m) { return m.running == 2; }));
+
+    auto refused = settled(h.start("limited", {Value("c"), Value("k")}));  // at once: nothing opens `k` yet
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::Overloaded);
+    CHECK(refused.error().message == "endpoint `test.limited` has 2 requests running, its `max_in_flight`; try again shortly");
+    CHECK(engine::is_refusal(refused.error().code));  // HTTP: 429 with Retry-After
+    // The model has room: another endpoint's requests are not held back by this one's limit.
+    CHECK(settled(h.start("free", {Value("x")}))->as_str() == "X");
+    CHECK(h.fake->stats("busy").calls == 3);  // the refused request called nothing
+    CHECK(h.engine->endpoint_stats(limited).refused == 1);
+    CHECK(h.engine->endpoint_stats(limited).requests == 0);  // a refusal is not a request run
+    CHECK(h.engine->metrics_text().find("braid_requests_refused_total{graph=\"test\",endpoint=\"limited\"} 1") !=
+          std::string::npos);
+
+    h.fake->open("k");
+    CHECK(settled(a)->as_str() == "a");
+    CHECK(settled(b)->as_str() == "b");
+    // Their places are free again.
+    CHECK(settled(h.start("limited", {Value("d"), Value("k")}))->as_str() == "d");
+    CHECK(h.engine->endpoint_stats(limited).refused == 1);
+  }
 }
 
 }  // namespace braid::test
