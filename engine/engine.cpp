@@ -308,6 +308,24 @@ Result<std::vector<Value>> Engine::decode_inputs(const EndpointRef& ref, const b
   return out;
 }
 
+namespace {
+
+Error endpoint_full(const EndpointRef& ref) {
+  return make_error(ErrorCode::Overloaded, fmt::format("endpoint `{}.{}` has {} requests running, its `max_in_flight`; try again shortly",
+                                                       ref.plan->name, ref.endpoint->name, ref.endpoint->max_in_flight));
+}
+
+}  // namespace
+
+std::optional<Error> Engine::refuse_if_full(const EndpointRef& ref) const {
+  const std::uint32_t limit = ref.endpoint->max_in_flight;
+  if (limit == 0) return std::nullopt;
+  EndpointMetrics& m = *impl_->endpoints[ref.id]->metrics;
+  if (m.in_flight.load(std::memory_order_relaxed) < limit) return std::nullopt;
+  m.refused.fetch_add(1, std::memory_order_relaxed);
+  return endpoint_full(ref);
+}
+
 void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions options,
                    std::function<void(Result<Value>)> done) {
   const detail::ExecEndpoint* ex = impl_->endpoints[ref.id].get();
@@ -323,9 +341,7 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
   if (const std::uint32_t limit = ref.endpoint->max_in_flight; limit != 0 && before >= limit) {
     ex->metrics->in_flight.fetch_sub(1, std::memory_order_relaxed);
     ex->metrics->refused.fetch_add(1, std::memory_order_relaxed);
-    Error e = make_error(ErrorCode::Overloaded,
-                         fmt::format("endpoint `{}.{}` has {} requests running, its `max_in_flight`; try again shortly",
-                                     ref.plan->name, ref.endpoint->name, limit));
+    Error e = endpoint_full(ref);
     boost::asio::post(*impl_->pool, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
     return;
   }

@@ -150,6 +150,12 @@ class Engine {
                                            const std::vector<std::pair<std::string, Value>>& given,
                                            BinaryData* binary = nullptr) const;
 
+  // The refusal a request of `ep` would get now from the endpoint's `max_in_flight` (counted as
+  // one), or nullopt when it has room. A caller with admission of its own (the HTTP server's
+  // `max_in_flight`) asks first, so that a request the endpoint turns away takes no place of
+  // its. start() decides in the end: a request let through here may still be refused there.
+  std::optional<Error> refuse_if_full(const EndpointRef& ep) const;
+
   // Starts a run; `done` is called exactly once, on an engine thread. An endpoint whose result
   // is a stream gets it (a Value of kind Stream, stream.hpp) as soon as the stream exists, while
   // the run goes on; a run that fails after that ends the stream with its error.

@@ -313,6 +313,8 @@ boost::asio::awaitable<Answer> Handler::run_endpoint(const Request& req, std::sh
   engine::Engine& engine = *engine_ref;
   auto inputs = engine.decode_inputs(ep, named.json, named.values, named.binary ? &*named.binary : nullptr);
   if (!inputs) co_return engine_error(req, inputs.error());
+  // The endpoint's own limit first: a request it turns away takes none of the server's places.
+  if (auto full = engine.refuse_if_full(ep)) co_return engine_error(req, *full);
   // Admission: beyond the limit, refuse at once (429) instead of queueing without bound.
   if (in_flight_.fetch_add(1) >= static_cast<std::int64_t>(options_.max_in_flight)) {
     in_flight_.fetch_sub(1);

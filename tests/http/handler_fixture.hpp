@@ -47,6 +47,7 @@ model cb = torch "cb.pt" {
   def fail(x: str) -> str
 }
 endpoint queued(key: str) -> str { return q.hold(key, key) }
+endpoint single(key: str) -> str with { max_in_flight = 1 } { return m.hold(key, key) }
 endpoint tripped(x: str) -> str { return cb.fail(x) }
 endpoint busy(ms: int) -> str { return m.busy_for("x", ms) }
 )";

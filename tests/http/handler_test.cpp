@@ -234,6 +234,38 @@ TEST_SUITE("http") {
     for (const auto& h : held) CHECK(h.result_int() == 200);
   }
 
+  TEST_CASE("an endpoint's max_in_flight: 429 naming the endpoint, asked before the server's own limit") {
+    Fixture f(1);  // the server's limit is one request too: the held one takes it
+    boost::asio::io_context ioc;
+    std::vector<http::Response> held;
+    http::Request req{bhttp::verb::post, "/g/single", 11};
+    req.body() = R"({"key": "gate"})";
+    req.prepare_payload();
+    boost::asio::co_spawn(
+        ioc, [&f, &held, &req]() -> boost::asio::awaitable<void> { held.push_back(co_await f.handler->handle(std::move(req))); },
+        boost::asio::detached);
+    auto work = boost::asio::make_work_guard(ioc);
+    std::thread t([&] { ioc.run(); });
+    REQUIRE(f.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
+    // Both limits are reached; the endpoint's answers, so the refusal says which limit it is.
+    auto r = f.call(bhttp::verb::post, "/g/single", R"({"key": "other"})");
+    CHECK(r.result_int() == 429);
+    CHECK(r[bhttp::field::retry_after] == "1");
+    auto body = f.body_of(r);
+    CHECK(body.at("code") == "overloaded");
+    CHECK(body.at("error") == "endpoint `g.single` has 1 requests running, its `max_in_flight`; try again shortly");
+    CHECK(f.engine->endpoint_stats(*f.engine->find("g", "single")).refused == 1);
+    // Another endpoint meets the server's limit.
+    auto other = f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})");
+    CHECK(other.result_int() == 429);
+    CHECK(std::string_view(f.body_of(other).at("error").as_string()).starts_with("too many requests in flight"));
+    f.fake->open("gate");
+    work.reset();
+    t.join();
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].result_int() == 200);
+  }
+
   TEST_CASE("a refusal that asked for a longer quiet (a remote server's Retry-After) passes it on, in whole seconds") {
     Fixture f;
     for (auto [ms, header] : {std::pair{1500, "2"}, {30'000, "30"}, {200, "1"}}) {
@@ -310,7 +342,7 @@ TEST_SUITE("http") {
     CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("name") == "braid");
     auto g = f.body_of(f.call(bhttp::verb::get, "/graphs"));
     const auto& eps = g.at("graphs").as_array()[0].at("endpoints").as_array();
-    CHECK(eps.size() == 9);
+    CHECK(eps.size() == 10);
     CHECK(eps[0].at("route") == "/g/shout");
     CHECK(eps[0].at("inputs").as_array()[1] == json::parse(R"({"name": "times", "type": "int", "default": 1})"));
   }

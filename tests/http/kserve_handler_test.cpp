@@ -96,7 +96,7 @@ TEST_SUITE("http") {
     CHECK(st.at("cache_hit").at("count") == 0);
 
     auto all = f.body_of(f.call(bhttp::verb::get, "/v2/models/stats")).at("model_stats").as_array();
-    CHECK(all.size() == 9);  // every endpoint
+    CHECK(all.size() == 10);  // every endpoint
     bool broken = false;
     for (const auto& m : all) {
       if (m.at("name") != "g.broken") continue;
