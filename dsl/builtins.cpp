@@ -5,8 +5,8 @@
 namespace braid::dsl {
 namespace {
 
-const std::array<OpInfo, 22>& table() {
-  static const std::array<OpInfo, 22> t = {{
+const std::array<OpInfo, 25>& table() {
+  static const std::array<OpInfo, 25> t = {{
       {BuiltinOp::Zip, "zip", {}, false, true, 1, "zip(name: list<A>, ...) -> list<{name: A, ...}>"},
       {BuiltinOp::Len, "len", {"xs"}, false, false, 1, "len(xs: list<T>) -> int"},
       {BuiltinOp::Concat, "concat", {}, true, false, 2, "concat(a: list<T>, b: list<T>, ...) -> list<T>"},
@@ -31,6 +31,9 @@ const std::array<OpInfo, 22>& table() {
       {BuiltinOp::GreaterEqual, ">=", {"a", "b"}, false, false, 2, "a >= b -> bool (numbers, or strs)"},
       {BuiltinOp::Equal, "==", {"a", "b"}, false, false, 2, "a == b -> bool (one common type, no tensor)"},
       {BuiltinOp::NotEqual, "!=", {"a", "b"}, false, false, 2, "a != b -> bool (one common type, no tensor)"},
+      {BuiltinOp::And, "and", {"a", "b"}, false, false, 2, "a and b -> bool (bools)"},
+      {BuiltinOp::Or, "or", {"a", "b"}, false, false, 2, "a or b -> bool (bools)"},
+      {BuiltinOp::Not, "not", {"a"}, false, false, 1, "not a -> bool (a bool)"},
   }};
   return t;
 }
@@ -72,7 +75,7 @@ const OpInfo* find_op(std::string_view name) {
 
 const OpInfo& op_info(BuiltinOp op) { return table()[static_cast<std::size_t>(op)]; }
 
-bool is_operator(BuiltinOp op) { return op >= BuiltinOp::Less && op <= BuiltinOp::NotEqual; }
+bool is_operator(BuiltinOp op) { return op >= BuiltinOp::Less && op <= BuiltinOp::Not; }
 
 std::string_view op_node_name(BuiltinOp op) {
   switch (op) {
@@ -82,6 +85,9 @@ std::string_view op_node_name(BuiltinOp op) {
     case BuiltinOp::GreaterEqual: return "greater_equal";
     case BuiltinOp::Equal: return "equal";
     case BuiltinOp::NotEqual: return "not_equal";
+    case BuiltinOp::And: return "and";
+    case BuiltinOp::Or: return "or";
+    case BuiltinOp::Not: return "not";
     default: return op_info(op).name;
   }
 }
@@ -183,6 +189,13 @@ TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<co
       if (!unify(args[0], args[1])) return fail(1, "of one common type, as the left is `" + args[0]->to_string() + "`");
       return Type::boolean();
     }
+    case BuiltinOp::And:
+    case BuiltinOp::Or:
+    case BuiltinOp::Not:
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i]->kind != TypeKind::Bool) return fail(i, "`bool`");
+      }
+      return Type::boolean();
   }
   return Type::error();
 }

@@ -41,6 +41,9 @@ enum class BuiltinOp : std::uint16_t {
   GreaterEqual,  // a >= b
   Equal,         // a == b: values of one common type, no tensor or stream in it -> bool
   NotEqual,      // a != b
+  And,           // a and b: bools -> bool (both sides are computed, as every node of a region is)
+  Or,            // a or b
+  Not,           // not a
 };
 
 // Whether `op` is a comparison operator (named by its symbol, not callable by name).

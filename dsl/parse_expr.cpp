@@ -106,7 +106,7 @@ TypeRef Parser::parse_type_inner() {
 ExprPtr Parser::parse_expr() {
   DepthGuard guard(*this);
   if (!guard.ok) return nullptr;
-  ExprPtr e = parse_compare();
+  ExprPtr e = parse_or();
   if (!e) return nullptr;
   if (at(Tok::kw_with)) {
     // After `a >= b`, options would fall on the comparison, which cannot time out or fail: the
@@ -144,8 +144,70 @@ std::optional<std::pair<std::string_view, int>> Parser::compare_op() const {
 bool Parser::is_comparison(const CallExpr& c) {
   const auto* n = std::get_if<NameExpr>(&c.callee->node);
   if (!n || n->name.name.empty()) return false;
-  const char first = n->name.name[0];
-  return first == '<' || first == '>' || first == '=' || first == '!';  // no identifier starts so
+  const std::string& name = n->name.name;
+  const char first = name[0];
+  // No identifier starts so, and `and`, `or`, `not` are keywords: only an operator names these.
+  return first == '<' || first == '>' || first == '=' || first == '!' || name == "and" || name == "or" || name == "not";
+}
+
+ExprPtr Parser::operator_call(std::string_view op, Span op_span, Span span, std::vector<ExprPtr> args) {
+  CallExpr call;
+  call.callee = make(op_span, NameExpr{Ident{std::string(op), op_span}});
+  for (auto& a : args) call.args.push_back(Arg{std::nullopt, std::move(a)});
+  return make(span, std::move(call));
+}
+
+// `a or b or c`: left to right, `or` looser than `and`, `and` looser than `not`, `not` looser
+// than a comparison. A chain is bounded as a postfix chain is: it nests as deeply.
+ExprPtr Parser::parse_or() {
+  ExprPtr lhs = parse_and();
+  for (int chain = 0; lhs && at(Tok::kw_or);) {
+    if (++chain > kMaxDepth) {
+      report_too_deep();
+      return nullptr;
+    }
+    Span op_span = advance().span;
+    ExprPtr rhs = parse_and();
+    if (!rhs) return nullptr;
+    Span span = Span::cover(lhs->span, rhs->span);
+    std::vector<ExprPtr> args;
+    args.push_back(std::move(lhs));
+    args.push_back(std::move(rhs));
+    lhs = operator_call("or", op_span, span, std::move(args));
+  }
+  return lhs;
+}
+
+ExprPtr Parser::parse_and() {
+  ExprPtr lhs = parse_not();
+  for (int chain = 0; lhs && at(Tok::kw_and);) {
+    if (++chain > kMaxDepth) {
+      report_too_deep();
+      return nullptr;
+    }
+    Span op_span = advance().span;
+    ExprPtr rhs = parse_not();
+    if (!rhs) return nullptr;
+    Span span = Span::cover(lhs->span, rhs->span);
+    std::vector<ExprPtr> args;
+    args.push_back(std::move(lhs));
+    args.push_back(std::move(rhs));
+    lhs = operator_call("and", op_span, span, std::move(args));
+  }
+  return lhs;
+}
+
+ExprPtr Parser::parse_not() {
+  if (!at(Tok::kw_not)) return parse_compare();
+  DepthGuard guard(*this);  // `not not not ...` nests
+  if (!guard.ok) return nullptr;
+  Span op_span = advance().span;
+  ExprPtr operand = parse_not();
+  if (!operand) return nullptr;
+  Span span = Span::cover(op_span, operand->span);
+  std::vector<ExprPtr> args;
+  args.push_back(std::move(operand));
+  return operator_call("not", op_span, span, std::move(args));
 }
 
 // `a < b` and the other comparisons: a call of the op named by the operator (builtins.hpp), so
@@ -165,11 +227,10 @@ ExprPtr Parser::parse_compare() {
     return nullptr;
   }
   Span span = Span::cover(lhs->span, rhs->span);
-  CallExpr call;
-  call.callee = make(op_span, NameExpr{Ident{std::string(op->first), op_span}});
-  call.args.push_back(Arg{std::nullopt, std::move(lhs)});
-  call.args.push_back(Arg{std::nullopt, std::move(rhs)});
-  return make(span, std::move(call));
+  std::vector<ExprPtr> args;
+  args.push_back(std::move(lhs));
+  args.push_back(std::move(rhs));
+  return operator_call(op->first, op_span, span, std::move(args));
 }
 
 ExprPtr Parser::parse_postfix() {
@@ -371,7 +432,7 @@ ExprPtr Parser::parse_each() {
 ExprPtr Parser::parse_switch() {
   Span start = advance().span;
   SwitchExpr s;
-  s.subject = parse_compare();  // `switch score >= 0.8 { ... }`
+  s.subject = parse_or();  // `switch score >= 0.8 or retried { ... }`
   if (!s.subject) return nullptr;
   if (!expect(Tok::l_brace, "`{` and the arms of the switch")) return nullptr;
   while (!at(Tok::r_brace) && !at(Tok::eof)) {

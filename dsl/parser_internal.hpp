@@ -108,10 +108,15 @@ class Parser {
   TypeRef parse_type();
   TypeRef parse_type_inner();
   ExprPtr parse_expr();
+  ExprPtr parse_or();
+  ExprPtr parse_and();
+  ExprPtr parse_not();
   ExprPtr parse_compare();
+  // A call of the op named `op` on `args`, as the operators make (parse_compare, parse_or...).
+  ExprPtr operator_call(std::string_view op, Span op_span, Span span, std::vector<ExprPtr> args);
   // The comparison operator at the cursor, if any: its name and how many tokens spell it.
   std::optional<std::pair<std::string_view, int>> compare_op() const;
-  // Whether a call is one parse_compare made (its callee an operator's symbol).
+  // Whether a call is one an operator made (its callee an operator's symbol or word).
   static bool is_comparison(const CallExpr& c);
   ExprPtr parse_postfix();
   ExprPtr parse_primary();

@@ -82,8 +82,11 @@ class TextDumper {
             const Model& m = p_.model(k.model);
             return fmt::format("call {}.{}({})", m.name, m.methods[k.method].name, values_text(k.args));
           } else if constexpr (std::is_same_v<T, OpNode>) {
-            if (dsl::is_operator(k.op)) {
+            if (dsl::is_operator(k.op) && k.args.size() == 2) {
               return fmt::format("op %{} {} %{}", index(k.args[0]), dsl::op_info(k.op).name, index(k.args[1]));
+            }
+            if (dsl::is_operator(k.op) && k.args.size() == 1) {
+              return fmt::format("op {} %{}", dsl::op_info(k.op).name, index(k.args[0]));
             }
             std::string args;
             for (std::size_t i = 0; i < k.args.size(); ++i) {

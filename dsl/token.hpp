@@ -29,6 +29,9 @@ namespace braid::dsl {
   X(kw_else, "else")           \
   X(kw_true, "true")           \
   X(kw_false, "false")         \
+  X(kw_and, "and")             \
+  X(kw_or, "or")               \
+  X(kw_not, "not")             \
   X(kw_none, "none")
 
 enum class Tok : std::uint8_t {

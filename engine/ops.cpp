@@ -303,6 +303,9 @@ Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const 
     case BuiltinOp::Greater:
     case BuiltinOp::GreaterEqual: return compare(op, name, args[0], args[1]);
     case BuiltinOp::Equal: return Value(values_equal(args[0], args[1]));
+    case BuiltinOp::And: return Value(args[0].as_bool() && args[1].as_bool());
+    case BuiltinOp::Or: return Value(args[0].as_bool() || args[1].as_bool());
+    case BuiltinOp::Not: return Value(!args[0].as_bool());
     case BuiltinOp::NotEqual: return Value(!values_equal(args[0], args[1]));
   }
   return op_error(name, "not implemented");

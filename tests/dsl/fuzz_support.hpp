@@ -292,7 +292,7 @@ const std::vector<std::string>& fragments() {
       "model", "endpoint", "import", "on", "def", "return", "with", "all", "first", "quorum", "each", "in",
       "sequential", "concurrent", "switch", "else", "true", "false", "none", "->", "=>", "=", ":", ",", ";", ".",
       "?", "-", "{", "}", "(", ")", "[", "]", "<", ">", "==", "!=", "<=", ">=", "!", " < 1 < ", "x >= 0.5",
-      "\"a\" == none", "switch x > 1 {", "str", "int", "float", "bool", "list<", "tensor",
+      "\"a\" == none", "switch x > 1 {", "and", "or", "not", "not not x", "a or b and not c", "str", "int", "float", "bool", "list<", "tensor",
       "tensor<f32, [?]>", "tensor<f99, [?, 3]>", "list<str>?", "{a: str, a: int}", "\"\"", "\"\\q\"",
       "\"unterminated", "\"\\", "\"a\\\"b\"", "\"\\0\"", "1e999", "1e-999", "99999999999999999999",
       "9223372036854775807", "-9223372036854775808", "9223372036854775808", "1_", "1__0", "_1", "0.", "1.5e",

@@ -96,6 +96,17 @@ TEST_SUITE("parser") {
     CHECK(std::get<dsl::NameExpr>(lt.callee->node).name.name == "<");
     CHECK(std::get<dsl::Literal>(lt.args[1].value->node).f == -1);
 
+    // `or` looser than `and`, `and` looser than `not`, `not` looser than a comparison.
+    auto logic = parse("endpoint e(a: bool, b: bool, x: int) -> bool { return not a and x > 1 or b }");
+    REQUIRE(logic->diags.all().empty());
+    const auto& top = std::get<dsl::CallExpr>(logic->module.endpoints[0]->body.result->node);
+    CHECK(std::get<dsl::NameExpr>(top.callee->node).name.name == "or");
+    const auto& conj = std::get<dsl::CallExpr>(top.args[0].value->node);
+    CHECK(std::get<dsl::NameExpr>(conj.callee->node).name.name == "and");
+    const auto& neg = std::get<dsl::CallExpr>(conj.args[0].value->node);
+    CHECK(std::get<dsl::NameExpr>(neg.callee->node).name.name == "not");
+    CHECK(std::get<dsl::NameExpr>(std::get<dsl::CallExpr>(conj.args[1].value->node).callee->node).name.name == ">");
+
     CHECK(first_message(*parse("endpoint e(x: int) -> bool { return x < 1 < 2 }")) ==
           "comparisons do not chain; put one of them in parentheses");
     CHECK(first_message(*parse("endpoint e(x: int) -> bool { return x > = 1 }")) == "expected an expression, found `=`");

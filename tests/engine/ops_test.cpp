@@ -58,6 +58,16 @@ TEST_SUITE("ops") {
     CHECK(*op(BuiltinOp::NotEqual, {Value(nan), Value(nan)}) == Value(true));
   }
 
+  TEST_CASE("and, or, not") {
+    for (bool a : {false, true}) {
+      for (bool b : {false, true}) {
+        CHECK(*op(BuiltinOp::And, {Value(a), Value(b)}) == Value(a && b));
+        CHECK(*op(BuiltinOp::Or, {Value(a), Value(b)}) == Value(a || b));
+      }
+      CHECK(*op(BuiltinOp::Not, {Value(a)}) == Value(!a));
+    }
+  }
+
   TEST_CASE("==: one meaning through lists, records (fields in any order) and none") {
     CHECK(*op(BuiltinOp::Equal, {Value(1), Value(1.0)}) == Value(true));
     CHECK(*op(BuiltinOp::Equal, {floats({1, 2}), Value::list({Value(1), Value(2)})}) == Value(true));
