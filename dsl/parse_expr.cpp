@@ -159,40 +159,22 @@ ExprPtr Parser::operator_call(std::string_view op, Span op_span, Span span, std:
 
 // `a or b or c`: left to right, `or` looser than `and`, `and` looser than `not`, `not` looser
 // than a comparison. A chain is bounded as a postfix chain is: it nests as deeply.
-ExprPtr Parser::parse_or() {
-  ExprPtr lhs = parse_and();
-  for (int chain = 0; lhs && at(Tok::kw_or);) {
-    if (++chain > kMaxDepth) {
-      report_too_deep();
-      return nullptr;
-    }
-    Span op_span = advance().span;
-    ExprPtr rhs = parse_and();
-    if (!rhs) return nullptr;
-    Span span = Span::cover(lhs->span, rhs->span);
-    std::vector<ExprPtr> args;
-    args.push_back(std::move(lhs));
-    args.push_back(std::move(rhs));
-    lhs = operator_call("or", op_span, span, std::move(args));
-  }
-  return lhs;
-}
+ExprPtr Parser::parse_or() { return parse_chain(Tok::kw_or, "or", &Parser::parse_and); }
+ExprPtr Parser::parse_and() { return parse_chain(Tok::kw_and, "and", &Parser::parse_not); }
 
-ExprPtr Parser::parse_and() {
-  ExprPtr lhs = parse_not();
-  for (int chain = 0; lhs && at(Tok::kw_and);) {
-    if (++chain > kMaxDepth) {
-      report_too_deep();
-      return nullptr;
-    }
+ExprPtr Parser::parse_chain(Tok keyword, std::string_view op, ExprPtr (Parser::*operand)()) {
+  ExprPtr lhs = (this->*operand)();
+  ChainDepth depth(*this);
+  while (lhs && at(keyword)) {
+    if (!depth.add()) return nullptr;
     Span op_span = advance().span;
-    ExprPtr rhs = parse_not();
+    ExprPtr rhs = (this->*operand)();
     if (!rhs) return nullptr;
     Span span = Span::cover(lhs->span, rhs->span);
     std::vector<ExprPtr> args;
     args.push_back(std::move(lhs));
     args.push_back(std::move(rhs));
-    lhs = operator_call("and", op_span, span, std::move(args));
+    lhs = operator_call(op, op_span, span, std::move(args));
   }
   return lhs;
 }
@@ -235,13 +217,9 @@ ExprPtr Parser::parse_compare() {
 
 ExprPtr Parser::parse_postfix() {
   ExprPtr e = parse_primary();
-  int chain = 0;
-  while (e) {
-    // A long chain of `.f`, `(...)` or `[i]` nests as deeply as parentheses do.
-    if (++chain > kMaxDepth) {
-      report_too_deep();
-      return nullptr;
-    }
+  ChainDepth depth(*this);  // a chain of `.f`, `(...)` or `[i]` nests as deeply as parentheses do
+  while (e && (at(Tok::dot) || at(Tok::l_paren) || at(Tok::l_bracket))) {
+    if (!depth.add()) return nullptr;
     if (accept(Tok::dot)) {
       auto f = ident("a field or method name after `.`");
       if (!f) return nullptr;

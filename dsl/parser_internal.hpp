@@ -111,6 +111,8 @@ class Parser {
   ExprPtr parse_or();
   ExprPtr parse_and();
   ExprPtr parse_not();
+  // `operand { keyword operand }`, left to right: the calls of `op` it makes.
+  ExprPtr parse_chain(Tok keyword, std::string_view op, ExprPtr (Parser::*operand)());
   ExprPtr parse_compare();
   // A call of the op named `op` on `args`, as the operators make (parse_compare, parse_or...).
   ExprPtr operator_call(std::string_view op, Span op_span, Span span, std::vector<ExprPtr> args);
@@ -139,6 +141,24 @@ class Parser {
       if (!ok) p.report_too_deep();
     }
     ~DepthGuard() { --p.depth_; }
+  };
+
+  // The links of a chain (`x.a.b`, `a or b or c`) nest the tree as deeply as parentheses do, and
+  // count in the same depth: a chain inside parentheses inside a chain adds up. (Counted apart,
+  // 190 parentheses each around a chain of 190 made a tree 36,000 levels deep, and the checker's
+  // recursion overflowed the stack.)
+  struct ChainDepth {
+    Parser& p;
+    int links = 0;
+    explicit ChainDepth(Parser& parser) : p(parser) {}
+    // One more link; false (reported) past the limit.
+    bool add() {
+      ++links;
+      if (++p.depth_ <= kMaxDepth) return true;
+      p.report_too_deep();
+      return false;
+    }
+    ~ChainDepth() { p.depth_ -= links; }
   };
 
   ExprPtr make(Span span, auto node) {

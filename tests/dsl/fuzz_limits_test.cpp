@@ -56,6 +56,17 @@ TEST_SUITE("fuzz") {
     run("100k dots", in_body("x" + repeat(".", 100000)));
     run("199-deep field chain", in_body("x" + repeat(".b", 199)));
     run("100k-deep chain at top level", "a" + repeat(".b", 100000));
+    // Chains inside parentheses inside chains: the depths add up (190 x 190 overflowed the
+    // checker's stack when each chain counted alone).
+    std::string fields = "x", ors = "a";
+    for (int level = 0; level < 190; ++level) {
+      fields = "(" + fields + repeat(".b", 190) + ")";
+      ors = "(" + ors + repeat(" or a", 190) + ")";
+    }
+    run("190 parentheses around 190-long field chains", in_body(fields));
+    run("190 parentheses around 190-long `or` chains", in_body(ors));
+    run("150-long `and` chain (under the limit)", in_body("a" + repeat(" and a", 150)));
+    run("10k `not`", in_body(repeat("not ", 10000) + "a"));
 
     // Very long names and strings.
     const std::string ident(1 << 20, 'a');
