@@ -1,4 +1,5 @@
 // Expressions and types of the .graph grammar (docs/dsl.md has the EBNF).
+#include "dsl/builtins.hpp"
 #include "dsl/parser_internal.hpp"
 
 namespace braid::dsl::detail {
@@ -142,12 +143,10 @@ std::optional<std::pair<std::string_view, int>> Parser::compare_op() const {
 }
 
 bool Parser::is_comparison(const CallExpr& c) {
+  // An operator's op is named by its symbol or keyword, which no call written as one can name.
   const auto* n = std::get_if<NameExpr>(&c.callee->node);
-  if (!n || n->name.name.empty()) return false;
-  const std::string& name = n->name.name;
-  const char first = name[0];
-  // No identifier starts so, and `and`, `or`, `not` are keywords: only an operator names these.
-  return first == '<' || first == '>' || first == '=' || first == '!' || name == "and" || name == "or" || name == "not";
+  const OpInfo* op = n ? find_op(n->name.name) : nullptr;
+  return op && is_operator(op->op);
 }
 
 ExprPtr Parser::operator_call(std::string_view op, Span op_span, Span span, std::vector<ExprPtr> args) {

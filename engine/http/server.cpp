@@ -222,7 +222,7 @@ asio::awaitable<boost::system::error_code> Server::write_response(Session& s, Re
     auto [ec, n] = co_await bhttp::async_write(s.stream, res, tuple_awaitable);
     co_return ec;
   }
-  res.prepare_payload();  // Content-Length: the body's, which is not sent
+  // Every answer comes prepared (its Content-Length that of the body, which is not sent).
   bhttp::response_serializer<bhttp::string_body> sr{res};
   auto [ec, n] = co_await bhttp::async_write_header(s.stream, sr, tuple_awaitable);
   co_return ec;

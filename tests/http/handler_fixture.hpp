@@ -5,9 +5,16 @@
 
 #include <doctest/doctest.h>
 
+#include <list>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
@@ -77,6 +84,35 @@ struct Fixture {
   }
 
   json::value body_of(const http::Response& r) { return json::parse(r.body()); }
+};
+
+// Requests handled on a thread of their own while the test makes others (one held in a model,
+// to fill a limit): their answers, in the order they ended, once finish() has joined it.
+struct Background {
+  Fixture& f;
+  boost::asio::io_context ioc;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work = boost::asio::make_work_guard(ioc);
+  std::list<http::Request> requests;  // outlive the coroutines, which refer to them
+  std::vector<http::Response> answers;
+  std::thread thread;
+
+  explicit Background(Fixture& fixture) : f(fixture) { thread = std::thread([this] { ioc.run(); }); }
+  ~Background() { finish(); }
+
+  void post(const std::string& target, const std::string& body) {
+    http::Request& req = requests.emplace_back(bhttp::verb::post, target, 11);
+    req.body() = body;
+    req.prepare_payload();
+    boost::asio::co_spawn(
+        ioc, [this, &req]() -> boost::asio::awaitable<void> { answers.push_back(co_await f.handler->handle(std::move(req))); },
+        boost::asio::detached);
+  }
+  // Waits for every request posted to end.
+  const std::vector<http::Response>& finish() {
+    work.reset();
+    if (thread.joinable()) thread.join();
+    return answers;
+  }
 };
 
 }  // namespace braid::test::handler_fixture

@@ -159,24 +159,16 @@ TEST_SUITE("http") {
   TEST_CASE("beyond max_in_flight: 429 with Retry-After, and service resumes") {
     Fixture f(1);
     // One request held inside the model occupies the only slot.
-    boost::asio::io_context ioc;
-    std::optional<http::Response> held;
-    http::Request hreq{bhttp::verb::post, "/g/wait", 11};
-    hreq.body() = R"({"key": "gate"})";
-    hreq.prepare_payload();
-    boost::asio::co_spawn(
-        ioc, [&]() -> boost::asio::awaitable<void> { held = co_await f.handler->handle(std::move(hreq)); },
-        boost::asio::detached);
-    std::thread t([&] { ioc.run(); });
+    Background held(f);
+    held.post("/g/wait", R"({"key": "gate"})");
     REQUIRE(f.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
     auto r = f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})");
     CHECK(r.result_int() == 429);
     CHECK(r[bhttp::field::retry_after] == "1");
     CHECK(f.body_of(r).at("code") == "overloaded");
     f.fake->open("gate");
-    t.join();
-    REQUIRE(held);
-    CHECK(held->result_int() == 200);
+    REQUIRE(held.finish().size() == 1);
+    CHECK(held.answers[0].result_int() == 200);
     CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
   }
 
@@ -199,23 +191,10 @@ TEST_SUITE("http") {
   TEST_CASE("a model's queue full (max_queue): 429 with Retry-After, naming the node and model") {
     Fixture f;
     // One call of `q` runs (its one thread), one waits: its queue of one is full.
-    boost::asio::io_context ioc;
-    std::vector<http::Response> held;
-    // The requests outlive the coroutines, which refer to them (a lambda coroutine's captures
-    // go with the lambda, which co_spawn does not keep).
-    std::vector<http::Request> reqs(2, http::Request{bhttp::verb::post, "/g/queued", 11});
-    auto send = [&](http::Request& req) {
-      req.body() = R"({"key": "gate"})";
-      req.prepare_payload();
-      boost::asio::co_spawn(
-          ioc, [&f, &held, &req]() -> boost::asio::awaitable<void> { held.push_back(co_await f.handler->handle(std::move(req))); },
-          boost::asio::detached);
-    };
-    auto work = boost::asio::make_work_guard(ioc);
-    std::thread t([&] { ioc.run(); });
-    send(reqs[0]);
+    Background held(f);
+    held.post("/g/queued", R"({"key": "gate"})");
     REQUIRE(wait_model(*f.engine, "q", [](const engine::ModelStats& m) { return m.running == 1 && m.queued == 0; }));
-    send(reqs[1]);
+    held.post("/g/queued", R"({"key": "gate"})");
     REQUIRE(wait_model(*f.engine, "q", [](const engine::ModelStats& m) { return m.queued == 1; }));
     auto r = f.call(bhttp::verb::post, "/g/queued", R"({"key": "other"})");
     CHECK(r.result_int() == 429);
@@ -228,24 +207,14 @@ TEST_SUITE("http") {
     // The other endpoints are served meanwhile.
     CHECK(f.call(bhttp::verb::post, "/g/shout", R"({"text": "x"})").result_int() == 200);
     f.fake->open("gate");
-    work.reset();
-    t.join();
-    REQUIRE(held.size() == 2);
-    for (const auto& h : held) CHECK(h.result_int() == 200);
+    REQUIRE(held.finish().size() == 2);
+    for (const auto& h : held.answers) CHECK(h.result_int() == 200);
   }
 
   TEST_CASE("an endpoint's max_in_flight: 429 naming the endpoint, asked before the server's own limit") {
     Fixture f(1);  // the server's limit is one request too: the held one takes it
-    boost::asio::io_context ioc;
-    std::vector<http::Response> held;
-    http::Request req{bhttp::verb::post, "/g/single", 11};
-    req.body() = R"({"key": "gate"})";
-    req.prepare_payload();
-    boost::asio::co_spawn(
-        ioc, [&f, &held, &req]() -> boost::asio::awaitable<void> { held.push_back(co_await f.handler->handle(std::move(req))); },
-        boost::asio::detached);
-    auto work = boost::asio::make_work_guard(ioc);
-    std::thread t([&] { ioc.run(); });
+    Background held(f);
+    held.post("/g/single", R"({"key": "gate"})");
     REQUIRE(f.fake->wait_for("m", [](const auto& s) { return s.running == 1; }));
     // Both limits are reached; the endpoint's answers, so the refusal says which limit it is.
     auto r = f.call(bhttp::verb::post, "/g/single", R"({"key": "other"})");
@@ -260,10 +229,8 @@ TEST_SUITE("http") {
     CHECK(other.result_int() == 429);
     CHECK(std::string_view(f.body_of(other).at("error").as_string()).starts_with("too many requests in flight"));
     f.fake->open("gate");
-    work.reset();
-    t.join();
-    REQUIRE(held.size() == 1);
-    CHECK(held[0].result_int() == 200);
+    REQUIRE(held.finish().size() == 1);
+    CHECK(held.answers[0].result_int() == 200);
   }
 
   TEST_CASE("a refusal that asked for a longer quiet (a remote server's Retry-After) passes it on, in whole seconds") {

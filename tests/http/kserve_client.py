@@ -12,7 +12,6 @@ The script runs again with the first of them that exists.
 usage: kserve_client.py BRAID_BINARY
 """
 import json
-import os
 import subprocess
 import sys
 
@@ -21,14 +20,8 @@ try:
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 except ImportError:
-    pythons = [os.environ.get("BRAID_CLIENT_PYTHON"), os.environ.get("BRAID_TEST_VENV_PYTHON")]
-    other = next((p for p in pythons if p and os.path.exists(p)), None)
-    if other and not os.environ.get("BRAID_CLIENT_REEXEC"):
-        os.environ["BRAID_CLIENT_REEXEC"] = "1"
-        os.execv(other, [other] + sys.argv)
-    print("SKIP: tritonclient is not installed (scripts/bootstrap.sh --tests; or pip install 'tritonclient[http]' and "
-          "BRAID_CLIENT_PYTHON=venv/bin/python3)")
-    sys.exit(77)
+    from serve_support import reexec_or_skip
+    reexec_or_skip("tritonclient[http]")
 
 from serve_support import check, failures, request, serve, wait_until
 

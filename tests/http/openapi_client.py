@@ -20,7 +20,6 @@ usage: openapi_client.py BRAID_BINARY
 """
 import http.client
 import json
-import os
 import subprocess
 import sys
 
@@ -30,14 +29,8 @@ try:
     import referencing.jsonschema
     from openapi_spec_validator import validate as validate_spec
 except ImportError:
-    pythons = [os.environ.get("BRAID_CLIENT_PYTHON"), os.environ.get("BRAID_TEST_VENV_PYTHON")]
-    other = next((p for p in pythons if p and os.path.exists(p)), None)
-    if other and not os.environ.get("BRAID_CLIENT_REEXEC"):
-        os.environ["BRAID_CLIENT_REEXEC"] = "1"
-        os.execv(other, [other] + sys.argv)
-    print("SKIP: openapi-spec-validator is not installed (scripts/bootstrap.sh --tests; or pip install "
-          "openapi-spec-validator and BRAID_CLIENT_PYTHON=venv/bin/python3)")
-    sys.exit(77)
+    from serve_support import reexec_or_skip
+    reexec_or_skip("openapi-spec-validator")
 
 from serve_support import check, failures, request, serve, wait_until
 

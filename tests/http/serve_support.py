@@ -1,14 +1,31 @@
 """What the tests of `braid serve` as a process share: failures collected (each printed as it
 happens), requests with the Python standard library's HTTP client, and waiting for the server's
-own state, read over HTTP."""
+own state, read over HTTP; and, for the tests that drive braid with a client library, running
+again with the Python that has it (or reporting the test skipped)."""
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
 import time
 
 failures = []
+
+
+def reexec_or_skip(missing):
+    """For a test whose client library did not import: runs the script again with the first Python
+    that may have it (BRAID_CLIENT_PYTHON, else the .test-venv meson names in
+    BRAID_TEST_VENV_PYTHON), once; else reports the test skipped (exit 77), saying what is
+    `missing` and how to install it."""
+    pythons = [os.environ.get("BRAID_CLIENT_PYTHON"), os.environ.get("BRAID_TEST_VENV_PYTHON")]
+    other = next((p for p in pythons if p and os.path.exists(p)), None)
+    if other and not os.environ.get("BRAID_CLIENT_REEXEC"):
+        os.environ["BRAID_CLIENT_REEXEC"] = "1"
+        os.execv(other, [other] + sys.argv)
+    print(f"SKIP: {missing} is not installed (scripts/bootstrap.sh --tests; or pip install it and "
+          "BRAID_CLIENT_PYTHON=venv/bin/python3)")
+    sys.exit(77)
 
 
 def check(cond, what):
