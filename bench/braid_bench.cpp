@@ -331,6 +331,7 @@ int main(int argc, char** argv) {
       m.nodes[i].retries -= before[i].retries;
       m.nodes[i].fallbacks -= before[i].fallbacks;
       m.nodes[i].cache_hits -= before[i].cache_hits;
+      for (std::size_t a = 0; a < after[i].arms.size(); ++a) m.nodes[i].arms[a] -= before[i].arms[a];
     }
     m.summary = bench::summarize(r.samples, r.duration_s);
     m.run = std::move(r);
@@ -408,6 +409,7 @@ int main(int argc, char** argv) {
         nodes.push_back({{"node", n.name}, {"kind", n.kind}, {"runs", n.runs}, {"errors", n.errors}, {"retries", n.retries},
                          {"fallbacks", n.fallbacks}, {"cache_hits", n.cache_hits}, {"run_ms_total", static_cast<double>(n.run_ns) / 1e6},
                          {"queue_ms_total", static_cast<double>(n.queue_ns) / 1e6}});
+        if (!n.arms.empty()) nodes.back().as_object()["arms"] = boost::json::value_from(n.arms);
       }
       boost::json::array batched;
       for (const auto& b : m.batched) {
@@ -504,7 +506,8 @@ int main(int argc, char** argv) {
     if (m.nodes.empty()) continue;
     std::printf("\nwhere the time went (%s; per request, over %zu requests; errors, retries and fallbacks in all):\n\n", m.mode.c_str(),
                 m.summary.requests);
-    auto shown = [](const engine::NodeStats& n) { return n.kind == "call" || n.kind == "group" || n.kind == "map" || n.kind == "switch"; };
+    auto shown = [](const engine::NodeStats& n) { return n.kind == "call" || n.kind == "group" || n.kind == "map" || n.kind == "switch" ||
+                                                         n.kind == "split"; };
     // Retries and fallbacks, in columns of their own when a node shown had any.
     const bool recovered =
         std::any_of(m.nodes.begin(), m.nodes.end(), [&](const auto& n) { return shown(n) && (n.retries || n.fallbacks); });
@@ -525,6 +528,21 @@ int main(int argc, char** argv) {
       std::printf("| `%s` | %.*s | %.2f |%s %llu |%s %.3f | %.3f |\n", n.name.c_str(), static_cast<int>(n.kind.size()), n.kind.data(),
                   static_cast<double>(n.runs) / reqs, hits.c_str(), static_cast<unsigned long long>(n.errors), recovery.c_str(),
                   static_cast<double>(n.run_ns) / 1e6 / reqs, static_cast<double>(n.queue_ns) / 1e6 / reqs);
+    }
+  }
+  for (const auto& m : results) {
+    // The arms of switches and splits: where the requests went.
+    bool any = false;
+    for (const auto& n : m.nodes) {
+      std::uint64_t taken = 0;
+      for (auto a : n.arms) taken += a;
+      if (taken == 0) continue;
+      if (!any) std::printf("\narms taken (%s; switches and splits, arms numbered as written):\n\n| node | kind | arm | taken | share |\n|---|---|---:|---:|---:|\n", m.mode.c_str());
+      any = true;
+      for (std::size_t a = 0; a < n.arms.size(); ++a) {
+        std::printf("| `%s` | %.*s | %zu | %llu | %.1f%% |\n", n.name.c_str(), static_cast<int>(n.kind.size()), n.kind.data(), a,
+                    static_cast<unsigned long long>(n.arms[a]), 100.0 * static_cast<double>(n.arms[a]) / static_cast<double>(taken));
+      }
     }
   }
   for (const auto& m : results) {

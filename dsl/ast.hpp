@@ -92,14 +92,17 @@ struct EachExpr {
 };
 
 struct SwitchArm {
-  std::optional<Literal> pattern;  // empty for `else`
+  std::optional<Literal> pattern;  // empty for `else`; a split's: the weight
   Span pattern_span;
   ExprPtr value;
 };
 
+// `switch subject { case => arm ... }`, or `split [by key] { weight => arm ... }` (`split` set;
+// `subject` is the key, null without `by`).
 struct SwitchExpr {
   ExprPtr subject;
   std::vector<SwitchArm> arms;
+  bool split = false;
 };
 
 struct OptionItem {

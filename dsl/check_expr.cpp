@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "dsl/check_internal.hpp"
+#include "dsl/plan.hpp"
 
 namespace braid::dsl::detail {
 namespace {
@@ -508,17 +509,61 @@ TypeRef Checker::check_each(Expr&, EachExpr& x, Scope& scope) {
   return lt->is_stream() ? Type::stream(t) : Type::list(t);
 }
 
+// The type of the arms of a switch or split: their common type.
+TypeRef Checker::check_arms(SwitchExpr& s, Scope& scope) {
+  TypeRef t;
+  for (auto& arm : s.arms) {
+    TypeRef at = check_expr(arm.value.get(), scope);
+    if (!t) {
+      t = at;
+    } else if (TypeRef u = unify(t, at)) {
+      t = u;
+    } else {
+      diags_->report(Diag::arm_types, arm.value->span, s.split ? "split" : "switch", at->to_string(), t->to_string());
+    }
+  }
+  return t ? t : Type::error();
+}
+
+// `split [by key] { weight => arm ... }`: whole-number weights, not all 0; a key of `str` or
+// `int`.
+TypeRef Checker::check_split(Expr& e, SwitchExpr& s, Scope& scope) {
+  if (s.subject) {
+    TypeRef kt = check_expr(s.subject.get(), scope);
+    if (!kt->is_error() && kt->kind != TypeKind::Str && kt->kind != TypeKind::Int) {
+      diags_->report(Diag::split_key_type, s.subject->span, kt->to_string());
+    }
+  }
+  if (s.arms.empty()) {
+    diags_->report(Diag::empty_switch, e.span, "split");
+    return Type::error();
+  }
+  bool bad_weight = false, positive = false;
+  for (const auto& arm : s.arms) {
+    const Literal& p = *arm.pattern;
+    if (p.kind != Literal::Kind::Int || p.i < 0 || p.i > plan::kMaxSplitWeight) {
+      diags_->report(Diag::split_weight, arm.pattern_span, prog_.sm->file(arm.pattern_span.file).text().substr(
+                                                               arm.pattern_span.begin, arm.pattern_span.end - arm.pattern_span.begin));
+      bad_weight = true;  // no second error for the same arms
+    } else if (p.i > 0) {
+      positive = true;
+    }
+  }
+  if (!bad_weight && !positive) diags_->report(Diag::split_all_zero, e.span);
+  return check_arms(s, scope);
+}
+
 TypeRef Checker::check_switch(Expr& e, SwitchExpr& s, Scope& scope) {
+  if (s.split) return check_split(e, s, scope);
   TypeRef st = check_expr(s.subject.get(), scope);
   bool subject_ok = st->is_error() || st->kind == TypeKind::Str || st->kind == TypeKind::Int || st->kind == TypeKind::Bool;
   if (!subject_ok) diags_->report(Diag::switch_subject_type, s.subject->span, st->to_string());
   if (s.arms.empty()) {
-    diags_->report(Diag::empty_switch, e.span);
+    diags_->report(Diag::empty_switch, e.span, "switch");
     return Type::error();
   }
   bool has_else = false, has_true = false, has_false = false;
   std::unordered_map<std::string, const SwitchArm*> seen;
-  TypeRef t;
   for (auto& arm : s.arms) {
     if (has_else) diags_->report(Diag::unreachable_arm, arm.pattern_span);
     if (!arm.pattern) {
@@ -543,20 +588,13 @@ TypeRef Checker::check_switch(Expr& e, SwitchExpr& s, Scope& scope) {
       }
       if (p.kind == Literal::Kind::Bool) (p.i ? has_true : has_false) = true;
     }
-    TypeRef at = check_expr(arm.value.get(), scope);
-    if (!t) {
-      t = at;
-    } else if (TypeRef u = unify(t, at)) {
-      t = u;
-    } else {
-      diags_->report(Diag::arm_types, arm.value->span, at->to_string(), t->to_string());
-    }
   }
+  TypeRef t = check_arms(s, scope);
   bool exhaustive = has_else || (st->kind == TypeKind::Bool && has_true && has_false);
   if (!exhaustive && !st->is_error() && subject_ok) {
     diags_->report(Diag::switch_needs_else, e.span, st->to_string());
   }
-  return t ? t : Type::error();
+  return t;
 }
 
 }  // namespace braid::dsl::detail

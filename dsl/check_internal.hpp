@@ -70,6 +70,8 @@ class Checker {
   TypeRef check_group(Expr& e, GroupExpr& g, Scope& scope);
   TypeRef check_each(Expr& e, EachExpr& x, Scope& scope);
   TypeRef check_switch(Expr& e, SwitchExpr& s, Scope& scope);
+  TypeRef check_split(Expr& e, SwitchExpr& s, Scope& scope);
+  TypeRef check_arms(SwitchExpr& s, Scope& scope);
   // Matches arguments to parameter names; null entries where arguments are missing. Returns false
   // (after reporting) when the call is malformed.
   bool bind_args(std::string_view callee, std::span<const std::string_view> params, std::vector<Arg>& args,

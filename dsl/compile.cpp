@@ -138,7 +138,7 @@ class Lowerer {
     return g.policy == JoinPolicy::All ? "all" : g.policy == JoinPolicy::First ? "first" : "quorum";
   }
   static std::string_view kind_word(const MapNode&) { return "each"; }
-  static std::string_view kind_word(const SwitchNode&) { return "switch"; }
+  static std::string_view kind_word(const SwitchNode& s) { return s.split() ? "split" : "switch"; }
 
   // Lowers `e` into a fresh region owned by a node created later; returns the region.
   RegionId lower_region(const Expr* e, const Block* block, std::optional<ValueId>* param = nullptr,
@@ -297,24 +297,31 @@ class Lowerer {
       return out;
     }
     const auto& s = std::get<SwitchExpr>(e.node);
-    ValueId subject = lower_expr(*s.subject, {});
     SwitchNode sn;
-    sn.subject = subject;
+    std::vector<ValueId> inputs;
+    if (s.subject) {
+      sn.subject = lower_expr(*s.subject, {});
+      inputs.push_back(*sn.subject);
+    }
     std::vector<RegionId> all;
     for (const auto& arm : s.arms) {
-      if (!arm.pattern) {
+      if (s.split) {
+        sn.weights.push_back(static_cast<std::uint32_t>(arm.pattern->i));
+      } else if (!arm.pattern) {
         if (!sn.otherwise) {
           sn.otherwise = lower_region(arm.value.get(), nullptr);
           all.push_back(*sn.otherwise);
         }
         continue;
+      } else if (sn.otherwise) {
+        continue;  // unreachable after `else`
+      } else {
+        sn.cases.push_back(literal_constant(*arm.pattern));
       }
-      if (sn.otherwise) continue;  // unreachable after `else`
-      sn.cases.push_back(literal_constant(*arm.pattern));
       sn.arms.push_back(lower_region(arm.value.get(), nullptr));
       all.push_back(sn.arms.back());
     }
-    ValueId out = add_node(std::move(sn), type, name, e.span, with_captures({subject}, all));
+    ValueId out = add_node(std::move(sn), type, name, e.span, with_captures(std::move(inputs), all));
     for (RegionId r : all) own({r}, out);
     return out;
   }

@@ -342,7 +342,8 @@ ExprPtr Parser::parse_primary() {
     case Tok::kw_first:
     case Tok::kw_quorum: return parse_group();
     case Tok::kw_each: return parse_each();
-    case Tok::kw_switch: return parse_switch();
+    case Tok::kw_switch:
+    case Tok::kw_split: return parse_switch();
     default:
       error_expected("an expression");
       return nullptr;
@@ -406,21 +407,37 @@ ExprPtr Parser::parse_each() {
   return make(span, std::move(e));
 }
 
+// `switch subject { case => arm ... }` and `split [by key] { weight => arm ... }`: one shape,
+// told apart by the keyword. `by` is a word only here (a name elsewhere).
 ExprPtr Parser::parse_switch() {
-  Span start = advance().span;
   SwitchExpr s;
-  s.subject = parse_or();  // `switch score >= 0.8 or retried { ... }`
-  if (!s.subject) return nullptr;
-  if (!expect(Tok::l_brace, "`{` and the arms of the switch")) return nullptr;
+  s.split = at(Tok::kw_split);
+  Span start = advance().span;
+  if (!s.split) {
+    s.subject = parse_or();  // `switch score >= 0.8 or retried { ... }`
+    if (!s.subject) return nullptr;
+  } else if (at(Tok::ident) && cur().text == "by") {
+    advance();
+    if (at(Tok::l_brace)) {  // not a record: the key is missing
+      error_expected("the key to split by");
+      return nullptr;
+    }
+    s.subject = parse_or();  // `split by user { ... }`
+    if (!s.subject) return nullptr;
+  }
+  const std::string_view open = !s.split ? "`{` and the arms of the switch"
+                                : s.subject ? "`{` and the arms of the split"
+                                            : "`by` and a key, or `{` and the arms of the split";
+  if (!expect(Tok::l_brace, open)) return nullptr;
   while (!at(Tok::r_brace) && !at(Tok::eof)) {
     SwitchArm arm;
-    if (at(Tok::kw_else)) {
+    if (!s.split && at(Tok::kw_else)) {
       arm.pattern_span = advance().span;
     } else {
       Span ps;
       auto lit = parse_literal(ps);
       if (!lit) {
-        error_expected("a case value or `else`");
+        error_expected(s.split ? "a weight (a whole number)" : "a case value or `else`");
         return nullptr;
       }
       arm.pattern = std::move(*lit);

@@ -141,12 +141,19 @@ struct MapNode {
   RegionId body{};                     // body.params[0] is the item
   std::uint32_t concurrency = 0;       // 0: unlimited, 1: sequential
 };
+// A `switch` takes the arm whose case equals its subject (`otherwise` when none does). A `split`
+// (`weights` not empty, no cases, no `otherwise`) takes arms[i] for weights[i] of every
+// sum(weights) runs: by a hash of its key (`subject`), or, without one, in a rotation
+// (engine/run_structured.cpp: split_arm).
 struct SwitchNode {
-  ValueId subject{};
+  std::optional<ValueId> subject;      // always, for a switch
   std::vector<Constant> cases;
-  std::vector<RegionId> arms;          // arms[i] for cases[i]
+  std::vector<RegionId> arms;          // arms[i] for cases[i], or weights[i]
   std::optional<RegionId> otherwise;
+  std::vector<std::uint32_t> weights;  // a split's, each at most kMaxSplitWeight, not all 0
+  bool split() const { return !weights.empty(); }
 };
+inline constexpr std::int64_t kMaxSplitWeight = 1'000'000;
 
 using NodeKind = std::variant<InputNode, ConstNode, CallNode, OpNode, ListNode, RecordNode, FieldNode, IndexNode,
                               GroupNode, MapNode, SwitchNode>;

@@ -64,7 +64,9 @@ class TextDumper {
     } else if (const auto* m = std::get_if<MapNode>(&n.kind)) {
       sub("body", m->body);
     } else if (const auto* s = std::get_if<SwitchNode>(&n.kind)) {
-      for (std::size_t i = 0; i < s->arms.size(); ++i) sub(fmt::format("case {}", s->cases[i].to_string()), s->arms[i]);
+      for (std::size_t i = 0; i < s->arms.size(); ++i) {
+        sub(s->split() ? fmt::format("arm {} weight {}", i, s->weights[i]) : fmt::format("case {}", s->cases[i].to_string()), s->arms[i]);
+      }
       if (s->otherwise) sub("else", *s->otherwise);
     }
     if (n.options.fallback) sub("fallback", *n.options.fallback);
@@ -117,7 +119,9 @@ class TextDumper {
                                                                                        : fmt::format("concurrent({})", k.concurrency);
             return fmt::format("each %{} {} <- [{}]", index(k.list), mode, values_text(n.inputs));
           } else {
-            return fmt::format("switch %{} <- [{}]", index(k.subject), values_text(n.inputs));
+            if (!k.split()) return fmt::format("switch %{} <- [{}]", index(*k.subject), values_text(n.inputs));
+            std::string key = k.subject ? fmt::format(" by %{}", index(*k.subject)) : " in turn";
+            return fmt::format("split{} of {} arms <- [{}]", key, k.arms.size(), values_text(n.inputs));
           }
         },
         n.kind);
@@ -167,6 +171,7 @@ std::string Placement::to_string() const {
 std::string_view Node::kind_name() const {
   static constexpr std::string_view names[] = {"input", "const", "call", "op", "list", "record",
                                                "field", "index", "group", "map", "switch"};
+  if (const auto* s = std::get_if<SwitchNode>(&kind); s && s->split()) return "split";
   return names[kind.index()];
 }
 

@@ -83,10 +83,14 @@ json::object node_json(const Plan& p, const Node& n) {
           o["body"] = index(k.body);
           o["concurrency"] = k.concurrency;
         } else if constexpr (std::is_same_v<T, SwitchNode>) {
-          o["subject"] = index(k.subject);
-          json::array cases;
-          for (const auto& c : k.cases) cases.push_back(constant_json(c));
-          o["cases"] = std::move(cases);
+          if (k.subject) o[k.split() ? "key" : "subject"] = index(*k.subject);
+          if (k.split()) {
+            o["weights"] = json::value_from(k.weights);
+          } else {
+            json::array cases;
+            for (const auto& c : k.cases) cases.push_back(constant_json(c));
+            o["cases"] = std::move(cases);
+          }
           o["arms"] = ids(k.arms);
           if (k.otherwise) o["else"] = index(*k.otherwise);
         }

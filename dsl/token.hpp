@@ -26,6 +26,7 @@ namespace braid::dsl {
   X(kw_sequential, "sequential") \
   X(kw_concurrent, "concurrent") \
   X(kw_switch, "switch")       \
+  X(kw_split, "split")         \
   X(kw_else, "else")           \
   X(kw_true, "true")           \
   X(kw_false, "false")         \

@@ -64,6 +64,7 @@ struct NodeStats {
   std::uint64_t retries = 0;   // attempts begun again after a failure
   std::uint64_t fallbacks = 0; // fallbacks run after a failure
   std::uint64_t cache_hits = 0;  // runs its model's response cache answered (among `runs`)
+  std::vector<std::uint64_t> arms;  // a switch's or split's: times each arm was taken (as written; `else` last)
 };
 
 // Cumulative figures of one endpoint since the engine started.

@@ -80,6 +80,17 @@ std::string Engine::metrics_text() const {
                          ex->metrics->nodes[plan::index(n.id)].fallbacks.load());
     }
   }
+  header("braid_node_arm_runs_total", "counter",
+         "Times each arm of a switch or split was taken, per arm (numbered from 0 in the order written; a switch's `else` last).");
+  for (const auto& ex : impl_->endpoints) {
+    for (const auto& n : ex->ref.endpoint->nodes) {
+      const NodeMetrics& m = ex->metrics->nodes[plan::index(n.id)];
+      for (std::size_t i = 0; i < m.arm_count; ++i) {
+        out += fmt::format("braid_node_arm_runs_total{{{},node=\"{}\",arm=\"{}\"}} {}\n", ep_labels(*ex), prometheus_label(n.name), i,
+                           m.arms[i].load());
+      }
+    }
+  }
   header("braid_node_cache_hits_total", "counter",
          "Runs of a call node its model's response cache answered (among braid_node_runs_total), per call of a model with a `cache`.");
   for (const auto& ex : impl_->endpoints) {
@@ -90,7 +101,7 @@ std::string Engine::metrics_text() const {
                          ex->metrics->nodes[plan::index(n.id)].cache_hits.load());
     }
   }
-  header("braid_node_duration_seconds", "histogram", "Latency of model calls, groups, maps and switches, per node.");
+  header("braid_node_duration_seconds", "histogram", "Latency of model calls, groups, maps, switches and splits, per node.");
   for (const auto& ex : impl_->endpoints) {
     for (const auto& n : ex->ref.endpoint->nodes) {
       auto k = n.kind.index();
@@ -277,7 +288,8 @@ std::vector<NodeStats> Engine::node_stats(const EndpointRef& ep) const {
   for (const auto& n : ep.endpoint->nodes) {
     const auto& m = ex.metrics->nodes[plan::index(n.id)];
     out.push_back({n.name, n.kind_name(), m.runs.load(), m.errors.load(), m.run_ns.load(), m.queue_ns.load(), m.retries.load(),
-                   m.fallbacks.load(), m.cache_hits.load()});
+                   m.fallbacks.load(), m.cache_hits.load(), {}});
+    for (std::size_t i = 0; i < m.arm_count; ++i) out.back().arms.push_back(m.arms[i].load());
   }
   return out;
 }

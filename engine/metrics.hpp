@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ struct NodeMetrics {
   std::atomic<std::uint64_t> run_ns{0};    // total time running (model calls, structured nodes)
   std::atomic<std::uint64_t> queue_ns{0};  // total time calls waited for a pool thread
   Histogram latency;  // model calls and structured nodes
+  // A switch's or split's: how often each arm was taken (in the order written; a switch's
+  // `else` last). Empty for other nodes.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> arms;
+  std::size_t arm_count = 0;
+  std::atomic<std::uint64_t> turns{0};  // a split without a key: runs so far (split_by_turn)
 };
 
 struct EndpointMetrics {

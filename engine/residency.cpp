@@ -53,7 +53,7 @@ bool reads_on_host(const plan::Plan& p, const plan::Endpoint& ep, const plan::No
         else if constexpr (std::is_same_v<K, plan::MapNode>) {
           // The list's items become the body's parameter: the body's readers decide.
           return v == k.list && after(ep.region(k.body).params[0]);
-        } else if constexpr (std::is_same_v<K, plan::SwitchNode>) return v == k.subject;  // compared on the host
+        } else if constexpr (std::is_same_v<K, plan::SwitchNode>) return v == k.subject;  // compared (hashed) on the host
         // An op reads on the host, except the arguments the device reads where they are
         // (op_device_args: `topk`'s scores, `pooled_cosine`'s tensors; device_ops.cpp).
         else if constexpr (std::is_same_v<K, plan::OpNode>) {

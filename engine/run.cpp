@@ -470,6 +470,13 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
   const plan::Endpoint& ep = p.endpoints[endpoint_index];
   ex->ref = {&p, &ep, id, plan_index};
   ex->metrics = std::make_unique<EndpointMetrics>(ep.nodes.size());
+  for (const auto& n : ep.nodes) {
+    if (const auto* s = std::get_if<plan::SwitchNode>(&n.kind)) {
+      NodeMetrics& m = ex->metrics->nodes[plan::index(n.id)];
+      m.arm_count = s->arms.size() + (s->otherwise ? 1 : 0);
+      m.arms = std::make_unique<std::atomic<std::uint64_t>[]>(m.arm_count);
+    }
+  }
   ex->graph = p.name;
   ex->nodes.resize(ep.nodes.size());
   ex->values.resize(ep.values.size());

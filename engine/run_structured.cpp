@@ -10,6 +10,7 @@
 
 #include "engine/ready_queue.hpp"
 #include "engine/run.hpp"
+#include "engine/split.hpp"
 
 namespace braid::engine::detail {
 namespace {
@@ -395,20 +396,30 @@ void exec_stream_map(const std::shared_ptr<Frame>& f, std::uint32_t local) {
 void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint32_t attempt) {
   const plan::Node& n = node_of(*f, local);
   const auto& s = std::get<plan::SwitchNode>(n.kind);
-  const Value& subject = f->lookup(s.subject);
-  std::optional<plan::RegionId> arm = s.otherwise;
-  for (std::size_t i = 0; i < s.cases.size(); ++i) {
-    if (case_matches(s.cases[i], subject)) {
-      arm = s.arms[i];
-      break;
+  NodeMetrics& m = f->run->ex->metrics->nodes[plan::index(n.id)];
+  std::optional<std::size_t> taken;
+  if (s.split()) {
+    if (!s.subject) {
+      taken = split_by_turn(s.weights, m.turns.fetch_add(1, std::memory_order_relaxed));
+    } else {
+      const Value& key = f->lookup(*s.subject);
+      taken = split_by_hash(s.weights, split_hash(key.kind() == Value::Kind::Int ? std::to_string(key.as_int()) : key.as_str()));
     }
+  } else {
+    const Value& subject = f->lookup(*s.subject);
+    for (std::size_t i = 0; i < s.cases.size() && !taken; ++i) {
+      if (case_matches(s.cases[i], subject)) taken = i;
+    }
+    if (!taken && s.otherwise) taken = s.arms.size();
   }
-  if (!arm) {
+  if (!taken) {
     return node_result(f, local, attempt, make_error(ErrorCode::Internal, "no arm of the switch matches"));
   }
+  m.arms[*taken].fetch_add(1, std::memory_order_relaxed);
+  const plan::RegionId arm = *taken < s.arms.size() ? s.arms[*taken] : *s.otherwise;
   std::int64_t t0 = now_ns();
-  auto child = make_frame(f->run, f, *arm, [f, local, attempt, t0](Result<Value> r) {
-    finish_structured(f, local, attempt, t0, "switch", std::move(r));
+  auto child = make_frame(f->run, f, arm, [f, local, attempt, t0, word = n.kind_name()](Result<Value> r) {
+    finish_structured(f, local, attempt, t0, word, std::move(r));
   });
   start_child(child);
 }

@@ -159,6 +159,39 @@ TEST_SUITE("checker") {
     }
   }
 
+  TEST_CASE("a split lowers to a switch node with weights: its key an input, its arms regions, int and float unified") {
+    auto c = compile(R"(
+      endpoint e(p: str, user: int) -> float {
+        a = split { 3 => cls.classify(p), 0 => 1 }
+        return split by user { 1 => a, 2 => cls.classify(gen.generate(p)) }
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+    const auto& ep = c->plan->endpoints[0];
+    int splits = 0;
+    for (const auto& n : ep.nodes) {
+      const auto* s = std::get_if<plan::SwitchNode>(&n.kind);
+      if (!s) continue;
+      ++splits;
+      CHECK(n.kind_name() == "split");
+      CHECK(s->cases.empty());
+      CHECK(!s->otherwise);
+      CHECK(s->arms.size() == s->weights.size());
+      CHECK(ep.value(n.output).type->to_string() == "float");
+      if (s->subject) {
+        CHECK(s->weights == std::vector<std::uint32_t>{1, 2});
+        CHECK(ep.value(*s->subject).type->to_string() == "int");
+        CHECK(std::find(n.inputs.begin(), n.inputs.end(), *s->subject) != n.inputs.end());
+      } else {
+        CHECK(s->weights == std::vector<std::uint32_t>{3, 0});
+      }
+    }
+    CHECK(splits == 2);
+    CHECK(messages(*compile("endpoint e(p: str) -> float { return split { 1 => cls.classify(p), 1 => p } }")) ==
+          "arms of this split must have one type: this arm is `str`, the first is `float`\n");
+  }
+
   TEST_CASE("argument types are checked against declared signatures") {
     auto c = compile("endpoint e(xs: list<str>) -> float { return cls.classify(xs) }");
     CHECK(messages(*c) == "argument `text` of `cls.classify` expects `str`, found `list<str>`\n");

@@ -258,6 +258,12 @@ TEST_SUITE("fuzz") {
            for (std::size_t i = 0; i < n; ++i) s += fmt::format("\"{}\" => x\n", i);
            return in_body("switch x {" + s + "else => x }");
          }},
+        {"split arms", 1500,
+         [](std::size_t n) {
+           std::string s;
+           for (std::size_t i = 0; i < n; ++i) s += fmt::format("{} => x\n", 1000000 - i);
+           return in_body("split by x {" + s + "}");
+         }},
         {"list items", 2000,
          [](std::size_t n) { return in_body("join([" + repeat("x,\n", n) + "], sep: \"\")"); }},
         {"bytes of a misspelt name", 300,

@@ -75,6 +75,32 @@ TEST_SUITE("parser") {
     CHECK(!sw.arms[2].pattern);
   }
 
+  TEST_CASE("split: weights and arms, a key after `by`, which is a name everywhere else") {
+    auto p = parse(R"(
+      endpoint e(by: str, user: str) -> str {
+        a = split { 90 => m.f(by), 10 => "b" }
+        k = split by user == by { 1 => "x"; 0 => "y" }
+        return {by: a, split_: k}.by
+      })");
+    INFO(first_message(*p));
+    REQUIRE(p->diags.all().empty());
+    const auto& ep = *p->module.endpoints[0];
+    CHECK(ep.params[0].name.name == "by");
+    const auto& a = std::get<dsl::SwitchExpr>(ep.body.lets[0].value->node);
+    CHECK(a.split);
+    CHECK(!a.subject);
+    REQUIRE(a.arms.size() == 2);
+    CHECK(a.arms[0].pattern->i == 90);
+    CHECK(a.arms[1].pattern->i == 10);
+    const auto& k = std::get<dsl::SwitchExpr>(ep.body.lets[1].value->node);
+    CHECK(k.split);
+    REQUIRE(k.subject);
+    CHECK(std::get<dsl::NameExpr>(std::get<dsl::CallExpr>(k.subject->node).callee->node).name.name == "==");
+    CHECK(k.arms.size() == 2);
+    CHECK(!std::get<dsl::SwitchExpr>(parse(R"(endpoint e(s: str) -> str { return switch s { else => s } })")
+                                         ->module.endpoints[0]->body.result->node).split);
+  }
+
   TEST_CASE("a comparison is a call of the operator's op, one per expression; `>=` needs no space but `> =` is two tokens") {
     auto p = parse(R"(
       endpoint e(x: float, xs: list<int>= [1], s: str = "a") -> bool {
