@@ -143,8 +143,8 @@ struct MapNode {
 };
 // A `switch` takes the arm whose case equals its subject (`otherwise` when none does). A `split`
 // (`weights` not empty, no cases, no `otherwise`) takes arms[i] for weights[i] of every
-// sum(weights) runs: by a hash of its key (`subject`), or, without one, in a rotation
-// (engine/run_structured.cpp: split_arm).
+// sum(weights) runs: by a hash of its key (`subject`), or, without one, in turn
+// (engine/split.hpp).
 struct SwitchNode {
   std::optional<ValueId> subject;      // always, for a switch
   std::vector<Constant> cases;

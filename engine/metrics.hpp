@@ -52,7 +52,6 @@ struct NodeMetrics {
   // `else` last). Empty for other nodes.
   std::unique_ptr<std::atomic<std::uint64_t>[]> arms;
   std::size_t arm_count = 0;
-  std::atomic<std::uint64_t> turns{0};  // a split without a key: runs so far (split_by_turn)
 };
 
 struct EndpointMetrics {

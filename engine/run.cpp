@@ -470,15 +470,16 @@ std::unique_ptr<ExecEndpoint> prepare(const plan::Plan& p, std::uint32_t plan_in
   const plan::Endpoint& ep = p.endpoints[endpoint_index];
   ex->ref = {&p, &ep, id, plan_index};
   ex->metrics = std::make_unique<EndpointMetrics>(ep.nodes.size());
+  ex->graph = p.name;
+  ex->nodes.resize(ep.nodes.size());
   for (const auto& n : ep.nodes) {
     if (const auto* s = std::get_if<plan::SwitchNode>(&n.kind)) {
       NodeMetrics& m = ex->metrics->nodes[plan::index(n.id)];
       m.arm_count = s->arms.size() + (s->otherwise ? 1 : 0);
       m.arms = std::make_unique<std::atomic<std::uint64_t>[]>(m.arm_count);
+      if (s->split() && !s->subject) ex->nodes[plan::index(n.id)].turns = std::make_shared<SplitTurns>(s->weights);
     }
   }
-  ex->graph = p.name;
-  ex->nodes.resize(ep.nodes.size());
   ex->values.resize(ep.values.size());
   ex->regions.resize(ep.regions.size());
   for (const auto& r : ep.regions) {

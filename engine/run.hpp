@@ -34,6 +34,7 @@
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
 #include "engine/result_cache.hpp"
+#include "engine/split.hpp"
 #include "engine/stream.hpp"
 
 namespace braid::engine::detail {
@@ -65,6 +66,8 @@ struct ExecNode {
   // failure (an empty list to `argmax`, an index out of range) is the request's, `InvalidInput`
   // (400), not the graph's.
   bool request_only = false;
+  // A split without a key: whose turn it is (shared by every run of the endpoint).
+  std::shared_ptr<SplitTurns> turns;
 };
 
 struct ExecValue {

@@ -10,7 +10,6 @@
 
 #include "engine/ready_queue.hpp"
 #include "engine/run.hpp"
-#include "engine/split.hpp"
 
 namespace braid::engine::detail {
 namespace {
@@ -400,7 +399,7 @@ void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
   std::optional<std::size_t> taken;
   if (s.split()) {
     if (!s.subject) {
-      taken = split_by_turn(s.weights, m.turns.fetch_add(1, std::memory_order_relaxed));
+      taken = f->run->ex->nodes[plan::index(n.id)].turns->next();
     } else {
       const Value& key = f->lookup(*s.subject);
       taken = split_by_hash(s.weights, split_hash(key.kind() == Value::Kind::Int ? std::to_string(key.as_int()) : key.as_str()));

@@ -44,22 +44,18 @@ std::size_t split_by_hash(std::span<const std::uint32_t> weights, std::uint64_t 
   return arm_at(weights, pos);
 }
 
-std::size_t split_by_turn(std::span<const std::uint32_t> weights, std::uint64_t n) {
-  std::uint64_t g = 0;
-  for (std::uint32_t w : weights) g = std::gcd(g, std::uint64_t{w});
-  const std::uint64_t period = total_of(weights) / g;
-  // A stride prime to the period visits every position once a period; near period/φ, it
-  // spreads consecutive runs across the arms.
-  std::uint64_t stride = period * 618034 / 1000000;
-  while (std::gcd(stride, period) != 1) ++stride;
-  const auto pos = static_cast<std::uint64_t>(static_cast<u128>(n % period) * stride % period);
-  // Positions in units of g: arm i holds weights[i] / g of them.
-  std::uint64_t end = 0;
-  for (std::size_t i = 0; i < weights.size(); ++i) {
-    end += weights[i] / g;
-    if (pos < end) return i;
+SplitTurns::SplitTurns(std::vector<std::uint32_t> weights)
+    : weights_(weights.begin(), weights.end()), credit_(weights.size(), 0), total_(static_cast<std::int64_t>(total_of(weights))) {}
+
+std::size_t SplitTurns::next() {
+  std::lock_guard lock(mu_);
+  std::size_t best = 0;
+  for (std::size_t i = 0; i < weights_.size(); ++i) {
+    credit_[i] += weights_[i];
+    if (credit_[i] > credit_[best]) best = i;
   }
-  return weights.size() - 1;
+  credit_[best] -= total_;
+  return best;
 }
 
 }  // namespace braid::engine

@@ -1,6 +1,8 @@
 // Checker and compiler: inferred types, resolved names, and the plan's structural invariants.
 #include <doctest/doctest.h>
 
+#include <boost/json.hpp>
+
 #include <functional>
 #include <set>
 
@@ -188,6 +190,21 @@ TEST_SUITE("checker") {
       }
     }
     CHECK(splits == 2);
+    // In the JSON plan: kind "split", the key's value id, the weights; no cases.
+    const auto json = boost::json::parse(plan::to_json(*c->plan));
+    int seen = 0;
+    for (const auto& n : json.at("endpoints").at(0).at("nodes").as_array()) {
+      if (n.at("kind") != "split") continue;
+      ++seen;
+      CHECK(!n.as_object().contains("cases"));
+      CHECK(n.at("arms").as_array().size() == 2);
+      if (n.as_object().contains("key")) {
+        CHECK(n.at("weights") == boost::json::parse("[1, 2]"));
+      } else {
+        CHECK(n.at("weights") == boost::json::parse("[3, 0]"));
+      }
+    }
+    CHECK(seen == 2);
     CHECK(messages(*compile("endpoint e(p: str) -> float { return split { 1 => cls.classify(p), 1 => p } }")) ==
           "arms of this split must have one type: this arm is `str`, the first is `float`\n");
   }

@@ -30,49 +30,56 @@ model b = torch "b.pt" {
 }
 )";
 
-// The arms taken, per arm, by turns [from, from + n).
-std::vector<std::uint64_t> turns(const std::vector<std::uint32_t>& w, std::uint64_t from, std::uint64_t n) {
-  std::vector<std::uint64_t> out(w.size());
-  for (std::uint64_t t = from; t < from + n; ++t) ++out[engine::split_by_turn(w, t)];
+// The arms of the next n turns.
+std::vector<std::size_t> turns(engine::SplitTurns& t, std::size_t n) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(t.next());
+  return out;
+}
+
+std::vector<std::uint64_t> counts(const std::vector<std::size_t>& arms, std::size_t n_arms) {
+  std::vector<std::uint64_t> out(n_arms);
+  for (auto a : arms) ++out[a];
   return out;
 }
 
 }  // namespace
 
 TEST_SUITE("engine") {
-  TEST_CASE("split by turn: every run of a period takes each arm exactly its share, interleaved") {
-    // The period is the weights' sum over their greatest common divisor; any `period`
-    // consecutive turns, wherever they start, hold each share exactly.
+  TEST_CASE("split in turn: every sum(weights) consecutive turns take each arm exactly its weight, spread evenly") {
+    // Smooth weighted round robin: 5/1/1 goes a a b a c a a, and so on.
+    engine::SplitTurns five({5, 1, 1});
+    CHECK(turns(five, 14) == std::vector<std::size_t>{0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0});
     const std::vector<std::vector<std::uint32_t>> cases = {
-        {90, 10}, {1, 1}, {2, 1, 1}, {3, 0, 2}, {0, 7}, {1}, {999999, 1}, {1000000, 999999, 3}, {5, 5, 5, 5}};
+        {90, 10}, {1, 1}, {2, 1, 1}, {3, 0, 2}, {0, 7}, {1}, {999, 1}, {1000, 999, 3}, {5, 5, 5, 5}, {66, 34}};
     for (const auto& w : cases) {
-      std::uint64_t g = 0, sum = 0;
-      for (auto x : w) {
-        g = std::gcd(g, std::uint64_t{x});
-        sum += x;
-      }
-      const std::uint64_t period = sum / g;
-      std::vector<std::uint64_t> share;
-      for (auto x : w) share.push_back(x / g);
-      for (std::uint64_t from : {std::uint64_t{0}, std::uint64_t{1}, period / 2 + 3, std::uint64_t{1} << 40, ~std::uint64_t{0} - 3 * period}) {
-        if (period > 100000 && from != 0) continue;  // the large periods: once
-        CAPTURE(from);
-        CHECK_MESSAGE(turns(w, from, period) == share, fmt::format("weights {}", fmt::join(w, "/")));
+      std::uint64_t sum = 0;
+      for (auto x : w) sum += x;
+      engine::SplitTurns t(w);
+      // Any `sum` consecutive turns, wherever they start (here: 0, then 7 turns later).
+      turns(t, 7);
+      for (int period = 0; period < 3; ++period) {
+        CHECK_MESSAGE(counts(turns(t, sum), w.size()) == std::vector<std::uint64_t>(w.begin(), w.end()),
+                      fmt::format("weights {}", fmt::join(w, "/")));
       }
     }
-    // Interleaved, not in blocks: 1/1 alternates; 70/30 and 3/2 never take the smaller arm
-    // twice in a row, nor the larger more often in a row than it must (3 and 2).
-    for (std::uint64_t t = 0; t < 10; ++t) CHECK(engine::split_by_turn(std::vector<std::uint32_t>{1, 1}, t) == t % 2);
-    for (const std::vector<std::uint32_t> w : {std::vector<std::uint32_t>{70, 30}, std::vector<std::uint32_t>{3, 2}}) {
-      std::size_t run = 0, prev = 2, longest0 = 0, longest1 = 0;
-      for (std::uint64_t t = 0; t < 1000; ++t) {
-        const std::size_t arm = engine::split_by_turn(w, t);
-        run = arm == prev ? run + 1 : 1;
-        prev = arm;
-        (arm == 0 ? longest0 : longest1) = std::max(arm == 0 ? longest0 : longest1, run);
+    // Spread: for two arms, the lighter never comes twice in a row, the heavier never more
+    // times in a row than the ratio rounded up (66/34: 2), across the end of a period too.
+    for (std::uint32_t a = 1; a <= 40; ++a) {
+      for (std::uint32_t b = 1; b <= a; ++b) {
+        engine::SplitTurns t({a, b});
+        std::size_t run = 0, prev = 2, longest_a = 0, longest_b = 0;
+        for (std::size_t arm : turns(t, 3 * (a + b))) {
+          run = arm == prev ? run + 1 : 1;
+          prev = arm;
+          std::size_t& longest = arm == 0 ? longest_a : longest_b;
+          longest = std::max(longest, run);
+        }
+        CAPTURE(a);
+        CAPTURE(b);
+        CHECK(longest_a <= (a + b - 1) / b);
+        CHECK(longest_b == 1);
       }
-      CHECK(longest0 <= (w[0] + w[1] - 1) / w[1]);
-      CHECK(longest1 == 1);
     }
   }
 
@@ -106,6 +113,18 @@ TEST_SUITE("engine") {
     CHECK(n0[0] == 0);
     CHECK(n0[2] == 0);
     CHECK(moved_back == 0);  // 90/10 → 80/20: the candidate's users stay on it
+    // Three arms: weight moved from the third to its neighbour moves keys between those two
+    // only; from the third to the first, the second's share slides and some of its keys move.
+    const std::vector<std::uint32_t> before{50, 25, 25}, neighbour{50, 35, 15}, across{60, 25, 15};
+    int other_moves = 0, slid = 0;
+    for (int i = 0; i < keys; ++i) {
+      const auto h = engine::split_hash(fmt::format("user-{}", i));
+      const auto was = engine::split_by_hash(before, h), now = engine::split_by_hash(neighbour, h);
+      if (was != now && !(was == 2 && now == 1)) ++other_moves;
+      if (engine::split_by_hash(across, h) == 0 && was == 1) ++slid;
+    }
+    CHECK(other_moves == 0);
+    CHECK(slid > keys / 20);  // about a tenth: what the docs warn of
   }
 
   TEST_CASE("a split without a key gives each arm its share of the requests, and runs only the arm taken") {
