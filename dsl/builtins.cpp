@@ -5,8 +5,8 @@
 namespace braid::dsl {
 namespace {
 
-const std::array<OpInfo, 25>& table() {
-  static const std::array<OpInfo, 25> t = {{
+const std::array<OpInfo, 30>& table() {
+  static const std::array<OpInfo, 30> t = {{
       {BuiltinOp::Zip, "zip", {}, false, true, 1, "zip(name: list<A>, ...) -> list<{name: A, ...}>"},
       {BuiltinOp::Len, "len", {"xs"}, false, false, 1, "len(xs: list<T>) -> int"},
       {BuiltinOp::Concat, "concat", {}, true, false, 2, "concat(a: list<T>, b: list<T>, ...) -> list<T>"},
@@ -34,6 +34,11 @@ const std::array<OpInfo, 25>& table() {
       {BuiltinOp::And, "and", {"a", "b"}, false, false, 2, "a and b -> bool (bools)"},
       {BuiltinOp::Or, "or", {"a", "b"}, false, false, 2, "a or b -> bool (bools)"},
       {BuiltinOp::Not, "not", {"a"}, false, false, 1, "not a -> bool (a bool)"},
+      {BuiltinOp::Add, "+", {"a", "b"}, false, false, 2, "a + b -> int or float (numbers)"},
+      {BuiltinOp::Subtract, "-", {"a", "b"}, false, false, 2, "a - b -> int or float (numbers)"},
+      {BuiltinOp::Multiply, "*", {"a", "b"}, false, false, 2, "a * b -> int or float (numbers)"},
+      {BuiltinOp::Divide, "/", {"a", "b"}, false, false, 2, "a / b -> float (numbers)"},
+      {BuiltinOp::Negate, "unary -", {"a"}, false, false, 1, "-a -> int or float (a number)"},
   }};
   return t;
 }
@@ -75,7 +80,7 @@ const OpInfo* find_op(std::string_view name) {
 
 const OpInfo& op_info(BuiltinOp op) { return table()[static_cast<std::size_t>(op)]; }
 
-bool is_operator(BuiltinOp op) { return op >= BuiltinOp::Less && op <= BuiltinOp::Not; }
+bool is_operator(BuiltinOp op) { return op >= BuiltinOp::Less && op <= BuiltinOp::Negate; }
 
 std::string_view op_node_name(BuiltinOp op) {
   switch (op) {
@@ -88,6 +93,11 @@ std::string_view op_node_name(BuiltinOp op) {
     case BuiltinOp::And: return "and";
     case BuiltinOp::Or: return "or";
     case BuiltinOp::Not: return "not";
+    case BuiltinOp::Add: return "add";
+    case BuiltinOp::Subtract: return "subtract";
+    case BuiltinOp::Multiply: return "multiply";
+    case BuiltinOp::Divide: return "divide";
+    case BuiltinOp::Negate: return "negate";
     default: return op_info(op).name;
   }
 }
@@ -196,6 +206,19 @@ TypeRef op_result_type(BuiltinOp op, std::span<const TypeRef> args, std::span<co
         if (args[i]->kind != TypeKind::Bool) return fail(i, "`bool`");
       }
       return Type::boolean();
+    case BuiltinOp::Add:
+    case BuiltinOp::Subtract:
+    case BuiltinOp::Multiply:
+    case BuiltinOp::Divide:
+    case BuiltinOp::Negate:
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        if (!is_number(args[i])) return fail(i, "numbers (`int`, `float`)");
+      }
+      if (op == BuiltinOp::Divide) return Type::floating();
+      for (const auto& a : args) {
+        if (a->kind == TypeKind::Float) return Type::floating();
+      }
+      return Type::integer();
   }
   return Type::error();
 }

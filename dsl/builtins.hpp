@@ -44,9 +44,17 @@ enum class BuiltinOp : std::uint16_t {
   And,           // a and b: bools -> bool (both sides are computed, as every node of a region is)
   Or,            // a or b
   Not,           // not a
+  // Arithmetic on numbers: `int` with `int` is an `int` (overflow is an error), with a `float`
+  // a `float`; `/` is always a `float`, and by 0 an error.
+  Add,           // a + b
+  Subtract,      // a - b
+  Multiply,      // a * b
+  Divide,        // a / b
+  Negate,        // -a
 };
 
-// Whether `op` is a comparison operator (named by its symbol, not callable by name).
+// Whether `op` is an operator (comparison, logic, arithmetic: named by its symbol or keyword,
+// not callable by name).
 bool is_operator(BuiltinOp op);
 // What a node of `op` is called when its binding gives no name (`greater_equal#4`, `topk#7`):
 // the op's name, or a word for an operator's symbol (names travel in metrics and headers).

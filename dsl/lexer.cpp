@@ -69,6 +69,9 @@ std::string_view tok_name(Tok t) {
     case Tok::fat_arrow: return "`=>`";
     case Tok::question: return "`?`";
     case Tok::minus: return "`-`";
+    case Tok::plus: return "`+`";
+    case Tok::star: return "`*`";
+    case Tok::slash: return "`/`";
     case Tok::equal_equal: return "`==`";
     case Tok::bang_equal: return "`!=`";
   }
@@ -157,6 +160,9 @@ Token Lexer::next() {
     case ':': return make(Tok::colon, begin);
     case '.': return make(Tok::dot, begin);
     case '?': return make(Tok::question, begin);
+    case '+': return make(Tok::plus, begin);
+    case '*': return make(Tok::star, begin);
+    case '/': return make(Tok::slash, begin);
     case '=':
       if (peek() == '>') {
         ++pos_;

@@ -112,7 +112,7 @@ ExprPtr Parser::parse_expr() {
   if (at(Tok::kw_with)) {
     // After `a >= b`, options would fall on the comparison, which cannot time out or fail: the
     // writer meant the call on one side, and would get no timeout, retry or fallback at all.
-    if (const auto* c = std::get_if<CallExpr>(&e->node); c && is_comparison(*c)) {
+    if (const auto* c = std::get_if<CallExpr>(&e->node); c && is_operator_call(*c)) {
       diags_.report(Diag::with_on_comparison, cur().span);
     }
     e->with_span = advance().span;
@@ -142,7 +142,7 @@ std::optional<std::pair<std::string_view, int>> Parser::compare_op() const {
   }
 }
 
-bool Parser::is_comparison(const CallExpr& c) {
+bool Parser::is_operator_call(const CallExpr& c) {
   // An operator's op is named by its symbol or keyword, which no call written as one can name.
   const auto* n = std::get_if<NameExpr>(&c.callee->node);
   const OpInfo* op = n ? find_op(n->name.name) : nullptr;
@@ -194,13 +194,13 @@ ExprPtr Parser::parse_not() {
 // `a < b` and the other comparisons: a call of the op named by the operator (builtins.hpp), so
 // that it is typed, compiled and run as every op is. One comparison: `a < b < c` is an error.
 ExprPtr Parser::parse_compare() {
-  ExprPtr lhs = parse_postfix();
+  ExprPtr lhs = parse_arith(0);
   if (!lhs) return nullptr;
   auto op = compare_op();
   if (!op) return lhs;
   Span op_span = cur().span;
   for (int i = 0; i < op->second; ++i) op_span = Span::cover(op_span, advance().span);
-  ExprPtr rhs = parse_postfix();
+  ExprPtr rhs = parse_arith(0);
   if (!rhs) return nullptr;
   if (compare_op()) {
     diags_.report(Diag::chained_comparison, cur().span);
@@ -212,6 +212,54 @@ ExprPtr Parser::parse_compare() {
   args.push_back(std::move(lhs));
   args.push_back(std::move(rhs));
   return operator_call(op->first, op_span, span, std::move(args));
+}
+
+// Whether the `-` at the cursor is the sign of the next switch arm's case (`-1 => ...`), not a
+// subtraction from the arm before: no expression is followed by `=>`.
+bool Parser::next_case() const {
+  const Tok n = peek().kind;
+  return (n == Tok::integer || n == Tok::floating || n == Tok::duration) && peek(2).kind == Tok::fat_arrow;
+}
+
+// Level 0: `+` and `-` between products; level 1: `*` and `/` between unary operands. A chain
+// nests as deeply as a postfix chain does (ChainDepth).
+ExprPtr Parser::parse_arith(int level) {
+  auto operand = [&] { return level == 0 ? parse_arith(1) : parse_unary(); };
+  ExprPtr lhs = operand();
+  ChainDepth depth(*this);
+  while (lhs) {
+    std::string_view op;
+    if (level == 0 && at(Tok::plus)) op = "+";
+    else if (level == 0 && at(Tok::minus) && !next_case()) op = "-";
+    else if (level == 1 && at(Tok::star)) op = "*";
+    else if (level == 1 && at(Tok::slash)) op = "/";
+    else break;
+    if (!depth.add()) return nullptr;
+    Span op_span = advance().span;
+    ExprPtr rhs = operand();
+    if (!rhs) return nullptr;
+    Span span = Span::cover(lhs->span, rhs->span);
+    std::vector<ExprPtr> args;
+    args.push_back(std::move(lhs));
+    args.push_back(std::move(rhs));
+    lhs = operator_call(op, op_span, span, std::move(args));
+  }
+  return lhs;
+}
+
+ExprPtr Parser::parse_unary() {
+  // `-2`, `-1.5`, `-3s`: a literal (parse_primary), as an option's value needs.
+  const bool sign = at(Tok::minus) && (peek().kind == Tok::integer || peek().kind == Tok::floating || peek().kind == Tok::duration);
+  if (!at(Tok::minus) || sign) return parse_postfix();
+  DepthGuard guard(*this);  // `- - - x` nests
+  if (!guard.ok) return nullptr;
+  Span op_span = advance().span;
+  ExprPtr operand = parse_unary();
+  if (!operand) return nullptr;
+  Span span = Span::cover(op_span, operand->span);
+  std::vector<ExprPtr> args;
+  args.push_back(std::move(operand));
+  return operator_call("unary -", op_span, span, std::move(args));
 }
 
 ExprPtr Parser::parse_postfix() {

@@ -114,12 +114,17 @@ class Parser {
   // `operand { keyword operand }`, left to right: the calls of `op` it makes.
   ExprPtr parse_chain(Tok keyword, std::string_view op, ExprPtr (Parser::*operand)());
   ExprPtr parse_compare();
+  // `a + b - c`, `a * b / c`: left to right, `*` and `/` tighter than `+` and `-`, all tighter
+  // than a comparison; `-a` tighter still (a `-` before a number is the number's sign).
+  ExprPtr parse_arith(int level);
+  ExprPtr parse_unary();
+  bool next_case() const;
   // A call of the op named `op` on `args`, as the operators make (parse_compare, parse_or...).
   ExprPtr operator_call(std::string_view op, Span op_span, Span span, std::vector<ExprPtr> args);
   // The comparison operator at the cursor, if any: its name and how many tokens spell it.
   std::optional<std::pair<std::string_view, int>> compare_op() const;
   // Whether a call is one an operator made (its callee an operator's symbol or word).
-  static bool is_comparison(const CallExpr& c);
+  static bool is_operator_call(const CallExpr& c);
   ExprPtr parse_postfix();
   ExprPtr parse_primary();
   ExprPtr parse_group();

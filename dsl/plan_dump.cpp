@@ -88,6 +88,7 @@ class TextDumper {
               return fmt::format("op %{} {} %{}", index(k.args[0]), dsl::op_info(k.op).name, index(k.args[1]));
             }
             if (dsl::is_operator(k.op) && k.args.size() == 1) {
+              if (k.op == dsl::BuiltinOp::Negate) return fmt::format("op -%{}", index(k.args[0]));
               return fmt::format("op {} %{}", dsl::op_info(k.op).name, index(k.args[0]));
             }
             std::string args;

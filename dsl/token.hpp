@@ -48,7 +48,7 @@ enum class Tok : std::uint8_t {
   BRAID_KEYWORDS(X)
 #undef X
   l_paren, r_paren, l_brace, r_brace, l_bracket, r_bracket, l_angle, r_angle,
-  comma, semicolon, colon, dot, equal, arrow, fat_arrow, question, minus,
+  comma, semicolon, colon, dot, equal, arrow, fat_arrow, question, minus, plus, star, slash,
   equal_equal, bang_equal,  // `==`, `!=` (`<=` and `>=` are `<`/`>` and an adjacent `=`: see parse_compare)
 };
 

@@ -180,6 +180,43 @@ Result<Value> compare(BuiltinOp op, std::string_view name, const Value& a, const
   }
 }
 
+std::string number_text(const Value& v) {
+  return v.kind() == Value::Kind::Int ? fmt::format("{}", v.as_int()) : fmt::format("{}", v.as_float());
+}
+
+// `+`, `-`, `*`, `/` and `-a`: an `int` with an `int` stays an `int`, checked (an overflow is
+// the op's error, not a wrapped number); with a `float`, both as floats. `/` is a float, and
+// dividing by 0 is the op's error (0 and -0 alike), not an infinity.
+Result<Value> arithmetic(BuiltinOp op, std::string_view name, std::span<const Value> args) {
+  for (const auto& a : args) {
+    if (!is_number(a)) return op_error(name, fmt::format("expected numbers, found {}", a.kind_name()));
+  }
+  if (op == BuiltinOp::Negate) {
+    if (args[0].kind() != Value::Kind::Int) return Value(-args[0].as_float());
+    const std::int64_t x = args[0].as_int();
+    if (x == std::numeric_limits<std::int64_t>::min()) return op_error(name, fmt::format("-({}) overflows int", x));
+    return Value(-x);
+  }
+  const Value& a = args[0];
+  const Value& b = args[1];
+  if (op == BuiltinOp::Divide) {
+    const double y = b.as_float();
+    if (y == 0) return op_error(name, fmt::format("division by zero ({} / {})", number_text(a), number_text(b)));
+    return Value(a.as_float() / y);
+  }
+  if (a.kind() == Value::Kind::Int && b.kind() == Value::Kind::Int) {
+    const std::int64_t x = a.as_int(), y = b.as_int();
+    std::int64_t r = 0;
+    const bool over = op == BuiltinOp::Add        ? __builtin_add_overflow(x, y, &r)
+                      : op == BuiltinOp::Subtract ? __builtin_sub_overflow(x, y, &r)
+                                                  : __builtin_mul_overflow(x, y, &r);
+    if (over) return op_error(name, fmt::format("{} {} {} overflows int", x, name, y));
+    return Value(r);
+  }
+  const double x = a.as_float(), y = b.as_float();
+  return Value(op == BuiltinOp::Add ? x + y : op == BuiltinOp::Subtract ? x - y : x * y);
+}
+
 }  // namespace
 
 Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const std::string> names) {
@@ -307,6 +344,11 @@ Result<Value> run_op(BuiltinOp op, std::span<const Value> args, std::span<const 
     case BuiltinOp::Or: return Value(args[0].as_bool() || args[1].as_bool());
     case BuiltinOp::Not: return Value(!args[0].as_bool());
     case BuiltinOp::NotEqual: return Value(!values_equal(args[0], args[1]));
+    case BuiltinOp::Add:
+    case BuiltinOp::Subtract:
+    case BuiltinOp::Multiply:
+    case BuiltinOp::Divide:
+    case BuiltinOp::Negate: return arithmetic(op, name, args);
   }
   return op_error(name, "not implemented");
 }

@@ -209,6 +209,29 @@ TEST_SUITE("checker") {
           "arms of this split must have one type: this arm is `str`, the first is `float`\n");
   }
 
+  TEST_CASE("arithmetic types: int with int is int, a float makes float, `/` is float; numbers only") {
+    auto c = compile(R"(
+      endpoint e(i: int, f: float) -> {a: int, b: float, c: float, d: int, e: float} {
+        return {a: i + i * 2, b: i - f, c: i / 2, d: -i, e: -f}
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    const auto& ep = c->plan->endpoints[0];
+    std::string record;
+    for (const auto& n : ep.nodes) {
+      if (std::holds_alternative<plan::RecordNode>(n.kind)) record = ep.value(n.output).type->to_string();
+    }
+    CHECK(record == "{a: int, b: float, c: float, d: int, e: float}");
+    CHECK(messages(*compile("endpoint e(s: str) -> int { return s + 1 }")) ==
+          "operands of `+` must be numbers (`int`, `float`); found `str`\n");
+    CHECK(messages(*compile("endpoint e(x: int?) -> int { return 1 * x }")) ==
+          "operands of `*` must be numbers (`int`, `float`); found `int?`\n");
+    CHECK(messages(*compile("endpoint e(b: bool) -> bool { return -b }")) ==
+          "operands of `unary -` must be numbers (`int`, `float`); found `bool`\n");
+    CHECK(messages(*compile("endpoint e(i: int) -> int { return i / 2 }")) ==
+          "endpoint `e` returns `int`, but its result has type `float`\n");
+  }
+
   TEST_CASE("argument types are checked against declared signatures") {
     auto c = compile("endpoint e(xs: list<str>) -> float { return cls.classify(xs) }");
     CHECK(messages(*c) == "argument `text` of `cls.classify` expects `str`, found `list<str>`\n");

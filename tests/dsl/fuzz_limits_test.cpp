@@ -25,7 +25,8 @@ TEST_SUITE("fuzz") {
 
     // 10k openers and closers, bare and inside a body or a type.
     for (std::string_view o : {"(", "[", "{", "<", ")", "]", "}", ">", "\"", "{a: ", "f(", "all { ", "[1, ",
-                               "each i in xs { ", "switch x { \"a\" => ", "x = ", "-", "->", "=>", "?", ".", ","}) {
+                               "each i in xs { ", "switch x { \"a\" => ", "x = ", "-", "->", "=>", "?", ".", ",", "1 + ", "2 * ",
+                               "- (", "/"}) {
       run(fmt::format("10k `{}` alone", o), repeat(o, 10000));
       run(fmt::format("10k `{}` in a body", o), in_body(repeat(o, 10000) + "x"));
       run(fmt::format("10k `{}` on separate lines in a body", o), in_body(repeat(std::string(o) + "\n", 10000) + "x"));

@@ -308,6 +308,8 @@ const std::vector<std::string>& fragments() {
       "quorum(4294967297) { x, x }", "each i in x { i }", "each i in 1 { i }", "each i in x concurrent(0) { i }",
       "each i in x concurrent(4294967297) { i }", "each x in x { x }", "switch x { else => 1 }",
       "switch x { \"a\" => 1 \"a\" => 2 }", "switch x { }", "switch 1.5 { 1 => 2 }", "switch x { true => 1 }",
+      "+", "*", "/", "a + b * -c", "- - x", "1 / 0", "x - -1", "-x.y", "1 +", "* 2", "9223372036854775807 + 1",
+      "0.5 * x + (1 - 0.5) * y", "-1 => x", "switch x { 1 => 2 -1 => 3 else => 4 }",
       "split", "by", "split {", "split by x {", "split by {", "split { 0 => x }", "split { 1 => x, 4294967296 => x }",
       "split by x { 1 => x 1 => 2 }", "split by 1.5 { 1 => x }", "split { else => x }", "split by by { 1 => by }",
       "threads = 4294967296", "instances = 0", "max_memory = 4GiB", "batch_window = 1s", "timeout = 1",

@@ -52,6 +52,13 @@ TEST_SUITE("lexer") {
     CHECK(bang->diags.error_count() == 1);
   }
 
+  TEST_CASE("arithmetic operators are one-character tokens; `-` before a digit is still a token of its own") {
+    auto l = lex("a+b*c/d-1 -> -x");
+    CHECK(kinds(*l) == std::vector<Tok>{Tok::ident, Tok::plus, Tok::ident, Tok::star, Tok::ident, Tok::slash, Tok::ident,
+                                        Tok::minus, Tok::integer, Tok::arrow, Tok::minus, Tok::ident, Tok::eof});
+    CHECK(l->diags.all().empty());
+  }
+
   TEST_CASE("numbers, durations and sizes carry their values") {
     auto l = lex("42 1_000 2.5 1e-3 20s 2ms 1.5s 3us 7ns 2m 1h 4GiB 512MB 1KiB 10B");
     REQUIRE(l->diags.all().empty());

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include "dsl/parser.hpp"
 #include "dsl/remote.hpp"
 
@@ -136,6 +138,46 @@ TEST_SUITE("parser") {
     CHECK(first_message(*parse("endpoint e(x: int) -> bool { return x < 1 < 2 }")) ==
           "comparisons do not chain; put one of them in parentheses");
     CHECK(first_message(*parse("endpoint e(x: int) -> bool { return x > = 1 }")) == "expected an expression, found `=`");
+  }
+
+  TEST_CASE("arithmetic: `*` `/` tighter than `+` `-`, left to right, unary `-` tightest, all tighter than a comparison") {
+    // The op called by an operator expression, and its operands' calls, as text: `+(a, *(b, c))`.
+    std::function<std::string(const dsl::Expr&)> shape = [&](const dsl::Expr& e) -> std::string {
+      if (const auto* c = std::get_if<dsl::CallExpr>(&e.node)) {
+        std::string out = std::get<dsl::NameExpr>(c->callee->node).name.name + "(";
+        for (std::size_t i = 0; i < c->args.size(); ++i) out += (i ? ", " : "") + shape(*c->args[i].value);
+        return out + ")";
+      }
+      if (const auto* n = std::get_if<dsl::NameExpr>(&e.node)) return n->name.name;
+      if (const auto* l = std::get_if<dsl::Literal>(&e.node)) return std::to_string(l->i);
+      return "?";
+    };
+    auto result = [&](const std::string& expr) {
+      auto p = parse("endpoint e(a: int, b: int, c: int, d: int) -> int { return " + expr + " }");
+      INFO(first_message(*p));
+      REQUIRE(p->diags.all().empty());
+      return shape(*p->module.endpoints[0]->body.result);
+    };
+    CHECK(result("a + b * c") == "+(a, *(b, c))");
+    CHECK(result("a * b + c") == "+(*(a, b), c)");
+    CHECK(result("a - b - c") == "-(-(a, b), c)");
+    CHECK(result("a / b * c") == "*(/(a, b), c)");
+    CHECK(result("(a + b) * c") == "*(+(a, b), c)");
+    CHECK(result("-a * b") == "*(unary -(a), b)");
+    CHECK(result("- -a") == "unary -(unary -(a))");
+    CHECK(result("a -1") == "-(a, 1)");       // after an operand, `-` subtracts
+    CHECK(result("a * -1") == "*(a, -1)");    // before a number, it is the number's sign: a literal
+    CHECK(result("a + b < c * d") == "<(+(a, b), *(c, d))");
+    CHECK(result("not a + 1 > b") == "not(>(+(a, 1), b))");
+    // A negative case after an arm is the next arm, not a subtraction from the arm before.
+    auto sw = parse("endpoint e(n: int) -> int { return switch n { 1 => 10\n -1 => 20\n else => n - 1 } }");
+    INFO(first_message(*sw));
+    REQUIRE(sw->diags.all().empty());
+    const auto& s = std::get<dsl::SwitchExpr>(sw->module.endpoints[0]->body.result->node);
+    REQUIRE(s.arms.size() == 3);
+    CHECK(s.arms[1].pattern->i == -1);
+    CHECK(first_message(*parse("endpoint e(x: int) -> int { return x + }")) == "expected an expression, found `}`");
+    CHECK(first_message(*parse("endpoint e(x: int) -> int { return x * * x }")) == "expected an expression, found `*`");
   }
 
   TEST_CASE("expected X, found Y") {

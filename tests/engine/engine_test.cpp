@@ -203,6 +203,30 @@ TEST_SUITE("engine") {
     CHECK(*h.run("optional", {Value("x")}) == Value("given"));
   }
 
+  TEST_CASE("arithmetic: a weighted blend of two models; an overflow or a division by 0 is the request's (400) when it made the operands") {
+    Harness h(fake_model("m") + R"(
+      endpoint blend(a: float, b: float, w: float = 0.75) -> float {
+        s = all { x: m.add(a, 0.0), y: m.add(b, 0.0) }
+        return w * s.x + (1 - w) * s.y
+      }
+      endpoint product(a: int, b: int) -> int { return a * b }
+      endpoint ratio(a: float, b: float) -> float { return a / m.add(b, 0.0) })");
+    auto r = h.run("blend", {Value(4.0), Value(8.0), Value(0.75)});
+    REQUIRE_MESSAGE(r, describe(r));
+    CHECK(*r == Value(5.0));
+    auto p = h.run("product", {Value(std::int64_t{3037000500}), Value(std::int64_t{3037000500})});
+    REQUIRE(!p);
+    CHECK(p.error().code == ErrorCode::InvalidInput);
+    CHECK(p.error().describe().find("3037000500 * 3037000500 overflows int") != std::string::npos);
+    CHECK(*h.run("product", {Value(std::int64_t{3037000499}), Value(std::int64_t{3037000499})}) ==
+          Value(std::int64_t{9223372030926249001}));
+    // The divisor came from a model: the graph's failure, not the request's.
+    auto q = h.run("ratio", {Value(1.0), Value(0.0)});
+    REQUIRE(!q);
+    CHECK(q.error().code == ErrorCode::ModelError);
+    CHECK(q.error().describe().find("division by zero") != std::string::npos);
+  }
+
   TEST_CASE("a node timeout fails the node, names it, and cancels the call") {
     Harness h(fake_model("slow") + R"(
       endpoint e(x: str) -> str { return slow.sleep(x, 60000) with { timeout = 50ms } })");

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "engine/ops.hpp"
 
@@ -56,6 +57,35 @@ TEST_SUITE("ops") {
     }
     CHECK(*op(BuiltinOp::Equal, {Value(nan), Value(nan)}) == Value(false));
     CHECK(*op(BuiltinOp::NotEqual, {Value(nan), Value(nan)}) == Value(true));
+  }
+
+  TEST_CASE("arithmetic: ints stay exact ints, checked for overflow; a float makes a float; `/` a float, never by 0") {
+    CHECK(*op(BuiltinOp::Add, {Value(2), Value(3)}) == Value(5));
+    CHECK(op(BuiltinOp::Add, {Value(2), Value(3)})->kind() == Value::Kind::Int);
+    CHECK(*op(BuiltinOp::Subtract, {Value(2), Value(0.5)}) == Value(1.5));
+    CHECK(*op(BuiltinOp::Multiply, {Value(0.5), Value(4)}) == Value(2.0));
+    CHECK(op(BuiltinOp::Multiply, {Value(0.5), Value(4)})->kind() == Value::Kind::Float);
+    CHECK(*op(BuiltinOp::Divide, {Value(7), Value(2)}) == Value(3.5));
+    CHECK(*op(BuiltinOp::Negate, {Value(-4)}) == Value(4));
+    CHECK(*op(BuiltinOp::Negate, {Value(0.25)}) == Value(-0.25));
+    // Exact beyond a double's 53 bits.
+    CHECK(*op(BuiltinOp::Add, {Value(std::int64_t{9007199254740992}), Value(1)}) == Value(std::int64_t{9007199254740993}));
+    const std::int64_t max = std::numeric_limits<std::int64_t>::max(), min = std::numeric_limits<std::int64_t>::min();
+    auto over = op(BuiltinOp::Add, {Value(max), Value(1)});
+    REQUIRE(!over);
+    CHECK(over.error().message == "op `+`: 9223372036854775807 + 1 overflows int");
+    CHECK(!op(BuiltinOp::Subtract, {Value(min), Value(1)}));
+    CHECK(!op(BuiltinOp::Multiply, {Value(std::int64_t{1} << 32), Value(std::int64_t{1} << 31)}));
+    CHECK(*op(BuiltinOp::Multiply, {Value(std::int64_t{1} << 31), Value(std::int64_t{1} << 31)}) == Value(std::int64_t{1} << 62));
+    auto neg = op(BuiltinOp::Negate, {Value(min)});
+    REQUIRE(!neg);
+    CHECK(neg.error().message == "op `unary -`: -(-9223372036854775808) overflows int");
+    for (const Value& zero : {Value(0), Value(0.0), Value(-0.0)}) {
+      auto div = op(BuiltinOp::Divide, {Value(1), zero});
+      REQUIRE(!div);
+      CHECK(div.error().message.starts_with("op `/`: division by zero (1 / "));
+    }
+    CHECK(!op(BuiltinOp::Add, {Value("a"), Value(1)}));  // the checker keeps strings out; the op says so too
   }
 
   TEST_CASE("and, or, not") {
