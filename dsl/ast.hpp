@@ -116,6 +116,7 @@ struct Expr {
   std::vector<OptionItem> with;  // `expr with { timeout = 1s, retries = 2, fallback = ... }`
   Span with_span;
   TypeRef type;  // set by the checker
+  std::uint32_t height = 1;  // levels of the tree it roots, `with` options included (parser.hpp: kMaxDepth)
 };
 
 struct Let {

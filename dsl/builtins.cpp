@@ -81,6 +81,7 @@ const OpInfo* find_op(std::string_view name) {
 const OpInfo& op_info(BuiltinOp op) { return table()[static_cast<std::size_t>(op)]; }
 
 bool is_operator(BuiltinOp op) { return op >= BuiltinOp::Less && op <= BuiltinOp::Negate; }
+bool is_arithmetic(BuiltinOp op) { return op >= BuiltinOp::Add && op <= BuiltinOp::Negate; }
 
 std::string_view op_node_name(BuiltinOp op) {
   switch (op) {

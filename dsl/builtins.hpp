@@ -56,6 +56,9 @@ enum class BuiltinOp : std::uint16_t {
 // Whether `op` is an operator (comparison, logic, arithmetic: named by its symbol or keyword,
 // not callable by name).
 bool is_operator(BuiltinOp op);
+// Whether `op` is an arithmetic operator, which may fail (an overflow, a division by 0) and so
+// may take a `fallback`; a comparison or logic operator cannot fail.
+bool is_arithmetic(BuiltinOp op);
 // What a node of `op` is called when its binding gives no name (`greater_equal#4`, `topk#7`):
 // the op's name, or a word for an operator's symbol (names travel in metrics and headers).
 std::string_view op_node_name(BuiltinOp op);

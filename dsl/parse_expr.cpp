@@ -104,6 +104,59 @@ TypeRef Parser::parse_type_inner() {
   return Type::error();
 }
 
+namespace {
+
+std::uint32_t height_of(const ExprPtr& e) { return e ? e->height : 0; }
+
+std::uint32_t block_height(const Block* b) {
+  if (!b) return 0;
+  std::uint32_t h = height_of(b->result);
+  for (const auto& l : b->lets) h = std::max(h, height_of(l.value));
+  return h;
+}
+
+std::uint32_t children_height(const Expr& e) {
+  std::uint32_t h = 0;
+  auto add = [&](std::uint32_t c) { h = std::max(h, c); };
+  std::visit(
+      [&](const auto& n) {
+        using T = std::decay_t<decltype(n)>;
+        if constexpr (std::is_same_v<T, FieldExpr>) {
+          add(height_of(n.base));
+        } else if constexpr (std::is_same_v<T, IndexExpr>) {
+          add(height_of(n.base));
+          add(height_of(n.index));
+        } else if constexpr (std::is_same_v<T, CallExpr>) {
+          add(height_of(n.callee));
+          for (const auto& a : n.args) add(height_of(a.value));
+        } else if constexpr (std::is_same_v<T, ListExpr>) {
+          for (const auto& i : n.items) add(height_of(i));
+        } else if constexpr (std::is_same_v<T, RecordExpr>) {
+          for (const auto& f : n.fields) add(height_of(f.second));
+        } else if constexpr (std::is_same_v<T, GroupExpr>) {
+          for (const auto& a : n.branches) add(height_of(a.value));
+        } else if constexpr (std::is_same_v<T, EachExpr>) {
+          add(height_of(n.list));
+          add(block_height(n.body.get()));
+        } else if constexpr (std::is_same_v<T, SwitchExpr>) {
+          add(height_of(n.subject));
+          for (const auto& a : n.arms) add(height_of(a.value));
+        }
+      },
+      e.node);
+  for (const auto& o : e.with) add(height_of(o.value));
+  return h;
+}
+
+}  // namespace
+
+ExprPtr Parser::checked_height(ExprPtr e) {
+  e->height = 1 + children_height(*e);
+  if (e->height <= static_cast<std::uint32_t>(kMaxDepth)) return e;
+  report_too_deep();
+  return nullptr;
+}
+
 ExprPtr Parser::parse_expr() {
   DepthGuard guard(*this);
   if (!guard.ok) return nullptr;
@@ -112,7 +165,8 @@ ExprPtr Parser::parse_expr() {
   if (at(Tok::kw_with)) {
     // After `a >= b`, options would fall on the comparison, which cannot time out or fail: the
     // writer meant the call on one side, and would get no timeout, retry or fallback at all.
-    if (const auto* c = std::get_if<CallExpr>(&e->node); c && is_operator_call(*c)) {
+    // (Arithmetic may fail: `(x / y) with { fallback = 0.0 }` is an op's fallback.)
+    if (const auto* c = std::get_if<CallExpr>(&e->node); c && is_operator_call(*c) && !is_arithmetic_call(*c)) {
       diags_.report(Diag::with_on_comparison, cur().span);
     }
     e->with_span = advance().span;
@@ -120,6 +174,7 @@ ExprPtr Parser::parse_expr() {
     parse_options(e->with);
     if (panic_) return nullptr;
     if (!expect(Tok::r_brace, "`}` or an option `name = value`")) return nullptr;
+    e = checked_height(std::move(e));  // its options are its children too
   }
   return e;
 }
@@ -140,6 +195,12 @@ std::optional<std::pair<std::string_view, int>> Parser::compare_op() const {
     }
     default: return std::nullopt;
   }
+}
+
+bool Parser::is_arithmetic_call(const CallExpr& c) {
+  const auto* n = std::get_if<NameExpr>(&c.callee->node);
+  const OpInfo* op = n ? find_op(n->name.name) : nullptr;
+  return op && is_arithmetic(op->op);
 }
 
 bool Parser::is_operator_call(const CallExpr& c) {

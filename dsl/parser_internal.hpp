@@ -125,6 +125,7 @@ class Parser {
   std::optional<std::pair<std::string_view, int>> compare_op() const;
   // Whether a call is one an operator made (its callee an operator's symbol or word).
   static bool is_operator_call(const CallExpr& c);
+  static bool is_arithmetic_call(const CallExpr& c);
   ExprPtr parse_postfix();
   ExprPtr parse_primary();
   ExprPtr parse_group();
@@ -166,12 +167,19 @@ class Parser {
     ~ChainDepth() { p.depth_ -= links; }
   };
 
+  // A node of the tree; null (reported) when it would make the tree taller than kMaxDepth. The
+  // parser's own depth bounds its recursion; the tree's height bounds the passes after it
+  // (checker, lowering, destruction), which recurse as deep as the tree is tall: a chain
+  // in parentheses in a chain in parentheses... nests a tree far deeper than any one moment of
+  // parsing does (20 levels of parentheses around chains of 190 crashed the checker).
   ExprPtr make(Span span, auto node) {
     auto e = std::make_unique<Expr>();
     e->span = span;
     e->node = std::move(node);
-    return e;
+    return checked_height(std::move(e));
   }
+  // Sets e's height from its children and options; null (reported) past kMaxDepth.
+  ExprPtr checked_height(ExprPtr e);
 
   std::vector<Token> toks_;
   std::string_view text_;

@@ -180,8 +180,12 @@ Result<Value> compare(BuiltinOp op, std::string_view name, const Value& a, const
   }
 }
 
+// A number as the graph would write it: a float with its point (`0.0`, `-0.0`, `1e+300`).
 std::string number_text(const Value& v) {
-  return v.kind() == Value::Kind::Int ? fmt::format("{}", v.as_int()) : fmt::format("{}", v.as_float());
+  if (v.kind() == Value::Kind::Int) return fmt::format("{}", v.as_int());
+  std::string s = fmt::format("{}", v.as_float());
+  if (s.find_first_of(".eni") == std::string::npos) s += ".0";
+  return s;
 }
 
 // `+`, `-`, `*`, `/` and `-a`: an `int` with an `int` stays an `int`, checked (an overflow is

@@ -66,6 +66,14 @@ TEST_SUITE("fuzz") {
     }
     run("190 parentheses around 190-long field chains", in_body(fields));
     run("190 parentheses around 190-long `or` chains", in_body(ors));
+    // The same, each chain as long as the parser's depth allows where it stands (200 less the
+    // parentheses around it): no moment of parsing is deeper than 200, but the tree is 50 times
+    // taller, and the checker's recursion overflowed the stack. The tree's height is the limit.
+    for (std::string_view link : {".b", " or a", " and a", " + 1", " * 1", " - 1 / 1", "[0]"}) {
+      std::string nested = "x";
+      for (int k = 59; k >= 0; --k) nested = "(" + nested + ")" + repeat(link, static_cast<std::size_t>(200 - k - 3));
+      run(fmt::format("60 parentheses around chains of `{}` as long as each may be", link), in_body(nested));
+    }
     run("150-long `and` chain (under the limit)", in_body("a" + repeat(" and a", 150)));
     run("10k `not`", in_body(repeat("not ", 10000) + "a"));
 

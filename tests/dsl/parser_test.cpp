@@ -177,6 +177,10 @@ TEST_SUITE("parser") {
     REQUIRE(s.arms.size() == 3);
     CHECK(s.arms[1].pattern->i == -1);
     CHECK(first_message(*parse("endpoint e(x: int) -> int { return x + }")) == "expected an expression, found `}`");
+    // Arithmetic may fail, so `with` may follow it; a comparison cannot, so `with` there is an error.
+    CHECK(parse("endpoint e(a: int, b: int) -> float { return (a / b) with { fallback = 0.0 } }")->diags.all().empty());
+    CHECK(first_message(*parse("endpoint e(a: int, b: int) -> bool { return (a < b) with { fallback = false } }"))
+              .starts_with("`with` here would apply to the operator before it"));
     CHECK(first_message(*parse("endpoint e(x: int) -> int { return x * * x }")) == "expected an expression, found `*`");
   }
 

@@ -210,7 +210,11 @@ TEST_SUITE("engine") {
         return w * s.x + (1 - w) * s.y
       }
       endpoint product(a: int, b: int) -> int { return a * b }
-      endpoint ratio(a: float, b: float) -> float { return a / m.add(b, 0.0) })");
+      endpoint ratio(a: float, b: float) -> float { return a / m.add(b, 0.0) }
+      endpoint safe_ratio(a: float, b: float) -> float {
+        q = (a / b) with { fallback = -1.0 }
+        return q + 1
+      })");
     auto r = h.run("blend", {Value(4.0), Value(8.0), Value(0.75)});
     REQUIRE_MESSAGE(r, describe(r));
     CHECK(*r == Value(5.0));
@@ -225,6 +229,11 @@ TEST_SUITE("engine") {
     REQUIRE(!q);
     CHECK(q.error().code == ErrorCode::ModelError);
     CHECK(q.error().describe().find("division by zero") != std::string::npos);
+    // An arithmetic operator may fail, so it may fall back.
+    CHECK(*h.run("safe_ratio", {Value(1.0), Value(4.0)}) == Value(1.25));
+    auto fell = h.run("safe_ratio", {Value(1.0), Value(0.0)});
+    REQUIRE_MESSAGE(fell, describe(fell));
+    CHECK(*fell == Value(0.0));
   }
 
   TEST_CASE("a node timeout fails the node, names it, and cancels the call") {
