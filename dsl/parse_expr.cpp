@@ -219,13 +219,15 @@ ExprPtr Parser::operator_call(std::string_view op, Span op_span, Span span, std:
 
 // `a or b or c`: left to right, `or` looser than `and`, `and` looser than `not`, `not` looser
 // than a comparison. A chain is bounded as a postfix chain is: it nests as deeply.
-ExprPtr Parser::parse_or() { return parse_chain(Tok::kw_or, "or", &Parser::parse_and); }
-ExprPtr Parser::parse_and() { return parse_chain(Tok::kw_and, "and", &Parser::parse_not); }
+ExprPtr Parser::parse_or() { return parse_chain(&Parser::or_at, &Parser::parse_and); }
+ExprPtr Parser::parse_and() { return parse_chain(&Parser::and_at, &Parser::parse_not); }
+std::string_view Parser::or_at() const { return at(Tok::kw_or) ? "or" : ""; }
+std::string_view Parser::and_at() const { return at(Tok::kw_and) ? "and" : ""; }
 
-ExprPtr Parser::parse_chain(Tok keyword, std::string_view op, ExprPtr (Parser::*operand)()) {
+ExprPtr Parser::parse_chain(std::string_view (Parser::*op_at)() const, ExprPtr (Parser::*operand)()) {
   ExprPtr lhs = (this->*operand)();
   ChainDepth depth(*this);
-  while (lhs && at(keyword)) {
+  for (std::string_view op; lhs && !(op = (this->*op_at)()).empty();) {
     if (!depth.add()) return nullptr;
     Span op_span = advance().span;
     ExprPtr rhs = (this->*operand)();
@@ -239,29 +241,34 @@ ExprPtr Parser::parse_chain(Tok keyword, std::string_view op, ExprPtr (Parser::*
   return lhs;
 }
 
-ExprPtr Parser::parse_not() {
-  if (!at(Tok::kw_not)) return parse_compare();
-  DepthGuard guard(*this);  // `not not not ...` nests
+// `not a`, `-a`: the operator at the cursor, then its operand (which may be another).
+ExprPtr Parser::parse_prefix(std::string_view op, ExprPtr (Parser::*operand)()) {
+  DepthGuard guard(*this);  // `not not not ...` and `- - - ...` nest
   if (!guard.ok) return nullptr;
   Span op_span = advance().span;
-  ExprPtr operand = parse_not();
-  if (!operand) return nullptr;
-  Span span = Span::cover(op_span, operand->span);
+  ExprPtr arg = (this->*operand)();
+  if (!arg) return nullptr;
+  Span span = Span::cover(op_span, arg->span);
   std::vector<ExprPtr> args;
-  args.push_back(std::move(operand));
-  return operator_call("not", op_span, span, std::move(args));
+  args.push_back(std::move(arg));
+  return operator_call(op, op_span, span, std::move(args));
+}
+
+ExprPtr Parser::parse_not() {
+  if (!at(Tok::kw_not)) return parse_compare();
+  return parse_prefix("not", &Parser::parse_not);
 }
 
 // `a < b` and the other comparisons: a call of the op named by the operator (builtins.hpp), so
 // that it is typed, compiled and run as every op is. One comparison: `a < b < c` is an error.
 ExprPtr Parser::parse_compare() {
-  ExprPtr lhs = parse_arith(0);
+  ExprPtr lhs = parse_sum();
   if (!lhs) return nullptr;
   auto op = compare_op();
   if (!op) return lhs;
   Span op_span = cur().span;
   for (int i = 0; i < op->second; ++i) op_span = Span::cover(op_span, advance().span);
-  ExprPtr rhs = parse_arith(0);
+  ExprPtr rhs = parse_sum();
   if (!rhs) return nullptr;
   if (compare_op()) {
     diags_.report(Diag::chained_comparison, cur().span);
@@ -282,45 +289,17 @@ bool Parser::next_case() const {
   return (n == Tok::integer || n == Tok::floating || n == Tok::duration) && peek(2).kind == Tok::fat_arrow;
 }
 
-// Level 0: `+` and `-` between products; level 1: `*` and `/` between unary operands. A chain
-// nests as deeply as a postfix chain does (ChainDepth).
-ExprPtr Parser::parse_arith(int level) {
-  auto operand = [&] { return level == 0 ? parse_arith(1) : parse_unary(); };
-  ExprPtr lhs = operand();
-  ChainDepth depth(*this);
-  while (lhs) {
-    std::string_view op;
-    if (level == 0 && at(Tok::plus)) op = "+";
-    else if (level == 0 && at(Tok::minus) && !next_case()) op = "-";
-    else if (level == 1 && at(Tok::star)) op = "*";
-    else if (level == 1 && at(Tok::slash)) op = "/";
-    else break;
-    if (!depth.add()) return nullptr;
-    Span op_span = advance().span;
-    ExprPtr rhs = operand();
-    if (!rhs) return nullptr;
-    Span span = Span::cover(lhs->span, rhs->span);
-    std::vector<ExprPtr> args;
-    args.push_back(std::move(lhs));
-    args.push_back(std::move(rhs));
-    lhs = operator_call(op, op_span, span, std::move(args));
-  }
-  return lhs;
-}
+// `a + b - c` between products, `a * b / c` between unary operands, left to right.
+ExprPtr Parser::parse_sum() { return parse_chain(&Parser::sum_at, &Parser::parse_product); }
+ExprPtr Parser::parse_product() { return parse_chain(&Parser::product_at, &Parser::parse_unary); }
+std::string_view Parser::sum_at() const { return at(Tok::plus) ? "+" : at(Tok::minus) && !next_case() ? "-" : ""; }
+std::string_view Parser::product_at() const { return at(Tok::star) ? "*" : at(Tok::slash) ? "/" : ""; }
 
 ExprPtr Parser::parse_unary() {
   // `-2`, `-1.5`, `-3s`: a literal (parse_primary), as an option's value needs.
   const bool sign = at(Tok::minus) && (peek().kind == Tok::integer || peek().kind == Tok::floating || peek().kind == Tok::duration);
   if (!at(Tok::minus) || sign) return parse_postfix();
-  DepthGuard guard(*this);  // `- - - x` nests
-  if (!guard.ok) return nullptr;
-  Span op_span = advance().span;
-  ExprPtr operand = parse_unary();
-  if (!operand) return nullptr;
-  Span span = Span::cover(op_span, operand->span);
-  std::vector<ExprPtr> args;
-  args.push_back(std::move(operand));
-  return operator_call("unary -", op_span, span, std::move(args));
+  return parse_prefix("unary -", &Parser::parse_unary);
 }
 
 ExprPtr Parser::parse_postfix() {

@@ -111,12 +111,20 @@ class Parser {
   ExprPtr parse_or();
   ExprPtr parse_and();
   ExprPtr parse_not();
-  // `operand { keyword operand }`, left to right: the calls of `op` it makes.
-  ExprPtr parse_chain(Tok keyword, std::string_view op, ExprPtr (Parser::*operand)());
+  // `operand { op operand }`, left to right, `op_at` naming the operator at the cursor (empty:
+  // none): the calls of the ops it makes.
+  ExprPtr parse_chain(std::string_view (Parser::*op_at)() const, ExprPtr (Parser::*operand)());
+  std::string_view or_at() const;
+  std::string_view and_at() const;
+  std::string_view sum_at() const;
+  std::string_view product_at() const;
+  // `op operand`: `not a`, `-a`.
+  ExprPtr parse_prefix(std::string_view op, ExprPtr (Parser::*operand)());
   ExprPtr parse_compare();
   // `a + b - c`, `a * b / c`: left to right, `*` and `/` tighter than `+` and `-`, all tighter
   // than a comparison; `-a` tighter still (a `-` before a number is the number's sign).
-  ExprPtr parse_arith(int level);
+  ExprPtr parse_sum();
+  ExprPtr parse_product();
   ExprPtr parse_unary();
   bool next_case() const;
   // A call of the op named `op` on `args`, as the operators make (parse_compare, parse_or...).
