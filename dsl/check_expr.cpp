@@ -532,6 +532,8 @@ TypeRef Checker::check_split(Expr& e, SwitchExpr& s, Scope& scope) {
     TypeRef kt = check_expr(s.subject.get(), scope);
     if (!kt->is_error() && kt->kind != TypeKind::Str && kt->kind != TypeKind::Int) {
       diags_->report(Diag::split_key_type, s.subject->span, kt->to_string());
+    } else if (is_constant(*s.subject)) {
+      diags_->report(Diag::split_constant_key, s.subject->span);
     }
   }
   if (s.arms.empty()) {
