@@ -106,6 +106,10 @@ TypeRef Parser::parse_type_inner() {
 
 namespace {
 
+// A token a `-` right before makes a negative literal (`-1`, `-0.5`, `-3s`, `-4GiB`, which the
+// options that take them then refuse by range, not by form).
+bool signed_number(Tok t) { return t == Tok::integer || t == Tok::floating || t == Tok::duration || t == Tok::size; }
+
 std::uint32_t height_of(const ExprPtr& e) { return e ? e->height : 0; }
 
 std::uint32_t block_height(const Block* b) {
@@ -285,8 +289,7 @@ ExprPtr Parser::parse_compare() {
 // Whether the `-` at the cursor is the sign of the next switch arm's case (`-1 => ...`), not a
 // subtraction from the arm before: no expression is followed by `=>`.
 bool Parser::next_case() const {
-  const Tok n = peek().kind;
-  return (n == Tok::integer || n == Tok::floating || n == Tok::duration) && peek(2).kind == Tok::fat_arrow;
+  return signed_number(peek().kind) && peek(2).kind == Tok::fat_arrow;
 }
 
 // `a + b - c` between products, `a * b / c` between unary operands, left to right.
@@ -297,7 +300,7 @@ std::string_view Parser::product_at() const { return at(Tok::star) ? "*" : at(To
 
 ExprPtr Parser::parse_unary() {
   // `-2`, `-1.5`, `-3s`: a literal (parse_primary), as an option's value needs.
-  const bool sign = at(Tok::minus) && (peek().kind == Tok::integer || peek().kind == Tok::floating || peek().kind == Tok::duration);
+  const bool sign = at(Tok::minus) && signed_number(peek().kind);
   if (!at(Tok::minus) || sign) return parse_postfix();
   return parse_prefix("unary -", &Parser::parse_unary);
 }
@@ -361,7 +364,7 @@ std::optional<Literal> Parser::parse_literal(Span& span) {
   Literal lit;
   span = cur().span;
   bool negative = false;
-  if (at(Tok::minus) && (peek().kind == Tok::integer || peek().kind == Tok::floating || peek().kind == Tok::duration)) {
+  if (at(Tok::minus) && signed_number(peek().kind)) {
     negative = true;
     advance();
     span = Span::cover(span, cur().span);
@@ -371,7 +374,7 @@ std::optional<Literal> Parser::parse_literal(Span& span) {
     case Tok::integer: lit.kind = Literal::Kind::Int; lit.i = negative ? -t.int_value : t.int_value; lit.f = static_cast<double>(lit.i); break;
     case Tok::floating: lit.kind = Literal::Kind::Float; lit.f = negative ? -t.float_value : t.float_value; break;
     case Tok::duration: lit.kind = Literal::Kind::Duration; lit.i = negative ? -t.int_value : t.int_value; break;
-    case Tok::size: lit.kind = Literal::Kind::Size; lit.i = t.int_value; break;
+    case Tok::size: lit.kind = Literal::Kind::Size; lit.i = negative ? -t.int_value : t.int_value; break;
     case Tok::string: lit.kind = Literal::Kind::Str; lit.s = t.str_value; break;
     case Tok::kw_true: lit.kind = Literal::Kind::Bool; lit.i = 1; break;
     case Tok::kw_false: lit.kind = Literal::Kind::Bool; lit.i = 0; break;
