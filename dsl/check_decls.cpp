@@ -21,7 +21,9 @@ constexpr std::array kModelOptions = {
     OptSpec{"cache", OptKind::Size, 1},                   OptSpec{"cache_ttl", OptKind::Duration, 1'000'000, 30 * 24 * kHour},
 };
 constexpr std::array kEndpointOptions = {OptSpec{"timeout", OptKind::Duration, 1, 24 * kHour},
-                                         OptSpec{"max_in_flight", OptKind::Int, 1, 1 << 24}};
+                                         OptSpec{"max_in_flight", OptKind::Int, 1, 1 << 24},
+                                         OptSpec{"mirror", OptKind::Endpoint, 0, 0},
+                                         OptSpec{"mirror_percent", OptKind::Int, 1, 100}};
 
 constexpr std::array<std::string_view, 2> kBackends = {"torch", "remote"};
 
@@ -88,6 +90,7 @@ std::string_view opt_kind_text(OptKind k) {
     case OptKind::Size: return "a size (e.g. `4GiB`)";
     case OptKind::Bool: return "`true` or `false`";
     case OptKind::Expr: return "an expression";
+    case OptKind::Endpoint: return "the name of an endpoint of this file";
   }
   return "a value";
 }
@@ -108,6 +111,58 @@ void Checker::run() {
           .note(it->second->name.span, "previously declared here");
     }
     check_endpoint(*ep);
+  }
+  for (auto& ep : prog_.modules[0]->endpoints) check_mirror(*ep, seen);
+}
+
+// `with { mirror = other }`: `other` is an endpoint of the same file, not this one, with no
+// mirror of its own, and each of its inputs is one of this endpoint's (same name, a type it
+// accepts) or has a default.
+void Checker::check_mirror(const EndpointDecl& ep, const std::unordered_map<std::string_view, const EndpointDecl*>& endpoints) {
+  const OptionItem* mirror = nullptr;
+  for (const auto& o : ep.options) {
+    if (o.name.name == "mirror") mirror = &o;
+  }
+  if (!mirror) {
+    for (const auto& o : ep.options) {
+      if (o.name.name == "mirror_percent") diags_->report(Diag::mirror_percent_without_mirror, o.name.span, ep.name.name);
+    }
+    return;
+  }
+  const auto* name = mirror->value ? std::get_if<NameExpr>(&mirror->value->node) : nullptr;
+  if (!name) return;  // reported by check_options
+  auto it = endpoints.find(name->name.name);
+  if (it == endpoints.end()) {
+    std::vector<std::string_view> names;
+    for (const auto& [n, decl] : endpoints) names.push_back(n);
+    std::sort(names.begin(), names.end());
+    diags_->report(Diag::mirror_unknown, name->name.span, name->name.name).suggest(name->name.name, names);
+    return;
+  }
+  const EndpointDecl& target = *it->second;
+  if (&target == &ep) {
+    diags_->report(Diag::mirror_self, name->name.span, ep.name.name);
+    return;
+  }
+  for (const auto& o : target.options) {
+    if (o.name.name == "mirror") {
+      diags_->report(Diag::mirror_chain, name->name.span, target.name.name).note(o.name.span, "its mirror is set here");
+      return;
+    }
+  }
+  for (const auto& tp : target.params) {
+    const Param* sp = nullptr;
+    for (const auto& p : ep.params) {
+      if (p.name.name == tp.name.name) sp = &p;
+    }
+    if (sp && sp->type && tp.type && !assignable(sp->type, tp.type)) {
+      diags_->report(Diag::mirror_input_type, name->name.span, target.name.name, tp.name.name, tp.type->to_string(),
+                     ep.name.name, sp->type->to_string())
+          .note(tp.name.span, "declared here");
+    } else if (!sp && !tp.default_value) {
+      diags_->report(Diag::mirror_input_missing, name->name.span, target.name.name, tp.name.name, ep.name.name)
+          .note(tp.name.span, "declared here");
+    }
   }
 }
 
@@ -370,6 +425,15 @@ void Checker::check_options(std::vector<OptionItem>& items, std::span<const OptS
         diags_->report(Diag::fallback_type, item.value->span, t->to_string(), node_type->to_string());
       }
       continue;
+    }
+    if (spec->kind == OptKind::Endpoint) {
+      item.value->type = Type::error();  // a name of the file's endpoints, not a value
+      if (!std::holds_alternative<NameExpr>(item.value->node)) {
+        const auto* lit = std::get_if<Literal>(&item.value->node);
+        diags_->report(Diag::option_kind, item.value->span, item.name.name, opt_kind_text(spec->kind),
+                       lit ? describe_literal(*lit) : std::string("an expression"));
+      }
+      continue;  // resolved with the other endpoints (check_mirror)
     }
     const auto* lit = std::get_if<Literal>(&item.value->node);
     if (!lit) {

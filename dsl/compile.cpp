@@ -39,6 +39,26 @@ Constant literal_constant(const Literal& lit) {
   return to_constant(e);
 }
 
+// `with { mirror = other, mirror_percent = N }` (checked: `other` is another endpoint of the
+// file whose inputs this one has or that default).
+void lower_mirror(const EndpointDecl& decl, const std::vector<std::unique_ptr<EndpointDecl>>& all, Endpoint& ep) {
+  for (const auto& o : decl.options) {
+    const auto* name = o.name.name == "mirror" && o.value ? std::get_if<NameExpr>(&o.value->node) : nullptr;
+    if (!name) continue;
+    for (std::uint32_t i = 0; i < all.size(); ++i) {
+      if (all[i]->name.name != name->name.name) continue;
+      ep.mirror = i;
+      for (const auto& tp : all[i]->params) {
+        std::int32_t from = -1;
+        for (std::uint32_t k = 0; k < decl.params.size(); ++k) {
+          if (decl.params[k].name.name == tp.name.name) from = static_cast<std::int32_t>(k);
+        }
+        ep.mirror_inputs.push_back(from);
+      }
+    }
+  }
+}
+
 std::int64_t option_int(const std::vector<OptionItem>& opts, std::string_view name, std::int64_t dflt) {
   for (const auto& o : opts) {
     if (o.name.name == name && o.value) {
@@ -411,6 +431,8 @@ std::shared_ptr<const plan::Plan> lower_program(const Program& prog,
     ep.result_type = decl->result;
     ep.deadline_ns = option_int(decl->options, "timeout", 0);
     ep.max_in_flight = static_cast<std::uint32_t>(option_int(decl->options, "max_in_flight", 0));
+    ep.mirror_percent = static_cast<std::uint32_t>(option_int(decl->options, "mirror_percent", 100));
+    lower_mirror(*decl, prog.modules[0]->endpoints, ep);
     ep.loc = loc(decl->name.span);
     Lowerer(prog, *plan, ep, model_ids, files).run(*decl);
     plan->endpoints.push_back(std::move(ep));

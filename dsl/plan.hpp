@@ -209,6 +209,12 @@ struct Endpoint {
   RegionId body{};
   std::int64_t deadline_ns = 0;  // 0: none
   std::uint32_t max_in_flight = 0;  // requests of this endpoint running at once; beyond, refused (0: no limit)
+  // `mirror = other`: each request (mirror_percent of them, in turn) also starts one of
+  // endpoint `mirror` (an index in the plan's endpoints) whose answer nobody waits for; input i
+  // of the mirror is this endpoint's input mirror_inputs[i], or its own default when -1.
+  std::optional<std::uint32_t> mirror;
+  std::vector<std::int32_t> mirror_inputs;
+  std::uint32_t mirror_percent = 100;
   std::vector<Node> nodes;
   std::vector<Value> values;
   std::vector<Region> regions;

@@ -232,6 +232,10 @@ std::string to_text(const Plan& p) {
     out += fmt::format("endpoint {}({}) -> {}", ep.name, inputs, ep.result_type->to_string());
     if (ep.deadline_ns) out += fmt::format(" deadline={}", duration_text(ep.deadline_ns));
     if (ep.max_in_flight) out += fmt::format(" max_in_flight={}", ep.max_in_flight);
+    if (ep.mirror) {
+      out += fmt::format(" mirror={}", p.endpoints[*ep.mirror].name);
+      if (ep.mirror_percent < 100) out += fmt::format(" mirror_percent={}", ep.mirror_percent);
+    }
     out += fmt::format("  # {} nodes, {} values, {} regions\n", ep.nodes.size(), ep.values.size(), ep.regions.size());
     TextDumper d(p, ep, out);
     d.region(ep.body, 1);

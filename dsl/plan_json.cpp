@@ -176,6 +176,8 @@ std::string to_json(const Plan& p) {
                          {"result_type", ep.result_type->to_string()},
                          {"deadline_ns", ep.deadline_ns},
                          {"max_in_flight", ep.max_in_flight},
+                         {"mirror", ep.mirror ? json::value(p.endpoints[*ep.mirror].name) : json::value(nullptr)},
+                         {"mirror_percent", ep.mirror_percent},
                          {"body", index(ep.body)},
                          {"nodes", std::move(nodes)},
                          {"values", std::move(values)},

@@ -55,6 +55,8 @@ Engine::~Engine() {
   // Stops every pool: work still queued is dropped (its runs never complete), work running
   // finishes first. Callers drain their requests before destroying the engine.
   auto teardown = [](std::unique_ptr<Impl> impl) {
+    // 0. Mirrored requests, which no caller drains, stop (the pools drop what they still post).
+    impl->mirrors.cancel();
     // 1. The threads that call models stop: no new device work and no new notification (only
     //    they enqueue either; what is posted to them from now on is dropped).
     for (auto& p : impl->device_pools) p->stop();
@@ -235,9 +237,15 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
       }
       models.push_back(std::move(lm));
     }
+    const std::uint32_t first_id = id;
     for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) {
       auto ex = detail::prepare(p, pi, ei, id++, impl->sequential);
       detail::find_uses(p.endpoints[ei], *ex, models);
+      if (const auto& m = p.endpoints[ei].mirror) {
+        ex->mirror = first_id + *m;
+        const std::uint32_t percent = p.endpoints[ei].mirror_percent;
+        if (percent < 100) ex->mirror_turns = std::make_shared<SplitTurns>(std::vector<std::uint32_t>{percent, 100 - percent});
+      }
       impl->endpoints.push_back(std::move(ex));
     }
   }
@@ -344,6 +352,22 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
     Error e = endpoint_full(ref);
     boost::asio::post(*impl_->pool, [done = std::move(done), e = std::move(e)]() mutable { done(std::move(e)); });
     return;
+  }
+  // `mirror = other`: a copy of the request to `other`, whose answer nobody waits for (its own
+  // admission, timeout and figures apply), for this request's share of `mirror_percent`.
+  if (ex->mirror && (!ex->mirror_turns || ex->mirror_turns->next() == 0)) {
+    const detail::ExecEndpoint& target = *impl_->endpoints[*ex->mirror];
+    const plan::Endpoint& tep = *target.ref.endpoint;
+    std::vector<Value> copied;
+    copied.reserve(tep.inputs.size());
+    for (std::size_t i = 0; i < tep.inputs.size(); ++i) {
+      const std::int32_t from = ref.endpoint->mirror_inputs[i];
+      copied.push_back(from >= 0 ? inputs[static_cast<std::size_t>(from)] : constant_value(*tep.inputs[i].default_value));
+    }
+    ex->metrics->mirrored.fetch_add(1, std::memory_order_relaxed);
+    RunOptions mirrored;
+    mirrored.cancel = &impl_->mirrors;
+    start(target.ref, std::move(copied), mirrored, [](Result<Value>) {});
   }
   auto run = options.shared_cancel ? std::make_shared<detail::RunState>(std::move(options.shared_cancel))
                                    : std::make_shared<detail::RunState>(options.cancel);

@@ -39,6 +39,11 @@ std::string Engine::metrics_text() const {
   for (const auto& ex : impl_->endpoints) {
     out += fmt::format("braid_requests_refused_total{{{}}} {}\n", ep_labels(*ex), ex->metrics->refused.load());
   }
+  header("braid_requests_mirrored_total", "counter",
+         "Requests copied to the endpoint's `mirror` (each then counts as a request of the mirror endpoint), per endpoint with a mirror.");
+  for (const auto& ex : impl_->endpoints) {
+    if (ex->mirror) out += fmt::format("braid_requests_mirrored_total{{{}}} {}\n", ep_labels(*ex), ex->metrics->mirrored.load());
+  }
   header("braid_request_duration_seconds", "histogram", "Request latency inside the engine, per endpoint.");
   for (const auto& ex : impl_->endpoints) ex->metrics->latency.render(out, "braid_request_duration_seconds", ep_labels(*ex));
   header("braid_request_first_item_seconds", "histogram",

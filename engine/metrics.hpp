@@ -59,6 +59,7 @@ struct EndpointMetrics {
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> refused{0};  // requests its `max_in_flight` turned away (never run)
+  std::atomic<std::uint64_t> mirrored{0};  // its requests copied to its `mirror` endpoint
   Histogram latency;
   Histogram first_item;  // a streamed result's: from the request to its first item
   std::atomic<std::uint64_t> ok_ns{0};     // time the requests answered took, in all

@@ -101,7 +101,11 @@ struct ExecEndpoint {
   };
   static constexpr std::size_t kEarlyLeaves = 64;  // uses a run may leave before its end
   std::vector<Use> uses;
-  bool counts_roots = false;  // a use has several roots: runs count them down (RunState::roots_left)
+  bool counts_roots = false;
+  // `mirror = other`: the engine-wide index of `other`, and, below 100%, whose turn it is to be
+  // mirrored (arm 0: mirrored).
+  std::optional<std::uint32_t> mirror;
+  std::shared_ptr<SplitTurns> mirror_turns;  // a use has several roots: runs count them down (RunState::roots_left)
 };
 
 // The calls of an asynchronous model in flight at once: at most `limit` (0: any number); the
@@ -219,6 +223,9 @@ struct Engine::Impl {
   std::unique_ptr<std::atomic<std::uint32_t>[]> next_stream;
   std::atomic<std::uint64_t> host_copies{0}, host_copy_bytes{0}, stream_waits{0}, device_ops{0};
   detail::AsyncCalls async_calls;
+  // The cancel context of every mirrored request (Endpoint::mirror): nobody waits for them, so
+  // the engine's teardown cancels them first.
+  CallContext mirrors;
 };
 
 }  // namespace braid::engine
