@@ -155,7 +155,13 @@ void Checker::check_mirror(const EndpointDecl& ep, const std::unordered_map<std:
     for (const auto& p : ep.params) {
       if (p.name.name == tp.name.name) sp = &p;
     }
-    if (sp && sp->type && tp.type && !assignable(sp->type, tp.type)) {
+    // The values go over as they are, so the types must be the same (or the mirror's the
+    // optional of this one's): no int made a float, no tensor's shape or dtype checked again.
+    const auto same = [](const TypeRef& from, const TypeRef& to) {
+      return from->to_string() == to->to_string() ||
+             (to->kind == TypeKind::Optional && from->to_string() == to->elem->to_string());
+    };
+    if (sp && sp->type && tp.type && !sp->type->is_error() && !tp.type->is_error() && !same(sp->type, tp.type)) {
       diags_->report(Diag::mirror_input_type, name->name.span, target.name.name, tp.name.name, tp.type->to_string(),
                      ep.name.name, sp->type->to_string())
           .note(tp.name.span, "declared here");

@@ -48,6 +48,7 @@ void lower_mirror(const EndpointDecl& decl, const std::vector<std::unique_ptr<En
     for (std::uint32_t i = 0; i < all.size(); ++i) {
       if (all[i]->name.name != name->name.name) continue;
       ep.mirror = i;
+      ep.mirror_inputs.clear();
       for (const auto& tp : all[i]->params) {
         std::int32_t from = -1;
         for (std::uint32_t k = 0; k < decl.params.size(); ++k) {

@@ -241,7 +241,9 @@ Result<std::shared_ptr<Engine>> Engine::create(std::vector<std::shared_ptr<const
     for (std::uint32_t ei = 0; ei < p.endpoints.size(); ++ei) {
       auto ex = detail::prepare(p, pi, ei, id++, impl->sequential);
       detail::find_uses(p.endpoints[ei], *ex, models);
-      if (const auto& m = p.endpoints[ei].mirror) {
+      // (The checker's rules, held again: a mirror that mirrors nothing, an input for each of its.)
+      if (const auto& m = p.endpoints[ei].mirror;
+          m && !p.endpoints[*m].mirror && p.endpoints[ei].mirror_inputs.size() == p.endpoints[*m].inputs.size()) {
         ex->mirror = first_id + *m;
         const std::uint32_t percent = p.endpoints[ei].mirror_percent;
         if (percent < 100) ex->mirror_turns = std::make_shared<SplitTurns>(std::vector<std::uint32_t>{percent, 100 - percent});

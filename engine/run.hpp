@@ -101,11 +101,11 @@ struct ExecEndpoint {
   };
   static constexpr std::size_t kEarlyLeaves = 64;  // uses a run may leave before its end
   std::vector<Use> uses;
-  bool counts_roots = false;
+  bool counts_roots = false;  // a use has several roots: runs count them down (RunState::roots_left)
   // `mirror = other`: the engine-wide index of `other`, and, below 100%, whose turn it is to be
   // mirrored (arm 0: mirrored).
   std::optional<std::uint32_t> mirror;
-  std::shared_ptr<SplitTurns> mirror_turns;  // a use has several roots: runs count them down (RunState::roots_left)
+  std::shared_ptr<SplitTurns> mirror_turns;
 };
 
 // The calls of an asynchronous model in flight at once: at most `limit` (0: any number); the

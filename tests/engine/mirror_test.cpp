@@ -29,6 +29,8 @@ endpoint answer(x: str, user: str) -> str with { mirror = shadow } { return curr
 endpoint shadow(x: str, key: str = "k") -> str { return candidate.hold(candidate.upper(x), key) }
 endpoint sampled(x: str) -> str with { mirror = broken, mirror_percent = 25 } { return current.echo(x) }
 endpoint broken(x: str) -> str { return candidate.fail(x) }
+endpoint gated(x: str) -> str with { mirror = one_at_a_time } { return current.echo(x) }
+endpoint one_at_a_time(x: str) -> str with { max_in_flight = 1 } { return candidate.hold(x, "g") }
 )";
 
 engine::EndpointStats stats_of(const FakeHarness& h, const std::string& endpoint) {
@@ -84,6 +86,20 @@ TEST_SUITE("engine") {
     CHECK(broken.errors == 2);
     CHECK(stats_of(h, "sampled").errors == 0);
     CHECK(h.fake->stats("candidate").calls == 2);
+  }
+
+  TEST_CASE("mirror: a copy past the mirror endpoint's max_in_flight is dropped and counted, the request answered") {
+    FakeHarness h(kGraph);
+    for (int i = 0; i < 3; ++i) {
+      auto r = h.run("gated", {Value("x")});
+      REQUIRE_MESSAGE(r, describe(r));
+      CHECK(*r == Value("x"));
+    }
+    REQUIRE(h.fake->wait_for("candidate", [](const FakeBackend::Stats& s) { return s.running == 1; }));
+    CHECK(stats_of(h, "one_at_a_time").refused == 2);
+    h.fake->open("g");
+    CHECK(ended(h, "one_at_a_time", 1).requests == 1);
+    CHECK(h.fake->stats("candidate").calls == 1);
   }
 
   TEST_CASE("mirror: an engine torn down with mirrored requests still held cancels them") {
