@@ -40,8 +40,6 @@ model {} = torch "{}.pt" {{
 
 using Harness = FakeHarness;
 
-std::string describe(const engine::Result<Value>& r) { return r ? "ok" : r.error().describe(); }
-
 }  // namespace
 
 TEST_SUITE("engine") {

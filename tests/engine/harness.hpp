@@ -15,6 +15,9 @@
 
 namespace braid::test {
 
+// A run's outcome for a failed check's message: "ok", or its error.
+inline std::string describe(const engine::Result<engine::Value>& r) { return r ? "ok" : r.error().describe(); }
+
 struct FakeHarness {
   std::shared_ptr<FakeBackend> fake = std::make_shared<FakeBackend>();
   std::shared_ptr<engine::Engine> engine;

@@ -13,8 +13,6 @@ namespace {
 
 using engine::Value;
 
-std::string describe(const engine::Result<Value>& r) { return r ? "ok" : r.error().describe(); }
-
 const char* const kGraph = R"(
 model current = torch "current.pt" {
   def echo(x: str) -> str

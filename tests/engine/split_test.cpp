@@ -18,8 +18,6 @@ namespace {
 
 using engine::Value;
 
-std::string describe(const engine::Result<Value>& r) { return r ? "ok" : r.error().describe(); }
-
 const char* const kModels = R"(
 model a = torch "a.pt" {
   def echo(x: str) -> str
