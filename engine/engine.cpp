@@ -367,8 +367,14 @@ void Engine::start(const EndpointRef& ref, std::vector<Value> inputs, RunOptions
       copied.push_back(from >= 0 ? inputs[static_cast<std::size_t>(from)] : constant_value(*tep.inputs[i].default_value));
     }
     ex->metrics->mirrored.fetch_add(1, std::memory_order_relaxed);
+    // Under the engine's context for copies (cancelled at teardown), with the request's id, so
+    // that what the copy calls (another server) can be matched to the request it copies.
+    auto copy_ctx = std::make_shared<CallContext>(&impl_->mirrors);
+    if (const CallContext* from = options.shared_cancel ? options.shared_cancel.get() : options.cancel) {
+      if (const auto id = from->request_id(); !id.empty()) copy_ctx->set_request_id(std::string(id));
+    }
     RunOptions mirrored;
-    mirrored.cancel = &impl_->mirrors;
+    mirrored.shared_cancel = std::move(copy_ctx);
     start(target.ref, std::move(copied), mirrored, [](Result<Value>) {});
   }
   auto run = options.shared_cancel ? std::make_shared<detail::RunState>(std::move(options.shared_cancel))

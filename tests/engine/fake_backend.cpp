@@ -51,6 +51,7 @@ class FakeInstance final : public engine::ModelInstance {
       ++s.calls;
       ++s.running;
       s.threads.insert(std::this_thread::get_id());
+      s.request_ids.insert(std::string(ctx.request_id()));
       s.max_running = std::max(s.max_running, s.running);
     }
     b_.cv_.notify_all();

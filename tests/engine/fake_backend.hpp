@@ -89,6 +89,7 @@ class FakeBackend final : public engine::Backend, public std::enable_shared_from
     int cancelled = 0;
     int finished = 0;
     std::set<std::thread::id> threads;  // every thread that made a call
+    std::set<std::string> request_ids;  // the request id each call's context had ("": none)
     std::vector<int> batches;            // the size of each call_batch, in order
     std::vector<int> steps;              // the streams of each step of stepped streams, in order
     std::vector<std::thread::id> unloaded_on;  // the thread that destroyed each instance

@@ -100,6 +100,21 @@ TEST_SUITE("engine") {
     CHECK(h.fake->stats("candidate").calls == 1);
   }
 
+  TEST_CASE("mirror: a copy carries the request id of the request it copies") {
+    FakeHarness h(kGraph);
+    auto ctx = std::make_shared<engine::CallContext>();
+    ctx->set_request_id("req-42");
+    engine::RunOptions o;
+    o.shared_cancel = ctx;
+    for (int i = 0; i < 4; ++i) {  // one in four is copied (25%, in turn)
+      auto r = h.run("sampled", {Value("x")}, o);
+      REQUIRE_MESSAGE(r, describe(r));
+    }
+    REQUIRE(h.fake->wait_for("candidate", [](const FakeBackend::Stats& s) { return s.finished == 1; }));
+    CHECK(h.fake->stats("candidate").request_ids == std::set<std::string>{"req-42"});
+    CHECK(h.fake->stats("current").request_ids == std::set<std::string>{"req-42"});
+  }
+
   TEST_CASE("mirror: an engine torn down with mirrored requests still held cancels them") {
     auto h = std::make_unique<FakeHarness>(kGraph);
     REQUIRE(h->run("answer", {Value("x"), Value("u")}));
