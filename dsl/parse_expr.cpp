@@ -170,7 +170,8 @@ ExprPtr Parser::parse_expr() {
     // After `a >= b`, options would fall on the comparison, which cannot time out or fail: the
     // writer meant the call on one side, and would get no timeout, retry or fallback at all.
     // (Arithmetic may fail: `(x / y) with { fallback = 0.0 }` is an op's fallback.)
-    if (const auto* c = std::get_if<CallExpr>(&e->node); c && is_operator_call(*c) && !is_arithmetic_call(*c)) {
+    const auto* c = std::get_if<CallExpr>(&e->node);
+    if (const OpInfo* op = c ? operator_of(*c) : nullptr; op && !is_arithmetic(op->op)) {
       diags_.report(Diag::with_on_comparison, cur().span);
     }
     e->with_span = advance().span;
@@ -201,17 +202,11 @@ std::optional<std::pair<std::string_view, int>> Parser::compare_op() const {
   }
 }
 
-bool Parser::is_arithmetic_call(const CallExpr& c) {
-  const auto* n = std::get_if<NameExpr>(&c.callee->node);
-  const OpInfo* op = n ? find_op(n->name.name) : nullptr;
-  return op && is_arithmetic(op->op);
-}
-
-bool Parser::is_operator_call(const CallExpr& c) {
+const OpInfo* Parser::operator_of(const CallExpr& c) {
   // An operator's op is named by its symbol or keyword, which no call written as one can name.
   const auto* n = std::get_if<NameExpr>(&c.callee->node);
   const OpInfo* op = n ? find_op(n->name.name) : nullptr;
-  return op && is_operator(op->op);
+  return op && is_operator(op->op) ? op : nullptr;
 }
 
 ExprPtr Parser::operator_call(std::string_view op, Span op_span, Span span, std::vector<ExprPtr> args) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "dsl/builtins.hpp"
 #include "dsl/lexer.hpp"
 #include "dsl/parser.hpp"
 
@@ -131,9 +132,8 @@ class Parser {
   ExprPtr operator_call(std::string_view op, Span op_span, Span span, std::vector<ExprPtr> args);
   // The comparison operator at the cursor, if any: its name and how many tokens spell it.
   std::optional<std::pair<std::string_view, int>> compare_op() const;
-  // Whether a call is one an operator made (its callee an operator's symbol or word).
-  static bool is_operator_call(const CallExpr& c);
-  static bool is_arithmetic_call(const CallExpr& c);
+  // The op of a call an operator made (its callee an operator's symbol or word); null for others.
+  static const OpInfo* operator_of(const CallExpr& c);
   ExprPtr parse_postfix();
   ExprPtr parse_primary();
   ExprPtr parse_group();

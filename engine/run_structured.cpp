@@ -401,8 +401,10 @@ void exec_switch(const std::shared_ptr<Frame>& f, std::uint32_t local, std::uint
     if (!s.subject) {
       taken = f->run->ex->nodes[plan::index(n.id)].turns->next();
     } else {
+      // An int as its decimal text; a string as it is, not copied.
       const Value& key = f->lookup(*s.subject);
-      taken = split_by_hash(s.weights, split_hash(key.kind() == Value::Kind::Int ? std::to_string(key.as_int()) : key.as_str()));
+      const std::string digits = key.kind() == Value::Kind::Int ? std::to_string(key.as_int()) : std::string();
+      taken = split_by_hash(s.weights, split_hash(key.kind() == Value::Kind::Int ? std::string_view(digits) : std::string_view(key.as_str())));
     }
   } else {
     const Value& subject = f->lookup(*s.subject);
