@@ -273,6 +273,9 @@ class Lowerer {
       return add_node(IndexNode{base, idx}, type, name, e.span, {base, idx});
     }
     if (const auto* c = std::get_if<CallExpr>(&e.node)) {
+      if (c->op && (*c->op == BuiltinOp::And || *c->op == BuiltinOp::Or) && !eager(*c->ordered_args[1])) {
+        return lower_short_circuit(*c, type, name, e.span);
+      }
       std::vector<ValueId> args;
       for (const Expr* a : c->ordered_args) args.push_back(lower_expr(*a, {}));
       if (c->model) {
@@ -344,6 +347,55 @@ class Lowerer {
     }
     ValueId out = add_node(std::move(sn), type, name, e.span, with_captures(std::move(inputs), all));
     for (RegionId r : all) own({r}, out);
+    return out;
+  }
+
+  // Whether evaluating `e` where it stands is the same as not evaluating it, but for its cost:
+  // it calls no model, runs no structured node, cannot fail, and costs about what a test of
+  // whether to run it would. Names qualify whatever they are bound to: what they name is
+  // computed where it is bound.
+  static bool eager(const Expr& e) {
+    if (std::holds_alternative<Literal>(e.node) || std::holds_alternative<NameExpr>(e.node)) return true;
+    if (const auto* f = std::get_if<FieldExpr>(&e.node)) return eager(*f->base);
+    if (const auto* c = std::get_if<CallExpr>(&e.node)) {
+      if (!c->op || !e.with.empty() || dsl::is_arithmetic(*c->op) || !dsl::is_operator(*c->op)) return false;
+      return std::all_of(c->ordered_args.begin(), c->ordered_args.end(), [](const Expr* a) { return eager(*a); });
+    }
+    if (const auto* l = std::get_if<ListExpr>(&e.node)) {
+      return std::all_of(l->items.begin(), l->items.end(), [](const auto& i) { return eager(*i); });
+    }
+    if (const auto* r = std::get_if<RecordExpr>(&e.node)) {
+      return std::all_of(r->fields.begin(), r->fields.end(), [](const auto& f) { return eager(*f.second); });
+    }
+    return false;
+  }
+
+  // `a and b` as `switch a { true => b, else => false }`, `a or b` as
+  // `switch a { false => b, else => true }`: `b` runs only when it decides the answer.
+  ValueId lower_short_circuit(const CallExpr& c, const TypeRef& type, std::string name, Span span) {
+    const bool is_and = *c.op == BuiltinOp::And;
+    SwitchNode sn;
+    sn.subject = lower_expr(*c.ordered_args[0], {});
+    Constant when;
+    when.kind = Constant::Kind::Bool;
+    when.b = is_and;
+    sn.cases.push_back(when);
+    sn.arms.push_back(lower_region(c.ordered_args[1], nullptr));
+    // The other arm yields the answer the left side already gave.
+    RegionId saved = cur_;
+    RegionId other = new_region(std::nullopt);
+    cur_ = other;
+    Constant answer;
+    answer.kind = Constant::Kind::Bool;
+    answer.b = !is_and;
+    ep_.regions[index(other)].result = add_node(ConstNode{answer}, type, {}, span, {});
+    cur_ = saved;
+    sn.otherwise = other;
+    if (name.empty()) name = fmt::format("{}#{}", is_and ? "and" : "or", ep_.nodes.size());
+    std::vector<RegionId> arms{sn.arms[0], other};
+    std::vector<ValueId> inputs = with_captures({*sn.subject}, arms);
+    ValueId out = add_node(std::move(sn), type, std::move(name), span, std::move(inputs));
+    for (RegionId r : arms) own({r}, out);
     return out;
   }
 

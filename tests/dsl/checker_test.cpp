@@ -209,6 +209,48 @@ TEST_SUITE("checker") {
           "arms of this split must have one type: this arm is `str`, the first is `float`\n");
   }
 
+  TEST_CASE("`and` and `or` with a call on the right lower to a switch on the left; with a cheap right, to an op") {
+    auto c = compile(R"(
+      endpoint e(p: str, q: bool, x: float) -> bool {
+        a = q and cls.classify(p) > 0.5
+        b = q or x / 2 > 1.0
+        c = q and x > 1.0 or not q
+        return a and b and c
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+    const auto& ep = c->plan->endpoints[0];
+    auto node = [&](const std::string& name) -> const plan::Node& {
+      for (const auto& n : ep.nodes) {
+        if (n.name == name) return n;
+      }
+      FAIL("no node " << name);
+      return ep.nodes[0];
+    };
+    // `a`: switch q { true => classify(p) > 0.5, else => false }; the call is in the arm.
+    const auto& a = std::get<plan::SwitchNode>(node("a").kind);
+    REQUIRE(a.cases.size() == 1);
+    CHECK(a.cases[0].to_string() == "true");
+    REQUIRE(a.otherwise);
+    CHECK(ep.value(ep.region(*a.otherwise).result).type->to_string() == "bool");
+    const auto& a_else = ep.node(*ep.value(ep.region(*a.otherwise).result).producer);
+    CHECK(std::get<plan::ConstNode>(a_else.kind).value.to_string() == "false");
+    bool call_in_arm = false;
+    for (plan::NodeId id : ep.region(a.arms[0]).nodes) call_in_arm |= std::holds_alternative<plan::CallNode>(ep.node(id).kind);
+    CHECK(call_in_arm);
+    for (plan::NodeId id : ep.region(ep.body).nodes) CHECK_FALSE(std::holds_alternative<plan::CallNode>(ep.node(id).kind));
+    // `b`: a division can fail, so it runs only when `q` is false; the other arm is `true`.
+    const auto& b = std::get<plan::SwitchNode>(node("b").kind);
+    CHECK(b.cases[0].to_string() == "false");
+    CHECK(std::get<plan::ConstNode>(ep.node(*ep.value(ep.region(*b.otherwise).result).producer).kind).value.to_string() == "true");
+    // `c` and the return: comparisons and names only, computed as ops.
+    CHECK(std::holds_alternative<plan::OpNode>(node("c").kind));
+    int ops = 0;
+    for (const auto& n : ep.nodes) ops += n.name.starts_with("and#") && std::holds_alternative<plan::OpNode>(n.kind);
+    CHECK(ops == 3);  // `q and x > 1.0` in c, and both of the return's
+  }
+
   TEST_CASE("arithmetic types: int with int is int, a float makes float, `/` is float; numbers only") {
     auto c = compile(R"(
       endpoint e(i: int, f: float) -> {a: int, b: float, c: float, d: int, e: float} {
