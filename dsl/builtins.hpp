@@ -41,8 +41,8 @@ enum class BuiltinOp : std::uint16_t {
   GreaterEqual,  // a >= b
   Equal,         // a == b: values of one common type, no tensor or stream in it -> bool
   NotEqual,      // a != b
-  And,           // a and b: bools -> bool (short-circuits: dsl/compile.cpp makes it a switch when b
-                 // calls a model or can fail; as an op both sides are computed)
+  And,           // a and b: bools -> bool (short-circuits: dsl/compile.cpp makes it a switch unless
+                 // b is only names, literals, fields, comparisons and logic; an op computes both)
   Or,            // a or b
   Not,           // not a
   // Arithmetic on numbers: `int` with `int` is an `int` (overflow is an error), with a `float`

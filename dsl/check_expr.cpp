@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "dsl/check_internal.hpp"
+#include "dsl/numbers.hpp"
 #include "dsl/plan.hpp"
 
 namespace braid::dsl::detail {
@@ -79,6 +80,7 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
     t = Type::error();
   }
   e->type = t;
+  if (e->with.empty() && !t->is_error()) fold_constant(*e);
   if (!e->with.empty()) {
     if (!is_node(*e)) {
       diags_->report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
@@ -523,6 +525,40 @@ TypeRef Checker::check_arms(SwitchExpr& s, Scope& scope) {
     }
   }
   return t ? t : Type::error();
+}
+
+// Arithmetic on number literals is computed here, once, and becomes the literal it makes (a
+// constant node, not an op per request); one that has no value (an overflow, a division by 0)
+// is an error now rather than every request's. Bottom up: the operands were checked, and so
+// folded, first. An operator with `with` options is left as it is (its fallback is what the
+// graph asks for should it fail).
+void Checker::fold_constant(Expr& e) {
+  const auto* c = std::get_if<CallExpr>(&e.node);
+  if (!c || !c->op || !is_arithmetic(*c->op) || c->ordered_args.empty()) return;
+  Number operands[2];
+  bool constant[2] = {false, false};
+  for (std::size_t i = 0; i < c->ordered_args.size() && i < 2; ++i) {
+    const auto* lit = c->ordered_args[i] ? std::get_if<Literal>(&c->ordered_args[i]->node) : nullptr;
+    if (!lit || (lit->kind != Literal::Kind::Int && lit->kind != Literal::Kind::Float)) continue;
+    operands[i] = lit->kind == Literal::Kind::Int ? Number::of(lit->i) : Number::of(lit->f);
+    constant[i] = true;
+  }
+  // A constant divisor of 0 fails every request that gets this far, whatever the dividend.
+  if (*c->op == BuiltinOp::Divide && constant[1] && operands[1].as_float() == 0 && !constant[0]) {
+    diags_->report(Diag::constant_arithmetic, e.span, "division by zero", fmt::format("the divisor is the constant {}", number_text(operands[1])));
+    return;
+  }
+  if (!constant[0] || (c->ordered_args.size() > 1 && !constant[1])) return;
+  Number r;
+  if (auto error = arithmetic(*c->op, operands[0], operands[1], r)) {
+    diags_->report(Diag::constant_arithmetic, e.span, *error, "the operands are constants");
+    return;
+  }
+  Literal lit;
+  lit.kind = r.is_int ? Literal::Kind::Int : Literal::Kind::Float;
+  lit.i = r.i;
+  lit.f = r.f;
+  e.node = std::move(lit);
 }
 
 // `split [by key] { weight => arm ... }`: whole-number weights, not all 0; a key of `str` or

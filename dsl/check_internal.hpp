@@ -71,6 +71,7 @@ class Checker {
   TypeRef check_each(Expr& e, EachExpr& x, Scope& scope);
   TypeRef check_switch(Expr& e, SwitchExpr& s, Scope& scope);
   TypeRef check_split(Expr& e, SwitchExpr& s, Scope& scope);
+  void fold_constant(Expr& e);
   void check_mirror(const EndpointDecl& ep, const std::unordered_map<std::string_view, const EndpointDecl*>& endpoints);
   TypeRef check_arms(SwitchExpr& s, Scope& scope);
   // Matches arguments to parameter names; null entries where arguments are missing. Returns false

@@ -351,9 +351,10 @@ class Lowerer {
   }
 
   // Whether evaluating `e` where it stands is the same as not evaluating it, but for its cost:
-  // it calls no model, runs no structured node, cannot fail, and costs about what a test of
-  // whether to run it would. Names qualify whatever they are bound to: what they name is
-  // computed where it is bound.
+  // it calls no model, runs no structured node and cannot fail (names, literals, fields, and
+  // comparisons and logic of those; no arithmetic, index or other op, which may fail, though
+  // some cannot). Names qualify whatever they are bound to: what they name is computed where it
+  // is bound.
   static bool eager(const Expr& e) {
     if (std::holds_alternative<Literal>(e.node) || std::holds_alternative<NameExpr>(e.node)) return true;
     if (const auto* f = std::get_if<FieldExpr>(&e.node)) return eager(*f->base);
@@ -370,29 +371,30 @@ class Lowerer {
     return false;
   }
 
-  // `a and b` as `switch a { true => b, else => false }`, `a or b` as
-  // `switch a { false => b, else => true }`: `b` runs only when it decides the answer.
+  // `a and b` as `switch a { true => b, false => false }`, `a or b` as
+  // `switch a { false => b, true => true }`: `b` runs only when it decides the answer. (Both
+  // cases, no `else`: a left side that is somehow not a bool is an error, as in a written switch.)
   ValueId lower_short_circuit(const CallExpr& c, const TypeRef& type, std::string name, Span span) {
     const bool is_and = *c.op == BuiltinOp::And;
+    auto boolean = [](bool b) {
+      Constant k;
+      k.kind = Constant::Kind::Bool;
+      k.b = b;
+      return k;
+    };
     SwitchNode sn;
     sn.subject = lower_expr(*c.ordered_args[0], {});
-    Constant when;
-    when.kind = Constant::Kind::Bool;
-    when.b = is_and;
-    sn.cases.push_back(when);
+    sn.cases = {boolean(is_and), boolean(!is_and)};
     sn.arms.push_back(lower_region(c.ordered_args[1], nullptr));
     // The other arm yields the answer the left side already gave.
     RegionId saved = cur_;
     RegionId other = new_region(std::nullopt);
     cur_ = other;
-    Constant answer;
-    answer.kind = Constant::Kind::Bool;
-    answer.b = !is_and;
-    ep_.regions[index(other)].result = add_node(ConstNode{answer}, type, {}, span, {});
+    ep_.regions[index(other)].result = add_node(ConstNode{boolean(!is_and)}, type, {}, span, {});
     cur_ = saved;
-    sn.otherwise = other;
+    sn.arms.push_back(other);
     if (name.empty()) name = fmt::format("{}#{}", is_and ? "and" : "or", ep_.nodes.size());
-    std::vector<RegionId> arms{sn.arms[0], other};
+    std::vector<RegionId> arms = sn.arms;
     std::vector<ValueId> inputs = with_captures({*sn.subject}, arms);
     ValueId out = add_node(std::move(sn), type, std::move(name), span, std::move(inputs));
     for (RegionId r : arms) own({r}, out);

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "dsl/numbers.hpp"
 #include "dsl/plan.hpp"
 
 namespace braid::plan {
@@ -148,7 +149,7 @@ std::string Constant::to_string() const {
     case Kind::None: return "none";
     case Kind::Bool: return b ? "true" : "false";
     case Kind::Int: return std::to_string(i);
-    case Kind::Float: return fmt::format("{}", f);
+    case Kind::Float: return dsl::number_text(dsl::Number::of(f));
     case Kind::Str: return "\"" + escape(s) + "\"";
     case Kind::List: {
       std::string out = "[";

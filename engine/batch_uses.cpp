@@ -11,15 +11,17 @@ namespace braid::engine::detail {
 namespace {
 
 // Whether node `n` is ready as soon as its region starts: what it reads of its own region is
-// made by nodes that run at once, in the same drain (constants, lists, records, fields).
+// made by nodes that run at once, in the same drain (constants, lists, records, fields, and the
+// operators: comparisons, logic and arithmetic on host values).
 bool ready_at_start(const plan::Endpoint& ep, const plan::Node& n) {
   for (plan::ValueId v : n.inputs) {
     const plan::Value& val = ep.value(v);
     if (val.region != n.region || !val.producer) continue;  // a capture, or the region's parameter
     const plan::Node& p = ep.node(*val.producer);
+    const auto* op = std::get_if<plan::OpNode>(&p.kind);
     const bool inline_node = std::holds_alternative<plan::ConstNode>(p.kind) || std::holds_alternative<plan::ListNode>(p.kind) ||
                              std::holds_alternative<plan::RecordNode>(p.kind) || std::holds_alternative<plan::FieldNode>(p.kind) ||
-                             std::holds_alternative<plan::IndexNode>(p.kind);
+                             std::holds_alternative<plan::IndexNode>(p.kind) || (op && dsl::is_operator(op->op));
     if (!inline_node || !ready_at_start(ep, p)) return false;
   }
   return true;
@@ -52,9 +54,12 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
       once_a_run = false;
       if (in_map || !starts || ep.value(m->list).type->is_stream()) return false;
       in_map = true;
-    } else if (!std::holds_alternative<plan::GroupNode>(owner.kind) || owner.options.fallback == r) {
-      starts = false;  // an arm starts once its switch has its subject; a fallback after a failure
+    } else if (owner.options.fallback == r) {
+      starts = false;  // a fallback starts after a failure
     }
+    // A branch starts as its group runs; an arm as its switch runs (it picks the arm at once).
+    // Both run as soon as their own region starts when they are ready at start there: the
+    // next turn looks at that.
     cur = &owner;
     r = owner.region;
   }
@@ -64,7 +69,7 @@ bool adds_at_once(const plan::Endpoint& ep, const plan::Node& n, bool& once_a_ru
 // in the same drain of the ready queue (so that calls of several such nodes under one node of
 // the body come together): `n` is ready as soon as its region starts, and so is each node
 // around it below that node of the body, and each region on the way is a branch of a group (the
-// branches start together) or the body of a map over a list without a limit (its items start
+// branches start together), an arm of a switch (taken as the switch runs) or the body of a map over a list without a limit (its items start
 // together; two maps that start theirs one or a few at a time would each add while the
 // other's call waits).
 bool starts_with_root(const plan::Endpoint& ep, const plan::Node& n) {
@@ -76,7 +81,9 @@ bool starts_with_root(const plan::Endpoint& ep, const plan::Node& n) {
     if (owner.options.fallback == cur->region) return false;
     const auto* m = std::get_if<plan::MapNode>(&owner.kind);
     const bool whole_map = m && m->concurrency == 0 && !ep.value(m->list).type->is_stream();
-    if (!std::holds_alternative<plan::GroupNode>(owner.kind) && !whole_map) return false;
+    if (!std::holds_alternative<plan::GroupNode>(owner.kind) && !std::holds_alternative<plan::SwitchNode>(owner.kind) && !whole_map) {
+      return false;
+    }
     cur = &owner;
   }
 }

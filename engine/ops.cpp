@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "dsl/numbers.hpp"
 #include "engine/stream.hpp"
 #include "kernels/pool_similarity.hpp"
 #include "kernels/topk.hpp"
@@ -180,45 +181,18 @@ Result<Value> compare(BuiltinOp op, std::string_view name, const Value& a, const
   }
 }
 
-// A number as the graph would write it: a float with its point (`0.0`, `-0.0`, `1e+300`).
-std::string number_text(const Value& v) {
-  if (v.kind() == Value::Kind::Int) return fmt::format("{}", v.as_int());
-  std::string s = fmt::format("{}", v.as_float());
-  if (s.find_first_of(".eni") == std::string::npos) s += ".0";
-  return s;
-}
-
-// `+`, `-`, `*`, `/` and `-a`: an `int` with an `int` stays an `int`, checked (an overflow is
-// the op's error, not a wrapped number); with a `float`, both as floats. `/` is a float, and
-// dividing by 0 is the op's error (0 and -0 alike), not an infinity.
+// `+`, `-`, `*`, `/` and `-a`, as dsl/numbers.hpp says (where the checker computes constant
+// operands the same way).
 Result<Value> arithmetic(BuiltinOp op, std::string_view name, std::span<const Value> args) {
   for (const auto& a : args) {
     if (!is_number(a)) return op_error(name, fmt::format("expected numbers, found {}", a.kind_name()));
   }
-  if (op == BuiltinOp::Negate) {
-    if (args[0].kind() != Value::Kind::Int) return Value(-args[0].as_float());
-    const std::int64_t x = args[0].as_int();
-    if (x == std::numeric_limits<std::int64_t>::min()) return op_error(name, fmt::format("-({}) overflows int", x));
-    return Value(-x);
+  auto number = [](const Value& v) { return v.kind() == Value::Kind::Int ? dsl::Number::of(v.as_int()) : dsl::Number::of(v.as_float()); };
+  dsl::Number r;
+  if (auto error = dsl::arithmetic(op, number(args[0]), args.size() > 1 ? number(args[1]) : dsl::Number{}, r)) {
+    return op_error(name, std::move(*error));
   }
-  const Value& a = args[0];
-  const Value& b = args[1];
-  if (op == BuiltinOp::Divide) {
-    const double y = b.as_float();
-    if (y == 0) return op_error(name, fmt::format("division by zero ({} / {})", number_text(a), number_text(b)));
-    return Value(a.as_float() / y);
-  }
-  if (a.kind() == Value::Kind::Int && b.kind() == Value::Kind::Int) {
-    const std::int64_t x = a.as_int(), y = b.as_int();
-    std::int64_t r = 0;
-    const bool over = op == BuiltinOp::Add        ? __builtin_add_overflow(x, y, &r)
-                      : op == BuiltinOp::Subtract ? __builtin_sub_overflow(x, y, &r)
-                                                  : __builtin_mul_overflow(x, y, &r);
-    if (over) return op_error(name, fmt::format("{} {} {} overflows int", x, name, y));
-    return Value(r);
-  }
-  const double x = a.as_float(), y = b.as_float();
-  return Value(op == BuiltinOp::Add ? x + y : op == BuiltinOp::Subtract ? x - y : x * y);
+  return r.is_int ? Value(r.i) : Value(r.f);
 }
 
 }  // namespace

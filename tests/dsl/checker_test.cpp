@@ -228,14 +228,15 @@ TEST_SUITE("checker") {
       FAIL("no node " << name);
       return ep.nodes[0];
     };
-    // `a`: switch q { true => classify(p) > 0.5, else => false }; the call is in the arm.
+    // `a`: switch q { true => classify(p) > 0.5, false => false }; the call is in the first arm.
+    auto yields = [&](plan::RegionId r) { return std::get<plan::ConstNode>(ep.node(*ep.value(ep.region(r).result).producer).kind).value.to_string(); };
     const auto& a = std::get<plan::SwitchNode>(node("a").kind);
-    REQUIRE(a.cases.size() == 1);
+    REQUIRE(a.cases.size() == 2);
+    REQUIRE(a.arms.size() == 2);
     CHECK(a.cases[0].to_string() == "true");
-    REQUIRE(a.otherwise);
-    CHECK(ep.value(ep.region(*a.otherwise).result).type->to_string() == "bool");
-    const auto& a_else = ep.node(*ep.value(ep.region(*a.otherwise).result).producer);
-    CHECK(std::get<plan::ConstNode>(a_else.kind).value.to_string() == "false");
+    CHECK(a.cases[1].to_string() == "false");
+    CHECK_FALSE(a.otherwise);
+    CHECK(yields(a.arms[1]) == "false");
     bool call_in_arm = false;
     for (plan::NodeId id : ep.region(a.arms[0]).nodes) call_in_arm |= std::holds_alternative<plan::CallNode>(ep.node(id).kind);
     CHECK(call_in_arm);
@@ -243,12 +244,39 @@ TEST_SUITE("checker") {
     // `b`: a division can fail, so it runs only when `q` is false; the other arm is `true`.
     const auto& b = std::get<plan::SwitchNode>(node("b").kind);
     CHECK(b.cases[0].to_string() == "false");
-    CHECK(std::get<plan::ConstNode>(ep.node(*ep.value(ep.region(*b.otherwise).result).producer).kind).value.to_string() == "true");
+    CHECK(b.cases[1].to_string() == "true");
+    CHECK(yields(b.arms[1]) == "true");
     // `c` and the return: comparisons and names only, computed as ops.
     CHECK(std::holds_alternative<plan::OpNode>(node("c").kind));
     int ops = 0;
     for (const auto& n : ep.nodes) ops += n.name.starts_with("and#") && std::holds_alternative<plan::OpNode>(n.kind);
     CHECK(ops == 3);  // `q and x > 1.0` in c, and both of the return's
+  }
+
+  TEST_CASE("arithmetic on constants is computed once, by the checker: a constant node, not an op per request") {
+    auto c = compile(R"(
+      endpoint e(x: float) -> {a: int, b: float, c: float, d: float, e: float} {
+        return {a: 2 + 3 * 4, b: -(1) + 1 / 4, c: x * (1 / 8), d: x * 2, e: (1 / 0 with { fallback = 0.5 })}
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+    const auto& ep = c->plan->endpoints[0];
+    std::vector<std::string> constants;
+    int ops = 0;
+    for (const auto& n : ep.nodes) {
+      if (const auto* k = std::get_if<plan::ConstNode>(&n.kind)) constants.push_back(k->value.to_string());
+      ops += std::holds_alternative<plan::OpNode>(n.kind);
+    }
+    // `x * (1 / 8)`, `x * 2` and the division with a fallback (whose constants stay) are ops.
+    CHECK(constants == std::vector<std::string>{"14", "-0.75", "0.125", "2", "1", "0", "0.5"});
+    CHECK(ops == 3);
+    // What cannot be computed fails every request: an error of the file, where it is written.
+    CHECK(messages(*compile("endpoint e() -> int { return -9223372036854775807 - 2 }")) ==
+          "-9223372036854775807 - 2 overflows int: every request would fail here, as the operands are constants\n");
+    CHECK(messages(*compile("endpoint e(x: int) -> float { return x / (0.5 - 0.5) }")) ==
+          "division by zero: every request would fail here, as the divisor is the constant 0.0\n");
+    CHECK(messages(*compile("endpoint e(x: int) -> float { return 0 / x }")).empty());
   }
 
   TEST_CASE("arithmetic types: int with int is int, a float makes float, `/` is float; numbers only") {

@@ -60,6 +60,10 @@ endpoint side_by_side(x: str, key: str) -> list<str> {
 endpoint two_sequential_maps(xs: list<str>, ys: list<str>, key: str) -> list<list<str>> {
   return all { each x in xs sequential { gate.hold(w.echo(x), key) }, each y in ys sequential { w.echo(y) } }
 }
+endpoint some_items(xs: list<str>, ok: bool) -> list<bool> { return each x in xs { ok and w.echo(x) == x } }
+endpoint switched_items(xs: list<str>) -> list<str> {
+  return each x in xs { switch x == "" { true => "none", false => w.echo(x) } }
+}
 endpoint call_hold_call(x: str, key: str) -> str {
   a = w.echo(x)
   return w.echo(gate.hold(a, key))
@@ -117,6 +121,22 @@ TEST_SUITE("engine") {
     // Each of the five started because no other request could add a call.
     const std::string text = h.engine->metrics_text();
     CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="alone"} 5)") != std::string::npos);
+    CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="window"} 0)") != std::string::npos);
+  }
+
+  TEST_CASE("batch window: a map's items that take a switch's arm with the call (an `and`'s right side) come as one batch, at once") {
+    DeviceHarness h(kWindow);
+    auto some = h.start("some_items", {Value::list({Value("x"), Value("y"), Value("z")}), Value(true)});
+    auto r = settled(some);
+    REQUIRE(r);
+    CHECK(r->as_list().size() == 3);
+    CHECK(h.fake->stats("w").batches == std::vector<int>{3});
+    auto none = h.start("some_items", {Value::list({Value("x"), Value("y")}), Value(false)});
+    REQUIRE(settled(none));
+    auto switched = h.start("switched_items", {Value::list({Value("a"), Value(""), Value("b"), Value("")})});
+    CHECK(strings(settled(switched)) == std::vector<std::string>{"a", "none", "b", "none"});
+    CHECK(h.fake->stats("w").batches == std::vector<int>{3, 2});
+    const std::string text = h.engine->metrics_text();
     CHECK(text.find(R"(braid_model_batch_starts_total{graph="test",model="w",reason="window"} 0)") != std::string::npos);
   }
 
