@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <tuple>
+#include <unordered_set>
 
 namespace braid::dsl {
 namespace {
@@ -128,7 +129,13 @@ class Lowerer {
     n.inputs = std::move(inputs);
     std::sort(n.inputs.begin(), n.inputs.end());
     n.inputs.erase(std::unique(n.inputs.begin(), n.inputs.end()), n.inputs.end());
-    if (name.empty()) name = fmt::format("{}#{}", generated_name(n.kind), index(n.id));
+    // Names are unique in an endpoint (its metrics and timings are labelled by them): a name
+    // bound again in a sibling block (`y` in two `each` bodies) takes its node's number too.
+    if (name.empty()) {
+      name = fmt::format("{}#{}", generated_name(n.kind), index(n.id));
+    } else if (!names_.insert(name).second) {
+      name = fmt::format("{}#{}", name, index(n.id));
+    }
     n.name = name;
     ValueId out = new_value(std::move(type), std::move(name));
     n.output = out;
@@ -409,6 +416,7 @@ class Lowerer {
   std::unordered_map<const Binding*, ValueId> bindings_;
   std::map<std::tuple<std::uint32_t, std::uint32_t, std::uint32_t>, ValueId> fields_;
   std::vector<ValueId> by_name_input_;
+  std::unordered_set<std::string> names_;  // bound names given to nodes so far
   RegionId cur_{};
 };
 

@@ -27,9 +27,11 @@ std::string messages(const Compiled& c) {
 
 // The plan's invariants: every region lists nodes after their producers; every node input is
 // produced by a node that runs earlier or is visible from an enclosing region; consumers mirror
-// inputs.
+// inputs; node names are unique in an endpoint (metrics are labelled by them).
 void check_plan_invariants(const plan::Plan& p) {
   for (const auto& ep : p.endpoints) {
+    std::set<std::string> names;
+    for (const auto& n : ep.nodes) CHECK_MESSAGE(names.insert(n.name).second, "two nodes named " << n.name);
     std::set<std::uint32_t> done;  // values available so far, walking regions depth first
     std::function<void(plan::RegionId)> walk = [&](plan::RegionId r) {
       const auto& reg = ep.region(r);
@@ -159,6 +161,25 @@ TEST_SUITE("checker") {
       if (n.name == "texts") CHECK(std::get<plan::MapNode>(n.kind).concurrency == 0);
       if (n.name == "scores") CHECK(std::get<plan::MapNode>(n.kind).concurrency == 1);
     }
+  }
+
+  TEST_CASE("a name bound in two sibling blocks names two nodes: the second takes its number") {
+    auto c = compile(R"(
+      endpoint e(xs: list<str>) -> list<list<float>> {
+        a = each s in xs { y = cls.classify(s); return y }
+        b = each t in xs { y = cls.classify(t); return y }
+        return [a, b]
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+    std::vector<std::string> ys;
+    for (const auto& n : c->plan->endpoints[0].nodes) {
+      if (n.name.starts_with("y")) ys.push_back(n.name);
+    }
+    REQUIRE(ys.size() == 2);
+    CHECK(ys[0] == "y");
+    CHECK(ys[1].starts_with("y#"));
   }
 
   TEST_CASE("a split lowers to a switch node with weights: its key an input, its arms regions, int and float unified") {
