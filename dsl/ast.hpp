@@ -15,6 +15,7 @@
 namespace braid::dsl {
 
 struct Expr;
+struct FunctionDecl;
 using ExprPtr = std::unique_ptr<Expr>;
 struct Block;
 struct ModelDecl;
@@ -60,6 +61,7 @@ struct CallExpr {
   // Set by the checker: a model method call or a built-in op.
   const ModelDecl* model = nullptr;
   std::uint32_t method = 0;
+  const FunctionDecl* function = nullptr;  // a function of the graph (inlined where it is called)
   std::optional<BuiltinOp> op;
   std::vector<const Expr*> ordered_args;  // arguments in parameter order
   std::vector<std::string> arg_names;     // for ops taking named arguments (zip)
@@ -179,6 +181,18 @@ struct EndpointDecl {
   Block body;
 };
 
+// `def name(params) -> type { block }` at the top level: a function of the graph. The compiler
+// inlines its body at each call, so it is no node of its own.
+struct FunctionDecl {
+  Ident name;
+  std::vector<Param> params;
+  TypeRef result;
+  Span result_span;
+  Block body;
+  FileId file = kNoFile;
+  std::vector<Binding*> param_bindings;  // set by the checker, one per parameter
+};
+
 struct ImportDecl {
   std::string path;
   Span span;
@@ -189,6 +203,7 @@ struct Module {
   std::vector<ImportDecl> imports;
   std::vector<std::unique_ptr<ModelDecl>> models;
   std::vector<std::unique_ptr<EndpointDecl>> endpoints;
+  std::vector<std::unique_ptr<FunctionDecl>> functions;
 };
 
 }  // namespace braid::dsl

@@ -99,9 +99,11 @@ std::string_view opt_kind_text(OptKind k) {
 
 void Checker::run() {
   collect_models();
+  collect_functions();
   for (const auto& mod : prog_.modules) {
     for (const auto& m : mod->models) check_model(*m);
   }
+  for (std::string_view name : function_names_) check_function(*functions_.at(name));
   // Endpoints of the root file; imported files' endpoints are checked when those files are.
   std::unordered_map<std::string_view, const EndpointDecl*> seen;
   for (auto& ep : prog_.modules[0]->endpoints) {
@@ -110,9 +112,16 @@ void Checker::run() {
       diags_->report(Diag::duplicate_endpoint, ep->name.span, ep->name.name)
           .note(it->second->name.span, "previously declared here");
     }
+    owner_ = ep.get();
+    exprs_ = 0;
     check_endpoint(*ep);
+    own_exprs_[ep.get()] = exprs_;
+    owner_ = nullptr;
   }
   for (auto& ep : prog_.modules[0]->endpoints) check_mirror(*ep, seen);
+  std::vector<const void*> endpoints;
+  for (auto& ep : prog_.modules[0]->endpoints) endpoints.push_back(ep.get());
+  check_function_calls(endpoints);
 }
 
 // `with { mirror = other }`: `other` is an endpoint of the same file, not this one, with no

@@ -73,6 +73,7 @@ std::vector<std::string_view> Checker::visible_names(const Scope& scope) const {
 TypeRef Checker::check_expr(Expr* e, Scope& scope) {
   const bool stream_ok = std::exchange(stream_ok_, false);
   if (!e) return Type::error();  // a syntax error, already reported
+  ++exprs_;
   TypeRef t = check_expr_inner(*e, scope);
   if (!t) t = Type::error();
   if (t->is_stream() && !stream_ok) {
@@ -81,7 +82,10 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
   }
   e->type = t;
   if (e->with.empty() && !t->is_error()) fold_constant(*e);
-  if (!e->with.empty()) {
+  const auto* fn_call = std::get_if<CallExpr>(&e->node);
+  if (!e->with.empty() && fn_call && fn_call->function) {
+    diags_->report(Diag::with_on_function, e->with_span, fn_call->function->name.name);
+  } else if (!e->with.empty()) {
     if (!is_node(*e)) {
       diags_->report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
     } else {
@@ -365,6 +369,24 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
     diags_->report(Diag::value_not_callable, name->name.span, fname);
     return Type::error();
   }
+  if (const FunctionDecl* fn = find_function(fname)) {
+    c.function = fn;
+    note_function_call(fn, e.span);
+    std::vector<std::string_view> params;
+    for (const auto& p : fn->params) params.push_back(p.name.name);
+    std::vector<Arg*> bound;
+    if (!bind_args(fname, params, c.args, e.span, bound)) return fn->result ? fn->result : Type::error();
+    for (std::size_t i = 0; i < bound.size(); ++i) {
+      const TypeRef want = fn->params[i].type ? fn->params[i].type : Type::error();
+      TypeRef got = bound[i]->value && bound[i]->value->type ? bound[i]->value->type : Type::error();
+      if (!assignable(got, want)) {
+        diags_->report(Diag::argument_type, bound[i]->value->span, params[i], fname, want->to_string(), got->to_string())
+            .note(fn->params[i].type_span, "the parameter is declared here");
+      }
+      c.ordered_args.push_back(bound[i]->value.get());
+    }
+    return fn->result ? fn->result : Type::error();
+  }
   if (const ModelDecl* m = find_model(fname)) {
     std::string_view method = m->methods.empty() ? std::string_view("method") : m->methods[0].name.name;
     diags_->report(Diag::model_called_directly, name->name.span, fname, fname, method);
@@ -373,6 +395,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   const OpInfo* op = find_op(fname);
   if (!op) {
     std::vector<std::string_view> names = op_names();
+    names.insert(names.end(), function_names_.begin(), function_names_.end());
     names.insert(names.end(), model_names_.begin(), model_names_.end());
     diags_->report(Diag::unknown_callee, name->name.span, fname).suggest(fname, names);
     return Type::error();

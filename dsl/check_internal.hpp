@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "dsl/builtins.hpp"
 #include "dsl/checker.hpp"
@@ -62,6 +63,20 @@ class Checker {
   // Type-checks a rejected expression silently, so that the names it reads count as used.
   void count_uses(Expr* e, Scope& scope);
 
+  // check_functions.cpp
+  struct FnCall {
+    const FunctionDecl* callee;
+    Span span;
+  };
+  void collect_functions();
+  void check_function(FunctionDecl& f);
+  void note_function_call(const FunctionDecl* callee, Span span);
+  void check_function_calls(const std::vector<const void*>& endpoints);
+  const FunctionDecl* find_function(std::string_view name) const {
+    auto it = functions_.find(name);
+    return it == functions_.end() ? nullptr : it->second;
+  }
+
   // check_expr.cpp
   TypeRef check_expr(Expr* e, Scope& scope);
   TypeRef check_expr_inner(Expr& e, Scope& scope);
@@ -92,6 +107,15 @@ class Checker {
   // Set just before check_expr on an expression whose value may be a stream (a binding, the
   // list of `each`, the argument of `collect`, an endpoint's result); check_expr consumes it.
   bool stream_ok_ = false;
+  // Functions: by name; what each function or endpoint (`owner_`, while its body is checked)
+  // calls; how many expressions each has of its own; how often each is called.
+  std::unordered_map<std::string_view, FunctionDecl*> functions_;
+  std::vector<std::string_view> function_names_;
+  const void* owner_ = nullptr;
+  std::uint64_t exprs_ = 0;
+  std::unordered_map<const void*, std::vector<FnCall>> calls_;
+  std::unordered_map<const void*, std::uint64_t> own_exprs_;
+  std::unordered_map<const FunctionDecl*, std::uint32_t> called_;
 };
 
 TypeRef literal_type(const Literal& lit);

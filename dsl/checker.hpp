@@ -18,11 +18,11 @@ namespace braid::dsl {
 
 // A name a block can refer to: an endpoint input, a `name = expr` binding, or a map variable.
 struct Binding {
-  enum class Kind : std::uint8_t { Input, Let, EachVar } kind = Kind::Let;
+  enum class Kind : std::uint8_t { Input, Let, EachVar, Param } kind = Kind::Let;
   std::string name;
   Span span;
   TypeRef type;
-  std::uint32_t index = 0;       // Input: the parameter's position
+  std::uint32_t index = 0;       // Input, Param (a function's): the parameter's position
   Let* let = nullptr;            // Let
   EachExpr* each = nullptr;      // EachVar
   std::uint32_t uses = 0;

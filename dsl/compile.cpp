@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 #include <unordered_set>
+#include <utility>
 
 namespace braid::dsl {
 namespace {
@@ -209,13 +210,27 @@ class Lowerer {
     return inputs;
   }
 
-  ValueId lower_block(const Block& b) {
+  // A block's bindings, then its result (which takes `name`, should it make a node).
+  ValueId lower_block(const Block& b, std::string name = {}) {
     for (std::uint32_t i : b.order) {
       const Let& let = b.lets[i];
-      ValueId v = lower_expr(*let.value, let.name.name);
+      ValueId v = lower_expr(*let.value, prefix_ + let.name.name);
       if (let.binding) bindings_[let.binding] = v;
     }
-    return lower_expr(*b.result, {});
+    return lower_expr(*b.result, std::move(name));
+  }
+
+  // A call of a function: its body, inlined here, its parameters bound to the arguments' values
+  // (checked: no recursion, a bounded depth). Its bindings are named `function.name`.
+  ValueId lower_function_call(const CallExpr& c, std::string name) {
+    const FunctionDecl& fn = *c.function;
+    std::vector<ValueId> args;
+    for (const Expr* a : c.ordered_args) args.push_back(lower_expr(*a, {}));
+    for (std::size_t i = 0; i < args.size() && i < fn.param_bindings.size(); ++i) bindings_[fn.param_bindings[i]] = args[i];
+    std::string saved = std::exchange(prefix_, fn.name.name + ".");
+    ValueId v = lower_block(fn.body, std::move(name));
+    prefix_ = std::move(saved);
+    return v;
   }
 
   ValueId lower_expr(const Expr& e, std::string name) {
@@ -280,6 +295,7 @@ class Lowerer {
       return add_node(IndexNode{base, idx}, type, name, e.span, {base, idx});
     }
     if (const auto* c = std::get_if<CallExpr>(&e.node)) {
+      if (c->function) return lower_function_call(*c, name);
       if (c->op && (*c->op == BuiltinOp::And || *c->op == BuiltinOp::Or) && !eager(*c->ordered_args[1])) {
         return lower_short_circuit(*c, type, name, e.span);
       }
@@ -417,6 +433,7 @@ class Lowerer {
   std::map<std::tuple<std::uint32_t, std::uint32_t, std::uint32_t>, ValueId> fields_;
   std::vector<ValueId> by_name_input_;
   std::unordered_set<std::string> names_;  // bound names given to nodes so far
+  std::string prefix_;                      // `function.` while a function's body is inlined
   RegionId cur_{};
 };
 

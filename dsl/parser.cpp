@@ -14,8 +14,9 @@ Module Parser::run() {
       case Tok::kw_import: parse_import(m); break;
       case Tok::kw_model: parse_model(m); break;
       case Tok::kw_endpoint: parse_endpoint(m); break;
+      case Tok::kw_def: parse_function(m); break;
       default:
-        error_expected("`model`, `endpoint` or `import`");
+        error_expected("`model`, `endpoint`, `def` or `import`");
         break;
     }
     if (panic_ || pos_ == start) {
@@ -203,6 +204,27 @@ void Parser::parse_endpoint(Module& m) {
   (void)ok;
 }
 
+// 'def' name '(' params ')' '->' type block: a function (no defaults: every call passes each).
+void Parser::parse_function(Module& m) {
+  advance();
+  auto decl = std::make_unique<FunctionDecl>();
+  decl->file = file_;
+  auto name = ident("a function name");
+  if (!name) return;
+  decl->name = *name;
+  if (!expect(Tok::l_paren)) return;
+  decl->params = parse_params(false);
+  if (panic_ || !expect(Tok::r_paren, "`)` or `,`")) return;
+  if (!expect(Tok::arrow, "`->` and the result type")) return;
+  Span rs = cur().span;
+  decl->result = parse_type();
+  if (!decl->result) return;
+  decl->result_span = Span::cover(rs, prev_span());
+  decl->body.span = cur().span;
+  parse_block(decl->body);
+  m.functions.push_back(std::move(decl));
+}
+
 // '{' (name '=' expr | 'return' expr | expr)* '}'
 bool Parser::parse_block(Block& b) {
   Span open = cur().span;
@@ -251,7 +273,7 @@ bool Parser::parse_block(Block& b) {
     if (panic_ || pos_ == start) {
       if (pos_ == start) advance();
       sync_item(true, depth);
-      if (at(Tok::kw_model) || at(Tok::kw_endpoint) || at(Tok::kw_import)) {
+      if (at(Tok::kw_model) || at(Tok::kw_endpoint) || at(Tok::kw_import) || (at(Tok::kw_def) && brace_depth_ == 0)) {
         b.span = Span::cover(open, prev_span());
         b.complete = false;
         return false;

@@ -84,7 +84,7 @@ class Parser {
   void sync_item(bool in_block, int block_depth = 0) {
     while (!at(Tok::eof)) {
       Tok k = cur().kind;
-      if (k == Tok::kw_model || k == Tok::kw_endpoint || k == Tok::kw_import) break;
+      if (k == Tok::kw_model || k == Tok::kw_endpoint || k == Tok::kw_import || (k == Tok::kw_def && brace_depth_ == 0)) break;  // a `def` inside braces is a method
       if (in_block && brace_depth_ == block_depth) {
         if (k == Tok::r_brace) break;
         if ((k == Tok::kw_return || (k == Tok::ident && peek().kind == Tok::equal)) &&
@@ -102,6 +102,7 @@ class Parser {
   void parse_model(Module& m);
   void parse_model_rest(ModelDecl& decl);
   void parse_endpoint(Module& m);
+  void parse_function(Module& m);
   std::vector<Param> parse_params(bool allow_defaults);
   void parse_options(std::vector<OptionItem>& out, Tok close = Tok::r_brace);
   bool parse_block(Block& b);

@@ -163,6 +163,46 @@ TEST_SUITE("checker") {
     }
   }
 
+  TEST_CASE("a function is inlined at each call: its parameters are the arguments' values, its bindings `function.name`") {
+    auto c = compile(R"(
+      def summary(p: str, k: float) -> {text: str, score: float} {
+        text = gen.generate(p)
+        return {text: text, score: cls.classify(text) * k}
+      }
+      endpoint e(p: str, ps: list<str>) -> list<{text: str, score: float}> {
+        one = summary(p, 2.0)
+        many = each q in ps { summary(k: 0.5, p: q) }
+        return concat([one], many)
+      })");
+    INFO(c->rendered);
+    REQUIRE(c->plan);
+    check_plan_invariants(*c->plan);
+    const auto& ep = c->plan->endpoints[0];
+    std::vector<std::string> texts;
+    int calls = 0;
+    for (const auto& n : ep.nodes) {
+      if (n.name.starts_with("summary.text")) texts.push_back(n.name);
+      if (const auto* call = std::get_if<plan::CallNode>(&n.kind)) {
+        ++calls;
+        // Each call reads the value its call site passed: the input `p`, or the map's item.
+        const plan::Value& arg = ep.value(call->args[0]);
+        if (n.name.starts_with("summary.text")) {
+          CHECK((arg.name == "p" || arg.name == "q"));
+        }
+      }
+    }
+    CHECK(calls == 4);  // generate and classify, at two calls
+    REQUIRE(texts.size() == 2);
+    CHECK(texts[0] == "summary.text");
+    CHECK(texts[1].starts_with("summary.text#"));
+    // The bound call's result is the record node, named `one`; a function is no node.
+    bool one = false;
+    for (const auto& n : ep.nodes) one |= n.name == "one" && std::holds_alternative<plan::RecordNode>(n.kind);
+    CHECK(one);
+    CHECK(messages(*compile("def f(x: str) -> str { return x }\nendpoint e(x: str) -> str { return f(x, x) }")) ==
+          "`f` takes 1 argument(s), found 2\n");
+  }
+
   TEST_CASE("a name bound in two sibling blocks names two nodes: the second takes its number") {
     auto c = compile(R"(
       endpoint e(xs: list<str>) -> list<list<float>> {

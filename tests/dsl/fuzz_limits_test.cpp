@@ -179,6 +179,35 @@ TEST_SUITE("fuzz") {
     CHECK(st.failures == 0);
   }
 
+  TEST_CASE("functions: a long chain of calls and calls that double are errors, not a crash or a blow-up") {
+    auto first_error = [](const Compiled& c) -> std::string {
+      for (const auto& d : c.diags.all()) {
+        if (d.severity == dsl::Severity::Error) return d.message;
+      }
+      return "";
+    };
+    // f0 .. fN, each calling the one before: inlined, as deep as the chain.
+    auto chain = [](int n) {
+      std::string text = "def f0(x: str) -> str { return x }\n";
+      for (int k = 1; k <= n; ++k) text += fmt::format("def f{}(x: str) -> str {{ return f{}(x) }}\n", k, k - 1);
+      return text + fmt::format("endpoint e(x: str) -> str {{ return f{}(x) }}\n", n);
+    };
+    auto ok = compile_text(chain(64));
+    CHECK_MESSAGE(ok->plan, ok->rendered);
+    auto deep = compile_text(chain(10000));
+    CHECK_FALSE(deep->plan);
+    CHECK(first_error(*deep) == "function `f65` calls functions 65 deep; the limit is 64");
+    // d0 .. d30, each calling the one before twice: 2^30 copies of d0 inlined.
+    std::string twice = "def d0(x: float) -> float { return x + 1.0 }\n";
+    for (int k = 1; k <= 30; ++k) twice += fmt::format("def d{}(x: float) -> float {{ return d{}(x) + d{}(x) }}\n", k, k - 1, k - 1);
+    auto big = compile_text(twice + "endpoint e(x: float) -> float { return d30(x) }\n");
+    CHECK_FALSE(big->plan);
+    CHECK(first_error(*big) == "endpoint `e` would be more than 200000 expressions with its functions inlined; the limit is 200000");
+    // Fourteen doublings inline: 2^14 copies, within the limit.
+    auto fine = compile_text(twice + "endpoint e(x: float) -> float { return d14(x) }\n");
+    CHECK_MESSAGE(fine->plan, fine->rendered);
+  }
+
   TEST_CASE("a number is either rejected or reaches the plan unchanged") {
     // A limit that does not fit the plan's field must be an error, not wrap around
     // (concurrent(4294967297) must not turn into `sequential`).

@@ -26,6 +26,25 @@ std::string first_message(const Parsed& p) { return p.diags.all().empty() ? "" :
 }  // namespace
 
 TEST_SUITE("parser") {
+  TEST_CASE("a function: `def` at the top level, with typed parameters, a result type and a body") {
+    auto p = parse(R"(model m = torch "m.pt" { def f(x: str) -> float }
+                      def score(text: str, k: float,) -> float { s = m.f(text); return s * k }
+                      endpoint e(x: str) -> float { return score(x, 2.0) })");
+    REQUIRE(p->diags.all().empty());
+    REQUIRE(p->module.functions.size() == 1);
+    const auto& f = *p->module.functions[0];
+    CHECK(f.name.name == "score");
+    REQUIRE(f.params.size() == 2);
+    CHECK(f.params[1].name.name == "k");
+    CHECK(f.params[1].type->to_string() == "float");
+    CHECK(f.result->to_string() == "float");
+    CHECK(f.body.lets.size() == 1);
+    CHECK(f.body.result);
+    // Inside a model `def` is a method; a function has no defaults.
+    CHECK(p->module.models[0]->methods.size() == 1);
+    CHECK(first_message(*parse("def f(x: str = \"a\") -> str { return x }")) == "expected `)` or `,`, found `=`");
+  }
+
   TEST_CASE("a model with placement, options and signatures") {
     auto p = parse(R"(model m = torch "m.pt" on cuda:2 { max_batch = 8, batch_window = 2ms
                         def f(a: str, b: list<{x: int, y: tensor<f32, [?, 768]>}>) -> float? })");
@@ -188,7 +207,7 @@ TEST_SUITE("parser") {
     CHECK(first_message(*parse("endpoint e(x: str) str { return x }")) == "expected `->` and the result type, found identifier `str`");
     CHECK(first_message(*parse("endpoint e(x: str) -> str { return x")) == "expected `}`, found end of file");
     CHECK(first_message(*parse("model = torch \"a\"")) == "expected a model name, found `=`");
-    CHECK(first_message(*parse("hello")) == "expected `model`, `endpoint` or `import`, found identifier `hello`");
+    CHECK(first_message(*parse("hello")) == "expected `model`, `endpoint`, `def` or `import`, found identifier `hello`");
     CHECK(first_message(*parse("endpoint e() -> str { return all { }")) == "expected `}`, found end of file");
   }
 
