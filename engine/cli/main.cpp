@@ -11,7 +11,8 @@ namespace {
 
 void add_common(CLI::App* cmd, braid::cli::CommonOptions& o) {
   cmd->add_option("--model-path", o.model_paths,
-                  "Folder searched for model files not found next to the graph (repeatable; also $BRAID_MODEL_PATH)");
+                  "Folder searched for model files not found next to the graph (repeatable; also $BRAID_MODEL_PATH)")
+      ->allow_extra_args(false);  // one folder each time: the graph files after it stay graph files
   cmd->add_flag("--require-models", o.require_models, "Report model files that cannot be found as errors");
   cmd->add_option("--color", o.color, "Colour diagnostics: auto, always or never")
       ->check(CLI::IsMember({"auto", "always", "never"}));

@@ -138,4 +138,7 @@ endpoint e(ns: list<int>) -> list<list<int>> { return each n in ns { collect(c.c
 G
 out=$("$braid" run "$tmp/stream_run.graph" e -i '{"ns": [3, 0, 1]}') || fail "run a batched stream"
 [[ $out == "[[0,1,2],[],[0]]" ]] || fail "batched count: $out"
+# `--model-path` takes one folder: the graph files after it are still checked.
+printf 'endpoint e() -> int { return 1 / 0 }\n' >"$tmp/broken.graph"
+expect_error "broken.graph:1:30: error: division by zero (1 / 0)" check --model-path graphs "$tmp/broken.graph" graphs/ensemble.graph
 exit $status
