@@ -1,5 +1,6 @@
 #include "engine/value.hpp"
 
+#include <cstdint>
 #include <cstring>
 
 namespace braid::engine {
@@ -21,6 +22,18 @@ template <typename T>
 void convert_out(const void* src, std::int64_t n, std::vector<double>& out) {
   const T* p = static_cast<const T*>(src);
   for (std::int64_t i = 0; i < n; ++i) out.push_back(static_cast<double>(p[i]));
+}
+
+template <typename T>
+void ints_out(const void* src, std::int64_t n, std::vector<std::int64_t>& out) {
+  const T* p = static_cast<const T*>(src);
+  for (std::int64_t i = 0; i < n; ++i) out.push_back(static_cast<std::int64_t>(p[i]));
+}
+
+template <typename T>
+void ints_in(std::span<const std::int64_t> in, void* dst) {
+  T* p = static_cast<T*>(dst);
+  for (std::size_t i = 0; i < in.size(); ++i) p[i] = static_cast<T>(in[i]);
 }
 
 template <typename T>
@@ -71,6 +84,54 @@ std::vector<double> Tensor::to_doubles() const {
     default: convert_out<float>(p, n, out); break;  // F32 (F16/BF16 are converted by backends)
   }
   return out;
+}
+
+bool integral_dtype(DType d) {
+  return d == DType::I64 || d == DType::I32 || d == DType::I16 || d == DType::I8 || d == DType::U8 || d == DType::Bool;
+}
+
+bool int_fits(std::int64_t v, DType d) {
+  switch (d) {
+    case DType::I64: return true;
+    case DType::I32: return v >= INT32_MIN && v <= INT32_MAX;
+    case DType::I16: return v >= INT16_MIN && v <= INT16_MAX;
+    case DType::I8: return v >= INT8_MIN && v <= INT8_MAX;
+    case DType::U8: return v >= 0 && v <= UINT8_MAX;
+    case DType::Bool: return v == 0 || v == 1;
+    default: return false;
+  }
+}
+
+std::vector<std::int64_t> Tensor::to_ints() const {
+  std::vector<std::int64_t> out;
+  if (!on_host() || !integral_dtype(dtype)) return out;
+  const void* p = host_data();
+  const std::int64_t n = numel();
+  out.reserve(static_cast<std::size_t>(n));
+  switch (dtype) {
+    case DType::I64: ints_out<std::int64_t>(p, n, out); break;
+    case DType::I32: ints_out<std::int32_t>(p, n, out); break;
+    case DType::I16: ints_out<std::int16_t>(p, n, out); break;
+    case DType::I8: ints_out<std::int8_t>(p, n, out); break;
+    default: ints_out<std::uint8_t>(p, n, out); break;  // U8, Bool
+  }
+  return out;
+}
+
+Tensor Tensor::from_ints(std::span<const std::int64_t> values, std::vector<std::int64_t> shape, DType dtype) {
+  auto s = std::make_shared<HostStorage>(values.size() * dtype_size(dtype));
+  switch (dtype) {
+    case DType::I64: ints_in<std::int64_t>(values, s->data()); break;
+    case DType::I32: ints_in<std::int32_t>(values, s->data()); break;
+    case DType::I16: ints_in<std::int16_t>(values, s->data()); break;
+    case DType::I8: ints_in<std::int8_t>(values, s->data()); break;
+    default: ints_in<std::uint8_t>(values, s->data()); break;  // U8, Bool
+  }
+  Tensor t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.storage = std::move(s);
+  return t;
 }
 
 DType host_dtype(DType declared) {

@@ -64,10 +64,21 @@ struct Tensor {
   // A host tensor of the given dtype holding `values` (converted), with `shape`; of dtype
   // host_dtype(dtype).
   static Tensor from_doubles(std::span<const double> values, std::vector<std::int64_t> shape, DType dtype = DType::F32);
+  // The elements of a host tensor of an integral dtype (integral_dtype), exactly: an i64 past
+  // 2^53 keeps every digit, which to_doubles would round. Empty for other tensors.
+  std::vector<std::int64_t> to_ints() const;
+  // A host tensor of integral dtype `dtype` holding `values`, each of which must fit it
+  // (int_fits).
+  static Tensor from_ints(std::span<const std::int64_t> values, std::vector<std::int64_t> shape, DType dtype);
   // A host tensor holding a copy of `bytes`: the product of `shape` elements of `dtype`, laid out
   // as that dtype is in memory (little-endian).
   static Tensor from_bytes(const void* bytes, std::vector<std::int64_t> shape, DType dtype);
 };
+
+// Whether `d`'s elements are integers (i8, i16, i32, i64, u8, bool).
+bool integral_dtype(DType d);
+// Whether `v` is an element of integral dtype `d` (bool: 0 or 1).
+bool int_fits(std::int64_t v, DType d);
 
 class ValueStream;
 

@@ -16,18 +16,33 @@ namespace {
 
 using dsl::TypeKind;
 
-json::value tensor_json(const std::vector<double>& data, const std::vector<std::int64_t>& shape, std::size_t dim,
-                        std::size_t& pos, bool integral) {
+// Nested arrays of a tensor's elements: integers exactly (`std::int64_t`), floats as JSON
+// numbers (a NaN or an infinity as null).
+template <typename T>
+json::value tensor_json(const std::vector<T>& data, const std::vector<std::int64_t>& shape, std::size_t dim, std::size_t& pos) {
   if (dim == shape.size()) {
-    double d = data[pos++];
-    if (integral) return static_cast<std::int64_t>(d);
-    return std::isfinite(d) ? json::value(d) : json::value(nullptr);
+    const T d = data[pos++];
+    if constexpr (std::is_same_v<T, double>) return std::isfinite(d) ? json::value(d) : json::value(nullptr);
+    else return json::value(d);
   }
   json::array a;
   a.reserve(static_cast<std::size_t>(shape[dim]));
-  for (std::int64_t i = 0; i < shape[dim]; ++i) a.push_back(tensor_json(data, shape, dim + 1, pos, integral));
+  for (std::int64_t i = 0; i < shape[dim]; ++i) a.push_back(tensor_json(data, shape, dim + 1, pos));
   return a;
 }
+
+// The elements of a JSON tensor: as doubles, and as integers too while every one is an integer
+// an i64 holds (so that an integer tensor takes them exactly, past 2^53 too).
+struct Elements {
+  std::vector<double> values;
+  std::vector<std::int64_t> ints;
+  bool integers = true;
+  std::optional<std::pair<std::size_t, std::uint64_t>> above;  // the first integer above INT64_MAX
+};
+
+// `values` as a host tensor of `declared`'s dtype: integers exactly when both are integral,
+// each checked to fit.
+Result<Tensor> tensor_of(const Elements& e, std::vector<std::int64_t> shape, DType declared, const std::string& where);
 
 // Whether a tensor of `shape` is one of tensor type `type` (dims of -1 take any size).
 std::optional<Error> shape_fits(const std::vector<std::int64_t>& shape, const dsl::TypeRef& type, const std::string& where) {
@@ -46,12 +61,12 @@ Error mismatch(const std::string& where, const dsl::TypeRef& type, const json::v
 }
 
 // Walks nested arrays, collecting numbers and the shape; false when ragged or not numeric.
-bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int64_t>& shape, std::vector<double>& out,
+bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int64_t>& shape, Elements& out,
                     std::string& why) {
   if (j.is_array()) {
     const auto& a = j.as_array();
     if (dim == shape.size()) {
-      if (!out.empty()) {
+      if (!out.values.empty()) {
         why = "ragged nesting";
         return false;
       }
@@ -70,13 +85,19 @@ bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int6
     return false;
   }
   if (j.is_double()) {
-    out.push_back(j.as_double());
-  } else if (j.is_int64()) {
-    out.push_back(static_cast<double>(j.as_int64()));
-  } else if (j.is_uint64()) {
-    out.push_back(static_cast<double>(j.as_uint64()));
+    out.values.push_back(j.as_double());
+    out.integers = false;
+  } else if (j.is_int64() || (j.is_uint64() && j.as_uint64() <= static_cast<std::uint64_t>(INT64_MAX))) {
+    const std::int64_t i = j.is_int64() ? j.as_int64() : static_cast<std::int64_t>(j.as_uint64());
+    out.values.push_back(static_cast<double>(i));
+    out.ints.push_back(i);
+  } else if (j.is_uint64()) {  // above INT64_MAX
+    if (!out.above) out.above.emplace(out.values.size(), j.as_uint64());
+    out.values.push_back(static_cast<double>(j.as_uint64()));
+    out.integers = false;
   } else if (j.is_bool()) {
-    out.push_back(j.as_bool() ? 1.0 : 0.0);
+    out.values.push_back(j.as_bool() ? 1.0 : 0.0);
+    out.ints.push_back(j.as_bool() ? 1 : 0);
   } else {
     why = fmt::format("an element is {}", json_kind(j));
     return false;
@@ -104,6 +125,25 @@ std::optional<Error> fits_dtype(const std::vector<double>& values, DType declare
     }
   }
   return std::nullopt;
+}
+
+Result<Tensor> tensor_of(const Elements& e, std::vector<std::int64_t> shape, DType declared, const std::string& where) {
+  const DType dtype = host_dtype(declared);
+  if (e.above && integral_dtype(dtype) && dtype != DType::Bool) {
+    return make_error(ErrorCode::InvalidInput,
+                      fmt::format("{}: element {} ({}) does not fit in {}", where, e.above->first, e.above->second, dsl::dtype_name(dtype)));
+  }
+  if (e.integers && integral_dtype(dtype) && dtype != DType::Bool) {
+    for (std::size_t i = 0; i < e.ints.size(); ++i) {
+      if (!int_fits(e.ints[i], dtype)) {
+        return make_error(ErrorCode::InvalidInput,
+                          fmt::format("{}: element {} ({}) does not fit in {}", where, i, e.ints[i], dsl::dtype_name(dtype)));
+      }
+    }
+    return Tensor::from_ints(e.ints, std::move(shape), dtype);
+  }
+  if (auto err = fits_dtype(e.values, declared, where)) return *err;
+  return Tensor::from_doubles(e.values, std::move(shape), declared);
 }
 
 constexpr std::string_view kOffset = "binary_data_offset";
@@ -194,9 +234,13 @@ Result<Value> tensor_from_reference(const json::object& o, const dsl::TypeRef& t
   }
   Tensor t = Tensor::from_bytes(data.data(), shape, *dtype);
   if (*dtype != host_dtype(type->dtype)) {
-    std::vector<double> values = t.to_doubles();
-    if (auto e = fits_dtype(values, type->dtype, where)) return *e;
-    t = Tensor::from_doubles(values, std::move(shape), type->dtype);
+    Elements e;
+    e.values = t.to_doubles();
+    e.integers = integral_dtype(*dtype);
+    e.ints = t.to_ints();
+    auto converted = tensor_of(e, std::move(shape), type->dtype, where);
+    if (!converted) return converted.error();
+    t = std::move(*converted);
   }
   return Value(std::move(t));
 }
@@ -246,15 +290,9 @@ json::value to_json(const Value& v, std::string* binary) {
       const Tensor& t = v.as_tensor();
       if (!t.on_host()) return json::string("<tensor on device>");
       if (binary && t.dtype == host_dtype(t.dtype)) return tensor_reference(t, *binary);
-      std::vector<double> data = t.to_doubles();
       std::size_t pos = 0;
-      bool integral = t.dtype == DType::I64 || t.dtype == DType::I32 || t.dtype == DType::I16 || t.dtype == DType::I8 ||
-                      t.dtype == DType::U8;
-      if (t.dtype == DType::Bool) {
-        json::value j = tensor_json(data, t.shape, 0, pos, true);
-        return j;
-      }
-      return tensor_json(data, t.shape, 0, pos, integral);
+      if (integral_dtype(t.dtype)) return tensor_json(t.to_ints(), t.shape, 0, pos);
+      return tensor_json(t.to_doubles(), t.shape, 0, pos);
     }
     case Value::Kind::List: {
       json::array a;
@@ -337,7 +375,7 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
       return mismatch(where, type, j);
     case TypeKind::Tensor: {
       std::vector<std::int64_t> shape;
-      std::vector<double> data;
+      Elements data;
       std::string why;
       if (j.is_object() && j.as_object().contains(kOffset)) {
         if (!binary) {
@@ -352,8 +390,9 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
         return make_error(ErrorCode::InvalidInput, fmt::format("{}: not a tensor ({})", where, why));
       }
       if (auto e = shape_fits(shape, type, where)) return *e;
-      if (auto e = fits_dtype(data, type->dtype, where)) return *e;
-      return Value(Tensor::from_doubles(data, std::move(shape), type->dtype));
+      auto t = tensor_of(data, std::move(shape), type->dtype, where);
+      if (!t) return t.error();
+      return Value(std::move(*t));
     }
     case TypeKind::List: {
       if (!j.is_array()) return mismatch(where, type, j);

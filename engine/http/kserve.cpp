@@ -121,12 +121,12 @@ json::object output_tensor(const std::string& name, const engine::Value& v, cons
     if (binary) {
       bytes.append(static_cast<const char*>(t.host_data()), static_cast<std::size_t>(t.numel()) * engine::dtype_size(t.dtype));
     } else {
-      bool integral = datatype.find("INT") != std::string::npos;
-      for (double d : t.to_doubles()) {
-        if (datatype == "BOOL") data.push_back(d != 0);
-        else if (integral) data.push_back(d >= 9.2233720368547758e18 ? INT64_MAX : d <= -9.2233720368547758e18 ? INT64_MIN
-                                                                                                : static_cast<std::int64_t>(d));
-        else data.push_back(d);
+      if (datatype == "BOOL") {
+        for (std::int64_t b : t.to_ints()) data.push_back(b != 0);
+      } else if (engine::integral_dtype(t.dtype)) {
+        for (std::int64_t i : t.to_ints()) data.push_back(i);  // exactly, past 2^53 too
+      } else {
+        for (double d : t.to_doubles()) data.push_back(d);
       }
     }
   } else if (v.kind() == Value::Kind::List) {
@@ -310,19 +310,16 @@ engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const K
     auto count_mismatch = [&](std::size_t found) {
       return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: shape holds {} elements but `data` has {}", n, declared_count, found));
     };
-    // A tensor sent as binary data becomes a tensor at once: its bytes copied as they are when
-    // their layout is the tensor's, else converted element by element; no JSON in between.
-    if (raw && type->kind == TypeKind::Tensor && binary::width(dt)) {
+    // A tensor sent as binary data in the tensor's own layout becomes a tensor at once, its
+    // bytes copied as they are; in another, its elements go the JSON way below (each converted
+    // exactly, and checked to fit).
+    if (raw && type->kind == TypeKind::Tensor && binary::width(dt) && binary::same_layout(dt) == engine::host_dtype(type->dtype)) {
       std::size_t w = *binary::width(dt);
       if (raw->size() % w != 0) return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: {} bytes of {} data", n, raw->size(), dt));
       std::size_t count = raw->size() / w;
       if (declared && static_cast<std::size_t>(declared_count) != count) return count_mismatch(count);
       std::vector<std::int64_t> shape = declared ? *declared : std::vector<std::int64_t>{static_cast<std::int64_t>(count)};
-      dsl::DType want = engine::host_dtype(type->dtype);
-      engine::Tensor tensor = binary::same_layout(dt) == want
-                                  ? engine::Tensor::from_bytes(raw->data(), std::move(shape), want)
-                                  : engine::Tensor::from_doubles(binary::to_doubles(dt, *raw), std::move(shape), type->dtype);
-      out.values.emplace_back(n, engine::Value(std::move(tensor)));
+      out.values.emplace_back(n, engine::Value(engine::Tensor::from_bytes(raw->data(), std::move(shape), engine::host_dtype(type->dtype))));
       continue;
     }
     json::value decoded;
@@ -334,6 +331,13 @@ engine::Result<NamedInputs> kserve_inputs(const engine::EndpointRef& ep, const K
     }
     std::vector<json::value> flat;
     flatten(*data, flat);
+    if (!raw) {  // elements the request wrote: of the datatype it says
+      for (std::size_t i = 0; i < flat.size(); ++i) {
+        if (auto why = binary::element_mismatch(dt, flat[i])) {
+          return make_error(ErrorCode::InvalidInput, fmt::format("input `{}`: element {} is {}", n, i, *why));
+        }
+      }
+    }
     std::vector<std::int64_t> shape;
     if (declared) {
       if (declared_count != static_cast<std::int64_t>(flat.size())) return count_mismatch(flat.size());

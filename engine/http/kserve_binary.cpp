@@ -84,12 +84,25 @@ std::optional<dsl::DType> same_layout(std::string_view dt) {
   return std::nullopt;
 }
 
-std::vector<double> to_doubles(std::string_view dt, std::string_view data) {
-  std::size_t w = width(dt).value_or(1);
-  std::vector<double> out;
-  out.reserve(data.size() / w);
-  for (std::size_t i = 0; i + w <= data.size(); i += w) out.push_back(element(dt, data.data() + i));
-  return out;
+std::optional<std::string> element_mismatch(std::string_view dt, const json::value& e) {
+  if (dt == "BOOL") return e.is_bool() ? std::nullopt : std::optional<std::string>("not a bool (true or false)");
+  if (dt.starts_with("FP") || dt == "BF16") return e.is_number() ? std::nullopt : std::optional<std::string>("not a number");
+  const bool is_unsigned = dt.starts_with("UINT");
+  if (!is_unsigned && !dt.starts_with("INT")) return std::nullopt;  // BYTES, or not a datatype (refused before)
+  if (!e.is_int64() && !e.is_uint64()) return std::string("not an integer");
+  const int bits = dt.ends_with("64") ? 64 : dt.ends_with("32") ? 32 : dt.ends_with("16") ? 16 : 8;
+  auto outside = [&](const auto v) { return fmt::format("{}, outside {}'s range", v, dt); };
+  if (e.is_uint64() && e.as_uint64() > static_cast<std::uint64_t>(INT64_MAX)) {
+    if (is_unsigned && bits == 64) return std::nullopt;
+    return outside(e.as_uint64());
+  }
+  const std::int64_t v = e.is_int64() ? e.as_int64() : static_cast<std::int64_t>(e.as_uint64());
+  if (is_unsigned) {
+    if (v < 0 || (bits < 64 && v >= (std::int64_t{1} << bits))) return outside(v);
+  } else if (bits < 64 && (v < -(std::int64_t{1} << (bits - 1)) || v >= (std::int64_t{1} << (bits - 1)))) {
+    return outside(v);
+  }
+  return std::nullopt;
 }
 
 engine::Result<json::array> to_json(const std::string& input, std::string_view dt, std::string_view data) {

@@ -25,8 +25,9 @@ std::optional<std::size_t> width(std::string_view datatype);
 // none, since its bytes may hold any non-zero value; FP16/BF16: none, host tensors hold F32).
 std::optional<dsl::DType> same_layout(std::string_view datatype);
 
-// The elements of fixed-width data as doubles. `data` is a whole number of elements.
-std::vector<double> to_doubles(std::string_view datatype, std::string_view data);
+// Why a JSON element a request wrote is not one of `datatype` ("not an integer", "300, outside
+// INT8's range", ...), or nullopt when it is (or the datatype is BYTES, or unknown).
+std::optional<std::string> element_mismatch(std::string_view datatype, const boost::json::value& element);
 
 // An input's raw data as a JSON array of its elements (numbers, bools or strings), for inputs
 // that are not tensors. Errors are InvalidInput naming the input.

@@ -233,6 +233,19 @@ TEST_SUITE("values") {
     CHECK(!decode("[-1]", Type::tensor(dsl::DType::U8)));
     CHECK(decode("[9.2e18]", Type::tensor(dsl::DType::I64)));
     CHECK(!decode("[9.3e18]", Type::tensor(dsl::DType::I64)));
+    // Integers go into an integer tensor exactly, past 2^53 too, and come out so.
+    auto exact = decode("[9223372036854775807, -9223372036854775808, 9007199254740993]", Type::tensor(dsl::DType::I64));
+    REQUIRE(exact);
+    CHECK(exact->as_tensor().to_ints() == std::vector<std::int64_t>{INT64_MAX, INT64_MIN, 9007199254740993});
+    CHECK(engine::json_text(engine::to_json(*exact)) == "[9223372036854775807,-9223372036854775808,9007199254740993]");
+    auto over = decode("[9223372036854775808]", Type::tensor(dsl::DType::I64));
+    REQUIRE(!over);
+    CHECK(over.error().message == "`v`: element 0 (9223372036854775808) does not fit in i64");
+    const std::int64_t wide[2] = {1, std::int64_t{1} << 40};
+    auto narrowed = decode_binary(R"({"dtype": "i64", "shape": [2], "binary_data_offset": 0, "binary_data_size": 16})",
+                                  std::string_view(reinterpret_cast<const char*>(wide), 16), Type::tensor(dsl::DType::I32));
+    REQUIRE(!narrowed);
+    CHECK(narrowed.error().message == "`v`: element 1 (1099511627776) does not fit in i32");
     // A bool tensor holds 0 or 1, whatever number it was made from.
     auto b = decode("[0, 2, -0.5]", Type::tensor(dsl::DType::Bool));
     REQUIRE(b);

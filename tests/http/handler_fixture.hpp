@@ -57,6 +57,7 @@ endpoint queued(key: str) -> str { return q.hold(key, key) }
 endpoint single(key: str) -> str with { max_in_flight = 1 } { return m.hold(key, key) }
 endpoint tripped(x: str) -> str { return cb.fail(x) }
 endpoint busy(ms: int) -> str { return m.busy_for("x", ms) }
+endpoint ints(x: tensor<i64>) -> tensor<i64> { return x }
 )";
 
 struct Fixture {

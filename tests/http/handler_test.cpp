@@ -309,7 +309,7 @@ TEST_SUITE("http") {
     CHECK(f.body_of(f.call(bhttp::verb::get, "/v2")).at("name") == "braid");
     auto g = f.body_of(f.call(bhttp::verb::get, "/graphs"));
     const auto& eps = g.at("graphs").as_array()[0].at("endpoints").as_array();
-    CHECK(eps.size() == 10);
+    CHECK(eps.size() == 11);
     CHECK(eps[0].at("route") == "/g/shout");
     CHECK(eps[0].at("inputs").as_array()[1] == json::parse(R"({"name": "times", "type": "int", "default": 1})"));
   }

@@ -96,7 +96,7 @@ TEST_SUITE("http") {
     CHECK(st.at("cache_hit").at("count") == 0);
 
     auto all = f.body_of(f.call(bhttp::verb::get, "/v2/models/stats")).at("model_stats").as_array();
-    CHECK(all.size() == 10);  // every endpoint
+    CHECK(all.size() == 11);  // every endpoint
     bool broken = false;
     for (const auto& m : all) {
       if (m.at("name") != "g.broken") continue;
@@ -193,7 +193,7 @@ TEST_SUITE("http") {
     CHECK(l.data == le(std::int64_t{1}) + le(std::int64_t{3}));
   }
 
-  TEST_CASE("KServe v2 binary tensor inputs become tensors without JSON: copied, or converted from another datatype") {
+  TEST_CASE("KServe v2 binary tensor inputs become tensors: copied in their own layout, or converted from another datatype") {
     Fixture f;
     auto le = [](auto v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); };
     // x (tensor<f32, [?, 2]>) sent as `datatype` with `data`, answered as binary FP32.
@@ -245,6 +245,45 @@ TEST_SUITE("http") {
       auto r = echo(b.datatype, b.shape, b.data);
       CHECK(r.result_int() == 400);
       CHECK(f.body_of(r).at("error") == json::value(b.error));
+    }
+  }
+
+  TEST_CASE("KServe v2: integers stay exact past 2^53 both ways; elements must be of the datatype they are sent as") {
+    Fixture f;
+    auto infer = [&](const std::string& input) {
+      return f.call(bhttp::verb::post, "/v2/models/g.ints/infer", fmt::format(R"({{"inputs": [{}]}})", input));
+    };
+    auto r = infer(R"({"name": "x", "shape": [3], "datatype": "INT64", "data": [9223372036854775807, -9223372036854775808, 9007199254740993]})");
+    REQUIRE(r.result_int() == 200);
+    CHECK(f.body_of(r).at("outputs").at(0).at("data") == json::parse("[9223372036854775807, -9223372036854775808, 9007199254740993]"));
+    auto le = [](auto v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); };
+    struct Bad {
+      std::string input, raw, error;
+    };
+    for (const auto& b : std::vector<Bad>{
+             {R"({"name": "x", "shape": [3], "datatype": "INT8", "data": [1, 2, 300]})", "", "input `x`: element 2 is 300, outside INT8's range"},
+             {R"({"name": "x", "shape": [2], "datatype": "UINT8", "data": [255, -1]})", "", "input `x`: element 1 is -1, outside UINT8's range"},
+             {R"({"name": "x", "shape": [1], "datatype": "INT64", "data": [1.5]})", "", "input `x`: element 0 is not an integer"},
+             {R"({"name": "x", "shape": [1], "datatype": "UINT64", "data": [18446744073709551615]})", "",
+              "input `x`: element 0 (18446744073709551615) does not fit in i64"},
+             {R"({"name": "x", "shape": [1], "datatype": "UINT64", "parameters": {"binary_data_size": 8}})", le(std::uint64_t{1} << 63),
+              "input `x`: element 0 (9223372036854775808) does not fit in i64"},
+             {R"({"name": "x", "shape": [2], "datatype": "INT32", "parameters": {"binary_data_size": 8}})", le(std::int32_t{7}) + le(std::int32_t{-7}), ""},
+         }) {
+      INFO(b.error);
+      http::Request req{bhttp::verb::post, "/v2/models/g.ints/infer", 11};
+      const std::string header = fmt::format(R"({{"inputs": [{}]}})", b.input);
+      if (!b.raw.empty()) req.set("Inference-Header-Content-Length", std::to_string(header.size()));
+      req.body() = header + b.raw;
+      req.prepare_payload();
+      auto bad = f.call(std::move(req));
+      if (b.error.empty()) {  // converted from its own datatype, exactly
+        REQUIRE(bad.result_int() == 200);
+        CHECK(f.body_of(bad).at("outputs").at(0).at("data") == json::parse("[7, -7]"));
+        continue;
+      }
+      CHECK(bad.result_int() == 400);
+      CHECK(f.body_of(bad).at("error") == json::value(b.error));
     }
   }
 
