@@ -53,8 +53,7 @@ std::string canonical_key(const std::string& path) {
 
 class Loader {
  public:
-  Loader(Program& prog, SourceManager& sm, Diagnostics& diags, bool regular_only)
-      : prog_(prog), sm_(sm), diags_(diags), regular_only_(regular_only) {}
+  Loader(Program& prog, SourceManager& sm, Diagnostics& diags) : prog_(prog), sm_(sm), diags_(diags) {}
 
   void load_root(const std::string& path, std::string text) {
     FileId id = sm_.add(path, std::move(text));
@@ -89,7 +88,7 @@ class Loader {
       }
       if (loaded_.count(ikey)) continue;  // already loaded through another import
       std::string why;
-      auto text = read_file(path, regular_only_, why);
+      auto text = read_file(path, true, why);  // an import is a file: `<(...)` is for the root alone
       if (!text) {
         diags_.report(Diag::import_not_found, imp.span, quote_text(imp.path, 200), why);
         continue;
@@ -103,7 +102,6 @@ class Loader {
   Program& prog_;
   SourceManager& sm_;
   Diagnostics& diags_;
-  const bool regular_only_;
   std::unordered_map<std::string, FileId> loaded_;
   std::vector<std::string> stack_;
 };
@@ -158,7 +156,7 @@ std::unordered_map<const ModelDecl*, std::string> resolve_models(const Program& 
 std::shared_ptr<const plan::Plan> compile_source(const std::string& path, std::string text, const FrontendOptions& options,
                                                  SourceManager& sm, Diagnostics& diags) {
   Program prog;
-  Loader(prog, sm, diags, options.regular_files_only).load_root(path, std::move(text));
+  Loader(prog, sm, diags).load_root(path, std::move(text));
   if (prog.modules.empty()) return nullptr;
   check_program(prog, diags);
   auto resolved = resolve_models(prog, options, diags);

@@ -25,7 +25,8 @@ struct FrontendOptions {
   // graph's structure does not).
   bool require_model_files = false;
   // Read only regular files: a named pipe or a device could hold the read for good (a server's
-  // reload waits on it). Off for `braid check` and `run`, which may read `<(...)`.
+  // reload waits on it). Off for `braid check` and `run`, which may read `<(...)`; an import is
+  // always read only from a regular file.
   bool regular_files_only = false;
 };
 

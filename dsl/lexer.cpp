@@ -251,7 +251,15 @@ Token Lexer::number(std::uint32_t begin) {
   } else {
     errno = 0;
     double v = std::strtod(digits.c_str(), nullptr);
-    if (errno == ERANGE || !std::isfinite(v)) {
+    // ERANGE: past the largest float, or below the smallest: a subnormal is kept, as it is
+    // (`1e-310`); a number that would be 0 is an error, written as it is not 0.
+    const bool underflow = errno == ERANGE && std::isfinite(v) && std::abs(v) < 1;
+    if (underflow && v == 0) {
+      diags_.report(Diag::number_too_small, t.span, quote_text(t.text));
+      t.kind = Tok::error;
+      return t;
+    }
+    if ((errno == ERANGE && !underflow) || !std::isfinite(v)) {
       diags_.report(Diag::number_too_large, t.span, quote_text(t.text));
       t.kind = Tok::error;
       return t;

@@ -364,6 +364,9 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
       if (j.is_double() && std::trunc(j.as_double()) == j.as_double() && std::abs(j.as_double()) < 9e15) {
         return Value(static_cast<std::int64_t>(j.as_double()));
       }
+      if (j.is_uint64()) {
+        return make_error(ErrorCode::InvalidInput, fmt::format("{}: {} is larger than an `int` holds (at most {})", where, j.as_uint64(), INT64_MAX));
+      }
       return mismatch(where, type, j);
     case TypeKind::Float:
       if (j.is_double()) return Value(j.as_double());

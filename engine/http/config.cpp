@@ -56,6 +56,7 @@ engine::Result<std::size_t> parse_size(const std::string& text) {
   auto v = parse_with_units(text, {{"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KiB", 1024}, {"MiB", 1 << 20}, {"GiB", 1 << 30}},
                             1, "size");
   if (!v) return v.error();
+  if (!(*v < 9.2e18)) return make_error(ErrorCode::InvalidInput, fmt::format("`{}` is larger than braid counts (8EiB)", text));
   return static_cast<std::size_t>(*v);
 }
 
@@ -139,9 +140,12 @@ engine::Result<ServerConfig> load_config(const std::string& path, ServerConfig c
   get_size("server.max_header", c.max_header);
   if (c.max_header > (64u << 20)) fail("server.max_header", "must be at most 64MiB");
   if (c.max_header < (1u << 10)) fail("server.max_header", "must be at least 1KiB (a request's line and headers)");
-  get_duration("server.read_timeout", c.read_timeout);
-  get_duration("server.idle_timeout", c.idle_timeout);
-  get_duration("server.write_timeout", c.write_timeout);
+  // A connection's timers: 0 would close every connection before its request or answer is through.
+  for (auto [key, value] : {std::pair{"server.read_timeout", &c.read_timeout}, std::pair{"server.idle_timeout", &c.idle_timeout},
+                            std::pair{"server.write_timeout", &c.write_timeout}}) {
+    get_duration(key, *value);
+    if (value->count() <= 0) fail(key, "must be longer than 0");
+  }
   get_int("server.max_in_flight", c.max_in_flight, 1, 1 << 24);
   get_duration("server.drain_timeout", c.drain_timeout);
   if (auto n = t.at_path("server.allow_reload")) {

@@ -61,6 +61,10 @@ if timeout 20 "$braid" serve "$tmp/pipe.graph" --port 0 2>"$tmp/pipe.err" >/dev/
 grep -q "cannot read .*pipe.graph.*: not a regular file" "$tmp/pipe.err" || { echo "FAIL: no message for a pipe:"; cat "$tmp/pipe.err"; status=1; }
 timeout 20 "$braid" check <(printf 'endpoint e(x: str) -> str { return x }\n') 2>"$tmp/sub.err" ||
   { echo "FAIL: braid check of a process substitution"; cat "$tmp/sub.err"; status=1; }
+# An import is a file, even for `braid check`: a pipe there (nobody writing it) is an error, not a wait.
+printf 'import "pipe.graph"\nendpoint e(x: str) -> str { return x }\n' >"$tmp/imports_pipe.graph"
+if timeout 20 "$braid" check "$tmp/imports_pipe.graph" 2>"$tmp/ipipe.err"; then echo "FAIL: a piped import checked"; status=1; fi
+grep -q "cannot read imported file \`pipe.graph\`: not a regular file" "$tmp/ipipe.err" || { echo "FAIL: no message for a piped import:"; cat "$tmp/ipipe.err"; status=1; }
 # A graph with no endpoint is not served (a file of models only is for `import`).
 printf 'endpoint e(x: str) -> str { return x }\n' >"$tmp/one.graph"
 : >"$tmp/empty.graph"

@@ -108,6 +108,17 @@ TEST_SUITE("lexer") {
     CHECK(idents == 3);
   }
 
+  TEST_CASE("a float too close to 0 is too small, not too large; a subnormal is kept") {
+    auto l = lex("1e-400 1e-310 1e400");
+    const auto& d = l->diags.all();
+    REQUIRE(d.size() == 2);
+    CHECK(d[0].message == "number `1e-400` is too small: it is not 0, and no `float` is that close to 0");
+    CHECK(d[1].message == "number `1e400` is too large");
+    bool subnormal = false;
+    for (const auto& t : l->toks) subnormal |= t.kind == Tok::floating && t.float_value > 0 && t.float_value < 1e-300;
+    CHECK(subnormal);
+  }
+
   TEST_CASE("non-ASCII bytes are one unexpected character each sequence") {
     auto l = lex("a \xc3\xa9 b \xff c");
     const auto& d = l->diags.all();

@@ -44,6 +44,13 @@ TEST_SUITE("values") {
     CHECK(engine::json_text(engine::to_json(*v)) == text);
   }
 
+  TEST_CASE("an integer past an `int` says so") {
+    auto big = decode("9223372036854775808", Type::integer());
+    REQUIRE(!big);
+    CHECK(big.error().message == "`v`: 9223372036854775808 is larger than an `int` holds (at most 9223372036854775807)");
+    CHECK(decode("9223372036854775807", Type::integer())->as_int() == INT64_MAX);
+  }
+
   TEST_CASE("numbers print as people write them") {
     CHECK(engine::json_text(boost::json::parse("[0.5802264213562012, 1e-7, 3, 2.0]")) == "[0.5802264213562012,1e-07,3,2.0]");
     CHECK(engine::json_text(boost::json::parse(R"({"a":[1,{"b":"x\"y"}]})"), true) ==

@@ -75,6 +75,9 @@ paths = ["/a", "/b"]
         {"[engine]\ncuda_completion = \"spin\"\n", "`engine.cuda_completion`: expected \"callback\" or \"poll\""},
         {"[server]\nmax_body = 0\n", "`server.max_body`: must be at least 1 byte"},
         {"[server]\nmax_header = \"1\"\n", "`server.max_header`: must be at least 1KiB"},
+        {"[server]\nmax_body = \"17179869184GiB\"\n", "`server.max_body`: `17179869184GiB` is larger than braid counts (8EiB)"},
+        {"[server]\nread_timeout = 0\n", "`server.read_timeout`: must be longer than 0"},
+        {"[server]\nwrite_timeout = \"0ms\"\n", "`server.write_timeout`: must be longer than 0"},
         {"[server\n", ":1:"},
     };
     for (const auto& c : cases) {
