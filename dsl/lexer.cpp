@@ -241,12 +241,14 @@ Token Lexer::number(std::uint32_t begin) {
   if (!is_float) {
     std::uint64_t v = 0;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-    if (ec != std::errc() || v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    constexpr std::uint64_t kMinMagnitude = std::uint64_t{1} << 63;  // |INT64_MIN|
+    if (ec != std::errc() || v > kMinMagnitude || (v == kMinMagnitude && unit)) {
       diags_.report(Diag::number_too_large, t.span, quote_text(t.text));
       t.kind = Tok::error;
       return t;
     }
-    t.int_value = static_cast<std::int64_t>(v);
+    t.needs_minus = v == kMinMagnitude;
+    t.int_value = t.needs_minus ? std::numeric_limits<std::int64_t>::min() : static_cast<std::int64_t>(v);
     t.float_value = static_cast<double>(v);
   } else {
     errno = 0;

@@ -85,7 +85,7 @@ TypeRef Parser::parse_type_inner() {
       shape.emplace();
       while (!at(Tok::r_bracket) && !at(Tok::eof)) {
         if (at(Tok::integer)) {
-          shape->push_back(advance().int_value);
+          shape->push_back(take_int());
         } else if (accept(Tok::question)) {
           shape->push_back(-1);
         } else {
@@ -366,7 +366,12 @@ std::optional<Literal> Parser::parse_literal(Span& span) {
   }
   const Token& t = cur();
   switch (t.kind) {
-    case Tok::integer: lit.kind = Literal::Kind::Int; lit.i = negative ? -t.int_value : t.int_value; lit.f = static_cast<double>(lit.i); break;
+    case Tok::integer:
+      lit.kind = Literal::Kind::Int;
+      if (t.needs_minus && !negative) diags_.report(Diag::number_too_large, t.span, quote_text(t.text));
+      lit.i = t.needs_minus ? (negative ? t.int_value : std::numeric_limits<std::int64_t>::max()) : negative ? -t.int_value : t.int_value;
+      lit.f = static_cast<double>(lit.i);
+      break;
     case Tok::floating: lit.kind = Literal::Kind::Float; lit.f = negative ? -t.float_value : t.float_value; break;
     case Tok::duration: lit.kind = Literal::Kind::Duration; lit.i = negative ? -t.int_value : t.int_value; break;
     case Tok::size: lit.kind = Literal::Kind::Size; lit.i = negative ? -t.int_value : t.int_value; break;
@@ -448,7 +453,7 @@ ExprPtr Parser::parse_group() {
       return nullptr;
     }
     g.k_span = cur().span;
-    g.k = advance().int_value;
+    g.k = take_int();
     if (!expect(Tok::r_paren)) return nullptr;
   }
   if (!expect(Tok::l_brace, "`{` and the branches of the group")) return nullptr;
@@ -479,7 +484,7 @@ ExprPtr Parser::parse_each() {
         return nullptr;
       }
       e.mode_span = Span::cover(e.mode_span, cur().span);
-      e.concurrency = advance().int_value;
+      e.concurrency = take_int();
       if (e.concurrency == 0 || e.concurrency > (1 << 20)) {
         diags_.report(Diag::each_limit, e.mode_span, e.concurrency);
         e.concurrency = 1;

@@ -74,8 +74,8 @@ void Parser::parse_model_rest(ModelDecl& d) {
     if (accept(Tok::colon)) {
       has_index = true;
       if (at(Tok::integer)) {
-        index = cur().int_value;
-        span = Span::cover(span, advance().span);
+        span = Span::cover(span, cur().span);
+        index = take_int();
         text += ":" + std::to_string(index);
       } else {
         lexer_error = at(Tok::error);

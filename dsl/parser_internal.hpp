@@ -2,6 +2,7 @@
 // Private to the parser's translation units: parser.cpp (declarations, blocks, recovery) and
 // parse_expr.cpp (expressions and types).
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,15 @@ class Parser {
   Span prev_span() const { return pos_ > 0 ? toks_[pos_ - 1].span : cur().span; }
 
   // Reports "expected X, found Y" unless already recovering from an error.
+  // Takes an integer token for a count, a dimension or an index: 2^63, which only a sign makes
+  // an `int`, is too large there.
+  std::int64_t take_int() {
+    const Token& t = advance();
+    if (!t.needs_minus) return t.int_value;
+    diags_.report(Diag::number_too_large, t.span, quote_text(t.text));
+    return std::numeric_limits<std::int64_t>::max();
+  }
+
   void error_expected(std::string_view what) {
     if (!panic_) error_pos_ = pos_ > 0 ? toks_[pos_ - 1].span.end : cur().span.begin;
     if (cur().kind == Tok::error) {  // the lexer already said what is wrong

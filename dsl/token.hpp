@@ -57,6 +57,9 @@ struct Token {
   Span span;
   std::string_view text;   // the source bytes
   std::int64_t int_value = 0;  // integer, duration (ns), size (bytes)
+  // The integer 9223372036854775808 (2^63), which only a `-` before it makes an `int`
+  // (-9223372036854775808); int_value holds INT64_MIN. The parser reports it anywhere else.
+  bool needs_minus = false;
   double float_value = 0;  // floating
   std::string str_value;   // string (unescaped)
 };

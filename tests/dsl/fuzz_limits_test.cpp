@@ -212,7 +212,7 @@ TEST_SUITE("fuzz") {
     // A limit that does not fit the plan's field must be an error, not wrap around
     // (concurrent(4294967297) must not turn into `sequential`).
     for (std::uint64_t n : {1ull, 4ull, 65535ull, 65536ull, 2147483647ull, 2147483648ull, 4294967295ull, 4294967296ull,
-                            4294967297ull, 9223372036854775807ull}) {
+                            4294967297ull, 9223372036854775807ull, 9223372036854775808ull}) {
       CAPTURE(n);
       auto c = compile_text(in_body(fmt::format("join(each i in xs concurrent({}) {{ m.f(i) }}, sep: \"\")", n)),
                             "graphs/fuzz.graph");
@@ -227,6 +227,20 @@ TEST_SUITE("fuzz") {
         }
       }
       CHECK(found);
+    }
+    // The most negative `int` is a literal with its sign; 2^63 without one is too large.
+    auto min = compile_text("endpoint e(x: int = -9223372036854775808) -> list<int> { return [x, -9223372036854775808] }\n");
+    REQUIRE_MESSAGE(min->plan, min->rendered);
+    std::vector<std::int64_t> constants;
+    for (const auto& node : min->plan->endpoints.at(0).nodes) {
+      if (const auto* k = std::get_if<plan::ConstNode>(&node.kind)) constants.push_back(k->value.i);
+    }
+    CHECK(constants == std::vector<std::int64_t>{INT64_MIN});
+    CHECK(min->plan->endpoints.at(0).inputs.at(0).default_value->i == INT64_MIN);
+    for (const char* bad : {"9223372036854775808", "1 - 9223372036854775808", "[1][9223372036854775808]"}) {
+      auto c = compile_text(in_body(bad));
+      CAPTURE(bad);
+      CHECK(c->rendered.find("number `9223372036854775808` is too large") != std::string::npos);
     }
   }
 
