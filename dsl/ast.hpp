@@ -190,6 +190,7 @@ struct FunctionDecl {
   Span result_span;
   Block body;
   FileId file = kNoFile;
+  bool complete = true;  // false when a syntax error cut its header short (calls of it are not checked)
   std::vector<Binding*> param_bindings;  // set by the checker, one per parameter
 };
 

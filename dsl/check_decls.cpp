@@ -116,6 +116,7 @@ void Checker::run() {
     exprs_ = 0;
     check_endpoint(*ep);
     own_exprs_[ep.get()] = exprs_;
+    own_height_[ep.get()] = block_height(ep->body);
     owner_ = nullptr;
   }
   for (auto& ep : prog_.modules[0]->endpoints) check_mirror(*ep, seen);

@@ -85,6 +85,7 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
   const auto* fn_call = std::get_if<CallExpr>(&e->node);
   if (!e->with.empty() && fn_call && fn_call->function) {
     diags_->report(Diag::with_on_function, e->with_span, fn_call->function->name.name);
+    for (auto& o : e->with) count_uses(o.value.get(), scope);  // what they read counts as read
   } else if (!e->with.empty()) {
     if (!is_node(*e)) {
       diags_->report(Diag::with_on_value, e->with_span, expr_kind_text(*e));
@@ -371,6 +372,7 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
   }
   if (const FunctionDecl* fn = find_function(fname)) {
     c.function = fn;
+    if (!fn->complete) return Type::error();  // its header is broken, already reported
     note_function_call(fn, e.span);
     std::vector<std::string_view> params;
     for (const auto& p : fn->params) params.push_back(p.name.name);

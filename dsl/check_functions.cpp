@@ -14,7 +14,16 @@ namespace braid::dsl::detail {
 namespace {
 constexpr std::size_t kMaxFunctionDepth = 64;
 constexpr std::uint64_t kMaxInlinedExprs = 200'000;
+// How tall an expression may grow once functions are inlined (the parser's own limit, 200, is
+// per expression as written): the compiler and the scheduler recurse along it.
+constexpr std::uint64_t kMaxInlinedHeight = 1000;
 }  // namespace
+
+std::uint32_t block_height(const Block& b) {
+  std::uint32_t h = b.result ? b.result->height : 0;
+  for (const auto& let : b.lets) h = std::max(h, let.value ? let.value->height : 0u);
+  return h;
+}
 
 void Checker::collect_functions() {
   // Imported files' functions first (post-order), as for models: a duplicate is reported where
@@ -46,6 +55,7 @@ void Checker::collect_functions() {
 }
 
 void Checker::check_function(FunctionDecl& f) {
+  if (!f.complete) return;  // its header is broken, already reported
   Scope scope;
   std::vector<Binding*> params;
   for (std::uint32_t i = 0; i < f.params.size(); ++i) {
@@ -69,12 +79,13 @@ void Checker::check_function(FunctionDecl& f) {
   exprs_ = 0;
   TypeRef result = check_block(f.body, scope, "function `" + f.name.name + "`");
   own_exprs_[&f] = exprs_;
+  own_height_[&f] = block_height(f.body);
   owner_ = nullptr;
   if (f.body.result && result && f.result && !assignable(result, f.result)) {
     diags_->report(Diag::function_result_type, f.body.result->span, f.name.name, f.result->to_string(), result->to_string())
         .note(f.result_span, "the result type is declared here");
   }
-  if (!f.body.complete) return;  // a syntax error hid some uses
+  if (!f.body.complete || f.file != prog_.modules[0]->file) return;  // a syntax error hid some uses; another file's
   for (Binding* b : params) {
     if (b->uses == 0 && !b->name.starts_with("_")) diags_->report(Diag::unused_param, b->span, b->name, f.name.name);
   }
@@ -94,9 +105,10 @@ void Checker::check_function_calls(const std::vector<const void*>& endpoints) {
     int state = 0;  // 0 unseen, 1 on the path, 2 done
     std::size_t depth = 0;
     std::uint64_t size = 0;
+    std::uint64_t height = 0;
   };
   std::unordered_map<const void*, Info> info;
-  bool too_deep_reported = false;
+  bool too_deep_reported = false, too_tall_reported = false;
   auto visit = [&](const void* root) {
     struct Step {
       const void* owner;
@@ -128,22 +140,33 @@ void Checker::check_function_calls(const std::vector<const void*>& endpoints) {
       }
       // Every call followed: this one's depth and size.
       Info& ti = info[top.owner];
-      std::uint64_t size = own_exprs_[top.owner];
+      // Sizes count what inlining adds (an endpoint's own expressions are the parser's to
+      // bound); heights, at most the owner's own plus the tallest callee's (a call stands at
+      // most that deep in the owner).
+      std::uint64_t size = 0, callee_height = 0;
       std::size_t depth = 0;
       for (const FnCall& c : calls) {
         const Info& ci = info[c.callee];
         if (ci.state != 2) continue;  // on a cycle, already reported
         depth = std::max(depth, ci.depth + 1);
-        size = std::min(size + ci.size, kMaxInlinedExprs + 1);
+        size = std::min(size + own_exprs_[c.callee] + ci.size, kMaxInlinedExprs + 1);
+        callee_height = std::max(callee_height, ci.height);
       }
       ti.depth = depth;
       ti.size = size;
+      ti.height = std::min(own_height_[top.owner] + callee_height, kMaxInlinedHeight + 1);
       ti.state = 2;
       const bool is_function = std::find(endpoints.begin(), endpoints.end(), top.owner) == endpoints.end();
-      if (is_function && depth > kMaxFunctionDepth && !too_deep_reported) {
-        const auto* f = static_cast<const FunctionDecl*>(top.owner);
+      const auto* f = is_function ? static_cast<const FunctionDecl*>(top.owner) : nullptr;
+      if (f && depth > kMaxFunctionDepth && !too_deep_reported) {
         diags_->report(Diag::function_depth, f->name.span, f->name.name, depth, kMaxFunctionDepth);
         too_deep_reported = true;
+      }
+      if (ti.height > kMaxInlinedHeight && !too_tall_reported) {
+        const Ident& name = f ? f->name : static_cast<const EndpointDecl*>(top.owner)->name;
+        diags_->report(Diag::function_height, name.span, f ? "function" : "endpoint", name.name,
+                       fmt::format("more than {}", kMaxInlinedHeight), kMaxInlinedHeight);
+        too_tall_reported = true;
       }
       path.pop_back();
     }
@@ -161,7 +184,7 @@ void Checker::check_function_calls(const std::vector<const void*>& endpoints) {
   }
   for (std::string_view name : function_names_) {
     const FunctionDecl* f = functions_.at(name);
-    if (!called_.count(f) && f->body.complete && !f->name.name.starts_with("_") && f->file == prog_.modules[0]->file) {
+    if (!called_.count(f) && f->complete && f->body.complete && !f->name.name.starts_with("_") && f->file == prog_.modules[0]->file) {
       diags_->report(Diag::unused_function, f->name.span, f->name.name);
     }
   }

@@ -63,7 +63,7 @@ class Checker {
   // Type-checks a rejected expression silently, so that the names it reads count as used.
   void count_uses(Expr* e, Scope& scope);
 
-  // check_functions.cpp
+  // check_functions.cpp (and block_height there: the tallest expression of a block)
   struct FnCall {
     const FunctionDecl* callee;
     Span span;
@@ -115,10 +115,13 @@ class Checker {
   std::uint64_t exprs_ = 0;
   std::unordered_map<const void*, std::vector<FnCall>> calls_;
   std::unordered_map<const void*, std::uint64_t> own_exprs_;
+  std::unordered_map<const void*, std::uint64_t> own_height_;
   std::unordered_map<const FunctionDecl*, std::uint32_t> called_;
 };
 
 TypeRef literal_type(const Literal& lit);
+// The tallest expression of a block (Expr::height, the parser's).
+std::uint32_t block_height(const Block& b);
 std::string describe_literal(const Literal& lit);
 
 }  // namespace braid::dsl::detail

@@ -212,16 +212,24 @@ void Parser::parse_function(Module& m) {
   auto name = ident("a function name");
   if (!name) return;
   decl->name = *name;
-  if (!expect(Tok::l_paren)) return;
-  decl->params = parse_params(false);
-  if (panic_ || !expect(Tok::r_paren, "`)` or `,`")) return;
-  if (!expect(Tok::arrow, "`->` and the result type")) return;
-  Span rs = cur().span;
-  decl->result = parse_type();
-  if (!decl->result) return;
-  decl->result_span = Span::cover(rs, prev_span());
-  decl->body.span = cur().span;
-  parse_block(decl->body);
+  // A function whose header is broken is still defined: its calls are not errors too.
+  auto header = [&] {
+    if (!expect(Tok::l_paren)) return false;
+    decl->params = parse_params(false);
+    if (panic_ || !expect(Tok::r_paren, "`)` or `,`")) return false;
+    if (!expect(Tok::arrow, "`->` and the result type")) return false;
+    Span rs = cur().span;
+    decl->result = parse_type();
+    if (!decl->result) return false;
+    decl->result_span = Span::cover(rs, prev_span());
+    return true;
+  };
+  if (header()) {
+    decl->body.span = cur().span;
+    parse_block(decl->body);
+  } else {
+    decl->complete = false;
+  }
   m.functions.push_back(std::move(decl));
 }
 
@@ -243,6 +251,8 @@ bool Parser::parse_block(Block& b) {
       advance();
       continue;
     }
+    // A declaration keyword: the block was not closed (reported below, once).
+    if (at(Tok::kw_def) || at(Tok::kw_model) || at(Tok::kw_endpoint) || at(Tok::kw_import)) break;
     if (at(Tok::ident) && peek().kind == Tok::equal) {
       Let let;
       const Token& t = advance();
@@ -273,7 +283,8 @@ bool Parser::parse_block(Block& b) {
     if (panic_ || pos_ == start) {
       if (pos_ == start) advance();
       sync_item(true, depth);
-      if (at(Tok::kw_model) || at(Tok::kw_endpoint) || at(Tok::kw_import) || (at(Tok::kw_def) && brace_depth_ == 0)) {
+      if (at(Tok::kw_model) || at(Tok::kw_endpoint) || at(Tok::kw_import) || at(Tok::kw_def)) {  // (in a block, `def` starts a function)
+        brace_depth_ = depth - 1;  // the block ends here, as if closed
         b.span = Span::cover(open, prev_span());
         b.complete = false;
         return false;
@@ -284,6 +295,9 @@ bool Parser::parse_block(Block& b) {
     if (!panic_ && !stop()) {
       diags_.report(Diag::expected, cur().span, "`}`", describe(cur())).note(open, "to match this `{`");
     }
+    // At a declaration keyword, the block ends here as if closed: what follows is read as
+    // declarations again (a `def` as a function, not a method inside braces).
+    if (at(Tok::kw_def) || at(Tok::kw_model) || at(Tok::kw_endpoint) || at(Tok::kw_import)) brace_depth_ = depth - 1;
     panic_ = true;
     b.complete = false;
     return false;

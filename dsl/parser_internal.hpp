@@ -94,7 +94,9 @@ class Parser {
   void sync_item(bool in_block, int block_depth = 0) {
     while (!at(Tok::eof)) {
       Tok k = cur().kind;
-      if (k == Tok::kw_model || k == Tok::kw_endpoint || k == Tok::kw_import || (k == Tok::kw_def && brace_depth_ == 0)) break;  // a `def` inside braces is a method
+      if (k == Tok::kw_model || k == Tok::kw_endpoint || k == Tok::kw_import || (k == Tok::kw_def && (in_block || brace_depth_ == 0))) {
+        break;  // a `def` is a function's at the top level or after a block (a method's in a model's braces)
+      }
       if (in_block && brace_depth_ == block_depth) {
         if (k == Tok::r_brace) break;
         if ((k == Tok::kw_return || (k == Tok::ident && peek().kind == Tok::equal)) &&

@@ -45,7 +45,12 @@ class TextDumper {
     const Value& out = ep_.value(n.output);
     out_ += fmt::format("{}%{} = {}", pad, index(n.output), describe(n));
     out_ += fmt::format(" : {}", out.type->to_string());
-    out_ += fmt::format("  # n{} `{}` {}:{}", index(n.id), n.name, n.loc.line, n.loc.col);
+    // A node from another file (a function's, imported) says which.
+    if (n.loc.file != 0 && n.loc.file < p_.files.size()) {
+      out_ += fmt::format("  # n{} `{}` {}:{}:{}", index(n.id), n.name, p_.files[n.loc.file], n.loc.line, n.loc.col);
+    } else {
+      out_ += fmt::format("  # n{} `{}` {}:{}", index(n.id), n.name, n.loc.line, n.loc.col);
+    }
     if (n.options.timeout_ns) out_ += fmt::format(" timeout={}", duration_text(n.options.timeout_ns));
     if (n.options.retries) out_ += fmt::format(" retries={}", *n.options.retries);
     if (n.options.backoff_ns) out_ += fmt::format(" backoff={}", duration_text(n.options.backoff_ns));

@@ -201,6 +201,9 @@ TEST_SUITE("checker") {
     CHECK(one);
     CHECK(messages(*compile("def f(x: str) -> str { return x }\nendpoint e(x: str) -> str { return f(x, x) }")) ==
           "`f` takes 1 argument(s), found 2\n");
+    // `with` on a call of a function is an error; what its options read still counts as read.
+    CHECK(messages(*compile("def f(x: str) -> str { return x }\nendpoint e(x: str, z: str) -> str { return (f(x) with { fallback = z }) }")) ==
+          "`with` does not apply to a call of function `f`, which is no node of its own; put the options on a call inside it\n");
   }
 
   TEST_CASE("a name bound in two sibling blocks names two nodes: the second takes its number") {
