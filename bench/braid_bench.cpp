@@ -238,7 +238,7 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", o.output, "md, json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
   app.add_option("--plot", o.plot, "Write an SVG of latency over time and its distribution");
   app.add_option("--threads", o.threads, "In process: CPU pool threads (default: hardware threads)")->check(CLI::Range(1, 1024));
-  app.add_option("--model-path", o.model_paths, "Folders searched for model files");
+  app.add_option("--model-path", o.model_paths, "Folder searched for model files (repeatable)")->allow_extra_args(false);
   app.add_flag("--sequential", o.sequential, "In process: run every concurrent group and map one branch at a time");
   app.add_flag("--compare", o.compare, "In process: run concurrent and sequential, side by side, with their ratio");
   CLI11_PARSE(app, argc, argv);

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   app.add_option("-w,--warmup", warmup, "Unmeasured requests first");
   app.add_option("-t,--threads", threads, "CPU pool threads (default: hardware threads)");
   app.add_option("-r,--rounds", rounds, "128x128 matmuls per call in the two-branch benchmark");
-  app.add_option("--model-path", model_paths, "Where models/busy.pt is (default: this build's generated models)");
+  app.add_option("--model-path", model_paths, "Where models/busy.pt is (default: this build's generated models)")->allow_extra_args(false);
   app.add_option("-o,--output", output, "md or json")->check(CLI::IsMember({"md", "json"}));
   CLI11_PARSE(app, argc, argv);
 

@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
   app.add_option("--completion", completion_name, "How the host hears of the device: callback or poll")
       ->check(CLI::IsMember({"callback", "poll"}));
   app.add_option("--ensemble", ensemble_path, "The ensemble example graph");
-  app.add_option("--model-path", model_paths, "Where models/gpu_step.pt, gpu_busy.pt, gpu_logits.pt and dense.pt are");
+  app.add_option("--model-path", model_paths, "Where models/gpu_step.pt, gpu_busy.pt, gpu_logits.pt and dense.pt are")->allow_extra_args(false);
   app.add_option("-o,--output", output, "md or json")->check(CLI::IsMember({"md", "json"}));
   CLI11_PARSE(app, argc, argv);
 
