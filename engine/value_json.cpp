@@ -85,6 +85,10 @@ bool collect_tensor(const json::value& j, std::size_t dim, std::vector<std::int6
     return false;
   }
   if (j.is_double()) {
+    if (!std::isfinite(j.as_double())) {  // JSON has no infinity: a number past the largest double
+      why = "an element is past the largest number, 1.8e308";
+      return false;
+    }
     out.values.push_back(j.as_double());
     out.integers = false;
   } else if (j.is_int64() || (j.is_uint64() && j.as_uint64() <= static_cast<std::uint64_t>(INT64_MAX))) {
@@ -369,6 +373,9 @@ Result<Value> from_json(const json::value& j, const dsl::TypeRef& type, const st
       }
       return mismatch(where, type, j);
     case TypeKind::Float:
+      if (j.is_double() && !std::isfinite(j.as_double())) {  // JSON has no infinity: a number past the largest double
+        return make_error(ErrorCode::InvalidInput, fmt::format("{}: a number too large for a `float` (beyond 1.8e308)", where));
+      }
       if (j.is_double()) return Value(j.as_double());
       if (j.is_int64()) return Value(static_cast<double>(j.as_int64()));
       if (j.is_uint64()) return Value(static_cast<double>(j.as_uint64()));

@@ -44,11 +44,18 @@ TEST_SUITE("values") {
     CHECK(engine::json_text(engine::to_json(*v)) == text);
   }
 
-  TEST_CASE("an integer past an `int` says so") {
+  TEST_CASE("an integer past an `int`, or a number past a double, says so") {
     auto big = decode("9223372036854775808", Type::integer());
     REQUIRE(!big);
     CHECK(big.error().message == "`v`: 9223372036854775808 is larger than an `int` holds (at most 9223372036854775807)");
     CHECK(decode("9223372036854775807", Type::integer())->as_int() == INT64_MAX);
+    // JSON has no infinity: 1e400 is a number past any double, not an infinite float.
+    auto inf = decode("1e400", Type::floating());
+    REQUIRE(!inf);
+    CHECK(inf.error().message == "`v`: a number too large for a `float` (beyond 1.8e308)");
+    auto inf_tensor = decode("[1, -1e400]", Type::tensor());
+    REQUIRE(!inf_tensor);
+    CHECK(inf_tensor.error().message == "`v`: not a tensor (an element is past the largest number, 1.8e308)");
   }
 
   TEST_CASE("numbers print as people write them") {
