@@ -16,7 +16,7 @@ constexpr std::size_t kMaxFunctionDepth = 64;
 constexpr std::uint64_t kMaxInlinedExprs = 200'000;
 // How tall an expression may grow once functions are inlined (the parser's own limit, 200, is
 // per expression as written): the compiler and the scheduler recurse along it.
-constexpr std::uint64_t kMaxInlinedHeight = 1000;
+constexpr std::uint64_t kMaxInlinedHeight = 500;
 }  // namespace
 
 std::uint32_t block_height(const Block& b) {
