@@ -368,6 +368,21 @@ bool Checker::define(Scope& scope, Binding* b) {
   return true;
 }
 
+void Checker::check_default(Param& p, Scope& scope) {
+  if (!p.default_value) return;
+  if (!is_constant(*p.default_value)) {
+    diags_->report(Diag::default_not_constant, p.default_value->span, p.name.name);
+    count_uses(p.default_value.get(), scope);
+    return;
+  }
+  Scope empty;
+  TypeRef t = check_expr(p.default_value.get(), empty);
+  TypeRef want = p.type ? p.type : Type::error();
+  if (!assignable(t, want)) {
+    diags_->report(Diag::default_type, p.default_value->span, p.name.name, t->to_string(), want->to_string());
+  }
+}
+
 void Checker::check_endpoint(EndpointDecl& ep) {
   Scope scope;
   std::vector<Binding*> inputs;
@@ -386,20 +401,7 @@ void Checker::check_endpoint(EndpointDecl& ep) {
       inputs.push_back(&b);
     }
   }
-  for (Param& p : ep.params) {
-    if (!p.default_value) continue;
-    if (!is_constant(*p.default_value)) {
-      diags_->report(Diag::default_not_constant, p.default_value->span, p.name.name);
-      count_uses(p.default_value.get(), scope);
-      continue;
-    }
-    Scope empty;
-    TypeRef t = check_expr(p.default_value.get(), empty);
-    TypeRef want = p.type ? p.type : Type::error();
-    if (!assignable(t, want)) {
-      diags_->report(Diag::default_type, p.default_value->span, p.name.name, t->to_string(), want->to_string());
-    }
-  }
+  for (Param& p : ep.params) check_default(p, scope);
   check_options(ep.options, kEndpointOptions, "an endpoint", nullptr, nullptr);
   check_stream_position(ep.result, ep.result_span, true, "in a result");
   TypeRef result = check_block(ep.body, scope, "endpoint `" + ep.name.name + "`", true);

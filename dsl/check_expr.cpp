@@ -248,7 +248,7 @@ TypeRef Checker::check_name(Expr& e, NameExpr& n, Scope& scope) {
 }
 
 bool Checker::bind_args(std::string_view callee, std::span<const std::string_view> params, std::vector<Arg>& args,
-                        Span call_span, std::vector<Arg*>& out) {
+                        Span call_span, std::vector<Arg*>& out, std::span<const bool> optional) {
   out.assign(params.size(), nullptr);
   bool ok = true;
   bool named_seen = false;
@@ -284,7 +284,7 @@ bool Checker::bind_args(std::string_view callee, std::span<const std::string_vie
   }
   if (!ok) return false;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    if (!out[i]) {
+    if (!out[i] && !(i < optional.size() && optional[i])) {
       diags_->report(Diag::missing_argument, call_span, params[i], callee);
       ok = false;
     }
@@ -375,10 +375,20 @@ TypeRef Checker::check_call(Expr& e, CallExpr& c, Scope& scope) {
     if (!fn->complete) return Type::error();  // its header is broken, already reported
     note_function_call(fn, e.span);
     std::vector<std::string_view> params;
-    for (const auto& p : fn->params) params.push_back(p.name.name);
+    auto optional = std::make_unique<bool[]>(fn->params.size());  // (not vector<bool>: a span of it is needed)
+    for (std::size_t i = 0; i < fn->params.size(); ++i) {
+      params.push_back(fn->params[i].name.name);
+      optional[i] = fn->params[i].default_value != nullptr;
+    }
     std::vector<Arg*> bound;
-    if (!bind_args(fname, params, c.args, e.span, bound)) return fn->result ? fn->result : Type::error();
+    if (!bind_args(fname, params, c.args, e.span, bound, std::span<const bool>(optional.get(), fn->params.size()))) {
+      return fn->result ? fn->result : Type::error();
+    }
     for (std::size_t i = 0; i < bound.size(); ++i) {
+      if (!bound[i]) {  // its default (checked with the function), a constant lowered at this call
+        c.ordered_args.push_back(fn->params[i].default_value.get());
+        continue;
+      }
       const TypeRef want = fn->params[i].type ? fn->params[i].type : Type::error();
       TypeRef got = bound[i]->value && bound[i]->value->type ? bound[i]->value->type : Type::error();
       if (!assignable(got, want)) {

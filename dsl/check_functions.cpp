@@ -74,6 +74,7 @@ void Checker::check_function(FunctionDecl& f) {
       params.push_back(&b);
     }
   }
+  for (Param& p : f.params) check_default(p, scope);
   check_stream_position(f.result, f.result_span, false, "in a function's result");
   owner_ = &f;
   exprs_ = 0;

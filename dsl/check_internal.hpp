@@ -45,6 +45,8 @@ class Checker {
   void check_model(const ModelDecl& m);
   void check_remote(const ModelDecl& m);
   void check_endpoint(EndpointDecl& ep);
+  // An input's or a function parameter's default: a constant of its type.
+  void check_default(Param& p, Scope& scope);
   void check_options(std::vector<OptionItem>& items, std::span<const OptSpec> specs, std::string_view owner,
                      Scope* scope, const TypeRef& node_type);
   // `result_may_stream`: the block is an endpoint's body, whose result may be a stream.
@@ -91,8 +93,9 @@ class Checker {
   TypeRef check_arms(SwitchExpr& s, Scope& scope);
   // Matches arguments to parameter names; null entries where arguments are missing. Returns false
   // (after reporting) when the call is malformed.
+  // `optional[i]`: params[i] has a default, so its argument may be missing.
   bool bind_args(std::string_view callee, std::span<const std::string_view> params, std::vector<Arg>& args,
-                 Span call_span, std::vector<Arg*>& out);
+                 Span call_span, std::vector<Arg*>& out, std::span<const bool> optional = {});
   std::vector<std::string_view> visible_names(const Scope& scope) const;
 
   const ModelDecl* find_model(std::string_view name) const {

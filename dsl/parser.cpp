@@ -204,7 +204,7 @@ void Parser::parse_endpoint(Module& m) {
   (void)ok;
 }
 
-// 'def' name '(' params ')' '->' type block: a function (no defaults: every call passes each).
+// 'def' name '(' params ')' '->' type block: a function (its parameters may have constant defaults).
 void Parser::parse_function(Module& m) {
   advance();
   auto decl = std::make_unique<FunctionDecl>();
@@ -215,7 +215,7 @@ void Parser::parse_function(Module& m) {
   // A function whose header is broken is still defined: its calls are not errors too.
   auto header = [&] {
     if (!expect(Tok::l_paren)) return false;
-    decl->params = parse_params(false);
+    decl->params = parse_params(true);
     if (panic_ || !expect(Tok::r_paren, "`)` or `,`")) return false;
     if (!expect(Tok::arrow, "`->` and the result type")) return false;
     Span rs = cur().span;

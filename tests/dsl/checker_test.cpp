@@ -201,6 +201,13 @@ TEST_SUITE("checker") {
     CHECK(one);
     CHECK(messages(*compile("def f(x: str) -> str { return x }\nendpoint e(x: str) -> str { return f(x, x) }")) ==
           "`f` takes 1 argument(s), found 2\n");
+    // A parameter with a default may be left out: the call takes the default, a constant.
+    CHECK(messages(*compile("def f(x: str, n: int = 2) -> int { return n }\nendpoint e(x: str) -> list<int> { return [f(x), f(x, 3), f(n: 4, x: x)] }")) ==
+          "parameter `x` of function `f` is never used\n");
+    CHECK(messages(*compile("def f(x: str = 1) -> str { return x }\nendpoint e() -> str { return f() }")) ==
+          "default value of `x` has type `int`, expected `str`\n");
+    CHECK(messages(*compile("def f(x: str, n: int = 2) -> {x: str, n: int} { return {x: x, n: n} }\nendpoint e() -> {x: str, n: int} { return f(n: 1) }")) ==
+          "missing argument `x` in call to `f`\n");
     // `with` on a call of a function is an error; what its options read still counts as read.
     CHECK(messages(*compile("def f(x: str) -> str { return x }\nendpoint e(x: str, z: str) -> str { return (f(x) with { fallback = z }) }")) ==
           "`with` does not apply to a call of function `f`, which is no node of its own; put the options on a call inside it\n");

@@ -40,9 +40,13 @@ TEST_SUITE("parser") {
     CHECK(f.result->to_string() == "float");
     CHECK(f.body.lets.size() == 1);
     CHECK(f.body.result);
-    // Inside a model `def` is a method; a function has no defaults.
+    // Inside a model `def` is a method; a function's parameter may have a default.
     CHECK(p->module.models[0]->methods.size() == 1);
-    CHECK(first_message(*parse("def f(x: str = \"a\") -> str { return x }")) == "expected `)` or `,`, found `=`");
+    auto d = parse("def f(x: str, sep: str = \", \") -> str { return x }");
+    REQUIRE(d->diags.all().empty());
+    REQUIRE(d->module.functions.size() == 1);
+    CHECK(!d->module.functions[0]->params[0].default_value);
+    CHECK(d->module.functions[0]->params[1].default_value);
   }
 
   TEST_CASE("a model with placement, options and signatures") {

@@ -19,7 +19,7 @@ model a = torch "a.pt" {
   def count(x: str) -> int
 }
 
-def shout(x: str, mark: str) -> {text: str, long: bool} {
+def shout(x: str, mark: str = "!") -> {text: str, long: bool} {
   loud = a.upper(x)
   return {text: join([loud, mark], ""), long: a.count(x) > 3}
 }
@@ -33,7 +33,7 @@ endpoint items(xs: list<str>) -> list<str> {
 }
 
 endpoint maybe(x: str, go: bool) -> str {
-  return switch go { true => shout(x, "!").text, false => x }
+  return switch go { true => shout(x).text, false => x }
 }
 )";
 
