@@ -82,6 +82,15 @@ TypeRef Checker::check_expr(Expr* e, Scope& scope) {
   }
   e->type = t;
   if (e->with.empty() && !t->is_error()) fold_constant(*e);
+  // `false and x`, `true or x`: x is dead (short circuit), likely a leftover of a test.
+  if (const auto* c = std::get_if<CallExpr>(&e->node); c && c->op && (*c->op == BuiltinOp::And || *c->op == BuiltinOp::Or) &&
+                                                       c->ordered_args.size() == 2 && c->ordered_args[0]) {
+    const auto* lit = std::get_if<Literal>(&c->ordered_args[0]->node);
+    const bool is_and = *c->op == BuiltinOp::And;
+    if (lit && lit->kind == Literal::Kind::Bool && (lit->i != 0) != is_and) {
+      diags_->report(Diag::constant_logic, c->ordered_args[0]->span, is_and ? "and" : "or", is_and ? "false" : "true");
+    }
+  }
   const auto* fn_call = std::get_if<CallExpr>(&e->node);
   if (!e->with.empty() && fn_call && fn_call->function) {
     diags_->report(Diag::with_on_function, e->with_span, fn_call->function->name.name);
