@@ -383,25 +383,32 @@ void Checker::check_default(Param& p, Scope& scope) {
   }
 }
 
-void Checker::check_endpoint(EndpointDecl& ep) {
-  Scope scope;
-  std::vector<Binding*> inputs;
-  for (std::uint32_t i = 0; i < ep.params.size(); ++i) {
-    Param& p = ep.params[i];
+std::vector<Binding*> Checker::define_params(std::vector<Param>& params, Binding::Kind kind, Scope& scope, std::string_view where,
+                                            std::vector<Binding*>* all) {
+  std::vector<Binding*> defined;
+  for (std::uint32_t i = 0; i < params.size(); ++i) {
+    Param& p = params[i];
     Binding& b = prog_.bindings.emplace_back();
-    b.kind = Binding::Kind::Input;
+    b.kind = kind;
     b.name = p.name.name;
     b.span = p.name.span;
     b.type = p.type ? p.type : Type::error();
     b.index = i;
-    check_stream_position(p.type, p.type_span, false, "for an input");
+    if (all) all->push_back(&b);
+    check_stream_position(p.type, p.type_span, false, where);
     if (Binding* prev = scope.find(b.name)) {
       diags_->report(Diag::duplicate_parameter, p.name.span, p.name.name).note(prev->span, "previously declared here");
     } else if (define(scope, &b)) {
-      inputs.push_back(&b);
+      defined.push_back(&b);
     }
   }
-  for (Param& p : ep.params) check_default(p, scope);
+  for (Param& p : params) check_default(p, scope);
+  return defined;
+}
+
+void Checker::check_endpoint(EndpointDecl& ep) {
+  Scope scope;
+  std::vector<Binding*> inputs = define_params(ep.params, Binding::Kind::Input, scope, "for an input");
   check_options(ep.options, kEndpointOptions, "an endpoint", nullptr, nullptr);
   check_stream_position(ep.result, ep.result_span, true, "in a result");
   TypeRef result = check_block(ep.body, scope, "endpoint `" + ep.name.name + "`", true);

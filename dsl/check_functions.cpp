@@ -57,24 +57,8 @@ void Checker::collect_functions() {
 void Checker::check_function(FunctionDecl& f) {
   if (!f.complete) return;  // its header is broken, already reported
   Scope scope;
-  std::vector<Binding*> params;
-  for (std::uint32_t i = 0; i < f.params.size(); ++i) {
-    Param& p = f.params[i];
-    Binding& b = prog_.bindings.emplace_back();
-    b.kind = Binding::Kind::Param;
-    b.name = p.name.name;
-    b.span = p.name.span;
-    b.type = p.type ? p.type : Type::error();
-    b.index = i;
-    f.param_bindings.push_back(&b);
-    check_stream_position(p.type, p.type_span, false, "for a function's parameter");
-    if (Binding* prev = scope.find(b.name)) {
-      diags_->report(Diag::duplicate_parameter, p.name.span, p.name.name).note(prev->span, "previously declared here");
-    } else if (define(scope, &b)) {
-      params.push_back(&b);
-    }
-  }
-  for (Param& p : f.params) check_default(p, scope);
+  std::vector<Binding*> params =
+      define_params(f.params, Binding::Kind::Param, scope, "for a function's parameter", &f.param_bindings);
   check_stream_position(f.result, f.result_span, false, "in a function's result");
   owner_ = &f;
   exprs_ = 0;
@@ -110,7 +94,7 @@ void Checker::check_function_calls(const std::vector<const void*>& endpoints) {
   };
   std::unordered_map<const void*, Info> info;
   bool too_deep_reported = false, too_tall_reported = false;
-  auto visit = [&](const void* root) {
+  auto visit = [&](const void* root, bool endpoint) {
     struct Step {
       const void* owner;
       std::size_t next = 0;  // the next of its calls to follow
@@ -157,7 +141,7 @@ void Checker::check_function_calls(const std::vector<const void*>& endpoints) {
       ti.size = size;
       ti.height = std::min(own_height_[top.owner] + callee_height, kMaxInlinedHeight + 1);
       ti.state = 2;
-      const bool is_function = std::find(endpoints.begin(), endpoints.end(), top.owner) == endpoints.end();
+      const bool is_function = !(endpoint && path.size() == 1);  // an endpoint is only ever the root
       const auto* f = is_function ? static_cast<const FunctionDecl*>(top.owner) : nullptr;
       if (f && depth > kMaxFunctionDepth && !too_deep_reported) {
         diags_->report(Diag::function_depth, f->name.span, f->name.name, depth, kMaxFunctionDepth);
@@ -173,10 +157,10 @@ void Checker::check_function_calls(const std::vector<const void*>& endpoints) {
     }
   };
   for (std::string_view name : function_names_) {
-    if (const FunctionDecl* f = functions_.at(name); info[f].state == 0) visit(f);
+    if (const FunctionDecl* f = functions_.at(name); info[f].state == 0) visit(f, false);
   }
   for (const void* ep : endpoints) {
-    visit(ep);
+    visit(ep, true);
     const auto* decl = static_cast<const EndpointDecl*>(ep);
     if (info[ep].size > kMaxInlinedExprs) {
       diags_->report(Diag::function_too_large, decl->name.span, decl->name.name, fmt::format("more than {}", kMaxInlinedExprs),

@@ -45,6 +45,11 @@ class Checker {
   void check_model(const ModelDecl& m);
   void check_remote(const ModelDecl& m);
   void check_endpoint(EndpointDecl& ep);
+  // An endpoint's inputs or a function's parameters as bindings of `kind` in `scope` (each
+  // with its default checked); returns those defined (not duplicates), and appends every one
+  // to `all`, in order, when given.
+  std::vector<Binding*> define_params(std::vector<Param>& params, Binding::Kind kind, Scope& scope, std::string_view where,
+                                      std::vector<Binding*>* all = nullptr);
   // An input's or a function parameter's default: a constant of its type.
   void check_default(Param& p, Scope& scope);
   void check_options(std::vector<OptionItem>& items, std::span<const OptSpec> specs, std::string_view owner,
